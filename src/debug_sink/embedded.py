@@ -107,10 +107,13 @@ class EmbeddedPostgres:
     """
 
     def __init__(self, data_dir: Path, port: int | None = None, *,
-                 settings: dict[str, str] | None = None) -> None:
+                 settings: dict[str, str] | None = None,
+                 hba_lines: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir.expanduser().resolve()
         self.port = port or free_port()
         self.settings = settings or {}
+        # pg_hba.conf lines placed before the catch-all "trust" (e.g. a password-checked role).
+        self.hba_lines = hba_lines
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -184,6 +187,12 @@ class EmbeddedPostgres:
                 raise EmbeddedServiceError(
                     f"initdb failed: {result.stderr.decode(errors='replace').strip()}"
                 )
+        if self.hba_lines:
+            # Rewritten in place so the file keeps the server user's ownership.
+            with (self.data_dir / "pg_hba.conf").open("w") as hba:
+                hba.write("\n".join([*self.hba_lines, "local all all trust",
+                                     "host all all 127.0.0.1/32 trust",
+                                     "host all all ::1/128 trust", ""]))
         args = [str(self.bin_dir() / "postgres"), "-D", str(self.data_dir),
                 "-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.data_dir)]
         for key, value in self.settings.items():

@@ -52,7 +52,7 @@ class EmbeddedServiceError(PermanentError):
 class InvalidEvent(PermanentError):
     """One event cannot be stored; ``reason`` says precisely why.
 
-    ``error_class`` is a short stable identifier (``not_json``, ``schema``, ``nul_byte``...)
+    ``error_class`` is a short stable identifier (``not_json``, ``schema``, ``nul_character``...)
     that lands in the dead-letter headers and table.
     """
 

