@@ -1,0 +1,646 @@
+"""The wire format: one frozen pydantic model per Kafka topic, shared by the sink and the SDK.
+
+Owns what a debug event *is*: its fields, their types and limits (taken from the table
+columns of ``debug-loop-schema.md``: ``VARCHAR(n)`` -> ``max_length=n``, ``CHECK (... IN
+...)`` -> ``Literal``, ``INTEGER`` -> the int4 range, ``DECIMAL(5,4)`` scores -> [0, 1]), the
+topic <-> kind <-> table registry, the JSON Schemas in ``schemas/`` and one realistic example
+message per topic (:data:`EXAMPLES`).
+
+Every message is one JSON object (UTF-8, Kafka key = ``correlation_id``) with:
+
+- ``id`` -- a UUID the producer generates; the row id and the idempotency key, so a re-sent
+  or replayed message is a no-op;
+- ``schema_version`` -- ``1`` (the default when absent);
+- ``correlation_id`` -- the UUID of the workflow.
+
+Typing is strict for numbers, booleans and strings (``"5"`` is not an integer, ``1`` is not a
+boolean) and lax where JSON has no native type: UUIDs and timestamps are strings. Timestamps
+are ISO 8601 with a UTC offset (``2025-10-11T14:03:27.512Z``); a timestamp without an offset
+or given as a number is rejected. An event's own timestamp (``captured_at``, ``occurred_at``,
+``created_at``, a step's ``started_at``/``completed_at``) may be omitted: the sink fills it from
+the Kafka record timestamp, which is the same on every replay.
+
+Not here: decoding bytes, redaction, hashing and the checks that need the raw message (NUL
+characters, nesting depth, state size) live in :mod:`debug_sink.validation` and
+:mod:`debug_sink.canonical`. A model built directly (as the SDK does) is type-checked but not
+redacted or hashed until it goes through those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Final, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+
+from debug_sink.canonical import DEFAULT_REDACT_PATTERNS
+
+__all__ = [
+    "DEFAULT_REDACT_PATTERNS",
+    "DEFAULT_TOPICS",
+    "EXAMPLES",
+    "INT4_MAX",
+    "INT4_MIN",
+    "MODELS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "ErrorEvent",
+    "Event",
+    "EventBase",
+    "EventKind",
+    "HookEvent",
+    "SnapshotEvent",
+    "StepEvent",
+    "SuccessEvent",
+    "TransformationEvent",
+    "json_schemas",
+    "schema_files",
+    "write_schemas",
+]
+
+SCHEMA_VERSION: Final = 1
+INT4_MIN: Final = -(2**31)
+INT4_MAX: Final = 2**31 - 1
+_JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+
+
+class EventKind(StrEnum):
+    """What an event describes; one kind per topic and per table."""
+
+    SNAPSHOT = "snapshot"
+    ERROR = "error"
+    SUCCESS = "success"
+    STEP = "step"
+    TRANSFORMATION = "transformation"
+    HOOK = "hook"
+
+    @property
+    def model(self) -> type[EventBase]:
+        """The pydantic model of this kind's events."""
+        return MODELS[self]
+
+    @property
+    def table(self) -> str:
+        """The table this kind's events are written to."""
+        return TABLES[self]
+
+    @property
+    def default_topic(self) -> str:
+        """The topic this kind is consumed from unless configured otherwise."""
+        return _DEFAULT_TOPIC_BY_KIND[self]
+
+
+# -- field types ----------------------------------------------------------------------------
+
+
+def _timestamp_input(value: object) -> object:
+    # Lax datetime parsing would also take numbers, guessing seconds or milliseconds.
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError(
+        "must be an ISO 8601 date-time string with a UTC offset, e.g. 2025-10-11T14:03:27.512Z"
+    )
+
+
+#: An aware date-time, sent as an ISO 8601 string with an offset.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_input)]
+#: A non-negative PostgreSQL ``INTEGER``.
+Count = Annotated[int, Strict(), Field(ge=0, le=INT4_MAX)]
+#: A ``DECIMAL(5,4)`` score in [0, 1].
+Score = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
+#: A ``DECIMAL(10,2)`` amount of megabytes.
+Megabytes = Annotated[float, Strict(), Field(ge=0.0, le=99_999_999.99)]
+Flag = Annotated[bool, Strict()]
+#: A required, non-empty ``VARCHAR(n)``.
+Name255 = Annotated[str, Strict(), Field(min_length=1, max_length=255)]
+Name100 = Annotated[str, Strict(), Field(min_length=1, max_length=100)]
+Str255 = Annotated[str, Strict(), Field(max_length=255)]
+Str100 = Annotated[str, Strict(), Field(max_length=100)]
+Str50 = Annotated[str, Strict(), Field(max_length=50)]
+Text = Annotated[str, Strict()]
+#: A JSON object (``jsonb``), free-form; redacted by the sink.
+JsonObject = dict[str, Any]
+#: A 64-character lower-case hex SHA-256 digest.
+Sha256Hex = Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{64}$")]
+
+SnapshotType = Literal["error", "success", "checkpoint", "pre_transform", "post_transform"]
+ErrorCategory = Literal["agent", "framework", "external", "user"]
+ErrorSeverity = Literal["low", "medium", "high", "critical"]
+StepStatus = Literal["started", "completed", "failed", "skipped"]
+TERMINAL_STEP_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "skipped"})
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+class EventBase(BaseModel):
+    """Fields every debug event carries. Frozen; unknown fields are rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    #: The kind of this model's events.
+    KIND: ClassVar[EventKind]
+    #: Free-form JSON fields: redacted by the sink, checked for NUL characters and depth.
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("metadata",)
+    #: The field filled from the Kafka record timestamp when absent (steps: see StepEvent).
+    RECORD_TIME_FIELD: ClassVar[str | None] = None
+
+    id: UUID
+    """Producer-generated UUID: the row id and the idempotency key (re-sending is a no-op)."""
+    schema_version: Literal[1] = SCHEMA_VERSION
+    """Version of this wire format; only 1 exists."""
+    correlation_id: UUID
+    """The workflow this event belongs to; also the Kafka message key."""
+
+
+class SnapshotEvent(EventBase):
+    """Agent state captured at a critical point (topic debug.state_snapshots).
+
+    The sink redacts ``agent_state``, computes ``state_hash`` from it (a producer-sent hash
+    that differs is replaced) and derives ``state_size_bytes`` (bytes of its canonical JSON)
+    and ``variables_count`` (its number of top-level keys); producers do not send those two.
+    """
+
+    KIND: ClassVar[EventKind] = EventKind.SNAPSHOT
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("agent_state", "metadata")
+    RECORD_TIME_FIELD: ClassVar[str | None] = "captured_at"
+
+    snapshot_type: SnapshotType
+    """Why the state was captured."""
+    session_id: UUID | None = None
+    """The agent session, when known."""
+    agent_name: Name255
+    """The agent whose state this is."""
+    agent_state: JsonObject
+    """The agent's state (context, variables, ...): a JSON object, at most 1 MiB canonical."""
+    state_hash: Sha256Hex | None = None
+    """SHA-256 hex of the canonical JSON of the redacted agent_state; optional, recomputed."""
+    execution_step: Count | None = None
+    """Step number in the workflow."""
+    task_description: Text | None = None
+    """What the agent was trying to do."""
+    user_request: Text | None = None
+    """The original user request."""
+    context_depth: Count | None = None
+    """How deep in the delegation chain the agent is."""
+    memory_usage_mb: Megabytes | None = None
+    """Resident memory of the agent, in MB."""
+    cpu_time_ms: Count | None = None
+    """CPU time used so far, in milliseconds."""
+    wall_time_ms: Count | None = None
+    """Wall-clock time elapsed so far, in milliseconds."""
+    transformation_event_id: UUID | None = None
+    """The agent transformation this snapshot belongs to."""
+    parent_snapshot_id: UUID | None = None
+    """The previous snapshot of this agent in the workflow."""
+    captured_at: Timestamp | None = None
+    """When the state was captured; defaults to the Kafka record timestamp."""
+    metadata: JsonObject | None = None
+    """Free-form context."""
+
+
+class ErrorEvent(EventBase):
+    """An error with its context (topic debug.error_events)."""
+
+    KIND: ClassVar[EventKind] = EventKind.ERROR
+    RECORD_TIME_FIELD: ClassVar[str | None] = "occurred_at"
+
+    session_id: UUID | None = None
+    """The agent session, when known."""
+    error_type: Name255
+    """Error class or kind, e.g. the exception's type name."""
+    error_category: ErrorCategory
+    """Where the error comes from."""
+    error_severity: ErrorSeverity
+    """How bad it is."""
+    error_message: Text
+    """The error message (may be empty)."""
+    error_stack_trace: Text | None = None
+    """The formatted stack trace."""
+    error_code: Str50 | None = None
+    """A code from the failing system, e.g. an HTTP status or SQLSTATE."""
+    agent_name: Name255
+    """The agent that hit the error."""
+    operation_name: Str255 | None = None
+    """The operation that failed."""
+    execution_step: Count | None = None
+    """Step number in the workflow."""
+    state_snapshot_id: UUID | None = None
+    """The snapshot of the agent's state at the error."""
+    is_recoverable: Flag = False
+    """Whether the agent can recover from it."""
+    recovery_attempted: Flag = False
+    """Whether a recovery was attempted."""
+    recovery_successful: Flag | None = None
+    """Whether the recovery succeeded, once known."""
+    recovery_strategy: Str100 | None = None
+    """How recovery was attempted: retry, fallback, skip, abort, ..."""
+    metadata: JsonObject | None = None
+    """Free-form context (request parameters, environment, ...)."""
+    occurred_at: Timestamp | None = None
+    """When the error occurred; defaults to the Kafka record timestamp."""
+    resolved_at: Timestamp | None = None
+    """When the error was resolved, if it was."""
+
+
+class SuccessEvent(EventBase):
+    """A successful operation, for recovery-pattern learning (topic debug.success_events)."""
+
+    KIND: ClassVar[EventKind] = EventKind.SUCCESS
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("success_factors", "metadata")
+    RECORD_TIME_FIELD: ClassVar[str | None] = "occurred_at"
+
+    session_id: UUID | None = None
+    """The agent session, when known."""
+    success_type: Name100
+    """task_completion, validation_pass, recovery_success, ..."""
+    operation_name: Name255
+    """The operation that succeeded."""
+    agent_name: Name255
+    """The agent that succeeded."""
+    execution_step: Count | None = None
+    """Step number in the workflow."""
+    state_snapshot_id: UUID | None = None
+    """The snapshot of the agent's state at the success."""
+    quality_score: Score | None = None
+    """Quality of the result, in [0, 1]."""
+    completion_status: Str50 | None = None
+    """full, partial, degraded, ..."""
+    validation_passed: Flag = True
+    """Whether the result passed validation."""
+    execution_time_ms: Count | None = None
+    """How long the operation took, in milliseconds."""
+    retry_count: Count = 0
+    """Retries before this success."""
+    success_factors: JsonObject | None = None
+    """What contributed to the success."""
+    metadata: JsonObject | None = None
+    """Free-form context."""
+    occurred_at: Timestamp | None = None
+    """When it succeeded; defaults to the Kafka record timestamp."""
+
+
+class StepEvent(EventBase):
+    """One lifecycle event of a workflow step (topic debug.workflow_steps).
+
+    A step is sent as ``started`` and again, with the same ``id``, as ``completed``,
+    ``failed`` or ``skipped``; the sink merges them into one row in either order. A retried
+    step is a new ``id`` with the same ``step_number`` and a higher ``attempt``. The fields
+    that make a row (``step_number``, ``step_type``, ``agent_name``, ``operation_name``) are
+    required on every lifecycle event. When absent, ``started_at`` of a ``started`` event and
+    ``completed_at`` of a terminal event default to the Kafka record timestamp.
+    """
+
+    KIND: ClassVar[EventKind] = EventKind.STEP
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("input_data", "output_data", "metadata")
+
+    session_id: UUID | None = None
+    """The agent session, when known."""
+    step_number: Count
+    """Position of the step in the workflow (0-based or 1-based, the producer's choice)."""
+    attempt: Annotated[int, Strict(), Field(ge=1, le=INT4_MAX)] = 1
+    """1 for the first try; a retry is a new step id with the same step_number."""
+    step_type: Name100
+    """initialization, routing, execution, transformation, validation, ..."""
+    agent_name: Name255
+    """The agent running the step."""
+    operation_name: Name255
+    """The operation the step performs."""
+    step_description: Text | None = None
+    """What the step does."""
+    status: StepStatus
+    """Lifecycle status this event reports."""
+    pre_state_snapshot_id: UUID | None = None
+    """Snapshot taken before the step."""
+    post_state_snapshot_id: UUID | None = None
+    """Snapshot taken after the step."""
+    error_event_id: UUID | None = None
+    """The error that failed the step."""
+    success_event_id: UUID | None = None
+    """The success the step produced."""
+    duration_ms: Count | None = None
+    """How long the step took, in milliseconds."""
+    parent_step_id: UUID | None = None
+    """The step this one is part of."""
+    depends_on_steps: list[Count] | None = None
+    """step_numbers this step depends on."""
+    input_data: Any = None
+    """The step's input: any JSON value."""
+    output_data: Any = None
+    """The step's output: any JSON value."""
+    metadata: JsonObject | None = None
+    """Free-form context."""
+    started_at: Timestamp | None = None
+    """When the step started; a started event defaults it to the Kafka record timestamp."""
+    completed_at: Timestamp | None = None
+    """When the step ended; a terminal event defaults it to the Kafka record timestamp."""
+
+
+class TransformationEvent(EventBase):
+    """An agent handing work to another agent (topic debug.transformation_events)."""
+
+    KIND: ClassVar[EventKind] = EventKind.TRANSFORMATION
+    RECORD_TIME_FIELD: ClassVar[str | None] = "created_at"
+
+    source_agent: Name255
+    """The agent handing over."""
+    target_agent: Name255
+    """The agent taking over."""
+    transformation_type: Name100 = "delegation"
+    """delegation, escalation, handoff, ..."""
+    session_id: UUID | None = None
+    """The agent session, when known."""
+    reason: Text | None = None
+    """Why the work was handed over."""
+    confidence_score: Score | None = None
+    """Confidence in the routing decision, in [0, 1]."""
+    state_snapshot_id: UUID | None = None
+    """Snapshot of the state at the transformation (usually pre_transform)."""
+    error_event_id: UUID | None = None
+    """The error that caused the transformation, if any."""
+    success_event_id: UUID | None = None
+    """The success that followed, if any."""
+    metadata: JsonObject | None = None
+    """Free-form context."""
+    created_at: Timestamp | None = None
+    """When it happened; defaults to the Kafka record timestamp."""
+
+
+class HookEvent(EventBase):
+    """A hook event, e.g. an LLM or tool call (topic debug.hook_events).
+
+    The ``debug_llm_call_summary`` view reads ``PostToolUse`` events and takes the
+    correlation and session ids from ``metadata``: the sink copies the top-level
+    ``correlation_id`` (and ``session_id`` when given) into ``metadata``, overwriting values
+    the producer may have put there.
+    """
+
+    KIND: ClassVar[EventKind] = EventKind.HOOK
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("payload", "metadata")
+    RECORD_TIME_FIELD: ClassVar[str | None] = "created_at"
+
+    source: Name255
+    """The hook, e.g. PreToolUse, PostToolUse, UserPromptSubmit."""
+    resource_id: Str255 | None = None
+    """What the hook is about, e.g. the tool or model name."""
+    session_id: UUID | None = None
+    """The agent session, when known; copied into metadata.session_id."""
+    payload: JsonObject
+    """The hook's data; for LLM calls quality_metrics.quality_score and
+    success_classification."""
+    metadata: JsonObject | None = None
+    """Free-form context; the sink adds correlation_id and session_id."""
+    created_at: Timestamp | None = None
+    """When the hook fired; defaults to the Kafka record timestamp."""
+
+
+#: Any event model instance.
+Event = SnapshotEvent | ErrorEvent | SuccessEvent | StepEvent | TransformationEvent | HookEvent
+
+#: Model per kind.
+MODELS: Final[Mapping[EventKind, type[EventBase]]] = MappingProxyType(
+    {
+        model.KIND: model
+        for model in (
+            SnapshotEvent,
+            ErrorEvent,
+            SuccessEvent,
+            StepEvent,
+            TransformationEvent,
+            HookEvent,
+        )
+    }
+)
+
+#: Table per kind.
+TABLES: Final[Mapping[EventKind, str]] = MappingProxyType(
+    {
+        EventKind.SNAPSHOT: "debug_state_snapshots",
+        EventKind.ERROR: "debug_error_events",
+        EventKind.SUCCESS: "debug_success_events",
+        EventKind.STEP: "debug_workflow_steps",
+        EventKind.TRANSFORMATION: "agent_transformation_events",
+        EventKind.HOOK: "hook_events",
+    }
+)
+
+#: Default topic -> kind; the sink's topics are configurable.
+DEFAULT_TOPICS: Final[Mapping[str, EventKind]] = MappingProxyType(
+    {
+        "debug.state_snapshots": EventKind.SNAPSHOT,
+        "debug.error_events": EventKind.ERROR,
+        "debug.success_events": EventKind.SUCCESS,
+        "debug.workflow_steps": EventKind.STEP,
+        "debug.transformation_events": EventKind.TRANSFORMATION,
+        "debug.hook_events": EventKind.HOOK,
+    }
+)
+_DEFAULT_TOPIC_BY_KIND: Final = {kind: topic for topic, kind in DEFAULT_TOPICS.items()}
+
+
+# -- examples -------------------------------------------------------------------------------
+
+_WORKFLOW = "5f0c2a8e-3b1d-4c7a-9e2f-6d8b1a4c3e21"
+_SESSION = "a3d91f6b-0c4e-4f28-b5a7-2e9c8d1f6a40"
+_SNAPSHOT = "0b6f3c2d-8e1a-4d5b-9c7f-3a2e1d4b6c58"
+_ERROR = "c7e2b9a4-1d3f-4a6e-8b5c-9f0d2e7a1b36"
+_SUCCESS = "e4a1d7c3-6b2f-4e8a-9d1c-5b3f7a2e8c04"
+
+#: One realistic message per default topic, as a producer would send it (README, schemas).
+EXAMPLES: Final[dict[str, dict[str, Any]]] = {
+    "debug.state_snapshots": {
+        "id": _SNAPSHOT,
+        "schema_version": 1,
+        "correlation_id": _WORKFLOW,
+        "session_id": _SESSION,
+        "snapshot_type": "error",
+        "agent_name": "code-reviewer",
+        "agent_state": {
+            "task": "review pull request #482",
+            "files_reviewed": ["src/app/models.py", "src/app/api.py"],
+            "context": {"repository": "acme/shop", "branch": "feature/cart-totals"},
+            "llm": {"model": "gpt-4o", "max_tokens": 4096, "prompt_tokens": 3120},
+            "retries": 1,
+        },
+        "execution_step": 3,
+        "task_description": "Review the diff and report blocking issues",
+        "user_request": "Please review PR 482 before the release",
+        "context_depth": 1,
+        "memory_usage_mb": 212.5,
+        "cpu_time_ms": 840,
+        "wall_time_ms": 15230,
+        "captured_at": "2025-10-11T14:03:27.512Z",
+    },
+    "debug.error_events": {
+        "id": _ERROR,
+        "schema_version": 1,
+        "correlation_id": _WORKFLOW,
+        "session_id": _SESSION,
+        "error_type": "TimeoutError",
+        "error_category": "external",
+        "error_severity": "high",
+        "error_message": "GitHub API did not answer within 30 s",
+        "error_stack_trace": 'Traceback (most recent call last):\n  File "agent.py", line 88, '
+        "in fetch_diff\nTimeoutError: GitHub API did not answer within 30 s\n",
+        "error_code": "504",
+        "agent_name": "code-reviewer",
+        "operation_name": "fetch_diff",
+        "execution_step": 3,
+        "state_snapshot_id": _SNAPSHOT,
+        "is_recoverable": True,
+        "recovery_attempted": True,
+        "recovery_strategy": "retry",
+        "metadata": {"endpoint": "/repos/acme/shop/pulls/482", "timeout_s": 30},
+        "occurred_at": "2025-10-11T14:03:27.530Z",
+    },
+    "debug.success_events": {
+        "id": _SUCCESS,
+        "schema_version": 1,
+        "correlation_id": _WORKFLOW,
+        "session_id": _SESSION,
+        "success_type": "recovery_success",
+        "operation_name": "fetch_diff",
+        "agent_name": "code-reviewer",
+        "execution_step": 3,
+        "quality_score": 0.92,
+        "completion_status": "full",
+        "validation_passed": True,
+        "execution_time_ms": 2140,
+        "retry_count": 1,
+        "success_factors": {"strategy": "retry", "backoff_ms": 2000},
+        "occurred_at": "2025-10-11T14:03:31.804Z",
+    },
+    "debug.workflow_steps": {
+        "id": "9d3e5f1a-2b4c-4d6e-8f0a-1b3c5d7e9f02",
+        "schema_version": 1,
+        "correlation_id": _WORKFLOW,
+        "session_id": _SESSION,
+        "step_number": 3,
+        "attempt": 2,
+        "step_type": "execution",
+        "agent_name": "code-reviewer",
+        "operation_name": "fetch_diff",
+        "step_description": "Download the pull request diff",
+        "status": "completed",
+        "pre_state_snapshot_id": _SNAPSHOT,
+        "success_event_id": _SUCCESS,
+        "duration_ms": 4292,
+        "depends_on_steps": [1, 2],
+        "input_data": {"pull_request": 482},
+        "output_data": {"files_changed": 7, "lines_added": 214},
+        "started_at": "2025-10-11T14:03:27.512Z",
+        "completed_at": "2025-10-11T14:03:31.804Z",
+    },
+    "debug.transformation_events": {
+        "id": "4c8a2e6f-9b1d-4f3a-8c5e-7d2b9f1a3e65",
+        "schema_version": 1,
+        "correlation_id": _WORKFLOW,
+        "session_id": _SESSION,
+        "source_agent": "router",
+        "target_agent": "code-reviewer",
+        "transformation_type": "delegation",
+        "reason": "The request asks for a code review",
+        "confidence_score": 0.87,
+        "state_snapshot_id": _SNAPSHOT,
+        "metadata": {"router_version": "2.3.0"},
+        "created_at": "2025-10-11T14:03:12.004Z",
+    },
+    "debug.hook_events": {
+        "id": "7f1b3d5e-6a8c-4e2f-9b0d-2c4e6a8f0b17",
+        "schema_version": 1,
+        "correlation_id": _WORKFLOW,
+        "session_id": _SESSION,
+        "source": "PostToolUse",
+        "resource_id": "gpt-4o",
+        "payload": {
+            "quality_metrics": {"quality_score": 0.9, "latency_ms": 1840},
+            "success_classification": "success",
+            "usage": {"prompt_tokens": 3120, "completion_tokens": 412, "total_tokens": 3532},
+        },
+        "metadata": {"agent_name": "code-reviewer"},
+        "created_at": "2025-10-11T14:03:29.001Z",
+    },
+}
+
+
+# -- JSON Schemas ---------------------------------------------------------------------------
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema (draft 2020-12) of every default topic's messages, keyed by topic."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for topic, kind in DEFAULT_TOPICS.items():
+        schema = MODELS[kind].model_json_schema(mode="validation")
+        schema["$schema"] = _JSON_SCHEMA_DIALECT
+        schema["$id"] = f"{topic}.schema.json"
+        schema["examples"] = [EXAMPLES[topic]]
+        schemas[topic] = schema
+    return schemas
+
+
+def schema_files() -> dict[str, str]:
+    """File name (``<topic>.schema.json``) -> exact file content, as :func:`write_schemas`
+    writes it: sorted keys, two-space indent, trailing newline."""
+    return {
+        f"{topic}.schema.json": json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False)
+        + "\n"
+        for topic, schema in json_schemas().items()
+    }
+
+
+def write_schemas(directory: Path | str) -> list[Path]:
+    """Write every topic's schema to ``directory/<topic>.schema.json``; return the paths.
+
+    Other ``*.schema.json`` files in ``directory`` are deleted (they are stale generated
+    files, e.g. of a renamed topic); nothing else is touched. Deterministic: writing twice
+    gives byte-identical files.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = schema_files()
+    for stale in directory.glob("*.schema.json"):
+        if stale.name not in files:
+            stale.unlink()
+    written = []
+    for name, text in sorted(files.items()):
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m debug_sink.events",
+        description="Print, write or check the JSON Schemas generated from the event models.",
+    )
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="write them to --dir")
+    action.add_argument("--check", action="store_true", help="exit 1 if --dir differs")
+    parser.add_argument("--dir", default="schemas", help="directory (default: schemas)")
+    args = parser.parse_args(argv)
+    directory = Path(args.dir)
+    if args.write:
+        written = write_schemas(directory)
+        print(f"wrote {len(written)} JSON Schemas to {directory}")
+        return 0
+    if args.check:
+        on_disk = {p.name: p.read_text(encoding="utf-8") for p in directory.glob("*.schema.json")}
+        if on_disk != schema_files():
+            print(f"{directory} is out of date: run `debug-sink schemas --write`", file=sys.stderr)
+            return 1
+        return 0
+    print(json.dumps(json_schemas(), indent=2, sort_keys=True, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -1,0 +1,392 @@
+"""Decode and validate one Kafka message: bytes in, a complete event or a precise rejection out.
+
+Owns the step between the consumer and the batch: :func:`decode` turns a record's value into
+:class:`Accepted` (the event model, redacted, its timestamps filled, its state hash set) or
+:class:`Rejected` (a stable ``error_class`` and a human-readable ``reason`` naming the field).
+Pure and synchronous: no I/O, no clock (the Kafka record timestamp is passed in), no logging;
+it never raises for bad input.
+
+The order of the checks, cheapest and most fundamental first::
+
+    topic known -> value not empty -> JSON (orjson) -> an object -> schema_version
+    -> nesting depth -> no NUL -> redact JSON fields -> state size, state hash
+    -> fill timestamps -> model validation -> hook metadata
+
+A message is parsed once; the depth and NUL walks only run when a cheap scan of the raw bytes
+says they could fail (more ``{``/``[`` than ``max_depth``, a ``\\u0000`` escape present).
+
+Error classes (:class:`ErrorClass`): ``empty``, ``unknown_topic``, ``not_json`` (also invalid
+UTF-8), ``not_object``, ``schema_version``, ``too_deep``, ``nul_character``, ``schema``,
+``too_long`` (every schema error is a string over its column's length), ``state_too_large``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+from pydantic import ValidationError
+
+from debug_sink.canonical import DEFAULT_REDACT_PATTERNS, Redactor, canonical_json
+from debug_sink.errors import ConfigurationError, InvalidEvent
+from debug_sink.events import (
+    DEFAULT_TOPICS,
+    MODELS,
+    SCHEMA_VERSION,
+    TERMINAL_STEP_STATUSES,
+    Event,
+    EventKind,
+    HookEvent,
+)
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_STATE_BYTES",
+    "MAX_DEPTH_LIMIT",
+    "Accepted",
+    "ErrorClass",
+    "Rejected",
+    "ValidationConfig",
+    "decode",
+]
+
+DEFAULT_MAX_STATE_BYTES: Final = 1024 * 1024
+DEFAULT_MAX_DEPTH: Final = 64
+#: Highest configurable ``max_depth``: redaction recurses once per level, and orjson itself
+#: refuses documents nested deeper than 1024.
+MAX_DEPTH_LIMIT: Final = 512
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NUL_ESCAPE: Final = b"\\u0000"
+_MAX_ERRORS_LISTED: Final = 8
+_MAX_REASON_CHARS: Final = 2000
+
+
+class ErrorClass(StrEnum):
+    """Why a message was rejected; stable identifiers for dead-letter headers and metrics."""
+
+    EMPTY = "empty"
+    UNKNOWN_TOPIC = "unknown_topic"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    SCHEMA_VERSION = "schema_version"
+    TOO_DEEP = "too_deep"
+    NUL_CHARACTER = "nul_character"
+    SCHEMA = "schema"
+    TOO_LONG = "too_long"
+    STATE_TOO_LARGE = "state_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationConfig:
+    """What :func:`decode` accepts. Immutable; build it once and share it.
+
+    ``topics`` maps each consumed topic to its event kind (unknown topics are rejected);
+    ``max_state_bytes`` bounds the canonical JSON of a redacted ``agent_state``;
+    ``max_depth`` bounds JSON nesting (the message object itself is depth 1);
+    ``redact_patterns`` are :class:`~debug_sink.canonical.Redactor` patterns.
+    Invalid values raise :class:`~debug_sink.errors.ConfigurationError`.
+    """
+
+    topics: Mapping[str, EventKind] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES
+    max_depth: int = DEFAULT_MAX_DEPTH
+    redact_patterns: Sequence[str] = DEFAULT_REDACT_PATTERNS
+    redactor: Redactor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            topics = {str(topic): EventKind(kind) for topic, kind in self.topics.items()}
+        except ValueError as exc:
+            raise ConfigurationError(f"topics: {exc}") from exc
+        if self.max_state_bytes < 1:
+            raise ConfigurationError(f"max_state_bytes must be >= 1, got {self.max_state_bytes}")
+        if not 2 <= self.max_depth <= MAX_DEPTH_LIMIT:
+            raise ConfigurationError(
+                f"max_depth must be between 2 and {MAX_DEPTH_LIMIT}, got {self.max_depth}"
+            )
+        object.__setattr__(self, "topics", MappingProxyType(topics))
+        object.__setattr__(self, "redact_patterns", tuple(self.redact_patterns))
+        object.__setattr__(self, "redactor", Redactor(self.redact_patterns))
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid event, ready to be written.
+
+    ``event`` is complete: its JSON fields are redacted, its own timestamp is filled from
+    the record timestamp when the producer left it out, a snapshot's ``state_hash`` is the
+    hash of its (redacted) ``agent_state``, a hook's ``metadata`` carries ``correlation_id``
+    (and ``session_id``). ``hash_replaced``: the producer sent a different ``state_hash``.
+    ``redacted``: at least one value was replaced by ``"[REDACTED]"``. ``state_json``: for
+    snapshots, the canonical JSON of ``agent_state`` (its length is ``state_size_bytes``;
+    it can be stored as is), else ``None``.
+    """
+
+    kind: EventKind
+    event: Event
+    hash_replaced: bool = False
+    redacted: bool = False
+    state_json: bytes | None = None
+
+    @property
+    def state_size_bytes(self) -> int | None:
+        """Bytes of the canonical JSON of a snapshot's agent_state."""
+        return None if self.state_json is None else len(self.state_json)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An invalid message: ``error_class`` (an :class:`ErrorClass` value) and why."""
+
+    error_class: str
+    reason: str
+
+    def to_exception(self) -> InvalidEvent:
+        """The same rejection as an :class:`~debug_sink.errors.InvalidEvent`."""
+        return InvalidEvent(self.error_class, self.reason)
+
+
+def decode(
+    topic: str, value: bytes | None, *, timestamp_ms: int, config: ValidationConfig
+) -> Accepted | Rejected:
+    """Decode and validate one Kafka record value from ``topic``.
+
+    ``timestamp_ms`` is the record's timestamp (milliseconds since the epoch); it fills the
+    event's own timestamp when absent, so a replay decodes to the same event. Never raises
+    for bad input: every problem is a :class:`Rejected`.
+    """
+    kind = config.topics.get(topic)
+    if kind is None:
+        known = ", ".join(sorted(config.topics))
+        return Rejected(
+            ErrorClass.UNKNOWN_TOPIC, f"topic {topic!r} is not a configured topic ({known})"
+        )
+    if not value:
+        what = "null (a tombstone)" if value is None else "empty"
+        return Rejected(ErrorClass.EMPTY, f"the message value is {what}")
+
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return _not_json(value, exc, config)
+    if type(obj) is not dict:
+        return Rejected(
+            ErrorClass.NOT_OBJECT, f"the message is a JSON {_json_type(obj)}, not an object"
+        )
+
+    version = obj.get("schema_version", SCHEMA_VERSION)
+    if type(version) is not int or version != SCHEMA_VERSION:
+        return Rejected(
+            ErrorClass.SCHEMA_VERSION,
+            f"schema_version: unsupported version (got {_show(version)}); this sink reads "
+            f"version {SCHEMA_VERSION}",
+        )
+
+    max_depth = config.max_depth
+    if value.count(b"{") + value.count(b"[") > max_depth:
+        deep = _too_deep(obj, max_depth)
+        if deep is not None:
+            return Rejected(
+                ErrorClass.TOO_DEEP,
+                f"JSON nesting deeper than {max_depth} levels at {_format_path(deep)}",
+            )
+    if _NUL_ESCAPE in value:
+        nul = _find_nul(obj)
+        if nul is not None:
+            where, in_key = nul
+            return Rejected(
+                ErrorClass.NUL_CHARACTER,
+                f"NUL character (\\u0000) in {'a key at' if in_key else 'the string at'} "
+                f"{_format_path(where)}; PostgreSQL text and jsonb cannot store it",
+            )
+
+    model = MODELS[kind]
+    redact = config.redactor.redact
+    redacted = False
+    for name in model.JSON_FIELDS:
+        original = obj.get(name)
+        if original is not None:
+            cleaned, changed = redact(original)
+            if changed:
+                obj[name] = cleaned
+                redacted = True
+
+    hash_replaced = False
+    state_json: bytes | None = None
+    if kind is EventKind.SNAPSHOT:
+        state = obj.get("agent_state")
+        if type(state) is dict:
+            state_json = canonical_json(state)
+            if len(state_json) > config.max_state_bytes:
+                return Rejected(
+                    ErrorClass.STATE_TOO_LARGE,
+                    f"agent_state is {len(state_json)} bytes of canonical JSON; the limit "
+                    f"(max_state_bytes) is {config.max_state_bytes}",
+                )
+            digest = hashlib.sha256(state_json).hexdigest()
+            sent = obj.get("state_hash")
+            hash_replaced = sent is not None and sent != digest
+            obj["state_hash"] = digest
+
+    time_field = model.RECORD_TIME_FIELD
+    if kind is EventKind.STEP:
+        status = obj.get("status")
+        if status == "started":
+            time_field = "started_at"
+        elif type(status) is str and status in TERMINAL_STEP_STATUSES:
+            time_field = "completed_at"
+    if time_field is not None and obj.get(time_field) is None:
+        try:
+            if timestamp_ms < 0:
+                raise OverflowError
+            obj[time_field] = _EPOCH + timedelta(milliseconds=timestamp_ms)
+        except OverflowError:
+            return Rejected(
+                ErrorClass.SCHEMA,
+                f"{time_field} is absent and the record timestamp ({timestamp_ms} ms) is not "
+                "a usable date to default it from",
+            )
+
+    try:
+        event: Any = model.model_validate(obj)
+    except ValidationError as exc:
+        return _schema_rejection(exc)
+
+    if kind is EventKind.HOOK:
+        event = _with_ids_in_metadata(event)
+    return Accepted(kind, event, hash_replaced, redacted, state_json)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _with_ids_in_metadata(event: HookEvent) -> HookEvent:
+    metadata = dict(event.metadata) if event.metadata else {}
+    metadata["correlation_id"] = str(event.correlation_id)
+    if event.session_id is not None:
+        metadata["session_id"] = str(event.session_id)
+    return event.model_copy(update={"metadata": metadata})
+
+
+def _not_json(value: bytes, exc: orjson.JSONDecodeError, config: ValidationConfig) -> Rejected:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Rejected(
+            ErrorClass.NOT_JSON,
+            f"the message is not valid UTF-8: byte 0x{value[bad.start]:02x} at offset "
+            f"{bad.start} ({bad.reason})",
+        )
+    if not text.strip():
+        return Rejected(ErrorClass.EMPTY, "the message value is only whitespace")
+    if "depth limit" in exc.msg or "recursion" in exc.msg.lower():
+        return Rejected(
+            ErrorClass.TOO_DEEP,
+            f"JSON nesting deeper than {config.max_depth} levels ({exc.msg}, at char {exc.pos})",
+        )
+    return Rejected(ErrorClass.NOT_JSON, f"the message is not valid JSON: {exc}")
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _show(value: object) -> str:
+    """A short, safe rendering of an offending input value."""
+    if isinstance(value, dict | list):
+        return f"a JSON {_json_type(value)}"
+    text = orjson.dumps(value).decode() if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+JsonPath = tuple[str | int, ...]
+
+
+def _format_path(path: Sequence[str | int]) -> str:
+    """``("agent_state", "notes", 2, "x-y")`` -> ``agent_state.notes[2]["x-y"]``."""
+    if not path:
+        return "the top level"
+    parts: list[str] = []
+    for segment in path:
+        if isinstance(segment, int):
+            parts.append(f"[{segment}]")
+        elif segment.isidentifier():
+            parts.append(f".{segment}" if parts else segment)
+        else:
+            shown = segment if len(segment) <= 60 else segment[:57] + "..."
+            parts.append(f"[{orjson.dumps(shown).decode()}]")
+    text = "".join(parts)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _too_deep(obj: dict[str, Any], max_depth: int) -> JsonPath | None:
+    """The path of the first container nested deeper than ``max_depth`` (top level = 1)."""
+    stack: list[tuple[Any, int, JsonPath]] = [(obj, 1, ())]
+    while stack:
+        container, depth, path = stack.pop()
+        if depth > max_depth:
+            return path
+        items = container.items() if type(container) is dict else enumerate(container)
+        for key, child in items:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1, (*path, key)))
+    return None
+
+
+def _find_nul(obj: dict[str, Any]) -> tuple[JsonPath, bool] | None:
+    """The path of the first string (or key, then ``True``) holding a NUL character."""
+    stack: list[tuple[Any, JsonPath]] = [(obj, ())]
+    while stack:
+        container, path = stack.pop()
+        # Children are pushed in reverse so that the first NUL in document order is found.
+        if type(container) is dict:
+            for key in container:
+                if "\x00" in key:
+                    return (*path, key), True
+            stack.extend((child, (*path, key)) for key, child in reversed(container.items()))
+        elif type(container) is list:
+            stack.extend((container[i], (*path, i)) for i in range(len(container) - 1, -1, -1))
+        elif type(container) is str and "\x00" in container:
+            return path, False
+    return None
+
+
+def _schema_rejection(exc: ValidationError) -> Rejected:
+    errors = exc.errors(include_url=False, include_context=False)
+    messages = [_format_error(error) for error in errors[:_MAX_ERRORS_LISTED]]
+    if len(errors) > _MAX_ERRORS_LISTED:
+        messages.append(f"and {len(errors) - _MAX_ERRORS_LISTED} more errors")
+    reason = "; ".join(messages)
+    if len(reason) > _MAX_REASON_CHARS:
+        reason = reason[: _MAX_REASON_CHARS - 3] + "..."
+    too_long = all(error["type"] == "string_too_long" for error in errors)
+    return Rejected(ErrorClass.TOO_LONG if too_long else ErrorClass.SCHEMA, reason)
+
+
+def _format_error(error: Any) -> str:
+    kind = error["type"]
+    message = error["msg"].removeprefix("Value error, ")
+    text = f"{_format_path(error['loc'])}: {message}"
+    if kind == "missing":
+        return text
+    value = error.get("input")
+    if kind == "string_too_long" and isinstance(value, str):
+        return f"{text} (got {len(value)})"
+    return f"{text} (got {_show(value)})"
