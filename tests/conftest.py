@@ -19,6 +19,8 @@ consumer group.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -74,14 +76,17 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with PostgresContainer("postgres:16", driver=None) as container:
             yield container.get_connection_url()
     else:
-        server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data",
-                                  settings=EMBEDDED_PG_SETTINGS,
+        # Not under pytest's basetemp: concurrent pytest runs rotate (delete) each other's
+        # basetemp directories, which would pull the data directory from under the server.
+        root = Path(tempfile.mkdtemp(prefix="debug-sink-test-pg-"))
+        server = EmbeddedPostgres(root / "data", settings=EMBEDDED_PG_SETTINGS,
                                   hba_lines=(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256",))
-        server.start()
         try:
+            server.start()
             yield server.dsn
         finally:
             server.stop()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -96,10 +101,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer("apache/kafka:3.9.0").with_kraft() as container:
             yield container.get_bootstrap_server()
     else:
-        log = tmp_path_factory.mktemp("kafka") / "tansu.log"
-        broker = EmbeddedKafka(log_path=log)
-        broker.start()
+        broker = EmbeddedKafka()
         try:
+            broker.start()
             yield broker.bootstrap_servers
         finally:
             broker.stop()

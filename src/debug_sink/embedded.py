@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from debug_sink.errors import EmbeddedServiceError
 
@@ -89,7 +90,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Pat
     raise EmbeddedServiceError(f"{what} did not accept connections within {timeout:.0f}s; see {log}")
 
 
-def _as_user(user: str | None) -> dict[str, object]:
+def _as_user(user: str | None) -> dict[str, Any]:
     """subprocess arguments that drop to ``user`` with its own group and no root groups."""
     if user is None:
         return {}

@@ -7,9 +7,11 @@ credentials.
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from debug_sink.errors import (
     ConfigurationError,
@@ -17,6 +19,9 @@ from debug_sink.errors import (
     DebugSinkError,
     MigrationError,
 )
+
+#: A connection, whether taken from a pool or opened directly.
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 #: SQLSTATE classes that mean "the server is going away or not there yet": retry.
 _TRANSIENT_CLASSES = ("08", "53", "57", "58")

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = Field(default=None,
                                                      description="Password of the client key.")
     group_id: str = Field(default="debug-sink", description="Kafka consumer group of the sink.")
+    kafka_session_timeout_ms: int = Field(
+        default=30_000, ge=1000, description="Consumer-group session timeout: how soon a "
+        "crashed replica's partitions move to the others.")
     topic_prefix: str = Field(default="debug.",
                               description="Topic names are PREFIX + state_snapshots, error_events, "
                               "success_events, workflow_steps, transformation_events, hook_events.")

@@ -1,0 +1,118 @@
+"""Prometheus metrics and the small HTTP server for ``/metrics`` and ``/healthz``.
+
+Each :class:`Metrics` owns its own registry, so several sinks in one process (tests) do not
+collide. The HTTP server is plain asyncio: two GET endpoints need no framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """Every metric the sink exports, prefixed ``debug_sink_``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("debug_sink_events_consumed", "Messages consumed", ["topic"],
+                                registry=r)
+        self.written = Counter("debug_sink_rows_written", "Event rows written (per table kind)",
+                               ["kind"], registry=r)
+        self.dead_letters = Counter("debug_sink_dead_letters", "Messages dead-lettered",
+                                    ["topic", "error_class"], registry=r)
+        self.parked = Counter("debug_sink_events_parked", "Events parked for a missing parent",
+                              registry=r)
+        self.released = Counter("debug_sink_events_released", "Parked events written",
+                                registry=r)
+        self.dangling = Counter("debug_sink_references_expired",
+                                "Events written with a reference NULLed after the grace period",
+                                registry=r)
+        self.duplicates = Counter("debug_sink_snapshots_deduplicated",
+                                  "Snapshots dropped as duplicates of (correlation_id, state_hash)",
+                                  registry=r)
+        self.hash_replaced = Counter("debug_sink_state_hash_replaced",
+                                     "Producer-sent state hashes that were wrong", registry=r)
+        self.redacted = Counter("debug_sink_events_redacted", "Events with redacted values",
+                                registry=r)
+        self.retries = Counter("debug_sink_retries", "Transient failures retried", ["what"],
+                               registry=r)
+        self.batches = Counter("debug_sink_batches", "Batches committed", registry=r)
+        self.batch_seconds = Histogram(
+            "debug_sink_batch_seconds", "Time to write and commit one batch", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.batch_events = Histogram(
+            "debug_sink_batch_events", "Events per batch", registry=r,
+            buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000))
+        self.lag = Gauge("debug_sink_consumer_lag", "Messages behind the high watermark",
+                         ["topic", "partition"], registry=r)
+        self.parked_rows = Gauge("debug_sink_parked_rows", "Events currently parked", registry=r)
+        self.inflight_bytes = Gauge("debug_sink_inflight_bytes",
+                                    "Bytes fetched but not yet committed", registry=r)
+        self.correlator_runs = Counter("debug_sink_correlator_runs", "Correlator runs",
+                                       ["outcome"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class HttpServer:
+    """Serves ``GET /metrics`` and ``GET /healthz`` (200 when ready, else 503)."""
+
+    def __init__(self, metrics: Metrics, health: Callable[[], dict[str, Any]],
+                 host: str, port: int) -> None:
+        self._metrics = metrics
+        self._health = health
+        self._host = host
+        self._port = port
+        self._server: asyncio.base_events.Server | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._handle, self._host, self._port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request.decode("latin-1").split()
+            path = parts[1] if len(parts) >= 2 else "/"
+            if path.startswith("/metrics"):
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self._metrics.render()
+            elif path.startswith("/healthz"):
+                health = self._health()
+                status = "200 OK" if health.get("ready") else "503 Service Unavailable"
+                ctype, body = "application/json", orjson.dumps(health)
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

@@ -1,0 +1,266 @@
+"""Planning a batch: snapshot dedupe, references across topics, step lifecycles.
+
+Pure and synchronous: the writer asks :func:`lookups_needed` which ids and snapshot keys to
+look up in PostgreSQL, runs those queries, and :func:`make_plan` decides, without I/O:
+
+- which snapshots are duplicates of ``(correlation_id, state_hash)`` (already stored, or
+  earlier in the batch) and become aliases of the kept snapshot;
+- every reference to a snapshot is rewritten through the aliases, so it points at the kept
+  snapshot;
+- which events must be *parked* because a referenced parent exists neither in the database
+  nor among the rows this batch writes (transitively: a child of a parked event is parked);
+  with ``expire=True`` such references are set to NULL instead and the original ids kept in
+  the event's ``metadata["dangling_references"]``;
+- lifecycle events of one workflow step are folded into one row (end before start too).
+
+Guarantee: every event given is in exactly one of ``rows`` (to write), ``parked`` or
+``duplicates`` (snapshots replaced by an alias). Not guaranteed: that the parents still
+exist at commit time (the foreign keys check that; the writer retries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from debug_sink.batch import Origin
+from debug_sink.events import EventKind
+
+#: reference field -> kind of the parent row, per kind of event.
+REFERENCES: dict[EventKind, dict[str, EventKind]] = {
+    EventKind.SNAPSHOT: {"transformation_event_id": EventKind.TRANSFORMATION,
+                         "parent_snapshot_id": EventKind.SNAPSHOT},
+    EventKind.ERROR: {"state_snapshot_id": EventKind.SNAPSHOT},
+    EventKind.SUCCESS: {"state_snapshot_id": EventKind.SNAPSHOT},
+    EventKind.STEP: {"pre_state_snapshot_id": EventKind.SNAPSHOT,
+                     "post_state_snapshot_id": EventKind.SNAPSHOT,
+                     "error_event_id": EventKind.ERROR,
+                     "success_event_id": EventKind.SUCCESS,
+                     "parent_step_id": EventKind.STEP},
+    EventKind.TRANSFORMATION: {"state_snapshot_id": EventKind.SNAPSHOT,
+                               "error_event_id": EventKind.ERROR,
+                               "success_event_id": EventKind.SUCCESS},
+    EventKind.HOOK: {},
+}
+
+#: The order in which kinds are merged (parents first; the foreign keys are deferred anyway).
+WRITE_ORDER: tuple[EventKind, ...] = (
+    EventKind.TRANSFORMATION, EventKind.SNAPSHOT, EventKind.ERROR, EventKind.SUCCESS,
+    EventKind.STEP, EventKind.HOOK)
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "skipped"})
+#: Step fields whose value a `started` event only fills in, and a terminal event overrides.
+_STEP_MERGED = ("session_id", "step_type", "agent_name", "operation_name", "step_description",
+                "pre_state_snapshot_id", "post_state_snapshot_id", "error_event_id",
+                "success_event_id", "duration_ms", "parent_step_id", "depends_on_steps",
+                "input_data", "output_data", "completed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One event to plan: fresh from Kafka, or released from the parked table."""
+
+    kind: EventKind
+    event: Any  # a frozen pydantic model of events.py
+    origin: Origin
+    parked_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """What the database already holds, for the ids and keys :func:`lookups_needed` named."""
+
+    existing: Mapping[EventKind, set[UUID]]
+    aliases: Mapping[UUID, UUID]
+    snapshot_keys: Mapping[tuple[UUID, str], UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class Needed:
+    ids: dict[EventKind, set[UUID]]
+    snapshot_keys: set[tuple[UUID, str]]
+
+
+@dataclass(slots=True)
+class Parked:
+    pending: Pending
+    waiting_for: tuple[UUID, ...]
+
+
+@dataclass(slots=True)
+class Plan:
+    rows: dict[EventKind, list[Any]] = field(default_factory=dict)
+    aliases: list[tuple[UUID, UUID]] = field(default_factory=list)
+    parked: list[Parked] = field(default_factory=list)
+    duplicates: int = 0
+    dangling: int = 0
+    #: parked-table ids that this plan writes (or aliases): delete them with the batch.
+    released: list[int] = field(default_factory=list)
+
+    def count(self) -> dict[str, int]:
+        return {kind.value: len(rows) for kind, rows in self.rows.items() if rows}
+
+
+def _refs(kind: EventKind, event: Any) -> Iterable[tuple[str, EventKind, UUID]]:
+    for name, parent in REFERENCES[kind].items():
+        value = getattr(event, name)
+        if value is not None:
+            yield name, parent, value
+
+
+def lookups_needed(pending: Iterable[Pending]) -> Needed:
+    """Ids (own and referenced) and snapshot keys the planner must know the state of."""
+    ids: dict[EventKind, set[UUID]] = {kind: set() for kind in EventKind}
+    keys: set[tuple[UUID, str]] = set()
+    for item in pending:
+        ids[item.kind].add(item.event.id)
+        for _, parent, value in _refs(item.kind, item.event):
+            ids[parent].add(value)
+        if item.kind is EventKind.SNAPSHOT:
+            keys.add((item.event.correlation_id, item.event.state_hash))
+    return Needed(ids, keys)
+
+
+def fold_step(current: Any, new: Any) -> Any:
+    """Merge two lifecycle events of one step (same id) into the row they describe.
+
+    A terminal event (completed/failed/skipped) overrides; a ``started`` event only fills
+    what is missing. ``started_at`` is the earliest known. The same rule runs in SQL when
+    the row already exists (see writer.py), so arrival order never changes the result.
+    """
+    # Mirrors the ON CONFLICT DO UPDATE of the steps merge in writer.py.
+    if new.status in TERMINAL_STATUSES:
+        winner, loser = new, current
+    else:
+        winner, loser = current, new
+    update: dict[str, Any] = {"status": winner.status}
+    for name in _STEP_MERGED:
+        value = getattr(winner, name)
+        update[name] = value if value is not None else getattr(loser, name)
+    starts = [s for s in (current.started_at, new.started_at) if s is not None]
+    update["started_at"] = min(starts) if starts else None
+    metadata = {**(loser.metadata or {}), **(winner.metadata or {})}
+    update["metadata"] = metadata or None
+    result = current.model_copy(update=update)
+    return result
+
+
+def effective_started_at(step: Any) -> Any:
+    """The started_at to store: sent or derived (completed_at - duration_ms, or completed_at)."""
+    if step.started_at is not None:
+        return step.started_at
+    if step.completed_at is not None and step.duration_ms is not None:
+        return step.completed_at - timedelta(milliseconds=step.duration_ms)
+    return step.completed_at
+
+
+def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False) -> Plan:
+    plan = Plan()
+    aliases: dict[UUID, UUID] = dict(lookups.aliases)
+    existing = lookups.existing
+
+    # 1. Snapshot dedupe, in arrival order: the first of a (correlation_id, state_hash) wins.
+    kept_by_key: dict[tuple[UUID, str], UUID] = dict(lookups.snapshot_keys)
+    duplicate_of: dict[UUID, Pending] = {}
+    survivors: list[Pending] = []
+    for item in pending:
+        if item.kind is EventKind.SNAPSHOT:
+            event = item.event
+            if event.id in aliases:  # a known duplicate sent again
+                plan.duplicates += 1
+                if item.parked_id is not None:
+                    plan.released.append(item.parked_id)
+                continue
+            key = (event.correlation_id, event.state_hash)
+            kept = kept_by_key.get(key)
+            if kept is not None and kept != event.id:
+                aliases[event.id] = kept
+                duplicate_of[event.id] = item
+                continue
+            kept_by_key[key] = event.id
+        survivors.append(item)
+
+    # 2. Rewrite snapshot references through the aliases.
+    resolved: list[Pending] = []
+    for item in survivors:
+        update = {name: aliases[value] for name, parent, value in _refs(item.kind, item.event)
+                  if parent is EventKind.SNAPSHOT and value in aliases}
+        if update:
+            item = Pending(item.kind, item.event.model_copy(update=update), item.origin,
+                           item.parked_id)
+        resolved.append(item)
+
+    # 3. References: available = in the database, or written by this plan. Park to fixpoint.
+    writing: dict[EventKind, set[UUID]] = {kind: set() for kind in EventKind}
+    for item in resolved:
+        writing[item.kind].add(item.event.id)
+    parked_ids: set[int] = set()
+    missing_of: dict[int, tuple[UUID, ...]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for index, item in enumerate(resolved):
+            if index in parked_ids:
+                continue
+            missing = tuple(value for _, parent, value in _refs(item.kind, item.event)
+                            if value not in existing.get(parent, ())
+                            and value not in writing[parent])
+            if missing:
+                if expire:
+                    resolved[index] = _dangle(item, existing, writing)
+                    plan.dangling += 1
+                    continue
+                parked_ids.add(index)
+                missing_of[index] = missing
+                writing[item.kind].discard(item.event.id)
+                changed = True
+
+    # 4. Duplicates become aliases of the kept snapshot -- unless that snapshot is parked
+    #    itself: then the duplicate waits with it (an alias must point at a stored row).
+    for alias_id, item in duplicate_of.items():
+        kept = aliases[alias_id]
+        if kept in existing.get(EventKind.SNAPSHOT, ()) or kept in writing[EventKind.SNAPSHOT]:
+            plan.aliases.append((alias_id, kept))
+            plan.duplicates += 1
+            if item.parked_id is not None:
+                plan.released.append(item.parked_id)
+        else:
+            plan.parked.append(Parked(item, (kept,)))
+
+    # 5. Rows per kind; step lifecycles folded by id.
+    steps: dict[UUID, Any] = {}
+    for index, item in enumerate(resolved):
+        if index in parked_ids:
+            plan.parked.append(Parked(item, missing_of[index]))
+            continue
+        if item.parked_id is not None:
+            plan.released.append(item.parked_id)
+        if item.kind is EventKind.STEP:
+            current = steps.get(item.event.id)
+            steps[item.event.id] = item.event if current is None else fold_step(current, item.event)
+        else:
+            plan.rows.setdefault(item.kind, []).append(item.event)
+    if steps:
+        plan.rows[EventKind.STEP] = list(steps.values())
+    return plan
+
+
+def _dangle(item: Pending, existing: Mapping[EventKind, set[UUID]],
+            writing: Mapping[EventKind, set[UUID]]) -> Pending:
+    """The event with its missing references NULL and the originals in its metadata."""
+    dangling: dict[str, str] = {}
+    update: dict[str, Any] = {}
+    for name, parent, value in _refs(item.kind, item.event):
+        if value not in existing.get(parent, ()) and value not in writing[parent]:
+            dangling[name] = str(value)
+            update[name] = None
+    metadata = dict(item.event.metadata or {})
+    metadata["dangling_references"] = {**metadata.get("dangling_references", {}), **dangling}
+    update["metadata"] = metadata
+    event: BaseModel = item.event.model_copy(update=update)
+    return Pending(item.kind, event, item.origin, item.parked_id)

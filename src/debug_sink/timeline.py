@@ -1,0 +1,147 @@
+"""The order of a workflow's timeline: causal first, then time, then a fixed tie-break.
+
+Owns :func:`order_timeline`, the pure function that ``DebugQueries.timeline`` uses to put a
+workflow's steps, snapshots, transformations, LLM calls, errors and successes into one list.
+Synchronous, no I/O, deterministic: the same entries always give the same order, whatever
+order they come in.
+
+Timestamps alone cannot order a workflow: events of one workflow come from several agents
+whose clocks may be skewed, and many share a timestamp (a snapshot and the error it belongs
+to are captured in the same millisecond). So the order is a *topological* order of the
+"must come before" relation below, and among the entries that may come next the one with the
+smallest key ``(at, RANK[kind], id)`` goes first. When no clock is skewed this is simply time
+order with ties broken by kind and then id; when one is, causality wins over the clock.
+
+"Must come before" (A -> B means A is listed before B):
+
+1. references, given by the caller as :attr:`TimelineEntry.follows`: a snapshot -> the error,
+   success or transformation that references it; a parent snapshot -> its child; a step -> the
+   error or success it references; an error -> the success that recovered it;
+2. step numbers: steps are grouped by ``(step_number, attempt)`` and the groups are a chain
+   in that order (step 2 starts after step 1, a retry after the first attempt): the
+   step number is treated as a workflow-wide sequence;
+3. an entry that carries a step number ``n`` (``execution_step``) comes after the first step
+   group of number ``n`` (or, when there is none, the last group below ``n``) and before the
+   first group above ``n``.
+
+Ties in the key are broken by :data:`RANK` (a step starts before what happens in it, a state
+is captured before the error that carries it, a success follows the error it recovers), then
+by id. If the relation has a cycle (inconsistent references), the smallest remaining entry
+by key is taken next, so ordering never fails.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+from uuid import UUID
+
+__all__ = ["RANK", "EntryKind", "TimelineEntry", "order_timeline"]
+
+EntryKind = Literal["step", "transformation", "snapshot", "llm_call", "error", "success"]
+
+#: Tie-break between kinds at the same timestamp.
+RANK: Final[Mapping[str, int]] = {
+    "step": 0,
+    "transformation": 1,
+    "snapshot": 2,
+    "llm_call": 3,
+    "error": 4,
+    "success": 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One event of a workflow's timeline.
+
+    ``at`` is the event's own time (a step's start); ``step_number`` is the step it belongs
+    to (a step's own number, else the event's ``execution_step``); ``attempt`` is set for
+    steps; ``follows`` lists ids of entries that must come before this one; ``data`` holds the
+    row's fields.
+    """
+
+    kind: EntryKind
+    id: UUID
+    at: datetime
+    agent_name: str | None = None
+    step_number: int | None = None
+    attempt: int | None = None
+    follows: tuple[UUID, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> tuple[datetime, int, str]:
+        """The tie-break key among entries free to come next."""
+        return (self.at, RANK[self.kind], str(self.id))
+
+
+def order_timeline(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
+    """``entries`` in timeline order (see the module docstring). Duplicated ids keep one."""
+    by_id: dict[UUID, TimelineEntry] = {}
+    for entry in entries:
+        by_id.setdefault(entry.id, entry)
+    nodes = sorted(by_id.values(), key=lambda e: e.key)
+    successors: dict[UUID, set[UUID]] = defaultdict(set)
+
+    def edge(before: UUID, after: UUID) -> None:
+        if before != after:
+            successors[before].add(after)
+
+    for entry in nodes:
+        for ref in entry.follows:
+            if ref in by_id:
+                edge(ref, entry.id)
+
+    groups: dict[tuple[int, int], list[UUID]] = defaultdict(list)
+    for entry in nodes:
+        if entry.kind == "step" and entry.step_number is not None:
+            groups[(entry.step_number, entry.attempt or 1)].append(entry.id)
+    chain = sorted(groups)
+    for earlier, later in zip(chain, chain[1:], strict=False):
+        for a in groups[earlier]:
+            for b in groups[later]:
+                edge(a, b)
+
+    for entry in nodes:
+        if entry.kind == "step" or entry.step_number is None or not chain:
+            continue
+        n = entry.step_number
+        same = [g for g in chain if g[0] == n]
+        below = [g for g in chain if g[0] < n]
+        above = [g for g in chain if g[0] > n]
+        before_group = same[0] if same else (below[-1] if below else None)
+        if before_group is not None:
+            for step_id in groups[before_group]:
+                edge(step_id, entry.id)
+        if above:
+            for step_id in groups[above[0]]:
+                edge(entry.id, step_id)
+
+    indegree: dict[UUID, int] = dict.fromkeys(by_id, 0)
+    for targets in successors.values():
+        for target in targets:
+            indegree[target] += 1
+    ready = [(e.key, e.id) for e in nodes if indegree[e.id] == 0]
+    heapq.heapify(ready)
+    done: set[UUID] = set()
+    ordered: list[TimelineEntry] = []
+    remaining = list(nodes)  # sorted by key: the fallback when a cycle blocks progress
+    while len(ordered) < len(nodes):
+        if ready:
+            _, current = heapq.heappop(ready)
+            if current in done:
+                continue
+        else:
+            current = next(e.id for e in remaining if e.id not in done)
+        done.add(current)
+        ordered.append(by_id[current])
+        for target in successors.get(current, ()):
+            indegree[target] -= 1
+            if indegree[target] == 0 and target not in done:
+                heapq.heappush(ready, (by_id[target].key, target))
+    return ordered
