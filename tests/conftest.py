@@ -41,8 +41,12 @@ ENV_CONTAINERS = "DEBUG_SINK_TEST_CONTAINERS"
 PASSWORD_ROLE = "dsink_password_checked"
 
 # Test-only server settings: durability is not under test here, speed is.
-EMBEDDED_PG_SETTINGS = {"fsync": "off", "full_page_writes": "off", "max_connections": "200",
-                        "shared_buffers": "256MB"}
+EMBEDDED_PG_SETTINGS = {
+    "fsync": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+}
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -60,8 +64,10 @@ def _docker_or_skip() -> None:
 
         docker.from_env().ping()
     except Exception as exc:  # any failure means: no usable engine here
-        pytest.skip(f"{ENV_CONTAINERS}=1 but no Docker engine is reachable ({exc}); "
-                    "unset it to use the embedded services")
+        pytest.skip(
+            f"{ENV_CONTAINERS}=1 but no Docker engine is reachable ({exc}); "
+            "unset it to use the embedded services"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +85,11 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         # Not under pytest's basetemp: concurrent pytest runs rotate (delete) each other's
         # basetemp directories, which would pull the data directory from under the server.
         root = Path(tempfile.mkdtemp(prefix="debug-sink-test-pg-"))
-        server = EmbeddedPostgres(root / "data", settings=EMBEDDED_PG_SETTINGS,
-                                  hba_lines=(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256",))
+        server = EmbeddedPostgres(
+            root / "data",
+            settings=EMBEDDED_PG_SETTINGS,
+            hba_lines=(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256",),
+        )
         try:
             server.start()
             yield server.dsn

@@ -43,10 +43,20 @@ def sink_settings(db_dsn: str, kafka: Any, **overrides: Any) -> Settings:
 def sink_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a `debug-sink` subprocess use ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
-    for name in ("postgres_dsn", "kafka_bootstrap_servers", "topic_prefix", "topic_pattern",
-                 "group_id", "dead_letter_topic", "metrics_port", "batch_max_age_ms",
-                 "batch_max_events", "park_grace_seconds", "max_inflight_bytes",
-                 "kafka_session_timeout_ms"):
+    for name in (
+        "postgres_dsn",
+        "kafka_bootstrap_servers",
+        "topic_prefix",
+        "topic_pattern",
+        "group_id",
+        "dead_letter_topic",
+        "metrics_port",
+        "batch_max_age_ms",
+        "batch_max_events",
+        "park_grace_seconds",
+        "max_inflight_bytes",
+        "kafka_session_timeout_ms",
+    ):
         value = getattr(settings, name)
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
@@ -59,8 +69,9 @@ def topic(kafka: Any, kind: EventKind) -> str:
     return str(kafka.topic_prefix + TOPIC_SUFFIXES[kind])
 
 
-async def create_topics(kafka: Any, partitions: int = 1,
-                        kinds: Iterable[EventKind] = tuple(EventKind)) -> None:
+async def create_topics(
+    kafka: Any, partitions: int = 1, kinds: Iterable[EventKind] = tuple(EventKind)
+) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     await admin.start()
     try:
@@ -69,11 +80,14 @@ async def create_topics(kafka: Any, partitions: int = 1,
         await admin.close()
 
 
-async def produce(kafka: Any, messages: Iterable[tuple[str, Any]], *,
-                  key_of: Any = None) -> int:
+async def produce(kafka: Any, messages: Iterable[tuple[str, Any]], *, key_of: Any = None) -> int:
     """Produce ``(topic, value)`` pairs; dict values are JSON-encoded; key = correlation_id."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=5,
-                                max_batch_size=256 * 1024, enable_idempotence=False)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        enable_idempotence=False,
+    )
     await producer.start()
     count = 0
     try:
@@ -94,8 +108,7 @@ async def produce(kafka: Any, messages: Iterable[tuple[str, Any]], *,
 
 async def run_sink(settings: Settings, timeout: float = 90.0, **kwargs: Any) -> Sink:
     """Run a sink until it is idle (everything written), failing after ``timeout``."""
-    sink = Sink(settings, exit_when_idle=True, idle_grace=kwargs.pop("idle_grace", 20.0),
-                **kwargs)
+    sink = Sink(settings, exit_when_idle=True, idle_grace=kwargs.pop("idle_grace", 20.0), **kwargs)
     await asyncio.wait_for(sink.run(), timeout)
     return sink
 
@@ -104,9 +117,16 @@ async def fetch_counts(dsn: str) -> dict[str, int]:
     conn = await asyncpg.connect(dsn)
     try:
         counts = {}
-        for table in ("debug_state_snapshots", "debug_error_events", "debug_success_events",
-                      "debug_workflow_steps", "agent_transformation_events", "hook_events",
-                      "sink_dead_letters", "sink_parked_events"):
+        for table in (
+            "debug_state_snapshots",
+            "debug_error_events",
+            "debug_success_events",
+            "debug_workflow_steps",
+            "agent_transformation_events",
+            "hook_events",
+            "sink_dead_letters",
+            "sink_parked_events",
+        ):
             counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
         return counts
     finally:
@@ -123,44 +143,88 @@ def ts(seconds: float) -> str:
 
 # -- event builders (wire format: one JSON object per message) ----------------------------
 
+
 def snapshot(corr: str, state: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {"id": uid(), "schema_version": 1, "correlation_id": corr,
-            "snapshot_type": "checkpoint", "agent_name": "planner", "agent_state": state,
-            "captured_at": ts(0), **fields}
+    return {
+        "id": uid(),
+        "schema_version": 1,
+        "correlation_id": corr,
+        "snapshot_type": "checkpoint",
+        "agent_name": "planner",
+        "agent_state": state,
+        "captured_at": ts(0),
+        **fields,
+    }
 
 
 def error(corr: str, **fields: Any) -> dict[str, Any]:
-    return {"id": uid(), "schema_version": 1, "correlation_id": corr,
-            "error_type": "TimeoutError", "error_category": "external", "error_severity": "high",
-            "error_message": "upstream timed out", "agent_name": "planner",
-            "operation_name": "fetch", "occurred_at": ts(1), **fields}
+    return {
+        "id": uid(),
+        "schema_version": 1,
+        "correlation_id": corr,
+        "error_type": "TimeoutError",
+        "error_category": "external",
+        "error_severity": "high",
+        "error_message": "upstream timed out",
+        "agent_name": "planner",
+        "operation_name": "fetch",
+        "occurred_at": ts(1),
+        **fields,
+    }
 
 
 def success(corr: str, **fields: Any) -> dict[str, Any]:
-    return {"id": uid(), "schema_version": 1, "correlation_id": corr,
-            "success_type": "recovery_success", "operation_name": "fetch",
-            "agent_name": "planner", "retry_count": 1, "occurred_at": ts(2), **fields}
+    return {
+        "id": uid(),
+        "schema_version": 1,
+        "correlation_id": corr,
+        "success_type": "recovery_success",
+        "operation_name": "fetch",
+        "agent_name": "planner",
+        "retry_count": 1,
+        "occurred_at": ts(2),
+        **fields,
+    }
 
 
 def step(corr: str, number: int, status: str, **fields: Any) -> dict[str, Any]:
-    body = {"id": fields.pop("id", uid()), "schema_version": 1, "correlation_id": corr,
-            "step_number": number, "step_type": "execution", "agent_name": "planner",
-            "operation_name": "fetch", "status": status, **fields}
+    body = {
+        "id": fields.pop("id", uid()),
+        "schema_version": 1,
+        "correlation_id": corr,
+        "step_number": number,
+        "step_type": "execution",
+        "agent_name": "planner",
+        "operation_name": "fetch",
+        "status": status,
+        **fields,
+    }
     return body
 
 
 def transformation(corr: str, **fields: Any) -> dict[str, Any]:
-    return {"id": uid(), "schema_version": 1, "correlation_id": corr,
-            "source_agent": "router", "target_agent": "planner", "created_at": ts(0.5),
-            **fields}
+    return {
+        "id": uid(),
+        "schema_version": 1,
+        "correlation_id": corr,
+        "source_agent": "router",
+        "target_agent": "planner",
+        "created_at": ts(0.5),
+        **fields,
+    }
 
 
 def hook(corr: str, **fields: Any) -> dict[str, Any]:
-    return {"id": uid(), "schema_version": 1, "correlation_id": corr, "source": "PostToolUse",
-            "resource_id": "web_search",
-            "payload": {"quality_metrics": {"quality_score": 0.9},
-                        "success_classification": "success"},
-            "created_at": ts(1.5), **fields}
+    return {
+        "id": uid(),
+        "schema_version": 1,
+        "correlation_id": corr,
+        "source": "PostToolUse",
+        "resource_id": "web_search",
+        "payload": {"quality_metrics": {"quality_score": 0.9}, "success_classification": "success"},
+        "created_at": ts(1.5),
+        **fields,
+    }
 
 
 def python() -> str:
@@ -168,6 +232,7 @@ def python() -> str:
 
 
 # -- a mixed, cross-referencing workload with a known expected result ----------------------
+
 
 @dataclass
 class Workload:
@@ -177,15 +242,24 @@ class Workload:
     expected: dict[str, set[str]]
 
 
-def mixed_workload(kafka: Any, workflows: int, *, seed: int = 7,
-                   state_bytes: int = 600) -> Workload:
+def mixed_workload(
+    kafka: Any, workflows: int, *, seed: int = 7, state_bytes: int = 600
+) -> Workload:
     """``workflows`` workflows, ~20 events each, every topic, references across topics,
     a duplicate snapshot per workflow (deduplicated) and a re-sent error (idempotent)."""
     rng = random.Random(seed)
     messages: list[tuple[str, dict[str, Any]]] = []
-    expected: dict[str, set[str]] = {t: set() for t in (
-        "debug_state_snapshots", "debug_error_events", "debug_success_events",
-        "debug_workflow_steps", "agent_transformation_events", "hook_events")}
+    expected: dict[str, set[str]] = {
+        t: set()
+        for t in (
+            "debug_state_snapshots",
+            "debug_error_events",
+            "debug_success_events",
+            "debug_workflow_steps",
+            "agent_transformation_events",
+            "hook_events",
+        )
+    }
     pad = "x" * max(0, state_bytes - 120)
     for w in range(workflows):
         corr = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -195,8 +269,12 @@ def mixed_workload(kafka: Any, workflows: int, *, seed: int = 7,
 
         snaps = []
         for k in range(3):
-            body = snapshot(corr, {"workflow": w, "checkpoint": k, "pad": pad,
-                                   "api_key": "sk-secret"}, id=new_id(), captured_at=ts(k))
+            body = snapshot(
+                corr,
+                {"workflow": w, "checkpoint": k, "pad": pad, "api_key": "sk-secret"},
+                id=new_id(),
+                captured_at=ts(k),
+            )
             snaps.append(body)
             messages.append((topic(kafka, EventKind.SNAPSHOT), body))
             expected["debug_state_snapshots"].add(body["id"])
@@ -205,8 +283,9 @@ def mixed_workload(kafka: Any, workflows: int, *, seed: int = 7,
         tr = transformation(corr, id=new_id(), state_snapshot_id=snaps[0]["id"])
         messages.append((topic(kafka, EventKind.TRANSFORMATION), tr))
         expected["agent_transformation_events"].add(tr["id"])
-        err = error(corr, id=new_id(), state_snapshot_id=dup["id"],
-                    error_stack_trace="Traceback...\n" * 20)
+        err = error(
+            corr, id=new_id(), state_snapshot_id=dup["id"], error_stack_trace="Traceback...\n" * 20
+        )
         messages += [(topic(kafka, EventKind.ERROR), err), (topic(kafka, EventKind.ERROR), err)]
         expected["debug_error_events"].add(err["id"])
         ok = success(corr, id=new_id(), state_snapshot_id=snaps[2]["id"], quality_score=0.75)
@@ -215,9 +294,14 @@ def mixed_workload(kafka: Any, workflows: int, *, seed: int = 7,
         for n in range(1, 4):
             sid = new_id()
             start = step(corr, n, "started", id=sid, started_at=ts(n))
-            end = step(corr, n, "failed" if n == 2 else "completed", id=sid,
-                       completed_at=ts(n + 0.5),
-                       error_event_id=err["id"] if n == 2 else None)
+            end = step(
+                corr,
+                n,
+                "failed" if n == 2 else "completed",
+                id=sid,
+                completed_at=ts(n + 0.5),
+                error_event_id=err["id"] if n == 2 else None,
+            )
             end = {k: v for k, v in end.items() if v is not None}
             pair = [start, end] if rng.random() < 0.7 else [end, start]
             messages += [(topic(kafka, EventKind.STEP), m) for m in pair]
@@ -232,19 +316,42 @@ def mixed_workload(kafka: Any, workflows: int, *, seed: int = 7,
 async def table_ids(dsn: str) -> dict[str, set[str]]:
     conn = await asyncpg.connect(dsn)
     try:
-        return {table: {str(r[0]) for r in await conn.fetch(f"SELECT id FROM {table}")}
-                for table in ("debug_state_snapshots", "debug_error_events",
-                              "debug_success_events", "debug_workflow_steps",
-                              "agent_transformation_events", "hook_events")}
+        return {
+            table: {str(r[0]) for r in await conn.fetch(f"SELECT id FROM {table}")}
+            for table in (
+                "debug_state_snapshots",
+                "debug_error_events",
+                "debug_success_events",
+                "debug_workflow_steps",
+                "agent_transformation_events",
+                "hook_events",
+            )
+        }
     finally:
         await conn.close()
 
 
 async def assert_workload_stored(dsn: str, workload: Workload) -> None:
     """Exactly the expected rows, nothing parked, no dead letters, steps merged."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        parked = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT kind, event_id, waiting_for, parked_at, expires_at, "
+                "(SELECT count(*) FROM sink_snapshot_aliases a "
+                "WHERE a.alias_id = ANY(waiting_for)) AS aliased FROM sink_parked_events"
+            )
+        ]
+    finally:
+        await conn.close()
+    assert parked == [], parked
     stored = await table_ids(dsn)
-    diff = {t: {"missing": len(workload.expected[t] - ids), "extra": len(ids - workload.expected[t])}
-            for t, ids in stored.items() if ids != workload.expected[t]}
+    diff = {
+        t: {"missing": len(workload.expected[t] - ids), "extra": len(ids - workload.expected[t])}
+        for t, ids in stored.items()
+        if ids != workload.expected[t]
+    }
     assert diff == {}, diff
     conn = await asyncpg.connect(dsn)
     try:
@@ -252,15 +359,19 @@ async def assert_workload_stored(dsn: str, workload: Workload) -> None:
         assert await conn.fetchval("SELECT count(*) FROM sink_dead_letters") == 0
         open_steps = await conn.fetchval(
             "SELECT count(*) FROM debug_workflow_steps WHERE status = 'started' "
-            "OR completed_at IS NULL")
+            "OR completed_at IS NULL"
+        )
         assert open_steps == 0
-        leaked = await conn.fetchval("SELECT count(*) FROM debug_state_snapshots "
-                                     "WHERE agent_state->>'api_key' <> '[REDACTED]'")
+        leaked = await conn.fetchval(
+            "SELECT count(*) FROM debug_state_snapshots "
+            "WHERE agent_state->>'api_key' <> '[REDACTED]'"
+        )
         assert leaked == 0
         # every error points at the kept snapshot, never at a dropped duplicate
         dangling = await conn.fetchval(
             "SELECT count(*) FROM debug_error_events e LEFT JOIN debug_state_snapshots s "
-            "ON s.id = e.state_snapshot_id WHERE s.id IS NULL")
+            "ON s.id = e.state_snapshot_id WHERE s.id IS NULL"
+        )
         assert dangling == 0
     finally:
         await conn.close()

@@ -11,15 +11,16 @@ class Backoff:
     :meth:`reset` after a success, so the next failure starts small again.
     """
 
-    def __init__(self, initial: float = 0.1, maximum: float = 10.0,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self, initial: float = 0.1, maximum: float = 10.0, rng: random.Random | None = None
+    ) -> None:
         self.initial = initial
         self.maximum = maximum
         self.attempts = 0
         self._rng = rng or random.Random()
 
     def next_delay(self) -> float:
-        ceiling = min(self.maximum, self.initial * (2 ** self.attempts))
+        ceiling = min(self.maximum, self.initial * (2**self.attempts))
         self.attempts += 1
         return self._rng.uniform(ceiling / 2, ceiling)
 

@@ -67,15 +67,22 @@ class Batch:
 
     def offset_ranges(self) -> dict[str, str]:
         """``topic[partition]`` -> ``first..last`` offsets, for the batch's log line."""
-        return {f"{topic}[{partition}]": f"{self.first_offsets[(topic, partition)]}..{nxt - 1}"
-                for (topic, partition), nxt in sorted(self.next_offsets.items())}
+        return {
+            f"{topic}[{partition}]": f"{self.first_offsets[(topic, partition)]}..{nxt - 1}"
+            for (topic, partition), nxt in sorted(self.next_offsets.items())
+        }
 
 
 class BatchBuilder:
     """Accumulates items; closes a batch by count, bytes or age."""
 
-    def __init__(self, max_events: int, max_bytes: int, max_age: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_events: int,
+        max_bytes: int,
+        max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.max_age = max_age
@@ -102,8 +109,7 @@ class BatchBuilder:
 
     @property
     def full(self) -> bool:
-        return (len(self._batch) >= self.max_events
-                or self._batch.size_bytes >= self.max_bytes)
+        return len(self._batch) >= self.max_events or self._batch.size_bytes >= self.max_bytes
 
     def due(self) -> bool:
         """True when the batch must be written now (full, or its first item is old enough)."""
@@ -131,8 +137,11 @@ class BatchBuilder:
             self._batch = Batch()
             return dropped
         gone = set(partitions)
-        keep = [item for item in self._batch.items
-                if (item.origin.topic, item.origin.partition) not in gone]
+        keep = [
+            item
+            for item in self._batch.items
+            if (item.origin.topic, item.origin.partition) not in gone
+        ]
         dropped = len(self._batch) - len(keep)
         opened_at = self._batch.opened_at
         self._batch = Batch()

@@ -38,7 +38,8 @@ def build_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(
             f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors())
+            for err in exc.errors()
+        )
         raise ConfigurationError(f"invalid settings: {problems}") from None
 
 
@@ -58,6 +59,7 @@ def settings_help() -> str:
 
 # -- migrate ------------------------------------------------------------------------------
 
+
 def _migrate(args: argparse.Namespace) -> int:
     from debug_sink import migrate
 
@@ -71,18 +73,22 @@ def _migrate(args: argparse.Namespace) -> int:
     if args.action == "up":
         done = asyncio.run(migrate.migrate_up(dsn, schema=schema, to=args.to, on_progress=progress))
         head = args.to if args.to is not None else migrate.head_version()
-        print(f"schema {schema!r} is at version {head}"
-              + ("" if done else " (nothing to apply)"))
+        print(f"schema {schema!r} is at version {head}" + ("" if done else " (nothing to apply)"))
     elif args.action == "down":
-        done = asyncio.run(migrate.migrate_down(dsn, schema=schema, to=args.to,
-                                                on_progress=progress))
-        print(f"schema {schema!r} is at version {args.to}"
-              + ("" if done else " (nothing to roll back)"))
+        done = asyncio.run(
+            migrate.migrate_down(dsn, schema=schema, to=args.to, on_progress=progress)
+        )
+        print(
+            f"schema {schema!r} is at version {args.to}"
+            + ("" if done else " (nothing to roll back)")
+        )
     else:
         statuses = asyncio.run(migrate.migration_status(dsn, schema=schema))
         if args.json:
-            sys.stdout.write(orjson.dumps(migrate.status_rows(statuses),
-                                          option=orjson.OPT_INDENT_2).decode() + "\n")
+            sys.stdout.write(
+                orjson.dumps(migrate.status_rows(statuses), option=orjson.OPT_INDENT_2).decode()
+                + "\n"
+            )
         else:
             for s in statuses:
                 when = s.applied_at.isoformat(timespec="seconds") if s.applied_at else "-"
@@ -97,24 +103,32 @@ def _migrate(args: argparse.Namespace) -> int:
 def _add_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("migrate", help="apply, roll back or show schema migrations")
     actions = parser.add_subparsers(dest="action", required=True)
-    for name, helptext in (("up", "apply pending migrations"),
-                           ("down", "roll back migrations above a version"),
-                           ("status", "list migrations and their state")):
+    for name, helptext in (
+        ("up", "apply pending migrations"),
+        ("down", "roll back migrations above a version"),
+        ("status", "list migrations and their state"),
+    ):
         action = actions.add_parser(name, help=helptext)
         action.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${ENV_PREFIX}POSTGRES_DSN)")
-        action.add_argument("--schema", help=f"target schema (default: ${ENV_PREFIX}DB_SCHEMA "
-                            "or public)")
+        action.add_argument(
+            "--schema", help=f"target schema (default: ${ENV_PREFIX}DB_SCHEMA or public)"
+        )
         if name == "up":
             action.add_argument("--to", type=int, help="stop at this version (default: latest)")
         elif name == "down":
-            action.add_argument("--to", type=int, required=True,
-                                help="roll back every migration above this version (0 = all)")
+            action.add_argument(
+                "--to",
+                type=int,
+                required=True,
+                help="roll back every migration above this version (0 = all)",
+            )
         else:
             action.add_argument("--json", action="store_true", help="machine-readable output")
         action.set_defaults(handler=_migrate)
 
 
 # -- schemas ------------------------------------------------------------------------------
+
 
 def _schemas(args: argparse.Namespace) -> int:
     from debug_sink import events
@@ -124,8 +138,11 @@ def _schemas(args: argparse.Namespace) -> int:
         events.write_schemas(directory)
         print(f"wrote {len(events.json_schemas())} JSON Schemas to {directory}")
         return 0
-    sys.stdout.write(orjson.dumps(events.json_schemas(),
-                                  option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    sys.stdout.write(
+        orjson.dumps(
+            events.json_schemas(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        ).decode()
+    )
     sys.stdout.write("\n")
     return 0
 
@@ -139,11 +156,14 @@ def _add_schemas(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 # -- run ----------------------------------------------------------------------------------
 
+
 def _kafka_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {"postgres_dsn": getattr(args, "dsn", None),
-            "kafka_bootstrap_servers": getattr(args, "bootstrap_servers", None),
-            "group_id": getattr(args, "group_id", None),
-            "db_schema": getattr(args, "schema", None)}
+    return {
+        "postgres_dsn": getattr(args, "dsn", None),
+        "kafka_bootstrap_servers": getattr(args, "bootstrap_servers", None),
+        "group_id": getattr(args, "group_id", None),
+        "db_schema": getattr(args, "schema", None),
+    }
 
 
 async def run_until_signal(main_coro: Callable[[], Any], stop: Callable[[], None]) -> Any:
@@ -193,35 +213,47 @@ def periodic_jobs(settings: Settings) -> list[tuple[str, float, Any]]:
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${ENV_PREFIX}POSTGRES_DSN)")
-    parser.add_argument("--bootstrap-servers",
-                        help=f"Kafka bootstrap servers (default: ${ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument(
+        "--bootstrap-servers",
+        help=f"Kafka bootstrap servers (default: ${ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS)",
+    )
     parser.add_argument("--group-id", help=f"consumer group (default: ${ENV_PREFIX}GROUP_ID)")
     parser.add_argument("--schema", help=f"database schema (default: ${ENV_PREFIX}DB_SCHEMA)")
 
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "run", help="consume debug.* topics into PostgreSQL (the long-running service)",
+        "run",
+        help="consume debug.* topics into PostgreSQL (the long-running service)",
         description="Consume the debug topics into PostgreSQL, exactly once.",
-        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_connection_flags(parser)
-    parser.add_argument("--exit-when-idle", action="store_true",
-                        help="exit 0 once every assigned partition is caught up and written "
-                        "(backfills, tests, benchmarks)")
+    parser.add_argument(
+        "--exit-when-idle",
+        action="store_true",
+        help="exit 0 once every assigned partition is caught up and written "
+        "(backfills, tests, benchmarks)",
+    )
     parser.set_defaults(handler=_run)
 
 
 # -- entry point --------------------------------------------------------------------------
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
-    _add_run, _add_migrate, _add_schemas]
+    _add_run,
+    _add_migrate,
+    _add_schemas,
+]
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="debug-sink",
         description="Kafka -> PostgreSQL sink for AI agents' debug events.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(sub)

@@ -76,8 +76,9 @@ def _stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float
         proc.wait(5)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path,
-                   timeout: float) -> None:
+def _wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -87,7 +88,9 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Pat
         if port_in_use(port):
             return
         time.sleep(0.05)
-    raise EmbeddedServiceError(f"{what} did not accept connections within {timeout:.0f}s; see {log}")
+    raise EmbeddedServiceError(
+        f"{what} did not accept connections within {timeout:.0f}s; see {log}"
+    )
 
 
 def _as_user(user: str | None) -> dict[str, Any]:
@@ -107,9 +110,14 @@ class EmbeddedPostgres:
     Authentication is ``trust`` on loopback: this is a development and test server.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, *,
-                 settings: dict[str, str] | None = None,
-                 hba_lines: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        settings: dict[str, str] | None = None,
+        hba_lines: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = data_dir.expanduser().resolve()
         self.port = port or free_port()
         self.settings = settings or {}
@@ -141,8 +149,11 @@ class EmbeddedPostgres:
         try:
             pwd.getpwnam(_PG_SYSTEM_USER)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", _PG_SYSTEM_USER],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", _PG_SYSTEM_USER],
+                check=True,
+                capture_output=True,
+            )
         # The unprivileged user must traverse to the binaries and the data directory.
         for path in (self.bin_dir().parent, self.data_dir):
             for parent in [path, *path.parents]:
@@ -180,9 +191,20 @@ class EmbeddedPostgres:
             self.data_dir.chmod(0o700)
         if not initialised:
             result = subprocess.run(
-                [str(self.bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
-                **_as_user(user), capture_output=True, check=False,
+                [
+                    str(self.bin_dir() / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                **_as_user(user),
+                capture_output=True,
+                check=False,
             )
             if result.returncode != 0:
                 raise EmbeddedServiceError(
@@ -191,20 +213,42 @@ class EmbeddedPostgres:
         if self.hba_lines:
             # Rewritten in place so the file keeps the server user's ownership.
             with (self.data_dir / "pg_hba.conf").open("w") as hba:
-                hba.write("\n".join([*self.hba_lines, "local all all trust",
-                                     "host all all 127.0.0.1/32 trust",
-                                     "host all all ::1/128 trust", ""]))
-        args = [str(self.bin_dir() / "postgres"), "-D", str(self.data_dir),
-                "-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.data_dir)]
+                hba.write(
+                    "\n".join(
+                        [
+                            *self.hba_lines,
+                            "local all all trust",
+                            "host all all 127.0.0.1/32 trust",
+                            "host all all ::1/128 trust",
+                            "",
+                        ]
+                    )
+                )
+        args = [
+            str(self.bin_dir() / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.data_dir),
+        ]
         for key, value in self.settings.items():
             args += ["-c", f"{key}={value}"]
         with self.log_path.open("ab") as log:
             if user is not None:
                 shutil.chown(self.log_path, user, user)
             # SIGQUIT = immediate shutdown: the postmaster takes its backends down with it.
-            self._proc = subprocess.Popen(args, **_as_user(user), stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL,
-                                          preexec_fn=_die_with_parent(signal.SIGQUIT))
+            self._proc = subprocess.Popen(
+                args,
+                **_as_user(user),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent(signal.SIGQUIT),
+            )
         try:
             _wait_for_port(self.port, self._proc, "PostgreSQL", self.log_path, timeout)
             self._wait_ready(timeout)
@@ -217,12 +261,15 @@ class EmbeddedPostgres:
         while time.monotonic() < deadline:
             result = subprocess.run(
                 [str(self.bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                capture_output=True, check=False,
+                capture_output=True,
+                check=False,
             )
             if result.returncode == 0:
                 return
             time.sleep(0.1)
-        raise EmbeddedServiceError(f"PostgreSQL not ready within {timeout:.0f}s; see {self.log_path}")
+        raise EmbeddedServiceError(
+            f"PostgreSQL not ready within {timeout:.0f}s; see {self.log_path}"
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT), then SIGKILL after ``timeout``."""
@@ -247,8 +294,12 @@ class EmbeddedPostgres:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -282,9 +333,19 @@ class EmbeddedKafka:
         url = f"tcp://127.0.0.1:{self.port}"
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [self.binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    self.binary(),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent(signal.SIGKILL),
             )
         try:
@@ -305,6 +366,10 @@ class EmbeddedKafka:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

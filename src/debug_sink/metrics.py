@@ -22,42 +22,69 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.consumed = Counter("debug_sink_events_consumed", "Messages consumed", ["topic"],
-                                registry=r)
-        self.written = Counter("debug_sink_rows_written", "Event rows written (per table kind)",
-                               ["kind"], registry=r)
-        self.dead_letters = Counter("debug_sink_dead_letters", "Messages dead-lettered",
-                                    ["topic", "error_class"], registry=r)
-        self.parked = Counter("debug_sink_events_parked", "Events parked for a missing parent",
-                              registry=r)
-        self.released = Counter("debug_sink_events_released", "Parked events written",
-                                registry=r)
-        self.dangling = Counter("debug_sink_references_expired",
-                                "Events written with a reference NULLed after the grace period",
-                                registry=r)
-        self.duplicates = Counter("debug_sink_snapshots_deduplicated",
-                                  "Snapshots dropped as duplicates of (correlation_id, state_hash)",
-                                  registry=r)
-        self.hash_replaced = Counter("debug_sink_state_hash_replaced",
-                                     "Producer-sent state hashes that were wrong", registry=r)
-        self.redacted = Counter("debug_sink_events_redacted", "Events with redacted values",
-                                registry=r)
-        self.retries = Counter("debug_sink_retries", "Transient failures retried", ["what"],
-                               registry=r)
+        self.consumed = Counter(
+            "debug_sink_events_consumed", "Messages consumed", ["topic"], registry=r
+        )
+        self.written = Counter(
+            "debug_sink_rows_written", "Event rows written (per table kind)", ["kind"], registry=r
+        )
+        self.dead_letters = Counter(
+            "debug_sink_dead_letters",
+            "Messages dead-lettered",
+            ["topic", "error_class"],
+            registry=r,
+        )
+        self.parked = Counter(
+            "debug_sink_events_parked", "Events parked for a missing parent", registry=r
+        )
+        self.released = Counter("debug_sink_events_released", "Parked events written", registry=r)
+        self.dangling = Counter(
+            "debug_sink_references_expired",
+            "Events written with a reference NULLed after the grace period",
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "debug_sink_snapshots_deduplicated",
+            "Snapshots dropped as duplicates of (correlation_id, state_hash)",
+            registry=r,
+        )
+        self.hash_replaced = Counter(
+            "debug_sink_state_hash_replaced",
+            "Producer-sent state hashes that were wrong",
+            registry=r,
+        )
+        self.redacted = Counter(
+            "debug_sink_events_redacted", "Events with redacted values", registry=r
+        )
+        self.retries = Counter(
+            "debug_sink_retries", "Transient failures retried", ["what"], registry=r
+        )
         self.batches = Counter("debug_sink_batches", "Batches committed", registry=r)
         self.batch_seconds = Histogram(
-            "debug_sink_batch_seconds", "Time to write and commit one batch", registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+            "debug_sink_batch_seconds",
+            "Time to write and commit one batch",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.batch_events = Histogram(
-            "debug_sink_batch_events", "Events per batch", registry=r,
-            buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000))
-        self.lag = Gauge("debug_sink_consumer_lag", "Messages behind the high watermark",
-                         ["topic", "partition"], registry=r)
+            "debug_sink_batch_events",
+            "Events per batch",
+            registry=r,
+            buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000),
+        )
+        self.lag = Gauge(
+            "debug_sink_consumer_lag",
+            "Messages behind the high watermark",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.parked_rows = Gauge("debug_sink_parked_rows", "Events currently parked", registry=r)
-        self.inflight_bytes = Gauge("debug_sink_inflight_bytes",
-                                    "Bytes fetched but not yet committed", registry=r)
-        self.correlator_runs = Counter("debug_sink_correlator_runs", "Correlator runs",
-                                       ["outcome"], registry=r)
+        self.inflight_bytes = Gauge(
+            "debug_sink_inflight_bytes", "Bytes fetched but not yet committed", registry=r
+        )
+        self.correlator_runs = Counter(
+            "debug_sink_correlator_runs", "Correlator runs", ["outcome"], registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -66,8 +93,9 @@ class Metrics:
 class HttpServer:
     """Serves ``GET /metrics`` and ``GET /healthz`` (200 when ready, else 503)."""
 
-    def __init__(self, metrics: Metrics, health: Callable[[], dict[str, Any]],
-                 host: str, port: int) -> None:
+    def __init__(
+        self, metrics: Metrics, health: Callable[[], dict[str, Any]], host: str, port: int
+    ) -> None:
         self._metrics = metrics
         self._health = health
         self._host = host
@@ -106,9 +134,11 @@ class HttpServer:
                 ctype, body = "application/json", orjson.dumps(health)
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                         + body)
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass

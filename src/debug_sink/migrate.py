@@ -105,8 +105,9 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
 
 
 @contextlib.asynccontextmanager
-async def _locked_connection(dsn: str, schema: str, *, create_schema: bool
-                             ) -> AsyncIterator[asyncpg.Connection]:
+async def _locked_connection(
+    dsn: str, schema: str, *, create_schema: bool
+) -> AsyncIterator[asyncpg.Connection]:
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -115,8 +116,7 @@ async def _locked_connection(dsn: str, schema: str, *, create_schema: bool
         await conn.execute("SET lock_timeout = 0; SET client_min_messages = warning")
         await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", _LOCK_CLASS, schema)
         if create_schema:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
+            exists = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
             if not exists:
                 await conn.execute(f'CREATE SCHEMA "{schema}"')
         yield conn
@@ -128,13 +128,15 @@ async def _locked_connection(dsn: str, schema: str, *, create_schema: bool
 
 
 async def _applied(conn: asyncpg.Connection, schema: str) -> dict[int, asyncpg.Record]:
-    table = await conn.fetchval("SELECT to_regclass(format('%I.schema_migrations', $1::text))",
-                                schema)
+    table = await conn.fetchval(
+        "SELECT to_regclass(format('%I.schema_migrations', $1::text))", schema
+    )
     if table is None:
         return {}
     rows = await conn.fetch(
-        f'SELECT version, description, checksum, applied_at, execution_time_ms '
-        f'FROM "{schema}".schema_migrations')
+        f"SELECT version, description, checksum, applied_at, execution_time_ms "
+        f'FROM "{schema}".schema_migrations'
+    )
     return {row["version"]: row for row in rows}
 
 
@@ -148,7 +150,8 @@ def _check_unchanged(migrations: list[Migration], applied: dict[int, asyncpg.Rec
             raise MigrationError(
                 f"migration {migration.label} was applied with checksum {row['checksum'][:12]} "
                 f"but its file now has {migration.checksum[:12]}: applied migrations must not "
-                "change; add a new migration instead")
+                "change; add a new migration instead"
+            )
 
 
 async def _run_file(conn: asyncpg.Connection, schema: str, sql: str) -> float:
@@ -161,9 +164,14 @@ async def _run_file(conn: asyncpg.Connection, schema: str, sql: str) -> float:
 Progress = Callable[[str, Migration, float], None]
 
 
-async def migrate_up(dsn: str, *, schema: str = "public", to: int | None = None,
-                     on_progress: Progress | None = None,
-                     directory: Path | None = None) -> list[Migration]:
+async def migrate_up(
+    dsn: str,
+    *,
+    schema: str = "public",
+    to: int | None = None,
+    on_progress: Progress | None = None,
+    directory: Path | None = None,
+) -> list[Migration]:
     """Apply pending migrations up to ``to`` (default: all). Returns those applied."""
     migrations = load_migrations(directory)
     head = migrations[-1].version
@@ -186,21 +194,31 @@ async def migrate_up(dsn: str, *, schema: str = "public", to: int | None = None,
                         "VALUES ($1, $2, $3, $4) ON CONFLICT (version) DO UPDATE "
                         "SET execution_time_ms = EXCLUDED.execution_time_ms, "
                         "checksum = EXCLUDED.checksum",
-                        migration.version, migration.name.replace("_", " "),
-                        max(1, round(elapsed)), migration.checksum)
+                        migration.version,
+                        migration.name.replace("_", " "),
+                        max(1, round(elapsed)),
+                        migration.checksum,
+                    )
             except asyncpg.PostgresError as exc:
                 raise MigrationError(
-                    f"migration {migration.label} failed and was not applied: {exc}"
-                    .replace("\n", " ")) from exc
+                    f"migration {migration.label} failed and was not applied: {exc}".replace(
+                        "\n", " "
+                    )
+                ) from exc
             done.append(migration)
             if on_progress:
                 on_progress("applied", migration, elapsed)
     return done
 
 
-async def migrate_down(dsn: str, *, schema: str = "public", to: int,
-                       on_progress: Progress | None = None,
-                       directory: Path | None = None) -> list[Migration]:
+async def migrate_down(
+    dsn: str,
+    *,
+    schema: str = "public",
+    to: int,
+    on_progress: Progress | None = None,
+    directory: Path | None = None,
+) -> list[Migration]:
     """Roll back applied migrations above ``to``, newest first. Returns those rolled back."""
     migrations = load_migrations(directory)
     head = migrations[-1].version
@@ -214,7 +232,8 @@ async def migrate_down(dsn: str, *, schema: str = "public", to: int,
         if unknown:
             raise MigrationError(
                 f"the database has migrations {unknown} that this version of debug-sink does not "
-                "know; roll back with the version that applied them")
+                "know; roll back with the version that applied them"
+            )
         timings: list[float] = []
         pending = [m for m in reversed(migrations) if m.version > to and m.version in applied]
         # All requested rollbacks in ONE transaction: a rollback blocked halfway (a user's view
@@ -229,16 +248,17 @@ async def migrate_down(dsn: str, *, schema: str = "public", to: int,
         except asyncpg.PostgresError as exc:
             failed = pending[len(done)].label if len(done) < len(pending) else "?"
             raise MigrationError(
-                f"rollback of {failed} failed; nothing was rolled back: {exc}"
-                .replace("\n", " ")) from exc
+                f"rollback of {failed} failed; nothing was rolled back: {exc}".replace("\n", " ")
+            ) from exc
         if on_progress:
             for migration, elapsed in zip(done, timings, strict=True):
                 on_progress("rolled back", migration, elapsed)
     return done
 
 
-async def migration_status(dsn: str, *, schema: str = "public",
-                           directory: Path | None = None) -> list[MigrationStatus]:
+async def migration_status(
+    dsn: str, *, schema: str = "public", directory: Path | None = None
+) -> list[MigrationStatus]:
     """Each known or applied migration with its state; ``changed`` marks an edited file."""
     migrations = load_migrations(directory)
     try:
@@ -261,13 +281,26 @@ async def migration_status(dsn: str, *, schema: str = "public",
             state = "changed"
         else:
             state = "applied"
-        result.append(MigrationStatus(
-            migration.version, migration.name, state,
-            row["applied_at"] if row else None, row["execution_time_ms"] if row else None))
+        result.append(
+            MigrationStatus(
+                migration.version,
+                migration.name,
+                state,
+                row["applied_at"] if row else None,
+                row["execution_time_ms"] if row else None,
+            )
+        )
     for version in sorted(set(applied) - known):
         row = applied[version]
-        result.append(MigrationStatus(version, str(row["description"]), "unknown",
-                                      row["applied_at"], row["execution_time_ms"]))
+        result.append(
+            MigrationStatus(
+                version,
+                str(row["description"]),
+                "unknown",
+                row["applied_at"],
+                row["execution_time_ms"],
+            )
+        )
     return result
 
 
@@ -276,6 +309,13 @@ def head_version(directory: Path | None = None) -> int:
 
 
 def status_rows(statuses: list[MigrationStatus]) -> list[dict[str, Any]]:
-    return [{"version": s.version, "name": s.name, "state": s.state,
-             "applied_at": s.applied_at.isoformat() if s.applied_at else None,
-             "execution_time_ms": s.execution_time_ms} for s in statuses]
+    return [
+        {
+            "version": s.version,
+            "name": s.name,
+            "state": s.state,
+            "applied_at": s.applied_at.isoformat() if s.applied_at else None,
+            "execution_time_ms": s.execution_time_ms,
+        }
+        for s in statuses
+    ]

@@ -63,7 +63,9 @@ def translate_error(exc: BaseException, dsn: str) -> DebugSinkError:
     """Map a driver or OS error to the error tree, with a one-line message."""
     where = redact_dsn(dsn)
     message = str(exc).replace("\n", " ") or type(exc).__name__
-    if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
+    if isinstance(
+        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
         return ConfigurationError(f"PostgreSQL at {where} rejected the credentials: {message}")
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return ConfigurationError(f"PostgreSQL at {where}: {message}")
@@ -71,8 +73,10 @@ def translate_error(exc: BaseException, dsn: str) -> DebugSinkError:
         return ConfigurationError(f"missing privilege on {where}: {message}")
     if isinstance(exc, asyncpg.DependentObjectsStillExistError):
         detail = f" ({exc.detail})".replace("\n", "; ") if getattr(exc, "detail", None) else ""
-        return MigrationError(f"rollback blocked: {message}{detail}. Drop or change the dependent "
-                              "objects first; nothing was rolled back.")
+        return MigrationError(
+            f"rollback blocked: {message}{detail}. Drop or change the dependent "
+            "objects first; nothing was rolled back."
+        )
     if is_transient(exc):
         return DatabaseUnavailable(f"cannot reach PostgreSQL at {where}: {message}")
     return MigrationError(f"PostgreSQL error on {where}: {message}")

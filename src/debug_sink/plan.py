@@ -33,32 +33,56 @@ from debug_sink.events import EventKind
 
 #: reference field -> kind of the parent row, per kind of event.
 REFERENCES: dict[EventKind, dict[str, EventKind]] = {
-    EventKind.SNAPSHOT: {"transformation_event_id": EventKind.TRANSFORMATION,
-                         "parent_snapshot_id": EventKind.SNAPSHOT},
+    EventKind.SNAPSHOT: {
+        "transformation_event_id": EventKind.TRANSFORMATION,
+        "parent_snapshot_id": EventKind.SNAPSHOT,
+    },
     EventKind.ERROR: {"state_snapshot_id": EventKind.SNAPSHOT},
     EventKind.SUCCESS: {"state_snapshot_id": EventKind.SNAPSHOT},
-    EventKind.STEP: {"pre_state_snapshot_id": EventKind.SNAPSHOT,
-                     "post_state_snapshot_id": EventKind.SNAPSHOT,
-                     "error_event_id": EventKind.ERROR,
-                     "success_event_id": EventKind.SUCCESS,
-                     "parent_step_id": EventKind.STEP},
-    EventKind.TRANSFORMATION: {"state_snapshot_id": EventKind.SNAPSHOT,
-                               "error_event_id": EventKind.ERROR,
-                               "success_event_id": EventKind.SUCCESS},
+    EventKind.STEP: {
+        "pre_state_snapshot_id": EventKind.SNAPSHOT,
+        "post_state_snapshot_id": EventKind.SNAPSHOT,
+        "error_event_id": EventKind.ERROR,
+        "success_event_id": EventKind.SUCCESS,
+        "parent_step_id": EventKind.STEP,
+    },
+    EventKind.TRANSFORMATION: {
+        "state_snapshot_id": EventKind.SNAPSHOT,
+        "error_event_id": EventKind.ERROR,
+        "success_event_id": EventKind.SUCCESS,
+    },
     EventKind.HOOK: {},
 }
 
 #: The order in which kinds are merged (parents first; the foreign keys are deferred anyway).
 WRITE_ORDER: tuple[EventKind, ...] = (
-    EventKind.TRANSFORMATION, EventKind.SNAPSHOT, EventKind.ERROR, EventKind.SUCCESS,
-    EventKind.STEP, EventKind.HOOK)
+    EventKind.TRANSFORMATION,
+    EventKind.SNAPSHOT,
+    EventKind.ERROR,
+    EventKind.SUCCESS,
+    EventKind.STEP,
+    EventKind.HOOK,
+)
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "skipped"})
 #: Step fields whose value a `started` event only fills in, and a terminal event overrides.
-_STEP_MERGED = ("session_id", "step_type", "agent_name", "operation_name", "step_description",
-                "pre_state_snapshot_id", "post_state_snapshot_id", "error_event_id",
-                "success_event_id", "duration_ms", "parent_step_id", "depends_on_steps",
-                "input_data", "output_data", "completed_at")
+_STEP_MERGED = (
+    "session_id",
+    "step_type",
+    "agent_name",
+    "operation_name",
+    "step_description",
+    "pre_state_snapshot_id",
+    "post_state_snapshot_id",
+    "error_event_id",
+    "success_event_id",
+    "duration_ms",
+    "parent_step_id",
+    "depends_on_steps",
+    "input_data",
+    "output_data",
+    "completed_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +186,9 @@ def effective_started_at(step: Any) -> Any:
 def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False) -> Plan:
     plan = Plan()
     aliases: dict[UUID, UUID] = dict(lookups.aliases)
-    existing = lookups.existing
+    # Snapshots found by (correlation_id, state_hash) exist too, whatever ids were asked for.
+    existing: dict[EventKind, set[UUID]] = {k: set(v) for k, v in lookups.existing.items()}
+    existing.setdefault(EventKind.SNAPSHOT, set()).update(lookups.snapshot_keys.values())
 
     # 1. Snapshot dedupe, in arrival order: the first of a (correlation_id, state_hash) wins.
     kept_by_key: dict[tuple[UUID, str], UUID] = dict(lookups.snapshot_keys)
@@ -188,12 +214,16 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
     # 2. Rewrite snapshot references through the aliases.
     resolved: list[Pending] = []
     for item in survivors:
-        update = {name: aliases[value] for name, parent, value in _refs(item.kind, item.event)
-                  if parent is EventKind.SNAPSHOT and value in aliases}
-        if update:
-            item = Pending(item.kind, item.event.model_copy(update=update), item.origin,
-                           item.parked_id)
-        resolved.append(item)
+        update = {
+            name: aliases[value]
+            for name, parent, value in _refs(item.kind, item.event)
+            if parent is EventKind.SNAPSHOT and value in aliases
+        }
+        resolved.append(
+            Pending(item.kind, item.event.model_copy(update=update), item.origin, item.parked_id)
+            if update
+            else item
+        )
 
     # 3. References: available = in the database, or written by this plan. Park to fixpoint.
     writing: dict[EventKind, set[UUID]] = {kind: set() for kind in EventKind}
@@ -207,9 +237,11 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
         for index, item in enumerate(resolved):
             if index in parked_ids:
                 continue
-            missing = tuple(value for _, parent, value in _refs(item.kind, item.event)
-                            if value not in existing.get(parent, ())
-                            and value not in writing[parent])
+            missing = tuple(
+                value
+                for _, parent, value in _refs(item.kind, item.event)
+                if value not in existing.get(parent, ()) and value not in writing[parent]
+            )
             if missing:
                 if expire:
                     resolved[index] = _dangle(item, existing, writing)
@@ -250,8 +282,9 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
     return plan
 
 
-def _dangle(item: Pending, existing: Mapping[EventKind, set[UUID]],
-            writing: Mapping[EventKind, set[UUID]]) -> Pending:
+def _dangle(
+    item: Pending, existing: Mapping[EventKind, set[UUID]], writing: Mapping[EventKind, set[UUID]]
+) -> Pending:
     """The event with its missing references NULL and the originals in its metadata."""
     dangling: dict[str, str] = {}
     update: dict[str, Any] = {}

@@ -53,31 +53,44 @@ from debug_sink.writer import BatchWriter, DeadLetter, WriteResult, init_connect
 log = structlog.get_logger("debug_sink")
 
 #: Kafka Connect-style headers on dead-letter messages.
-DLQ_HEADERS = ("__connect.errors.topic", "__connect.errors.partition",
-               "__connect.errors.offset", "__connect.errors.exception.class.name",
-               "__connect.errors.exception.message")
+DLQ_HEADERS = (
+    "__connect.errors.topic",
+    "__connect.errors.partition",
+    "__connect.errors.offset",
+    "__connect.errors.exception.class.name",
+    "__connect.errors.exception.message",
+)
 
 PeriodicJob = Callable[[], Awaitable[Any]]
 
 
-async def create_pool(settings: Settings, *, min_size: int = 1,
-                      max_size: int | None = None) -> asyncpg.Pool:
+async def create_pool(
+    settings: Settings, *, min_size: int = 1, max_size: int | None = None
+) -> asyncpg.Pool:
     """A pool whose connections use the configured schema and have the staging tables."""
     dsn = settings.require_dsn()
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(  # type: ignore[call-overload]
-            dsn, min_size=min_size, max_size=max_size or settings.postgres_pool_size,
-            init=init_connection, ssl=settings.postgres_ssl(), command_timeout=120,
-            server_settings={"search_path": settings.db_schema,
-                             "application_name": "debug-sink"})
+            dsn,
+            min_size=min_size,
+            max_size=max_size or settings.postgres_pool_size,
+            init=init_connection,
+            ssl=settings.postgres_ssl(),
+            command_timeout=120,
+            server_settings={"search_path": settings.db_schema, "application_name": "debug-sink"},
+        )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise translate_error(exc, dsn) from exc
     assert pool is not None
     return pool
 
 
-async def wait_for(what: str, connect: Callable[[], Awaitable[Any]],
-                   stopping: asyncio.Event, metrics: Metrics | None = None) -> Any:
+async def wait_for(
+    what: str,
+    connect: Callable[[], Awaitable[Any]],
+    stopping: asyncio.Event,
+    metrics: Metrics | None = None,
+) -> Any:
     """Call ``connect`` until it succeeds; transient failures are logged and retried."""
     backoff = Backoff(initial=0.2, maximum=10.0)
     while True:
@@ -89,8 +102,9 @@ async def wait_for(what: str, connect: Callable[[], Awaitable[Any]],
             delay = backoff.next_delay()
             if metrics:
                 metrics.retries.labels(what).inc()
-            log.warning("waiting_for_service", service=what, error=str(exc),
-                        retry_in_s=round(delay, 2))
+            log.warning(
+                "waiting_for_service", service=what, error=str(exc), retry_in_s=round(delay, 2)
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
 
@@ -115,26 +129,37 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class Sink:
     """``debug-sink run``. Use ``await Sink(settings).run()``; :meth:`stop` ends it cleanly."""
 
-    def __init__(self, settings: Settings, *, exit_when_idle: bool = False,
-                 idle_grace: float = 15.0, metrics: Metrics | None = None,
-                 jobs: Sequence[tuple[str, float, PeriodicJob]] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        exit_when_idle: bool = False,
+        idle_grace: float = 15.0,
+        metrics: Metrics | None = None,
+        jobs: Sequence[tuple[str, float, PeriodicJob]] = (),
+    ) -> None:
         if re.search(settings.topic_pattern, settings.dead_letter_topic):
             raise ConfigurationError(
                 f"the dead-letter topic {settings.dead_letter_topic!r} matches the subscription "
-                f"pattern {settings.topic_pattern!r}: dead letters would be consumed again")
+                f"pattern {settings.topic_pattern!r}: dead letters would be consumed again"
+            )
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.exit_when_idle = exit_when_idle
         self.idle_grace = idle_grace
         self._jobs = list(jobs)
         self._validation = ValidationConfig(
-            topics=settings.topics, max_state_bytes=settings.max_state_bytes,
-            max_depth=settings.max_depth, redact_patterns=settings.redact_patterns)
+            topics=settings.topics,
+            max_state_bytes=settings.max_state_bytes,
+            max_depth=settings.max_depth,
+            redact_patterns=settings.redact_patterns,
+        )
         self._stopping = asyncio.Event()
         self._fetch_done = asyncio.Event()
         self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue(maxsize=1)
-        self._builder = BatchBuilder(settings.batch_max_events, settings.batch_max_bytes,
-                                     settings.batch_max_age_ms / 1000)
+        self._builder = BatchBuilder(
+            settings.batch_max_events, settings.batch_max_bytes, settings.batch_max_age_ms / 1000
+        )
         self._generation = 0
         self._inflight_bytes = 0
         self._queued_bytes = 0
@@ -165,41 +190,64 @@ class Sink:
         return self._http.port if self._http else None
 
     def health(self) -> dict[str, Any]:
-        ready = bool(self._db_ok and self._consumer is not None and self._assigned
-                     and not self._needs_seek)
-        return {"ready": ready, "postgres": self._db_ok, "kafka": self._consumer is not None,
-                "assigned_partitions": len(self._assigned),
-                "inflight_bytes": self._inflight_bytes}
+        ready = bool(
+            self._db_ok and self._consumer is not None and self._assigned and not self._needs_seek
+        )
+        return {
+            "ready": ready,
+            "postgres": self._db_ok,
+            "kafka": self._consumer is not None,
+            "assigned_partitions": len(self._assigned),
+            "inflight_bytes": self._inflight_bytes,
+        }
 
     async def run(self) -> None:
         settings = self.settings
         log.info("sink_starting", settings=settings.safe_summary())
         async with contextlib.AsyncExitStack() as stack:
             if settings.metrics_port:
-                self._http = HttpServer(self.metrics, self.health, settings.metrics_host,
-                                        settings.metrics_port)
+                self._http = HttpServer(
+                    self.metrics, self.health, settings.metrics_host, settings.metrics_port
+                )
                 await self._http.start()
                 stack.push_async_callback(self._http.stop)
-            self._pool = await wait_for("postgres", lambda: create_pool(settings),
-                                        self._stopping, self.metrics)
+            self._pool = await wait_for(
+                "postgres", lambda: create_pool(settings), self._stopping, self.metrics
+            )
             stack.push_async_callback(self._close_pool)
             self._db_ok = True
-            self._producer = await wait_for("kafka", self._start_producer, self._stopping,
-                                            self.metrics)
+            self._producer = await wait_for(
+                "kafka", self._start_producer, self._stopping, self.metrics
+            )
             stack.push_async_callback(self._producer.stop)
-            self._writer = BatchWriter(self._pool, group_id=settings.group_id,
-                                       park_grace=settings.park_grace_seconds,
-                                       publish_dead_letters=self._publish_dead_letters)
-            self._consumer = await wait_for("kafka", self._start_consumer, self._stopping,
-                                            self.metrics)
+            self._writer = BatchWriter(
+                self._pool,
+                group_id=settings.group_id,
+                park_grace=settings.park_grace_seconds,
+                publish_dead_letters=self._publish_dead_letters,
+            )
+            self._consumer = await wait_for(
+                "kafka", self._start_consumer, self._stopping, self.metrics
+            )
             stack.push_async_callback(self._stop_consumer)
-            log.info("sink_started", group_id=settings.group_id, pattern=settings.topic_pattern,
-                     postgres=redact_dsn(settings.require_dsn()),
-                     kafka=settings.kafka_bootstrap_servers, metrics_port=self.http_port)
-            side = [asyncio.create_task(self._periodic("release_parked", self._park_interval(),
-                                                       self._release_parked))]
-            side += [asyncio.create_task(self._periodic(name, interval, job))
-                     for name, interval, job in self._jobs if interval > 0]
+            log.info(
+                "sink_started",
+                group_id=settings.group_id,
+                pattern=settings.topic_pattern,
+                postgres=redact_dsn(settings.require_dsn()),
+                kafka=settings.kafka_bootstrap_servers,
+                metrics_port=self.http_port,
+            )
+            side = [
+                asyncio.create_task(
+                    self._periodic("release_parked", self._park_interval(), self._release_parked)
+                )
+            ]
+            side += [
+                asyncio.create_task(self._periodic(name, interval, job))
+                for name, interval, job in self._jobs
+                if interval > 0
+            ]
             writer = asyncio.create_task(self._write_loop(), name="write")
             fetcher = asyncio.create_task(self._fetch_loop(), name="fetch")
             try:
@@ -216,32 +264,45 @@ class Sink:
         return self.settings.kafka_client_options()
 
     async def _start_producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(**self._kafka_options(), acks="all", linger_ms=5,
-                                    enable_idempotence=False, request_timeout_ms=30000)
+        producer = AIOKafkaProducer(
+            **self._kafka_options(),
+            acks="all",
+            linger_ms=5,
+            enable_idempotence=False,
+            request_timeout_ms=30000,
+        )
         try:
             await producer.start()
         except KafkaError as exc:
             with contextlib.suppress(Exception):
                 await producer.stop()
-            raise BrokerUnavailable(f"cannot reach Kafka at "
-                                    f"{self.settings.kafka_bootstrap_servers}: {exc}") from exc
+            raise BrokerUnavailable(
+                f"cannot reach Kafka at {self.settings.kafka_bootstrap_servers}: {exc}"
+            ) from exc
         return producer
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
         consumer = AIOKafkaConsumer(
-            **self._kafka_options(), group_id=s.group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", metadata_max_age_ms=5000,
-            max_poll_interval_ms=300_000, session_timeout_ms=s.kafka_session_timeout_ms,
-            heartbeat_interval_ms=max(100, s.kafka_session_timeout_ms // 10), fetch_max_bytes=min(s.max_inflight_bytes // 2, 50 << 20),
-            max_partition_fetch_bytes=min(s.max_inflight_bytes // 4, 8 << 20))
+            **self._kafka_options(),
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=5000,
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(100, s.kafka_session_timeout_ms // 10),
+            fetch_max_bytes=min(s.max_inflight_bytes // 2, 50 << 20),
+            max_partition_fetch_bytes=min(s.max_inflight_bytes // 4, 8 << 20),
+        )
         try:
             await consumer.start()
         except KafkaError as exc:
             with contextlib.suppress(Exception):
                 await consumer.stop()
-            raise BrokerUnavailable(f"cannot reach Kafka at {s.kafka_bootstrap_servers}: "
-                                    f"{exc}") from exc
+            raise BrokerUnavailable(
+                f"cannot reach Kafka at {s.kafka_bootstrap_servers}: {exc}"
+            ) from exc
         consumer.subscribe(pattern=s.topic_pattern, listener=_Rebalance(self))
         return consumer
 
@@ -262,13 +323,18 @@ class Sink:
 
     # -- supervision ----------------------------------------------------------------------
 
-    async def _supervise(self, fetcher: asyncio.Task[None], writer: asyncio.Task[None],
-                         side: list[asyncio.Task[None]]) -> None:
+    async def _supervise(
+        self,
+        fetcher: asyncio.Task[None],
+        writer: asyncio.Task[None],
+        side: list[asyncio.Task[None]],
+    ) -> None:
         """Wait until stop; propagate a crash of any task (never a silent half-dead sink)."""
         stop_wait = asyncio.create_task(self._stopping.wait())
         try:
-            done, _ = await asyncio.wait({fetcher, writer, stop_wait, *side},
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {fetcher, writer, stop_wait, *side}, return_when=asyncio.FIRST_COMPLETED
+            )
             for task in done:
                 if task is not stop_wait and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
@@ -278,8 +344,11 @@ class Sink:
                 await asyncio.wait_for(asyncio.shield(fetcher), self.settings.shutdown_timeout)
                 await asyncio.wait_for(asyncio.shield(writer), self.settings.shutdown_timeout)
             except TimeoutError:
-                log.warning("shutdown_timeout", seconds=self.settings.shutdown_timeout,
-                            note="the batch in flight was not committed; it will be re-read")
+                log.warning(
+                    "shutdown_timeout",
+                    seconds=self.settings.shutdown_timeout,
+                    note="the batch in flight was not committed; it will be re-read",
+                )
             for task in (fetcher, writer):
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
@@ -310,16 +379,20 @@ class Sink:
         self._paused = False
         if self._consumer is not None and assigned:
             self._consumer.pause(*assigned)
-        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]"
-                                                          for tp in assigned))
+        log.info(
+            "partitions_assigned",
+            partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned),
+        )
 
     async def _seek_to_stored(self) -> None:
-        assert self._consumer is not None and self._pool is not None
+        assert self._consumer is not None
+        assert self._pool is not None
         wanted = set(self._needs_seek)
         try:
             async with self._pool.acquire() as conn:
-                offsets = await stored_offsets(conn, self.settings.group_id,
-                                               [(tp.topic, tp.partition) for tp in wanted])
+                offsets = await stored_offsets(
+                    conn, self.settings.group_id, [(tp.topic, tp.partition) for tp in wanted]
+                )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if not is_transient(exc):
                 raise
@@ -342,8 +415,11 @@ class Sink:
             await self._consumer.seek_to_beginning(*fresh)
         self._needs_seek.clear()
         self._consumer.resume(*wanted)
-        log.info("partitions_positioned", from_postgres=len(wanted) - len(fresh),
-                 from_beginning=len(fresh))
+        log.info(
+            "partitions_positioned",
+            from_postgres=len(wanted) - len(fresh),
+            from_beginning=len(fresh),
+        )
 
     # -- fetch ----------------------------------------------------------------------------
 
@@ -356,8 +432,9 @@ class Sink:
     def _apply_backpressure(self) -> None:
         assert self._consumer is not None
         active = self._assigned - self._needs_seek
-        full = (self._inflight_bytes >= self.settings.max_inflight_bytes
-                or (self._queue.full() and self._builder.full))
+        full = self._inflight_bytes >= self.settings.max_inflight_bytes or (
+            self._queue.full() and self._builder.full
+        )
         if full and not self._paused and active:
             self._consumer.pause(*active)
             self._paused = True
@@ -377,8 +454,9 @@ class Sink:
             wait = self._builder.seconds_until_due()
             timeout_ms = 200 if wait is None else max(1, min(200, int(wait * 1000)))
             try:
-                records = await consumer.getmany(timeout_ms=timeout_ms,
-                                                 max_records=self.settings.batch_max_events)
+                records = await consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=self.settings.batch_max_events
+                )
             except KafkaError as exc:
                 self.metrics.retries.labels("kafka").inc()
                 log.warning("fetch_failed", error=str(exc))
@@ -416,10 +494,17 @@ class Sink:
         await self._queue.put(queued)
 
     def _decode(self, msg: Any) -> Item:
-        result: Accepted | Rejected = decode(msg.topic, msg.value, timestamp_ms=msg.timestamp,
-                                             config=self._validation)
-        return Item(Origin(msg.topic, msg.partition, msg.offset), msg.key, msg.value,
-                    tuple(msg.headers or ()), msg.timestamp, result)
+        result: Accepted | Rejected = decode(
+            msg.topic, msg.value, timestamp_ms=msg.timestamp, config=self._validation
+        )
+        return Item(
+            Origin(msg.topic, msg.partition, msg.offset),
+            msg.key,
+            msg.value,
+            tuple(msg.headers or ()),
+            msg.timestamp,
+            result,
+        )
 
     async def _caught_up(self) -> bool:
         """Update lag; True when every assigned partition is read and written to its end."""
@@ -485,9 +570,11 @@ class Sink:
                 self._db_ok = not isinstance(exc, DatabaseUnavailable)
                 delay = backoff.next_delay()
                 self.metrics.retries.labels(
-                    "postgres" if isinstance(exc, DatabaseUnavailable) else "kafka").inc()
-                log.warning("batch_retry", error=str(exc), retry_in_s=round(delay, 2),
-                            events=len(batch))
+                    "postgres" if isinstance(exc, DatabaseUnavailable) else "kafka"
+                ).inc()
+                log.warning(
+                    "batch_retry", error=str(exc), retry_in_s=round(delay, 2), events=len(batch)
+                )
                 if self._stopping.is_set() and self._fetch_done.is_set() and backoff.attempts > 50:
                     raise
                 await asyncio.sleep(delay)
@@ -510,18 +597,28 @@ class Sink:
         m.duplicates.inc(result.duplicates)
         m.hash_replaced.inc(result.hash_replaced)
         m.redacted.inc(result.redacted)
-        log.info("batch_committed", events=len(batch), offsets=batch.offset_ranges(),
-                 rows=result.rows, dead_letters=len(result.dead_letters), parked=result.parked,
-                 released=result.released, duplicates=result.duplicates,
-                 hash_replaced=result.hash_replaced, bytes=batch.size_bytes,
-                 duration_ms=round(result.duration_s * 1000, 1))
+        log.info(
+            "batch_committed",
+            events=len(batch),
+            offsets=batch.offset_ranges(),
+            rows=result.rows,
+            dead_letters=len(result.dead_letters),
+            parked=result.parked,
+            released=result.released,
+            duplicates=result.duplicates,
+            hash_replaced=result.hash_replaced,
+            bytes=batch.size_bytes,
+            duration_ms=round(result.duration_s * 1000, 1),
+        )
 
     async def _commit_to_kafka(self, batch: Batch) -> None:
         """Mirror the stored offsets to Kafka, for lag tools only (never read back)."""
         assert self._consumer is not None
-        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "")
-                   for (t, p), o in batch.next_offsets.items()
-                   if TopicPartition(t, p) in self._assigned}
+        offsets = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "")
+            for (t, p), o in batch.next_offsets.items()
+            if TopicPartition(t, p) in self._assigned
+        }
         if not offsets:
             return
         try:
@@ -535,14 +632,17 @@ class Sink:
         try:
             futures = []
             for d in letters:
-                headers = [*d.headers,
-                           (DLQ_HEADERS[0], d.origin.topic.encode()),
-                           (DLQ_HEADERS[1], str(d.origin.partition).encode()),
-                           (DLQ_HEADERS[2], str(d.origin.offset).encode()),
-                           (DLQ_HEADERS[3], d.error_class.encode()),
-                           (DLQ_HEADERS[4], d.reason.encode()[:4000])]
-                futures.append(await self._producer.send(topic, d.value, key=d.key,
-                                                         headers=headers))
+                headers = [
+                    *d.headers,
+                    (DLQ_HEADERS[0], d.origin.topic.encode()),
+                    (DLQ_HEADERS[1], str(d.origin.partition).encode()),
+                    (DLQ_HEADERS[2], str(d.origin.offset).encode()),
+                    (DLQ_HEADERS[3], d.error_class.encode()),
+                    (DLQ_HEADERS[4], d.reason.encode()[:4000]),
+                ]
+                futures.append(
+                    await self._producer.send(topic, d.value, key=d.key, headers=headers)
+                )
             await asyncio.gather(*futures)
         except KafkaError as exc:
             raise BrokerUnavailable(f"cannot produce dead letters to {topic}: {exc}") from exc
@@ -550,16 +650,22 @@ class Sink:
     # -- periodic -------------------------------------------------------------------------
 
     async def _release_parked(self) -> None:
-        assert self._writer is not None and self._pool is not None
+        assert self._writer is not None
+        assert self._pool is not None
         result = await self._writer.release_parked()
         if result.released or result.dangling:
             self.metrics.released.inc(result.released)
             self.metrics.dangling.inc(result.dangling)
-            log.info("parked_released", released=result.released, expired=result.dangling,
-                     rows=result.rows)
+            log.info(
+                "parked_released",
+                released=result.released,
+                expired=result.dangling,
+                rows=result.rows,
+            )
         async with self._pool.acquire() as conn:
-            self.metrics.parked_rows.set(await conn.fetchval(
-                "SELECT count(*) FROM sink_parked_events"))
+            self.metrics.parked_rows.set(
+                await conn.fetchval("SELECT count(*) FROM sink_parked_events")
+            )
 
     async def _release_all_parked(self) -> int:
         assert self._writer is not None

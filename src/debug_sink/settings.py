@@ -36,87 +36,125 @@ TOPIC_SUFFIXES: dict[EventKind, str] = {
 class Settings(BaseSettings):
     """All settings. Environment variable = ``DEBUG_SINK_`` + the field name in upper case."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore",
-                                      env_file=None, validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_file=None, validate_default=True
+    )
 
     # PostgreSQL
     postgres_dsn: SecretStr | None = Field(
         default=None,
         description="PostgreSQL DSN, e.g. postgresql://sink@db:5432/debug (password via PGPASSWORD "
-        "or the DSN; never logged).")
-    db_schema: str = Field(default="public", description="Schema that holds every debug-sink object.")
-    postgres_ssl_mode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
-        default=None, description="PostgreSQL TLS mode (overrides sslmode in the DSN).")
+        "or the DSN; never logged).",
+    )
+    db_schema: str = Field(
+        default="public", description="Schema that holds every debug-sink object."
+    )
+    postgres_ssl_mode: (
+        Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None
+    ) = Field(default=None, description="PostgreSQL TLS mode (overrides sslmode in the DSN).")
     postgres_ssl_ca: Path | None = Field(default=None, description="CA bundle for PostgreSQL TLS.")
     postgres_ssl_cert: Path | None = Field(default=None, description="Client certificate (mTLS).")
     postgres_ssl_key: Path | None = Field(default=None, description="Client key (mTLS).")
-    postgres_pool_size: int = Field(default=4, ge=1, le=64,
-                                    description="Connections the sink keeps open.")
+    postgres_pool_size: int = Field(
+        default=4, ge=1, le=64, description="Connections the sink keeps open."
+    )
 
     # Kafka
-    kafka_bootstrap_servers: str = Field(default="localhost:9092",
-                                         description="Comma-separated host:port list.")
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092", description="Comma-separated host:port list."
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", description="Kafka security protocol.")
+        default="PLAINTEXT", description="Kafka security protocol."
+    )
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        default=None, description="SASL mechanism.")
+        default=None, description="SASL mechanism."
+    )
     kafka_sasl_username: str | None = Field(default=None, description="SASL username.")
     kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     kafka_ssl_ca: Path | None = Field(default=None, description="CA bundle for Kafka TLS.")
-    kafka_ssl_cert: Path | None = Field(default=None, description="Client certificate for Kafka mTLS.")
+    kafka_ssl_cert: Path | None = Field(
+        default=None, description="Client certificate for Kafka mTLS."
+    )
     kafka_ssl_key: Path | None = Field(default=None, description="Client key for Kafka mTLS.")
-    kafka_ssl_key_password: SecretStr | None = Field(default=None,
-                                                     description="Password of the client key.")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of the client key."
+    )
     group_id: str = Field(default="debug-sink", description="Kafka consumer group of the sink.")
     kafka_session_timeout_ms: int = Field(
-        default=30_000, ge=1000, description="Consumer-group session timeout: how soon a "
-        "crashed replica's partitions move to the others.")
-    topic_prefix: str = Field(default="debug.",
-                              description="Topic names are PREFIX + state_snapshots, error_events, "
-                              "success_events, workflow_steps, transformation_events, hook_events.")
-    topic_pattern: str = Field(default=r"^debug\.",
-                               description="Regex of the topics the sink subscribes to.")
-    dead_letter_topic: str = Field(default="debug-sink.dead-letters",
-                                   description="Where rejected messages go (must not match the "
-                                   "topic pattern).")
+        default=30_000,
+        ge=1000,
+        description="Consumer-group session timeout: how soon a "
+        "crashed replica's partitions move to the others.",
+    )
+    topic_prefix: str = Field(
+        default="debug.",
+        description="Topic names are PREFIX + state_snapshots, error_events, "
+        "success_events, workflow_steps, transformation_events, hook_events.",
+    )
+    topic_pattern: str = Field(
+        default=r"^debug\.", description="Regex of the topics the sink subscribes to."
+    )
+    dead_letter_topic: str = Field(
+        default="debug-sink.dead-letters",
+        description="Where rejected messages go (must not match the topic pattern).",
+    )
 
     # Batching and memory
-    batch_max_events: int = Field(default=5000, ge=1, description="A batch closes at this many events.")
-    batch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024,
-                                 description="... or at this many bytes of message values.")
-    batch_max_age_ms: int = Field(default=200, ge=1,
-                                  description="... or when its first event is this old.")
-    max_inflight_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024,
-                                    description="Fetching pauses while this many bytes are "
-                                    "fetched but not yet committed.")
+    batch_max_events: int = Field(
+        default=5000, ge=1, description="A batch closes at this many events."
+    )
+    batch_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="... or at this many bytes of message values."
+    )
+    batch_max_age_ms: int = Field(
+        default=200, ge=1, description="... or when its first event is this old."
+    )
+    max_inflight_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Fetching pauses while this many bytes are fetched but not yet committed.",
+    )
 
     # Validation
-    max_state_bytes: int = Field(default=1024 * 1024, ge=1024,
-                                 description="Largest agent_state (canonical JSON bytes) accepted.")
+    max_state_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest agent_state (canonical JSON bytes) accepted.",
+    )
     max_depth: int = Field(default=64, ge=2, le=512, description="Deepest JSON nesting accepted.")
-    redact_patterns: tuple[str, ...] = Field(default=DEFAULT_REDACT_PATTERNS,
-                                             description="Regexes of JSON keys whose values are "
-                                             "replaced by [REDACTED] (JSON list).")
+    redact_patterns: tuple[str, ...] = Field(
+        default=DEFAULT_REDACT_PATTERNS,
+        description="Regexes of JSON keys whose values are replaced by [REDACTED] (JSON list).",
+    )
 
     # References, jobs
-    park_grace_seconds: float = Field(default=600.0, ge=0,
-                                      description="How long an event waits for a missing parent "
-                                      "before it is written with the reference NULL.")
-    correlator_interval: float = Field(default=30.0, ge=0,
-                                       description="Seconds between correlator runs (0 disables).")
-    retention_days: int = Field(default=90, ge=0, description="Delete events older than this (0 "
-                                "disables).")
+    park_grace_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long an event waits for a missing parent "
+        "before it is written with the reference NULL.",
+    )
+    correlator_interval: float = Field(
+        default=30.0, ge=0, description="Seconds between correlator runs (0 disables)."
+    )
+    retention_days: int = Field(
+        default=90, ge=0, description="Delete events older than this (0 disables)."
+    )
 
     # Operations
     metrics_host: str = Field(default="0.0.0.0", description="Address of /metrics and /healthz.")
-    metrics_port: int = Field(default=9464, ge=0, le=65535,
-                              description="Port of /metrics and /healthz (0 disables).")
-    shutdown_timeout: float = Field(default=30.0, gt=0,
-                                    description="Seconds to finish the batch in flight on SIGTERM.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info",
-                                                                    description="Log level.")
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
+    )
+    shutdown_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to finish the batch in flight on SIGTERM."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level."
+    )
     log_format: Literal["auto", "json", "console"] = Field(
-        default="auto", description="json, console, or auto (console on a TTY).")
+        default="auto", description="json, console, or auto (console on a TTY)."
+    )
 
     @field_validator("db_schema")
     @classmethod
@@ -157,22 +195,24 @@ class Settings(BaseSettings):
         from debug_sink.errors import ConfigurationError
 
         if self.postgres_dsn is None:
-            raise ConfigurationError(
-                "no PostgreSQL DSN: set DEBUG_SINK_POSTGRES_DSN or pass --dsn")
+            raise ConfigurationError("no PostgreSQL DSN: set DEBUG_SINK_POSTGRES_DSN or pass --dsn")
         return self.postgres_dsn.get_secret_value()
 
     def postgres_ssl(self) -> ssl.SSLContext | str | None:
         """What asyncpg's ``ssl=`` argument should get (None: as the DSN says)."""
         if self.postgres_ssl_ca or self.postgres_ssl_cert:
             context = ssl.create_default_context(
-                cafile=str(self.postgres_ssl_ca) if self.postgres_ssl_ca else None)
+                cafile=str(self.postgres_ssl_ca) if self.postgres_ssl_ca else None
+            )
             if self.postgres_ssl_mode in ("require", "verify-ca"):
                 context.check_hostname = False
             if self.postgres_ssl_mode == "require":
                 context.verify_mode = ssl.CERT_NONE
             if self.postgres_ssl_cert:
-                context.load_cert_chain(str(self.postgres_ssl_cert),
-                                        str(self.postgres_ssl_key) if self.postgres_ssl_key else None)
+                context.load_cert_chain(
+                    str(self.postgres_ssl_cert),
+                    str(self.postgres_ssl_key) if self.postgres_ssl_key else None,
+                )
             return context
         return self.postgres_ssl_mode
 
@@ -184,19 +224,26 @@ class Settings(BaseSettings):
         }
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             context = ssl.create_default_context(
-                cafile=str(self.kafka_ssl_ca) if self.kafka_ssl_ca else None)
+                cafile=str(self.kafka_ssl_ca) if self.kafka_ssl_ca else None
+            )
             if self.kafka_ssl_cert:
-                password = (self.kafka_ssl_key_password.get_secret_value()
-                            if self.kafka_ssl_key_password else None)
-                context.load_cert_chain(str(self.kafka_ssl_cert),
-                                        str(self.kafka_ssl_key) if self.kafka_ssl_key else None,
-                                        password)
+                password = (
+                    self.kafka_ssl_key_password.get_secret_value()
+                    if self.kafka_ssl_key_password
+                    else None
+                )
+                context.load_cert_chain(
+                    str(self.kafka_ssl_cert),
+                    str(self.kafka_ssl_key) if self.kafka_ssl_key else None,
+                    password,
+                )
             options["ssl_context"] = context
         if self.kafka_security_protocol.startswith("SASL"):
             options["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
             options["sasl_plain_username"] = self.kafka_sasl_username
-            options["sasl_plain_password"] = (self.kafka_sasl_password.get_secret_value()
-                                              if self.kafka_sasl_password else None)
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
         return options
 
     def safe_summary(self) -> dict[str, Any]:

@@ -58,39 +58,127 @@ from debug_sink.validation import Accepted, Rejected
 #: Columns written per kind (generated columns such as hook_events.correlation_id excluded).
 COLUMNS: dict[EventKind, tuple[str, ...]] = {
     EventKind.SNAPSHOT: (
-        "id", "snapshot_type", "correlation_id", "session_id", "agent_name", "agent_state",
-        "state_hash", "execution_step", "task_description", "user_request", "state_size_bytes",
-        "variables_count", "context_depth", "memory_usage_mb", "cpu_time_ms", "wall_time_ms",
-        "transformation_event_id", "parent_snapshot_id", "captured_at", "metadata"),
+        "id",
+        "snapshot_type",
+        "correlation_id",
+        "session_id",
+        "agent_name",
+        "agent_state",
+        "state_hash",
+        "execution_step",
+        "task_description",
+        "user_request",
+        "state_size_bytes",
+        "variables_count",
+        "context_depth",
+        "memory_usage_mb",
+        "cpu_time_ms",
+        "wall_time_ms",
+        "transformation_event_id",
+        "parent_snapshot_id",
+        "captured_at",
+        "metadata",
+    ),
     EventKind.ERROR: (
-        "id", "correlation_id", "session_id", "error_type", "error_category", "error_severity",
-        "error_message", "error_stack_trace", "error_code", "agent_name", "operation_name",
-        "execution_step", "state_snapshot_id", "is_recoverable", "recovery_attempted",
-        "recovery_successful", "recovery_strategy", "metadata", "occurred_at", "resolved_at"),
+        "id",
+        "correlation_id",
+        "session_id",
+        "error_type",
+        "error_category",
+        "error_severity",
+        "error_message",
+        "error_stack_trace",
+        "error_code",
+        "agent_name",
+        "operation_name",
+        "execution_step",
+        "state_snapshot_id",
+        "is_recoverable",
+        "recovery_attempted",
+        "recovery_successful",
+        "recovery_strategy",
+        "metadata",
+        "occurred_at",
+        "resolved_at",
+    ),
     EventKind.SUCCESS: (
-        "id", "correlation_id", "session_id", "success_type", "operation_name", "agent_name",
-        "execution_step", "state_snapshot_id", "quality_score", "completion_status",
-        "validation_passed", "execution_time_ms", "retry_count", "success_factors", "metadata",
-        "occurred_at"),
+        "id",
+        "correlation_id",
+        "session_id",
+        "success_type",
+        "operation_name",
+        "agent_name",
+        "execution_step",
+        "state_snapshot_id",
+        "quality_score",
+        "completion_status",
+        "validation_passed",
+        "execution_time_ms",
+        "retry_count",
+        "success_factors",
+        "metadata",
+        "occurred_at",
+    ),
     EventKind.STEP: (
-        "id", "correlation_id", "session_id", "step_number", "attempt", "step_type",
-        "agent_name", "operation_name", "step_description", "pre_state_snapshot_id",
-        "post_state_snapshot_id", "status", "error_event_id", "success_event_id", "duration_ms",
-        "parent_step_id", "depends_on_steps", "input_data", "output_data", "metadata",
-        "started_at", "completed_at"),
+        "id",
+        "correlation_id",
+        "session_id",
+        "step_number",
+        "attempt",
+        "step_type",
+        "agent_name",
+        "operation_name",
+        "step_description",
+        "pre_state_snapshot_id",
+        "post_state_snapshot_id",
+        "status",
+        "error_event_id",
+        "success_event_id",
+        "duration_ms",
+        "parent_step_id",
+        "depends_on_steps",
+        "input_data",
+        "output_data",
+        "metadata",
+        "started_at",
+        "completed_at",
+    ),
     EventKind.TRANSFORMATION: (
-        "id", "correlation_id", "session_id", "source_agent", "target_agent",
-        "transformation_type", "reason", "confidence_score", "metadata", "created_at",
-        "state_snapshot_id", "error_event_id", "success_event_id"),
+        "id",
+        "correlation_id",
+        "session_id",
+        "source_agent",
+        "target_agent",
+        "transformation_type",
+        "reason",
+        "confidence_score",
+        "metadata",
+        "created_at",
+        "state_snapshot_id",
+        "error_event_id",
+        "success_event_id",
+    ),
     EventKind.HOOK: ("id", "source", "resource_id", "payload", "metadata", "created_at"),
 }
 
 _DECIMAL_FIELDS = frozenset({"memory_usage_mb", "quality_score", "confidence_score"})
 #: Step columns merged on conflict: a terminal event overrides, `started` only fills gaps.
-_STEP_MERGED = ("session_id", "step_type", "agent_name", "operation_name", "step_description",
-                "pre_state_snapshot_id", "post_state_snapshot_id", "error_event_id",
-                "success_event_id", "parent_step_id", "depends_on_steps", "input_data",
-                "output_data", "completed_at")
+_STEP_MERGED = (
+    "session_id",
+    "step_type",
+    "agent_name",
+    "operation_name",
+    "step_description",
+    "pre_state_snapshot_id",
+    "post_state_snapshot_id",
+    "error_event_id",
+    "success_event_id",
+    "parent_step_id",
+    "depends_on_steps",
+    "input_data",
+    "output_data",
+    "completed_at",
+)
 _SNAPSHOT_PKEY = "debug_state_snapshots_pkey"
 
 
@@ -106,18 +194,23 @@ def _merge_sql(kind: EventKind) -> str:
         return f"{head} ON CONFLICT (id) DO NOTHING"
     terminal = "EXCLUDED.status <> 'started'"
     sets = [f"status = CASE WHEN {terminal} THEN EXCLUDED.status ELSE t.status END"]
-    sets += [f"{c} = CASE WHEN {terminal} THEN COALESCE(EXCLUDED.{c}, t.{c}) "
-             f"ELSE COALESCE(t.{c}, EXCLUDED.{c}) END" for c in _STEP_MERGED]
+    sets += [
+        f"{c} = CASE WHEN {terminal} THEN COALESCE(EXCLUDED.{c}, t.{c}) "
+        f"ELSE COALESCE(t.{c}, EXCLUDED.{c}) END"
+        for c in _STEP_MERGED
+    ]
     sets.append("started_at = LEAST(t.started_at, EXCLUDED.started_at)")
     sets.append(
         f"metadata = NULLIF(CASE WHEN {terminal} "
         "THEN COALESCE(t.metadata, '{}') || COALESCE(EXCLUDED.metadata, '{}') "
-        "ELSE COALESCE(EXCLUDED.metadata, '{}') || COALESCE(t.metadata, '{}') END, '{}')")
+        "ELSE COALESCE(EXCLUDED.metadata, '{}') || COALESCE(t.metadata, '{}') END, '{}')"
+    )
     sets.append(
         f"duration_ms = COALESCE(CASE WHEN {terminal} THEN EXCLUDED.duration_ms END, "
         "t.duration_ms, EXCLUDED.duration_ms, "
         "(EXTRACT(EPOCH FROM COALESCE(EXCLUDED.completed_at, t.completed_at) "
-        "- LEAST(t.started_at, EXCLUDED.started_at)) * 1000)::integer)")
+        "- LEAST(t.started_at, EXCLUDED.started_at)) * 1000)::integer)"
+    )
     return f"{head} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
 
 
@@ -142,10 +235,12 @@ def _value(kind: EventKind, event: Any, column: str) -> Any:
 def record_of(kind: EventKind, event: Any) -> tuple[Any, ...]:
     if kind is EventKind.SNAPSHOT:
         state = canonical_json(event.agent_state)  # serialised once: stored and measured
-        values = {"agent_state": _CanonicalBytes(state), "state_size_bytes": len(state),
-                  "variables_count": len(event.agent_state)}
-        return tuple(values[c] if c in values else _value(kind, event, c)
-                     for c in COLUMNS[kind])
+        values = {
+            "agent_state": _CanonicalBytes(state),
+            "state_size_bytes": len(state),
+            "variables_count": len(event.agent_state),
+        }
+        return tuple(values[c] if c in values else _value(kind, event, c) for c in COLUMNS[kind])
     return tuple(_value(kind, event, column) for column in COLUMNS[kind])
 
 
@@ -164,13 +259,15 @@ def _decode_jsonb(data: bytes) -> Any:
 
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:
     """Per-connection setup: binary jsonb codec and the staging tables."""
-    await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
-                              encoder=_encode_jsonb, decoder=_decode_jsonb)
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary", encoder=_encode_jsonb, decoder=_decode_jsonb
+    )
     for kind in EventKind:
         # ON COMMIT DELETE ROWS: staging is empty at the start of every transaction.
         await conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage_table(kind)} "
-            f"(LIKE {TABLES[kind]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            f"(LIKE {TABLES[kind]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
 
 
 @dataclass(slots=True)
@@ -213,15 +310,22 @@ DeadLetterPublisher = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 
 
 def dead_letter_of(item: Item, error_class: str, reason: str) -> DeadLetter:
-    return DeadLetter(item.origin, item.key, item.value, item.headers, item.timestamp_ms,
-                      error_class, reason)
+    return DeadLetter(
+        item.origin, item.key, item.value, item.headers, item.timestamp_ms, error_class, reason
+    )
 
 
 class BatchWriter:
     """Writes batches (and parked events) to PostgreSQL, exactly once. See the module doc."""
 
-    def __init__(self, pool: asyncpg.Pool, *, group_id: str, park_grace: float,
-                 publish_dead_letters: DeadLetterPublisher | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        group_id: str,
+        park_grace: float,
+        publish_dead_letters: DeadLetterPublisher | None = None,
+    ) -> None:
         self._pool = pool
         self._group_id = group_id
         self._park_grace = park_grace
@@ -236,7 +340,8 @@ class BatchWriter:
         for item in batch.items:
             if isinstance(item.result, Rejected):
                 result.dead_letters.append(
-                    dead_letter_of(item, item.result.error_class, item.result.reason))
+                    dead_letter_of(item, item.result.error_class, item.result.reason)
+                )
             else:
                 accepted: Accepted = item.result
                 result.hash_replaced += accepted.hash_replaced
@@ -272,9 +377,11 @@ class BatchWriter:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SET CONSTRAINTS ALL DEFERRED")
                 rows = await conn.fetch(
-                    "SELECT id, kind, event, topic, partition, \"offset\", "
+                    'SELECT id, kind, event, topic, partition, "offset", '
                     "expires_at <= clock_timestamp() AS expired FROM sink_parked_events "
-                    "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
+                    "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    limit,
+                )
                 if not rows:
                     return result
                 fresh = [_pending_of(r) for r in rows if not r["expired"]]
@@ -282,8 +389,9 @@ class BatchWriter:
                 if fresh:
                     await self._write_bisecting(conn, fresh, result, parked_rejects=True)
                 if expired:
-                    await self._write_bisecting(conn, expired, result, expire=True,
-                                                parked_rejects=True)
+                    await self._write_bisecting(
+                        conn, expired, result, expire=True, parked_rejects=True
+                    )
                 await self._release_loop(conn, _written_ids(fresh + expired), result)
         except asyncpg.PostgresError as exc:
             if is_transient(exc) or _is_dedupe_race(exc):
@@ -296,10 +404,15 @@ class BatchWriter:
 
     # -- internals ----------------------------------------------------------------------
 
-    async def _write_bisecting(self, conn: Conn, pending: list[Pending],
-                               result: WriteResult, *, expire: bool = False,
-                               parked_rejects: bool = False
-                               ) -> list[tuple[Pending, asyncpg.PostgresError]]:
+    async def _write_bisecting(
+        self,
+        conn: Conn,
+        pending: list[Pending],
+        result: WriteResult,
+        *,
+        expire: bool = False,
+        parked_rejects: bool = False,
+    ) -> list[tuple[Pending, asyncpg.PostgresError]]:
         """Write ``pending``; on a data error split it until the offenders are isolated."""
         if not pending:
             return []
@@ -321,28 +434,33 @@ class BatchWriter:
                     await self._dead_letter_parked(conn, pending[0], exc)
                 return [(pending[0], exc)]
             middle = len(pending) // 2
-            first = await self._write_bisecting(conn, pending[:middle], result, expire=expire,
-                                                parked_rejects=parked_rejects)
-            second = await self._write_bisecting(conn, pending[middle:], result, expire=expire,
-                                                 parked_rejects=parked_rejects)
+            first = await self._write_bisecting(
+                conn, pending[:middle], result, expire=expire, parked_rejects=parked_rejects
+            )
+            second = await self._write_bisecting(
+                conn, pending[middle:], result, expire=expire, parked_rejects=parked_rejects
+            )
             return first + second
 
-    async def _plan(self, conn: Conn, pending: list[Pending], *,
-                    expire: bool) -> Plan:
+    async def _plan(self, conn: Conn, pending: list[Pending], *, expire: bool) -> Plan:
         needed = lookups_needed(pending)
         existing: dict[EventKind, set[UUID]] = {}
         for kind, ids in needed.ids.items():
             if ids:
-                rows = await conn.fetch(f"SELECT id FROM {TABLES[kind]} WHERE id = ANY($1::uuid[])",
-                                        list(ids))
+                rows = await conn.fetch(
+                    f"SELECT id FROM {TABLES[kind]} WHERE id = ANY($1::uuid[])", list(ids)
+                )
                 existing[kind] = {r["id"] for r in rows}
             else:
                 existing[kind] = set()
         aliases: dict[UUID, UUID] = {}
         snapshot_ids = needed.ids[EventKind.SNAPSHOT]
         if snapshot_ids:
-            rows = await conn.fetch("SELECT alias_id, snapshot_id FROM sink_snapshot_aliases "
-                                    "WHERE alias_id = ANY($1::uuid[])", list(snapshot_ids))
+            rows = await conn.fetch(
+                "SELECT alias_id, snapshot_id FROM sink_snapshot_aliases "
+                "WHERE alias_id = ANY($1::uuid[])",
+                list(snapshot_ids),
+            )
             aliases = {r["alias_id"]: r["snapshot_id"] for r in rows}
             # An alias target exists by construction (FK), so references to it resolve.
             existing[EventKind.SNAPSHOT] |= set(aliases.values())
@@ -353,7 +471,9 @@ class BatchWriter:
                 "SELECT s.correlation_id, s.state_hash, s.id "
                 "FROM unnest($1::uuid[], $2::text[]) AS k(correlation_id, state_hash) "
                 "JOIN debug_state_snapshots s USING (correlation_id, state_hash)",
-                list(correlation_ids), list(hashes))
+                list(correlation_ids),
+                list(hashes),
+            )
             keys = {(r["correlation_id"], r["state_hash"]): r["id"] for r in rows}
         return make_plan(pending, Lookups(existing, aliases, keys), expire=expire)
 
@@ -366,23 +486,27 @@ class BatchWriter:
             await conn.execute(f"TRUNCATE {stage}")
             try:
                 await conn.copy_records_to_table(
-                    stage, records=[record_of(kind, e) for e in events],
-                    columns=list(COLUMNS[kind]))
+                    stage, records=[record_of(kind, e) for e in events], columns=list(COLUMNS[kind])
+                )
             except (OverflowError, ValueError) as exc:
                 # The driver could not encode a value (e.g. a timestamp whose UTC value is
                 # past year 9999); it aborted the COPY. A data error of the rows: bisect.
                 raise asyncpg.DataError(
-                    f"a value of {TABLES[kind]} cannot be encoded: {exc}") from exc
+                    f"a value of {TABLES[kind]} cannot be encoded: {exc}"
+                ) from exc
             await conn.execute(MERGE_SQL[kind])
         if plan.aliases:
             await conn.execute(
                 "INSERT INTO sink_snapshot_aliases (alias_id, snapshot_id) "
                 "SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT (alias_id) DO NOTHING",
-                [a for a, _ in plan.aliases], [k for _, k in plan.aliases])
+                [a for a, _ in plan.aliases],
+                [k for _, k in plan.aliases],
+            )
         await self._park(conn, plan.parked)
         if plan.released:
-            await conn.execute("DELETE FROM sink_parked_events WHERE id = ANY($1::bigint[])",
-                               plan.released)
+            await conn.execute(
+                "DELETE FROM sink_parked_events WHERE id = ANY($1::bigint[])", plan.released
+            )
 
     async def _park(self, conn: Conn, parked: Iterable[Parked]) -> None:
         fresh, again = [], []
@@ -390,32 +514,44 @@ class BatchWriter:
         for p in parked:
             if p.pending.parked_id is None:
                 o = p.pending.origin
-                fresh.append((p.pending.kind.value, p.pending.event.id,
-                              p.pending.event.correlation_id,
-                              p.pending.event.model_dump(mode="json", exclude_none=True),
-                              list(p.waiting_for), expires_at, o.topic, o.partition, o.offset))
+                fresh.append(
+                    (
+                        p.pending.kind.value,
+                        p.pending.event.id,
+                        p.pending.event.correlation_id,
+                        p.pending.event.model_dump(mode="json", exclude_none=True),
+                        list(p.waiting_for),
+                        expires_at,
+                        o.topic,
+                        o.partition,
+                        o.offset,
+                    )
+                )
             else:
                 again.append((p.pending.parked_id, list(p.waiting_for)))
         if fresh:
             await conn.executemany(
                 "INSERT INTO sink_parked_events (kind, event_id, correlation_id, event, "
-                "waiting_for, expires_at, topic, partition, \"offset\") "
+                'waiting_for, expires_at, topic, partition, "offset") '
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-                "ON CONFLICT (topic, partition, \"offset\") DO NOTHING", fresh)
+                'ON CONFLICT (topic, partition, "offset") DO NOTHING',
+                fresh,
+            )
         if again:
             await conn.executemany(
-                "UPDATE sink_parked_events SET waiting_for = $2 WHERE id = $1", again)
+                "UPDATE sink_parked_events SET waiting_for = $2 WHERE id = $1", again
+            )
 
-    async def _release_loop(self, conn: Conn, written: set[UUID],
-                            result: WriteResult) -> None:
+    async def _release_loop(self, conn: Conn, written: set[UUID], result: WriteResult) -> None:
         """Write parked events waiting for ids written in this transaction, transitively."""
         for _ in range(16):
             if not written:
                 return
             rows = await conn.fetch(
-                "SELECT id, kind, event, topic, partition, \"offset\" FROM sink_parked_events "
+                'SELECT id, kind, event, topic, partition, "offset" FROM sink_parked_events '
                 "WHERE waiting_for && $1::uuid[] ORDER BY id FOR UPDATE SKIP LOCKED",
-                list(written))
+                list(written),
+            )
             if not rows:
                 return
             pending = [_pending_of(r) for r in rows]
@@ -425,37 +561,51 @@ class BatchWriter:
                 return
             written = _written_ids(pending)
 
-    async def _dead_letter_parked(self, conn: Conn, pending: Pending,
-                                  exc: asyncpg.PostgresError) -> None:
+    async def _dead_letter_parked(
+        self, conn: Conn, pending: Pending, exc: asyncpg.PostgresError
+    ) -> None:
         origin = pending.origin
         await conn.execute(
-            "INSERT INTO sink_dead_letters (topic, partition, \"offset\", value, error_class, "
+            'INSERT INTO sink_dead_letters (topic, partition, "offset", value, error_class, '
             "reason, group_id) VALUES ($1, $2, $3, $4, 'database', $5, $6) "
-            "ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
-            origin.topic, origin.partition, origin.offset,
+            'ON CONFLICT (topic, partition, "offset") DO NOTHING',
+            origin.topic,
+            origin.partition,
+            origin.offset,
             orjson.dumps(pending.event.model_dump(mode="json")),
-            f"rejected by PostgreSQL ({exc.sqlstate}): {exc}".replace("\n", " "), self._group_id)
+            f"rejected by PostgreSQL ({exc.sqlstate}): {exc}".replace("\n", " "),
+            self._group_id,
+        )
         await conn.execute("DELETE FROM sink_parked_events WHERE id = $1", pending.parked_id)
 
-    async def _store_dead_letters(self, conn: Conn,
-                                  letters: Sequence[DeadLetter]) -> None:
+    async def _store_dead_letters(self, conn: Conn, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
         if self._publish is not None:
             await self._publish(letters)
         await conn.executemany(
-            "INSERT INTO sink_dead_letters (topic, partition, \"offset\", key, value, headers, "
+            'INSERT INTO sink_dead_letters (topic, partition, "offset", key, value, headers, '
             "error_class, reason, group_id, record_time) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-            "ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
-            [(d.origin.topic, d.origin.partition, d.origin.offset, d.key, d.value,
-              {k: v.decode("utf-8", "replace") for k, v in d.headers} or None,
-              d.error_class, d.reason, self._group_id,
-              datetime.fromtimestamp(d.timestamp_ms / 1000, UTC) if d.timestamp_ms else None)
-             for d in letters])
+            'ON CONFLICT (topic, partition, "offset") DO NOTHING',
+            [
+                (
+                    d.origin.topic,
+                    d.origin.partition,
+                    d.origin.offset,
+                    d.key,
+                    d.value,
+                    {k: v.decode("utf-8", "replace") for k, v in d.headers} or None,
+                    d.error_class,
+                    d.reason,
+                    self._group_id,
+                    datetime.fromtimestamp(d.timestamp_ms / 1000, UTC) if d.timestamp_ms else None,
+                )
+                for d in letters
+            ],
+        )
 
-    async def _store_offsets(self, conn: Conn,
-                             next_offsets: dict[tuple[str, int], int]) -> None:
+    async def _store_offsets(self, conn: Conn, next_offsets: dict[tuple[str, int], int]) -> None:
         if not next_offsets:
             return
         await conn.executemany(
@@ -463,12 +613,16 @@ class BatchWriter:
             "VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, topic, partition) DO UPDATE "
             "SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset), "
             "updated_at = clock_timestamp()",
-            [(self._group_id, topic, partition, offset)
-             for (topic, partition), offset in next_offsets.items()])
+            [
+                (self._group_id, topic, partition, offset)
+                for (topic, partition), offset in next_offsets.items()
+            ],
+        )
 
 
-async def stored_offsets(conn: Conn, group_id: str,
-                         partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+async def stored_offsets(
+    conn: Conn, group_id: str, partitions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
     """The next offset to read for each partition that has one stored."""
     wanted = list(partitions)
     if not wanted:
@@ -476,7 +630,11 @@ async def stored_offsets(conn: Conn, group_id: str,
     rows = await conn.fetch(
         "SELECT o.topic, o.partition, o.next_offset FROM sink_offsets o "
         "JOIN unnest($2::text[], $3::int[]) AS w(topic, partition) USING (topic, partition) "
-        "WHERE o.group_id = $1", group_id, [t for t, _ in wanted], [p for _, p in wanted])
+        "WHERE o.group_id = $1",
+        group_id,
+        [t for t, _ in wanted],
+        [p for _, p in wanted],
+    )
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
@@ -493,6 +651,8 @@ def _written_ids(pending: Iterable[Pending]) -> set[UUID]:
 def _is_dedupe_race(exc: BaseException) -> bool:
     """A concurrent writer stored the same (correlation_id, state_hash) between our lookup and
     our insert: retrying the batch finds it and aliases instead."""
-    return (isinstance(exc, asyncpg.UniqueViolationError)
-            and getattr(exc, "table_name", None) == "debug_state_snapshots"
-            and getattr(exc, "constraint_name", None) != _SNAPSHOT_PKEY)
+    return (
+        isinstance(exc, asyncpg.UniqueViolationError)
+        and getattr(exc, "table_name", None) == "debug_state_snapshots"
+        and getattr(exc, "constraint_name", None) != _SNAPSHOT_PKEY
+    )

@@ -26,8 +26,15 @@ pytestmark = pytest.mark.timeout(300)
 
 async def start_sink(settings: Any, *extra: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "debug_sink.cli", "run", *extra, env=s.sink_env(settings),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "debug_sink.cli",
+        "run",
+        *extra,
+        env=s.sink_env(settings),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def finish(proc: asyncio.subprocess.Process, timeout: float = 120) -> tuple[int, str]:
@@ -39,9 +46,12 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float = 120) -> tupl
 async def rows_written(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval(
-            "SELECT (SELECT count(*) FROM debug_workflow_steps) "
-            "+ (SELECT count(*) FROM hook_events) + (SELECT count(*) FROM debug_error_events)"))
+        return int(
+            await conn.fetchval(
+                "SELECT (SELECT count(*) FROM debug_workflow_steps) "
+                "+ (SELECT count(*) FROM hook_events) + (SELECT count(*) FROM debug_error_events)"
+            )
+        )
     finally:
         await conn.close()
 
@@ -49,8 +59,9 @@ async def rows_written(dsn: str) -> int:
 class TestCrashes:
     """Killing the sink never loses or doubles an event."""
 
-    async def test_sigkill_at_random_moments_then_exact_contents(self, db_dsn: str,
-                                                                 kafka: Any) -> None:
+    async def test_sigkill_at_random_moments_then_exact_contents(
+        self, db_dsn: str, kafka: Any
+    ) -> None:
         await s.create_topics(kafka, partitions=2)
         workload = s.mixed_workload(kafka, 1250, seed=11)  # 16 messages each = 20k
         assert len(workload.messages) >= 20_000
@@ -75,8 +86,9 @@ class TestCrashes:
         assert code == 0, err[-3000:]
         await s.assert_workload_stored(db_dsn, workload)
 
-    async def test_sigterm_mid_load_exits_zero_and_loses_nothing(self, db_dsn: str,
-                                                                 kafka: Any) -> None:
+    async def test_sigterm_mid_load_exits_zero_and_loses_nothing(
+        self, db_dsn: str, kafka: Any
+    ) -> None:
         workload = s.mixed_workload(kafka, 400, seed=3)
         await s.produce(kafka, workload.messages)
         settings = s.sink_settings(db_dsn, kafka, batch_max_events=500)

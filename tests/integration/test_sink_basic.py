@@ -18,38 +18,55 @@ class TestHappyPath:
         ok = s.success(corr, state_snapshot_id=snap["id"])
         tr = s.transformation(corr, state_snapshot_id=snap["id"])
         start = s.step(corr, 1, "started", started_at=s.ts(0))
-        end = s.step(corr, 1, "completed", id=start["id"], completed_at=s.ts(3),
-                     success_event_id=ok["id"])
+        end = s.step(
+            corr, 1, "completed", id=start["id"], completed_at=s.ts(3), success_event_id=ok["id"]
+        )
         hk = s.hook(corr)
-        await s.produce(kafka, [(s.topic(kafka, EventKind.SNAPSHOT), snap),
-                                (s.topic(kafka, EventKind.ERROR), err),
-                                (s.topic(kafka, EventKind.SUCCESS), ok),
-                                (s.topic(kafka, EventKind.TRANSFORMATION), tr),
-                                (s.topic(kafka, EventKind.STEP), start),
-                                (s.topic(kafka, EventKind.STEP), end),
-                                (s.topic(kafka, EventKind.HOOK), hk)])
+        await s.produce(
+            kafka,
+            [
+                (s.topic(kafka, EventKind.SNAPSHOT), snap),
+                (s.topic(kafka, EventKind.ERROR), err),
+                (s.topic(kafka, EventKind.SUCCESS), ok),
+                (s.topic(kafka, EventKind.TRANSFORMATION), tr),
+                (s.topic(kafka, EventKind.STEP), start),
+                (s.topic(kafka, EventKind.STEP), end),
+                (s.topic(kafka, EventKind.HOOK), hk),
+            ],
+        )
         sink = await s.run_sink(s.sink_settings(db_dsn, kafka))
         assert sink.committed_batches >= 1
         counts = await s.fetch_counts(db_dsn)
-        assert counts == {"debug_state_snapshots": 1, "debug_error_events": 1,
-                          "debug_success_events": 1, "debug_workflow_steps": 1,
-                          "agent_transformation_events": 1, "hook_events": 1,
-                          "sink_dead_letters": 0, "sink_parked_events": 0}
+        assert counts == {
+            "debug_state_snapshots": 1,
+            "debug_error_events": 1,
+            "debug_success_events": 1,
+            "debug_workflow_steps": 1,
+            "agent_transformation_events": 1,
+            "hook_events": 1,
+            "sink_dead_letters": 0,
+            "sink_parked_events": 0,
+        }
         conn = await asyncpg.connect(db_dsn)
         try:
-            state = await conn.fetchval("SELECT agent_state->>'password' FROM "
-                                        "debug_state_snapshots")
+            state = await conn.fetchval(
+                "SELECT agent_state->>'password' FROM debug_state_snapshots"
+            )
             assert state == "[REDACTED]"
-            row = await conn.fetchrow("SELECT status, started_at, completed_at, duration_ms, "
-                                      "success_event_id FROM debug_workflow_steps")
+            row = await conn.fetchrow(
+                "SELECT status, started_at, completed_at, duration_ms, "
+                "success_event_id FROM debug_workflow_steps"
+            )
             assert row["status"] == "completed"
             assert row["duration_ms"] == 3000
             assert str(row["success_event_id"]) == ok["id"]
-            llm = await conn.fetch("SELECT * FROM debug_llm_call_summary "
-                                   "WHERE correlation_id = $1::uuid", corr)
+            llm = await conn.fetch(
+                "SELECT * FROM debug_llm_call_summary WHERE correlation_id = $1::uuid", corr
+            )
             assert len(llm) == 1
-            offsets = await conn.fetch("SELECT topic, next_offset FROM sink_offsets "
-                                       "WHERE group_id = $1", kafka.group_id)
+            offsets = await conn.fetch(
+                "SELECT topic, next_offset FROM sink_offsets WHERE group_id = $1", kafka.group_id
+            )
             assert sum(r["next_offset"] for r in offsets) == 7
         finally:
             await conn.close()

@@ -36,7 +36,8 @@ SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttyp
  WHERE c.relnamespace = (SELECT oid FROM ns) AND a.attnum > 0 AND NOT a.attisdropped
        AND c.relkind IN ('r', 'v', 'p')
 UNION ALL
-SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' '
+       || pg_get_constraintdef(oid)
   FROM pg_constraint WHERE connamespace = (SELECT oid FROM ns)
 UNION ALL
 SELECT 'index ' || pg_get_indexdef(indexrelid)
@@ -81,12 +82,19 @@ async def fingerprint(dsn: str, schema: str = "public") -> list[str]:
         await conn.close()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
     full_env = {**base, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "debug_sink.cli", *args], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "debug_sink.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class TestMigrationFiles:
@@ -105,7 +113,8 @@ class TestMigrationFiles:
         for path in sorted(migrations_dir().glob("*.sql")):
             code = "\n".join(line.split("--", 1)[0] for line in path.read_text().splitlines())
             words = code.upper().split()
-            assert "BEGIN;" not in words and "COMMIT;" not in words, path.name
+            assert "BEGIN;" not in words, path.name
+            assert "COMMIT;" not in words, path.name
             if "_rollback_" in path.name:
                 assert "CASCADE" not in code.upper(), path.name
 
@@ -129,7 +138,8 @@ class TestUpDown:
             columns = await conn.fetch(
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_name = 'agent_transformation_events' "
-                "AND column_name IN ('state_snapshot_id', 'error_event_id', 'success_event_id')")
+                "AND column_name IN ('state_snapshot_id', 'error_event_id', 'success_event_id')"
+            )
             assert columns == []
         finally:
             await conn.close()
@@ -141,8 +151,10 @@ class TestUpDown:
         await migrate_up(empty_db_dsn)
         conn = await asyncpg.connect(empty_db_dsn)
         try:
-            rows = await conn.fetch("SELECT version, execution_time_ms, checksum "
-                                    "FROM schema_migrations ORDER BY version")
+            rows = await conn.fetch(
+                "SELECT version, execution_time_ms, checksum "
+                "FROM schema_migrations ORDER BY version"
+            )
         finally:
             await conn.close()
         by_version = {m.version: m for m in load_migrations()}
@@ -155,7 +167,11 @@ class TestUpDown:
         applied = await migrate_up(empty_db_dsn, to=3)
         assert [m.version for m in applied] == [1, 2, 3]
         assert [s.state for s in await migration_status(empty_db_dsn)][:4] == [
-            "applied", "applied", "applied", "pending"]
+            "applied",
+            "applied",
+            "applied",
+            "pending",
+        ]
         await migrate_up(empty_db_dsn)
         assert await migrate_up(empty_db_dsn) == []
 
@@ -169,12 +185,17 @@ class TestUpDown:
             await conn.execute("SET search_path TO pg_catalog")
             snapshot_id = await conn.fetchval(
                 "SELECT observability.capture_state_snapshot('checkpoint', gen_random_uuid(), "
-                "'agent', '{\"a\": 1}'::jsonb)")
+                "'agent', '{\"a\": 1}'::jsonb)"
+            )
         finally:
             await conn.close()
         assert in_public == []
-        assert {"debug_state_snapshots", "debug_workflow_context", "capture_state_snapshot",
-                "get_workflow_debug_summary"} <= in_schema
+        assert {
+            "debug_state_snapshots",
+            "debug_workflow_context",
+            "capture_state_snapshot",
+            "get_workflow_debug_summary",
+        } <= in_schema
         assert snapshot_id is not None
         await migrate_down(empty_db_dsn, schema="observability", to=0)
         assert await fingerprint(empty_db_dsn, "observability") == []
@@ -183,8 +204,9 @@ class TestUpDown:
 class TestSafety:
     """Changed files, unknown targets and blocked rollbacks are refused, leaving all in place."""
 
-    async def test_changed_applied_migration_is_refused(self, empty_db_dsn: str,
-                                                        tmp_path: Path) -> None:
+    async def test_changed_applied_migration_is_refused(
+        self, empty_db_dsn: str, tmp_path: Path
+    ) -> None:
         directory = tmp_path / "migrations"
         shutil.copytree(migrations_dir(), directory)
         await migrate_up(empty_db_dsn, directory=directory, to=3)
@@ -207,8 +229,10 @@ class TestSafety:
     async def test_users_view_blocks_rollback_and_leaves_everything(self, db_dsn: str) -> None:
         conn = await asyncpg.connect(db_dsn)
         try:
-            await conn.execute("CREATE VIEW my_critical_errors AS SELECT id, error_type "
-                               "FROM debug_error_events WHERE error_severity = 'critical'")
+            await conn.execute(
+                "CREATE VIEW my_critical_errors AS SELECT id, error_type "
+                "FROM debug_error_events WHERE error_severity = 'critical'"
+            )
             before = await fingerprint(db_dsn)
             with pytest.raises(MigrationError, match="rollback blocked") as caught:
                 await migrate_down(db_dsn, to=4)
@@ -223,13 +247,27 @@ class TestSafety:
     async def test_concurrent_ups_apply_each_migration_once(self, empty_db_dsn: str) -> None:
         """Two `debug-sink migrate up` processes at once: each file is applied by exactly one."""
         env = {**os.environ, "DEBUG_SINK_POSTGRES_DSN": empty_db_dsn}
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "debug_sink.cli", "migrate", "up", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) for _ in range(2)]
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "debug_sink.cli",
+                "migrate",
+                "up",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
         outputs = [await proc.communicate() for proc in procs]
         assert [proc.returncode for proc in procs] == [0, 0], outputs
-        applied_lines = [line for out, _ in outputs for line in out.decode().splitlines()
-                         if line.startswith("applied ")]
+        applied_lines = [
+            line
+            for out, _ in outputs
+            for line in out.decode().splitlines()
+            if line.startswith("applied ")
+        ]
         labels = sorted(line.split()[1] for line in applied_lines)
         assert labels == sorted(m.label for m in load_migrations())
 
@@ -248,7 +286,9 @@ class TestCliErrors:
 
     def test_unreachable_server(self) -> None:
         port = free_port()
-        result = run_cli("migrate", "up", "--dsn", f"postgresql://postgres:s3cret@127.0.0.1:{port}/x")
+        result = run_cli(
+            "migrate", "up", "--dsn", f"postgresql://postgres:s3cret@127.0.0.1:{port}/x"
+        )
         self.assert_one_line_error(result, "cannot reach PostgreSQL", f"127.0.0.1:{port}/x")
         assert "s3cret" not in result.stderr
         assert result.returncode == 3
@@ -260,7 +300,9 @@ class TestCliErrors:
             await admin.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'right-one'")
         finally:
             await admin.close()
-        good = with_database(pg_dsn, "postgres").replace("postgres@", f"{PASSWORD_ROLE}:right-one@", 1)
+        good = with_database(pg_dsn, "postgres").replace(
+            "postgres@", f"{PASSWORD_ROLE}:right-one@", 1
+        )
         try:
             probe = await asyncpg.connect(good.replace("right-one", "wrong-one"))
         except asyncpg.InvalidPasswordError:

@@ -1,0 +1,246 @@
+"""Pure planning of a batch: dedupe, aliases, parking, step folding (no services)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from debug_sink.batch import Batch, BatchBuilder, Item, Origin
+from debug_sink.canonical import state_hash
+from debug_sink.events import MODELS, EventKind
+from debug_sink.plan import Lookups, Pending, fold_step, lookups_needed, make_plan
+from debug_sink.validation import Rejected
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CORR = uuid.uuid4()
+
+
+def ev(kind: EventKind, **fields: Any) -> Any:
+    base: dict[str, Any] = {"id": uuid.uuid4(), "correlation_id": CORR}
+    defaults: dict[EventKind, dict[str, Any]] = {
+        EventKind.SNAPSHOT: {
+            "snapshot_type": "checkpoint",
+            "agent_name": "a",
+            "agent_state": {"k": 1},
+            "captured_at": T0,
+        },
+        EventKind.ERROR: {
+            "error_type": "E",
+            "error_category": "agent",
+            "error_severity": "low",
+            "error_message": "m",
+            "agent_name": "a",
+            "occurred_at": T0,
+        },
+        EventKind.STEP: {
+            "step_number": 1,
+            "step_type": "execution",
+            "agent_name": "a",
+            "operation_name": "op",
+            "status": "started",
+        },
+    }
+    body = {**base, **defaults[kind], **fields}
+    if kind is EventKind.SNAPSHOT:
+        body.setdefault("state_hash", state_hash(body["agent_state"]))
+    return MODELS[kind].model_construct(**body)
+
+
+def pending(kind: EventKind, event: Any, offset: int = 0) -> Pending:
+    return Pending(kind, event, Origin("t", 0, offset))
+
+
+def lookups(
+    existing: dict[EventKind, set[uuid.UUID]] | None = None,
+    aliases: dict[uuid.UUID, uuid.UUID] | None = None,
+    keys: dict[tuple[uuid.UUID, str], uuid.UUID] | None = None,
+) -> Lookups:
+    return Lookups(existing or {}, aliases or {}, keys or {})
+
+
+class TestSnapshotDedupe:
+    """The first snapshot of a (correlation_id, state_hash) wins; later ones become aliases."""
+
+    def test_duplicate_in_batch_is_aliased_and_references_rewritten(self) -> None:
+        kept, dup = ev(EventKind.SNAPSHOT), ev(EventKind.SNAPSHOT)
+        err = ev(EventKind.ERROR, state_snapshot_id=dup.id)
+        plan = make_plan(
+            [
+                pending(EventKind.SNAPSHOT, kept),
+                pending(EventKind.SNAPSHOT, dup),
+                pending(EventKind.ERROR, err),
+            ],
+            lookups(),
+        )
+        assert [s.id for s in plan.rows[EventKind.SNAPSHOT]] == [kept.id]
+        assert plan.aliases == [(dup.id, kept.id)]
+        assert plan.rows[EventKind.ERROR][0].state_snapshot_id == kept.id
+        assert plan.parked == []
+        assert plan.duplicates == 1
+
+    def test_duplicate_of_a_stored_snapshot_is_aliased_not_parked(self) -> None:
+        stored = uuid.uuid4()
+        dup = ev(EventKind.SNAPSHOT)
+        plan = make_plan(
+            [pending(EventKind.SNAPSHOT, dup)], lookups(keys={(CORR, dup.state_hash): stored})
+        )
+        assert plan.aliases == [(dup.id, stored)]
+        assert plan.parked == []
+        assert EventKind.SNAPSHOT not in plan.rows
+
+    def test_duplicate_of_a_parked_snapshot_waits_with_it(self) -> None:
+        kept = ev(EventKind.SNAPSHOT, parent_snapshot_id=uuid.uuid4())  # parent missing
+        dup = ev(EventKind.SNAPSHOT)
+        plan = make_plan(
+            [pending(EventKind.SNAPSHOT, kept), pending(EventKind.SNAPSHOT, dup, 1)], lookups()
+        )
+        assert plan.aliases == []
+        assert {p.pending.event.id: p.waiting_for for p in plan.parked} == {
+            kept.id: (kept.parent_snapshot_id,),
+            dup.id: (kept.id,),
+        }
+
+    def test_known_alias_resolves_a_later_reference(self) -> None:
+        dropped, kept = uuid.uuid4(), uuid.uuid4()
+        err = ev(EventKind.ERROR, state_snapshot_id=dropped)
+        plan = make_plan(
+            [pending(EventKind.ERROR, err)],
+            lookups(existing={EventKind.SNAPSHOT: {kept}}, aliases={dropped: kept}),
+        )
+        assert plan.rows[EventKind.ERROR][0].state_snapshot_id == kept
+
+    def test_same_state_in_another_workflow_is_kept(self) -> None:
+        a = ev(EventKind.SNAPSHOT)
+        b = ev(EventKind.SNAPSHOT, correlation_id=uuid.uuid4())
+        plan = make_plan(
+            [pending(EventKind.SNAPSHOT, a), pending(EventKind.SNAPSHOT, b)], lookups()
+        )
+        assert len(plan.rows[EventKind.SNAPSHOT]) == 2
+        assert plan.aliases == []
+
+
+class TestReferences:
+    """Children of missing parents are parked, transitively; with expire they dangle."""
+
+    def test_missing_parent_parks_child_and_grandchild(self) -> None:
+        missing = uuid.uuid4()
+        err = ev(EventKind.ERROR, state_snapshot_id=missing)
+        step = ev(EventKind.STEP, error_event_id=err.id)
+        plan = make_plan(
+            [pending(EventKind.ERROR, err), pending(EventKind.STEP, step, 1)], lookups()
+        )
+        assert plan.rows == {}
+        assert {p.pending.event.id: p.waiting_for for p in plan.parked} == {
+            err.id: (missing,),
+            step.id: (err.id,),
+        }
+
+    def test_parent_in_same_batch_or_database_is_available(self) -> None:
+        snap = ev(EventKind.SNAPSHOT)
+        stored = uuid.uuid4()
+        e1 = ev(EventKind.ERROR, state_snapshot_id=snap.id)
+        e2 = ev(EventKind.ERROR, state_snapshot_id=stored)
+        plan = make_plan(
+            [
+                pending(EventKind.ERROR, e1),
+                pending(EventKind.SNAPSHOT, snap),
+                pending(EventKind.ERROR, e2),
+            ],
+            lookups(existing={EventKind.SNAPSHOT: {stored}}),
+        )
+        assert plan.parked == []
+        assert len(plan.rows[EventKind.ERROR]) == 2
+
+    def test_expired_reference_is_nulled_and_kept_in_metadata(self) -> None:
+        missing = uuid.uuid4()
+        err = ev(EventKind.ERROR, state_snapshot_id=missing, metadata={"x": 1})
+        plan = make_plan([pending(EventKind.ERROR, err)], lookups(), expire=True)
+        row = plan.rows[EventKind.ERROR][0]
+        assert row.state_snapshot_id is None
+        assert row.metadata == {"x": 1, "dangling_references": {"state_snapshot_id": str(missing)}}
+        assert plan.dangling == 1
+
+    def test_lookups_name_own_and_referenced_ids(self) -> None:
+        snap = ev(EventKind.SNAPSHOT)
+        err = ev(EventKind.ERROR, state_snapshot_id=snap.id)
+        needed = lookups_needed([pending(EventKind.SNAPSHOT, snap), pending(EventKind.ERROR, err)])
+        assert needed.ids[EventKind.SNAPSHOT] == {snap.id}
+        assert needed.ids[EventKind.ERROR] == {err.id}
+        assert needed.snapshot_keys == {(CORR, snap.state_hash)}
+
+
+class TestStepFolding:
+    """Lifecycle events of one step fold into one row, whatever their order."""
+
+    def test_either_order_gives_the_same_row(self) -> None:
+        sid = uuid.uuid4()
+        start = ev(EventKind.STEP, id=sid, started_at=T0, input_data={"q": 1})
+        end = ev(
+            EventKind.STEP,
+            id=sid,
+            status="completed",
+            completed_at=T0 + timedelta(seconds=2),
+            output_data={"a": 2},
+        )
+        forward, backward = fold_step(start, end), fold_step(end, start)
+        for row in (forward, backward):
+            assert row.status == "completed"
+            assert row.started_at == T0
+            assert row.completed_at == T0 + timedelta(seconds=2)
+            assert row.input_data == {"q": 1}
+            assert row.output_data == {"a": 2}
+
+    def test_in_batch_lifecycle_is_one_row(self) -> None:
+        sid = uuid.uuid4()
+        plan = make_plan(
+            [
+                pending(EventKind.STEP, ev(EventKind.STEP, id=sid, started_at=T0)),
+                pending(
+                    EventKind.STEP, ev(EventKind.STEP, id=sid, status="failed", completed_at=T0), 1
+                ),
+            ],
+            lookups(),
+        )
+        assert [r.status for r in plan.rows[EventKind.STEP]] == ["failed"]
+
+
+class TestBatchBuilder:
+    """Batches close by count, bytes or age; offsets cover exactly the items."""
+
+    @staticmethod
+    def item(offset: int, partition: int = 0, size: int = 10) -> Item:
+        return Item(
+            Origin("t", partition, offset), None, b"x" * size, (), 0, Rejected("empty", "test")
+        )
+
+    def test_closes_by_count_bytes_and_age(self) -> None:
+        now = [0.0]
+        builder = BatchBuilder(max_events=3, max_bytes=100, max_age=1.0, clock=lambda: now[0])
+        builder.add(self.item(0))
+        assert not builder.due()
+        now[0] = 1.0
+        assert builder.due()
+        builder.take()
+        for i in range(3):
+            builder.add(self.item(i))
+        assert builder.full
+        builder.take()
+        builder.add(self.item(0, size=200))
+        assert builder.full
+
+    def test_next_offsets_per_partition(self) -> None:
+        builder = BatchBuilder(10, 10_000, 10.0)
+        for offset, partition in ((5, 0), (6, 0), (9, 1)):
+            builder.add(self.item(offset, partition))
+        batch: Batch = builder.take()
+        assert batch.next_offsets == {("t", 0): 7, ("t", 1): 10}
+        assert batch.offset_ranges() == {"t[0]": "5..6", "t[1]": "9..9"}
+        assert len(builder) == 0
+
+    def test_discard_keeps_other_partitions(self) -> None:
+        builder = BatchBuilder(10, 10_000, 10.0)
+        builder.add(self.item(1, 0))
+        builder.add(self.item(2, 1))
+        assert builder.discard([("t", 0)]) == 1
+        assert builder.take().next_offsets == {("t", 1): 3}
