@@ -239,12 +239,74 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=_run)
 
 
+# -- dead letters -------------------------------------------------------------------------
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    from debug_sink.deadletters import list_dead_letters, parse_duration
+    from debug_sink.errors import ConfigurationError
+
+    settings = build_settings(postgres_dsn=args.dsn, db_schema=args.schema)
+    try:
+        since = parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    rows = asyncio.run(
+        list_dead_letters(
+            settings.require_dsn(),
+            schema=settings.db_schema,
+            since=since,
+            topic=args.topic,
+            error_class=args.error_class,
+            limit=args.limit,
+        )
+    )
+    if args.json:
+        sys.stdout.write(
+            orjson.dumps([r.as_dict() for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
+        return 0
+    if not rows:
+        print("no dead letters")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "received", "origin", "class", "reason", "value")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{r.topic}[{r.partition}]@{r.offset}",
+            r.error_class,
+            r.reason,
+            f"{r.value_preview[:60]!r} ({r.value_bytes} B)",
+        )
+    Console().print(table)
+    return 0
+
+
+def _add_dead_letters(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("dead-letters", help="inspect rejected messages")
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="newest dead letters first")
+    listing.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${ENV_PREFIX}POSTGRES_DSN)")
+    listing.add_argument("--schema", help=f"database schema (default: ${ENV_PREFIX}DB_SCHEMA)")
+    listing.add_argument("--since", help="only this recent, e.g. 30m, 1h, 7d")
+    listing.add_argument("--topic", help="only from this topic")
+    listing.add_argument("--error-class", help="only this class, e.g. schema, not_json")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_dead_letters)
+
+
 # -- entry point --------------------------------------------------------------------------
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_run,
     _add_migrate,
     _add_schemas,
+    _add_dead_letters,
 ]
 
 

@@ -471,7 +471,7 @@ class Sink:
                     self._builder.add(self._decode(msg))
             if records:
                 self._last_activity = time.monotonic()
-            if self._builder.due() and not self._queue.full():
+            if self._should_close_batch():
                 await self._enqueue(_Queued(self._builder.take(), generation))
             now = time.monotonic()
             if now - last_lag_check >= 1.0 and not records:
@@ -488,6 +488,17 @@ class Sink:
             await self._enqueue(_Queued(self._builder.take(), self._generation))
         await self._queue.put(None)
         self._fetch_done.set()
+
+    def _should_close_batch(self) -> bool:
+        """Close at the age limit only when the writer would take the batch now; while it is
+        busy, keep filling up to the count/bytes limits: under a backlog batches are big (few
+        transactions), when traffic is light latency stays at the age limit."""
+        if self._queue.full() or not len(self._builder):
+            return False
+        if self._builder.full:
+            return True
+        writer_idle = self._writing is None and self._queue.empty()
+        return writer_idle and self._builder.due()
 
     async def _enqueue(self, queued: _Queued) -> None:
         self._queued_bytes += queued.batch.size_bytes

@@ -1,0 +1,212 @@
+"""What an operator sees: health and metrics endpoints, logs without secrets, settings in
+--help, the dead-letters command, and bounded memory while a backlog drains."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import psutil
+import pytest
+
+from debug_sink.embedded import free_port
+from debug_sink.events import EventKind
+from debug_sink.service import Sink
+from debug_sink.settings import Settings
+from tests import support as s
+
+pytestmark = pytest.mark.timeout(300)
+
+#: The bound the issue asks us to state for a 200k-event backlog (the 1M-event target of the
+#: benchmark is 300 MB; a 200k backlog must stay well inside it).
+RSS_BOUND_MB = 300
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class TestEndpoints:
+    """/healthz is ready only when connected and assigned; /metrics counts what happened."""
+
+    async def test_health_and_metrics(self, db_dsn: str, kafka: Any) -> None:
+        corr = s.uid()
+        await s.produce(
+            kafka,
+            [
+                (s.topic(kafka, EventKind.ERROR), s.error(corr)),
+                (s.topic(kafka, EventKind.ERROR), b"{not json"),
+            ],
+        )
+        port = free_port()
+        sink = Sink(s.sink_settings(db_dsn, kafka, metrics_port=port, metrics_host="127.0.0.1"))
+        task = asyncio.create_task(sink.run())
+        try:
+            statuses = []
+            for _ in range(300):
+                await asyncio.sleep(0.1)
+                if sink.http_port is None:
+                    continue
+                status, body = await asyncio.to_thread(http_get, port, "/healthz")
+                statuses.append(status)
+                if status == 200 and sink.committed_batches:
+                    break
+            assert statuses[-1] == 200, statuses
+            health = json.loads(body)
+            assert health["ready"] is True
+            assert health["assigned_partitions"] >= 1
+            _, metrics = await asyncio.to_thread(http_get, port, "/metrics")
+            text = metrics.decode()
+            assert 'debug_sink_rows_written_total{kind="error"} 1.0' in text
+            assert "debug_sink_dead_letters_total" in text
+            assert 'error_class="not_json"' in text
+            assert "debug_sink_batch_seconds_bucket" in text
+            status, _ = await asyncio.to_thread(http_get, port, "/nope")
+            assert status == 404
+        finally:
+            sink.stop()
+            await asyncio.wait_for(task, 60)
+
+
+class TestCommandLine:
+    """Settings are discoverable; secrets and agent states never reach the logs."""
+
+    def test_run_help_lists_every_setting_with_env_var(self) -> None:
+        out = subprocess.run(
+            [sys.executable, "-m", "debug_sink.cli", "run", "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for name in Settings.model_fields:
+            assert f"DEBUG_SINK_{name.upper()}" in out, name
+
+    async def test_logs_have_no_secrets_or_states(self, db_dsn: str, kafka: Any) -> None:
+        marker = "agent-private-marker-7f3a"
+        await s.produce(
+            kafka,
+            [
+                (
+                    s.topic(kafka, EventKind.SNAPSHOT),
+                    s.snapshot(s.uid(), {"note": marker, "password": "pw-123"}),
+                ),
+                (s.topic(kafka, EventKind.SNAPSHOT), b'{"agent_state": "' + marker.encode() + b'"'),
+            ],
+        )
+        settings = s.sink_settings(db_dsn.replace("postgres@", "postgres:db-secret-99@", 1), kafka)
+        env = s.sink_env(settings)
+        env["DEBUG_SINK_KAFKA_SASL_PASSWORD"] = "sasl-secret-42"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "debug_sink.cli",
+            "run",
+            "--exit-when-idle",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        logs = (out + err).decode()
+        assert proc.returncode == 0, logs[-2000:]
+        assert "batch_committed" in logs
+        for secret in ("db-secret-99", "sasl-secret-42", "pw-123", marker):
+            assert secret not in logs, secret
+        lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+        batch = next(line for line in lines if line["event"] == "batch_committed")
+        assert batch["dead_letters"] == 1
+        assert batch["rows"] == {"snapshot": 1}
+
+    async def test_dead_letters_list(self, db_dsn: str, kafka: Any) -> None:
+        await s.produce(
+            kafka,
+            [
+                (s.topic(kafka, EventKind.ERROR), b"[1, 2]"),
+                (s.topic(kafka, EventKind.ERROR), {**s.error(s.uid()), "error_severity": "urgent"}),
+            ],
+        )
+        await s.run_sink(s.sink_settings(db_dsn, kafka))
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "debug_sink.cli",
+                "dead-letters",
+                "list",
+                "--json",
+                "--dsn",
+                db_dsn,
+                "--since",
+                "1h",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        rows = json.loads(result.stdout)
+        assert sorted(r["error_class"] for r in rows) == ["not_object", "schema"]
+        schema_row = next(r for r in rows if r["error_class"] == "schema")
+        assert "error_severity" in schema_row["reason"]
+        bad = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "debug_sink.cli",
+                "dead-letters",
+                "list",
+                "--dsn",
+                db_dsn,
+                "--since",
+                "yesterday",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert bad.returncode == 1
+        assert "not a duration" in bad.stderr
+
+
+class TestMemory:
+    """Peak RSS while a 200k-event backlog drains stays under RSS_BOUND_MB."""
+
+    async def test_peak_rss_draining_200k(self, db_dsn: str, kafka: Any) -> None:
+        await s.create_topics(kafka, partitions=2)
+        workload = s.mixed_workload(kafka, 12_500, seed=2, state_bytes=400)  # 200k messages
+        assert len(workload.messages) == 200_000
+        await s.produce(kafka, workload.messages)
+        settings = s.sink_settings(db_dsn, kafka)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "debug_sink.cli", "run", "--exit-when-idle"],
+            env=s.sink_env(settings),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        peak = 0
+        started = time.monotonic()
+        handle = psutil.Process(proc.pid)
+        while proc.poll() is None and time.monotonic() - started < 240:
+            try:
+                peak = max(peak, handle.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            await asyncio.sleep(0.05)
+        _, err = await asyncio.to_thread(proc.communicate, None, 60)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        peak_mb = peak / 1024 / 1024
+        print(
+            f"peak RSS draining 200k events: {peak_mb:.0f} MB in {time.monotonic() - started:.1f} s"
+        )
+        assert peak_mb < RSS_BOUND_MB
+        await s.assert_workload_stored(db_dsn, workload)
