@@ -181,6 +181,27 @@ _STEP_MERGED = (
 )
 _SNAPSHOT_PKEY = "debug_state_snapshots_pkey"
 
+#: Parked events worth another look: expired, or at least one awaited parent now stored
+#: (written by another replica, or aliased). The rest keep waiting without being re-planned.
+_RELEASABLE_SQL = (
+    'SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", '
+    "p.expires_at <= clock_timestamp() AS expired FROM sink_parked_events p "
+    "WHERE p.expires_at <= clock_timestamp() OR EXISTS ("
+    "SELECT 1 FROM unnest(p.waiting_for) AS w(id) WHERE "
+    + " OR ".join(
+        f"EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = w.id)"
+        for table, column in (
+            ("debug_state_snapshots", "id"),
+            ("debug_error_events", "id"),
+            ("debug_success_events", "id"),
+            ("debug_workflow_steps", "id"),
+            ("agent_transformation_events", "id"),
+            ("sink_snapshot_aliases", "alias_id"),
+        )
+    )
+    + ") ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"
+)
+
 
 def stage_table(kind: EventKind) -> str:
     return f"stage_{TABLES[kind]}"
@@ -222,9 +243,10 @@ def _value(kind: EventKind, event: Any, column: str) -> Any:
         if column == "started_at":
             return effective_started_at(event)
         if column == "duration_ms" and event.duration_ms is None:
-            start = effective_started_at(event)
-            if event.completed_at is not None and start is not None:
-                return int((event.completed_at - start) / timedelta(milliseconds=1))
+            # Only from a start that was sent: one derived from completed_at would store 0,
+            # and the merge keeps a stored duration when the real start arrives later.
+            if event.completed_at is not None and event.started_at is not None:
+                return int((event.completed_at - event.started_at) / timedelta(milliseconds=1))
             return None
     value = getattr(event, column)
     if column in _DECIMAL_FIELDS and value is not None and not isinstance(value, Decimal):
@@ -376,12 +398,7 @@ class BatchWriter:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SET CONSTRAINTS ALL DEFERRED")
-                rows = await conn.fetch(
-                    'SELECT id, kind, event, topic, partition, "offset", '
-                    "expires_at <= clock_timestamp() AS expired FROM sink_parked_events "
-                    "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                    limit,
-                )
+                rows = await conn.fetch(_RELEASABLE_SQL, limit)
                 if not rows:
                     return result
                 fresh = [_pending_of(r) for r in rows if not r["expired"]]
