@@ -16,8 +16,9 @@
 --    default, which is harmless (the merge lists its columns; the real table fills its own).
 --    Write cost: one b-tree entry per row, appended at the right edge (ids increase).
 --
--- 2. correlator_state: one row, the snapshot of the last committed correlator run. The run
---    reads its events, writes its links and moves this row in ONE transaction.
+-- 2. correlator_state: one row, the snapshot of the last committed correlator run (`seen`)
+--    and the snapshot whose errors known_fix_occurrences counts (`counted`). The run reads
+--    its events, writes its links and moves this row in ONE transaction.
 --
 -- 3. known_fix_occurrences / known_fix_stats: the aggregate behind known_fixes(), maintained
 --    by the correlator in the same transaction as the links it makes (occurrences: every error
@@ -53,6 +54,7 @@ COMMENT ON COLUMN debug_success_events.ingest_xid IS
 CREATE TABLE IF NOT EXISTS correlator_state (
   id BOOLEAN PRIMARY KEY DEFAULT TRUE CONSTRAINT correlator_state_single_row CHECK (id),
   seen pg_snapshot,                 -- snapshot of the last committed run; NULL: never ran
+  counted pg_snapshot,              -- known_fix_occurrences counts the errors visible in it
   runs BIGINT NOT NULL DEFAULT 0,
   links_total BIGINT NOT NULL DEFAULT 0,
   last_run_at TIMESTAMP WITH TIME ZONE,
@@ -63,6 +65,8 @@ INSERT INTO correlator_state (id) VALUES (TRUE) ON CONFLICT (id) DO NOTHING;
 
 COMMENT ON TABLE correlator_state IS
   'The correlator''s watermark: the snapshot of its last committed run (rows whose ingest_xid it shows as visible have been correlated).';
+COMMENT ON COLUMN correlator_state.counted IS
+  'Errors visible in this snapshot are counted in known_fix_occurrences: = seen after a run; later than seen after a rebuild of the aggregate that preceded the first run.';
 
 -- 3. Known-fixes aggregate ---------------------------------------------------------------------
 

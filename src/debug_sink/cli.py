@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -192,6 +193,7 @@ async def run_until_signal(main_coro: Callable[[], Any], stop: Callable[[], None
 
 def _run(args: argparse.Namespace) -> int:
     from debug_sink.logs import configure_logging
+    from debug_sink.metrics import Metrics
     from debug_sink.service import Sink
 
     settings = build_settings(**_kafka_overrides(args))
@@ -199,16 +201,24 @@ def _run(args: argparse.Namespace) -> int:
     settings.require_dsn()
 
     async def main() -> None:
-        sink = Sink(settings, exit_when_idle=args.exit_when_idle, jobs=periodic_jobs(settings))
+        metrics = Metrics()
+        sink = Sink(
+            settings,
+            exit_when_idle=args.exit_when_idle,
+            metrics=metrics,
+            jobs=periodic_jobs(settings, metrics),
+        )
         await run_until_signal(sink.run, sink.stop)
 
     asyncio.run(main())
     return 0
 
 
-def periodic_jobs(settings: Settings) -> list[tuple[str, float, Any]]:
-    """The single-runner periodic jobs of ``run`` (correlator, retention), when available."""
-    return []
+def periodic_jobs(settings: Settings, metrics: Any = None) -> list[tuple[str, float, Any]]:
+    """The single-runner periodic jobs of ``run``: the correlator and retention."""
+    from debug_sink import jobs_cli
+
+    return jobs_cli.periodic_jobs(settings, metrics=metrics)
 
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
@@ -309,6 +319,10 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     _add_dead_letters,
 ]
 
+#: Modules whose ``register_commands(subparsers)`` adds commands that live next to the code
+#: they drive: the periodic jobs, the human views, dev mode and replay, the benchmark.
+EXTENSIONS = ("debug_sink.jobs_cli",)
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -319,6 +333,8 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(sub)
+    for module in EXTENSIONS:
+        importlib.import_module(module).register_commands(sub)
     return parser
 
 

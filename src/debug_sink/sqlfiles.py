@@ -24,7 +24,7 @@ def parse(text: str) -> dict[str, str]:
     marks = list(_MARKER.finditer(text))
     for mark, following in zip(marks, [*marks[1:], None], strict=True):
         end = following.start() if following else len(text)
-        body = text[mark.end():end].strip()
+        body = text[mark.end() : end].strip()
         name = mark["name"]
         if name in queries:
             raise ValueError(f"query {name!r} is defined twice")

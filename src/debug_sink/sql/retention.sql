@@ -1,0 +1,150 @@
+-- Queries of the retention purge (debug_sink.retention). Every batch is its own short
+-- transaction: pick at most $3 rows older than the cutoff $2, from the time $1 on (keyset: the
+-- next batch starts where this one ended, so deleted index entries are not rescanned), lock
+-- them with FOR UPDATE SKIP LOCKED (a row a writer holds is left for the next run), delete.
+
+-- name: purge_steps
+WITH picked AS (
+  SELECT id, started_at AS at FROM debug_workflow_steps
+   WHERE started_at >= $1 AND started_at < $2
+   ORDER BY started_at LIMIT $3
+     FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM debug_workflow_steps AS t USING picked WHERE t.id = picked.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM picked) AS picked, (SELECT max(at) FROM picked) AS last_at,
+       (SELECT count(*) FROM gone) AS deleted
+
+-- name: pick_errors
+SELECT coalesce(array_agg(id), '{}') AS ids, count(*) AS picked, max(occurred_at) AS last_at
+  FROM (SELECT id, occurred_at FROM debug_error_events
+         WHERE occurred_at >= $1 AND occurred_at < $2
+         ORDER BY occurred_at LIMIT $3
+           FOR UPDATE SKIP LOCKED) AS p
+
+-- name: pick_successes
+SELECT coalesce(array_agg(id), '{}') AS ids, count(*) AS picked, max(occurred_at) AS last_at
+  FROM (SELECT id, occurred_at FROM debug_success_events
+         WHERE occurred_at >= $1 AND occurred_at < $2
+         ORDER BY occurred_at LIMIT $3
+           FOR UPDATE SKIP LOCKED) AS p
+
+-- name: purge_links
+-- The links of the errors $1 or of the successes $2 (children before parents), and their
+-- share of known_fix_stats. Links the correlator did not make (no recovery_strategy) were
+-- never counted.
+WITH gone AS (
+  DELETE FROM debug_error_success_correlation AS c
+   WHERE c.error_event_id = ANY ($1::uuid[]) OR c.success_event_id = ANY ($2::uuid[])
+  RETURNING c.error_event_id, c.correlation_id, c.recovery_strategy, c.recovery_duration_ms,
+            c.confidence_score
+), agg AS (
+  SELECT e.error_type, e.agent_name, coalesce(e.operation_name, '') AS operation_name,
+         g.recovery_strategy, count(*) AS n,
+         count(*) FILTER (WHERE g.confidence_score >= 0.7) AS confident,
+         coalesce(sum(g.recovery_duration_ms), 0) AS duration_ms_sum,
+         count(g.recovery_duration_ms) AS duration_count,
+         coalesce(sum(g.confidence_score), 0) AS confidence_sum,
+         array_agg(DISTINCT g.correlation_id) AS ids
+    FROM gone AS g
+    JOIN debug_error_events AS e ON e.id = g.error_event_id
+   WHERE g.recovery_strategy IS NOT NULL
+   GROUP BY 1, 2, 3, 4
+), counted AS (
+  UPDATE known_fix_stats AS k
+     SET recovered = greatest(k.recovered - a.n, 0),
+         confident = greatest(k.confident - a.confident, 0),
+         duration_ms_sum = greatest(k.duration_ms_sum - a.duration_ms_sum, 0),
+         duration_count = greatest(k.duration_count - a.duration_count, 0),
+         confidence_sum = greatest(k.confidence_sum - a.confidence_sum, 0),
+         example_correlation_ids = ARRAY(SELECT x FROM unnest(k.example_correlation_ids) AS x
+                                          WHERE x <> ALL (a.ids))
+    FROM agg AS a
+   WHERE k.error_type = a.error_type AND k.agent_name = a.agent_name
+     AND k.operation_name = a.operation_name AND k.recovery_strategy = a.recovery_strategy
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows
+
+-- name: purge_errors
+-- The errors $1 and their share of known_fix_occurrences: only the errors it counts (visible
+-- in correlator_state.counted; rows older than migration 008 have no ingest_xid and are
+-- visible in any snapshot). The caller holds the aggregate lock, so no run is in progress.
+WITH gone AS (
+  DELETE FROM debug_error_events AS e WHERE e.id = ANY ($1::uuid[])
+  RETURNING e.error_type, e.agent_name, coalesce(e.operation_name, '') AS operation_name,
+            e.ingest_xid
+), agg AS (
+  SELECT g.error_type, g.agent_name, g.operation_name, count(*) AS n
+    FROM gone AS g, correlator_state AS st
+   WHERE st.id AND st.counted IS NOT NULL
+     AND (g.ingest_xid IS NULL OR pg_visible_in_snapshot(g.ingest_xid, st.counted))
+   GROUP BY 1, 2, 3
+), counted AS (
+  UPDATE known_fix_occurrences AS o
+     SET occurred = greatest(o.occurred - a.n, 0)
+    FROM agg AS a
+   WHERE o.error_type = a.error_type AND o.agent_name = a.agent_name
+     AND o.operation_name = a.operation_name
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows
+
+-- name: purge_successes
+DELETE FROM debug_success_events WHERE id = ANY ($1::uuid[])
+
+-- name: purge_snapshots
+-- References to a deleted snapshot become NULL (migration 006); its aliases go with it.
+WITH picked AS (
+  SELECT id, captured_at AS at FROM debug_state_snapshots
+   WHERE captured_at >= $1 AND captured_at < $2
+   ORDER BY captured_at LIMIT $3
+     FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM debug_state_snapshots AS t USING picked WHERE t.id = picked.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM picked) AS picked, (SELECT max(at) FROM picked) AS last_at,
+       (SELECT count(*) FROM gone) AS deleted
+
+-- name: purge_dead_letters
+WITH picked AS (
+  SELECT id, received_at AS at FROM sink_dead_letters
+   WHERE received_at >= $1 AND received_at < $2
+   ORDER BY received_at LIMIT $3
+     FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM sink_dead_letters AS t USING picked WHERE t.id = picked.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM picked) AS picked, (SELECT max(at) FROM picked) AS last_at,
+       (SELECT count(*) FROM gone) AS deleted
+
+-- name: purge_parked
+-- Parked events long past their grace period: the sink would have written them at
+-- expires_at; one still here after the retention period is not coming back.
+WITH picked AS (
+  SELECT id, parked_at AS at FROM sink_parked_events
+   WHERE parked_at >= $1 AND parked_at < $2 AND expires_at < $2
+   ORDER BY parked_at LIMIT $3
+     FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM sink_parked_events AS t USING picked WHERE t.id = picked.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM picked) AS picked, (SELECT max(at) FROM picked) AS last_at,
+       (SELECT count(*) FROM gone) AS deleted
+
+-- name: count_old
+-- What a purge with cutoff $1 would delete (dead letters and parked events: cutoff $2).
+SELECT
+  (SELECT count(*) FROM debug_workflow_steps WHERE started_at < $1) AS debug_workflow_steps,
+  (SELECT count(*) FROM debug_error_success_correlation AS c
+    WHERE EXISTS (SELECT 1 FROM debug_error_events AS e
+                   WHERE e.id = c.error_event_id AND e.occurred_at < $1)
+       OR EXISTS (SELECT 1 FROM debug_success_events AS s
+                   WHERE s.id = c.success_event_id AND s.occurred_at < $1))
+    AS debug_error_success_correlation,
+  (SELECT count(*) FROM debug_error_events WHERE occurred_at < $1) AS debug_error_events,
+  (SELECT count(*) FROM debug_success_events WHERE occurred_at < $1) AS debug_success_events,
+  (SELECT count(*) FROM debug_state_snapshots WHERE captured_at < $1) AS debug_state_snapshots,
+  (SELECT count(*) FROM sink_dead_letters WHERE received_at < $2) AS sink_dead_letters,
+  (SELECT count(*) FROM sink_parked_events WHERE parked_at < $2 AND expires_at < $2)
+    AS sink_parked_events

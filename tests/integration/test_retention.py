@@ -1,0 +1,289 @@
+"""The retention purge against a real PostgreSQL (and a running sink): batched deletes, no
+orphans, the known-fixes aggregate kept equal to the retained rows, single runner."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from debug_sink import synthetic
+from debug_sink.correlator import LOCK_CLASS, Correlator
+from debug_sink.events import EventKind
+from debug_sink.retention import TABLES, Retention
+from debug_sink.service import Sink
+from tests import support as s
+from tests.integration.test_correlator import assert_aggregate_matches_rows
+
+NINETY_DAYS = timedelta(days=90)
+
+ORPHANS_SQL = """
+SELECT
+  (SELECT count(*) FROM debug_error_success_correlation c
+    WHERE NOT EXISTS (SELECT 1 FROM debug_error_events e WHERE e.id = c.error_event_id)
+       OR NOT EXISTS (SELECT 1 FROM debug_success_events x WHERE x.id = c.success_event_id))
+  + (SELECT count(*) FROM debug_workflow_steps w
+      WHERE (w.error_event_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM debug_error_events e WHERE e.id = w.error_event_id))
+         OR (w.success_event_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM debug_success_events x WHERE x.id = w.success_event_id))
+         OR (w.parent_step_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM debug_workflow_steps p WHERE p.id = w.parent_step_id))
+         OR (w.pre_state_snapshot_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM debug_state_snapshots n WHERE n.id = w.pre_state_snapshot_id)))
+  + (SELECT count(*) FROM debug_error_events e WHERE e.state_snapshot_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM debug_state_snapshots n WHERE n.id = e.state_snapshot_id))
+  + (SELECT count(*) FROM debug_success_events x WHERE x.state_snapshot_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM debug_state_snapshots n WHERE n.id = x.state_snapshot_id))
+  + (SELECT count(*) FROM sink_snapshot_aliases a
+      WHERE NOT EXISTS (SELECT 1 FROM debug_state_snapshots n WHERE n.id = a.snapshot_id))
+"""
+
+OLDEST_SQL = """
+SELECT least((SELECT min(started_at) FROM debug_workflow_steps),
+             (SELECT min(occurred_at) FROM debug_error_events),
+             (SELECT min(occurred_at) FROM debug_success_events),
+             (SELECT min(captured_at) FROM debug_state_snapshots))
+"""
+
+
+async def table_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+
+
+class TestPurge:
+    """What goes, what stays, and in which order."""
+
+    async def test_half_of_a_large_database_while_the_sink_writes(
+        self, db_dsn: str, conn: asyncpg.Connection, kafka: Any
+    ) -> None:
+        """10,000 workflows (101,000 rows), the older half past retention: the purge deletes
+        exactly that half in 5,000-row batches, leaves no orphans, and a sink writing new
+        events meanwhile loses nothing. (The 1M-row case is run by hand; see the report.)"""
+        filled = await synthetic.bulk_fill(conn, 10_000, old=5_000, old_days=91)
+        assert sum(filled.values()) == 101_000
+        before = await table_counts(conn)
+        expected = {
+            "debug_workflow_steps": 20_000,
+            "debug_error_success_correlation": 5_000,
+            "debug_error_events": 10_000,
+            "debug_success_events": 10_000,
+            "debug_state_snapshots": 5_000,
+            "sink_dead_letters": 0,
+            "sink_parked_events": 0,
+        }
+        dry = await Retention(db_dsn).purge(NINETY_DAYS, dry_run=True)
+        assert dry.deleted == expected
+        assert await table_counts(conn) == before
+
+        await s.create_topics(kafka)
+        sink = Sink(s.sink_settings(db_dsn, kafka), exit_when_idle=False)
+        sink_task = asyncio.create_task(sink.run())
+        produced = 0
+        stop = asyncio.Event()
+
+        async def produce(rounds: int) -> None:
+            nonlocal produced
+            for _ in range(rounds):
+                if stop.is_set():
+                    return
+                batch = []
+                for _ in range(20):
+                    corr = s.uid()
+                    batch += [
+                        (s.topic(kafka, EventKind.ERROR), s.error(corr)),
+                        (s.topic(kafka, EventKind.SUCCESS), s.success(corr)),
+                    ]
+                produced += await s.produce(kafka, batch)
+                await asyncio.sleep(0.05)
+
+        async def sink_rows() -> int:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM debug_error_events WHERE error_message = "
+                    "'upstream timed out'"
+                )
+            )
+
+        try:
+            await produce(3)
+            for _ in range(300):  # the sink is consuming before the purge starts
+                if await sink_rows() > 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert await sink_rows() > 0
+            producer = asyncio.create_task(produce(10_000))
+            written_at_start = await sink_rows()
+            started = time.perf_counter()
+            result = await Retention(db_dsn, batch_size=5000).purge(NINETY_DAYS)
+            elapsed = time.perf_counter() - started
+            written_during = await sink_rows() - written_at_start
+            stop.set()
+            await producer
+            for _ in range(300):  # everything produced lands
+                if await sink_rows() * 2 == produced:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            sink.stop()
+            await asyncio.wait_for(sink_task, 60)
+
+        print(
+            f"\npurged {result.total} rows in {elapsed:.2f}s ({result.batches} batches); "
+            f"the sink wrote {written_during} error rows meanwhile"
+        )
+        assert result.ran
+        assert result.deleted == expected
+        assert result.skipped_tables == []
+        assert result.batches >= 2 + 2 + 2 + 1 + 2  # steps, errors, successes, snaps, sinks
+        assert written_during > 0
+        assert await sink_rows() * 2 == produced
+        assert await conn.fetchval(ORPHANS_SQL) == 0
+        cutoff = result.cutoff
+        assert cutoff is not None
+        assert await conn.fetchval(OLDEST_SQL) >= cutoff
+        after = await table_counts(conn)
+        assert after["debug_state_snapshots"] == before["debug_state_snapshots"] - 5_000
+        assert await conn.fetchval("SELECT count(*) FROM sink_snapshot_aliases") == 500
+
+    async def test_known_fixes_follow_the_retained_rows(
+        self, db_dsn: str, conn: asyncpg.Connection
+    ) -> None:
+        """Errors, links and their share of the aggregate go together; what stays is what a
+        recomputation gives."""
+        now = await conn.fetchval("SELECT clock_timestamp()")
+        old = synthetic.generate(
+            synthetic.SyntheticConfig(
+                workflows=80, seed=5, waves=1, start=now - timedelta(days=120)
+            )
+        )
+        young = synthetic.generate(
+            synthetic.SyntheticConfig(workflows=80, seed=6, waves=1, start=now - timedelta(days=10))
+        )
+        await synthetic.load(conn, old.waves[0])
+        await synthetic.load(conn, young.waves[0])
+        await Correlator(db_dsn).run_once()
+        assert (
+            await conn.fetchval("SELECT sum(occurred) FROM known_fix_occurrences")
+            == old.errors + young.errors
+        )
+
+        result = await Retention(db_dsn, batch_size=100).purge(NINETY_DAYS)
+
+        assert result.deleted["debug_error_events"] == old.errors
+        assert result.deleted["debug_success_events"] == old.successes
+        assert result.deleted["debug_error_success_correlation"] > 0
+        assert (
+            await conn.fetchval("SELECT sum(occurred) FROM known_fix_occurrences") == young.errors
+        )
+        await assert_aggregate_matches_rows(conn)
+        # and the correlator carries on from there
+        assert (await Correlator(db_dsn).run_once()).new_errors == 0
+        await assert_aggregate_matches_rows(conn)
+
+    async def test_dead_letters_and_parked_events_by_their_own_time(
+        self, db_dsn: str, conn: asyncpg.Connection
+    ) -> None:
+        now = await conn.fetchval("SELECT clock_timestamp()")
+        for age_days in (100, 5):
+            received = now - timedelta(days=age_days)
+            await conn.execute(
+                'INSERT INTO sink_dead_letters (received_at, topic, partition, "offset", '
+                "error_class, reason, group_id) VALUES ($1, 't', 0, $2, 'schema', 'bad', 'g')",
+                received,
+                age_days,
+            )
+            await conn.execute(
+                "INSERT INTO sink_parked_events (kind, event_id, correlation_id, event, "
+                'waiting_for, parked_at, expires_at, topic, partition, "offset") '
+                "VALUES ('error', $1, $1, '{}', '{}', $2, $3, 't', 0, $4)",
+                uuid.uuid4(),
+                received,
+                received + timedelta(minutes=10),
+                age_days,
+            )
+        # parked long ago but still waiting (an operator raised the grace period): kept
+        await conn.execute(
+            "INSERT INTO sink_parked_events (kind, event_id, correlation_id, event, waiting_for, "
+            'parked_at, expires_at, topic, partition, "offset") '
+            "VALUES ('error', $1, $1, '{}', '{}', $2, $3, 't', 0, 7)",
+            uuid.uuid4(),
+            now - timedelta(days=100),
+            now + timedelta(days=1),
+        )
+
+        result = await Retention(db_dsn).purge(NINETY_DAYS)
+        assert (result.deleted["sink_dead_letters"], result.deleted["sink_parked_events"]) == (1, 1)
+        assert await conn.fetchval("SELECT count(*) FROM sink_dead_letters") == 1
+        assert await conn.fetchval("SELECT count(*) FROM sink_parked_events") == 2
+
+        shorter = await Retention(db_dsn, dead_letter_days=1).purge(NINETY_DAYS)
+        assert shorter.deleted["sink_dead_letters"] == 1
+
+    async def test_locked_rows_are_skipped_not_waited_for(
+        self, db_dsn: str, conn: asyncpg.Connection
+    ) -> None:
+        """A row a sink batch holds (the KEY SHARE lock of a foreign-key check on a parent)
+        is left for the next run; the purge does not wait for it."""
+        await synthetic.bulk_fill(conn, 20, old=20, old_days=91, links=False)
+        holder = await asyncpg.connect(db_dsn)
+        try:
+            tx = holder.transaction()
+            await tx.start()
+            held = await holder.fetchval(
+                "SELECT id FROM debug_error_events ORDER BY occurred_at LIMIT 1 FOR KEY SHARE"
+            )
+            started = time.perf_counter()
+            result = await Retention(db_dsn, batch_size=7).purge(NINETY_DAYS)
+            elapsed = time.perf_counter() - started
+            await tx.rollback()
+        finally:
+            await holder.close()
+
+        assert result.deleted["debug_error_events"] == 39
+        assert result.skipped_tables == []
+        assert elapsed < 5  # below lock_timeout: nothing waited for the held row
+        assert await conn.fetchval("SELECT id FROM debug_error_events") == held
+
+    async def test_dry_run_and_single_runner(self, db_dsn: str, conn: asyncpg.Connection) -> None:
+        await synthetic.bulk_fill(conn, 10, old=4, old_days=91)
+        other = await asyncpg.connect(db_dsn)
+        try:
+            await other.execute(
+                "SELECT pg_advisory_lock($1, hashtext('public:retention'))", LOCK_CLASS
+            )
+            busy = await Retention(db_dsn).purge(NINETY_DAYS)
+        finally:
+            await other.close()
+        dry = await Retention(db_dsn).purge(NINETY_DAYS, dry_run=True)
+        done = await Retention(db_dsn).purge(NINETY_DAYS)
+
+        assert not busy.ran
+        assert busy.total == 0
+        assert dry.dry_run
+        assert dry.deleted == done.deleted
+        assert done.deleted["debug_error_events"] == 8
+        assert (await Retention(db_dsn).purge(NINETY_DAYS)).total == 0
+
+    async def test_timestamps_are_compared_with_the_cutoff(
+        self, db_dsn: str, conn: asyncpg.Connection
+    ) -> None:
+        """An event just inside retention stays; one just outside goes."""
+        now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+        corr = uuid.uuid4()
+        for days in (89.9, 90.1):
+            await conn.execute(
+                "INSERT INTO debug_error_events (correlation_id, error_type, error_category, "
+                "error_severity, error_message, agent_name, occurred_at) "
+                "VALUES ($1, 'E', 'agent', 'low', 'm', 'a', $2)",
+                corr,
+                now - timedelta(days=days),
+            )
+        result = await Retention(db_dsn).purge(NINETY_DAYS)
+        assert result.deleted["debug_error_events"] == 1
+        kept = await conn.fetchval("SELECT occurred_at FROM debug_error_events")
+        assert kept.astimezone(UTC) > now - NINETY_DAYS
