@@ -248,6 +248,9 @@ class EmbeddedPostgres:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent(signal.SIGQUIT),
+                # Own process group: a terminal's Ctrl-C must reach the caller only, so it
+                # can stop in order (sink first); PDEATHSIG still takes the server down with it.
+                process_group=0,
             )
         try:
             _wait_for_port(self.port, self._proc, "PostgreSQL", self.log_path, timeout)
@@ -347,6 +350,7 @@ class EmbeddedKafka:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent(signal.SIGKILL),
+                process_group=0,
             )
         try:
             _wait_for_port(self.port, self._proc, "Kafka broker (Tansu)", self.log_path, timeout)
