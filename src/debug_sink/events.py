@@ -32,14 +32,22 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Final, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+)
 
 from debug_sink.canonical import DEFAULT_REDACT_PATTERNS
 
@@ -110,8 +118,18 @@ def _timestamp_input(value: object) -> object:
     )
 
 
+def _storable(value: datetime) -> datetime:
+    # PostgreSQL stores UTC; a time near year 1 or 9999 whose offset pushes it past Python's
+    # range cannot be converted (the driver would fail mid-COPY), so reject it here.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+    return value
+
+
 #: An aware date-time, sent as an ISO 8601 string with an offset.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_input)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_input), AfterValidator(_storable)]
 #: A non-negative PostgreSQL ``INTEGER``.
 Count = Annotated[int, Strict(), Field(ge=0, le=INT4_MAX)]
 #: A ``DECIMAL(5,4)`` score in [0, 1].

@@ -242,6 +242,14 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
                 for _, parent, value in _refs(item.kind, item.event)
                 if value not in existing.get(parent, ()) and value not in writing[parent]
             )
+            if (
+                missing
+                and item.kind is not EventKind.STEP
+                and item.event.id in existing.get(item.kind, ())
+            ):
+                # Already stored (a replay or re-send, e.g. of an event written with a
+                # dangling reference): its insert is a no-op, so it waits for nothing.
+                missing = ()
             if missing:
                 if expire:
                     resolved[index] = _dangle(item, existing, writing)

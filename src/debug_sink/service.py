@@ -544,7 +544,10 @@ class Sink:
                 position = await self._consumer.position(tp)
             except KafkaError:
                 return False
-            lag = max(0, ends.get(tp, 0) - position)
+            # The fetch high watermark is exact; some brokers (Tansu) answer ListOffsets with
+            # the last batch's base offset + 1, which under-reports the end.
+            end = max(ends.get(tp, 0), self._consumer.highwater(tp) or 0)
+            lag = max(0, end - position)
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
             caught_up = caught_up and lag == 0
         return caught_up
@@ -601,8 +604,7 @@ class Sink:
         m.batch_events.observe(len(batch))
         for kind, count in result.rows.items():
             m.written.labels(kind).inc(count)
-        for letter in result.dead_letters:
-            m.dead_letters.labels(letter.origin.topic, letter.error_class).inc()
+        self._count_dead_letters(result)
         m.parked.inc(result.parked)
         m.released.inc(result.released)
         m.duplicates.inc(result.duplicates)
@@ -621,6 +623,10 @@ class Sink:
             bytes=batch.size_bytes,
             duration_ms=round(result.duration_s * 1000, 1),
         )
+
+    def _count_dead_letters(self, result: WriteResult) -> None:
+        for letter in result.dead_letters:
+            self.metrics.dead_letters.labels(letter.origin.topic, letter.error_class).inc()
 
     async def _commit_to_kafka(self, batch: Batch) -> None:
         """Mirror the stored offsets to Kafka, for lag tools only (never read back)."""
@@ -649,7 +655,7 @@ class Sink:
                     (DLQ_HEADERS[1], str(d.origin.partition).encode()),
                     (DLQ_HEADERS[2], str(d.origin.offset).encode()),
                     (DLQ_HEADERS[3], d.error_class.encode()),
-                    (DLQ_HEADERS[4], d.reason.encode()[:4000]),
+                    (DLQ_HEADERS[4], d.reason[:2000].encode()),
                 ]
                 futures.append(
                     await self._producer.send(topic, d.value, key=d.key, headers=headers)
@@ -664,6 +670,7 @@ class Sink:
         assert self._writer is not None
         assert self._pool is not None
         result = await self._writer.release_parked()
+        self._count_dead_letters(result)
         if result.released or result.dangling:
             self.metrics.released.inc(result.released)
             self.metrics.dangling.inc(result.dangling)
@@ -683,6 +690,7 @@ class Sink:
         total = 0
         try:
             while (result := await self._writer.release_parked()).released:
+                self._count_dead_letters(result)
                 total += result.released
                 self.metrics.released.inc(result.released)
                 self.metrics.dangling.inc(result.dangling)

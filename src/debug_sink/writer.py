@@ -316,10 +316,14 @@ class WriteResult:
     hash_replaced: int = 0
     redacted: int = 0
     duration_s: float = 0.0
+    #: Ids of the rows (and snapshot aliases) written so far: what parked events may await.
+    written: set[UUID] = field(default_factory=set)
 
     def add_plan(self, plan: Plan) -> None:
         for kind, rows in plan.rows.items():
             self.rows[kind.value] = self.rows.get(kind.value, 0) + len(rows)
+            self.written.update(event.id for event in rows)
+        self.written.update(alias for alias, _ in plan.aliases)
         self.parked += sum(1 for p in plan.parked if p.pending.parked_id is None)
         self.released += len(plan.released)
         self.duplicates += plan.duplicates
@@ -378,7 +382,7 @@ class BatchWriter:
                     origin_item = items_by_origin.get(bad.origin)
                     if origin_item is not None:
                         result.dead_letters.append(dead_letter_of(origin_item, "database", reason))
-                await self._release_loop(conn, _written_ids(pending), result)
+                await self._release_loop(conn, set(result.written), result)
                 await self._store_dead_letters(conn, result.dead_letters)
                 await self._store_offsets(conn, batch.next_offsets)
         except asyncpg.PostgresError as exc:
@@ -409,7 +413,8 @@ class BatchWriter:
                     await self._write_bisecting(
                         conn, expired, result, expire=True, parked_rejects=True
                     )
-                await self._release_loop(conn, _written_ids(fresh + expired), result)
+                await self._release_loop(conn, set(result.written), result)
+                await self._store_dead_letters(conn, result.dead_letters)
         except asyncpg.PostgresError as exc:
             if is_transient(exc) or _is_dedupe_race(exc):
                 raise DatabaseUnavailable(f"parked events not released: {exc}") from exc
@@ -448,7 +453,7 @@ class BatchWriter:
                 raise
             if len(pending) == 1:
                 if parked_rejects and pending[0].parked_id is not None:
-                    await self._dead_letter_parked(conn, pending[0], exc)
+                    await self._dead_letter_parked(conn, pending[0], exc, result)
                 return [(pending[0], exc)]
             middle = len(pending) // 2
             first = await self._write_bisecting(
@@ -572,26 +577,31 @@ class BatchWriter:
             if not rows:
                 return
             pending = [_pending_of(r) for r in rows]
-            before = result.released
+            before = set(result.written)
             await self._write_bisecting(conn, pending, result, parked_rejects=True)
-            if result.released == before:
-                return
-            written = _written_ids(pending)
+            # Only what was written: ids of events parked again release nothing (a duplicate
+            # of a parked snapshot re-planned alone would be stored in its place).
+            written = result.written - before
 
     async def _dead_letter_parked(
-        self, conn: Conn, pending: Pending, exc: asyncpg.PostgresError
+        self, conn: Conn, pending: Pending, exc: asyncpg.PostgresError, result: WriteResult
     ) -> None:
-        origin = pending.origin
-        await conn.execute(
-            'INSERT INTO sink_dead_letters (topic, partition, "offset", value, error_class, '
-            "reason, group_id) VALUES ($1, $2, $3, $4, 'database', $5, $6) "
-            'ON CONFLICT (topic, partition, "offset") DO NOTHING',
-            origin.topic,
-            origin.partition,
-            origin.offset,
-            orjson.dumps(pending.event.model_dump(mode="json")),
-            f"rejected by PostgreSQL ({exc.sqlstate}): {exc}".replace("\n", " "),
-            self._group_id,
+        """A parked event PostgreSQL rejects: delete its parked row; it becomes a dead letter,
+        stored and published with the others of this transaction (topic and table). Its raw
+        message is gone (the offset was committed when it was parked), so the letter holds
+        the validated event as JSON, keyed by its correlation_id like the wire format."""
+        event = pending.event
+        reason = f"rejected by PostgreSQL ({exc.sqlstate}): {exc}".replace("\n", " ")
+        result.dead_letters.append(
+            DeadLetter(
+                pending.origin,
+                str(event.correlation_id).encode(),
+                orjson.dumps(event.model_dump(mode="json")),
+                (),
+                None,
+                "database",
+                reason,
+            )
         )
         await conn.execute("DELETE FROM sink_parked_events WHERE id = $1", pending.parked_id)
 
@@ -659,10 +669,6 @@ def _pending_of(row: asyncpg.Record) -> Pending:
     kind = EventKind(row["kind"])
     event = MODELS[kind].model_validate(row["event"])
     return Pending(kind, event, Origin(row["topic"], row["partition"], row["offset"]), row["id"])
-
-
-def _written_ids(pending: Iterable[Pending]) -> set[UUID]:
-    return {p.event.id for p in pending}
 
 
 def _is_dedupe_race(exc: BaseException) -> bool:
