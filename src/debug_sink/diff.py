@@ -34,6 +34,7 @@ __all__ = ["Change", "StateDiff", "diff_json", "format_path"]
 Path = tuple[str | int, ...]
 Op = Literal["added", "removed", "changed"]
 _MISSING: Any = object()
+_CONTAINERS = (Mapping, list, tuple)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +136,11 @@ def _walk(before: Any, after: Any, path: Path, out: list[Change]) -> None:
             else:
                 _walk(before[index], after[index], where, out)
         return
-    if isinstance(before, Mapping | list | tuple) or isinstance(after, Mapping | list | tuple):
-        out.append(Change("changed", path, before, after))
-    elif not _same_scalar(before, after):
+    if (
+        isinstance(before, _CONTAINERS)
+        or isinstance(after, _CONTAINERS)
+        or not _same_scalar(before, after)
+    ):
         out.append(Change("changed", path, before, after))
 
 

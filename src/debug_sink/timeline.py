@@ -33,14 +33,15 @@ by key is taken next, so ordering never fails.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 from uuid import UUID
 
-__all__ = ["RANK", "EntryKind", "TimelineEntry", "order_timeline"]
+__all__ = ["RANK", "EntryKind", "TimelineEntry", "last_good_snapshots", "order_timeline"]
 
 EntryKind = Literal["step", "transformation", "snapshot", "llm_call", "error", "success"]
 
@@ -102,7 +103,7 @@ def order_timeline(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
         if entry.kind == "step" and entry.step_number is not None:
             groups[(entry.step_number, entry.attempt or 1)].append(entry.id)
     chain = sorted(groups)
-    for earlier, later in zip(chain, chain[1:], strict=False):
+    for earlier, later in itertools.pairwise(chain):
         for a in groups[earlier]:
             for b in groups[later]:
                 edge(a, b)
@@ -145,3 +146,24 @@ def order_timeline(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
             if indegree[target] == 0 and target not in done:
                 heapq.heappush(ready, (by_id[target].key, target))
     return ordered
+
+
+def last_good_snapshots(ordered: Sequence[TimelineEntry]) -> dict[UUID, UUID | None]:
+    """For each error of an ordered timeline: the last good snapshot before it, or ``None``.
+
+    Good means any snapshot type but ``error``. The error's own agent is preferred; when that
+    agent has no good snapshot before the error, the last good snapshot of any agent is
+    taken. The error's own state snapshot (its ``state_snapshot_id``) is its "after" state and
+    never its "before" -- unless the sink deduplicated it into an earlier good snapshot, in
+    which case the state did not change and the diff is empty.
+    """
+    by_agent: dict[str | None, UUID] = {}
+    last_any: UUID | None = None
+    result: dict[UUID, UUID | None] = {}
+    for entry in ordered:
+        if entry.kind == "snapshot" and entry.data.get("snapshot_type") != "error":
+            by_agent[entry.agent_name] = entry.id
+            last_any = entry.id
+        elif entry.kind == "error":
+            result[entry.id] = by_agent.get(entry.agent_name, last_any)
+    return result

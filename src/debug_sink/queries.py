@@ -1,0 +1,379 @@
+"""The read side: :class:`DebugQueries`, a workflow's debug data out of PostgreSQL.
+
+Owns the queries behind the SDK's read methods and ``debug-sink show / patterns / errors``.
+The SQL lives in ``sql/debug_queries.sql`` (queries named by ``-- name:`` lines, loaded
+once by :mod:`debug_sink.sqlfiles`). Rows come back as plain ``dict`` values (``numeric`` as
+``float``, ``jsonb`` as Python objects, ``uuid``/``timestamptz`` as ``UUID``/``datetime``);
+the timeline as
+:class:`~debug_sink.timeline.TimelineEntry` values in the order
+:func:`~debug_sink.timeline.order_timeline` defines; state diffs as
+:class:`~debug_sink.diff.StateDiff`.
+
+Driver errors are translated here: connection failures to
+:class:`~debug_sink.errors.DatabaseUnavailable` (or :class:`~debug_sink.errors.ConfigurationError`
+for bad credentials), a missing table or function (schema not migrated) to
+:class:`~debug_sink.errors.ConfigurationError`, anything else to
+:class:`~debug_sink.errors.PermanentError`. Read-only: nothing here writes.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from debug_sink import sqlfiles
+from debug_sink.diff import StateDiff, diff_json
+from debug_sink.errors import ConfigurationError, DatabaseUnavailable, PermanentError
+from debug_sink.pg import is_transient, translate_error
+from debug_sink.settings import Settings
+from debug_sink.timeline import TimelineEntry, last_good_snapshots, order_timeline
+
+__all__ = ["DebugQueries", "ErrorDiff", "load_queries"]
+
+#: SQLSTATEs of an object that does not exist: the schema is not (fully) migrated.
+_UNDEFINED: Final = ("42P01", "42883", "42703")
+
+
+def load_queries() -> Mapping[str, str]:
+    """Query name -> SQL text, from ``sql/debug_queries.sql``."""
+    return sqlfiles.load("debug_queries.sql")
+
+
+def _uuid(value: UUID | str, what: str = "correlation id") -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValueError(f"not a valid {what}: {value!r} (expected a UUID)") from None
+
+
+#: jsonb columns of the queries' results: text when the pool has no jsonb codec.
+_JSON_COLUMNS: Final = frozenset(
+    {"data", "metadata", "payload", "agent_state", "success_factors", "input_data", "output_data"}
+)
+
+
+def _plain(key: str, value: Any) -> Any:
+    if isinstance(value, UUID):
+        # asyncpg's own UUID subclass: give callers (and orjson) the standard type.
+        return value if type(value) is UUID else UUID(bytes=value.bytes)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(key, item) for item in value]
+    if isinstance(value, str) and key in _JSON_COLUMNS:
+        return orjson.loads(value)
+    return value
+
+
+def _row(record: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(key, value) for key, value in record.items()}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        format="text",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+    )
+    await conn.set_type_codec(
+        "json",
+        schema="pg_catalog",
+        format="text",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+    )
+
+
+class ErrorDiff:
+    """The state at one error against the last good snapshot before it."""
+
+    __slots__ = ("before_snapshot_id", "diff", "error_id", "error_snapshot_id")
+
+    def __init__(
+        self,
+        error_id: UUID,
+        before_snapshot_id: UUID | None,
+        error_snapshot_id: UUID | None,
+        diff: StateDiff | None,
+    ) -> None:
+        self.error_id = error_id
+        self.before_snapshot_id = before_snapshot_id
+        self.error_snapshot_id = error_snapshot_id
+        #: ``None`` when one side is missing (no good snapshot before the error, or no state).
+        self.diff = diff
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error_id": str(self.error_id),
+            "before_snapshot_id": str(self.before_snapshot_id) if self.before_snapshot_id else None,
+            "error_snapshot_id": str(self.error_snapshot_id) if self.error_snapshot_id else None,
+            "diff": self.diff.as_dict() if self.diff is not None else None,
+        }
+
+
+class DebugQueries:
+    """Queries on one schema through an asyncpg pool.
+
+    ``DebugQueries(pool, schema=...)`` uses a pool you own (``search_path`` is set per
+    acquired connection when ``schema`` is given; nothing else about its connections is
+    changed); :meth:`connect` / :meth:`from_settings` make one it owns and closes in
+    :meth:`close`. Also an async context manager.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, *, schema: str | None = None, owns_pool: bool = False
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._owns_pool = owns_pool
+        self._sql = load_queries()
+
+    @classmethod
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        schema: str = "public",
+        ssl: ssl.SSLContext | str | None = None,
+        min_size: int = 1,
+        max_size: int = 4,
+    ) -> DebugQueries:
+        """A :class:`DebugQueries` with its own pool on ``dsn``, objects looked up in
+        ``schema``."""
+        ssl_arg: Any = ssl
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                ssl=ssl_arg,
+                init=_init_connection,
+                command_timeout=60,
+                server_settings={"search_path": schema, "application_name": "debug-sink-queries"},
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise translate_error(exc, dsn) from exc
+        assert pool is not None
+        return cls(pool, owns_pool=True)
+
+    @classmethod
+    async def from_settings(cls, settings: Settings) -> DebugQueries:
+        """:meth:`connect` with ``postgres_dsn``, ``db_schema`` and the TLS settings."""
+        return await cls.connect(
+            settings.require_dsn(), schema=settings.db_schema, ssl=settings.postgres_ssl()
+        )
+
+    async def close(self) -> None:
+        """Close the pool if this object made it. Idempotent."""
+        if self._owns_pool:
+            self._owns_pool = False
+            await self._pool.close()
+
+    async def __aenter__(self) -> DebugQueries:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            async with self._pool.acquire() as conn:
+                if self._schema is not None:
+                    await conn.execute("SELECT set_config('search_path', $1, false)", self._schema)
+                return list(await conn.fetch(self._sql[name], *args))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise self._translate(exc, name) from exc
+
+    def _translate(self, exc: BaseException, name: str) -> Exception:
+        if is_transient(exc):
+            return DatabaseUnavailable(f"query {name} failed, PostgreSQL is unavailable: {exc}")
+        if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _UNDEFINED:
+            return ConfigurationError(
+                f"query {name} failed: {exc}. Is the schema migrated? Run `debug-sink migrate up`"
+            )
+        return PermanentError(f"query {name} failed: {exc}".replace("\n", " "))
+
+    # -- workflow -------------------------------------------------------------------------
+
+    async def get_workflow_debug_summary(self, correlation_id: UUID | str) -> dict[str, Any]:
+        """``get_workflow_debug_summary()``: counts of steps, failed steps, errors,
+        unrecovered errors, successes, recoveries, snapshots, LLM calls, transformations;
+        agents; sessions; time span. Zeros for an unknown workflow."""
+        rows = await self._fetch("workflow_summary", _uuid(correlation_id))
+        return _row(rows[0])
+
+    async def get_workflow_context(self, correlation_id: UUID | str) -> dict[str, Any] | None:
+        """The ``debug_workflow_context`` row of the workflow, or ``None``."""
+        rows = await self._fetch("workflow_context", _uuid(correlation_id))
+        return _row(rows[0]) if rows else None
+
+    async def workflow_exists(self, correlation_id: UUID | str) -> bool:
+        """Whether any event of the workflow is stored (of any kind)."""
+        summary = await self.get_workflow_debug_summary(correlation_id)
+        return any(
+            summary.get(key)
+            for key in (
+                "step_count",
+                "error_count",
+                "success_count",
+                "snapshot_count",
+                "llm_call_count",
+                "transformation_count",
+            )
+        )
+
+    # -- errors ---------------------------------------------------------------------------
+
+    async def get_errors(
+        self,
+        correlation_id: UUID | str | None = None,
+        *,
+        since: datetime | None = None,
+        error_type: str | None = None,
+        agent_name: str | None = None,
+        error_severity: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Errors, newest first, filtered by any of the arguments; each with ``recovered``."""
+        corr = _uuid(correlation_id) if correlation_id is not None else None
+        rows = await self._fetch(
+            "errors", corr, since, error_type, agent_name, error_severity, limit
+        )
+        return [_row(r) for r in rows]
+
+    async def get_error_groups(self, since: datetime, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Errors since ``since`` grouped by ``error_type``, most frequent first."""
+        return [_row(r) for r in await self._fetch("error_groups", since, limit)]
+
+    async def get_llm_calls(self, correlation_id: UUID | str) -> list[dict[str, Any]]:
+        """The workflow's rows of ``debug_llm_call_summary`` (quality_score as a float), with
+        the hook's agent_name, execution_step, latency_ms and payload."""
+        rows = [_row(r) for r in await self._fetch("llm_calls", _uuid(correlation_id))]
+        for row in rows:
+            row["quality_score"] = _float(row["quality_score"])
+        return rows
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def get_recovery_patterns(self, min_success_count: int = 3) -> list[dict[str, Any]]:
+        """``debug_error_recovery_patterns`` rows with ``success_count >= min_success_count``,
+        most successful first: error_type, recovery_strategy, success_count,
+        avg_recovery_duration_ms, avg_confidence, workflow_count, last_correlated_at."""
+        return [_row(r) for r in await self._fetch("recovery_patterns", min_success_count)]
+
+    async def known_fixes(
+        self,
+        error_type: str,
+        agent_name: str | None = None,
+        operation_name: str | None = None,
+        limit: int = 10,
+    ) -> list[dict[str, Any]]:
+        """What fixed ``error_type`` before (the ``known_fixes()`` function of migration
+        008), optionally narrowed to an agent and an operation."""
+        rows = await self._fetch("known_fixes", error_type, agent_name, operation_name, limit)
+        return [_row(r) for r in rows]
+
+    async def function_exists(self, name: str) -> bool:
+        """Whether a function called ``name`` is visible in the schema."""
+        rows = await self._fetch("function_exists", name)
+        return bool(rows[0][0])
+
+    # -- timeline and states --------------------------------------------------------------
+
+    async def timeline(self, correlation_id: UUID | str) -> list[TimelineEntry]:
+        """Every step, snapshot, transformation, LLM call, error and success of the workflow
+        in one list, in the causal-then-time order of :mod:`debug_sink.timeline`.
+
+        Each entry's ``data`` is its row (JSON types: timestamps as ISO strings) without the
+        bulky columns; an error's ``data["recoveries"]`` lists the successes that recovered
+        it (``debug_error_success_correlation``) with their strategy.
+        """
+        rows = await self._fetch("timeline", _uuid(correlation_id))
+        entries = [
+            TimelineEntry(
+                kind=r["kind"],
+                id=_plain("id", r["id"]),
+                at=r["at"],
+                agent_name=r["agent_name"],
+                step_number=r["step_number"],
+                attempt=r["attempt"],
+                follows=tuple(_plain("follows", r["follows"])),
+                data=_plain("data", r["data"]) or {},
+            )
+            for r in rows
+        ]
+        return order_timeline(entries)
+
+    async def get_snapshots(self, snapshot_ids: Sequence[UUID | str]) -> dict[UUID, dict[str, Any]]:
+        """Requested id -> the snapshot row with its ``agent_state``. A duplicate's id (dropped
+        by the sink's dedupe) gives the kept snapshot; unknown ids are absent."""
+        ids = [_uuid(i, "snapshot id") for i in snapshot_ids]
+        rows = await self._fetch("snapshots", ids)
+        return {_plain("requested_id", r["requested_id"]): _row(r) for r in rows}
+
+    async def diff_states(
+        self, snapshot_a: UUID | str | Mapping[str, Any], snapshot_b: UUID | str | Mapping[str, Any]
+    ) -> StateDiff:
+        """Keys added, removed and changed, at any depth, from state ``a`` to state ``b``.
+
+        Each side is a snapshot id or a state (a mapping). ``LookupError`` when an id is
+        not stored.
+        """
+        wanted = [s for s in (snapshot_a, snapshot_b) if not isinstance(s, Mapping)]
+        found = await self.get_snapshots(wanted) if wanted else {}
+
+        def state(side: UUID | str | Mapping[str, Any]) -> Any:
+            if isinstance(side, Mapping):
+                return side
+            row = found.get(_uuid(side, "snapshot id"))
+            if row is None:
+                raise LookupError(f"snapshot {side} is not stored")
+            return row["agent_state"]
+
+        return diff_json(state(snapshot_a), state(snapshot_b))
+
+    async def error_diffs(self, ordered: Sequence[TimelineEntry]) -> dict[UUID, ErrorDiff]:
+        """For each error of an ordered timeline: its state against the last good snapshot
+        before it (:func:`~debug_sink.timeline.last_good_snapshots`)."""
+        befores = last_good_snapshots(ordered)
+        afters: dict[UUID, UUID | None] = {}
+        for entry in ordered:
+            if entry.kind == "error":
+                raw = entry.data.get("state_snapshot_id")
+                afters[entry.id] = _uuid(raw, "snapshot id") if raw else None
+        wanted = {i for i in (*befores.values(), *afters.values()) if i is not None}
+        states = await self.get_snapshots(sorted(wanted, key=str)) if wanted else {}
+        result: dict[UUID, ErrorDiff] = {}
+        for error_id, before in befores.items():
+            after = afters.get(error_id)
+            diff = None
+            if before in states and after in states:
+                diff = diff_json(states[before]["agent_state"], states[after]["agent_state"])
+            result[error_id] = ErrorDiff(error_id, before, after, diff)
+        return result

@@ -1,0 +1,670 @@
+"""``debug-sink replay``: re-consume topics into the same tables, exactly once (backfill).
+
+Owns planning a replay (which partitions, from which offset to which) and running it. A
+replay is an ordinary :class:`~debug_sink.service.Sink` in *its own* consumer group whose
+stored offsets (``sink_offsets``) are seeded with the chosen start offsets before it starts;
+on assignment the sink seeks to them, and it is stopped once every partition's stored
+offset has reached the end offset planned at the start (or when it is idle). Everything
+else is the sink's own contract (:mod:`debug_sink.writer`): every row is keyed by the
+producer's event id, so events that are already stored are no-ops and a replay over a
+populated database changes nothing; events that are missing are written.
+
+Start points: ``--from-beginning`` (the log start of every partition), ``--from-offsets
+topic:partition:offset,...`` (listed partitions from there, the others are skipped: they
+start at their end), ``--since TIME`` (the first record at or after TIME, by record
+timestamp, per partition). Without one: a group that has stored offsets resumes from them
+(an interrupted replay is resumed by running it again with the same ``--group-id``), a new
+group starts at the beginning.
+
+Guarantees: the live sink's group is never touched (a replay refuses to run in it); a
+``--dry-run`` reads only Kafka metadata and writes nothing anywhere.
+
+Not guaranteed: a precise stop. The batch in flight when the end is reached may go past
+it (those events are written exactly once, like the rest, and are no-ops for the live
+sink). Rejected messages are produced to the dead-letter topic again (the dead-letter
+*table* keeps one row per origin). The periodic jobs (correlator, retention) do not run
+during a replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from debug_sink.errors import BrokerUnavailable, ConfigurationError, DebugSinkError
+from debug_sink.pg import translate_error
+from debug_sink.settings import ENV_PREFIX, Settings
+
+__all__ = [
+    "PartitionPlan",
+    "ReplaySummary",
+    "StartSpec",
+    "connect",
+    "default_group_id",
+    "log_ends",
+    "parse_offsets",
+    "parse_since",
+    "plan_replay",
+    "register_command",
+    "resolve_starts",
+    "run_replay",
+    "seed_offsets",
+]
+
+#: Tables whose growth during the replay the summary reports (rows after - rows before: what
+#: this replay wrote, plus what a live sink wrote meanwhile).
+SUMMARY_TABLES = (
+    "debug_state_snapshots",
+    "debug_error_events",
+    "debug_success_events",
+    "debug_workflow_steps",
+    "agent_transformation_events",
+    "hook_events",
+    "sink_dead_letters",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StartSpec:
+    """Where a replay starts: ``beginning``, ``offsets`` (per partition), ``since`` (a
+    time), or ``resume`` (the group's stored offsets, else the beginning)."""
+
+    mode: Literal["beginning", "offsets", "since", "resume"]
+    offsets: Mapping[tuple[str, int], int] | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionPlan:
+    """One partition of a replay: read ``[start, end)``."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    @property
+    def count(self) -> int:
+        return max(0, self.end - self.start)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "start": self.start,
+            "end": self.end,
+            "count": self.count,
+        }
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    group_id: str
+    plan: list[PartitionPlan]
+    read: int
+    rows_added: dict[str, int]
+    seconds: float
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group_id": self.group_id,
+            "interrupted": self.interrupted,
+            "events_planned": sum(p.count for p in self.plan),
+            "events_read": self.read,
+            "rows_added": self.rows_added,
+            "seconds": round(self.seconds, 3),
+            "partitions": [p.as_dict() for p in self.plan],
+        }
+
+
+# -- pure planning (no I/O) ---------------------------------------------------------------
+
+
+def default_group_id(now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"debug-sink-replay-{stamp}"
+
+
+def parse_offsets(text: str) -> dict[tuple[str, int], int]:
+    """``topic:partition:offset,...`` -> {(topic, partition): offset}.
+
+    Topic names cannot contain ``:`` (Kafka allows ``[a-zA-Z0-9._-]``), so the last two
+    fields are split off from the right.
+    """
+    result: dict[tuple[str, int], int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        fields = item.rsplit(":", 2)
+        if len(fields) != 3 or not fields[0]:
+            raise ConfigurationError(f"--from-offsets: {item!r} is not topic:partition:offset")
+        topic, partition, offset = fields
+        try:
+            key, value = (topic, int(partition)), int(offset)
+        except ValueError:
+            raise ConfigurationError(
+                f"--from-offsets: {item!r}: partition and offset must be integers"
+            ) from None
+        if key[1] < 0 or value < 0:
+            raise ConfigurationError(f"--from-offsets: {item!r}: negative partition or offset")
+        if key in result:
+            raise ConfigurationError(f"--from-offsets: {topic}:{partition} given twice")
+        result[key] = value
+    if not result:
+        raise ConfigurationError("--from-offsets: no topic:partition:offset given")
+    return result
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO 8601 time; ``Z`` and offsets accepted, a naive time is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def resolve_starts(
+    spec: StartSpec,
+    partitions: Sequence[tuple[str, int]],
+    beginnings: Mapping[tuple[str, int], int],
+    ends: Mapping[tuple[str, int], int],
+    *,
+    stored: Mapping[tuple[str, int], int] | None = None,
+    at_time: Mapping[tuple[str, int], int | None] | None = None,
+) -> list[PartitionPlan]:
+    """The plan: each partition's start, clamped to what the log still holds.
+
+    ``at_time``: for ``since``, the first offset at or after the time, or None when no
+    record is that recent. An offset below the log start (deleted by retention) starts at
+    the log start; one past the end starts at the end.
+    """
+    if spec.mode == "offsets":
+        unknown = sorted(set(spec.offsets or {}) - set(partitions))
+        if unknown:
+            names = ", ".join(f"{t}:{p}" for t, p in unknown)
+            raise ConfigurationError(f"--from-offsets names partitions that do not exist: {names}")
+    plan = []
+    for tp in sorted(partitions):
+        begin, end = beginnings.get(tp, 0), ends.get(tp, 0)
+        if spec.mode == "beginning":
+            start = begin
+        elif spec.mode == "offsets":
+            start = (spec.offsets or {}).get(tp, end)
+        elif spec.mode == "since":
+            found = (at_time or {}).get(tp)
+            start = end if found is None else found
+        else:
+            start = (stored or {}).get(tp, begin)
+        plan.append(PartitionPlan(tp[0], tp[1], min(max(start, begin), end), end))
+    return plan
+
+
+# -- Kafka and PostgreSQL -----------------------------------------------------------------
+
+
+async def log_ends(
+    consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition], *, timeout: float = 10.0
+) -> dict[TopicPartition, int]:
+    """The end offset (next offset to be written) of each partition, right on Tansu too.
+
+    Tansu answers ListOffsets(latest) with the base offset of the last record *batch* + 1,
+    not the high watermark; a fetch response's high watermark is right. So the last batch
+    of each non-empty partition is fetched once (``consumer`` must have no group: it is
+    assigned these partitions) and the larger of the two answers is taken.
+    """
+    ends: dict[TopicPartition, int] = dict(await consumer.end_offsets(list(tps)))
+    pending = {tp for tp in tps if ends.get(tp, 0) > 0}
+    if not pending:
+        return ends
+    consumer.assign(sorted(pending))
+    for tp in pending:
+        consumer.seek(tp, ends[tp] - 1)
+    probed = sorted(pending)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        records = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+        for tp in records:
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                ends[tp] = max(ends[tp], highwater)
+                pending.discard(tp)
+    consumer.pause(*probed)  # no background prefetching between calls
+    return ends
+
+
+async def plan_replay(
+    settings: Settings, spec: StartSpec, *, stored: Mapping[tuple[str, int], int] | None = None
+) -> list[PartitionPlan]:
+    """Read the matching partitions' offsets from Kafka and resolve the plan."""
+    consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        raise BrokerUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
+        ) from exc
+    try:
+        pattern = re.compile(settings.topic_pattern)
+        topics = sorted(t for t in await consumer.topics() if pattern.search(t))
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        if not tps:
+            return []
+        beginnings = await consumer.beginning_offsets(tps)
+        ends = await log_ends(consumer, tps)
+        at_time: dict[tuple[str, int], int | None] = {}
+        if spec.mode == "since":
+            assert spec.since is not None
+            since_ms = int(spec.since.timestamp() * 1000)
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+            for tp in tps:
+                hit = found.get(tp)
+                # Kafka answers None when no record is that recent; Tansu answers
+                # (offset 0, timestamp -1). Both mean: nothing to read here.
+                ok = hit is not None and hit.timestamp >= since_ms
+                at_time[(tp.topic, tp.partition)] = hit.offset if ok else None
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot read offsets from Kafka: {exc}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    return resolve_starts(
+        spec,
+        [(tp.topic, tp.partition) for tp in tps],
+        {(tp.topic, tp.partition): o for tp, o in beginnings.items()},
+        {(tp.topic, tp.partition): o for tp, o in ends.items()},
+        stored=stored,
+        at_time=at_time,
+    )
+
+
+async def connect(settings: Settings) -> asyncpg.Connection[Any]:
+    """A connection to the configured database and schema; driver errors translated."""
+    dsn = settings.require_dsn()
+    ssl: Any = settings.postgres_ssl()
+    try:
+        conn: asyncpg.Connection[Any] = await asyncpg.connect(
+            dsn,
+            timeout=10,
+            ssl=ssl,
+            server_settings={
+                "search_path": settings.db_schema,
+                "application_name": "debug-sink-replay",
+            },
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise translate_error(exc, dsn) from exc
+    return conn
+
+
+@contextlib.asynccontextmanager
+async def _db(settings: Settings) -> Any:
+    conn = await connect(settings)
+    try:
+        yield conn
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise translate_error(exc, settings.require_dsn()) from exc
+    finally:
+        await conn.close()
+
+
+async def group_offsets(settings: Settings, group_id: str) -> dict[tuple[str, int], int]:
+    async with _db(settings) as conn:
+        rows = await conn.fetch(
+            "SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1",
+            group_id,
+        )
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def seed_offsets(settings: Settings, group_id: str, plan: Sequence[PartitionPlan]) -> None:
+    """Store the plan's start offsets as ``group_id``'s offsets, replacing any stored ones
+    (the sink itself only ever moves an offset forward)."""
+    async with _db(settings) as conn, conn.transaction():
+        await conn.executemany(
+            "INSERT INTO sink_offsets (group_id, topic, partition, next_offset) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, topic, partition) DO UPDATE "
+            "SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()",
+            [(group_id, p.topic, p.partition, p.start) for p in plan],
+        )
+
+
+async def _row_counts(settings: Settings) -> dict[str, int]:
+    async with _db(settings) as conn:
+        return {
+            table: int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+            for table in SUMMARY_TABLES
+        }
+
+
+async def _progress_of(
+    settings: Settings, group_id: str, plan: Sequence[PartitionPlan]
+) -> tuple[int, bool]:
+    """(events of the plan committed so far, whether every partition reached its end)."""
+    stored = await group_offsets(settings, group_id)
+    positions = [(p, stored.get((p.topic, p.partition), p.start)) for p in plan]
+    done = sum(max(0, min(position, p.end) - p.start) for p, position in positions)
+    return done, all(position >= p.end for p, position in positions)
+
+
+async def run_replay(
+    settings: Settings,
+    plan: Sequence[PartitionPlan],
+    *,
+    on_progress: Any = None,
+    poll_interval: float = 0.5,
+) -> ReplaySummary:
+    """Seed the offsets, run the sink in the replay group to the plan's end offsets (or
+    until it is idle), count what changed.
+
+    ``settings.group_id`` is the replay group. The sink is stopped once every partition's
+    committed offset reached the plan's end: a live producer extending the topics does not
+    keep a replay running (what it wrote past the end is written exactly once like the
+    rest). ``on_progress(done, total)`` is called every ``poll_interval`` seconds with the
+    committed events (from ``sink_offsets``).
+    """
+    from debug_sink.cli import run_until_signal
+    from debug_sink.service import Sink
+
+    group_id = settings.group_id
+    started = time.monotonic()
+    before = await _row_counts(settings)
+    await seed_offsets(settings, group_id, plan)
+    total = sum(p.count for p in plan)
+    sink = Sink(settings, exit_when_idle=True, jobs=())
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(poll_interval)
+            try:
+                done, reached = await _progress_of(settings, group_id, plan)
+            except DebugSinkError:
+                continue  # the sink itself waits out an unavailable database
+            if on_progress is not None:
+                on_progress(done, total)
+            if reached:
+                sink.stop()
+                return
+
+    interrupted = False
+
+    def stop() -> None:
+        nonlocal interrupted
+        interrupted = True
+        sink.stop()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        if total:
+            await run_until_signal(sink.run, stop)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    done, _ = await _progress_of(settings, group_id, plan)
+    if on_progress is not None:
+        on_progress(done, total)
+    after = await _row_counts(settings)
+    return ReplaySummary(
+        group_id=group_id,
+        plan=list(plan),
+        read=done,
+        rows_added={t: after[t] - before[t] for t in SUMMARY_TABLES},
+        seconds=time.monotonic() - started,
+        interrupted=interrupted,
+    )
+
+
+# -- command line -------------------------------------------------------------------------
+
+
+def _spec(args: argparse.Namespace) -> StartSpec:
+    if args.from_beginning:
+        return StartSpec("beginning")
+    if args.from_offsets is not None:
+        return StartSpec("offsets", offsets=parse_offsets(args.from_offsets))
+    if args.since is not None:
+        return StartSpec("since", since=args.since)
+    return StartSpec("resume")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from debug_sink.cli import build_settings
+
+    live = build_settings(
+        postgres_dsn=args.dsn,
+        kafka_bootstrap_servers=args.bootstrap_servers,
+        db_schema=args.schema,
+    )
+    group_id = args.group_id or default_group_id()
+    if group_id == live.group_id:
+        raise ConfigurationError(
+            f"--group-id {group_id!r} is the live sink's consumer group "
+            f"({ENV_PREFIX}GROUP_ID); a replay needs a group of its own"
+        )
+    return build_settings(
+        postgres_dsn=args.dsn,
+        kafka_bootstrap_servers=args.bootstrap_servers,
+        db_schema=args.schema,
+        group_id=group_id,
+        topic_pattern=args.topics,
+        metrics_port=args.metrics_port,
+    )
+
+
+def _print_plan(plan: Sequence[PartitionPlan], out: Any) -> None:
+    if not plan:
+        print("no partition matches the topic pattern", file=out)
+        return
+    width = max(len(p.topic) for p in plan)
+    print(f"{'topic':<{width}}  {'part':>4}  {'start':>10}  {'end':>10}  {'to read':>10}", file=out)
+    per_topic: dict[str, int] = {}
+    for p in plan:
+        per_topic[p.topic] = per_topic.get(p.topic, 0) + p.count
+        print(
+            f"{p.topic:<{width}}  {p.partition:>4}  {p.start:>10}  {p.end:>10}  {p.count:>10}",
+            file=out,
+        )
+    print(f"total: {sum(per_topic.values())} events in {len(plan)} partitions", file=out)
+
+
+def _progress_printer(json_output: bool) -> tuple[Any, contextlib.AbstractContextManager[Any]]:
+    """A callback for :func:`run_replay`'s progress and the context that displays it:
+    a rich bar on a terminal, a plain line every 5 s otherwise."""
+    if json_output:
+        return None, contextlib.nullcontext()
+    if sys.stdout.isatty():
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            TextColumn("replay"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events"),
+            TextColumn("{task.fields[rate]:>8} ev/s"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+        )
+        task = progress.add_task("replay", total=None, rate="-")
+        start = time.monotonic()
+
+        def update_bar(done: int, total: int) -> None:
+            elapsed = max(time.monotonic() - start, 1e-6)
+            progress.update(
+                task, completed=done, total=max(total, done), rate=f"{done / elapsed:,.0f}"
+            )
+
+        return update_bar, progress
+    last = [0.0, -1.0]  # when, and how many, last printed
+    start = time.monotonic()
+
+    def update_line(done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = done >= total and done != last[1]
+        if now - last[0] < 5.0 and not finished:
+            return
+        last[0], last[1] = now, done
+        rate = done / max(now - start, 1e-6)
+        eta = f"{(total - done) / rate:.0f}s" if rate > 0 and total > done else "-"
+        print(f"replay: {done}/{total} events, {rate:,.0f} events/s, eta {eta}", flush=True)
+
+    return update_line, contextlib.nullcontext()
+
+
+def _handle(args: argparse.Namespace) -> int:
+    from debug_sink.logs import configure_logging
+
+    settings = _settings(args)
+    spec = _spec(args)
+    if args.dry_run:
+        configure_logging("warning", settings.log_format)
+        stored = (
+            asyncio.run(group_offsets(settings, settings.group_id))
+            if spec.mode == "resume" and settings.postgres_dsn is not None
+            else None
+        )
+        plan = asyncio.run(plan_replay(settings, spec, stored=stored))
+        if args.json:
+            _print_json(
+                {
+                    "dry_run": True,
+                    "group_id": settings.group_id,
+                    "events": sum(p.count for p in plan),
+                    "partitions": [p.as_dict() for p in plan],
+                }
+            )
+        else:
+            print(f"dry run: group {settings.group_id}, nothing is written")
+            _print_plan(plan, sys.stdout)
+        return 0
+    settings.require_dsn()
+    configure_logging(settings.log_level if args.verbose else "warning", settings.log_format)
+
+    async def main() -> ReplaySummary:
+        stored = await group_offsets(settings, settings.group_id) if spec.mode == "resume" else {}
+        plan = await plan_replay(settings, spec, stored=stored)
+        if not args.json:
+            resumed = " (resuming its stored offsets)" if stored else ""
+            print(
+                f"replay: group {settings.group_id}{resumed}, "
+                f"{sum(p.count for p in plan)} events in {len(plan)} partitions",
+                flush=True,
+            )
+        callback, display = _progress_printer(args.json)
+        with display:
+            return await run_replay(settings, plan, on_progress=callback)
+
+    from debug_sink.cli import EXIT_INTERRUPTED
+
+    summary = asyncio.run(main())
+    code = EXIT_INTERRUPTED if summary.interrupted else 0
+    if args.json:
+        _print_json(summary.as_dict())
+        return code
+    if summary.interrupted:
+        print(f"interrupted: resume with debug-sink replay --group-id {summary.group_id}")
+    rate = summary.read / summary.seconds if summary.seconds > 0 else 0.0
+    print(
+        f"replayed {summary.read} events in {summary.seconds:.1f} s ({rate:,.0f} events/s) "
+        f"through group {summary.group_id}"
+    )
+    print("rows added to the tables meanwhile (by this replay and any live sink):")
+    for table, count in summary.rows_added.items():
+        print(f"  {table:<30} +{count}")
+    if not any(summary.rows_added.values()):
+        print("every event was already stored: nothing changed")
+    print(
+        f"resume or extend later with: debug-sink replay --group-id {summary.group_id}; "
+        f"forget it with: DELETE FROM sink_offsets WHERE group_id = '{summary.group_id}'"
+    )
+    return code
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def register_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``replay`` to the CLI's sub-parsers."""
+    parser = sub.add_parser(
+        "replay",
+        help="re-consume topics into the same tables, exactly once (backfill, rebuild)",
+        description="Re-consume the debug topics through a separate consumer group into the "
+        "same tables. Events already stored are no-ops (every row is keyed by its event id), "
+        "so a replay can run next to the live sink and over a populated database.",
+    )
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from-beginning", action="store_true", help="every partition from its log start"
+    )
+    start.add_argument(
+        "--from-offsets",
+        metavar="T:P:O,...",
+        help="these partitions from these offsets (other partitions are skipped)",
+    )
+    start.add_argument(
+        "--since",
+        type=parse_since,
+        metavar="TIME",
+        help="from the first record at or after TIME (ISO 8601, e.g. 2026-01-01T00:00:00Z)",
+    )
+    parser.add_argument(
+        "--group-id",
+        help="the replay's consumer group (default: debug-sink-replay-<UTC timestamp>); "
+        "an existing replay group without a start option resumes",
+    )
+    parser.add_argument(
+        "--topics",
+        metavar="PATTERN",
+        help=f"regex of the topics to replay (default: ${ENV_PREFIX}TOPIC_PATTERN)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="count what would be read; write nothing"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable plan or summary")
+    parser.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${ENV_PREFIX}POSTGRES_DSN)")
+    parser.add_argument(
+        "--bootstrap-servers",
+        help=f"Kafka bootstrap servers (default: ${ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    parser.add_argument("--schema", help=f"database schema (default: ${ENV_PREFIX}DB_SCHEMA)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve /metrics and /healthz during the replay (default: 0 = off)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="log every batch (default: warnings only)"
+    )
+    parser.set_defaults(handler=_handle)

@@ -1,0 +1,171 @@
+-- Named read queries of debug_sink.queries.DebugQueries.
+--
+-- Each query starts with a line `-- name: <query_name>` and ends where the next one starts.
+-- Objects are unqualified: connections run with search_path = the configured schema.
+-- Parameters are positional ($1, $2, ...) and documented per query.
+
+-- name: workflow_summary
+-- $1 correlation_id. Always one row (zeros for an unknown workflow).
+SELECT * FROM get_workflow_debug_summary($1::uuid);
+
+-- name: workflow_context
+-- $1 correlation_id. One row, or none when the workflow has no steps, errors, successes or
+-- snapshots.
+SELECT * FROM debug_workflow_context WHERE correlation_id = $1::uuid;
+
+-- name: errors
+-- $1 correlation_id or NULL, $2 occurred at or after (or NULL), $3 error_type or NULL,
+-- $4 agent_name or NULL, $5 error_severity or NULL, $6 limit.
+-- recovered: marked recovered, resolved, or linked to a success by the correlator (the
+-- definition of get_workflow_debug_summary's unrecovered_error_count, negated).
+SELECT e.id, e.correlation_id, e.session_id, e.error_type, e.error_category, e.error_severity,
+       e.error_message, e.error_stack_trace, e.error_code, e.agent_name, e.operation_name,
+       e.execution_step, e.state_snapshot_id, e.is_recoverable, e.recovery_attempted,
+       e.recovery_successful, e.recovery_strategy, e.metadata, e.occurred_at, e.resolved_at,
+       (e.recovery_successful IS TRUE OR e.resolved_at IS NOT NULL
+        OR EXISTS (SELECT 1 FROM debug_error_success_correlation AS c
+                    WHERE c.error_event_id = e.id)) AS recovered
+  FROM debug_error_events AS e
+ WHERE ($1::uuid IS NULL OR e.correlation_id = $1::uuid)
+   AND ($2::timestamptz IS NULL OR e.occurred_at >= $2::timestamptz)
+   AND ($3::text IS NULL OR e.error_type = $3::text)
+   AND ($4::text IS NULL OR e.agent_name = $4::text)
+   AND ($5::text IS NULL OR e.error_severity = $5::text)
+ ORDER BY e.occurred_at DESC, e.id
+ LIMIT $6;
+
+-- name: error_groups
+-- $1 occurred at or after, $2 limit. Errors since $1 grouped by error_type, most frequent
+-- first; severity is the worst seen; last_* describe the most recent error of the group.
+SELECT e.error_type,
+       count(*) AS error_count,
+       count(DISTINCT e.correlation_id) AS workflow_count,
+       (ARRAY['low', 'medium', 'high', 'critical'])[max(
+         CASE e.error_severity WHEN 'low' THEN 1 WHEN 'medium' THEN 2 WHEN 'high' THEN 3
+                               ELSE 4 END)] AS worst_severity,
+       count(*) FILTER (
+         WHERE e.recovery_successful IS TRUE OR e.resolved_at IS NOT NULL
+            OR EXISTS (SELECT 1 FROM debug_error_success_correlation AS c
+                        WHERE c.error_event_id = e.id)) AS recovered_count,
+       array_agg(DISTINCT e.agent_name::text ORDER BY e.agent_name::text) AS agents,
+       min(e.occurred_at) AS first_seen,
+       max(e.occurred_at) AS last_seen,
+       (array_agg(e.error_message ORDER BY e.occurred_at DESC, e.id))[1] AS last_message,
+       (array_agg(e.correlation_id ORDER BY e.occurred_at DESC, e.id))[1] AS last_correlation_id
+  FROM debug_error_events AS e
+ WHERE e.occurred_at >= $1::timestamptz
+ GROUP BY e.error_type
+ ORDER BY error_count DESC, e.error_type
+ LIMIT $2;
+
+-- name: llm_calls
+-- $1 correlation_id. The rows of debug_llm_call_summary with the hook's agent, step and
+-- latency (when the producer sent them, as the SDK does).
+SELECT l.hook_event_id, l.session_id, l.correlation_id, l.tool_name, l.quality_score,
+       l.success_classification, l.call_timestamp,
+       h.metadata->>'agent_name' AS agent_name,
+       CASE WHEN h.metadata->>'execution_step' ~ '^[0-9]{1,9}$'
+            THEN (h.metadata->>'execution_step')::integer END AS execution_step,
+       CASE WHEN jsonb_typeof(h.payload->'quality_metrics'->'latency_ms') = 'number'
+            THEN (h.payload->'quality_metrics'->>'latency_ms')::float8 END AS latency_ms,
+       h.payload
+  FROM debug_llm_call_summary AS l
+  JOIN hook_events AS h ON h.id = l.hook_event_id
+ WHERE l.correlation_id = $1::uuid
+ ORDER BY l.call_timestamp, l.hook_event_id;
+
+-- name: recovery_patterns
+-- $1 minimum success_count. The quickstart's "SELECT * FROM debug_error_recovery_patterns
+-- WHERE success_count >= 3 ORDER BY success_count DESC", with a stable tie-break.
+SELECT *
+  FROM debug_error_recovery_patterns
+ WHERE success_count >= $1::bigint
+ ORDER BY success_count DESC, error_type, recovery_strategy NULLS LAST;
+
+-- name: known_fixes
+-- $1 error_type, $2 agent_name or NULL, $3 operation_name or NULL, $4 limit.
+-- known_fixes() is defined by migration 008.
+SELECT * FROM known_fixes($1::text, $2::text, $3::text, $4::integer);
+
+-- name: function_exists
+-- $1 function name: whether a function of that name is visible on the search_path.
+SELECT EXISTS (
+  SELECT 1 FROM pg_proc AS p
+  JOIN pg_namespace AS ns ON ns.oid = p.pronamespace
+   WHERE p.proname = $1::name
+     AND ns.nspname = ANY (current_schemas(false))
+);
+
+-- name: timeline
+-- $1 correlation_id. Every event of the workflow as (kind, id, at, agent_name, step_number,
+-- attempt, follows, data): follows = ids that must come before it (see debug_sink.timeline);
+-- data = the row without its bulky columns (agent_state, stack trace, step input/output).
+SELECT 'step' AS kind, s.id, s.started_at AS at, s.agent_name::text AS agent_name,
+       s.step_number, s.attempt, ARRAY[]::uuid[] AS follows,
+       to_jsonb(s) - 'input_data' - 'output_data' AS data
+  FROM debug_workflow_steps AS s
+ WHERE s.correlation_id = $1::uuid
+UNION ALL
+SELECT 'snapshot', n.id, n.captured_at, n.agent_name::text, n.execution_step, NULL,
+       array_remove(ARRAY[n.parent_snapshot_id], NULL),
+       to_jsonb(n) - 'agent_state'
+  FROM debug_state_snapshots AS n
+ WHERE n.correlation_id = $1::uuid
+UNION ALL
+SELECT 'error', e.id, e.occurred_at, e.agent_name::text, e.execution_step, NULL,
+       array_remove(ARRAY[e.state_snapshot_id], NULL)
+         || ARRAY(SELECT w.id FROM debug_workflow_steps AS w
+                   WHERE w.correlation_id = $1::uuid AND w.error_event_id = e.id),
+       (to_jsonb(e) - 'error_stack_trace')
+         || jsonb_build_object('recoveries', coalesce((
+              SELECT jsonb_agg(jsonb_build_object(
+                       'success_event_id', c.success_event_id,
+                       'recovery_strategy', c.recovery_strategy,
+                       'recovery_duration_ms', c.recovery_duration_ms,
+                       'confidence_score', c.confidence_score,
+                       'success_type', se.success_type,
+                       'operation_name', se.operation_name,
+                       'occurred_at', se.occurred_at)
+                     ORDER BY se.occurred_at, c.success_event_id)
+                FROM debug_error_success_correlation AS c
+                JOIN debug_success_events AS se ON se.id = c.success_event_id
+               WHERE c.error_event_id = e.id), '[]'::jsonb))
+  FROM debug_error_events AS e
+ WHERE e.correlation_id = $1::uuid
+UNION ALL
+SELECT 'success', u.id, u.occurred_at, u.agent_name::text, u.execution_step, NULL,
+       array_remove(ARRAY[u.state_snapshot_id], NULL)
+         || ARRAY(SELECT w.id FROM debug_workflow_steps AS w
+                   WHERE w.correlation_id = $1::uuid AND w.success_event_id = u.id)
+         || ARRAY(SELECT c.error_event_id FROM debug_error_success_correlation AS c
+                   WHERE c.success_event_id = u.id),
+       to_jsonb(u)
+  FROM debug_success_events AS u
+ WHERE u.correlation_id = $1::uuid
+UNION ALL
+SELECT 'transformation', t.id, t.created_at, t.source_agent::text, NULL, NULL,
+       array_remove(ARRAY[t.state_snapshot_id, t.error_event_id], NULL),
+       to_jsonb(t)
+  FROM agent_transformation_events AS t
+ WHERE t.correlation_id = $1::uuid
+UNION ALL
+SELECT 'llm_call', h.id, h.created_at, h.metadata->>'agent_name',
+       CASE WHEN h.metadata->>'execution_step' ~ '^[0-9]{1,9}$'
+            THEN (h.metadata->>'execution_step')::integer END,
+       NULL, ARRAY[]::uuid[],
+       jsonb_build_object('tool_name', h.resource_id, 'source', h.source,
+                          'quality_score', h.payload->'quality_metrics'->'quality_score',
+                          'latency_ms', h.payload->'quality_metrics'->'latency_ms',
+                          'success_classification', h.payload->'success_classification',
+                          'usage', h.payload->'usage', 'metadata', h.metadata)
+  FROM hook_events AS h
+ WHERE h.correlation_id = $1::uuid AND h.source = 'PostToolUse';
+
+-- name: snapshots
+-- $1 snapshot ids (a duplicate's id resolves to the kept snapshot through
+-- sink_snapshot_aliases). One row per id found: requested_id, and the snapshot with its state.
+SELECT r.requested_id, s.id, s.snapshot_type, s.correlation_id, s.agent_name, s.agent_state,
+       s.state_hash, s.state_size_bytes, s.execution_step, s.captured_at
+  FROM unnest($1::uuid[]) AS r(requested_id)
+  LEFT JOIN sink_snapshot_aliases AS a ON a.alias_id = r.requested_id
+  JOIN debug_state_snapshots AS s ON s.id = coalesce(a.snapshot_id, r.requested_id);

@@ -1,0 +1,226 @@
+"""`debug-sink dev` as a first-time user runs it: one command brings up PostgreSQL, the broker
+and the sink; `--demo` rows appear within seconds; Ctrl-C (SIGINT) stops everything and
+leaves no process behind, also mid-start; a second start finds the data of the first; a taken
+port or a data directory of another PostgreSQL version is refused with one clear line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from debug_sink.embedded import free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+#: `python -m debug_sink.dev dev` works before and after `dev` is wired into cli.py.
+DEV = [sys.executable, "-m", "debug_sink.cli", "dev"]
+EVENT_TABLES = (
+    "debug_state_snapshots",
+    "debug_error_events",
+    "debug_success_events",
+    "debug_workflow_steps",
+    "agent_transformation_events",
+    "hook_events",
+)
+
+
+class DevProcess:
+    """A running `debug-sink dev` whose stdout is collected as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, ports: dict[str, int]) -> None:
+        self.proc = proc
+        self.ports = ports
+        self.lines: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            self.lines.append(line.decode(errors="replace"))
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.ports['pg']}/postgres"
+
+    async def wait_for_output(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            assert self.proc.returncode is None, f"exited early:\n{self.output}"
+            assert time.monotonic() < deadline, f"{text!r} not seen:\n{self.output}"
+            await asyncio.sleep(0.05)
+
+    async def finish(self, timeout: float = 60) -> tuple[int, str]:
+        await asyncio.wait_for(self.proc.wait(), timeout)
+        await self._reader
+        assert self.proc.stderr is not None
+        assert self.proc.returncode is not None
+        return self.proc.returncode, (await self.proc.stderr.read()).decode(errors="replace")
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+
+async def start_dev(data_dir: Path, *extra: str, ports: dict[str, int] | None = None) -> DevProcess:
+    ports = ports or {"pg": free_port(), "kafka": free_port(), "metrics": free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
+    proc = await asyncio.create_subprocess_exec(
+        *DEV,
+        "--data-dir",
+        str(data_dir),
+        "--pg-port",
+        str(ports["pg"]),
+        "--kafka-port",
+        str(ports["kafka"]),
+        "--metrics-port",
+        str(ports["metrics"]),
+        *extra,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return DevProcess(proc, ports)
+
+
+@contextlib.asynccontextmanager
+async def running(dev: DevProcess) -> AsyncIterator[DevProcess]:
+    """Kill the session if the test fails before it stopped it."""
+    try:
+        yield dev
+    finally:
+        if dev.proc.returncode is None:
+            dev.proc.kill()
+            await dev.proc.wait()
+
+
+async def counts(dsn: str) -> tuple[int, int]:
+    """(rows in the event tables, parked events)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = 0
+        for table in EVENT_TABLES:
+            rows += await conn.fetchval(f"SELECT count(*) FROM {table}")
+        return rows, await conn.fetchval("SELECT count(*) FROM sink_parked_events")
+    finally:
+        await conn.close()
+
+
+def assert_all_gone(processes: list[psutil.Process]) -> None:
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    assert alive == [], f"left behind: {[(p.pid, p.name()) for p in alive]}"
+
+
+class TestDevSession:
+    """The happy path: demo rows, a clean Ctrl-C, and data that outlives the session."""
+
+    async def test_demo_rows_appear_sigint_cleans_up_and_restart_reuses_data(
+        self, tmp_path: Path
+    ) -> None:
+        data_dir = tmp_path / "dev"
+        async with running(await start_dev(data_dir, "--demo", "--demo-workflows", "12")) as dev:
+            await dev.wait_for_output("debug-sink dev is up")
+            up = time.monotonic()
+            assert dev.dsn in dev.output
+            assert "psql" in dev.output
+            assert f"127.0.0.1:{dev.ports['metrics']}/metrics" in dev.output
+            rows = 0
+            while rows == 0:
+                assert time.monotonic() - up < 20, "no rows within 20 s of start-up"
+                await asyncio.sleep(0.25)
+                rows, _ = await counts(dev.dsn)
+            # The 12 workflows are produced at once; wait until all of them are rows.
+            stable_since, last = time.monotonic(), (-1, -1)
+            while time.monotonic() - stable_since < 2.0:
+                await asyncio.sleep(0.25)
+                now = await counts(dev.dsn)
+                if now != last or now[1] != 0:
+                    stable_since, last = time.monotonic(), now
+            children = dev.descendants()
+            names = {p.name() for p in children}
+            assert "postgres" in names, names
+            assert any(n.startswith("tansu") for n in names), names
+            dev.proc.send_signal(signal.SIGINT)
+            code, err = await dev.finish()
+        assert code == 0, err[-3000:] + dev.output[-3000:]
+        assert "status: " in dev.output, "a plain status line when stdout is not a TTY"
+        assert dev.output.index("stopping: sink") < dev.output.index("stopping: PostgreSQL")
+        assert_all_gone(children)
+
+        async with running(await start_dev(data_dir, ports=dev.ports)) as again:
+            await again.wait_for_output("debug-sink dev is up")
+            assert "up to date" in again.output, "the schema is kept: nothing to migrate"
+            assert await counts(again.dsn) == last
+            children = again.descendants()
+            again.proc.send_signal(signal.SIGINT)
+            code, err = await again.finish()
+        assert code == 0, err[-3000:]
+        assert_all_gone(children)
+
+    @pytest.mark.parametrize(
+        ("sig", "expected"),
+        [(signal.SIGINT, 130), (signal.SIGTERM, 130), (signal.SIGKILL, -signal.SIGKILL)],
+    )
+    async def test_a_signal_during_start_up_leaves_nothing_behind(
+        self, tmp_path: Path, sig: signal.Signals, expected: int
+    ) -> None:
+        """Ctrl-C or SIGTERM stop what was started; SIGKILL takes the children along too."""
+        async with running(await start_dev(tmp_path / "dev")) as dev:
+            deadline = time.monotonic() + 60
+            children: list[psutil.Process] = []
+            while not any(p.name() == "postgres" for p in children):
+                assert time.monotonic() < deadline, dev.output
+                await asyncio.sleep(0.02)
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    children = dev.descendants()
+            dev.proc.send_signal(sig)
+            code, err = await dev.finish()
+        assert code == expected, err
+        assert "debug-sink dev is up" not in dev.output
+        if sig != signal.SIGKILL:
+            assert "interrupted" in dev.output
+        assert_all_gone(children)
+
+
+class TestRefusals:
+    """Nothing starts when a port is taken or the data directory is of another version."""
+
+    async def test_a_taken_port_is_refused_with_one_line(self, tmp_path: Path) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            ports = {"pg": free_port(), "kafka": port, "metrics": free_port()}
+            dev = await start_dev(tmp_path / "dev", ports=ports)
+            code, err = await dev.finish()
+        assert code == 1
+        assert err.strip() == (
+            f"debug-sink: error: port {port} (Kafka) already in use: stop what listens there "
+            "or choose another with --pg-port / --kafka-port / --metrics-port"
+        )
+        assert not (tmp_path / "dev").exists(), "refused before anything was created"
+
+    async def test_a_data_dir_of_another_postgres_version_is_refused(self, tmp_path: Path) -> None:
+        pg_data = tmp_path / "dev" / "postgres"
+        pg_data.mkdir(parents=True)
+        (pg_data / "PG_VERSION").write_text("16\n")
+        dev = await start_dev(tmp_path / "dev")
+        code, err = await dev.finish()
+        assert code == 1
+        assert len(err.strip().splitlines()) == 1, err
+        assert "belongs to PostgreSQL 16" in err
+        assert "PostgreSQL 18" in err
+        assert "debug-sink dev is up" not in dev.output

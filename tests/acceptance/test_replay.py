@@ -1,0 +1,300 @@
+"""`debug-sink replay` as an operator runs it: a rebuild from the topics reproduces the live
+database exactly, a replay over a populated database changes nothing, `--dry-run` counts what
+would be read, and `--since` starts at the first record at or after the time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from debug_sink.events import EventKind
+from tests import support as s
+from tests.conftest import with_database
+
+pytestmark = pytest.mark.timeout(120)
+
+#: `python -m debug_sink.dev replay` works before and after `replay` is wired into cli.py.
+REPLAY = [sys.executable, "-m", "debug_sink.cli", "replay"]
+
+#: Columns that differ between two databases holding the same events, by design: the
+#: writing transaction's id on errors and successes (``ingest_xid``, the correlator's ingest
+#: position), the dead-letter row's identity, arrival time and consumer group, and an
+#: alias's arrival time. Every event column is the same: ids and timestamps come from the
+#: events (or, when an event omits its own time, from the Kafka record timestamp, which a
+#: replay reads again).
+EXCLUDED = {
+    "debug_error_events": ("ingest_xid",),
+    "debug_success_events": ("ingest_xid",),
+    "sink_dead_letters": ("id", "received_at", "group_id"),
+    "sink_snapshot_aliases": ("created_at",),
+}
+TABLES = (
+    "debug_state_snapshots",
+    "debug_error_events",
+    "debug_success_events",
+    "debug_workflow_steps",
+    "agent_transformation_events",
+    "hook_events",
+    "sink_snapshot_aliases",
+    "sink_dead_letters",
+    "sink_parked_events",
+)
+
+
+async def checksums(dsn: str) -> dict[str, tuple[int, str]]:
+    """(row count, md5 of every row in a stable order) per table."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        result = {}
+        for table in TABLES:
+            minus = "".join(f" - '{column}'" for column in EXCLUDED.get(table, ()))
+            row = await conn.fetchrow(
+                f"SELECT count(*) AS n, md5(coalesce(string_agg(r, '|' ORDER BY r), '')) AS h "
+                f"FROM (SELECT (to_jsonb(t){minus})::text AS r FROM {table} t) AS rows"
+            )
+            result[table] = (row["n"], row["h"])
+        return result
+    finally:
+        await conn.close()
+
+
+async def replay(settings: Any, *args: str, timeout: float = 90) -> tuple[int, Any, str]:
+    # A short session: Tansu holds a group join for about half of it.
+    settings = settings.model_copy(update={"kafka_session_timeout_ms": 3000})
+    proc = await asyncio.create_subprocess_exec(
+        *REPLAY,
+        *args,
+        "--json",
+        env=s.sink_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    text = err.decode(errors="replace")
+    parsed = orjson.loads(out) if proc.returncode == 0 else out.decode(errors="replace")
+    return proc.returncode, parsed, text
+
+
+@pytest_asyncio.fixture
+async def other_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """A second fresh, migrated database (the rebuild target)."""
+    name = f"debug_sink_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
+    finally:
+        await admin.close()
+    try:
+        yield with_database(pg_dsn, name)
+    finally:
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def live_run(db_dsn: str, kafka: Any) -> s.Workload:
+    """Topics with a mixed workload and two poison messages, consumed by a live sink."""
+    await s.create_topics(kafka, partitions=2)
+    workload = s.mixed_workload(kafka, 40, seed=17)
+    poison: list[tuple[str, Any]] = [
+        (s.topic(kafka, EventKind.ERROR), b"{not json"),
+        (s.topic(kafka, EventKind.HOOK), {**s.hook(s.uid()), "source": 42}),
+    ]
+    await s.produce(kafka, [*workload.messages, *poison])
+    await s.run_sink(s.sink_settings(db_dsn, kafka, kafka_session_timeout_ms=3000), idle_grace=5.0)
+    return workload
+
+
+async def message_counts(kafka: Any) -> dict[tuple[str, int], int]:
+    """Messages per partition, counted by reading every one (independent of ListOffsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in await consumer.topics()
+            if t.startswith(kafka.topic_prefix)
+            for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        counts = {(tp.topic, tp.partition): 0 for tp in tps}
+        while records := await consumer.getmany(timeout_ms=1000):
+            for tp, messages in records.items():
+                counts[(tp.topic, tp.partition)] += len(messages)
+        return counts
+    finally:
+        await consumer.stop()
+
+
+class TestRebuild:
+    """A replay from the beginning rebuilds the database; over a full one it is a no-op."""
+
+    async def test_replay_into_empty_database_reproduces_the_live_run(
+        self, db_dsn: str, other_db: str, kafka: Any
+    ) -> None:
+        workload = await live_run(db_dsn, kafka)
+        live = await checksums(db_dsn)
+        assert live["sink_dead_letters"][0] == 2
+        assert live["sink_parked_events"][0] == 0
+        assert live["debug_state_snapshots"][0] == len(workload.expected["debug_state_snapshots"])
+
+        code, summary, err = await replay(s.sink_settings(other_db, kafka), "--from-beginning")
+        assert code == 0, err[-3000:]
+        assert summary["group_id"].startswith("debug-sink-replay-")
+        assert summary["events_read"] == summary["events_planned"] == len(workload.messages) + 2
+        assert await checksums(other_db) == live
+        assert summary["rows_added"]["debug_workflow_steps"] == len(
+            workload.expected["debug_workflow_steps"]
+        )
+
+    async def test_replay_over_a_populated_database_changes_nothing(
+        self, db_dsn: str, kafka: Any
+    ) -> None:
+        workload = await live_run(db_dsn, kafka)
+        before = await checksums(db_dsn)
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            live_offsets = await conn.fetch(
+                "SELECT topic, partition, next_offset FROM sink_offsets "
+                "WHERE group_id = $1 ORDER BY 1, 2",
+                kafka.group_id,
+            )
+        finally:
+            await conn.close()
+
+        code, summary, err = await replay(
+            s.sink_settings(db_dsn, kafka), "--from-beginning", "--group-id", "rebuild-1"
+        )
+        assert code == 0, err[-3000:]
+        assert summary["events_read"] == len(workload.messages) + 2
+        assert set(summary["rows_added"].values()) == {0}
+        assert await checksums(db_dsn) == before
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            assert (
+                await conn.fetch(
+                    "SELECT topic, partition, next_offset FROM sink_offsets "
+                    "WHERE group_id = $1 ORDER BY 1, 2",
+                    kafka.group_id,
+                )
+                == live_offsets
+            ), "the live group's offsets must not move"
+            replay_total = await conn.fetchval(
+                "SELECT sum(next_offset) FROM sink_offsets WHERE group_id = 'rebuild-1'"
+            )
+        finally:
+            await conn.close()
+        assert replay_total == len(workload.messages) + 2
+
+    async def test_replay_stops_at_the_planned_end_while_producers_keep_writing(
+        self, db_dsn: str, kafka: Any
+    ) -> None:
+        await s.create_topics(kafka, partitions=2)
+        hooks = s.topic(kafka, EventKind.HOOK)
+        await s.produce(kafka, [(hooks, s.hook(s.uid())) for _ in range(300)])
+
+        done = asyncio.Event()
+
+        async def keep_producing() -> None:
+            while not done.is_set():
+                await s.produce(kafka, [(hooks, s.hook(s.uid())) for _ in range(20)])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), 0.02)
+
+        producer = asyncio.create_task(keep_producing())
+        try:
+            code, summary, err = await replay(s.sink_settings(db_dsn, kafka), "--from-beginning")
+        finally:
+            done.set()
+            await producer
+        assert code == 0, err[-3000:]
+        assert summary["events_planned"] >= 300
+        assert summary["events_read"] == summary["events_planned"]
+
+    async def test_replay_refuses_the_live_group(self, db_dsn: str, kafka: Any) -> None:
+        code, _, err = await replay(
+            s.sink_settings(db_dsn, kafka), "--from-beginning", "--group-id", kafka.group_id
+        )
+        assert code == 1
+        assert "live sink's consumer group" in err
+        assert len(err.strip().splitlines()) == 1, err
+
+
+class TestPlan:
+    """`--dry-run` reads offsets only; `--from-offsets` and `--since` pick the start."""
+
+    async def test_dry_run_counts_per_partition(self, db_dsn: str, kafka: Any) -> None:
+        await s.create_topics(kafka, partitions=2)
+        workload = s.mixed_workload(kafka, 10, seed=3)
+        await s.produce(kafka, workload.messages)
+        ends = await message_counts(kafka)
+        settings = s.sink_settings(db_dsn, kafka)
+
+        code, plan, err = await replay(settings, "--dry-run", "--from-beginning")
+        assert code == 0, err
+        assert plan["events"] == len(workload.messages) == sum(ends.values())
+        assert {(p["topic"], p["partition"]): p["count"] for p in plan["partitions"]} == ends
+
+        topic = s.topic(kafka, EventKind.STEP)
+        code, plan, err = await replay(settings, "--dry-run", "--from-offsets", f"{topic}:1:3")
+        assert code == 0, err
+        counts = {(p["topic"], p["partition"]): p["count"] for p in plan["partitions"]}
+        assert counts.pop((topic, 1)) == ends[(topic, 1)] - 3
+        assert set(counts.values()) == {0}, "unlisted partitions are skipped"
+
+        code, _, err = await replay(settings, "--dry-run", "--from-offsets", "nope:0:1")
+        assert code == 1
+        assert "do not exist" in err
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM sink_offsets") == 0
+        finally:
+            await conn.close()
+
+    async def test_since_starts_at_the_first_record_at_or_after_the_time(
+        self, db_dsn: str, kafka: Any
+    ) -> None:
+        await s.create_topics(kafka, partitions=1)
+        hooks = s.topic(kafka, EventKind.HOOK)
+        early = [s.hook(s.uid()) for _ in range(10)]
+        late = [s.hook(s.uid()) for _ in range(5)]
+        await s.produce(kafka, [(hooks, m) for m in early])
+        await asyncio.sleep(1.2)
+        since = datetime.now(UTC)
+        await asyncio.sleep(0.1)
+        await s.produce(kafka, [(hooks, m) for m in late])
+        settings = s.sink_settings(db_dsn, kafka)
+        stamp = since.isoformat().replace("+00:00", "Z")
+
+        code, plan, err = await replay(settings, "--dry-run", "--since", stamp)
+        assert code == 0, err
+        by_topic = {p["topic"]: p for p in plan["partitions"]}
+        assert (by_topic[hooks]["start"], by_topic[hooks]["count"]) == (10, 5)
+        assert plan["events"] == 5
+
+        future = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+        code, plan, err = await replay(settings, "--dry-run", "--since", future)
+        assert code == 0, err
+        assert plan["events"] == 0
+
+        code, summary, err = await replay(settings, "--since", stamp)
+        assert code == 0, err[-3000:]
+        assert summary["events_read"] == 5
+        ids = await s.table_ids(db_dsn)
+        assert ids["hook_events"] == {m["id"] for m in late}

@@ -1,0 +1,496 @@
+"""The agent SDK (debug_sink.sdk) on a MemoryEmitter: what it sends, without services."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from debug_sink.canonical import REDACTED, canonical_json, state_hash
+from debug_sink.emitter import EmitterConfig, MemoryEmitter
+from debug_sink.errors import ConfigurationError, InvalidEvent
+from debug_sink.events import EventKind
+from debug_sink.sdk import MAX_TEXT_CHARS, DebugStateManager, error_type_of
+from debug_sink.settings import Settings
+from debug_sink.validation import Accepted, ValidationConfig, decode
+from tests.sdk_support import T0, FakeClock, memory_manager
+
+SETTINGS = Settings.model_construct()
+
+
+def emitted(manager: DebugStateManager, kind: EventKind | None = None) -> list[dict[str, Any]]:
+    emitter = manager.emitter
+    assert isinstance(emitter, MemoryEmitter)
+    return emitter.events(kind)
+
+
+async def sent(manager: DebugStateManager) -> list[Any]:
+    await manager.flush(5)
+    emitter = manager.emitter
+    assert isinstance(emitter, MemoryEmitter)
+    return emitter.messages
+
+
+def decode_all(messages: list[Any], settings: Settings = SETTINGS) -> list[Accepted]:
+    config = ValidationConfig(
+        topics=settings.topics,
+        max_state_bytes=settings.max_state_bytes,
+        max_depth=settings.max_depth,
+        redact_patterns=settings.redact_patterns,
+    )
+    results = []
+    for message in messages:
+        result = decode(message.topic, message.value, timestamp_ms=0, config=config)
+        assert isinstance(result, Accepted), result
+        results.append(result)
+    return results
+
+
+class TestCaptureErrorState:
+    """capture_error_state sends the state snapshot and the error together, ids client-side."""
+
+    async def test_error_with_state(self) -> None:
+        """Type, message and stack trace come from the exception; the error references the
+        snapshot; the returned id is the error's."""
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        try:
+            raise TimeoutError("upstream timed out")
+        except TimeoutError as exc:
+            error_id = await manager.capture_error_state(
+                correlation_id=corr,
+                agent_name="my-agent",
+                error=exc,
+                agent_state={"context": "data"},
+                error_severity="high",
+            )
+        messages = await sent(manager)
+        snapshot, error = (m.json() for m in messages)
+        assert [m.kind for m in messages] == [EventKind.SNAPSHOT, EventKind.ERROR]
+        assert error["id"] == str(error_id)
+        assert error["state_snapshot_id"] == snapshot["id"]
+        assert error["error_type"] == "TimeoutError"
+        assert error["error_message"] == "upstream timed out"
+        assert error["error_severity"] == "high"
+        assert "Traceback" in error["error_stack_trace"]
+        assert "raise TimeoutError" in error["error_stack_trace"]
+        assert snapshot["snapshot_type"] == "error"
+        assert snapshot["agent_state"] == {"context": "data"}
+        assert snapshot["state_hash"] == state_hash({"context": "data"})
+        assert {m.key for m in messages} == {str(corr).encode()}
+
+    async def test_error_type_is_qualified_and_fits_its_column(self) -> None:
+        """Non-builtin errors are module-qualified; a type over 255 characters keeps its end
+        (the class name) instead of failing."""
+
+        class Boom(Exception):
+            pass
+
+        assert error_type_of(TimeoutError()) == "TimeoutError"
+        assert error_type_of(Boom()).endswith(
+            "TestCaptureErrorState.test_error_type_is_qualified_and_fits_its_column.<locals>.Boom"
+        )
+        manager = memory_manager()
+        long_type = "pkg." * 100 + "VeryLongError"
+        await manager.capture_error_state(
+            uuid.uuid4(), "a", RuntimeError("x"), {}, error_type=long_type
+        )
+        await sent(manager)
+        error = emitted(manager, EventKind.ERROR)[0]
+        assert len(error["error_type"]) == 255
+        assert error["error_type"].endswith("VeryLongError")
+        assert manager.stats.dropped == 0
+
+    async def test_huge_message_and_nul_characters(self) -> None:
+        """Free text is cut at 64 KiB with a marker; NUL becomes U+FFFD (PostgreSQL cannot
+        store it) so the sink does not dead-letter the event."""
+        manager = memory_manager()
+        await manager.capture_error_state(
+            uuid.uuid4(), "a\x00b", "m" * (MAX_TEXT_CHARS + 10) + "\x00", {"k\x00": "v\x00"}
+        )
+        messages = await sent(manager)
+        decode_all(messages)
+        snapshot, error = (m.json() for m in messages)
+        assert error["error_message"].endswith("…[truncated 11 characters]")
+        assert error["agent_name"] == "a\ufffdb"
+        assert snapshot["agent_state"] == {"k\ufffd": "v\ufffd"}
+        assert error["error_type"] == "Error"
+
+
+class TestSinkEquivalence:
+    """What the SDK sends is what the sink stores: decode() finds nothing to change."""
+
+    async def test_every_event_kind_decodes_unchanged(self) -> None:
+        """Redaction and hashing are the shared implementation: decode() reports neither a
+        replaced hash nor a redaction, and the decoded event equals the one sent."""
+        manager = memory_manager(session_id=uuid.uuid4())
+        corr = uuid.uuid4()
+        state = {
+            "api_key": "sk-123",
+            "nested": {"Password": "x", "items": [{"token": "t"}]},
+            "tuple": (1, 2),
+            "set": {3},
+            5: "non-string key",
+            "max_tokens": 10,
+        }
+        await manager.capture_snapshot(corr, "planner", state)
+        await manager.capture_error_state(corr, "planner", ValueError("bad"), state)
+        await manager.capture_success(
+            corr,
+            "planner",
+            "fetch",
+            agent_state=state,
+            quality_score=0.75,
+            success_factors={"secret": "s"},
+        )
+        async with manager.step(
+            corr,
+            "work",
+            agent_name="planner",
+            agent_state=state,
+            input_data={"authorization": "Bearer x"},
+        ) as step:
+            step.output = {"cookie": "c", "result": 1}
+        await manager.log_transformation_with_state(
+            "router", "planner", corr, state, metadata={"client_secret": "s"}
+        )
+        await manager.record_llm_call(
+            corr,
+            "gpt-4o",
+            agent_name="planner",
+            quality_score=0.9,
+            latency_ms=120.0,
+            prompt_tokens=3,
+            completion_tokens=4,
+            payload={"headers": {"x-api-key": "k"}},
+        )
+        messages = await sent(manager)
+        assert {m.kind for m in messages} == set(EventKind)
+        for message, result in zip(messages, decode_all(messages), strict=True):
+            assert not result.hash_replaced, message.kind
+            assert not result.redacted, message.kind
+            wire = result.event.model_dump(mode="json", exclude_none=True)
+            assert orjson.loads(message.value) == wire, message.kind
+        snapshot = emitted(manager, EventKind.SNAPSHOT)[0]
+        assert snapshot["agent_state"]["api_key"] == REDACTED
+        assert snapshot["agent_state"]["nested"]["Password"] == REDACTED
+        assert snapshot["agent_state"]["nested"]["items"][0]["token"] == REDACTED
+        assert snapshot["agent_state"]["max_tokens"] == 10
+        assert snapshot["agent_state"]["tuple"] == [1, 2]
+        assert snapshot["agent_state"]["5"] == "non-string key"
+        assert snapshot["state_hash"] == state_hash(snapshot["agent_state"])
+
+    async def test_oversized_state_is_truncated_with_a_marker(self) -> None:
+        """A state over max_state_bytes becomes a visible marker the sink accepts (it would
+        reject the original as state_too_large)."""
+        settings = Settings.model_construct(max_state_bytes=4096)
+        manager = memory_manager(settings)
+        big = {"blob": "x" * 10_000, "b": 1, "password": "p"}
+        await manager.capture_snapshot(uuid.uuid4(), "a", big)
+        messages = await sent(manager)
+        (result,) = decode_all(messages, settings)
+        assert not result.hash_replaced
+        assert not result.redacted
+        state = messages[0].json()["agent_state"]
+        redacted_big = {**big, "password": REDACTED}
+        assert state["_truncated"] is True
+        assert state["_reason"] == "too_large"
+        assert state["_original_size_bytes"] == len(canonical_json(redacted_big))
+        assert state["_original_state_hash"] == state_hash(redacted_big)
+        assert state["_top_level_keys"] == ["b", "blob", "password"]
+        assert "hunter" not in state["preview"]
+        assert len(canonical_json(state)) <= 4096
+        # What the sink would do with the untruncated state:
+        raw = orjson.dumps({**messages[0].json(), "agent_state": big})
+        config = ValidationConfig(max_state_bytes=4096, topics=settings.topics)
+        assert (
+            decode(messages[0].topic, raw, timestamp_ms=0, config=config).error_class
+            == "state_too_large"
+        )  # type: ignore[union-attr]
+
+    async def test_too_deep_state_is_truncated(self) -> None:
+        """A state nested deeper than max_depth allows becomes a marker too."""
+        settings = Settings.model_construct(max_depth=8)
+        manager = memory_manager(settings)
+        deep: dict[str, Any] = {}
+        node = deep
+        for _ in range(20):
+            node["n"] = {}
+            node = node["n"]
+        await manager.capture_snapshot(uuid.uuid4(), "a", deep)
+        messages = await sent(manager)
+        decode_all(messages, settings)
+        assert messages[0].json()["agent_state"]["_reason"] == "too_deep"
+
+    async def test_unserialisable_value_becomes_a_marker(self) -> None:
+        """A state with a reference cycle is sent as a marker; the error still goes out."""
+        manager = memory_manager()
+        cyclic: dict[str, Any] = {}
+        cyclic["self"] = cyclic
+        await manager.capture_error_state(uuid.uuid4(), "a", RuntimeError("x"), cyclic)
+        messages = await sent(manager)
+        decode_all(messages)
+        assert messages[0].json()["agent_state"]["_unserialisable"] is True
+        assert len(messages) == 2
+
+
+class TestStepContextManager:
+    """step() records a step with its duration; success on return, error on exception."""
+
+    async def test_success(self) -> None:
+        """started + success (with a success snapshot of step.state) + completed, same id."""
+        clock = FakeClock()
+        manager = memory_manager(clock=clock)
+        corr = uuid.uuid4()
+        async with manager.step(corr, "fetch", agent_name="planner", agent_state={"n": 1}) as step:
+            assert step.state is not None
+            step.state["n"] = 2
+            clock.advance(1500)
+            await manager.record_llm_call(corr, "gpt-4o", quality_score=0.5)
+        await sent(manager)
+        steps = emitted(manager, EventKind.STEP)
+        assert [s["status"] for s in steps] == ["started", "completed"]
+        assert steps[0]["id"] == steps[1]["id"] == str(step.id)
+        assert steps[1]["duration_ms"] == 1500
+        assert steps[0]["step_number"] == steps[1]["step_number"] == 1
+        success = emitted(manager, EventKind.SUCCESS)[0]
+        assert steps[1]["success_event_id"] == success["id"]
+        assert success["execution_time_ms"] == 1500
+        assert success["execution_step"] == 1
+        pre, post = emitted(manager, EventKind.SNAPSHOT)
+        assert pre["agent_state"] == {"n": 1}
+        assert post["agent_state"] == {"n": 2}
+        assert post["parent_snapshot_id"] == pre["id"]
+        assert steps[1]["pre_state_snapshot_id"] == pre["id"]
+        assert steps[1]["post_state_snapshot_id"] == post["id"]
+        hook = emitted(manager, EventKind.HOOK)[0]
+        assert hook["metadata"]["execution_step"] == 1
+
+    async def test_exception_is_recorded_and_reraised(self) -> None:
+        """The error is captured with step.state, the step fails, the exception propagates."""
+        clock = FakeClock()
+        manager = memory_manager(clock=clock)
+        corr = uuid.uuid4()
+
+        async def parse() -> None:
+            async with manager.step(corr, "parse", agent_name="planner") as step:
+                step.state = {"input": "x"}
+                clock.advance(20)
+                raise KeyError("missing")
+
+        with pytest.raises(KeyError, match="missing"):
+            await parse()
+        await sent(manager)
+        steps = emitted(manager, EventKind.STEP)
+        assert [s["status"] for s in steps] == ["started", "failed"]
+        assert steps[1]["duration_ms"] == 20
+        error = emitted(manager, EventKind.ERROR)[0]
+        assert steps[1]["error_event_id"] == error["id"]
+        assert error["error_type"] == "KeyError"
+        assert error["operation_name"] == "parse"
+        assert error["execution_step"] == 1
+        assert emitted(manager, EventKind.SNAPSHOT)[0]["agent_state"] == {"input": "x"}
+        assert not emitted(manager, EventKind.SUCCESS)
+
+    async def test_nested_steps_and_numbering(self) -> None:
+        """Steps are numbered per workflow; a step inside another is its child."""
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        async with (
+            manager.step(corr, "outer", agent_name="a") as outer,
+            manager.step(corr, "inner", agent_name="a") as inner,
+        ):
+            pass
+        async with manager.step(uuid.uuid4(), "other", agent_name="a") as other:
+            pass
+        assert (outer.step_number, inner.step_number, other.step_number) == (1, 2, 1)
+        assert inner.parent_step_id == outer.id
+        assert outer.parent_step_id is None
+
+    async def test_cancellation_marks_the_step_failed(self) -> None:
+        """A cancelled step is completed as failed (metadata.cancelled), no error event."""
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        started = asyncio.Event()
+
+        async def work() -> None:
+            async with manager.step(corr, "slow", agent_name="a"):
+                started.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(work())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await sent(manager)
+        steps = emitted(manager, EventKind.STEP)
+        assert [s["status"] for s in steps] == ["started", "failed"]
+        assert steps[1]["metadata"] == {"cancelled": True}
+        assert not emitted(manager, EventKind.ERROR)
+
+    async def test_complete_unknown_step_is_misuse(self) -> None:
+        manager = memory_manager()
+        with pytest.raises(ValueError, match="was not started"):
+            await manager.complete_step(uuid.uuid4())
+
+
+class TestTracedDecorator:
+    """traced() makes every call a step, for coroutine and plain functions."""
+
+    async def test_async_success_and_failure(self) -> None:
+        manager = memory_manager()
+        corr = uuid.uuid4()
+
+        @manager.traced(agent_name="planner")
+        async def fetch(correlation_id: uuid.UUID, fail: bool) -> int:
+            if fail:
+                raise ConnectionError("refused")
+            return 42
+
+        assert await fetch(corr, fail=False) == 42
+        with pytest.raises(ConnectionError):
+            await fetch(corr, True)
+        await sent(manager)
+        steps = emitted(manager, EventKind.STEP)
+        assert [(s["operation_name"], s["step_number"], s["status"]) for s in steps] == [
+            ("fetch", 1, "started"),
+            ("fetch", 1, "completed"),
+            ("fetch", 2, "started"),
+            ("fetch", 2, "failed"),
+        ]
+        assert emitted(manager, EventKind.ERROR)[0]["error_type"] == "ConnectionError"
+        assert emitted(manager, EventKind.SUCCESS)[0]["operation_name"] == "fetch"
+
+    async def test_sync_function_and_workflow_block(self) -> None:
+        """A plain function inside workflow() takes the block's correlation id."""
+        manager = memory_manager()
+        corr = uuid.uuid4()
+
+        @manager.traced(operation_name="parse", agent_name="planner")
+        def parse(text: str) -> int:
+            return int(text)
+
+        with manager.workflow(corr):
+            assert parse("7") == 7
+            with pytest.raises(ValueError, match="invalid literal"):
+                parse("x")
+        await sent(manager)
+        statuses = [s["status"] for s in emitted(manager, EventKind.STEP)]
+        assert statuses == ["started", "completed", "started", "failed"]
+        assert {s["correlation_id"] for s in emitted(manager, EventKind.STEP)} == {str(corr)}
+
+    async def test_without_a_workflow_is_misuse(self) -> None:
+        manager = memory_manager()
+
+        @manager.traced
+        async def orphan() -> None:
+            return None
+
+        with pytest.raises(ValueError, match="has no workflow"):
+            await orphan()
+
+
+class TestInvalidValues:
+    """Values the wire format rejects drop the event (counted); strict mode raises."""
+
+    async def test_dropped_and_counted(self) -> None:
+        manager = memory_manager()
+        success_id = await manager.capture_success(uuid.uuid4(), "a", "op", quality_score=1.5)
+        assert isinstance(success_id, uuid.UUID)
+        assert manager.stats.dropped_by_reason == {"invalid": 1}
+        assert not await sent(manager)
+
+    async def test_strict_raises(self) -> None:
+        manager = memory_manager(strict=True)
+        with pytest.raises(InvalidEvent, match="quality_score"):
+            await manager.capture_success(uuid.uuid4(), "a", "op", quality_score=1.5)
+
+
+class TestLlmCallsAndTransformations:
+    """record_llm_call and log_transformation_with_state produce what the views read."""
+
+    async def test_llm_call_shape(self) -> None:
+        manager = memory_manager(clock=FakeClock())
+        corr = uuid.uuid4()
+        await manager.record_llm_call(
+            corr,
+            "gpt-4o",
+            agent_name="planner",
+            quality_score=0.9,
+            success_classification="partial",
+            latency_ms=1840,
+            prompt_tokens=3120,
+            completion_tokens=412,
+        )
+        await sent(manager)
+        (hook,) = emitted(manager, EventKind.HOOK)
+        assert hook["source"] == "PostToolUse"
+        assert hook["resource_id"] == "gpt-4o"
+        assert hook["payload"] == {
+            "quality_metrics": {"quality_score": 0.9, "latency_ms": 1840},
+            "success_classification": "partial",
+            "usage": {"prompt_tokens": 3120, "completion_tokens": 412, "total_tokens": 3532},
+        }
+        assert hook["metadata"] == {"agent_name": "planner", "correlation_id": str(corr)}
+        assert hook["created_at"] == T0.isoformat().replace("+00:00", "Z")
+
+    async def test_transformation_references_pre_transform_snapshot(self) -> None:
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        ids = await manager.log_transformation_with_state(
+            "router", "coder", corr, {"q": 1}, reason="code task", confidence_score=0.8
+        )
+        await sent(manager)
+        (snapshot,) = emitted(manager, EventKind.SNAPSHOT)
+        (transformation,) = emitted(manager, EventKind.TRANSFORMATION)
+        assert snapshot["id"] == str(ids.snapshot_id)
+        assert snapshot["snapshot_type"] == "pre_transform"
+        assert snapshot["agent_name"] == "router"
+        assert transformation["id"] == str(ids.transformation_id)
+        assert transformation["state_snapshot_id"] == snapshot["id"]
+        assert transformation["target_agent"] == "coder"
+
+
+class TestReadSide:
+    async def test_without_a_database_the_read_side_says_so(self) -> None:
+        manager = memory_manager()
+        with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
+            await manager.get_workflow_debug_summary(uuid.uuid4())
+
+
+class TestBoundedQueue:
+    """With the transport stalled, captures return within the bound and drops are exact."""
+
+    async def test_drops_are_exact_and_calls_bounded(self) -> None:
+        config = EmitterConfig(max_queue_events=10, max_block_ms=20)
+        emitter = MemoryEmitter(SETTINGS, config)
+        emitter.paused = True
+        manager = DebugStateManager(emitter=emitter)
+        corr = uuid.uuid4()
+        loop = asyncio.get_running_loop()
+        for i in range(25):
+            started = loop.time()
+            await manager.capture_snapshot(corr, "a", {"i": i})
+            assert loop.time() - started < 0.020 + 0.050
+        assert manager.stats.dropped_by_reason == {"queue_full": 15}
+        assert manager.stats.queued == 10
+        emitter.resume()
+        assert await manager.flush(5)
+        assert [m.json()["agent_state"]["i"] for m in emitter.messages] == list(range(10))
+        assert manager.stats.sent == 10
+
+    async def test_group_is_all_or_nothing(self) -> None:
+        """An error and its snapshot are queued together or dropped together."""
+        emitter = MemoryEmitter(SETTINGS, EmitterConfig(max_queue_events=3, max_block_ms=0))
+        emitter.paused = True
+        manager = DebugStateManager(emitter=emitter)
+        await manager.capture_error_state(uuid.uuid4(), "a", "e1", {})
+        await manager.capture_error_state(uuid.uuid4(), "a", "e2", {})
+        assert manager.stats.queued == 2
+        assert manager.stats.dropped_by_reason == {"queue_full": 2}
+        await manager.close(timeout=0)
+        assert manager.stats.dropped_by_reason == {"queue_full": 2, "close_timeout": 2}
