@@ -23,6 +23,18 @@ from debug_sink.errors import (
 #: A connection, whether taken from a pool or opened directly.
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
+#: Client-side failures of a connection (refused, reset, timed out, or left in a broken
+#: protocol state by a server that went away mid-operation): a fresh connection may succeed.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+#: Everything the driver raises for a failed database call (to classify with is_transient).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+
 #: SQLSTATE classes that mean "the server is going away or not there yet": retry.
 _TRANSIENT_CLASSES = ("08", "53", "57", "58")
 #: Specific transient SQLSTATEs outside those classes: serialization failure, deadlock.
@@ -43,7 +55,7 @@ def redact_dsn(dsn: str) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors that should clear by themselves (connection loss, restart, overload)."""
-    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
+    if isinstance(exc, CONNECTION_ERRORS):
         return True
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""

@@ -45,7 +45,7 @@ from debug_sink.errors import (
     TransientError,
 )
 from debug_sink.metrics import HttpServer, Metrics
-from debug_sink.pg import is_transient, redact_dsn, translate_error
+from debug_sink.pg import DATABASE_ERRORS, is_transient, redact_dsn, translate_error
 from debug_sink.settings import Settings
 from debug_sink.validation import Accepted, Rejected, ValidationConfig, decode
 from debug_sink.writer import BatchWriter, DeadLetter, WriteResult, init_connection, stored_offsets
@@ -79,7 +79,7 @@ async def create_pool(
             command_timeout=120,
             server_settings={"search_path": settings.db_schema, "application_name": "debug-sink"},
         )
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DATABASE_ERRORS as exc:
         raise translate_error(exc, dsn) from exc
     assert pool is not None
     return pool
@@ -393,7 +393,7 @@ class Sink:
                 offsets = await stored_offsets(
                     conn, self.settings.group_id, [(tp.topic, tp.partition) for tp in wanted]
                 )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             if not is_transient(exc):
                 raise
             self._db_ok = False
@@ -582,6 +582,9 @@ class Sink:
                 break
             except TransientError as exc:
                 self._db_ok = not isinstance(exc, DatabaseUnavailable)
+                if isinstance(exc, DatabaseUnavailable) and self._pool is not None:
+                    # Connections that saw the failure may be broken: never reuse them.
+                    await self._pool.expire_connections()
                 delay = backoff.next_delay()
                 self.metrics.retries.labels(
                     "postgres" if isinstance(exc, DatabaseUnavailable) else "kafka"
@@ -710,7 +713,7 @@ class Sink:
             except TransientError as exc:
                 self.metrics.retries.labels(name).inc()
                 log.warning("job_retry", job=name, error=str(exc))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 if not is_transient(exc):
                     raise
                 self.metrics.retries.labels(name).inc()

@@ -42,7 +42,7 @@ from debug_sink.batch import Batch, Item, Origin
 from debug_sink.canonical import canonical_json
 from debug_sink.errors import DatabaseUnavailable
 from debug_sink.events import MODELS, TABLES, EventKind
-from debug_sink.pg import Conn, is_data_error, is_transient
+from debug_sink.pg import CONNECTION_ERRORS, Conn, is_data_error, is_transient
 from debug_sink.plan import (
     WRITE_ORDER,
     Lookups,
@@ -389,7 +389,7 @@ class BatchWriter:
             if is_transient(exc) or _is_dedupe_race(exc):
                 raise DatabaseUnavailable(f"batch not written: {exc}".replace("\n", " ")) from exc
             raise
-        except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"batch not written: {exc}") from exc
         result.duration_s = time.perf_counter() - started
         return result
@@ -419,7 +419,7 @@ class BatchWriter:
             if is_transient(exc) or _is_dedupe_race(exc):
                 raise DatabaseUnavailable(f"parked events not released: {exc}") from exc
             raise
-        except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"parked events not released: {exc}") from exc
         result.duration_s = time.perf_counter() - started
         return result

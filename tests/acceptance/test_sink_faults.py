@@ -141,7 +141,9 @@ class TestDatabaseOutage:
                     break
             server.stop()
             await asyncio.sleep(10)
-            assert proc.returncode is None, "the sink must wait for PostgreSQL, not exit"
+            if proc.returncode is not None:
+                _, err = await finish(proc)
+                pytest.fail(f"the sink must wait for PostgreSQL, not exit: {err[-3000:]}")
             server.start()
             code, err = await finish(proc, 180)
             assert code == 0, err[-3000:]
