@@ -196,17 +196,32 @@ class KafkaNames:
     dead_letter_topic: str
 
 
-@pytest.fixture
-def kafka(kafka_bootstrap: str) -> KafkaNames:
+def kafka_names(bootstrap_servers: str) -> KafkaNames:
+    """Fresh topic prefix, pattern, group and dead-letter topic (for module-scoped scenarios)."""
     tag = uuid.uuid4().hex[:10]
     prefix = f"t{tag}.debug."
     return KafkaNames(
-        bootstrap_servers=kafka_bootstrap,
+        bootstrap_servers=bootstrap_servers,
         topic_prefix=prefix,
         topic_pattern="^" + prefix.replace(".", r"\."),
         group_id=f"debug-sink-{tag}",
         dead_letter_topic=f"t{tag}.dead-letters",
     )
+
+
+@pytest.fixture
+def kafka(kafka_bootstrap: str) -> KafkaNames:
+    return kafka_names(kafka_bootstrap)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def module_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """DSN of a migrated database shared by one test module's scenario."""
+    name, dsn = await _fresh_database(pg_dsn, template_db)
+    try:
+        yield dsn
+    finally:
+        await _drop_database(pg_dsn, name)
 
 
 @pytest.fixture(scope="session")

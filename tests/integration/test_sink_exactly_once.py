@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -34,6 +32,7 @@ from debug_sink.events import EventKind
 from debug_sink.service import Sink, create_pool
 from debug_sink.writer import BatchWriter
 from tests import support as s
+from tests.conftest import kafka_names
 
 PARTITIONS = 3
 SN, ER, SU, ST, TR, HK = (
@@ -65,41 +64,6 @@ DIGESTS = {
     "sink_snapshot_aliases": "SELECT md5(coalesce(string_agg(t::text, '|' "
     "ORDER BY t.alias_id), '')) FROM sink_snapshot_aliases t",
 }
-
-
-def _with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + database))
-
-
-@pytest_asyncio.fixture(scope="module")
-async def module_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
-    """A migrated database for this module's scenario."""
-    name = f"debug_sink_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
-    finally:
-        await admin.close()
-    try:
-        yield _with_database(pg_dsn, name)
-    finally:
-        admin = await asyncpg.connect(pg_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def _kafka_names(bootstrap: str) -> SimpleNamespace:
-    tag = uuid.uuid4().hex[:10]
-    prefix = f"t{tag}.debug."
-    return SimpleNamespace(
-        bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        topic_pattern="^" + prefix.replace(".", r"\."),
-        group_id=f"debug-sink-{tag}",
-        dead_letter_topic=f"t{tag}.dead-letters",
-    )
 
 
 @dataclass
@@ -234,7 +198,7 @@ class Scenario:
 
 @pytest_asyncio.fixture(scope="module")
 async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
-    kafka = _kafka_names(kafka_bootstrap)
+    kafka = kafka_names(kafka_bootstrap)
     await s.create_topics(kafka, partitions=PARTITIONS)
     topics = [s.topic(kafka, kind) for kind in EventKind]
     workflows = [_workflow(n) for n in range(24)]

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import confluent_kafka
@@ -24,6 +23,7 @@ from aiokafka import AIOKafkaProducer, codec
 
 from debug_sink.events import EventKind
 from tests import support as s
+from tests.conftest import kafka_names, with_database
 
 SN, ER, SU, ST, TR, HK = (
     EventKind.SNAPSHOT,
@@ -51,10 +51,6 @@ RECORD_TIME_MS = 1_790_000_000_123  # 2026-09-21T...Z: the record timestamp of e
 Message = tuple[EventKind, bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 
-def _with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + database))
-
-
 @pytest_asyncio.fixture
 async def other_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
     """A second migrated database, for the aiokafka-produced copy."""
@@ -65,25 +61,13 @@ async def other_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     try:
-        yield _with_database(pg_dsn, name)
+        yield with_database(pg_dsn, name)
     finally:
         admin = await asyncpg.connect(pg_dsn)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
-
-
-def _kafka_names(bootstrap: str) -> SimpleNamespace:
-    tag = uuid.uuid4().hex[:10]
-    prefix = f"t{tag}.debug."
-    return SimpleNamespace(
-        bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        topic_pattern="^" + prefix.replace(".", r"\."),
-        group_id=f"debug-sink-{tag}",
-        dead_letter_topic=f"t{tag}.dead-letters",
-    )
 
 
 def _segment(n: int) -> list[Message]:
@@ -235,7 +219,7 @@ async def test_confluent_kafka_producer_accepted_the_same(
     """Rows, dead letters (raw bytes, headers, reasons), aliases and offsets written from a
     librdkafka producer -- uncompressed and compressed with every codec the sink decodes --
     are identical to those written from aiokafka producing the same messages."""
-    other = _kafka_names(kafka_bootstrap)
+    other = kafka_names(kafka_bootstrap)
     await s.create_topics(kafka, partitions=1)
     await s.create_topics(other, partitions=1)
     segments = [

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -29,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from debug_sink.events import EventKind
 from tests import support as s
+from tests.conftest import kafka_names
 
 MAX_STATE_BYTES = 4096
 MAX_DEPTH = 16
@@ -312,41 +311,6 @@ async def _consume_all(
     return messages
 
 
-def _with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + database))
-
-
-@pytest_asyncio.fixture(scope="module")
-async def module_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
-    """A migrated database for this module's one scenario."""
-    name = f"debug_sink_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
-    finally:
-        await admin.close()
-    try:
-        yield _with_database(pg_dsn, name)
-    finally:
-        admin = await asyncpg.connect(pg_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def _kafka_names(bootstrap: str) -> SimpleNamespace:
-    tag = uuid.uuid4().hex[:10]
-    prefix = f"t{tag}.debug."
-    return SimpleNamespace(
-        bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        topic_pattern="^" + prefix.replace(".", r"\."),
-        group_id=f"debug-sink-{tag}",
-        dead_letter_topic=f"t{tag}.dead-letters",
-    )
-
-
 _SNAPSHOT_SQL = {
     "sink_dead_letters": 'SELECT topic, partition, "offset", key, value, headers, '
     "error_class, reason, group_id FROM sink_dead_letters "
@@ -384,7 +348,7 @@ class Scenario:
 
 @pytest_asyncio.fixture(scope="module")
 async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
-    kafka = _kafka_names(kafka_bootstrap)
+    kafka = kafka_names(kafka_bootstrap)
     corr = s.uid()
     cases = _cases(corr)
     good_ids: dict[EventKind, set[str]] = {kind: set() for kind in EventKind}

@@ -16,12 +16,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -33,6 +30,7 @@ from debug_sink.events import EventKind
 from debug_sink.service import create_pool
 from debug_sink.writer import BatchWriter
 from tests import support as s
+from tests.conftest import kafka_names
 
 SN, ER, SU, ST, TR = (
     EventKind.SNAPSHOT,
@@ -41,41 +39,6 @@ SN, ER, SU, ST, TR = (
     EventKind.STEP,
     EventKind.TRANSFORMATION,
 )
-
-
-def _with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + database))
-
-
-@pytest_asyncio.fixture(scope="module")
-async def module_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
-    """A migrated database for this module's scenario."""
-    name = f"debug_sink_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
-    finally:
-        await admin.close()
-    try:
-        yield _with_database(pg_dsn, name)
-    finally:
-        admin = await asyncpg.connect(pg_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def _kafka_names(bootstrap: str) -> SimpleNamespace:
-    tag = uuid.uuid4().hex[:10]
-    prefix = f"t{tag}.debug."
-    return SimpleNamespace(
-        bootstrap_servers=bootstrap,
-        topic_prefix=prefix,
-        topic_pattern="^" + prefix.replace(".", r"\."),
-        group_id=f"debug-sink-{tag}",
-        dead_letter_topic=f"t{tag}.dead-letters",
-    )
 
 
 def _hash(state: dict[str, Any]) -> str:
@@ -139,7 +102,7 @@ async def _rows(conn: asyncpg.Connection) -> dict[str, dict[str, Any]]:
 
 @pytest_asyncio.fixture(scope="module")
 async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
-    kafka = _kafka_names(kafka_bootstrap)
+    kafka = kafka_names(kafka_bootstrap)
     corr, corr_d, corr_other = s.uid(), s.uid(), s.uid()
     state_x, state_y, state_z, state_w = (
         {"plan": "x"},
