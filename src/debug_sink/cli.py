@@ -321,7 +321,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
 
 #: Modules whose ``register_commands(subparsers)`` adds commands that live next to the code
 #: they drive: the periodic jobs, the human views, dev mode and replay, the benchmark.
-EXTENSIONS = ("debug_sink.jobs_cli", "debug_sink.show", "debug_sink.dev")
+EXTENSIONS = ("debug_sink.jobs_cli", "debug_sink.show", "debug_sink.dev", "debug_sink.bench")
 
 
 def make_parser() -> argparse.ArgumentParser:
