@@ -1797,7 +1797,38 @@ def machine_info(root: Path) -> dict[str, Any]:
     with contextlib.suppress(OSError):
         usage = shutil.disk_usage(root)
         info["data_dir_disk_free_gb"] = round(usage.free / 2**30)
+    info["code"] = _code_version()
     return info
+
+
+def _code_version() -> str:
+    """The package version and, in a git checkout, the commit (``+dirty`` with local edits)."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("debug-sink")
+    except PackageNotFoundError:
+        text = "unknown"
+    here = Path(__file__).parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return text
+    return f"{text} (git {head}{'+dirty' if dirty.strip() else ''})"
 
 
 async def _postgres_info(bench: Bench) -> dict[str, Any]:
@@ -1886,6 +1917,11 @@ async def run_bench(
             shutil.rmtree(root, ignore_errors=True)
         else:
             results["kept"] = str(root)
+    if config.quick:
+        results["notes"].append(
+            f"--quick: a {config.events:,}-event backlog (RSS measured on it, not on 1M), "
+            f"queries at {config.query_events:,} events; the full run is the reference"
+        )
     results["duration_s"] = round(time.perf_counter() - started, 1)
     results["targets"] = [t.as_dict() for t in evaluate_targets(results)]
     return results
@@ -1934,7 +1970,8 @@ def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = sub.add_parser(
         "bench",
         help="measure throughput, latency, memory, queries and scale-out against the targets",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Measure the sink, the read queries and the SDK against the performance "
+        "targets, side by side in one run, with services of its own (see docs/PERFORMANCE.md).",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes: finishes in about two minutes"
