@@ -294,6 +294,9 @@ class Sink:
             heartbeat_interval_ms=max(100, s.kafka_session_timeout_ms // 10),
             fetch_max_bytes=min(s.max_inflight_bytes // 2, 50 << 20),
             max_partition_fetch_bytes=min(s.max_inflight_bytes // 4, 8 << 20),
+            # aiokafka's default 500 ms fetch wait would add up to half a second to every
+            # event's latency under light traffic; never wait longer than a batch may age.
+            fetch_max_wait_ms=max(10, min(s.batch_max_age_ms, 100)),
         )
         try:
             await consumer.start()
