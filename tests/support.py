@@ -17,9 +17,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from debug_sink.events import EventKind
+from debug_sink.events import TABLES, EventKind
 from debug_sink.service import Sink
 from debug_sink.settings import TOPIC_SUFFIXES, Settings
+
+#: The table of each event kind, in the models' order (the one list; see events.TABLES).
+EVENT_TABLES: tuple[str, ...] = tuple(TABLES.values())
 
 T0 = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -117,16 +120,7 @@ async def fetch_counts(dsn: str) -> dict[str, int]:
     conn = await asyncpg.connect(dsn)
     try:
         counts = {}
-        for table in (
-            "debug_state_snapshots",
-            "debug_error_events",
-            "debug_success_events",
-            "debug_workflow_steps",
-            "agent_transformation_events",
-            "hook_events",
-            "sink_dead_letters",
-            "sink_parked_events",
-        ):
+        for table in (*EVENT_TABLES, "sink_dead_letters", "sink_parked_events"):
             counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
         return counts
     finally:
@@ -249,17 +243,7 @@ def mixed_workload(
     a duplicate snapshot per workflow (deduplicated) and a re-sent error (idempotent)."""
     rng = random.Random(seed)
     messages: list[tuple[str, dict[str, Any]]] = []
-    expected: dict[str, set[str]] = {
-        t: set()
-        for t in (
-            "debug_state_snapshots",
-            "debug_error_events",
-            "debug_success_events",
-            "debug_workflow_steps",
-            "agent_transformation_events",
-            "hook_events",
-        )
-    }
+    expected: dict[str, set[str]] = {t: set() for t in EVENT_TABLES}
     pad = "x" * max(0, state_bytes - 120)
     for w in range(workflows):
         corr = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -318,14 +302,7 @@ async def table_ids(dsn: str) -> dict[str, set[str]]:
     try:
         return {
             table: {str(r[0]) for r in await conn.fetch(f"SELECT id FROM {table}")}
-            for table in (
-                "debug_state_snapshots",
-                "debug_error_events",
-                "debug_success_events",
-                "debug_workflow_steps",
-                "agent_transformation_events",
-                "hook_events",
-            )
+            for table in EVENT_TABLES
         }
     finally:
         await conn.close()
