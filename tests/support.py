@@ -83,8 +83,16 @@ async def create_topics(
         await admin.close()
 
 
-async def produce(kafka: Any, messages: Iterable[tuple[str, Any]], *, key_of: Any = None) -> int:
-    """Produce ``(topic, value)`` pairs; dict values are JSON-encoded; key = correlation_id."""
+async def produce(
+    kafka: Any,
+    messages: Iterable[tuple[str, Any]],
+    *,
+    key_of: Any = None,
+    first_timestamp_ms: int | None = None,
+) -> int:
+    """Produce ``(topic, value)`` pairs; dict values are JSON-encoded; key = correlation_id.
+    ``first_timestamp_ms``: record timestamps from there, 1 ms apart in sending order (else
+    the producer's clock, on which many records share a millisecond)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap_servers,
         linger_ms=5,
@@ -101,7 +109,8 @@ async def produce(kafka: Any, messages: Iterable[tuple[str, Any]], *, key_of: An
                 data = orjson.dumps(value)
             else:
                 key, data = None, value
-            futures.append(await producer.send(topic_name, data, key=key))
+            stamp = None if first_timestamp_ms is None else first_timestamp_ms + count
+            futures.append(await producer.send(topic_name, data, key=key, timestamp_ms=stamp))
             count += 1
         await asyncio.gather(*futures)
     finally:

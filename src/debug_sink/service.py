@@ -44,6 +44,7 @@ from debug_sink.errors import (
     DatabaseUnavailable,
     TransientError,
 )
+from debug_sink.merge import TimeOrderedMerge
 from debug_sink.metrics import HttpServer, Metrics
 from debug_sink.pg import DATABASE_ERRORS, is_transient, redact_dsn, translate_error
 from debug_sink.settings import Settings
@@ -160,6 +161,9 @@ class Sink:
         self._builder = BatchBuilder(
             settings.batch_max_events, settings.batch_max_bytes, settings.batch_max_age_ms / 1000
         )
+        self._merge: TimeOrderedMerge[TopicPartition] = TimeOrderedMerge(
+            max_wait=settings.batch_max_age_ms / 1000
+        )
         self._generation = 0
         self._inflight_bytes = 0
         self._queued_bytes = 0
@@ -168,7 +172,7 @@ class Sink:
         self._write_idle.set()
         self._needs_seek: set[TopicPartition] = set()
         self._assigned: set[TopicPartition] = set()
-        self._paused = False
+        self._paused: set[TopicPartition] = set()
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -293,7 +297,9 @@ class Sink:
             session_timeout_ms=s.kafka_session_timeout_ms,
             heartbeat_interval_ms=max(100, s.kafka_session_timeout_ms // 10),
             fetch_max_bytes=min(s.max_inflight_bytes // 2, 50 << 20),
-            max_partition_fetch_bytes=min(s.max_inflight_bytes // 4, 8 << 20),
+            # Small per-partition fetches: one fetch brings a slice of every partition, which
+            # the time-ordered merge needs (see _partition_buffer_bytes).
+            max_partition_fetch_bytes=self._partition_buffer_bytes(),
             # aiokafka's default 500 ms fetch wait would add up to half a second to every
             # event's latency under light traffic; never wait longer than a batch may age.
             fetch_max_wait_ms=max(10, min(s.batch_max_age_ms, 100)),
@@ -320,6 +326,10 @@ class Sink:
                 await asyncio.wait_for(self._pool.close(), 10)
             except (TimeoutError, Exception):
                 self._pool.terminate()
+
+    def _partition_buffer_bytes(self) -> int:
+        """Bytes buffered per partition for the merge before that partition is paused."""
+        return max(64 << 10, min(self.settings.max_inflight_bytes // 64, 1 << 20))
 
     def _park_interval(self) -> float:
         return max(0.5, min(5.0, self.settings.park_grace_seconds / 4 or 0.5))
@@ -362,7 +372,7 @@ class Sink:
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._generation += 1
-        dropped = self._builder.discard()
+        dropped = self._builder.discard() + self._merge.forget()
         while not self._queue.empty():
             queued = self._queue.get_nowait()
             if queued is not None:
@@ -374,12 +384,13 @@ class Sink:
             await asyncio.wait_for(self._write_idle.wait(), 30)
         self._assigned -= revoked
         self._needs_seek -= revoked
+        self._paused -= revoked
         log.info("partitions_revoked", partitions=len(revoked), dropped_uncommitted=dropped)
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self._assigned = set(assigned)
         self._needs_seek = set(assigned)
-        self._paused = False
+        self._paused = set()
         if self._consumer is not None and assigned:
             self._consumer.pause(*assigned)
         log.info(
@@ -429,21 +440,65 @@ class Sink:
     def _recount_inflight(self) -> None:
         queued = self._queued_bytes
         writing = self._writing.batch.size_bytes if self._writing else 0
-        self._inflight_bytes = self._builder.size_bytes + queued + writing
+        self._inflight_bytes = self._merge.size_bytes + self._builder.size_bytes + queued + writing
         self.metrics.inflight_bytes.set(self._inflight_bytes)
 
     def _apply_backpressure(self) -> None:
+        """Pause the partitions that have enough buffered here; keep fetching the others.
+
+        A partition with nothing buffered is never paused: the merge may be waiting for it,
+        and what it can add is one fetch (``max_partition_fetch_bytes``). When everything in
+        flight reaches ``max_inflight_bytes`` (or the writer is behind), every partition with
+        something buffered is paused. Polling goes on either way, which keeps the group
+        membership alive while the database is away.
+        """
         assert self._consumer is not None
         active = self._assigned - self._needs_seek
         full = self._inflight_bytes >= self.settings.max_inflight_bytes or (
             self._queue.full() and self._builder.full
         )
-        if full and not self._paused and active:
-            self._consumer.pause(*active)
-            self._paused = True
-        elif not full and self._paused:
-            self._consumer.resume(*active)
-            self._paused = False
+        cap = self._partition_buffer_bytes()
+        wanted = {
+            tp
+            for tp in active
+            if self._merge.has(tp) and (full or self._merge.buffered_bytes(tp) >= cap)
+        }
+        if wanted - self._paused:
+            self._consumer.pause(*(wanted - self._paused))
+        if (self._paused - wanted) & active:
+            self._consumer.resume(*((self._paused - wanted) & active))
+        self._paused = wanted
+
+    async def _behind(self) -> list[TopicPartition]:
+        """Positioned partitions with more to fetch (or not known yet). Also those with
+        records in the merge: when they run dry there, the merge must wait for them."""
+        assert self._consumer is not None
+        behind = []
+        for tp in self._assigned:
+            if tp in self._needs_seek:
+                continue
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                behind.append(tp)  # not fetched yet
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except KafkaError:
+                continue
+            if position < highwater:
+                behind.append(tp)
+        return behind
+
+    def _fill_batch(self, behind: list[TopicPartition]) -> None:
+        """Move records from the merge into the batch being built, oldest first."""
+        builder = self._builder
+        while not builder.full:
+            room = self.settings.batch_max_events - len(builder)
+            records = self._merge.take(min(room, 256), behind)
+            if not records:
+                return
+            for msg in records:
+                builder.add(self._decode(msg))
 
     async def _fetch_loop(self) -> None:
         assert self._consumer is not None
@@ -452,30 +507,33 @@ class Sink:
         while not self._stopping.is_set():
             if self._needs_seek:
                 await self._seek_to_stored()
+            behind = await self._behind()
+            self._fill_batch(behind)
+            if self._should_close_batch():
+                await self._enqueue(_Queued(self._builder.take(), self._generation))
             self._recount_inflight()
             self._apply_backpressure()
-            wait = self._builder.seconds_until_due()
-            timeout_ms = 200 if wait is None else max(1, min(200, int(wait * 1000)))
+            waits = [
+                0.2,
+                self._builder.seconds_until_due(),
+                self._merge.seconds_until_forced(behind),
+            ]
+            wait = min(w for w in waits if w is not None)
             try:
-                records = await consumer.getmany(
-                    timeout_ms=timeout_ms, max_records=self.settings.batch_max_events
-                )
+                # All buffered records: the merge decides what goes into the batch.
+                records = await consumer.getmany(timeout_ms=max(1, int(wait * 1000)))
             except KafkaError as exc:
                 self.metrics.retries.labels("kafka").inc()
                 log.warning("fetch_failed", error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
-            generation = self._generation
             for tp, messages in records.items():
-                if tp in self._needs_seek:
+                if tp in self._needs_seek or tp not in self._assigned:
                     continue  # fetched before the assignment was positioned
                 self.metrics.consumed.labels(tp.topic).inc(len(messages))
-                for msg in messages:
-                    self._builder.add(self._decode(msg))
+                self._merge.add(tp, messages)
             if records:
                 self._last_activity = time.monotonic()
-            if self._should_close_batch():
-                await self._enqueue(_Queued(self._builder.take(), generation))
             now = time.monotonic()
             if now - last_lag_check >= 1.0 and not records:
                 last_lag_check = now
@@ -486,7 +544,8 @@ class Sink:
                         continue
                     log.info("idle_exit", partitions=len(self._assigned))
                     self._stopping.set()
-        # Stop: hand over what was built; the writer writes it, then ends.
+        # Stop: hand over what was built; the writer writes it, then ends. Records still in
+        # the merge are not in any batch: their offsets are not stored, they are read again.
         if len(self._builder):
             await self._enqueue(_Queued(self._builder.take(), self._generation))
         await self._queue.put(None)
@@ -534,7 +593,13 @@ class Sink:
             except KafkaError:
                 return False
             return not any(re.search(self.settings.topic_pattern, t) for t in topics)
-        if self._needs_seek or len(self._builder) or not self._queue.empty() or self._writing:
+        if (
+            self._needs_seek
+            or len(self._merge)
+            or len(self._builder)
+            or not self._queue.empty()
+            or self._writing
+        ):
             return False
         assigned = list(self._assigned)
         try:
@@ -628,6 +693,7 @@ class Sink:
             hash_replaced=result.hash_replaced,
             bytes=batch.size_bytes,
             duration_ms=round(result.duration_s * 1000, 1),
+            merge_forced=self._merge.forced_takes,
         )
 
     def _count_dead_letters(self, result: WriteResult) -> None:
