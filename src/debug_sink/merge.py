@@ -137,11 +137,13 @@ class TimeOrderedMerge(Generic[P]):
             return self.max_wait
         return max(0.0, self.max_wait - (self._clock() - self._blocked_since))
 
-    def take(self, limit: int, behind: Collection[P]) -> list[Any]:
+    def take(self, limit: int, behind: Collection[P], *, may_force: bool = True) -> list[Any]:
         """Up to ``limit`` records in timestamp order (offset order within a partition).
 
         ``behind``: partitions with more records to fetch than were added here. While one
-        of them has nothing buffered, nothing is handed out -- for at most ``max_wait``.
+        of them has nothing buffered, nothing is handed out -- for at most ``max_wait``, and
+        only when ``may_force`` (the caller says whether waiting longer costs anything: while
+        the writer is busy it does not).
         """
         if not self._count or limit <= 0:
             return []
@@ -151,7 +153,7 @@ class TimeOrderedMerge(Generic[P]):
             now = self._clock()
             if self._blocked_since is None:
                 self._blocked_since = now
-            if now - self._blocked_since < self.max_wait:
+            if not may_force or now - self._blocked_since < self.max_wait:
                 return []
             forced = True
             self.forced_takes += 1

@@ -6,10 +6,13 @@ parked events, the periodic jobs, metrics and health, and a clean stop.
 
 Two tasks share the work so decoding overlaps the database write: the *fetch* task polls
 Kafka, decodes and validates, and closes batches; the *write* task writes one batch at a time
-(:mod:`debug_sink.writer` holds the correctness contract). Between them sits a queue of one
-batch. Memory is bounded: when the bytes fetched but not yet committed reach
-``max_inflight_bytes`` (or the queue is full) every partition is paused, and the fetch task
-keeps polling -- which keeps the group membership alive while the database is away.
+(:mod:`debug_sink.writer` holds the correctness contract). A batch is handed over only when
+the writer is free (by whichever task notices first), so at most two batches are decoded at
+any time: the one being written and the one being built. Fetched records wait undecoded in a
+time-ordered merge (:mod:`debug_sink.merge`). Memory is bounded: a partition is paused when
+it has enough waiting, every partition with something waiting when the bytes fetched but not
+yet committed reach ``max_inflight_bytes``, and the fetch task keeps polling -- which keeps
+the group membership alive while the database is away.
 
 Rebalance: offsets live in PostgreSQL. When partitions are revoked, everything not yet
 committed is dropped (it is re-read by the next owner, which seeks to the stored offsets);
@@ -161,8 +164,10 @@ class Sink:
         self._builder = BatchBuilder(
             settings.batch_max_events, settings.batch_max_bytes, settings.batch_max_age_ms / 1000
         )
+        # How long an idle writer waits for a partition that is behind before the others
+        # go ahead without it (a child read before its parent is parked: correct, slower).
         self._merge: TimeOrderedMerge[TopicPartition] = TimeOrderedMerge(
-            max_wait=settings.batch_max_age_ms / 1000
+            max_wait=max(0.5, settings.batch_max_age_ms / 1000)
         )
         self._generation = 0
         self._inflight_bytes = 0
@@ -455,7 +460,7 @@ class Sink:
         assert self._consumer is not None
         active = self._assigned - self._needs_seek
         full = self._inflight_bytes >= self.settings.max_inflight_bytes or (
-            self._queue.full() and self._builder.full
+            self._builder.full and not self._writer_idle()
         )
         cap = self._partition_buffer_bytes()
         wanted = {
@@ -492,9 +497,11 @@ class Sink:
     def _fill_batch(self, behind: list[TopicPartition]) -> None:
         """Move records from the merge into the batch being built, oldest first."""
         builder = self._builder
+        # Waiting for a partition that is behind costs nothing while the writer is busy.
+        writer_idle = self._writer_idle()
         while not builder.full:
             room = self.settings.batch_max_events - len(builder)
-            records = self._merge.take(min(room, 256), behind)
+            records = self._merge.take(min(room, 256), behind, may_force=writer_idle)
             if not records:
                 return
             for msg in records:
@@ -509,8 +516,7 @@ class Sink:
                 await self._seek_to_stored()
             behind = await self._behind()
             self._fill_batch(behind)
-            if self._should_close_batch():
-                await self._enqueue(_Queued(self._builder.take(), self._generation))
+            self._hand_over()
             self._recount_inflight()
             self._apply_backpressure()
             waits = [
@@ -551,16 +557,24 @@ class Sink:
         await self._queue.put(None)
         self._fetch_done.set()
 
+    def _writer_idle(self) -> bool:
+        return self._writing is None and self._queue.empty()
+
     def _should_close_batch(self) -> bool:
-        """Close at the age limit only when the writer would take the batch now; while it is
-        busy, keep filling up to the count/bytes limits: under a backlog batches are big (few
-        transactions), when traffic is light latency stays at the age limit."""
-        if self._queue.full() or not len(self._builder):
+        """Close a batch only when the writer takes it now: full, or at the age limit. While
+        the writer is busy the batch fills up to the count/bytes limits (under a backlog
+        batches are big: few transactions; when traffic is light latency stays at the age
+        limit), and no third batch is decoded: records wait raw in the merge."""
+        if not len(self._builder) or not self._writer_idle():
             return False
-        if self._builder.full:
-            return True
-        writer_idle = self._writing is None and self._queue.empty()
-        return writer_idle and self._builder.due()
+        return self._builder.full or self._builder.due()
+
+    def _hand_over(self) -> None:
+        """Give the batch being built to the writer, if it is due and the writer is free."""
+        if self._should_close_batch():
+            batch = self._builder.take()
+            self._queued_bytes += batch.size_bytes
+            self._queue.put_nowait(_Queued(batch, self._generation))
 
     async def _enqueue(self, queued: _Queued) -> None:
         self._queued_bytes += queued.batch.size_bytes
@@ -636,6 +650,8 @@ class Sink:
                 self._writing = None
                 self._write_idle.set()
                 self._recount_inflight()
+            if not self._stopping.is_set():
+                self._hand_over()  # the next batch, without waiting for the fetch task
 
     async def _write_with_retry(self, queued: _Queued) -> None:
         assert self._writer is not None

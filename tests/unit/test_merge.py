@@ -117,6 +117,17 @@ class TestWaitingForAPartitionBehind:
         assert m.seconds_until_forced(["b"]) == 0.0
         assert [r.timestamp for r in m.take(10, behind=["b"])] == [5, 6]
 
+    def test_no_forcing_while_the_caller_says_waiting_is_free(self) -> None:
+        """may_force=False (the writer is busy) keeps waiting past max_wait; the wait
+        already spent counts once forcing is allowed again."""
+        m, clock = merge(max_wait=0.2)
+        m.add("a", recs("a", [5]))
+        assert m.take(10, behind=["b"], may_force=False) == []
+        clock.now = 1.0
+        assert m.take(10, behind=["b"], may_force=False) == []
+        assert [r.timestamp for r in m.take(10, behind=["b"], may_force=True)] == [5]
+        assert m.forced_takes == 1
+
     def test_stops_when_a_behind_partition_runs_dry(self) -> None:
         """When a partition that has more to fetch empties, the take stops there."""
         m, _ = merge()
