@@ -361,3 +361,19 @@ async def assert_workload_stored(dsn: str, workload: Workload) -> None:
         assert dangling == 0
     finally:
         await conn.close()
+
+
+async def parked_waits(conn: asyncpg.Connection) -> set[tuple[uuid.UUID, int]]:
+    """The (awaited id, parked id) pairs of sink_parked_waits, checked to be exactly those of
+    sink_parked_events.waiting_for (migration 009 keeps them equal)."""
+    from_arrays = {
+        (r[0], r[1])
+        for r in await conn.fetch(
+            "SELECT DISTINCT w, p.id FROM sink_parked_events p, unnest(p.waiting_for) AS w"
+        )
+    }
+    table = {
+        (r[0], r[1]) for r in await conn.fetch("SELECT parent_id, parked_id FROM sink_parked_waits")
+    }
+    assert table == from_arrays
+    return table

@@ -21,7 +21,7 @@ exist at commit time (the foreign keys check that; the writer retries).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -53,6 +53,12 @@ REFERENCES: dict[EventKind, dict[str, EventKind]] = {
     },
     EventKind.HOOK: {},
 }
+
+#: The kinds a reference can point at: only ids of these kinds can be awaited by a parked
+#: event (hook events are nobody's parent).
+PARENT_KINDS: frozenset[EventKind] = frozenset(
+    parent for references in REFERENCES.values() for parent in references.values()
+)
 
 #: The order in which kinds are merged (parents first; the foreign keys are deferred anyway).
 WRITE_ORDER: tuple[EventKind, ...] = (
@@ -87,12 +93,19 @@ _STEP_MERGED = (
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """One event to plan: fresh from Kafka, or released from the parked table."""
+    """One event to plan: fresh from Kafka, or released from the parked table.
+
+    ``state_json``: for a snapshot fresh from validation, the canonical JSON of its
+    ``agent_state`` (:attr:`debug_sink.validation.Accepted.state_json`), so that the writer
+    does not serialise the state again; ``None`` otherwise (e.g. re-read from the parked
+    table), and then the writer computes it.
+    """
 
     kind: EventKind
     event: Any  # a frozen pydantic model of events.py
     origin: Origin
     parked_id: int | None = None
+    state_json: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +138,9 @@ class Plan:
     dangling: int = 0
     #: parked-table ids that this plan writes (or aliases): delete them with the batch.
     released: list[int] = field(default_factory=list)
+    #: snapshot id -> canonical JSON of its agent_state, for the snapshot rows whose Pending
+    #: carried it (see :class:`Pending`).
+    state_json: dict[UUID, bytes] = field(default_factory=dict)
 
     def count(self) -> dict[str, int]:
         return {kind.value: len(rows) for kind, rows in self.rows.items() if rows}
@@ -220,9 +236,7 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
             if parent is EventKind.SNAPSHOT and value in aliases
         }
         resolved.append(
-            Pending(item.kind, item.event.model_copy(update=update), item.origin, item.parked_id)
-            if update
-            else item
+            replace(item, event=item.event.model_copy(update=update)) if update else item
         )
 
     # 3. References: available = in the database, or written by this plan. Park to fixpoint.
@@ -285,6 +299,8 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
             steps[item.event.id] = item.event if current is None else fold_step(current, item.event)
         else:
             plan.rows.setdefault(item.kind, []).append(item.event)
+            if item.state_json is not None:
+                plan.state_json[item.event.id] = item.state_json
     if steps:
         plan.rows[EventKind.STEP] = list(steps.values())
     return plan
@@ -304,4 +320,4 @@ def _dangle(
     metadata["dangling_references"] = {**metadata.get("dangling_references", {}), **dangling}
     update["metadata"] = metadata
     event: BaseModel = item.event.model_copy(update=update)
-    return Pending(item.kind, event, item.origin, item.parked_id)
+    return replace(item, event=event)

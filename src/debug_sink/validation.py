@@ -223,13 +223,16 @@ def decode(
     if kind is EventKind.SNAPSHOT:
         state = obj.get("agent_state")
         if type(state) is dict:
-            state_json = canonical_json(state)
-            if len(state_json) > config.max_state_bytes:
+            canonical = canonical_json(state)
+            if len(canonical) > config.max_state_bytes:
                 return Rejected(
                     ErrorClass.STATE_TOO_LARGE,
-                    f"agent_state is {len(state_json)} bytes of canonical JSON; the limit "
+                    f"agent_state is {len(canonical)} bytes of canonical JSON; the limit "
                     f"(max_state_bytes) is {config.max_state_bytes}",
                 )
+            # An exact-size copy: orjson hands out its output in a buffer of up to ~4x its
+            # length (RSS), and this one lives as long as its batch (it is stored as is).
+            state_json = bytes(memoryview(canonical))
             digest = hashlib.sha256(state_json).hexdigest()
             sent = obj.get("state_hash")
             hash_replaced = sent is not None and sent != digest

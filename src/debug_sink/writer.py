@@ -9,7 +9,8 @@ This docstring is the correctness contract of debug-sink. For each batch, in ONE
 4. merge: ``INSERT ... SELECT ... ON CONFLICT (id)`` into the real tables, parents first, with
    the foreign keys deferred to the end of the transaction; workflow-step lifecycle events
    merge into one row (ON CONFLICT DO UPDATE), every other event is insert-once;
-5. release parked events whose parents this batch wrote (repeat while any are released);
+5. release parked events whose parents this batch wrote (found through the index
+   ``sink_parked_waits``; repeat while any are released);
 6. record dead letters (table) after producing them to the dead-letter topic;
 7. store the next offset of every partition in the batch (``sink_offsets``);
 8. commit. Only then are the offsets committed to Kafka too, for lag tools only.
@@ -44,6 +45,7 @@ from debug_sink.errors import DatabaseUnavailable
 from debug_sink.events import MODELS, TABLES, EventKind
 from debug_sink.pg import CONNECTION_ERRORS, Conn, is_data_error, is_transient
 from debug_sink.plan import (
+    PARENT_KINDS,
     WRITE_ORDER,
     Lookups,
     Parked,
@@ -181,25 +183,65 @@ _STEP_MERGED = (
 )
 _SNAPSHOT_PKEY = "debug_state_snapshots_pkey"
 
+#: The tables whose rows parked events can wait for, and the id column to look them up by.
+_PARENT_TABLES = (
+    ("debug_state_snapshots", "id"),
+    ("debug_error_events", "id"),
+    ("debug_success_events", "id"),
+    ("debug_workflow_steps", "id"),
+    ("agent_transformation_events", "id"),
+    ("sink_snapshot_aliases", "alias_id"),
+)
+
+#: Parked events waiting for any of the ids $1 (written by this transaction), through the
+#: index of sink_parked_waits (migration 009). `id = ANY (ARRAY(...))` rather than `IN`: the
+#: planner then looks each id up in the primary key (in id order, for ORDER BY) instead of
+#: walking the whole key to merge-join with the matches -- O(matches), not O(parked).
+_RELEASE_SQL = (
+    'SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset" FROM sink_parked_events p '
+    "WHERE p.id = ANY (ARRAY(SELECT w.parked_id FROM sink_parked_waits w "
+    "WHERE w.parent_id = ANY ($1::uuid[]))) "
+    "ORDER BY p.id FOR UPDATE OF p SKIP LOCKED"
+)
+
 #: Parked events worth another look: expired, or at least one awaited parent now stored
 #: (written by another replica, or aliased). The rest keep waiting without being re-planned.
+#: Each awaited id is looked up once, however many events wait for it, in index order
+#: (locality in the parents' primary keys); the expired ones come from their index
+#: (statement_timestamp(): a volatile clock_timestamp() cannot be an index condition).
 _RELEASABLE_SQL = (
-    'SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", '
-    "p.expires_at <= clock_timestamp() AS expired FROM sink_parked_events p "
-    "WHERE p.expires_at <= clock_timestamp() OR EXISTS ("
-    "SELECT 1 FROM unnest(p.waiting_for) AS w(id) WHERE "
+    "WITH present AS (SELECT a.parent_id FROM "
+    "(SELECT DISTINCT parent_id FROM sink_parked_waits) AS a WHERE "
     + " OR ".join(
-        f"EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = w.id)"
-        for table, column in (
-            ("debug_state_snapshots", "id"),
-            ("debug_error_events", "id"),
-            ("debug_success_events", "id"),
-            ("debug_workflow_steps", "id"),
-            ("agent_transformation_events", "id"),
-            ("sink_snapshot_aliases", "alias_id"),
-        )
+        f"EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = a.parent_id)"
+        for table, column in _PARENT_TABLES
     )
-    + ") ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"
+    + ') SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", '
+    "p.expires_at <= statement_timestamp() AS expired FROM sink_parked_events p "
+    "WHERE p.id = ANY (ARRAY("
+    "SELECT e.id FROM sink_parked_events e WHERE e.expires_at <= statement_timestamp() "
+    "UNION SELECT w.parked_id FROM present JOIN sink_parked_waits w USING (parent_id))) "
+    "ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"
+)
+
+#: Park fresh events in one statement (the waits trigger of migration 009 then runs once
+#: per batch, not once per event). waiting_for travels as comma-separated uuids: one text
+#: per row, since the arrays of a batch differ in length.
+_PARK_SQL = (
+    "INSERT INTO sink_parked_events (kind, event_id, correlation_id, event, waiting_for, "
+    'expires_at, topic, partition, "offset") '
+    "SELECT u.kind, u.event_id, u.correlation_id, u.event, "
+    "string_to_array(u.waiting_for, ',')::uuid[], $9, u.topic, u.partition, u.o "
+    "FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::text[], $6::text[], "
+    "$7::int[], $8::bigint[]) "
+    "AS u(kind, event_id, correlation_id, event, waiting_for, topic, partition, o) "
+    'ON CONFLICT (topic, partition, "offset") DO NOTHING'
+)
+
+#: Parked events planned again and still missing a parent: what they wait for now.
+_REPARK_SQL = (
+    "UPDATE sink_parked_events p SET waiting_for = string_to_array(u.waiting_for, ',')::uuid[] "
+    "FROM unnest($1::bigint[], $2::text[]) AS u(id, waiting_for) WHERE p.id = u.id"
 )
 
 
@@ -254,11 +296,14 @@ def _value(kind: EventKind, event: Any, column: str) -> Any:
     return value
 
 
-def record_of(kind: EventKind, event: Any) -> tuple[Any, ...]:
+def record_of(kind: EventKind, event: Any, state_json: bytes | None = None) -> tuple[Any, ...]:
+    """The COPY record of ``event``. For a snapshot, ``state_json`` is the canonical JSON of
+    its agent_state when validation already computed it (see :class:`Pending`)."""
     if kind is EventKind.SNAPSHOT:
-        state = canonical_json(event.agent_state)  # serialised once: stored and measured
+        # Serialised once (by validation, or here): stored as is and measured.
+        state = canonical_json(event.agent_state) if state_json is None else state_json
         values = {
-            "agent_state": _CanonicalBytes(state),
+            "agent_state": state,
             "state_size_bytes": len(state),
             "variables_count": len(event.agent_state),
         }
@@ -266,11 +311,8 @@ def record_of(kind: EventKind, event: Any) -> tuple[Any, ...]:
     return tuple(_value(kind, event, column) for column in COLUMNS[kind])
 
 
-class _CanonicalBytes(bytes):
-    """Already-serialised JSON: the jsonb encoder passes it through unchanged."""
-
-
 def _encode_jsonb(value: Any) -> bytes:
+    # bytes are JSON serialised already (a snapshot's canonical agent_state): passed through.
     body = value if isinstance(value, bytes) else orjson.dumps(value)
     return b"\x01" + body
 
@@ -316,13 +358,15 @@ class WriteResult:
     hash_replaced: int = 0
     redacted: int = 0
     duration_s: float = 0.0
-    #: Ids of the rows (and snapshot aliases) written so far: what parked events may await.
+    #: Ids of the rows (and snapshot aliases) written so far that parked events may await
+    #: (of the kinds in plan.PARENT_KINDS).
     written: set[UUID] = field(default_factory=set)
 
     def add_plan(self, plan: Plan) -> None:
         for kind, rows in plan.rows.items():
             self.rows[kind.value] = self.rows.get(kind.value, 0) + len(rows)
-            self.written.update(event.id for event in rows)
+            if kind in PARENT_KINDS:
+                self.written.update(event.id for event in rows)
         self.written.update(alias for alias, _ in plan.aliases)
         self.parked += sum(1 for p in plan.parked if p.pending.parked_id is None)
         self.released += len(plan.released)
@@ -372,7 +416,11 @@ class BatchWriter:
                 accepted: Accepted = item.result
                 result.hash_replaced += accepted.hash_replaced
                 result.redacted += accepted.redacted
-                pending.append(Pending(accepted.kind, accepted.event, item.origin))
+                pending.append(
+                    Pending(
+                        accepted.kind, accepted.event, item.origin, state_json=accepted.state_json
+                    )
+                )
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SET CONSTRAINTS ALL DEFERRED")
@@ -507,8 +555,11 @@ class BatchWriter:
             stage = stage_table(kind)
             await conn.execute(f"TRUNCATE {stage}")
             try:
+                states = plan.state_json
                 await conn.copy_records_to_table(
-                    stage, records=[record_of(kind, e) for e in events], columns=list(COLUMNS[kind])
+                    stage,
+                    records=[record_of(kind, e, states.get(e.id)) for e in events],
+                    columns=list(COLUMNS[kind]),
                 )
             except (OverflowError, ValueError) as exc:
                 # The driver could not encode a value (e.g. a timestamp whose UTC value is
@@ -531,37 +582,29 @@ class BatchWriter:
             )
 
     async def _park(self, conn: Conn, parked: Iterable[Parked]) -> None:
-        fresh, again = [], []
-        expires_at = datetime.now(UTC) + timedelta(seconds=self._park_grace)
+        fresh: list[Parked] = []
+        again: list[Parked] = []
         for p in parked:
-            if p.pending.parked_id is None:
-                o = p.pending.origin
-                fresh.append(
-                    (
-                        p.pending.kind.value,
-                        p.pending.event.id,
-                        p.pending.event.correlation_id,
-                        p.pending.event.model_dump(mode="json", exclude_none=True),
-                        list(p.waiting_for),
-                        expires_at,
-                        o.topic,
-                        o.partition,
-                        o.offset,
-                    )
-                )
-            else:
-                again.append((p.pending.parked_id, list(p.waiting_for)))
+            (fresh if p.pending.parked_id is None else again).append(p)
         if fresh:
-            await conn.executemany(
-                "INSERT INTO sink_parked_events (kind, event_id, correlation_id, event, "
-                'waiting_for, expires_at, topic, partition, "offset") '
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-                'ON CONFLICT (topic, partition, "offset") DO NOTHING',
-                fresh,
+            expires_at = datetime.now(UTC) + timedelta(seconds=self._park_grace)
+            await conn.execute(
+                _PARK_SQL,
+                [p.pending.kind.value for p in fresh],
+                [p.pending.event.id for p in fresh],
+                [p.pending.event.correlation_id for p in fresh],
+                [p.pending.event.model_dump(mode="json", exclude_none=True) for p in fresh],
+                [_uuid_list(p.waiting_for) for p in fresh],
+                [p.pending.origin.topic for p in fresh],
+                [p.pending.origin.partition for p in fresh],
+                [p.pending.origin.offset for p in fresh],
+                expires_at,
             )
         if again:
-            await conn.executemany(
-                "UPDATE sink_parked_events SET waiting_for = $2 WHERE id = $1", again
+            await conn.execute(
+                _REPARK_SQL,
+                [p.pending.parked_id for p in again],
+                [_uuid_list(p.waiting_for) for p in again],
             )
 
     async def _release_loop(self, conn: Conn, written: set[UUID], result: WriteResult) -> None:
@@ -569,11 +612,7 @@ class BatchWriter:
         for _ in range(16):
             if not written:
                 return
-            rows = await conn.fetch(
-                'SELECT id, kind, event, topic, partition, "offset" FROM sink_parked_events '
-                "WHERE waiting_for && $1::uuid[] ORDER BY id FOR UPDATE SKIP LOCKED",
-                list(written),
-            )
+            rows = await conn.fetch(_RELEASE_SQL, list(written))
             if not rows:
                 return
             pending = [_pending_of(r) for r in rows]
@@ -663,6 +702,11 @@ async def stored_offsets(
         [p for _, p in wanted],
     )
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+def _uuid_list(ids: Iterable[UUID]) -> str:
+    """``a,b`` for ``string_to_array(..., ',')::uuid[]``."""
+    return ",".join(str(i) for i in ids)
 
 
 def _pending_of(row: asyncpg.Record) -> Pending:

@@ -7,10 +7,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from debug_sink.batch import Batch, BatchBuilder, Item, Origin
-from debug_sink.canonical import state_hash
+from debug_sink.canonical import canonical_json, state_hash
 from debug_sink.events import MODELS, EventKind
-from debug_sink.plan import Lookups, Pending, fold_step, lookups_needed, make_plan
+from debug_sink.plan import (
+    PARENT_KINDS,
+    Lookups,
+    Pending,
+    fold_step,
+    lookups_needed,
+    make_plan,
+)
 from debug_sink.validation import Rejected
+from debug_sink.writer import COLUMNS, record_of
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CORR = uuid.uuid4()
@@ -203,6 +211,40 @@ class TestStepFolding:
             lookups(),
         )
         assert [r.status for r in plan.rows[EventKind.STEP]] == ["failed"]
+
+
+class TestStateJson:
+    """The canonical agent_state computed by validation reaches the writer's COPY record, so
+    the state is serialised once; without it (a parked event re-read) the writer computes it."""
+
+    def test_carried_to_the_rows_through_alias_rewrites(self) -> None:
+        dropped, kept = uuid.uuid4(), uuid.uuid4()
+        snap = ev(EventKind.SNAPSHOT, parent_snapshot_id=dropped)  # rewritten to `kept`
+        other = ev(EventKind.SNAPSHOT, agent_state={"k": 2})
+        plan = make_plan(
+            [
+                Pending(EventKind.SNAPSHOT, snap, Origin("t", 0, 0), state_json=b'{"k":1}'),
+                pending(EventKind.SNAPSHOT, other, 1),
+            ],
+            lookups(existing={EventKind.SNAPSHOT: {kept}}, aliases={dropped: kept}),
+        )
+        assert plan.rows[EventKind.SNAPSHOT][0].parent_snapshot_id == kept
+        assert plan.state_json == {snap.id: b'{"k":1}'}
+
+    def test_record_uses_it_or_computes_it(self) -> None:
+        snap = ev(EventKind.SNAPSHOT, agent_state={"b": [1, 2], "a": "x"})
+        column = {name: i for i, name in enumerate(COLUMNS[EventKind.SNAPSHOT])}
+        computed = record_of(EventKind.SNAPSHOT, snap)
+        assert computed[column["agent_state"]] == canonical_json(snap.agent_state)
+        assert computed[column["state_size_bytes"]] == len(canonical_json(snap.agent_state))
+        given = canonical_json(snap.agent_state)
+        record = record_of(EventKind.SNAPSHOT, snap, given)
+        assert record[column["agent_state"]] is given
+        assert record == computed
+
+    def test_hook_events_are_nobodys_parent(self) -> None:
+        assert EventKind.HOOK not in PARENT_KINDS
+        assert set(EventKind) - PARENT_KINDS == {EventKind.HOOK}
 
 
 class TestBatchBuilder:

@@ -1,0 +1,274 @@
+"""Parked events through the BatchWriter (no broker): every parked event is found again by
+the release lookup of the batch that writes its parent, transitively, or by the periodic
+release; and its waits (sink_parked_waits, migration 009) follow it through park, re-park,
+release, expiry and dead-lettering."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest_asyncio
+
+from debug_sink.batch import Batch, Item, Origin
+from debug_sink.events import DEFAULT_TOPICS, EventKind
+from debug_sink.validation import Accepted, ValidationConfig, decode
+from debug_sink.writer import _RELEASE_SQL, BatchWriter, WriteResult, init_connection
+from tests import support as s
+
+SN, ER, SU, ST, TR, HK = (
+    EventKind.SNAPSHOT,
+    EventKind.ERROR,
+    EventKind.SUCCESS,
+    EventKind.STEP,
+    EventKind.TRANSFORMATION,
+    EventKind.HOOK,
+)
+TOPIC = {kind: topic for topic, kind in DEFAULT_TOPICS.items()}
+CONFIG = ValidationConfig()
+TIMESTAMP_MS = int(s.T0.timestamp() * 1000)
+
+
+class Sink:
+    """A BatchWriter fed batches of wire-format events, as the consumer would."""
+
+    def __init__(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        self.pool = pool
+        self.conn = conn
+        self._offsets = itertools.count()
+
+    def writer(self, park_grace: float = 600) -> BatchWriter:
+        return BatchWriter(self.pool, group_id="parking", park_grace=park_grace)
+
+    async def write(
+        self, *events: tuple[EventKind, dict[str, Any]], park_grace: float = 600
+    ) -> WriteResult:
+        batch = Batch()
+        for kind, body in events:
+            topic, offset, value = TOPIC[kind], next(self._offsets), orjson.dumps(body)
+            result = decode(topic, value, timestamp_ms=TIMESTAMP_MS, config=CONFIG)
+            assert isinstance(result, Accepted), result
+            batch.items.append(Item(Origin(topic, 0, offset), None, value, (), 0, result))
+            batch.next_offsets[(topic, 0)] = offset + 1
+        return await self.writer(park_grace).write(batch)
+
+    async def waits(self) -> set[tuple[str, str]]:
+        """(awaited id, event id) of every parked event, checked against sink_parked_waits."""
+        pairs = await s.parked_waits(self.conn)
+        event_of = {
+            r["id"]: str(r["event_id"])
+            for r in await self.conn.fetch("SELECT id, event_id FROM sink_parked_events")
+        }
+        return {(str(parent), event_of[parked]) for parent, parked in pairs}
+
+    async def row(self, kind: EventKind, event: dict[str, Any]) -> asyncpg.Record | None:
+        table = {SN: "debug_state_snapshots", ER: "debug_error_events", ST: "debug_workflow_steps"}
+        return await self.conn.fetchrow(
+            f"SELECT * FROM {table[kind]} WHERE id = $1::uuid", event["id"]
+        )
+
+
+@pytest_asyncio.fixture
+async def sink(db_dsn: str, conn: asyncpg.Connection) -> AsyncIterator[Sink]:
+    pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=2, init=init_connection)
+    try:
+        yield Sink(pool, conn)
+    finally:
+        await pool.close()
+
+
+class TestReleaseLookup:
+    """The batch that writes a parent writes the events parked for it, in its transaction."""
+
+    async def test_parent_in_a_later_batch(self, sink: Sink) -> None:
+        """Error, success and transformation wait for their snapshot (a hook waits for
+        nothing); the batch bringing the snapshot writes them, references intact."""
+        corr = s.uid()
+        snap = s.snapshot(corr, {"k": 1})
+        err = s.error(corr, state_snapshot_id=snap["id"])
+        ok = s.success(corr, state_snapshot_id=snap["id"])
+        tr = s.transformation(corr, state_snapshot_id=snap["id"])
+        first = await sink.write((ER, err), (SU, ok), (TR, tr), (HK, s.hook(corr)))
+        assert first.parked == 3
+        assert await sink.waits() == {(snap["id"], e["id"]) for e in (err, ok, tr)}
+
+        second = await sink.write((SN, snap))
+        assert second.released == 3
+        row = await sink.row(ER, err)
+        assert row is not None
+        assert str(row["state_snapshot_id"]) == snap["id"]
+        assert await sink.waits() == set()
+
+    async def test_transitive_chain(self, sink: Sink) -> None:
+        """step -> step -> error -> snapshot, children first: all parked; the snapshot's
+        batch writes the whole chain."""
+        corr = s.uid()
+        snap = s.snapshot(corr, {"k": 2})
+        err = s.error(corr, state_snapshot_id=snap["id"])
+        step1 = s.step(corr, 1, "failed", completed_at=s.ts(1), error_event_id=err["id"])
+        step2 = s.step(corr, 2, "started", started_at=s.ts(2), parent_step_id=step1["id"])
+        first = await sink.write((ST, step2), (ST, step1), (ER, err))
+        assert first.parked == 3
+        assert await sink.waits() == {
+            (step1["id"], step2["id"]),
+            (err["id"], step1["id"]),
+            (snap["id"], err["id"]),
+        }
+
+        second = await sink.write((SN, snap))
+        assert second.released == 3
+        row = await sink.row(ST, step2)
+        assert row is not None
+        assert str(row["parent_step_id"]) == step1["id"]
+        assert await sink.waits() == set()
+
+    async def test_reparked_event_is_found_by_its_remaining_parent(self, sink: Sink) -> None:
+        """A step waiting for an error and a snapshot: the error's batch re-parks it waiting
+        for the snapshot only (waiting_for and its waits updated); the snapshot's batch
+        writes it."""
+        corr = s.uid()
+        snap = s.snapshot(corr, {"k": 3})
+        err = s.error(corr)
+        step = s.step(
+            corr,
+            1,
+            "failed",
+            completed_at=s.ts(1),
+            error_event_id=err["id"],
+            pre_state_snapshot_id=snap["id"],
+        )
+        await sink.write((ST, step))
+        assert await sink.waits() == {(snap["id"], step["id"]), (err["id"], step["id"])}
+
+        second = await sink.write((ER, err))
+        assert (second.parked, second.released) == (0, 0)
+        assert await sink.waits() == {(snap["id"], step["id"])}
+
+        third = await sink.write((SN, snap))
+        assert third.released == 1
+        row = await sink.row(ST, step)
+        assert row is not None
+        assert (str(row["error_event_id"]), str(row["pre_state_snapshot_id"])) == (
+            err["id"],
+            snap["id"],
+        )
+        assert await sink.waits() == set()
+
+    async def test_parked_event_rejected_on_release_is_dead_lettered(self, sink: Sink) -> None:
+        """A released event PostgreSQL rejects becomes a dead letter; its waits go with its
+        parked row."""
+        await sink.conn.execute(
+            "ALTER TABLE debug_error_events ADD CONSTRAINT no_boom CHECK (error_message <> 'boom')"
+        )
+        corr = s.uid()
+        snap = s.snapshot(corr, {"k": 4})
+        err = s.error(corr, error_message="boom", state_snapshot_id=snap["id"])
+        await sink.write((ER, err))
+        assert await sink.waits() == {(snap["id"], err["id"])}
+
+        result = await sink.write((SN, snap))
+        assert [d.error_class for d in result.dead_letters] == ["database"]
+        assert await sink.conn.fetchval("SELECT count(*) FROM sink_dead_letters") == 1
+        assert await sink.waits() == set()
+        assert await sink.conn.fetchval("SELECT count(*) FROM sink_parked_events") == 0
+
+    async def test_only_awaitable_ids_are_looked_up(self, sink: Sink) -> None:
+        """Hook events are nobody's parent: a batch of them looks nothing up."""
+        corr = s.uid()
+        hooks_only = await sink.write((HK, s.hook(corr)), (HK, s.hook(corr)))
+        assert hooks_only.written == set()
+        snap = s.snapshot(corr, {"k": 5})
+        mixed = await sink.write((HK, s.hook(corr)), (SN, snap))
+        assert mixed.written == {uuid.UUID(snap["id"])}
+
+    async def test_lookup_reads_both_primary_keys(self, sink: Sink) -> None:
+        """The lookup goes through the waits' primary key and then the parked rows' primary
+        key (O(matches)), not a walk of the parked table."""
+        await sink.conn.execute(
+            "INSERT INTO sink_parked_events (kind, event_id, correlation_id, event, waiting_for, "
+            'expires_at, topic, partition, "offset") '
+            "SELECT 'error', gen_random_uuid(), gen_random_uuid(), '{}', "
+            "ARRAY[gen_random_uuid()], clock_timestamp() + interval '1h', 't', 0, o "
+            "FROM generate_series(1, 2000) AS o"
+        )
+        await sink.conn.execute("ANALYZE sink_parked_events, sink_parked_waits")
+        awaited = [r[0] for r in await sink.conn.fetch("SELECT parent_id FROM sink_parked_waits")]
+        plan = "\n".join(
+            r[0]
+            for r in await sink.conn.fetch(
+                f"EXPLAIN {_RELEASE_SQL}", awaited[:20] + [uuid.uuid4() for _ in range(100)]
+            )
+        )
+        assert "Seq Scan" not in plan, plan
+        assert "Index Cond: (parent_id = ANY" in plan, plan
+        assert "Index Scan using sink_parked_events_pkey" in plan, plan
+        assert "Index Cond: (id = ANY" in plan, plan
+
+
+class TestPeriodicRelease:
+    """release_parked() writes parked events whose parent was stored by someone else, and
+    expired ones; it leaves the others waiting."""
+
+    async def test_parent_stored_by_another_writer(self, sink: Sink) -> None:
+        """An error parked for a snapshot that another writer stores (a replica whose lookup
+        ran before the park committed, or capture_state_snapshot()): the periodic release
+        writes it, reference intact; before that, it leaves it waiting."""
+        corr = s.uid()
+        snap_id = await sink.conn.fetchval("SELECT gen_random_uuid()")
+        err = s.error(corr, state_snapshot_id=str(snap_id))
+        other = s.error(corr, state_snapshot_id=s.uid())
+        await sink.write((ER, err), (ER, other))
+        nothing = await sink.writer().release_parked()
+        assert (nothing.released, nothing.dangling) == (0, 0)
+
+        await sink.conn.execute(
+            "INSERT INTO debug_state_snapshots (id, snapshot_type, correlation_id, agent_name, "
+            "agent_state, state_hash) VALUES ($1, 'checkpoint', $2::uuid, 'a', '{}', md5('x'))",
+            snap_id,
+            corr,
+        )
+        result = await sink.writer().release_parked()
+        assert (result.released, result.dangling) == (1, 0)
+        row = await sink.row(ER, err)
+        assert row is not None
+        assert row["state_snapshot_id"] == snap_id
+        assert await sink.waits() == {(other["state_snapshot_id"], other["id"])}
+
+    async def test_parent_aliased(self, sink: Sink) -> None:
+        """An error waiting for a snapshot id that becomes an alias of a stored snapshot."""
+        corr = s.uid()
+        kept = s.snapshot(corr, {"k": 6})
+        duplicate = s.snapshot(corr, {"k": 6})
+        err = s.error(corr, state_snapshot_id=duplicate["id"])
+        await sink.write((ER, err))
+        # Stored by another replica: the alias, not the parked error, is in its transaction.
+        await sink.write((SN, kept))
+        await sink.conn.execute(
+            "INSERT INTO sink_snapshot_aliases (alias_id, snapshot_id) VALUES ($1::uuid, $2::uuid)",
+            duplicate["id"],
+            kept["id"],
+        )
+        result = await sink.writer().release_parked()
+        assert result.released == 1
+        row = await sink.row(ER, err)
+        assert row is not None
+        assert str(row["state_snapshot_id"]) == kept["id"]
+        assert await sink.waits() == set()
+
+    async def test_expired(self, sink: Sink) -> None:
+        """Past its grace period an event is written with the reference NULL; its waits go."""
+        corr = s.uid()
+        missing = s.uid()
+        err = s.error(corr, state_snapshot_id=missing)
+        await sink.write((ER, err), park_grace=0)
+        assert await sink.waits() == {(missing, err["id"])}
+        result = await sink.writer(park_grace=0).release_parked()
+        assert (result.released, result.dangling) == (1, 1)
+        row = await sink.row(ER, err)
+        assert row is not None
+        assert row["state_snapshot_id"] is None
+        assert await sink.waits() == set()
