@@ -693,6 +693,16 @@ def details_table(results: dict[str, Any]) -> Table:
             "two sinks, no references (diagnostic): events/s (ratio)",
             f"{nr['events_per_s']:,.0f} ({nr['ratio']:.2f}x)",
         )
+    for label, cores in (
+        ("one sink", (results.get("throughput") or {}).get("sink", {}).get("cores_busy")),
+        ("two sinks", so.get("cores_busy")),
+    ):
+        if cores:
+            table.add_row(
+                f"cores busy, {label}: sink / PostgreSQL / broker = total",
+                f"{cores['sinks']:.2f} / {cores['postgres']:.2f} / {cores['broker']:.2f}"
+                f" = {cores['total']:.2f}",
+            )
     for name, s in (results.get("sdk") or {}).items():
         if isinstance(s, dict) and "p50" in s:
             table.add_row(
@@ -736,6 +746,73 @@ def _read_hwm(pid: int) -> int | None:
     return None
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int, *, tree: bool = False) -> float | None:
+    """User + system CPU seconds of ``pid`` and its reaped children -- with ``tree``, of its
+    living descendants too (PostgreSQL's backends). Linux ``/proc``; None elsewhere."""
+    pids = [pid]
+    if tree:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+            if entry.isdigit():
+                stat = _proc_stat(int(entry))
+                if stat is not None:
+                    children.setdefault(int(stat[1]), []).append(int(entry))
+        i = 0
+        while i < len(pids):
+            pids += children.get(pids[i], [])
+            i += 1
+    total = 0
+    for p in pids:
+        stat = _proc_stat(p)
+        if stat is None:
+            if p == pid:
+                return None
+            continue
+        total += sum(int(v) for v in stat[11:15])  # utime stime cutime cstime
+    return total / _CLOCK_TICKS
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    at: float  # epoch seconds
+    sinks: float  # CPU seconds so far, per component
+    postgres: float
+    broker: float
+
+
+def cores_busy(samples: Sequence[CpuSample], start: float, end: float) -> dict[str, float]:
+    """Average cores each component kept busy between ``start`` and ``end`` (epoch seconds),
+    interpolated between samples of their cumulative CPU time."""
+    if end <= start or len(samples) < 2:
+        return {}
+
+    def at(t: float, field: str) -> float:
+        before = [s for s in samples if s.at <= t] or [samples[0]]
+        after = [s for s in samples if s.at >= t] or [samples[-1]]
+        a, b = before[-1], after[0]
+        va, vb = float(getattr(a, field)), float(getattr(b, field))
+        return va if b.at == a.at else va + (vb - va) * (t - a.at) / (b.at - a.at)
+
+    out = {
+        field: round((at(end, field) - at(start, field)) / (end - start), 3)
+        for field in ("sinks", "postgres", "broker")
+    }
+    out["total"] = round(sum(out.values()), 3)
+    return out
+
+
 @dataclass(slots=True)
 class SinkProcess:
     """One ``debug-sink run`` subprocess and what its log said."""
@@ -746,6 +823,7 @@ class SinkProcess:
     assigned_at: list[float] = field(default_factory=list)
     positioned: asyncio.Event = field(default_factory=asyncio.Event)
     peak_rss: int = 0
+    cpu_s: float = 0.0
     tail: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     timed_out: bool = False
@@ -766,6 +844,7 @@ class Bench:
         self._single_sink: dict[str, Any] | None = None
         self._no_refs: dict[str, Any] | None = None
         self._databases = 0
+        self.cpu_samples: list[CpuSample] = []
 
     # -- services
 
@@ -1001,6 +1080,7 @@ class Bench:
                     peak = int(process.memory_info().rss)
             if peak:
                 sink.peak_rss = max(sink.peak_rss, peak)
+            sink.cpu_s = _cpu_seconds(pid) or sink.cpu_s
             await asyncio.sleep(0.1)
 
     async def drain(
@@ -1029,7 +1109,13 @@ class Bench:
         ]
         sinks = [s for s, _ in started]
         watchers = [w for _, w in started]
-        _, pending = await asyncio.wait(watchers, timeout=timeout)
+        sampler = asyncio.create_task(self._sample_cpu(sinks))
+        try:
+            _, pending = await asyncio.wait(watchers, timeout=timeout)
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
         if pending:
             for sink in sinks:
                 sink.timed_out = sink.proc.returncode is None
@@ -1050,6 +1136,21 @@ class Bench:
                     f"{label}: sink exited with {sink.proc.returncode}:\n" + "\n".join(sink.tail)
                 )
         return sinks
+
+    async def _sample_cpu(self, sinks: Sequence[SinkProcess]) -> None:
+        """Cumulative CPU of the sinks, PostgreSQL and the broker, twice a second, into
+        ``self.cpu_samples`` (where the cores went during a drain)."""
+        self.cpu_samples = []
+        pg_pid, broker_pid = self._pg.pid, self._kafka.pid
+        while True:
+            postgres = _cpu_seconds(pg_pid, tree=True) if pg_pid else None
+            broker = _cpu_seconds(broker_pid, tree=True) if broker_pid else None
+            if postgres is None or broker is None:
+                return  # not Linux: not measured
+            self.cpu_samples.append(
+                CpuSample(time.time(), sum(s.cpu_s for s in sinks), postgres, broker)
+            )
+            await asyncio.sleep(0.5)
 
     async def table_counts(self, dsn: str) -> dict[str, int]:
         conn = await _connect(dsn)
@@ -1090,6 +1191,7 @@ class Bench:
                 "sinks": sinks,
                 "wall_s": wall,
                 **_sink_figures(sinks, backlog),
+                "cores_busy": _drain_cores(self.cpu_samples, sinks),
             }
             counts = await self.table_counts(dsn)
             self._single_sink["rows"] = counts
@@ -1494,6 +1596,8 @@ class Bench:
             "window_s": round(seconds, 3),
             "parked": sum(b.parked for b in batches),
             "single_parked": single["parked"],
+            "cores_busy": _drain_cores(self.cpu_samples, sinks, settled),
+            "single_cores_busy": single.get("cores_busy", {}),
             "batches_per_process": [len(s.batches) for s in sinks],
             "rebalances_per_process": [len(s.assigned_at) for s in sinks],
             "note": "events/s from the first commit after the last partition assignment "
@@ -1535,7 +1639,7 @@ class Bench:
                 for r in await conn.fetch(q["secondary_indexes"], tables)
             ]
             task = self.progress.add_task(
-                f"queries: fill {workflows * 10:,} events", total=len(steps) + len(indexes) + 3
+                f"queries: fill {workflows * 10:,} events", total=len(steps) + len(indexes) + 4
             )
             started = time.perf_counter()
             await conn.execute("SET maintenance_work_mem = '1GB'")
@@ -1567,6 +1671,10 @@ class Bench:
             t = time.perf_counter()
             timings["known_fixes_aggregate"] = await self._known_fixes_aggregate(dsn, conn)
             timings["rebuild_known_fixes"] = round(time.perf_counter() - t, 1)
+            self.progress.advance(task)
+            t = time.perf_counter()
+            await self._recovery_patterns_aggregate(conn)
+            timings["rebuild_recovery_patterns"] = round(time.perf_counter() - t, 1)
             self.progress.advance(task)
             size = await conn.fetchval("SELECT pg_database_size(current_database())")
         finally:
@@ -1600,6 +1708,16 @@ class Bench:
                 return "empty"
             self.results["notes"].append(note + "filled by the bench's SQL instead")
             return "bench SQL (fallback)"
+
+    async def _recovery_patterns_aggregate(self, conn: asyncpg.Connection[Any]) -> None:
+        """The fill ran without triggers (replica role): recompute the aggregate that
+        debug_error_recovery_patterns reads (migration 010)."""
+        from asyncpg import UndefinedFunctionError
+
+        try:
+            await conn.execute("SELECT recovery_patterns_rebuild()")
+        except UndefinedFunctionError:  # a schema before 010: the view reads the links
+            self.results["notes"].append("recovery_patterns: no aggregate (before migration 010)")
 
     async def _measure_queries(self, dsn: str, workflows: int) -> dict[str, Any]:
         from debug_sink.queries import DebugQueries
@@ -1729,6 +1847,14 @@ def _log_time(entry: dict[str, Any]) -> float:
         with contextlib.suppress(ValueError):
             return datetime.fromisoformat(stamp).timestamp()
     return time.time()
+
+
+def _drain_cores(
+    samples: Sequence[CpuSample], sinks: Sequence[SinkProcess], after: float | None = None
+) -> dict[str, float]:
+    """Cores busy per component over the drain window (first to last batch commit)."""
+    stamps = sorted(b.at for s in sinks for b in s.batches if after is None or b.at > after)
+    return cores_busy(samples, stamps[0], stamps[-1]) if len(stamps) >= 2 else {}
 
 
 def _sink_figures(sinks: Sequence[SinkProcess], produced: dict[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,8 @@ Known fixes: ``known_fix_occurrences`` counts each error once, in the run that f
 each link per (error_type, agent, operation, strategy), both in the run's transaction; the
 retention purge subtracts what it deletes, :meth:`Correlator.rebuild_known_fixes` recomputes
 them from the rows. The SQL function ``known_fixes()`` reads only these (migration 008).
+The aggregate behind ``debug_error_recovery_patterns`` (migration 010) is not this module's:
+triggers on the links keep it, whoever writes them.
 
 Not guaranteed: an error in a workflow with thousands of unlinked errors and successes costs
 their product on every run that touches the workflow; the first run on an existing database

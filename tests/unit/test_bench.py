@@ -289,3 +289,45 @@ class TestConfiguration:
         assert args.handler is bench._bench
         with pytest.raises(SystemExit):
             parser.parse_args(["bench", "--only", "latency,bogus"])
+
+
+class TestCoresBusy:
+    """cores_busy: average cores per component over a window, from cumulative CPU samples."""
+
+    def test_interpolates_between_samples(self) -> None:
+        from debug_sink.bench import CpuSample, cores_busy
+
+        samples = [
+            CpuSample(at=100.0, sinks=0.0, postgres=0.0, broker=0.0),
+            CpuSample(at=102.0, sinks=2.0, postgres=1.0, broker=0.2),
+            CpuSample(at=104.0, sinks=4.0, postgres=1.0, broker=0.4),
+        ]
+        out = cores_busy(samples, 101.0, 103.0)
+        assert out == {"sinks": 1.0, "postgres": 0.25, "broker": 0.1, "total": 1.35}
+
+    def test_empty_window_or_too_few_samples(self) -> None:
+        from debug_sink.bench import CpuSample, cores_busy
+
+        one = [CpuSample(at=1.0, sinks=0.0, postgres=0.0, broker=0.0)]
+        assert cores_busy(one, 0.0, 2.0) == {}
+        assert cores_busy(one * 2, 2.0, 2.0) == {}
+
+    def test_reads_this_process_cpu(self) -> None:
+        """/proc accounting sees CPU this process burns (Linux only)."""
+        import os
+        import time
+
+        import pytest
+
+        from debug_sink.bench import _cpu_seconds
+
+        if not os.path.isdir("/proc"):
+            pytest.skip("no /proc")
+        before = _cpu_seconds(os.getpid(), tree=True)
+        deadline = time.process_time() + 0.3
+        while time.process_time() < deadline:
+            pass
+        after = _cpu_seconds(os.getpid(), tree=True)
+        assert before is not None
+        assert after is not None
+        assert after - before >= 0.2

@@ -7,7 +7,8 @@
 -- error types, 3 recovery strategies. The bench drops the secondary indexes before the fill
 -- and recreates them after it (CREATE INDEX is much cheaper than maintaining them row by
 -- row), and fills with session_replication_role = replica: the rows are consistent by
--- construction, so the foreign-key triggers are skipped.
+-- construction, so the foreign-key triggers are skipped -- and so are the triggers that keep
+-- the recovery-patterns aggregate (migration 010): the bench rebuilds it after the fill.
 
 -- name: fill_workflows
 -- $1 workflows.
