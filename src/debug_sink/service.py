@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -66,6 +68,22 @@ DLQ_HEADERS = (
 )
 
 PeriodicJob = Callable[[], Awaitable[Any]]
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None  # not glibc (musl, macOS): nothing to do
+    return trim
+
+
+#: glibc keeps the memory of freed message buffers (bytes objects of a few KB, allocated
+#: by malloc, not by Python's small-object allocator) in its heap, fragmented among live
+#: ones, and the process's resident size creeps up over a long drain. Handing free pages
+#: back after each batch (as Dask's workers do) costs ~1 ms and measured -9 MB of peak RSS
+#: on a 400k-event drain (docs/PERFORMANCE.md).
+_malloc_trim = _find_malloc_trim()
 
 
 async def create_pool(
@@ -652,6 +670,8 @@ class Sink:
                 self._recount_inflight()
             if not self._stopping.is_set():
                 self._hand_over()  # the next batch, without waiting for the fetch task
+            if _malloc_trim is not None:
+                _malloc_trim(0)
 
     async def _write_with_retry(self, queued: _Queued) -> None:
         assert self._writer is not None

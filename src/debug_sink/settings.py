@@ -101,7 +101,7 @@ class Settings(BaseSettings):
 
     # Batching and memory
     batch_max_events: int = Field(
-        default=5000, ge=1, description="A batch closes at this many events."
+        default=2500, ge=1, description="A batch closes at this many events."
     )
     batch_max_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="... or at this many bytes of message values."

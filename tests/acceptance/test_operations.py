@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -181,18 +182,22 @@ class TestCommandLine:
 class TestMemory:
     """Peak RSS while a 200k-event backlog drains stays under RSS_BOUND_MB."""
 
-    async def test_peak_rss_draining_200k(self, db_dsn: str, kafka: Any) -> None:
+    async def test_peak_rss_draining_200k(self, db_dsn: str, kafka: Any, tmp_path: Path) -> None:
         await s.create_topics(kafka, partitions=2)
         workload = s.mixed_workload(kafka, 12_500, seed=2, state_bytes=400)  # 200k messages
         assert len(workload.messages) == 200_000
         await s.produce(kafka, workload.messages)
         settings = s.sink_settings(db_dsn, kafka)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "debug_sink.cli", "run", "--exit-when-idle"],
-            env=s.sink_env(settings),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # The log goes to a file: a pipe nobody reads until the end would fill up and stall
+        # the sink on its next log line.
+        log = tmp_path / "sink.log"
+        with log.open("wb") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "debug_sink.cli", "run", "--exit-when-idle"],
+                env=s.sink_env(settings),
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
         peak = 0
         started = time.monotonic()
         handle = psutil.Process(proc.pid)
@@ -202,8 +207,8 @@ class TestMemory:
             except psutil.NoSuchProcess:
                 break
             await asyncio.sleep(0.05)
-        _, err = await asyncio.to_thread(proc.communicate, None, 60)
-        assert proc.returncode == 0, err.decode()[-2000:]
+        await asyncio.to_thread(proc.wait, 60)
+        assert proc.returncode == 0, log.read_text(errors="replace")[-2000:]
         peak_mb = peak / 1024 / 1024
         print(
             f"peak RSS draining 200k events: {peak_mb:.0f} MB in {time.monotonic() - started:.1f} s"
