@@ -36,7 +36,7 @@ from typing import Any
 import asyncpg
 
 from debug_sink.errors import MigrationError
-from debug_sink.pg import translate_error
+from debug_sink.pg import Conn, translate_error
 
 _FILE = re.compile(r"^(?P<version>\d{3})_(?P<rollback>rollback_)?(?P<name>[a-z0-9_]+)\.sql$")
 #: Arbitrary constant first half of the advisory-lock key: "debug-sink migrate".
@@ -127,7 +127,7 @@ async def _locked_connection(
             await conn.close(timeout=5)
 
 
-async def _applied(conn: asyncpg.Connection, schema: str) -> dict[int, asyncpg.Record]:
+async def _applied(conn: Conn, schema: str) -> dict[int, asyncpg.Record]:
     table = await conn.fetchval(
         "SELECT to_regclass(format('%I.schema_migrations', $1::text))", schema
     )
@@ -306,6 +306,18 @@ async def migration_status(
 
 def head_version(directory: Path | None = None) -> int:
     return load_migrations(directory)[-1].version
+
+
+async def require_schema(conn: Conn, schema: str) -> None:
+    """Refuse to run against a schema that lacks this version's migrations (e.g. a new sink
+    rolled out before ``migrate up``: it would fail on its first batch instead)."""
+    applied = max(await _applied(conn, schema), default=0)
+    needed = head_version()
+    if applied < needed:
+        raise MigrationError(
+            f"the database schema {schema!r} is at migration {applied}; this version of "
+            f"debug-sink needs migration {needed}: run `debug-sink migrate up` first"
+        )
 
 
 def status_rows(statuses: list[MigrationStatus]) -> list[dict[str, Any]]:

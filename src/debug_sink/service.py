@@ -51,6 +51,7 @@ from debug_sink.errors import (
 )
 from debug_sink.merge import TimeOrderedMerge
 from debug_sink.metrics import HttpServer, Metrics
+from debug_sink.migrate import require_schema
 from debug_sink.pg import DATABASE_ERRORS, is_transient, redact_dsn, translate_error
 from debug_sink.settings import Settings
 from debug_sink.validation import Accepted, Rejected, ValidationConfig, decode
@@ -104,6 +105,20 @@ async def create_pool(
     except DATABASE_ERRORS as exc:
         raise translate_error(exc, dsn) from exc
     assert pool is not None
+    return pool
+
+
+async def _checked_pool(settings: Settings) -> asyncpg.Pool:
+    """:func:`create_pool`, once the schema is known to be migrated far enough."""
+    pool = await create_pool(settings)
+    try:
+        async with pool.acquire() as conn:
+            await require_schema(conn, settings.db_schema)
+    except BaseException as exc:
+        pool.terminate()
+        if isinstance(exc, DATABASE_ERRORS):
+            raise translate_error(exc, settings.require_dsn()) from exc
+        raise
     return pool
 
 
@@ -239,7 +254,7 @@ class Sink:
                 await self._http.start()
                 stack.push_async_callback(self._http.stop)
             self._pool = await wait_for(
-                "postgres", lambda: create_pool(settings), self._stopping, self.metrics
+                "postgres", lambda: _checked_pool(settings), self._stopping, self.metrics
             )
             stack.push_async_callback(self._close_pool)
             self._db_ok = True

@@ -70,3 +70,25 @@ class TestHappyPath:
             assert sum(r["next_offset"] for r in offsets) == 7
         finally:
             await conn.close()
+
+
+class TestSchemaCheck:
+    """The sink refuses to start on a schema that lacks its migrations."""
+
+    async def test_schema_behind_this_version_is_refused(
+        self, empty_db_dsn: str, kafka: s.Any
+    ) -> None:
+        import pytest
+
+        from debug_sink.errors import MigrationError
+        from debug_sink.migrate import head_version, migrate_up
+
+        head = head_version()
+        await migrate_up(empty_db_dsn, to=head - 1)
+        with pytest.raises(
+            MigrationError,
+            match=rf"at migration {head - 1}; .* needs migration {head}: run `debug-sink migrate",
+        ):
+            await s.run_sink(s.sink_settings(empty_db_dsn, kafka), timeout=30)
+        await migrate_up(empty_db_dsn)
+        await s.run_sink(s.sink_settings(empty_db_dsn, kafka), timeout=60, idle_grace=1.0)
