@@ -27,6 +27,17 @@ EVENT_TABLES: tuple[str, ...] = tuple(TABLES.values())
 T0 = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 
 
+#: Short names of the event kinds, for tables of test events.
+SN, ER, SU, ST, TR, HK = (
+    EventKind.SNAPSHOT,
+    EventKind.ERROR,
+    EventKind.SUCCESS,
+    EventKind.STEP,
+    EventKind.TRANSFORMATION,
+    EventKind.HOOK,
+)
+
+
 def sink_settings(db_dsn: str, kafka: Any, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "postgres_dsn": db_dsn,

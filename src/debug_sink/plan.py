@@ -72,7 +72,7 @@ WRITE_ORDER: tuple[EventKind, ...] = (
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "skipped"})
 #: Step fields whose value a `started` event only fills in, and a terminal event overrides.
-_STEP_MERGED = (
+STEP_MERGED = (
     "session_id",
     "step_type",
     "agent_name",
@@ -179,7 +179,7 @@ def fold_step(current: Any, new: Any) -> Any:
     else:
         winner, loser = current, new
     update: dict[str, Any] = {"status": winner.status}
-    for name in _STEP_MERGED:
+    for name in STEP_MERGED:
         value = getattr(winner, name)
         update[name] = value if value is not None else getattr(loser, name)
     starts = [s for s in (current.started_at, new.started_at) if s is not None]

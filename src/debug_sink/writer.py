@@ -28,8 +28,9 @@ same batch.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,6 +47,7 @@ from debug_sink.events import MODELS, TABLES, EventKind
 from debug_sink.pg import CONNECTION_ERRORS, Conn, is_data_error, is_transient
 from debug_sink.plan import (
     PARENT_KINDS,
+    STEP_MERGED,
     WRITE_ORDER,
     Lookups,
     Parked,
@@ -164,23 +166,9 @@ COLUMNS: dict[EventKind, tuple[str, ...]] = {
 }
 
 _DECIMAL_FIELDS = frozenset({"memory_usage_mb", "quality_score", "confidence_score"})
-#: Step columns merged on conflict: a terminal event overrides, `started` only fills gaps.
-_STEP_MERGED = (
-    "session_id",
-    "step_type",
-    "agent_name",
-    "operation_name",
-    "step_description",
-    "pre_state_snapshot_id",
-    "post_state_snapshot_id",
-    "error_event_id",
-    "success_event_id",
-    "parent_step_id",
-    "depends_on_steps",
-    "input_data",
-    "output_data",
-    "completed_at",
-)
+#: Step columns merged on conflict like plan.fold_step merges them in a batch ("terminal wins,
+#: started fills gaps"); duration_ms has its own rule below (derived from the timestamps).
+_STEP_MERGED = tuple(c for c in STEP_MERGED if c != "duration_ms")
 _SNAPSHOT_PKEY = "debug_state_snapshots_pkey"
 
 #: The tables whose rows parked events can wait for, and the id column to look them up by.
@@ -421,7 +409,7 @@ class BatchWriter:
                         accepted.kind, accepted.event, item.origin, state_json=accepted.state_json
                     )
                 )
-        try:
+        with _database_failures("batch not written"):
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SET CONSTRAINTS ALL DEFERRED")
                 rejected = await self._write_bisecting(conn, pending, result)
@@ -433,12 +421,6 @@ class BatchWriter:
                 await self._release_loop(conn, set(result.written), result)
                 await self._store_dead_letters(conn, result.dead_letters)
                 await self._store_offsets(conn, batch.next_offsets)
-        except asyncpg.PostgresError as exc:
-            if is_transient(exc) or _is_dedupe_race(exc):
-                raise DatabaseUnavailable(f"batch not written: {exc}".replace("\n", " ")) from exc
-            raise
-        except CONNECTION_ERRORS as exc:
-            raise DatabaseUnavailable(f"batch not written: {exc}") from exc
         result.duration_s = time.perf_counter() - started
         return result
 
@@ -447,7 +429,7 @@ class BatchWriter:
         those past their grace period (references NULL, originals kept in metadata)."""
         started = time.perf_counter()
         result = WriteResult()
-        try:
+        with _database_failures("parked events not released"):
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SET CONSTRAINTS ALL DEFERRED")
                 rows = await conn.fetch(_RELEASABLE_SQL, limit)
@@ -463,12 +445,6 @@ class BatchWriter:
                     )
                 await self._release_loop(conn, set(result.written), result)
                 await self._store_dead_letters(conn, result.dead_letters)
-        except asyncpg.PostgresError as exc:
-            if is_transient(exc) or _is_dedupe_race(exc):
-                raise DatabaseUnavailable(f"parked events not released: {exc}") from exc
-            raise
-        except CONNECTION_ERRORS as exc:
-            raise DatabaseUnavailable(f"parked events not released: {exc}") from exc
         result.duration_s = time.perf_counter() - started
         return result
 
@@ -713,6 +689,20 @@ def _pending_of(row: asyncpg.Record) -> Pending:
     kind = EventKind(row["kind"])
     event = MODELS[kind].model_validate(row["event"])
     return Pending(kind, event, Origin(row["topic"], row["partition"], row["offset"]), row["id"])
+
+
+@contextlib.contextmanager
+def _database_failures(what: str) -> Iterator[None]:
+    """Transient failures (and a lost dedupe race) become DatabaseUnavailable: nothing was
+    committed, the caller retries. Anything else propagates as it is."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        if is_transient(exc) or _is_dedupe_race(exc):
+            raise DatabaseUnavailable(f"{what}: {exc}".replace("\n", " ")) from exc
+        raise
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"{what}: {exc}") from exc
 
 
 def _is_dedupe_race(exc: BaseException) -> bool:

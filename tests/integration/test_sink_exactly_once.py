@@ -33,16 +33,9 @@ from debug_sink.service import Sink, create_pool
 from debug_sink.writer import BatchWriter
 from tests import support as s
 from tests.conftest import kafka_names
+from tests.support import ER, HK, SN, ST, SU, TR
 
 PARTITIONS = 3
-SN, ER, SU, ST, TR, HK = (
-    EventKind.SNAPSHOT,
-    EventKind.ERROR,
-    EventKind.SUCCESS,
-    EventKind.STEP,
-    EventKind.TRANSFORMATION,
-    EventKind.HOOK,
-)
 EVENT_TABLES = (
     "debug_state_snapshots",
     "debug_error_events",

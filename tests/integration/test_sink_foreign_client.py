@@ -24,15 +24,8 @@ from aiokafka import AIOKafkaProducer, codec
 from debug_sink.events import EventKind
 from tests import support as s
 from tests.conftest import kafka_names, with_database
+from tests.support import ER, HK, SN, ST, SU, TR
 
-SN, ER, SU, ST, TR, HK = (
-    EventKind.SNAPSHOT,
-    EventKind.ERROR,
-    EventKind.SUCCESS,
-    EventKind.STEP,
-    EventKind.TRANSFORMATION,
-    EventKind.HOOK,
-)
 EVENT_TABLES = (
     "debug_state_snapshots",
     "debug_error_events",

@@ -19,15 +19,8 @@ from debug_sink.events import DEFAULT_TOPICS, EventKind
 from debug_sink.validation import Accepted, ValidationConfig, decode
 from debug_sink.writer import _RELEASE_SQL, BatchWriter, WriteResult, init_connection
 from tests import support as s
+from tests.support import ER, HK, SN, ST, SU, TR
 
-SN, ER, SU, ST, TR, HK = (
-    EventKind.SNAPSHOT,
-    EventKind.ERROR,
-    EventKind.SUCCESS,
-    EventKind.STEP,
-    EventKind.TRANSFORMATION,
-    EventKind.HOOK,
-)
 TOPIC = {kind: topic for topic, kind in DEFAULT_TOPICS.items()}
 CONFIG = ValidationConfig()
 TIMESTAMP_MS = int(s.T0.timestamp() * 1000)
