@@ -82,9 +82,11 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 #: glibc keeps the memory of freed message buffers (bytes objects of a few KB, allocated
 #: by malloc, not by Python's small-object allocator) in its heap, fragmented among live
 #: ones, and the process's resident size creeps up over a long drain. Handing free pages
-#: back after each batch (as Dask's workers do) costs ~1 ms and measured -9 MB of peak RSS
-#: on a 400k-event drain (docs/PERFORMANCE.md).
+#: back (as Dask's workers do) measured -9 MB of peak RSS on a 400k-event drain. A call
+#: walks the heap (~15-20 ms with a few hundred MB, 7% of the sink's samples when done after
+#: every batch): at most every _TRIM_EVERY seconds.
 _malloc_trim = _find_malloc_trim()
+_TRIM_EVERY = 1.0
 
 
 async def create_pool(
@@ -219,6 +221,7 @@ class Sink:
         self._db_ok = False
         self._started_at = time.monotonic()
         self._last_activity = time.monotonic()
+        self._trimmed_at = time.monotonic()
         self.committed_batches = 0
 
     # -- public ---------------------------------------------------------------------------
@@ -685,8 +688,9 @@ class Sink:
                 self._recount_inflight()
             if not self._stopping.is_set():
                 self._hand_over()  # the next batch, without waiting for the fetch task
-            if _malloc_trim is not None:
+            if _malloc_trim is not None and time.monotonic() - self._trimmed_at >= _TRIM_EVERY:
                 _malloc_trim(0)
+                self._trimmed_at = time.monotonic()
 
     async def _write_with_retry(self, queued: _Queued) -> None:
         assert self._writer is not None
