@@ -21,6 +21,11 @@ from debug_sink.validation import Accepted, Rejected
 TopicPartitionKey: TypeAlias = tuple[str, int]
 
 
+def message_size(key: bytes | None, value: bytes | None) -> int:
+    """What a message counts against the batch and in-flight byte limits."""
+    return len(value or b"") + len(key or b"")
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Where one message came from."""
@@ -43,7 +48,7 @@ class Item:
 
     @property
     def size(self) -> int:
-        return len(self.value or b"") + len(self.key or b"")
+        return message_size(self.key, self.value)
 
 
 @dataclass(slots=True)

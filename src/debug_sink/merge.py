@@ -36,6 +36,8 @@ from collections import deque
 from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
+from debug_sink.batch import message_size
+
 
 class Record(Protocol):
     """What the merge needs of a fetched record (aiokafka's ConsumerRecord has it)."""
@@ -51,7 +53,8 @@ P = TypeVar("P", bound=Hashable)
 
 
 def record_size(record: Any) -> int:
-    return len(record.value or b"") + len(record.key or b"")
+    """Bytes of a fetched record, counted like a batch's items (:func:`message_size`)."""
+    return message_size(record.key, record.value)
 
 
 class TimeOrderedMerge(Generic[P]):
@@ -89,10 +92,6 @@ class TimeOrderedMerge(Generic[P]):
 
     def has(self, partition: P) -> bool:
         return bool(self._buffers.get(partition))
-
-    def partitions(self) -> list[P]:
-        """Partitions with buffered records."""
-        return [p for p, buffer in self._buffers.items() if buffer]
 
     def add(self, partition: P, records: Iterable[Any]) -> None:
         """Buffer ``records`` of ``partition``, fetched in offset order."""

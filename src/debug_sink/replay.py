@@ -253,15 +253,10 @@ async def plan_replay(
     settings: Settings, spec: StartSpec, *, stored: Mapping[tuple[str, int], int] | None = None
 ) -> list[PartitionPlan]:
     """Read the matching partitions' offsets from Kafka and resolve the plan."""
+    from debug_sink.service import start_kafka_client
+
     consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        raise BrokerUnavailable(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
-        ) from exc
+    await start_kafka_client(consumer, settings)
     try:
         pattern = re.compile(settings.topic_pattern)
         topics = sorted(t for t in await consumer.topics() if pattern.search(t))

@@ -33,7 +33,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -122,6 +122,23 @@ async def _checked_pool(settings: Settings) -> asyncpg.Pool:
             raise translate_error(exc, settings.require_dsn()) from exc
         raise
     return pool
+
+
+KafkaClient = TypeVar("KafkaClient", AIOKafkaConsumer, AIOKafkaProducer)
+
+
+async def start_kafka_client(client: KafkaClient, settings: Settings) -> KafkaClient:
+    """Start an aiokafka client; an unreachable broker becomes :class:`BrokerUnavailable`
+    (transient: the caller may wait it out), and the half-started client is stopped."""
+    try:
+        await client.start()
+    except KafkaError as exc:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise BrokerUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
+        ) from exc
+    return client
 
 
 async def wait_for(
@@ -316,15 +333,7 @@ class Sink:
             enable_idempotence=False,
             request_timeout_ms=30000,
         )
-        try:
-            await producer.start()
-        except KafkaError as exc:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            raise BrokerUnavailable(
-                f"cannot reach Kafka at {self.settings.kafka_bootstrap_servers}: {exc}"
-            ) from exc
-        return producer
+        return await start_kafka_client(producer, self.settings)
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -345,14 +354,7 @@ class Sink:
             # event's latency under light traffic; never wait longer than a batch may age.
             fetch_max_wait_ms=max(10, min(s.batch_max_age_ms, 100)),
         )
-        try:
-            await consumer.start()
-        except KafkaError as exc:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-            raise BrokerUnavailable(
-                f"cannot reach Kafka at {s.kafka_bootstrap_servers}: {exc}"
-            ) from exc
+        await start_kafka_client(consumer, s)
         consumer.subscribe(pattern=s.topic_pattern, listener=_Rebalance(self))
         return consumer
 
