@@ -749,17 +749,23 @@ def _read_hwm(pid: int) -> int | None:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _cpu_seconds(pid: int, *, tree: bool = False) -> float | None:
-    """User + system CPU seconds of ``pid`` and its reaped children -- with ``tree``, of its
-    living descendants too (PostgreSQL's backends). Linux ``/proc``; None elsewhere."""
+def _process_children() -> dict[int, list[int]]:
+    """Parent pid -> child pids of every living process (Linux ``/proc``; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit():
+            stat = _proc_stat(int(entry))
+            if stat is not None:
+                children.setdefault(int(stat[1]), []).append(int(entry))
+    return children
+
+
+def _cpu_seconds(pid: int, *, children: dict[int, list[int]] | None = None) -> float | None:
+    """User + system CPU seconds of ``pid`` and its reaped children -- given the process
+    tree (:func:`_process_children`), of its living descendants too (PostgreSQL's backends).
+    Linux ``/proc``; None elsewhere."""
     pids = [pid]
-    if tree:
-        children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-            if entry.isdigit():
-                stat = _proc_stat(int(entry))
-                if stat is not None:
-                    children.setdefault(int(stat[1]), []).append(int(entry))
+    if children is not None:
         i = 0
         while i < len(pids):
             pids += children.get(pids[i], [])
@@ -1143,8 +1149,9 @@ class Bench:
         self.cpu_samples = []
         pg_pid, broker_pid = self._pg.pid, self._kafka.pid
         while True:
-            postgres = _cpu_seconds(pg_pid, tree=True) if pg_pid else None
-            broker = _cpu_seconds(broker_pid, tree=True) if broker_pid else None
+            tree = _process_children()  # one scan of /proc for both
+            postgres = _cpu_seconds(pg_pid, children=tree) if pg_pid else None
+            broker = _cpu_seconds(broker_pid, children=tree) if broker_pid else None
             if postgres is None or broker is None:
                 return  # not Linux: not measured
             self.cpu_samples.append(
