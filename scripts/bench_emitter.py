@@ -20,11 +20,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from debug_sink.embedded import EmbeddedKafka
-from debug_sink.emitter import Emitter, EmitterConfig, MemoryEmitter
-from debug_sink.events import SnapshotEvent
-from debug_sink.sdk import DebugStateManager
+from debug_sink.dev.embedded import EmbeddedKafka
+from debug_sink.sdk.emitter import Emitter, EmitterConfig, MemoryEmitter
+from debug_sink.sdk.manager import DebugStateManager
 from debug_sink.settings import Settings
+from debug_sink.wire.events import SnapshotEvent
 
 STATE: dict[str, Any] = {
     "task": "review pull request #482",

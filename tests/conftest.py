@@ -31,8 +31,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from debug_sink.embedded import EmbeddedKafka, EmbeddedPostgres
-from debug_sink.migrate import migrate_up
+from debug_sink.db.migrate import migrate_up
+from debug_sink.dev.embedded import EmbeddedKafka, EmbeddedPostgres
 
 ENV_PG = "DEBUG_SINK_TEST_POSTGRES_DSN"
 ENV_KAFKA = "DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS"

@@ -1,6 +1,6 @@
 """Helpers for the SDK, query and show tests: deterministic managers and a fast write path.
 
-:func:`write_direct` stores what a :class:`~debug_sink.emitter.MemoryEmitter` holds through
+:func:`write_direct` stores what a :class:`~debug_sink.sdk.emitter.MemoryEmitter` holds through
 the sink's own decode -> BatchWriter path (no Kafka, no consumer-group join), so query and
 CLI tests get the rows the sink would write, in well under a second.
 """
@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from debug_sink.batch import Batch, Item, Origin
-from debug_sink.correlator import Correlator
-from debug_sink.emitter import EmitterConfig, MemoryEmitter, OutgoingMessage
-from debug_sink.sdk import DebugStateManager
-from debug_sink.service import create_pool
+from debug_sink.jobs.correlator import Correlator
+from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter, OutgoingMessage
+from debug_sink.sdk.manager import DebugStateManager
 from debug_sink.settings import Settings
-from debug_sink.validation import Accepted, ValidationConfig, decode
-from debug_sink.writer import BatchWriter
+from debug_sink.sink.batch import Batch, Item, Origin
+from debug_sink.sink.runner import create_pool
+from debug_sink.sink.writer import BatchWriter
+from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
 T0 = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 NAMESPACE = uuid.UUID("8d3c1c4e-6f43-4a8e-9a55-0c1f6f0e2b7d")

@@ -17,9 +17,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from debug_sink.events import TABLES, EventKind
-from debug_sink.service import Sink
 from debug_sink.settings import TOPIC_SUFFIXES, Settings
+from debug_sink.sink.runner import Sink
+from debug_sink.wire.events import TABLES, EventKind
 
 #: The table of each event kind, in the models' order (the one list; see events.TABLES).
 EVENT_TABLES: tuple[str, ...] = tuple(TABLES.values())

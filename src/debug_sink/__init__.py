@@ -20,11 +20,21 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from debug_sink.canonical import Redactor, canonical_json, state_hash
-    from debug_sink.diff import StateDiff
-    from debug_sink.emitter import DropReason, Emitter, EmitterConfig, EmitterStats, MemoryEmitter
     from debug_sink.errors import DebugSinkError, PermanentError, TransientError
-    from debug_sink.events import (
+    from debug_sink.read.diff import StateDiff
+    from debug_sink.read.queries import DebugQueries
+    from debug_sink.read.timeline import TimelineEntry
+    from debug_sink.sdk.emitter import (
+        DropReason,
+        Emitter,
+        EmitterConfig,
+        EmitterStats,
+        MemoryEmitter,
+    )
+    from debug_sink.sdk.manager import DebugStateManager, Step, TransformationIds
+    from debug_sink.settings import Settings
+    from debug_sink.wire.canonical import Redactor, canonical_json, state_hash
+    from debug_sink.wire.events import (
         ErrorEvent,
         EventKind,
         HookEvent,
@@ -33,39 +43,35 @@ if TYPE_CHECKING:
         SuccessEvent,
         TransformationEvent,
     )
-    from debug_sink.queries import DebugQueries
-    from debug_sink.sdk import DebugStateManager, Step, TransformationIds
-    from debug_sink.settings import Settings
-    from debug_sink.timeline import TimelineEntry
 
 __version__ = "0.1.0"
 
 _WHERE: dict[str, str] = {
-    "DebugStateManager": "sdk",
-    "Step": "sdk",
-    "TransformationIds": "sdk",
-    "DebugQueries": "queries",
-    "StateDiff": "diff",
-    "TimelineEntry": "timeline",
-    "Emitter": "emitter",
-    "EmitterConfig": "emitter",
-    "EmitterStats": "emitter",
-    "MemoryEmitter": "emitter",
-    "DropReason": "emitter",
-    "EventKind": "events",
-    "SnapshotEvent": "events",
-    "ErrorEvent": "events",
-    "SuccessEvent": "events",
-    "StepEvent": "events",
-    "TransformationEvent": "events",
-    "HookEvent": "events",
+    "DebugStateManager": "sdk.manager",
+    "Step": "sdk.manager",
+    "TransformationIds": "sdk.manager",
+    "DebugQueries": "read.queries",
+    "StateDiff": "read.diff",
+    "TimelineEntry": "read.timeline",
+    "Emitter": "sdk.emitter",
+    "EmitterConfig": "sdk.emitter",
+    "EmitterStats": "sdk.emitter",
+    "MemoryEmitter": "sdk.emitter",
+    "DropReason": "sdk.emitter",
+    "EventKind": "wire.events",
+    "SnapshotEvent": "wire.events",
+    "ErrorEvent": "wire.events",
+    "SuccessEvent": "wire.events",
+    "StepEvent": "wire.events",
+    "TransformationEvent": "wire.events",
+    "HookEvent": "wire.events",
     "Settings": "settings",
     "DebugSinkError": "errors",
     "TransientError": "errors",
     "PermanentError": "errors",
-    "canonical_json": "canonical",
-    "state_hash": "canonical",
-    "Redactor": "canonical",
+    "canonical_json": "wire.canonical",
+    "state_hash": "wire.canonical",
+    "Redactor": "wire.canonical",
 }
 
 __all__ = [

@@ -15,9 +15,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from debug_sink.canonical import DEFAULT_REDACT_PATTERNS
-from debug_sink.events import EventKind
-from debug_sink.pg import redact_dsn
+from debug_sink.db.pg import redact_dsn
+from debug_sink.wire.canonical import DEFAULT_REDACT_PATTERNS
+from debug_sink.wire.events import EventKind
 
 ENV_PREFIX = "DEBUG_SINK_"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -19,12 +19,12 @@ import asyncpg
 import psutil
 import pytest
 
-from debug_sink.embedded import free_port
+from debug_sink.dev.embedded import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
-#: `python -m debug_sink.dev dev` works before and after `dev` is wired into cli.py.
-DEV = [sys.executable, "-m", "debug_sink.cli", "dev"]
+#: `python -m debug_sink.dev.session dev` works before and after `dev` is wired into cli.py.
+DEV = [sys.executable, "-m", "debug_sink.cli.app", "dev"]
 EVENT_TABLES = (
     "debug_state_snapshots",
     "debug_error_events",

@@ -19,7 +19,7 @@ def run_cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
         DEBUG_SINK_POSTGRES_DSN=dsn, DEBUG_SINK_LOG_FORMAT="json", DEBUG_SINK_LOG_LEVEL="warning"
     )
     return subprocess.run(
-        [sys.executable, "-m", "debug_sink.cli", *args],
+        [sys.executable, "-m", "debug_sink.cli.app", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -16,10 +16,10 @@ from typing import Any
 import psutil
 import pytest
 
-from debug_sink.embedded import free_port
-from debug_sink.events import EventKind
-from debug_sink.service import Sink
+from debug_sink.dev.embedded import free_port
 from debug_sink.settings import Settings
+from debug_sink.sink.runner import Sink
+from debug_sink.wire.events import EventKind
 from tests import support as s
 
 pytestmark = pytest.mark.timeout(300)
@@ -84,7 +84,7 @@ class TestCommandLine:
 
     def test_run_help_lists_every_setting_with_env_var(self) -> None:
         out = subprocess.run(
-            [sys.executable, "-m", "debug_sink.cli", "run", "--help"],
+            [sys.executable, "-m", "debug_sink.cli.app", "run", "--help"],
             capture_output=True,
             text=True,
             check=True,
@@ -110,7 +110,7 @@ class TestCommandLine:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "debug_sink.cli",
+            "debug_sink.cli.app",
             "run",
             "--exit-when-idle",
             env=env,
@@ -141,7 +141,7 @@ class TestCommandLine:
             [
                 sys.executable,
                 "-m",
-                "debug_sink.cli",
+                "debug_sink.cli.app",
                 "dead-letters",
                 "list",
                 "--json",
@@ -163,7 +163,7 @@ class TestCommandLine:
             [
                 sys.executable,
                 "-m",
-                "debug_sink.cli",
+                "debug_sink.cli.app",
                 "dead-letters",
                 "list",
                 "--dsn",
@@ -193,7 +193,7 @@ class TestMemory:
         log = tmp_path / "sink.log"
         with log.open("wb") as log_file:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "debug_sink.cli", "run", "--exit-when-idle"],
+                [sys.executable, "-m", "debug_sink.cli.app", "run", "--exit-when-idle"],
                 env=s.sink_env(settings),
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,

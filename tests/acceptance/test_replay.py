@@ -19,14 +19,14 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from debug_sink.events import EventKind
+from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.conftest import with_database
 
 pytestmark = pytest.mark.timeout(120)
 
-#: `python -m debug_sink.dev replay` works before and after `replay` is wired into cli.py.
-REPLAY = [sys.executable, "-m", "debug_sink.cli", "replay"]
+#: `python -m debug_sink.dev.session replay` works before and after `replay` is wired into cli.py.
+REPLAY = [sys.executable, "-m", "debug_sink.cli.app", "replay"]
 
 #: Columns that differ between two databases holding the same events, by design: the
 #: writing transaction's id on errors and successes (``ingest_xid``, the correlator's ingest

@@ -1,7 +1,7 @@
 """``show``, ``patterns`` and ``errors`` run as an operator runs them: as a subprocess.
 
-The commands are registered on the CLI by ``debug_sink.show.register_commands``; these tests
-run them through ``python -m debug_sink.show``, which serves the same three commands.
+The commands are registered on the CLI by ``debug_sink.cli.show.register_commands``; these tests
+run them through ``python -m debug_sink.cli.show``, which serves the same three commands.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def run(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     env["DEBUG_SINK_POSTGRES_DSN"] = dsn
     env.pop("FORCE_COLOR", None)
     return subprocess.run(
-        [sys.executable, "-m", "debug_sink.cli", *args],
+        [sys.executable, "-m", "debug_sink.cli.app", *args],
         env=env,
         capture_output=True,
         text=True,

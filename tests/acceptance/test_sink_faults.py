@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from debug_sink.embedded import EmbeddedPostgres
-from debug_sink.migrate import migrate_up
+from debug_sink.db.migrate import migrate_up
+from debug_sink.dev.embedded import EmbeddedPostgres
 from tests import support as s
 from tests.conftest import EMBEDDED_PG_SETTINGS
 
@@ -28,7 +28,7 @@ async def start_sink(settings: Any, *extra: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "debug_sink.cli",
+        "debug_sink.cli.app",
         "run",
         *extra,
         env=s.sink_env(settings),

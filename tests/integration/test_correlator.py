@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from debug_sink import sqlfiles, synthetic
-from debug_sink.correlator import Correlator, CorrelatorResult
+from debug_sink.db import sqlfiles, synthetic
 from debug_sink.errors import TransientError
+from debug_sink.jobs.correlator import Correlator, CorrelatorResult
 from tests.migration.test_schema_recovery_patterns import assert_recovery_patterns_match_rows
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -557,7 +557,7 @@ class TestRebuild:
 
 class TestEvaluation:
     """Precision and recall on synthetic workflows with ground truth (see
-    debug_sink.synthetic): the floors leave a margin under what was measured."""
+    debug_sink.dev.synthetic): the floors leave a margin under what was measured."""
 
     @pytest.mark.parametrize(
         ("config", "floor"),

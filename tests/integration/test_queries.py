@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from debug_sink.errors import ConfigurationError
-from debug_sink.queries import DebugQueries
+from debug_sink.read.queries import DebugQueries
 from tests.sdk_support import (
     T0,
     correlate,

@@ -11,11 +11,11 @@ from typing import Any
 
 import asyncpg
 
-from debug_sink import synthetic
-from debug_sink.correlator import LOCK_CLASS, Correlator
-from debug_sink.events import EventKind
-from debug_sink.retention import TABLES, Retention
-from debug_sink.service import Sink
+from debug_sink.dev import synthetic
+from debug_sink.jobs.correlator import LOCK_CLASS, Correlator
+from debug_sink.jobs.retention import TABLES, Retention
+from debug_sink.sink.runner import Sink
+from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.integration.test_correlator import assert_aggregate_matches_rows
 

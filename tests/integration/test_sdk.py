@@ -13,12 +13,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from debug_sink.canonical import state_hash
-from debug_sink.embedded import EmbeddedKafka
-from debug_sink.emitter import Emitter, EmitterConfig
-from debug_sink.events import EventKind
-from debug_sink.sdk import DebugStateManager
+from debug_sink.dev.embedded import EmbeddedKafka
+from debug_sink.sdk.emitter import Emitter, EmitterConfig
+from debug_sink.sdk.manager import DebugStateManager
 from debug_sink.settings import Settings
+from debug_sink.wire.canonical import state_hash
+from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.sdk_support import correlate
 

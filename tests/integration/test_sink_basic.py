@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from debug_sink.events import EventKind
+from debug_sink.wire.events import EventKind
 from tests import support as s
 
 
@@ -80,8 +80,8 @@ class TestSchemaCheck:
     ) -> None:
         import pytest
 
+        from debug_sink.db.migrate import head_version, migrate_up
         from debug_sink.errors import MigrationError
-        from debug_sink.migrate import head_version, migrate_up
 
         head = head_version()
         await migrate_up(empty_db_dsn, to=head - 1)

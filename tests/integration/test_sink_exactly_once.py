@@ -28,9 +28,9 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from debug_sink.events import EventKind
-from debug_sink.service import Sink, create_pool
-from debug_sink.writer import BatchWriter
+from debug_sink.sink.runner import Sink, create_pool
+from debug_sink.sink.writer import BatchWriter
+from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.conftest import kafka_names
 from tests.support import ER, HK, SN, ST, SU, TR

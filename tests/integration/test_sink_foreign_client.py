@@ -21,7 +21,7 @@ import orjson
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer, codec
 
-from debug_sink.events import EventKind
+from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.conftest import kafka_names, with_database
 from tests.support import ER, HK, SN, ST, SU, TR

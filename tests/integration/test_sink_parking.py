@@ -14,10 +14,10 @@ import asyncpg
 import orjson
 import pytest_asyncio
 
-from debug_sink.batch import Batch, Item, Origin
-from debug_sink.events import DEFAULT_TOPICS, EventKind
-from debug_sink.validation import Accepted, ValidationConfig, decode
-from debug_sink.writer import _RELEASE_SQL, BatchWriter, WriteResult, init_connection
+from debug_sink.sink.batch import Batch, Item, Origin
+from debug_sink.sink.writer import _RELEASE_SQL, BatchWriter, WriteResult, init_connection
+from debug_sink.wire.events import DEFAULT_TOPICS, EventKind
+from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 from tests import support as s
 from tests.support import ER, HK, SN, ST, SU, TR
 

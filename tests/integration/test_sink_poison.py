@@ -25,7 +25,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from debug_sink.events import EventKind
+from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.conftest import kafka_names
 

@@ -25,10 +25,10 @@ import orjson
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 
-from debug_sink.canonical import canonical_json
-from debug_sink.events import EventKind
-from debug_sink.service import create_pool
-from debug_sink.writer import BatchWriter
+from debug_sink.sink.runner import create_pool
+from debug_sink.sink.writer import BatchWriter
+from debug_sink.wire.canonical import canonical_json
+from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.conftest import kafka_names
 

@@ -13,9 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from debug_sink.embedded import free_port
-from debug_sink.errors import MigrationError
-from debug_sink.migrate import (
+from debug_sink.db.migrate import (
     head_version,
     load_migrations,
     migrate_down,
@@ -23,6 +21,8 @@ from debug_sink.migrate import (
     migration_status,
     migrations_dir,
 )
+from debug_sink.dev.embedded import free_port
+from debug_sink.errors import MigrationError
 from tests.conftest import PASSWORD_ROLE, with_database
 
 FINGERPRINT_SQL = """
@@ -88,7 +88,7 @@ def run_cli(
     base = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
     full_env = {**base, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "debug_sink.cli", *args],
+        [sys.executable, "-m", "debug_sink.cli.app", *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -251,7 +251,7 @@ class TestSafety:
             await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "debug_sink.cli",
+                "debug_sink.cli.app",
                 "migrate",
                 "up",
                 env=env,

@@ -8,7 +8,7 @@ import uuid
 
 import asyncpg
 
-from debug_sink.migrate import migrate_down, migrate_up
+from debug_sink.db.migrate import migrate_down, migrate_up
 from tests import support as s
 
 PARK_SQL = """

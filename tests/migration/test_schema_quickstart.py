@@ -12,7 +12,7 @@ import uuid
 
 import asyncpg
 
-from debug_sink.migrate import migrate_down, migrate_up
+from debug_sink.db.migrate import migrate_down, migrate_up
 
 # --- migration-005-quickstart.md, "Verify Migration", verbatim ------------------------------
 # Defect 16: `LIKE 'debug_%'` treats `_` as a wildcard (it matches "debugger" too). The

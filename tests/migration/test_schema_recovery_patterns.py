@@ -15,7 +15,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from debug_sink.migrate import migrate_down, migrate_up
+from debug_sink.db.migrate import migrate_down, migrate_up
 from tests.migration.test_migrate import fingerprint
 from tests.migration.test_schema_workflow import scans_by_table
 

@@ -10,7 +10,7 @@ import uuid
 import asyncpg
 import pytest
 
-from debug_sink.migrate import migrate_down, migrate_up
+from debug_sink.db.migrate import migrate_down, migrate_up
 
 # Every foreign key of the schema, with the indexes whose leading columns are its columns.
 # A partial index counts only when its predicate is "<fk column> IS NOT NULL", which every

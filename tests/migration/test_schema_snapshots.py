@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from debug_sink import canonical
+from debug_sink.wire import canonical
 
 CAPTURE = "SELECT capture_state_snapshot($1, $2, $3, $4::jsonb)"
 
@@ -57,7 +57,7 @@ async def _count(conn: asyncpg.Connection, correlation_id: uuid.UUID) -> int:
 
 class TestCanonicalJson:
     """debug_canonical_json() is byte-for-byte orjson.dumps(value, OPT_SORT_KEYS), and the
-    stored state_hash is the Python sha256 of it (the sink's debug_sink.canonical)."""
+    stored state_hash is the Python sha256 of it (the sink's debug_sink.wire.canonical)."""
 
     async def test_corpus_matches_python(self, conn: asyncpg.Connection) -> None:
         """Strings with quotes, backslashes, control characters and unicode, integers,

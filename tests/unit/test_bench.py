@@ -11,10 +11,10 @@ import orjson
 import pytest
 from rich.console import Console
 
-from debug_sink import bench
-from debug_sink.canonical import canonical_json
-from debug_sink.events import DEFAULT_TOPICS, EventKind
-from debug_sink.validation import Accepted, ValidationConfig, decode
+from debug_sink.bench import harness as bench
+from debug_sink.wire.canonical import canonical_json
+from debug_sink.wire.events import DEFAULT_TOPICS, EventKind
+from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
 TOPIC_OF = {kind: topic for topic, kind in DEFAULT_TOPICS.items()}
 
@@ -295,7 +295,7 @@ class TestCoresBusy:
     """cores_busy: average cores per component over a window, from cumulative CPU samples."""
 
     def test_interpolates_between_samples(self) -> None:
-        from debug_sink.bench import CpuSample, cores_busy
+        from debug_sink.bench.harness import CpuSample, cores_busy
 
         samples = [
             CpuSample(at=100.0, sinks=0.0, postgres=0.0, broker=0.0),
@@ -306,7 +306,7 @@ class TestCoresBusy:
         assert out == {"sinks": 1.0, "postgres": 0.25, "broker": 0.1, "total": 1.35}
 
     def test_empty_window_or_too_few_samples(self) -> None:
-        from debug_sink.bench import CpuSample, cores_busy
+        from debug_sink.bench.harness import CpuSample, cores_busy
 
         one = [CpuSample(at=1.0, sinks=0.0, postgres=0.0, broker=0.0)]
         assert cores_busy(one, 0.0, 2.0) == {}
@@ -319,7 +319,7 @@ class TestCoresBusy:
 
         import pytest
 
-        from debug_sink.bench import _cpu_seconds, _process_children
+        from debug_sink.bench.harness import _cpu_seconds, _process_children
 
         if not os.path.isdir("/proc"):
             pytest.skip("no /proc")

@@ -1,4 +1,4 @@
-"""Canonical JSON, the state hash and redaction (debug_sink.canonical)."""
+"""Canonical JSON, the state hash and redaction (debug_sink.wire.canonical)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from debug_sink.canonical import (
+from debug_sink.errors import ConfigurationError
+from debug_sink.wire.canonical import (
     DEFAULT_REDACT_PATTERNS,
     REDACTED,
     Redactor,
@@ -19,7 +20,6 @@ from debug_sink.canonical import (
     normalise_key,
     state_hash,
 )
-from debug_sink.errors import ConfigurationError
 
 MUST_REDACT = [
     "password",

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from debug_sink.cli import make_parser
+from debug_sink.cli.app import make_parser
 from debug_sink.metrics import HttpServer, Metrics
 from debug_sink.settings import ENV_PREFIX, Settings
 
@@ -157,8 +157,8 @@ class TestCompose:
         services = compose()["services"]
         cli_accepts(services["migrate"]["command"])
         cli_accepts(services["sink"]["command"])
-        assert services["demo"]["entrypoint"] == ["python", "-m", "debug_sink.demo"]
-        from debug_sink import demo
+        assert services["demo"]["entrypoint"] == ["python", "-m", "debug_sink.dev.demo"]
+        from debug_sink.dev import demo
 
         with pytest.raises(SystemExit) as exit_info:
             demo.main([*services["demo"]["command"], "--help"])

@@ -1,10 +1,10 @@
-"""Structural diffs of agent states (debug_sink.diff)."""
+"""Structural diffs of agent states (debug_sink.read.diff)."""
 
 from __future__ import annotations
 
 import pytest
 
-from debug_sink.diff import Change, diff_json, format_path
+from debug_sink.read.diff import Change, diff_json, format_path
 
 
 class TestDiffJson:

@@ -1,4 +1,4 @@
-"""The emitter's queue, drop accounting and retries (debug_sink.emitter), without a broker."""
+"""The emitter's queue, drop accounting and retries (debug_sink.sdk.emitter), without a broker."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from structlog.testing import capture_logs
 
-from debug_sink.emitter import EmitterConfig, MemoryEmitter, OutgoingMessage
 from debug_sink.errors import ConfigurationError
-from debug_sink.events import SnapshotEvent, StepEvent
+from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter, OutgoingMessage
 from debug_sink.settings import Settings
+from debug_sink.wire.events import SnapshotEvent, StepEvent
 
 SETTINGS = Settings.model_construct(topic_prefix="x.")
 

@@ -1,4 +1,4 @@
-"""The wire-format models, the topic/kind/table registry and the examples (debug_sink.events)."""
+"""The wire-format models, the topic/kind/table registry and the examples (debug_sink.wire.events)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from debug_sink import canonical, events
-from debug_sink.events import (
+from debug_sink.wire import canonical, events
+from debug_sink.wire.events import (
     DEFAULT_TOPICS,
     EXAMPLES,
     INT4_MAX,
@@ -26,7 +26,7 @@ from debug_sink.events import (
     SuccessEvent,
     TransformationEvent,
 )
-from debug_sink.validation import Accepted, ValidationConfig, decode
+from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
 WORKFLOW = uuid4()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from debug_sink.merge import TimeOrderedMerge
+from debug_sink.sink.interleave import TimeOrderedMerge
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from debug_sink.batch import Batch, BatchBuilder, Item, Origin
-from debug_sink.canonical import canonical_json, state_hash
-from debug_sink.events import MODELS, EventKind
-from debug_sink.plan import (
+from debug_sink.sink.batch import Batch, BatchBuilder, Item, Origin
+from debug_sink.sink.plan import (
     PARENT_KINDS,
     Lookups,
     Pending,
@@ -17,8 +15,10 @@ from debug_sink.plan import (
     lookups_needed,
     make_plan,
 )
-from debug_sink.validation import Rejected
-from debug_sink.writer import COLUMNS, record_of
+from debug_sink.sink.writer import COLUMNS, record_of
+from debug_sink.wire.canonical import canonical_json, state_hash
+from debug_sink.wire.events import MODELS, EventKind
+from debug_sink.wire.validation import Rejected
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CORR = uuid.uuid4()

@@ -47,8 +47,8 @@ class TestPublicApi:
         for name in PUBLIC_API:
             assert getattr(debug_sink, name) is not None, name
         from debug_sink import DebugStateManager, canonical_json
-        from debug_sink.canonical import canonical_json as shared
-        from debug_sink.sdk import DebugStateManager as sdk_manager
+        from debug_sink.sdk.manager import DebugStateManager as sdk_manager
+        from debug_sink.wire.canonical import canonical_json as shared
 
         assert DebugStateManager is sdk_manager
         assert canonical_json is shared

@@ -7,9 +7,9 @@ import json
 import re
 from pathlib import Path
 
-from debug_sink.events import EXAMPLES
 from debug_sink.settings import Settings
-from debug_sink.validation import Accepted, ValidationConfig, decode
+from debug_sink.wire.events import EXAMPLES
+from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from debug_sink.errors import ConfigurationError
-from debug_sink.replay import (
+from debug_sink.sink.replay import (
     PartitionPlan,
     StartSpec,
     default_group_id,

@@ -7,12 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from debug_sink.events import DEFAULT_TOPICS, EXAMPLES, json_schemas, schema_files, write_schemas
+from debug_sink.wire.events import (
+    DEFAULT_TOPICS,
+    EXAMPLES,
+    json_schemas,
+    schema_files,
+    write_schemas,
+)
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 REGENERATE = (
     "regenerate them with `debug-sink schemas --write` "
-    "(or `python -m debug_sink.events --write`) and commit the result"
+    "(or `python -m debug_sink.wire.events --write`) and commit the result"
 )
 
 
@@ -73,11 +79,11 @@ class TestGeneration:
             json.loads(text)
 
     def test_module_entry_point_checks_and_writes(self, tmp_path: Path) -> None:
-        """`python -m debug_sink.events --write/--check` is the fallback generator."""
+        """`python -m debug_sink.wire.events --write/--check` is the fallback generator."""
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "debug_sink.events", *args, "--dir", str(tmp_path)],
+                [sys.executable, "-m", "debug_sink.wire.events", *args, "--dir", str(tmp_path)],
                 capture_output=True,
                 text=True,
                 check=False,

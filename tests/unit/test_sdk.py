@@ -1,4 +1,4 @@
-"""The agent SDK (debug_sink.sdk) on a MemoryEmitter: what it sends, without services."""
+"""The agent SDK (debug_sink.sdk.manager) on a MemoryEmitter: what it sends, without services."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from debug_sink.canonical import REDACTED, canonical_json, state_hash
-from debug_sink.emitter import EmitterConfig, MemoryEmitter
 from debug_sink.errors import ConfigurationError, InvalidEvent
-from debug_sink.events import EventKind
-from debug_sink.sdk import MAX_TEXT_CHARS, DebugStateManager, error_type_of
+from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter
+from debug_sink.sdk.manager import MAX_TEXT_CHARS, DebugStateManager, error_type_of
 from debug_sink.settings import Settings
-from debug_sink.validation import Accepted, ValidationConfig, decode
+from debug_sink.wire.canonical import REDACTED, canonical_json, state_hash
+from debug_sink.wire.events import EventKind
+from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 from tests.sdk_support import T0, FakeClock, memory_manager
 
 SETTINGS = Settings.model_construct()

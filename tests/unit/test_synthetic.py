@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from debug_sink.synthetic import Score, SyntheticConfig, generate, score
+from debug_sink.dev.synthetic import Score, SyntheticConfig, generate, score
 
 
 class TestGenerate:

@@ -1,4 +1,4 @@
-"""Timeline order (debug_sink.timeline): causal first, then time, then kind and id."""
+"""Timeline order (debug_sink.read.timeline): causal first, then time, then kind and id."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from debug_sink.timeline import TimelineEntry, last_good_snapshots, order_timeline
+from debug_sink.read.timeline import TimelineEntry, last_good_snapshots, order_timeline
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Decoding and validating one Kafka message (debug_sink.validation.decode)."""
+"""Decoding and validating one Kafka message (debug_sink.wire.validation.decode)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from debug_sink.canonical import REDACTED, canonical_json, state_hash
 from debug_sink.errors import ConfigurationError, InvalidEvent
-from debug_sink.events import (
+from debug_sink.wire.canonical import REDACTED, canonical_json, state_hash
+from debug_sink.wire.events import (
     DEFAULT_TOPICS,
     EXAMPLES,
     EventKind,
@@ -21,7 +21,7 @@ from debug_sink.events import (
     SnapshotEvent,
     StepEvent,
 )
-from debug_sink.validation import (
+from debug_sink.wire.validation import (
     MAX_DEPTH_LIMIT,
     Accepted,
     ErrorClass,

@@ -1,12 +1,12 @@
 """The human views: ``debug-sink show``, ``debug-sink patterns`` and ``debug-sink errors``.
 
 Owns reading a workflow (or recent errors, or recovery patterns) through
-:class:`~debug_sink.queries.DebugQueries` and rendering it for a terminal with rich -- or as
+:class:`~debug_sink.read.queries.DebugQueries` and rendering it for a terminal with rich -- or as
 JSON with ``--json``. :func:`register_commands` adds the three subcommands to the CLI's
 parser; each handler returns the process exit code.
 
 - ``show CORRELATION_ID``: a summary line, then the timeline (causal order, see
-  :mod:`debug_sink.timeline`): steps with status and duration, snapshots, hand-overs, LLM
+  :mod:`debug_sink.read.timeline`): steps with status and duration, snapshots, hand-overs, LLM
   calls, errors with severity and what recovered them, successes; under each error, the diff
   of its state against the last good snapshot before it. Exit 1 for an unknown or malformed
   id.
@@ -36,12 +36,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from debug_sink import cli as _cli
-from debug_sink.diff import Change
+from debug_sink.cli import app as _cli
 from debug_sink.errors import DebugSinkError, TransientError
-from debug_sink.queries import DebugQueries, ErrorDiff
+from debug_sink.read.diff import Change
+from debug_sink.read.queries import DebugQueries, ErrorDiff
+from debug_sink.read.timeline import TimelineEntry
 from debug_sink.settings import ENV_PREFIX, Settings
-from debug_sink.timeline import TimelineEntry
 
 __all__ = [
     "WorkflowView",
@@ -596,8 +596,8 @@ def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m debug_sink.show COMMAND ...``: the three commands without the full CLI."""
-    parser = argparse.ArgumentParser(prog="python -m debug_sink.show")
+    """``python -m debug_sink.cli.show COMMAND ...``: the three commands without the full CLI."""
+    parser = argparse.ArgumentParser(prog="python -m debug_sink.cli.show")
     register_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

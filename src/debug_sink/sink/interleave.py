@@ -3,7 +3,7 @@
 Why: an event's parents (a snapshot, an error, ...) travel on other topics. Handed out the
 way the Kafka client fetches them -- thousands of records of one partition, then of the next
 -- a backlog arrives children first: a step long before the snapshots it references. Each
-such child is parked and written later (:mod:`debug_sink.plan`), which is correct but slow;
+such child is parked and written later (:mod:`debug_sink.sink.plan`), which is correct but slow;
 benchmarked, half of a 200,000-event backlog was parked and the sink ran 5x slower than on
 the same events without references.
 
@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
-from debug_sink.batch import message_size
+from debug_sink.sink.batch import message_size
 
 
 class Record(Protocol):

@@ -22,11 +22,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from debug_sink.correlator import Correlator, PeriodicJob, connect, correlator_job
+from debug_sink.db.pg import translate_error
 from debug_sink.errors import ConfigurationError
+from debug_sink.jobs.correlator import Correlator, PeriodicJob, connect, correlator_job
+from debug_sink.jobs.retention import Retention, parse_age, retention_job
 from debug_sink.logs import configure_logging
-from debug_sink.pg import translate_error
-from debug_sink.retention import Retention, parse_age, retention_job
 from debug_sink.settings import ENV_PREFIX, Settings
 
 __all__ = ["fetch_known_fixes", "periodic_jobs", "register_commands"]
@@ -42,7 +42,7 @@ def periodic_jobs(
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from debug_sink.cli import build_settings  # lazy: cli imports this module
+    from debug_sink.cli.app import build_settings  # lazy: cli imports this module
 
     settings = build_settings(postgres_dsn=args.dsn, db_schema=args.schema)
     configure_logging(settings.log_level, settings.log_format)
@@ -97,7 +97,7 @@ def _correlate(args: argparse.Namespace) -> int:
 
 
 async def _correlate_forever(correlator: Correlator, interval: float) -> None:
-    from debug_sink.cli import run_until_signal  # lazy: cli imports this module
+    from debug_sink.cli.app import run_until_signal  # lazy: cli imports this module
 
     stopping = asyncio.Event()
 

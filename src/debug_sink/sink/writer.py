@@ -2,8 +2,8 @@
 
 This docstring is the correctness contract of debug-sink. For each batch, in ONE transaction:
 
-1. validate (done before: :mod:`debug_sink.validation`); rejected messages become dead letters;
-2. plan (:mod:`debug_sink.plan`): dedupe snapshots by (correlation_id, state_hash) against the
+1. validate (done before: :mod:`debug_sink.wire.validation`); rejected messages become dead letters;
+2. plan (:mod:`debug_sink.sink.plan`): dedupe snapshots by (correlation_id, state_hash) against the
    batch and the database, resolve references, park children whose parents are missing;
 3. stage: binary COPY of each kind's rows into a temporary staging table;
 4. merge: ``INSERT ... SELECT ... ON CONFLICT (id)`` into the real tables, parents first, with
@@ -40,12 +40,10 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from debug_sink.batch import Batch, Item, Origin
-from debug_sink.canonical import canonical_json
+from debug_sink.db.pg import CONNECTION_ERRORS, Conn, is_data_error, is_transient
 from debug_sink.errors import DatabaseUnavailable
-from debug_sink.events import MODELS, TABLES, EventKind
-from debug_sink.pg import CONNECTION_ERRORS, Conn, is_data_error, is_transient
-from debug_sink.plan import (
+from debug_sink.sink.batch import Batch, Item, Origin
+from debug_sink.sink.plan import (
     PARENT_KINDS,
     STEP_MERGED,
     WRITE_ORDER,
@@ -57,7 +55,9 @@ from debug_sink.plan import (
     lookups_needed,
     make_plan,
 )
-from debug_sink.validation import Accepted, Rejected
+from debug_sink.wire.canonical import canonical_json
+from debug_sink.wire.events import MODELS, TABLES, EventKind
+from debug_sink.wire.validation import Accepted, Rejected
 
 #: Columns written per kind (generated columns such as hook_events.correlation_id excluded).
 COLUMNS: dict[EventKind, tuple[str, ...]] = {

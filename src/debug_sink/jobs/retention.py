@@ -27,7 +27,7 @@ batch ended (keyset on the time column's index, so deleted entries are not resca
 them ``FOR UPDATE SKIP LOCKED`` (rows a writer holds are left for the next run), delete. No
 lock is held between batches, so the sink keeps writing at full speed. Batches touching
 errors, successes or snapshots also take the correlator's aggregate lock
-(:data:`~debug_sink.correlator.STATS_LOCK`) for their few milliseconds: they decrement
+(:data:`~debug_sink.jobs.correlator.STATS_LOCK`) for their few milliseconds: they decrement
 ``known_fix_occurrences`` / ``known_fix_stats`` for what they delete, and must not interleave
 with a correlator run.
 
@@ -50,15 +50,15 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from debug_sink import sqlfiles
-from debug_sink.correlator import LOCK_CLASS, STATS_LOCK, connect, lock_name
+from debug_sink.db import sqlfiles
+from debug_sink.db.pg import translate_error
 from debug_sink.errors import ConfigurationError, PermanentError
-from debug_sink.pg import translate_error
+from debug_sink.jobs.correlator import LOCK_CLASS, STATS_LOCK, connect, lock_name
 from debug_sink.settings import Settings
 
 __all__ = ["TABLES", "PurgeResult", "Retention", "parse_age", "retention_job"]
 
-log = structlog.get_logger("debug_sink.retention")
+log = structlog.get_logger("debug_sink.jobs.retention")
 
 RETENTION_LOCK: Final = "retention"
 #: Tables in purge order (children first), as reported in :attr:`PurgeResult.deleted`.

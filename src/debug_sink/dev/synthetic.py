@@ -39,8 +39,8 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from debug_sink import sqlfiles
-from debug_sink.correlator import MIN_CONFIDENCE, Correlator
+from debug_sink.db import sqlfiles
+from debug_sink.jobs.correlator import MIN_CONFIDENCE, Correlator
 
 __all__ = [
     "ERROR_COLUMNS",
@@ -594,7 +594,7 @@ async def measure(
     dsn: str, workload: Workload, *, schema: str = "public", min_confidence: float | None = None
 ) -> tuple[Score, list[Any]]:
     """Load ``workload`` wave by wave, run the correlator after each wave, score the links.
-    Returns the score and each run's :class:`~debug_sink.correlator.CorrelatorResult`."""
+    Returns the score and each run's :class:`~debug_sink.jobs.correlator.CorrelatorResult`."""
     correlator = Correlator(
         dsn,
         schema=schema,

@@ -2,12 +2,12 @@
 
 Owns the queries behind the SDK's read methods and ``debug-sink show / patterns / errors``.
 The SQL lives in ``sql/debug_queries.sql`` (queries named by ``-- name:`` lines, loaded
-once by :mod:`debug_sink.sqlfiles`). Rows come back as plain ``dict`` values (``numeric`` as
+once by :mod:`debug_sink.db.sqlfiles`). Rows come back as plain ``dict`` values (``numeric`` as
 ``float``, ``jsonb`` as Python objects, ``uuid``/``timestamptz`` as ``UUID``/``datetime``);
 the timeline as
-:class:`~debug_sink.timeline.TimelineEntry` values in the order
-:func:`~debug_sink.timeline.order_timeline` defines; state diffs as
-:class:`~debug_sink.diff.StateDiff`.
+:class:`~debug_sink.read.timeline.TimelineEntry` values in the order
+:func:`~debug_sink.read.timeline.order_timeline` defines; state diffs as
+:class:`~debug_sink.read.diff.StateDiff`.
 
 Driver errors are translated here: connection failures to
 :class:`~debug_sink.errors.DatabaseUnavailable` (or :class:`~debug_sink.errors.ConfigurationError`
@@ -29,12 +29,12 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from debug_sink import sqlfiles
-from debug_sink.diff import StateDiff, diff_json
+from debug_sink.db import sqlfiles
+from debug_sink.db.pg import is_transient, translate_error
 from debug_sink.errors import ConfigurationError, DatabaseUnavailable, PermanentError
-from debug_sink.pg import is_transient, translate_error
+from debug_sink.read.diff import StateDiff, diff_json
+from debug_sink.read.timeline import TimelineEntry, last_good_snapshots, order_timeline
 from debug_sink.settings import Settings
-from debug_sink.timeline import TimelineEntry, last_good_snapshots, order_timeline
 
 __all__ = ["DebugQueries", "ErrorDiff", "load_queries"]
 
@@ -308,7 +308,7 @@ class DebugQueries:
 
     async def timeline(self, correlation_id: UUID | str) -> list[TimelineEntry]:
         """Every step, snapshot, transformation, LLM call, error and success of the workflow
-        in one list, in the causal-then-time order of :mod:`debug_sink.timeline`.
+        in one list, in the causal-then-time order of :mod:`debug_sink.read.timeline`.
 
         Each entry's ``data`` is its row (JSON types: timestamps as ISO strings) without the
         bulky columns; an error's ``data["recoveries"]`` lists the successes that recovered
@@ -360,7 +360,7 @@ class DebugQueries:
 
     async def error_diffs(self, ordered: Sequence[TimelineEntry]) -> dict[UUID, ErrorDiff]:
         """For each error of an ordered timeline: its state against the last good snapshot
-        before it (:func:`~debug_sink.timeline.last_good_snapshots`)."""
+        before it (:func:`~debug_sink.read.timeline.last_good_snapshots`)."""
         befores = last_good_snapshots(ordered)
         afters: dict[UUID, UUID | None] = {}
         for entry in ordered:

@@ -35,8 +35,8 @@ from typing import Any
 
 import asyncpg
 
+from debug_sink.db.pg import Conn, translate_error
 from debug_sink.errors import MigrationError
-from debug_sink.pg import Conn, translate_error
 
 _FILE = re.compile(r"^(?P<version>\d{3})_(?P<rollback>rollback_)?(?P<name>[a-z0-9_]+)\.sql$")
 #: Arbitrary constant first half of the advisory-lock key: "debug-sink migrate".
@@ -73,7 +73,7 @@ def migrations_dir() -> Path:
     packaged = resources.files("debug_sink") / "_migrations"
     if packaged.is_dir():
         return Path(str(packaged))
-    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    checkout = Path(__file__).resolve().parents[3] / "migrations"
     if checkout.is_dir():
         return checkout
     raise MigrationError("no migrations found: the package is installed without its migrations")

@@ -62,7 +62,7 @@ def settings_help() -> str:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from debug_sink import migrate
+    from debug_sink.db import migrate
 
     settings = build_settings(postgres_dsn=args.dsn, db_schema=args.schema)
     dsn = settings.require_dsn()
@@ -132,7 +132,7 @@ def _add_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _schemas(args: argparse.Namespace) -> int:
-    from debug_sink import events
+    from debug_sink.wire import events
 
     directory = Path(args.dir)
     if args.write:
@@ -194,7 +194,7 @@ async def run_until_signal(main_coro: Callable[[], Any], stop: Callable[[], None
 def _run(args: argparse.Namespace) -> int:
     from debug_sink.logs import configure_logging
     from debug_sink.metrics import Metrics
-    from debug_sink.service import Sink
+    from debug_sink.sink.runner import Sink
 
     settings = build_settings(**_kafka_overrides(args))
     configure_logging(settings.log_level, settings.log_format)
@@ -235,7 +235,7 @@ def _tune_gc() -> None:
 
 def periodic_jobs(settings: Settings, metrics: Any = None) -> list[tuple[str, float, Any]]:
     """The single-runner periodic jobs of ``run``: the correlator and retention."""
-    from debug_sink import jobs_cli
+    from debug_sink.cli import jobs as jobs_cli
 
     return jobs_cli.periodic_jobs(settings, metrics=metrics)
 
@@ -272,8 +272,8 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
-    from debug_sink.deadletters import list_dead_letters, parse_duration
     from debug_sink.errors import ConfigurationError
+    from debug_sink.sink.deadletters import list_dead_letters, parse_duration
 
     settings = build_settings(postgres_dsn=args.dsn, db_schema=args.schema)
     try:
@@ -340,7 +340,12 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
 
 #: Modules whose ``register_commands(subparsers)`` adds commands that live next to the code
 #: they drive: the periodic jobs, the human views, dev mode and replay, the benchmark.
-EXTENSIONS = ("debug_sink.jobs_cli", "debug_sink.show", "debug_sink.dev", "debug_sink.bench")
+EXTENSIONS = (
+    "debug_sink.cli.jobs",
+    "debug_sink.cli.show",
+    "debug_sink.dev.session",
+    "debug_sink.bench.harness",
+)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -40,8 +40,8 @@ storage) -- and measures, printing a table and writing JSON:
     from the first commit after the group settled (the last partition assignment). The same
     for the no-references backlog, as a diagnostic.
 ``sdk``
-    :class:`~debug_sink.sdk.DebugStateManager` capture calls against the embedded broker
-    (a real :class:`~debug_sink.emitter.Emitter`): the time of each call, p50/p99.
+    :class:`~debug_sink.sdk.manager.DebugStateManager` capture calls against the embedded broker
+    (a real :class:`~debug_sink.sdk.emitter.Emitter`): the time of each call, p50/p99.
 
 Not guaranteed: absolute numbers on a shared machine. Ratios measured in one run are what the
 targets hold; every number in the JSON says what it measured. Pure parts (workload, statistics,
@@ -73,9 +73,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from debug_sink import sqlfiles
-from debug_sink.events import TABLES, EventKind
+from debug_sink.db import sqlfiles
 from debug_sink.settings import TOPIC_SUFFIXES
+from debug_sink.wire.events import TABLES, EventKind
 
 if TYPE_CHECKING:  # imported where used: ``debug-sink`` loads this module for every command
     import asyncpg
@@ -855,7 +855,7 @@ class Bench:
     # -- services
 
     def start_services(self) -> None:
-        from debug_sink.embedded import EmbeddedKafka, EmbeddedPostgres
+        from debug_sink.dev.embedded import EmbeddedKafka, EmbeddedPostgres
 
         self._pg = EmbeddedPostgres(self.root / "pg", settings=dict(PG_SETTINGS))
         self._pg.start()
@@ -878,7 +878,7 @@ class Bench:
     async def database(self, name: str, *, schema: str = "shipped") -> str:
         """A fresh database: ``shipped`` (every migration), ``seed`` (001-004 plus the
         literal seed schema) or ``empty``."""
-        from debug_sink.migrate import migrate_up
+        from debug_sink.db.migrate import migrate_up
 
         self._databases += 1
         admin = await _connect(self._pg.dsn)
@@ -894,7 +894,9 @@ class Bench:
             await migrate_up(dsn, to=4)
             conn = await _connect(dsn)
             try:
-                sql = (Path(__file__).parent / "sql" / "bench_seed_schema.sql").read_text("utf-8")
+                sql = (Path(__file__).parents[1] / "sql" / "bench_seed_schema.sql").read_text(
+                    "utf-8"
+                )
                 await conn.execute(sql)
             finally:
                 await conn.close()
@@ -1004,7 +1006,7 @@ class Bench:
         on_batch: Callable[[int], None] | None = None,
         label: str = "sink",
     ) -> tuple[SinkProcess, asyncio.Task[None]]:
-        args = [sys.executable, "-m", "debug_sink.cli", "run"]
+        args = [sys.executable, "-m", "debug_sink.cli.app", "run"]
         if exit_when_idle:
             args.append("--exit-when-idle")
         proc = await asyncio.create_subprocess_exec(
@@ -1281,7 +1283,7 @@ class Bench:
 
     async def export_rows(self, dsn: str) -> dict[EventKind, tuple[Path, int]]:
         """``\\copy`` every event table's rows (the writer's columns) out of ``dsn``."""
-        from debug_sink.writer import COLUMNS
+        from debug_sink.sink.writer import COLUMNS
 
         directory = self.root / "export"
         directory.mkdir(exist_ok=True)
@@ -1302,7 +1304,7 @@ class Bench:
     ) -> float:
         """Seconds to ``\\copy`` the exported files into ``dsn`` (one psql, one transaction per
         table, foreign-key order). Columns in ``missing`` are cut from the files first."""
-        from debug_sink.writer import COLUMNS
+        from debug_sink.sink.writer import COLUMNS
 
         commands = []
         for kind in COPY_ORDER:
@@ -1336,8 +1338,8 @@ class Bench:
 
     async def naive(self) -> dict[str, Any]:
         """One INSERT per event, autocommit, after the sink's own decode and validation."""
-        from debug_sink.validation import Accepted, ValidationConfig, decode
-        from debug_sink.writer import COLUMNS, init_connection, record_of
+        from debug_sink.sink.writer import COLUMNS, init_connection, record_of
+        from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
         dsn = await self.database("bench_naive")
         workflows = workflows_for(self.cfg.naive_events)
@@ -1695,7 +1697,7 @@ class Bench:
     async def _known_fixes_aggregate(self, dsn: str, conn: asyncpg.Connection[Any]) -> str:
         """Fill known_fix_* as the correlator would: its own rebuild, else the bench's SQL."""
         try:
-            from debug_sink.correlator import Correlator
+            from debug_sink.jobs.correlator import Correlator
 
             await Correlator(dsn).rebuild_known_fixes()
             return "Correlator.rebuild_known_fixes()"
@@ -1727,7 +1729,7 @@ class Bench:
             self.results["notes"].append("recovery_patterns: no aggregate (before migration 010)")
 
     async def _measure_queries(self, dsn: str, workflows: int) -> dict[str, Any]:
-        from debug_sink.queries import DebugQueries
+        from debug_sink.read.queries import DebugQueries
 
         q = sqlfiles.load("bench.sql")
         n = self.cfg.query_samples
@@ -1783,7 +1785,7 @@ class Bench:
 
     async def sdk(self) -> None:
         try:
-            from debug_sink.sdk import DebugStateManager
+            from debug_sink.sdk.manager import DebugStateManager
         except ImportError:
             self.results["sdk"] = {"note": "not measured (SDK not available)"}
             return
@@ -2135,7 +2137,7 @@ def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m debug_sink.bench``: the same as ``debug-sink bench``."""
+    """``python -m debug_sink.bench.harness``: the same as ``debug-sink bench``."""
     parser = argparse.ArgumentParser(prog="debug-sink")
     sub = parser.add_subparsers(dest="command")
     register_commands(sub)

@@ -1,7 +1,7 @@
 """The ``debug-sink dev --demo`` fleet: synthetic agents that use the SDK like real ones.
 
 Owns :class:`DemoFleet`, a few concurrent "agents" that run made-up but realistic workflows
-through :class:`~debug_sink.sdk.DebugStateManager` into Kafka: a planner hands work to
+through :class:`~debug_sink.sdk.manager.DebugStateManager` into Kafka: a planner hands work to
 researchers, coders, reviewers and writers (transformations with the state at hand-over);
 every operation is a step with a checkpoint snapshot and an LLM call; operations fail with
 several error types (rate limits, timeouts, unparseable model output, context overflow, tool
@@ -13,7 +13,7 @@ The point is that ``show``, ``patterns``, ``errors`` and ``known-fixes`` have so
 to display within seconds of ``debug-sink dev --demo``: the first workflows run without
 pauses, later ones at a steady pace.
 
-Not a benchmark and not ground truth for the correlator (:mod:`debug_sink.synthetic` is).
+Not a benchmark and not ground truth for the correlator (:mod:`debug_sink.dev.synthetic` is).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from debug_sink.sdk import DebugStateManager
+from debug_sink.sdk.manager import DebugStateManager
 from debug_sink.settings import Settings
 
 __all__ = ["DemoFleet"]
@@ -277,14 +277,14 @@ def _raised(failure: Failure) -> Exception:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m debug_sink.demo``: the fleet against the configured Kafka, until SIGTERM or
+    """``python -m debug_sink.dev.demo``: the fleet against the configured Kafka, until SIGTERM or
     Ctrl-C (the ``demo`` profile of docker-compose.yml; ``debug-sink dev --demo`` embeds it)."""
-    from debug_sink.cli import EXIT_ERROR, build_settings, run_until_signal
+    from debug_sink.cli.app import EXIT_ERROR, build_settings, run_until_signal
     from debug_sink.errors import DebugSinkError
     from debug_sink.logs import configure_logging
 
     parser = argparse.ArgumentParser(
-        prog="python -m debug_sink.demo",
+        prog="python -m debug_sink.dev.demo",
         description="Emit realistic synthetic agent workflows through the SDK into Kafka.",
     )
     parser.add_argument("--workflows", type=int, metavar="N", help="stop after N workflows")

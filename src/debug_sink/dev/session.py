@@ -2,9 +2,9 @@
 
 Owns the embedded development mode: PostgreSQL 18 (data kept in ``--data-dir`` across runs)
 and Tansu (a Kafka-compatible broker, topics in memory) as child processes, the migrations,
-the sink with its periodic jobs, optionally the demo fleet (:mod:`debug_sink.demo`), a live
+the sink with its periodic jobs, optionally the demo fleet (:mod:`debug_sink.dev.demo`), a live
 status line, and an orderly stop. :func:`register_commands` adds ``dev`` and ``replay``
-(:mod:`debug_sink.replay`) to the CLI.
+(:mod:`debug_sink.sink.replay`) to the CLI.
 
 Order of start: free ports and the data directory are checked before anything starts;
 then PostgreSQL, migrations, the broker, the topics, the sink, the demo. Order of stop
@@ -13,7 +13,7 @@ what is in the topics (at most 10 s) and commits its last batch, then the broker
 PostgreSQL stop. Ctrl-C during start-up stops what was started, in reverse order. The
 children are in their own process group (a terminal's Ctrl-C reaches only this process,
 which stops them in order) and die with this process even when it is killed with SIGKILL
-(:mod:`debug_sink.embedded`).
+(:mod:`debug_sink.dev.embedded`).
 
 The broker keeps its topics in memory, so every run starts with empty topics while the
 database keeps its rows. Two consequences are handled at start: offsets stored by earlier
@@ -41,8 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from debug_sink import replay
-from debug_sink.embedded import (
+from debug_sink.dev.embedded import (
     PG_MAJOR,
     EmbeddedKafka,
     EmbeddedPostgres,
@@ -51,10 +50,11 @@ from debug_sink.embedded import (
 )
 from debug_sink.errors import DebugSinkError, EmbeddedServiceError, TransientError
 from debug_sink.settings import ENV_PREFIX, Settings
+from debug_sink.sink import replay
 
 if TYPE_CHECKING:
-    from debug_sink.demo import DemoFleet
-    from debug_sink.service import Sink
+    from debug_sink.dev.demo import DemoFleet
+    from debug_sink.sink.runner import Sink
 
 __all__ = ["DEFAULT_DATA_DIR", "StatusLine", "main", "register_commands"]
 
@@ -114,7 +114,7 @@ class StatusLine:
     """The live status: events/s, rows, dead letters, lag, parked, demo progress.
 
     Counters come from the sink's Prometheus registry; lag is the end offsets of the topics
-    (:func:`~debug_sink.replay.log_ends`, right on Tansu too) minus the offsets the sink
+    (:func:`~debug_sink.sink.replay.log_ends`, right on Tansu too) minus the offsets the sink
     stored in PostgreSQL: what is not yet a committed row. On a
     terminal the line is redrawn in place every second; otherwise a plain line is printed
     every ``plain_interval`` seconds.
@@ -144,7 +144,7 @@ class StatusLine:
     async def _measure_lag(self) -> int | None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        from debug_sink.replay import connect, log_ends
+        from debug_sink.sink.replay import connect, log_ends
 
         try:
             if self._consumer is None:
@@ -271,9 +271,9 @@ async def _prepare_database(settings: Settings) -> tuple[int, int]:
 
     Returns (migrations applied, parked events released).
     """
-    from debug_sink.migrate import migrate_up
-    from debug_sink.service import create_pool
-    from debug_sink.writer import BatchWriter
+    from debug_sink.db.migrate import migrate_up
+    from debug_sink.sink.runner import create_pool
+    from debug_sink.sink.writer import BatchWriter
 
     applied = await migrate_up(settings.require_dsn(), schema=settings.db_schema)
     pool = await create_pool(settings, max_size=1)
@@ -330,7 +330,7 @@ def _log_to_file(path: Path, level: str) -> TextIO:
 
 
 def _dev_settings(args: argparse.Namespace, pg: EmbeddedPostgres, kafka: EmbeddedKafka) -> Settings:
-    from debug_sink.cli import build_settings
+    from debug_sink.cli.app import build_settings
 
     overrides: dict[str, Any] = {
         "postgres_dsn": pg.dsn,
@@ -389,13 +389,13 @@ def _banner(settings: Settings, pg: EmbeddedPostgres, data_dir: Path, log_path: 
 
 async def _serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Run the sink (and the demo) until a signal; stop in order. Returns the lag left."""
-    from debug_sink.cli import periodic_jobs, run_until_signal
-    from debug_sink.service import Sink
+    from debug_sink.cli.app import periodic_jobs, run_until_signal
+    from debug_sink.sink.runner import Sink
 
     sink = Sink(settings, jobs=periodic_jobs(settings))
     fleet: DemoFleet | None = None
     if args.demo:
-        from debug_sink.demo import DemoFleet
+        from debug_sink.dev.demo import DemoFleet
 
         fleet = DemoFleet(settings, workflows=args.demo_workflows)
     status = StatusLine(settings, sink, fleet, out)
@@ -599,10 +599,10 @@ def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m debug_sink.dev COMMAND ...``: ``dev`` and ``replay`` without the full CLI."""
-    from debug_sink.cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE
+    """``python -m debug_sink.dev.session COMMAND ...``: ``dev`` and ``replay`` without the full CLI."""
+    from debug_sink.cli.app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE
 
-    parser = argparse.ArgumentParser(prog="python -m debug_sink.dev")
+    parser = argparse.ArgumentParser(prog="python -m debug_sink.dev.session")
     register_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -1,12 +1,12 @@
 """The agent SDK: :class:`DebugStateManager`, the API of the quickstart's "Python Integration".
 
 Owns turning what an agent knows (an exception, its state, a step it runs, a hand-over to
-another agent, an LLM call) into wire-format events (:mod:`debug_sink.events`) and handing
-them to an :class:`~debug_sink.emitter.Emitter`. Ids are generated here, so every capture
+another agent, an LLM call) into wire-format events (:mod:`debug_sink.wire.events`) and handing
+them to an :class:`~debug_sink.sdk.emitter.Emitter`. Ids are generated here, so every capture
 returns its event's id at once, before anything reaches Kafka. The read side
 (:meth:`~DebugStateManager.get_workflow_debug_summary`,
 :meth:`~DebugStateManager.get_recovery_patterns`) delegates to
-:class:`~debug_sink.queries.DebugQueries` when a DSN or pool is available.
+:class:`~debug_sink.read.queries.DebugQueries` when a DSN or pool is available.
 
 What the SDK guarantees to the agent:
 
@@ -19,8 +19,8 @@ What the SDK guarantees to the agent:
 - **It sends what the sink would store.** JSON fields are made plain JSON (tuples become
   lists, non-string keys strings, other objects their ``str()``), ``NUL`` characters become
   U+FFFD (PostgreSQL cannot store them), secrets are redacted with the sink's
-  :class:`~debug_sink.canonical.Redactor` and patterns, and ``state_hash`` is
-  :func:`~debug_sink.canonical.state_hash` of the redacted state: the sink finds nothing to
+  :class:`~debug_sink.wire.canonical.Redactor` and patterns, and ``state_hash`` is
+  :func:`~debug_sink.wire.canonical.state_hash` of the redacted state: the sink finds nothing to
   redact or re-hash. Strings longer than their column are cut to fit (``error_type`` keeps
   its end, the class name); free text is cut at 64 KiB with a visible marker.
 - **A value that cannot be JSON at all** (a reference cycle, an integer beyond 64 bits) is
@@ -69,10 +69,12 @@ import orjson
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from debug_sink.canonical import Redactor, canonical_json, state_hash
-from debug_sink.emitter import DropReason, Emitter, EmitterConfig, EmitterStats
 from debug_sink.errors import ConfigurationError, InvalidEvent
-from debug_sink.events import (
+from debug_sink.read.queries import DebugQueries
+from debug_sink.sdk.emitter import DropReason, Emitter, EmitterConfig, EmitterStats
+from debug_sink.settings import Settings
+from debug_sink.wire.canonical import Redactor, canonical_json, state_hash
+from debug_sink.wire.events import (
     ErrorEvent,
     EventBase,
     HookEvent,
@@ -81,8 +83,6 @@ from debug_sink.events import (
     SuccessEvent,
     TransformationEvent,
 )
-from debug_sink.queries import DebugQueries
-from debug_sink.settings import Settings
 
 if TYPE_CHECKING:
     import asyncpg
@@ -95,7 +95,7 @@ __all__ = [
     "error_type_of",
 ]
 
-log = structlog.get_logger("debug_sink.sdk")
+log = structlog.get_logger("debug_sink.sdk.manager")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -184,7 +184,7 @@ class DebugStateManager:
     ``max_depth`` (the sink's own limits), and optionally ``postgres_dsn``/``db_schema`` for
     the read side. When omitted, it is read from the ``DEBUG_SINK_*`` environment -- the one
     place the SDK reads the environment. ``emitter``: a ready emitter (e.g. a
-    :class:`~debug_sink.emitter.MemoryEmitter` in tests); else one is made from ``settings``
+    :class:`~debug_sink.sdk.emitter.MemoryEmitter` in tests); else one is made from ``settings``
     and ``emitter_config``. Read side: ``queries``, else ``pool``, else ``dsn``, else
     ``settings.postgres_dsn``. ``session_id``: the default session of every event.
     ``clock``, ``monotonic`` and ``new_id`` exist for deterministic tests.

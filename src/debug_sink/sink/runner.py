@@ -6,10 +6,10 @@ parked events, the periodic jobs, metrics and health, and a clean stop.
 
 Two tasks share the work so decoding overlaps the database write: the *fetch* task polls
 Kafka, decodes and validates, and closes batches; the *write* task writes one batch at a time
-(:mod:`debug_sink.writer` holds the correctness contract). A batch is handed over only when
+(:mod:`debug_sink.sink.writer` holds the correctness contract). A batch is handed over only when
 the writer is free (by whichever task notices first), so at most two batches are decoded at
 any time: the one being written and the one being built. Fetched records wait undecoded in a
-time-ordered merge (:mod:`debug_sink.merge`). Memory is bounded: a partition is paused when
+time-ordered merge (:mod:`debug_sink.sink.interleave`). Memory is bounded: a partition is paused when
 it has enough waiting, every partition with something waiting when the bytes fetched but not
 yet committed reach ``max_inflight_bytes``, and the fetch task keeps polling -- which keeps
 the group membership alive while the database is away.
@@ -42,20 +42,26 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from debug_sink.backoff import Backoff
-from debug_sink.batch import Batch, BatchBuilder, Item, Origin
+from debug_sink.db.migrate import require_schema
+from debug_sink.db.pg import DATABASE_ERRORS, is_transient, redact_dsn, translate_error
 from debug_sink.errors import (
     BrokerUnavailable,
     ConfigurationError,
     DatabaseUnavailable,
     TransientError,
 )
-from debug_sink.merge import TimeOrderedMerge
 from debug_sink.metrics import HttpServer, Metrics
-from debug_sink.migrate import require_schema
-from debug_sink.pg import DATABASE_ERRORS, is_transient, redact_dsn, translate_error
 from debug_sink.settings import Settings
-from debug_sink.validation import Accepted, Rejected, ValidationConfig, decode
-from debug_sink.writer import BatchWriter, DeadLetter, WriteResult, init_connection, stored_offsets
+from debug_sink.sink.batch import Batch, BatchBuilder, Item, Origin
+from debug_sink.sink.interleave import TimeOrderedMerge
+from debug_sink.sink.writer import (
+    BatchWriter,
+    DeadLetter,
+    WriteResult,
+    init_connection,
+    stored_offsets,
+)
+from debug_sink.wire.validation import Accepted, Rejected, ValidationConfig, decode
 
 log = structlog.get_logger("debug_sink")
 

@@ -1,6 +1,6 @@
 """The agent-side emitter: event models in, Kafka messages out, without ever stalling the agent.
 
-Owns the write side of the SDK below :class:`~debug_sink.sdk.DebugStateManager`: encoding an
+Owns the write side of the SDK below :class:`~debug_sink.sdk.manager.DebugStateManager`: encoding an
 event model as one JSON message (key = ``correlation_id``, topic = ``settings.topic_for(kind)``),
 a bounded in-memory queue, and one background task that feeds an aiokafka producer. No
 database access.
@@ -65,8 +65,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from debug_sink.backoff import Backoff
 from debug_sink.errors import ConfigurationError
-from debug_sink.events import EventBase, EventKind
 from debug_sink.settings import Settings
+from debug_sink.wire.events import EventBase, EventKind
 
 __all__ = [
     "DropReason",
@@ -77,7 +77,7 @@ __all__ = [
     "OutgoingMessage",
 ]
 
-log = structlog.get_logger("debug_sink.emitter")
+log = structlog.get_logger("debug_sink.sdk.emitter")
 
 #: Room for the rest of a message besides a state of ``max_state_bytes``.
 _ENVELOPE_BYTES: Final = 256 * 1024

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from debug_sink.pg import translate_error
+from debug_sink.db.pg import translate_error
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

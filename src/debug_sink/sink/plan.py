@@ -28,8 +28,8 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from debug_sink.batch import Origin
-from debug_sink.events import EventKind
+from debug_sink.sink.batch import Origin
+from debug_sink.wire.events import EventKind
 
 #: reference field -> kind of the parent row, per kind of event.
 REFERENCES: dict[EventKind, dict[str, EventKind]] = {
@@ -96,7 +96,7 @@ class Pending:
     """One event to plan: fresh from Kafka, or released from the parked table.
 
     ``state_json``: for a snapshot fresh from validation, the canonical JSON of its
-    ``agent_state`` (:attr:`debug_sink.validation.Accepted.state_json`), so that the writer
+    ``agent_state`` (:attr:`debug_sink.wire.validation.Accepted.state_json`), so that the writer
     does not serialise the state again; ``None`` otherwise (e.g. re-read from the parked
     table), and then the writer computes it.
     """

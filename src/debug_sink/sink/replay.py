@@ -1,11 +1,11 @@
 """``debug-sink replay``: re-consume topics into the same tables, exactly once (backfill).
 
 Owns planning a replay (which partitions, from which offset to which) and running it. A
-replay is an ordinary :class:`~debug_sink.service.Sink` in *its own* consumer group whose
+replay is an ordinary :class:`~debug_sink.sink.runner.Sink` in *its own* consumer group whose
 stored offsets (``sink_offsets``) are seeded with the chosen start offsets before it starts;
 on assignment the sink seeks to them, and it is stopped once every partition's stored
 offset has reached the end offset planned at the start (or when it is idle). Everything
-else is the sink's own contract (:mod:`debug_sink.writer`): every row is keyed by the
+else is the sink's own contract (:mod:`debug_sink.sink.writer`): every row is keyed by the
 producer's event id, so events that are already stored are no-ops and a replay over a
 populated database changes nothing; events that are missing are written.
 
@@ -44,8 +44,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from debug_sink.db.pg import translate_error
 from debug_sink.errors import BrokerUnavailable, ConfigurationError, DebugSinkError
-from debug_sink.pg import translate_error
 from debug_sink.settings import ENV_PREFIX, Settings
 
 __all__ = [
@@ -253,7 +253,7 @@ async def plan_replay(
     settings: Settings, spec: StartSpec, *, stored: Mapping[tuple[str, int], int] | None = None
 ) -> list[PartitionPlan]:
     """Read the matching partitions' offsets from Kafka and resolve the plan."""
-    from debug_sink.service import start_kafka_client
+    from debug_sink.sink.runner import start_kafka_client
 
     consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
     await start_kafka_client(consumer, settings)
@@ -380,8 +380,8 @@ async def run_replay(
     rest). ``on_progress(done, total)`` is called every ``poll_interval`` seconds with the
     committed events (from ``sink_offsets``).
     """
-    from debug_sink.cli import run_until_signal
-    from debug_sink.service import Sink
+    from debug_sink.cli.app import run_until_signal
+    from debug_sink.sink.runner import Sink
 
     group_id = settings.group_id
     started = time.monotonic()
@@ -446,7 +446,7 @@ def _spec(args: argparse.Namespace) -> StartSpec:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from debug_sink.cli import build_settings
+    from debug_sink.cli.app import build_settings
 
     live = build_settings(
         postgres_dsn=args.dsn,
@@ -579,7 +579,7 @@ def _handle(args: argparse.Namespace) -> int:
         with display:
             return await run_replay(settings, plan, on_progress=callback)
 
-    from debug_sink.cli import EXIT_INTERRUPTED
+    from debug_sink.cli.app import EXIT_INTERRUPTED
 
     summary = asyncio.run(main())
     code = EXIT_INTERRUPTED if summary.interrupted else 0

@@ -33,9 +33,9 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from debug_sink.canonical import DEFAULT_REDACT_PATTERNS, Redactor, canonical_json
 from debug_sink.errors import ConfigurationError, InvalidEvent
-from debug_sink.events import (
+from debug_sink.wire.canonical import DEFAULT_REDACT_PATTERNS, Redactor, canonical_json
+from debug_sink.wire.events import (
     DEFAULT_TOPICS,
     MODELS,
     SCHEMA_VERSION,
@@ -90,7 +90,7 @@ class ValidationConfig:
     ``topics`` maps each consumed topic to its event kind (unknown topics are rejected);
     ``max_state_bytes`` bounds the canonical JSON of a redacted ``agent_state``;
     ``max_depth`` bounds JSON nesting (the message object itself is depth 1);
-    ``redact_patterns`` are :class:`~debug_sink.canonical.Redactor` patterns.
+    ``redact_patterns`` are :class:`~debug_sink.wire.canonical.Redactor` patterns.
     Invalid values raise :class:`~debug_sink.errors.ConfigurationError`.
     """
 

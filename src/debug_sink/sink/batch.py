@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from debug_sink.validation import Accepted, Rejected
+from debug_sink.wire.validation import Accepted, Rejected
 
 TopicPartitionKey: TypeAlias = tuple[str, int]
 

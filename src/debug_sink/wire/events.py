@@ -21,8 +21,8 @@ or given as a number is rejected. An event's own timestamp (``captured_at``, ``o
 the Kafka record timestamp, which is the same on every replay.
 
 Not here: decoding bytes, redaction, hashing and the checks that need the raw message (NUL
-characters, nesting depth, state size) live in :mod:`debug_sink.validation` and
-:mod:`debug_sink.canonical`. A model built directly (as the SDK does) is type-checked but not
+characters, nesting depth, state size) live in :mod:`debug_sink.wire.validation` and
+:mod:`debug_sink.wire.canonical`. A model built directly (as the SDK does) is type-checked but not
 redacted or hashed until it goes through those.
 """
 
@@ -49,7 +49,7 @@ from pydantic import (
     Strict,
 )
 
-from debug_sink.canonical import DEFAULT_REDACT_PATTERNS
+from debug_sink.wire.canonical import DEFAULT_REDACT_PATTERNS
 
 __all__ = [
     "DEFAULT_REDACT_PATTERNS",
@@ -637,7 +637,7 @@ def write_schemas(directory: Path | str) -> list[Path]:
 
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m debug_sink.events",
+        prog="python -m debug_sink.wire.events",
         description="Print, write or check the JSON Schemas generated from the event models.",
     )
     action = parser.add_mutually_exclusive_group()

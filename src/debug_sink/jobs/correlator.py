@@ -52,7 +52,7 @@ counting up) or fall back to another operation or agent, which then reports a
 other operations): it must not count as a recovery, hence the weights on agent and operation
 and the "explained already" rule. The error's own fields are the agent's statement of what it
 tried; they confirm or contradict a candidate (``is_recoverable`` is a classification of the
-error, not evidence about a success, and is not used). Measured on :mod:`debug_sink.synthetic`
+error, not evidence about a success, and is not used). Measured on :mod:`debug_sink.dev.synthetic`
 workflows (default config, seed 7: 300 workflows, 1,242 errors, 964 true recoveries, 10% of
 events one to three waves late): precision 0.909, recall 0.890; the floors are asserted in
 ``tests/integration/test_correlator.py``.
@@ -111,9 +111,9 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from debug_sink import sqlfiles
+from debug_sink.db import sqlfiles
+from debug_sink.db.pg import translate_error
 from debug_sink.errors import PermanentError, TransientError
-from debug_sink.pg import translate_error
 from debug_sink.settings import Settings
 
 __all__ = [
@@ -125,7 +125,7 @@ __all__ = [
     "correlator_job",
 ]
 
-log = structlog.get_logger("debug_sink.correlator")
+log = structlog.get_logger("debug_sink.jobs.correlator")
 
 #: Links below this confidence are not made.
 MIN_CONFIDENCE: Final = 0.6
