@@ -15,7 +15,7 @@ from debug_sink.wire.events import (
     write_schemas,
 )
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 REGENERATE = (
     "regenerate them with `debug-sink schemas --write` "
     "(or `python -m debug_sink.wire.events --write`) and commit the result"

@@ -17,7 +17,7 @@ from debug_sink.jobs.retention import TABLES, Retention
 from debug_sink.sink.runner import Sink
 from debug_sink.wire.events import EventKind
 from tests import support as s
-from tests.integration.test_correlator import assert_aggregate_matches_rows
+from tests.integration.jobs.test_correlator import assert_aggregate_matches_rows
 
 NINETY_DAYS = timedelta(days=90)
 
