@@ -1,8 +1,22 @@
-"""Exponential backoff with full jitter, for transient failures of the database or broker."""
+"""Waiting out transient failures of the database or broker: exponential backoff with full
+jitter (:class:`Backoff`) and the "retry until it works or we are told to stop" loop of
+start-up (:func:`retry_until_ready`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+
+from debug_sink.errors import TransientError
+
+log = structlog.get_logger("debug_sink")
+
+T = TypeVar("T")
 
 
 class Backoff:
@@ -26,3 +40,29 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempts = 0
+
+
+async def retry_until_ready(
+    what: str,
+    connect: Callable[[], Awaitable[T]],
+    stopping: asyncio.Event,
+    on_retry: Callable[[str], None] | None = None,
+) -> T:
+    """Call ``connect`` until it succeeds. A :class:`~debug_sink.errors.TransientError` is
+    logged and retried with backoff (``on_retry(what)`` is told); any other error propagates,
+    and so does a transient one once ``stopping`` is set."""
+    backoff = Backoff(initial=0.2, maximum=10.0)
+    while True:
+        try:
+            return await connect()
+        except TransientError as exc:
+            if stopping.is_set():
+                raise
+            delay = backoff.next_delay()
+            if on_retry is not None:
+                on_retry(what)
+            log.warning(
+                "waiting_for_service", service=what, error=str(exc), retry_in_s=round(delay, 2)
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)

@@ -10,6 +10,7 @@ with ``raise ... from exc``; everything above that boundary reasons about these 
     └── PermanentError            retrying cannot help; report clearly and stop
         ├── ConfigurationError    bad settings, bad credentials, missing privilege
         ├── MigrationError        unknown target, changed applied migration, blocked rollback
+        ├── DatabaseError         PostgreSQL refused a statement for a reason retrying cannot fix
         ├── EmbeddedServiceError  an embedded service cannot start (port taken, wrong version)
         └── InvalidEvent          one event is rejected; it goes to the dead letters
 """
@@ -43,6 +44,11 @@ class ConfigurationError(PermanentError):
 
 class MigrationError(PermanentError):
     """A migration cannot be applied or rolled back as asked."""
+
+
+class DatabaseError(PermanentError):
+    """PostgreSQL refused a statement for a reason a retry cannot fix (a missing object, a
+    bug): the message names the server (never the credentials) and the SQLSTATE's text."""
 
 
 class EmbeddedServiceError(PermanentError):

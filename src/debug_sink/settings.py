@@ -12,10 +12,11 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from debug_sink.db.pg import redact_dsn
+from debug_sink.errors import ConfigurationError
 from debug_sink.wire.canonical import DEFAULT_REDACT_PATTERNS
 from debug_sink.wire.events import EventKind
 
@@ -192,8 +193,6 @@ class Settings(BaseSettings):
         return self.topic_prefix + TOPIC_SUFFIXES[kind]
 
     def require_dsn(self) -> str:
-        from debug_sink.errors import ConfigurationError
-
         if self.postgres_dsn is None:
             raise ConfigurationError("no PostgreSQL DSN: set DEBUG_SINK_POSTGRES_DSN or pass --dsn")
         return self.postgres_dsn.get_secret_value()
@@ -259,3 +258,18 @@ class Settings(BaseSettings):
                 value = str(value)
             summary[name] = value
         return summary
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the given values (command-line flags) taking
+    precedence; ``None`` means "not given". Invalid values raise one
+    :class:`~debug_sink.errors.ConfigurationError` naming every problem by its variable."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None

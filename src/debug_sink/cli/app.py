@@ -10,38 +10,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from debug_sink.errors import DebugSinkError, TransientError
-from debug_sink.settings import ENV_PREFIX, Settings
+from debug_sink.settings import ENV_PREFIX, Settings, load_settings
+from debug_sink.signals import EXIT_INTERRUPTED, run_until_signal
 
 EXIT_ERROR = 1
 EXIT_UNAVAILABLE = 3
-EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def build_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with command-line values taking precedence."""
-    from debug_sink.errors import ConfigurationError
-
-    given = {key: value for key, value in overrides.items() if value is not None}
-    try:
-        return Settings(**given)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigurationError(f"invalid settings: {problems}") from None
 
 
 def settings_help() -> str:
@@ -64,7 +47,7 @@ def settings_help() -> str:
 def _migrate(args: argparse.Namespace) -> int:
     from debug_sink.db import migrate
 
-    settings = build_settings(postgres_dsn=args.dsn, db_schema=args.schema)
+    settings = load_settings(postgres_dsn=args.dsn, db_schema=args.schema)
     dsn = settings.require_dsn()
     schema = settings.db_schema
 
@@ -167,36 +150,13 @@ def _kafka_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def run_until_signal(main_coro: Callable[[], Any], stop: Callable[[], None]) -> Any:
-    """Run ``main_coro()``; SIGTERM and SIGINT call ``stop`` (a second signal exits hard)."""
-    import signal
-
-    loop = asyncio.get_running_loop()
-    hits = 0
-
-    def on_signal() -> None:
-        nonlocal hits
-        hits += 1
-        if hits > 1:
-            print("debug-sink: second signal, exiting now", file=sys.stderr)
-            os._exit(EXIT_INTERRUPTED)
-        stop()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        return await main_coro()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
 def _run(args: argparse.Namespace) -> int:
+    from debug_sink.jobs.periodic import periodic_jobs
     from debug_sink.logs import configure_logging
     from debug_sink.metrics import Metrics
     from debug_sink.sink.runner import Sink
 
-    settings = build_settings(**_kafka_overrides(args))
+    settings = load_settings(**_kafka_overrides(args))
     configure_logging(settings.log_level, settings.log_format)
     settings.require_dsn()
 
@@ -206,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
             settings,
             exit_when_idle=args.exit_when_idle,
             metrics=metrics,
-            jobs=periodic_jobs(settings, metrics),
+            jobs=periodic_jobs(settings, metrics=metrics),
         )
         await run_until_signal(sink.run, sink.stop)
 
@@ -231,13 +191,6 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-
-
-def periodic_jobs(settings: Settings, metrics: Any = None) -> list[tuple[str, float, Any]]:
-    """The single-runner periodic jobs of ``run``: the correlator and retention."""
-    from debug_sink.cli import jobs as jobs_cli
-
-    return jobs_cli.periodic_jobs(settings, metrics=metrics)
 
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
@@ -272,14 +225,11 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
-    from debug_sink.errors import ConfigurationError
-    from debug_sink.sink.deadletters import list_dead_letters, parse_duration
+    from debug_sink.durations import parse_duration
+    from debug_sink.sink.deadletters import list_dead_letters
 
-    settings = build_settings(postgres_dsn=args.dsn, db_schema=args.schema)
-    try:
-        since = parse_duration(args.since) if args.since else None
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+    settings = load_settings(postgres_dsn=args.dsn, db_schema=args.schema)
+    since = parse_duration(args.since, what="--since") if args.since else None
     rows = asyncio.run(
         list_dead_letters(
             settings.require_dsn(),

@@ -19,32 +19,22 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import orjson
 
-from debug_sink.db.pg import translate_error
+from debug_sink.db.pg import connection
 from debug_sink.errors import ConfigurationError
-from debug_sink.jobs.correlator import Correlator, PeriodicJob, connect, correlator_job
-from debug_sink.jobs.retention import Retention, parse_age, retention_job
+from debug_sink.jobs.correlator import Correlator
+from debug_sink.jobs.retention import Retention, parse_age
 from debug_sink.logs import configure_logging
 from debug_sink.settings import ENV_PREFIX, Settings
 
-__all__ = ["fetch_known_fixes", "periodic_jobs", "register_commands"]
-
-
-def periodic_jobs(
-    settings: Settings, *, metrics: Any = None
-) -> list[tuple[str, float, PeriodicJob]]:
-    """The single-runner jobs of ``run``: the correlator every ``correlator_interval`` seconds
-    (0 disables) and the retention purge hourly (``retention_days`` 0 disables)."""
-    jobs = [correlator_job(settings, metrics=metrics), retention_job(settings)]
-    return [job for job in jobs if job is not None]
+__all__ = ["fetch_known_fixes", "register_commands"]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from debug_sink.cli.app import build_settings  # lazy: cli imports this module
+    from debug_sink.settings import load_settings
 
-    settings = build_settings(postgres_dsn=args.dsn, db_schema=args.schema)
+    settings = load_settings(postgres_dsn=args.dsn, db_schema=args.schema)
     configure_logging(settings.log_level, settings.log_format)
     settings.require_dsn()
     return settings
@@ -97,7 +87,7 @@ def _correlate(args: argparse.Namespace) -> int:
 
 
 async def _correlate_forever(correlator: Correlator, interval: float) -> None:
-    from debug_sink.cli.app import run_until_signal  # lazy: cli imports this module
+    from debug_sink.signals import run_until_signal
 
     stopping = asyncio.Event()
 
@@ -124,15 +114,10 @@ async def fetch_known_fixes(
     ssl: Any = None,
 ) -> list[dict[str, Any]]:
     """Rows of the SQL function ``known_fixes()`` as dicts."""
-    conn = await connect(dsn, schema=schema, ssl=ssl, application_name="debug-sink-cli")
-    try:
+    async with connection(dsn, schema=schema, ssl=ssl, application_name="debug-sink-cli") as conn:
         rows = await conn.fetch(
             "SELECT * FROM known_fixes($1, $2, $3, $4)", error_type, agent, operation, limit
         )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise translate_error(exc, dsn) from exc
-    finally:
-        await conn.close()
     return [dict(row) for row in rows]
 
 

@@ -41,7 +41,7 @@ from debug_sink.errors import DebugSinkError, TransientError
 from debug_sink.read.diff import Change
 from debug_sink.read.queries import DebugQueries, ErrorDiff
 from debug_sink.read.timeline import TimelineEntry
-from debug_sink.settings import ENV_PREFIX, Settings
+from debug_sink.settings import ENV_PREFIX, Settings, load_settings
 
 __all__ = [
     "WorkflowView",
@@ -460,7 +460,7 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return _cli.build_settings(postgres_dsn=args.dsn, db_schema=args.schema)
+    return load_settings(postgres_dsn=args.dsn, db_schema=args.schema)
 
 
 def _color(args: argparse.Namespace) -> bool:

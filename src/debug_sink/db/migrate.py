@@ -35,7 +35,7 @@ from typing import Any
 
 import asyncpg
 
-from debug_sink.db.pg import Conn, translate_error
+from debug_sink.db.pg import Conn, close_quietly, connect, connection, translate_error
 from debug_sink.errors import MigrationError
 
 _FILE = re.compile(r"^(?P<version>\d{3})_(?P<rollback>rollback_)?(?P<name>[a-z0-9_]+)\.sql$")
@@ -108,10 +108,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
 async def _locked_connection(
     dsn: str, schema: str, *, create_schema: bool
 ) -> AsyncIterator[asyncpg.Connection]:
-    try:
-        conn = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise translate_error(exc, dsn) from exc
+    conn = await connect(dsn, application_name="debug-sink-migrate", permanent=MigrationError)
     try:
         await conn.execute("SET lock_timeout = 0; SET client_min_messages = warning")
         await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", _LOCK_CLASS, schema)
@@ -121,10 +118,9 @@ async def _locked_connection(
                 await conn.execute(f'CREATE SCHEMA "{schema}"')
         yield conn
     except asyncpg.PostgresError as exc:
-        raise translate_error(exc, dsn) from exc
+        raise translate_error(exc, dsn, permanent=MigrationError) from exc
     finally:
-        with contextlib.suppress(Exception):
-            await conn.close(timeout=5)
+        await close_quietly(conn)
 
 
 async def _applied(conn: Conn, schema: str) -> dict[int, asyncpg.Record]:
@@ -244,7 +240,7 @@ async def migrate_down(
                     timings.append(await _run_file(conn, schema, migration.down_sql))
                     done.append(migration)
         except asyncpg.DependentObjectsStillExistError as exc:
-            raise translate_error(exc, dsn) from exc
+            raise translate_error(exc, dsn, permanent=MigrationError) from exc
         except asyncpg.PostgresError as exc:
             failed = pending[len(done)].label if len(done) < len(pending) else "?"
             raise MigrationError(
@@ -261,16 +257,10 @@ async def migration_status(
 ) -> list[MigrationStatus]:
     """Each known or applied migration with its state; ``changed`` marks an edited file."""
     migrations = load_migrations(directory)
-    try:
-        conn = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise translate_error(exc, dsn) from exc
-    try:
+    async with connection(
+        dsn, application_name="debug-sink-migrate", permanent=MigrationError
+    ) as conn:
         applied = await _applied(conn, schema)
-    except asyncpg.PostgresError as exc:
-        raise translate_error(exc, dsn) from exc
-    finally:
-        await conn.close()
     result: list[MigrationStatus] = []
     known = {m.version for m in migrations}
     for migration in migrations:

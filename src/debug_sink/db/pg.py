@@ -1,12 +1,24 @@
-"""The PostgreSQL boundary: DSN handling and the translation of driver errors.
+"""The PostgreSQL boundary: connecting, and the one translation of driver errors.
 
-asyncpg errors are classified here, by class (SQLSTATE-mapped), never by message text, into
-the error tree of :mod:`debug_sink.errors`. Messages name ``host:port/database`` only, never
-credentials.
+Owns:
+
+- :func:`connect`, :func:`connection` and :func:`create_pool` -- every connection debug-sink
+  opens comes from here, with its ``search_path``, ``application_name``, TLS and timeouts;
+- :func:`translating` -- the one place where asyncpg and OS errors become the error tree of
+  :mod:`debug_sink.errors` (``raise ... from exc``), by class (SQLSTATE-mapped), never by
+  message text;
+- the classification helpers :func:`is_transient` and :func:`is_data_error` for callers that
+  decide on a driver error before translating it (the sink's writer bisects data errors).
+
+Guarantees: messages name ``host:port/database`` only, never credentials. Not guaranteed: that
+a translated :class:`~debug_sink.errors.TransientError` clears -- callers decide how long to
+wait.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
@@ -15,9 +27,11 @@ from asyncpg.pool import PoolConnectionProxy
 
 from debug_sink.errors import (
     ConfigurationError,
+    DatabaseError,
     DatabaseUnavailable,
     DebugSinkError,
     MigrationError,
+    PermanentError,
 )
 
 #: A connection, whether taken from a pool or opened directly.
@@ -71,10 +85,25 @@ def is_data_error(exc: BaseException) -> bool:
     return False
 
 
-def translate_error(exc: BaseException, dsn: str) -> DebugSinkError:
-    """Map a driver or OS error to the error tree, with a one-line message."""
-    where = redact_dsn(dsn)
+#: SQLSTATEs of an object that does not exist: the schema is not (fully) migrated.
+_UNDEFINED_STATES = ("42P01", "42883", "42703")
+
+
+def translate_error(
+    exc: BaseException,
+    dsn: str | None,
+    *,
+    permanent: type[PermanentError] = DatabaseError,
+    doing: str | None = None,
+) -> DebugSinkError:
+    """Map a driver or OS error to the error tree, with a one-line message. ``permanent`` is
+    the class of errors that are neither transient nor about credentials, privileges or
+    missing objects; ``doing`` (e.g. ``"query timeline"``) prefixes the message."""
+    where = redact_dsn(dsn) if dsn else "the server"
+    at = f" at {where}" if dsn else ""
     message = str(exc).replace("\n", " ") or type(exc).__name__
+    if doing:
+        message = f"{doing} failed: {message}"
     if isinstance(
         exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
     ):
@@ -90,5 +119,115 @@ def translate_error(exc: BaseException, dsn: str) -> DebugSinkError:
             "objects first; nothing was rolled back."
         )
     if is_transient(exc):
-        return DatabaseUnavailable(f"cannot reach PostgreSQL at {where}: {message}")
-    return MigrationError(f"PostgreSQL error on {where}: {message}")
+        return DatabaseUnavailable(f"cannot reach PostgreSQL{at}: {message}")
+    if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _UNDEFINED_STATES:
+        return ConfigurationError(
+            f"PostgreSQL{at}: {message}. Is the schema migrated? Run `debug-sink migrate up`"
+        )
+    return permanent(f"PostgreSQL error{' on ' + where if dsn else ''}: {message}")
+
+
+@contextlib.contextmanager
+def translating(
+    dsn: str | None,
+    *,
+    permanent: type[PermanentError] = DatabaseError,
+    doing: str | None = None,
+) -> Iterator[None]:
+    """The boundary: a driver error raised inside becomes the error tree (see
+    :func:`translate_error`); errors of the tree and everything else pass unchanged."""
+    try:
+        yield
+    except DATABASE_ERRORS as exc:
+        raise translate_error(exc, dsn, permanent=permanent, doing=doing) from exc
+
+
+def _server_settings(schema: str | None, application_name: str) -> dict[str, str]:
+    settings = {"application_name": application_name}
+    if schema is not None:
+        settings["search_path"] = schema
+    return settings
+
+
+async def connect(
+    dsn: str,
+    *,
+    schema: str | None = None,
+    application_name: str = "debug-sink",
+    ssl: Any = None,
+    timeout: float = 10.0,
+    command_timeout: float | None = None,
+    permanent: type[PermanentError] = DatabaseError,
+) -> asyncpg.Connection[Any]:
+    """One connection whose ``search_path`` is ``schema`` (the server's default if None)."""
+    with translating(dsn, permanent=permanent):
+        conn: asyncpg.Connection[Any] = await asyncpg.connect(
+            dsn,
+            timeout=timeout,
+            ssl=ssl,
+            command_timeout=command_timeout,
+            server_settings=_server_settings(schema, application_name),
+        )
+    return conn
+
+
+async def close_quietly(conn: asyncpg.Connection[Any]) -> None:
+    """Close ``conn``; a connection that cannot close cleanly is terminated (gone either way)."""
+    try:
+        await conn.close(timeout=5)
+    except Exception:
+        conn.terminate()
+
+
+@contextlib.asynccontextmanager
+async def connection(
+    dsn: str,
+    *,
+    schema: str | None = None,
+    application_name: str = "debug-sink",
+    ssl: Any = None,
+    timeout: float = 10.0,
+    command_timeout: float | None = None,
+    permanent: type[PermanentError] = DatabaseError,
+) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """:func:`connect`, with driver errors of the block translated, and closed after."""
+    conn = await connect(
+        dsn,
+        schema=schema,
+        application_name=application_name,
+        ssl=ssl,
+        timeout=timeout,
+        command_timeout=command_timeout,
+        permanent=permanent,
+    )
+    try:
+        with translating(dsn, permanent=permanent):
+            yield conn
+    finally:
+        await close_quietly(conn)
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    schema: str | None = None,
+    application_name: str = "debug-sink",
+    ssl: Any = None,
+    min_size: int = 1,
+    max_size: int = 4,
+    init: Callable[[asyncpg.Connection[Any]], Awaitable[None]] | None = None,
+    command_timeout: float | None = None,
+) -> asyncpg.Pool:
+    """A pool of :func:`connect`-alike connections, each set up by ``init``."""
+    with translating(dsn):
+        pool: asyncpg.Pool | None = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=init,  # type: ignore[arg-type]
+            ssl=ssl,
+            command_timeout=command_timeout,
+            server_settings=_server_settings(schema, application_name),
+        )
+    assert pool is not None
+    return pool

@@ -279,9 +279,11 @@ def _raised(failure: Failure) -> Exception:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m debug_sink.dev.demo``: the fleet against the configured Kafka, until SIGTERM or
     Ctrl-C (the ``demo`` profile of docker-compose.yml; ``debug-sink dev --demo`` embeds it)."""
-    from debug_sink.cli.app import EXIT_ERROR, build_settings, run_until_signal
+    from debug_sink.cli.app import EXIT_ERROR
     from debug_sink.errors import DebugSinkError
     from debug_sink.logs import configure_logging
+    from debug_sink.settings import load_settings
+    from debug_sink.signals import run_until_signal
 
     parser = argparse.ArgumentParser(
         prog="python -m debug_sink.dev.demo",
@@ -294,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        settings = build_settings(kafka_bootstrap_servers=args.bootstrap_servers)
+        settings = load_settings(kafka_bootstrap_servers=args.bootstrap_servers)
     except DebugSinkError as exc:
         print(f"debug-sink demo: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -144,7 +144,9 @@ class StatusLine:
     async def _measure_lag(self) -> int | None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        from debug_sink.sink.replay import connect, log_ends
+        from debug_sink.db.pg import connect
+        from debug_sink.sink import offsets
+        from debug_sink.sink.replay import log_ends
 
         try:
             if self._consumer is None:
@@ -152,7 +154,12 @@ class StatusLine:
                 await consumer.start()
                 self._consumer = consumer
             if self._conn is None:
-                self._conn = await connect(self.settings)
+                self._conn = await connect(
+                    self.settings.require_dsn(),
+                    schema=self.settings.db_schema,
+                    ssl=self.settings.postgres_ssl(),
+                    application_name="debug-sink-dev",
+                )
             tps = [
                 TopicPartition(topic, p)
                 for topic in self.settings.topics
@@ -161,14 +168,10 @@ class StatusLine:
             if not tps:
                 return 0
             ends = await log_ends(self._consumer, tps, timeout=2.0)
-            rows = await self._conn.fetch(
-                "SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1",
-                self.settings.group_id,
-            )
+            stored = await offsets.of_group(self._conn, self.settings.group_id)
         except Exception:  # the status is cosmetic: never let it fail the session
             await self.close()
             return None
-        stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
         behind = (end - stored.get((tp.topic, tp.partition), 0) for tp, end in ends.items())
         return int(sum(max(0, n) for n in behind))
 
@@ -272,7 +275,8 @@ async def _prepare_database(settings: Settings) -> tuple[int, int]:
     Returns (migrations applied, parked events released).
     """
     from debug_sink.db.migrate import migrate_up
-    from debug_sink.sink.runner import create_pool
+    from debug_sink.sink import offsets, parking
+    from debug_sink.sink.tables import create_pool
     from debug_sink.sink.writer import BatchWriter
 
     applied = await migrate_up(settings.require_dsn(), schema=settings.db_schema)
@@ -280,12 +284,9 @@ async def _prepare_database(settings: Settings) -> tuple[int, int]:
     try:
         async with pool.acquire() as conn:
             # The broker starts empty: stored offsets point into a log that is gone.
-            await conn.execute("DELETE FROM sink_offsets")
+            await offsets.forget_all(conn)
             # Their parents were in that log; waiting longer cannot help.
-            await conn.execute(
-                "UPDATE sink_parked_events SET expires_at = clock_timestamp() "
-                "WHERE expires_at > clock_timestamp()"
-            )
+            await parking.expire_all(conn)
         writer = BatchWriter(
             pool, group_id=settings.group_id, park_grace=settings.park_grace_seconds
         )
@@ -330,7 +331,7 @@ def _log_to_file(path: Path, level: str) -> TextIO:
 
 
 def _dev_settings(args: argparse.Namespace, pg: EmbeddedPostgres, kafka: EmbeddedKafka) -> Settings:
-    from debug_sink.cli.app import build_settings
+    from debug_sink.settings import load_settings
 
     overrides: dict[str, Any] = {
         "postgres_dsn": pg.dsn,
@@ -342,7 +343,7 @@ def _dev_settings(args: argparse.Namespace, pg: EmbeddedPostgres, kafka: Embedde
     for name, value in DEV_DEFAULTS.items():
         if f"{ENV_PREFIX}{name.upper()}" not in os.environ:
             overrides[name] = value
-    return build_settings(**overrides)
+    return load_settings(**overrides)
 
 
 def _banner(settings: Settings, pg: EmbeddedPostgres, data_dir: Path, log_path: Path) -> str:
@@ -389,7 +390,8 @@ def _banner(settings: Settings, pg: EmbeddedPostgres, data_dir: Path, log_path: 
 
 async def _serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Run the sink (and the demo) until a signal; stop in order. Returns the lag left."""
-    from debug_sink.cli.app import periodic_jobs, run_until_signal
+    from debug_sink.jobs.periodic import periodic_jobs
+    from debug_sink.signals import run_until_signal
     from debug_sink.sink.runner import Sink
 
     sink = Sink(settings, jobs=periodic_jobs(settings))
@@ -599,8 +601,9 @@ def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m debug_sink.dev.session COMMAND ...``: ``dev`` and ``replay`` without the full CLI."""
-    from debug_sink.cli.app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE
+    """``python -m debug_sink.dev.session COMMAND``: ``dev`` and ``replay`` without the CLI."""
+    from debug_sink.cli.app import EXIT_ERROR, EXIT_UNAVAILABLE
+    from debug_sink.signals import EXIT_INTERRUPTED
 
     parser = argparse.ArgumentParser(prog="python -m debug_sink.dev.session")
     register_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))

@@ -103,7 +103,6 @@ reads everything in one transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 from uuid import UUID
@@ -112,8 +111,10 @@ import asyncpg
 import structlog
 
 from debug_sink.db import sqlfiles
-from debug_sink.db.pg import translate_error
+from debug_sink.db.pg import close_quietly, connect, translating
 from debug_sink.errors import PermanentError, TransientError
+from debug_sink.jobs.locks import CORRELATOR_LOCK, STATS_LOCK, lock, try_lock, unlock
+from debug_sink.jobs.periodic import Job
 from debug_sink.settings import Settings
 
 __all__ = [
@@ -121,7 +122,6 @@ __all__ = [
     "MIN_CONFIDENCE",
     "Correlator",
     "CorrelatorResult",
-    "connect",
     "correlator_job",
 ]
 
@@ -131,37 +131,10 @@ log = structlog.get_logger("debug_sink.jobs.correlator")
 MIN_CONFIDENCE: Final = 0.6
 #: The design document's threshold for a confident recovery (debug_error_recovery_patterns).
 CONFIDENT: Final = 0.7
-#: First half of every advisory-lock key of the periodic jobs ("debug-sink jobs").
-LOCK_CLASS: Final = 0x0DEB5002
-#: Lock names; the key is (LOCK_CLASS, hashtext("<schema>:<name>")).
-CORRELATOR_LOCK: Final = "correlator"
-STATS_LOCK: Final = "known_fix_stats"
-
-PeriodicJob = Callable[[], Awaitable[None]]
 
 
 def _queries() -> Any:
     return sqlfiles.load("correlator.sql")
-
-
-def lock_name(schema: str, name: str) -> str:
-    return f"{schema}:{name}"
-
-
-async def connect(
-    dsn: str, *, schema: str, application_name: str, ssl: Any = None
-) -> asyncpg.Connection:
-    """A connection whose search_path is ``schema``; driver errors translated."""
-    try:
-        return await asyncpg.connect(
-            dsn,
-            timeout=10,
-            ssl=ssl,
-            command_timeout=None,
-            server_settings={"search_path": schema, "application_name": application_name},
-        )
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise translate_error(exc, dsn) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,75 +188,61 @@ class Correlator:
     async def run_once(self) -> CorrelatorResult:
         """One run; ``ran=False`` when another replica is running. Transient failures raise
         :class:`~debug_sink.errors.TransientError` with nothing written."""
-        conn = await connect(
-            self._dsn, schema=self._schema, ssl=self._ssl, application_name="debug-sink-correlator"
-        )
+        conn = await self._connect()
         try:
-            return await self._locked_run(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise translate_error(exc, self._dsn) from exc
+            with translating(self._dsn):
+                return await self._locked_run(conn)
         finally:
-            await _close(conn)
+            await close_quietly(conn)
 
     async def rebuild_known_fixes(self) -> None:
         """Recompute the known-fixes aggregate from the rows: every error present counts as
         an occurrence (later runs count only newer ones), every link as a recovery. A repair
         tool, and a way to fill the aggregate of a database whose links were not made by the
         correlator (benchmarks); it does not correlate anything."""
-        conn = await connect(
+        conn = await self._connect()
+        try:
+            with translating(self._dsn):
+                await conn.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
+                await lock(conn, self._schema, STATS_LOCK)
+                q = _queries()
+                async with conn.transaction(isolation="repeatable_read"):
+                    await conn.execute("DELETE FROM known_fix_occurrences")
+                    await conn.execute(q["mark_counted"])
+                    await conn.execute(q["rebuild_occurrences"])
+                    await conn.execute("DELETE FROM known_fix_stats")
+                    await conn.execute(
+                        "INSERT INTO known_fix_stats (error_type, agent_name, operation_name, "
+                        "recovery_strategy, recovered, confident, duration_ms_sum, "
+                        "duration_count, confidence_sum, example_correlation_ids, "
+                        f"last_recovered_at) {q['expected_stats']}"
+                    )
+        finally:
+            await close_quietly(conn)
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await connect(
             self._dsn, schema=self._schema, ssl=self._ssl, application_name="debug-sink-correlator"
         )
-        try:
-            await conn.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
-            await conn.execute(
-                "SELECT pg_advisory_lock($1, hashtext($2))",
-                LOCK_CLASS,
-                lock_name(self._schema, STATS_LOCK),
-            )
-            q = _queries()
-            async with conn.transaction(isolation="repeatable_read"):
-                await conn.execute("DELETE FROM known_fix_occurrences")
-                await conn.execute(q["mark_counted"])
-                await conn.execute(q["rebuild_occurrences"])
-                await conn.execute("DELETE FROM known_fix_stats")
-                await conn.execute(
-                    "INSERT INTO known_fix_stats (error_type, agent_name, operation_name, "
-                    "recovery_strategy, recovered, confident, duration_ms_sum, duration_count, "
-                    "confidence_sum, example_correlation_ids, last_recovered_at) "
-                    f"{q['expected_stats']}"
-                )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise translate_error(exc, self._dsn) from exc
-        finally:
-            await _close(conn)
 
     async def _locked_run(self, conn: asyncpg.Connection) -> CorrelatorResult:
-        got = await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, hashtext($2))",
-            LOCK_CLASS,
-            lock_name(self._schema, CORRELATOR_LOCK),
-        )
-        if not got:
+        if not await try_lock(conn, self._schema, CORRELATOR_LOCK):
             log.debug("correlator_skipped", reason="another replica is running")
             return CorrelatorResult(ran=False)
         try:
             await conn.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
             # Waits at most for one retention batch; taken before the snapshot is.
             try:
-                await conn.execute(
-                    "SELECT pg_advisory_lock($1, hashtext($2))",
-                    LOCK_CLASS,
-                    lock_name(self._schema, STATS_LOCK),
-                )
+                await lock(conn, self._schema, STATS_LOCK)
             except asyncpg.LockNotAvailableError:
                 log.info("correlator_skipped", reason="retention holds the aggregate lock")
                 return CorrelatorResult(ran=False)
             try:
                 return await self._run(conn)
             finally:
-                await _unlock(conn, self._schema, STATS_LOCK)
+                await unlock(conn, self._schema, STATS_LOCK)
         finally:
-            await _unlock(conn, self._schema, CORRELATOR_LOCK)
+            await unlock(conn, self._schema, CORRELATOR_LOCK)
 
     async def _run(self, conn: asyncpg.Connection) -> CorrelatorResult:
         q = _queries()
@@ -347,24 +306,7 @@ class Correlator:
         return result
 
 
-async def _unlock(conn: asyncpg.Connection, schema: str, name: str) -> None:
-    # A lost connection has released its session locks already.
-    if not conn.is_closed():
-        await conn.execute(
-            "SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, lock_name(schema, name)
-        )
-
-
-async def _close(conn: asyncpg.Connection) -> None:
-    try:
-        await conn.close(timeout=5)
-    except Exception:  # the connection is gone either way
-        conn.terminate()
-
-
-def correlator_job(
-    settings: Settings, *, metrics: Any = None
-) -> tuple[str, float, PeriodicJob] | None:
+def correlator_job(settings: Settings, *, metrics: Any = None) -> Job | None:
     """The ``run`` service's periodic job, or None when ``correlator_interval`` is 0.
 
     Transient failures propagate (the service retries at the next tick); a permanent one is
@@ -390,4 +332,4 @@ def correlator_job(
             return
         count("ran" if result.ran else "skipped")
 
-    return ("correlator", settings.correlator_interval, job)
+    return Job("correlator", settings.correlator_interval, job)

@@ -51,18 +51,18 @@ import asyncpg
 import structlog
 
 from debug_sink.db import sqlfiles
-from debug_sink.db.pg import translate_error
+from debug_sink.db.pg import close_quietly, connect, translating
 from debug_sink.errors import ConfigurationError, PermanentError
-from debug_sink.jobs.correlator import LOCK_CLASS, STATS_LOCK, connect, lock_name
+from debug_sink.jobs.locks import RETENTION_LOCK, STATS_LOCK, lock_in_transaction, try_lock, unlock
+from debug_sink.jobs.periodic import Job
 from debug_sink.settings import Settings
 
-__all__ = ["TABLES", "PurgeResult", "Retention", "parse_age", "retention_job"]
+__all__ = ["PURGE_ORDER", "PurgeResult", "Retention", "parse_age", "retention_job"]
 
 log = structlog.get_logger("debug_sink.jobs.retention")
 
-RETENTION_LOCK: Final = "retention"
 #: Tables in purge order (children first), as reported in :attr:`PurgeResult.deleted`.
-TABLES: Final = (
+PURGE_ORDER: Final = (
     "debug_workflow_steps",
     "debug_error_success_correlation",
     "debug_error_events",
@@ -76,8 +76,6 @@ DEFAULT_INTERVAL_S: Final = 3600.0
 _LOCK_RETRIES: Final = 5
 _AGE = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>[dhmw]?)\s*$")
 _UNITS: Final = {"": "days", "d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
-
-PeriodicJob = Callable[[], Awaitable[None]]
 
 
 def parse_age(text: str) -> timedelta:
@@ -98,7 +96,7 @@ class PurgeResult:
     ran: bool
     cutoff: datetime | None = None
     dry_run: bool = False
-    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PURGE_ORDER, 0))
     batches: int = 0
     skipped_tables: list[str] = field(default_factory=list)
     duration_s: float = 0.0
@@ -169,30 +167,16 @@ class Retention:
             self._dsn, schema=self._schema, ssl=self._ssl, application_name="debug-sink-retention"
         )
         try:
-            got = await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                LOCK_CLASS,
-                lock_name(self._schema, RETENTION_LOCK),
-            )
-            if not got:
-                log.info("retention_skipped", reason="another purge is running")
-                return PurgeResult(ran=False)
-            try:
-                return await self._purge(conn, older_than, dry_run)
-            finally:
-                if not conn.is_closed():  # a lost connection has released the lock
-                    await conn.execute(
-                        "SELECT pg_advisory_unlock($1, hashtext($2))",
-                        LOCK_CLASS,
-                        lock_name(self._schema, RETENTION_LOCK),
-                    )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise translate_error(exc, self._dsn) from exc
+            with translating(self._dsn):
+                if not await try_lock(conn, self._schema, RETENTION_LOCK):
+                    log.info("retention_skipped", reason="another purge is running")
+                    return PurgeResult(ran=False)
+                try:
+                    return await self._purge(conn, older_than, dry_run)
+                finally:
+                    await unlock(conn, self._schema, RETENTION_LOCK)
         finally:
-            try:
-                await conn.close(timeout=5)
-            except Exception:  # gone either way
-                conn.terminate()
+            await close_quietly(conn)
 
     async def _purge(
         self, conn: asyncpg.Connection, older_than: timedelta, dry_run: bool
@@ -215,7 +199,7 @@ class Retention:
         if dry_run:
             row = await conn.fetchrow(q["count_old"], cutoff, sink_cutoff["sink_dead_letters"])
             assert row is not None
-            result.deleted = {table: int(row[table]) for table in TABLES}
+            result.deleted = {table: int(row[table]) for table in PURGE_ORDER}
             if sink_cutoff["sink_parked_events"] != sink_cutoff["sink_dead_letters"]:
                 result.deleted["sink_parked_events"] = int(
                     await conn.fetchval(
@@ -294,11 +278,7 @@ class Retention:
 
     async def _stats_lock(self, conn: asyncpg.Connection) -> None:
         await conn.execute(f"SET LOCAL lock_timeout = {self._stats_timeout_ms}")
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            LOCK_CLASS,
-            lock_name(self._schema, STATS_LOCK),
-        )
+        await lock_in_transaction(conn, self._schema, STATS_LOCK)
         await conn.execute(f"SET LOCAL lock_timeout = {self._lock_timeout_ms}")
 
     def _simple(
@@ -367,9 +347,7 @@ class Retention:
         return int(picked["picked"]), picked["last_at"]
 
 
-def retention_job(
-    settings: Settings, *, interval: float = DEFAULT_INTERVAL_S
-) -> tuple[str, float, PeriodicJob] | None:
+def retention_job(settings: Settings, *, interval: float = DEFAULT_INTERVAL_S) -> Job | None:
     """The ``run`` service's periodic purge (every ``interval`` seconds, rows older than
     ``retention_days``), or None when ``retention_days`` is 0. Transient failures
     (:class:`~debug_sink.errors.TransientError`) propagate: the service retries at the next
@@ -385,4 +363,4 @@ def retention_job(
         except PermanentError as exc:
             log.error("retention_failed", error=str(exc))
 
-    return ("retention", interval, job)
+    return Job("retention", interval, job)

@@ -30,16 +30,12 @@ import asyncpg
 import orjson
 
 from debug_sink.db import sqlfiles
-from debug_sink.db.pg import is_transient, translate_error
-from debug_sink.errors import ConfigurationError, DatabaseUnavailable, PermanentError
+from debug_sink.db.pg import create_pool, translating
 from debug_sink.read.diff import StateDiff, diff_json
 from debug_sink.read.timeline import TimelineEntry, last_good_snapshots, order_timeline
 from debug_sink.settings import Settings
 
 __all__ = ["DebugQueries", "ErrorDiff", "load_queries"]
-
-#: SQLSTATEs of an object that does not exist: the schema is not (fully) migrated.
-_UNDEFINED: Final = ("42P01", "42883", "42703")
 
 
 def load_queries() -> Mapping[str, str]:
@@ -159,20 +155,16 @@ class DebugQueries:
     ) -> DebugQueries:
         """A :class:`DebugQueries` with its own pool on ``dsn``, objects looked up in
         ``schema``."""
-        ssl_arg: Any = ssl
-        try:
-            pool = await asyncpg.create_pool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                ssl=ssl_arg,
-                init=_init_connection,
-                command_timeout=60,
-                server_settings={"search_path": schema, "application_name": "debug-sink-queries"},
-            )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise translate_error(exc, dsn) from exc
-        assert pool is not None
+        pool = await create_pool(
+            dsn,
+            schema=schema,
+            application_name="debug-sink-queries",
+            ssl=ssl,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            command_timeout=60,
+        )
         return cls(pool, owns_pool=True)
 
     @classmethod
@@ -202,22 +194,11 @@ class DebugQueries:
     # -- plumbing -------------------------------------------------------------------------
 
     async def _fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
-        try:
+        with translating(None, doing=f"query {name}"):
             async with self._pool.acquire() as conn:
                 if self._schema is not None:
                     await conn.execute("SELECT set_config('search_path', $1, false)", self._schema)
                 return list(await conn.fetch(self._sql[name], *args))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise self._translate(exc, name) from exc
-
-    def _translate(self, exc: BaseException, name: str) -> Exception:
-        if is_transient(exc):
-            return DatabaseUnavailable(f"query {name} failed, PostgreSQL is unavailable: {exc}")
-        if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _UNDEFINED:
-            return ConfigurationError(
-                f"query {name} failed: {exc}. Is the schema migrated? Run `debug-sink migrate up`"
-            )
-        return PermanentError(f"query {name} failed: {exc}".replace("\n", " "))
 
     # -- workflow -------------------------------------------------------------------------
 

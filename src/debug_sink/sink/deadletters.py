@@ -1,34 +1,148 @@
-"""Reading the dead-letter table: ``debug-sink dead-letters list``.
+"""Dead letters: every message that does not become a row, with the precise reason.
 
-Owns the operator's view of rejected messages. Each row keeps the raw message bytes, so a
-fixed producer's events can be re-sent; this module only lists and summarises them.
+Owns the :class:`DeadLetter` type, its two channels -- the dead-letter *topic* (a copy of the
+message with Kafka Connect-style error headers, :class:`DeadLetterTopic`) and the
+``sink_dead_letters`` *table* (:func:`store`) -- and the operator's listing
+(:func:`list_dead_letters`). Every statement on the table is in ``sql/deadletters.sql``.
+
+Guarantees: the writer publishes a batch's dead letters to the topic before its transaction
+stores them in the table and commits the offsets; a failure to publish aborts the batch, which
+is retried, so neither channel misses a letter (a retried batch may publish a letter twice;
+the table keeps one per origin). Not guaranteed: exactly one copy on the topic.
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
+import orjson
+from aiokafka.errors import KafkaError
 
-from debug_sink.db.pg import translate_error
+from debug_sink.db import sqlfiles
+from debug_sink.db.pg import Conn, connection
+from debug_sink.errors import BrokerUnavailable
+from debug_sink.sink.batch import Item, Origin
 
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: Kafka Connect-style headers on dead-letter messages.
+DLQ_HEADERS = (
+    "__connect.errors.topic",
+    "__connect.errors.partition",
+    "__connect.errors.offset",
+    "__connect.errors.exception.class.name",
+    "__connect.errors.exception.message",
+)
+_MAX_REASON_HEADER = 2000
 
 
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``1h``, ``7d``, ``2w`` -> timedelta; anything else is a ValueError."""
-    match = _DURATION.match(text.strip().lower())
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 1h, 7d)")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+def _sql(name: str) -> str:
+    return sqlfiles.load("deadletters.sql")[name]
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """One message that will not become a row, with the precise reason."""
+
+    origin: Origin
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int | None
+    error_class: str
+    reason: str
+
+    @classmethod
+    def of_item(cls, item: Item, error_class: str, reason: str) -> DeadLetter:
+        """The letter of a consumed message, with the message as it was received."""
+        return cls(
+            item.origin, item.key, item.value, item.headers, item.timestamp_ms, error_class, reason
+        )
+
+    @classmethod
+    def of_parked(cls, origin: Origin, event: Any, error_class: str, reason: str) -> DeadLetter:
+        """The letter of a parked event. Its raw message is gone (the offset was committed
+        when it was parked), so the letter holds the validated event as JSON, keyed by its
+        correlation_id like the wire format."""
+        return cls(
+            origin,
+            str(event.correlation_id).encode(),
+            orjson.dumps(event.model_dump(mode="json")),
+            (),
+            None,
+            error_class,
+            reason,
+        )
+
+
+#: Called with the dead letters of a batch before its transaction commits (produce them to
+#: the dead-letter topic); raising aborts the batch, which is then retried.
+DeadLetterPublisher = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+
+
+class DeadLetterTopic:
+    """Produces dead letters to ``topic`` through ``producer`` (an aiokafka producer)."""
+
+    def __init__(self, producer: Any, topic: str) -> None:
+        self._producer = producer
+        self.topic = topic
+
+    async def publish(self, letters: Sequence[DeadLetter]) -> None:
+        """Produce every letter and wait for the broker's acknowledgements."""
+        try:
+            futures = [
+                await self._producer.send(
+                    self.topic, d.value, key=d.key, headers=[*d.headers, *_error_headers(d)]
+                )
+                for d in letters
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot produce dead letters to {self.topic}: {exc}") from exc
+
+
+def _error_headers(d: DeadLetter) -> list[tuple[str, bytes]]:
+    return [
+        (DLQ_HEADERS[0], d.origin.topic.encode()),
+        (DLQ_HEADERS[1], str(d.origin.partition).encode()),
+        (DLQ_HEADERS[2], str(d.origin.offset).encode()),
+        (DLQ_HEADERS[3], d.error_class.encode()),
+        (DLQ_HEADERS[4], d.reason[:_MAX_REASON_HEADER].encode()),
+    ]
+
+
+async def store(conn: Conn, letters: Sequence[DeadLetter], *, group_id: str) -> None:
+    """Insert ``letters`` into the table (inside the batch's transaction)."""
+    if letters:
+        await conn.executemany(
+            _sql("store"),
+            [
+                (
+                    d.origin.topic,
+                    d.origin.partition,
+                    d.origin.offset,
+                    d.key,
+                    d.value,
+                    {k: v.decode("utf-8", "replace") for k, v in d.headers} or None,
+                    d.error_class,
+                    d.reason,
+                    group_id,
+                    datetime.fromtimestamp(d.timestamp_ms / 1000, UTC) if d.timestamp_ms else None,
+                )
+                for d in letters
+            ],
+        )
+
+
+# -- listing ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetterRow:
+    """One row of ``debug-sink dead-letters list``."""
+
     id: int
     received_at: datetime
     topic: str
@@ -61,29 +175,17 @@ async def list_dead_letters(
     topic: str | None = None,
     error_class: str | None = None,
     limit: int = 50,
+    ssl: Any = None,
 ) -> list[DeadLetterRow]:
     """Newest first."""
-    try:
-        conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise translate_error(exc, dsn) from exc
-    try:
+    async with connection(dsn, schema=schema, ssl=ssl, application_name="debug-sink-cli") as conn:
         rows = await conn.fetch(
-            'SELECT id, received_at, topic, partition, "offset", error_class, reason, '
-            "substring(value FROM 1 FOR 120) AS preview, octet_length(value) AS size "
-            "FROM sink_dead_letters "
-            "WHERE ($1::timestamptz IS NULL OR received_at >= $1) "
-            "AND ($2::text IS NULL OR topic = $2) AND ($3::text IS NULL OR error_class = $3) "
-            "ORDER BY id DESC LIMIT $4",
+            _sql("newest"),
             datetime.now(UTC) - since if since else None,
             topic,
             error_class,
             limit,
         )
-    except asyncpg.PostgresError as exc:
-        raise translate_error(exc, dsn) from exc
-    finally:
-        await conn.close()
     return [
         DeadLetterRow(
             r["id"],

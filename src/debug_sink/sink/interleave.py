@@ -1,4 +1,4 @@
-"""Time-ordered merge of the assigned partitions: which fetched record goes into a batch next.
+"""Time-ordered interleave of the assigned partitions: which fetched record goes into a batch next.
 
 Why: an event's parents (a snapshot, an error, ...) travel on other topics. Handed out the
 way the Kafka client fetches them -- thousands of records of one partition, then of the next
@@ -19,7 +19,7 @@ Guarantees and limits:
 - The order is a heuristic, never a correctness condition: a child that still arrives first
   (clock skew between agents, a parent sent late, equal timestamps across a batch boundary)
   is parked as before.
-- The merge only hands out a record when every assigned partition that has more to fetch
+- The interleave only hands out a record when every assigned partition that has more to fetch
   has something buffered here (otherwise an older record may still be on its way). It waits
   at most ``max_wait`` seconds for such a partition, then hands out what it has: a slow
   partition delays the others by that much, never stops them.
@@ -40,7 +40,7 @@ from debug_sink.sink.batch import message_size
 
 
 class Record(Protocol):
-    """What the merge needs of a fetched record (aiokafka's ConsumerRecord has it)."""
+    """What the interleave needs of a fetched record (aiokafka's ConsumerRecord has it)."""
 
     @property
     def timestamp(self) -> int: ...
@@ -57,7 +57,7 @@ def record_size(record: Any) -> int:
     return message_size(record.key, record.value)
 
 
-class TimeOrderedMerge(Generic[P]):
+class TimeOrderedInterleave(Generic[P]):
     """Per-partition buffers of fetched records, emptied in timestamp order."""
 
     def __init__(

@@ -60,7 +60,7 @@ PARENT_KINDS: frozenset[EventKind] = frozenset(
     parent for references in REFERENCES.values() for parent in references.values()
 )
 
-#: The order in which kinds are merged (parents first; the foreign keys are deferred anyway).
+#: The order in which kinds are written (parents first; the foreign keys are deferred anyway).
 WRITE_ORDER: tuple[EventKind, ...] = (
     EventKind.TRANSFORMATION,
     EventKind.SNAPSHOT,
@@ -72,7 +72,7 @@ WRITE_ORDER: tuple[EventKind, ...] = (
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "skipped"})
 #: Step fields whose value a `started` event only fills in, and a terminal event overrides.
-STEP_MERGED = (
+STEP_FOLDED = (
     "session_id",
     "step_type",
     "agent_name",
@@ -167,19 +167,19 @@ def lookups_needed(pending: Iterable[Pending]) -> Needed:
 
 
 def fold_step(current: Any, new: Any) -> Any:
-    """Merge two lifecycle events of one step (same id) into the row they describe.
+    """Fold two lifecycle events of one step (same id) into the row they describe.
 
     A terminal event (completed/failed/skipped) overrides; a ``started`` event only fills
     what is missing. ``started_at`` is the earliest known. The same rule runs in SQL when
-    the row already exists (see writer.py), so arrival order never changes the result.
+    the row already exists (the steps' upsert in tables.py), so arrival order never changes
+    the result.
     """
-    # Mirrors the ON CONFLICT DO UPDATE of the steps merge in writer.py.
     if new.status in TERMINAL_STATUSES:
         winner, loser = new, current
     else:
         winner, loser = current, new
     update: dict[str, Any] = {"status": winner.status}
-    for name in STEP_MERGED:
+    for name in STEP_FOLDED:
         value = getattr(winner, name)
         update[name] = value if value is not None else getattr(loser, name)
     starts = [s for s in (current.started_at, new.started_at) if s is not None]

@@ -44,15 +44,16 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from debug_sink.db.pg import translate_error
+from debug_sink.db.pg import connection
 from debug_sink.errors import BrokerUnavailable, ConfigurationError, DebugSinkError
 from debug_sink.settings import ENV_PREFIX, Settings
+from debug_sink.signals import EXIT_INTERRUPTED, run_until_signal
+from debug_sink.sink import kafka, offsets
 
 __all__ = [
     "PartitionPlan",
     "ReplaySummary",
     "StartSpec",
-    "connect",
     "default_group_id",
     "log_ends",
     "parse_offsets",
@@ -253,10 +254,7 @@ async def plan_replay(
     settings: Settings, spec: StartSpec, *, stored: Mapping[tuple[str, int], int] | None = None
 ) -> list[PartitionPlan]:
     """Read the matching partitions' offsets from Kafka and resolve the plan."""
-    from debug_sink.sink.runner import start_kafka_client
-
-    consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
-    await start_kafka_client(consumer, settings)
+    consumer = await kafka.start_client(kafka.reader(settings), settings)
     try:
         pattern = re.compile(settings.topic_pattern)
         topics = sorted(t for t in await consumer.topics() if pattern.search(t))
@@ -295,55 +293,26 @@ async def plan_replay(
     )
 
 
-async def connect(settings: Settings) -> asyncpg.Connection[Any]:
+def _db(settings: Settings) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection[Any]]:
     """A connection to the configured database and schema; driver errors translated."""
-    dsn = settings.require_dsn()
-    ssl: Any = settings.postgres_ssl()
-    try:
-        conn: asyncpg.Connection[Any] = await asyncpg.connect(
-            dsn,
-            timeout=10,
-            ssl=ssl,
-            server_settings={
-                "search_path": settings.db_schema,
-                "application_name": "debug-sink-replay",
-            },
-        )
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise translate_error(exc, dsn) from exc
-    return conn
-
-
-@contextlib.asynccontextmanager
-async def _db(settings: Settings) -> Any:
-    conn = await connect(settings)
-    try:
-        yield conn
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise translate_error(exc, settings.require_dsn()) from exc
-    finally:
-        await conn.close()
+    return connection(
+        settings.require_dsn(),
+        schema=settings.db_schema,
+        ssl=settings.postgres_ssl(),
+        application_name="debug-sink-replay",
+    )
 
 
 async def group_offsets(settings: Settings, group_id: str) -> dict[tuple[str, int], int]:
     async with _db(settings) as conn:
-        rows = await conn.fetch(
-            "SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1",
-            group_id,
-        )
-    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        return await offsets.of_group(conn, group_id)
 
 
 async def seed_offsets(settings: Settings, group_id: str, plan: Sequence[PartitionPlan]) -> None:
     """Store the plan's start offsets as ``group_id``'s offsets, replacing any stored ones
     (the sink itself only ever moves an offset forward)."""
     async with _db(settings) as conn, conn.transaction():
-        await conn.executemany(
-            "INSERT INTO sink_offsets (group_id, topic, partition, next_offset) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, topic, partition) DO UPDATE "
-            "SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()",
-            [(group_id, p.topic, p.partition, p.start) for p in plan],
-        )
+        await offsets.seed(conn, group_id, {(p.topic, p.partition): p.start for p in plan})
 
 
 async def _row_counts(settings: Settings) -> dict[str, int]:
@@ -380,7 +349,6 @@ async def run_replay(
     rest). ``on_progress(done, total)`` is called every ``poll_interval`` seconds with the
     committed events (from ``sink_offsets``).
     """
-    from debug_sink.cli.app import run_until_signal
     from debug_sink.sink.runner import Sink
 
     group_id = settings.group_id
@@ -446,9 +414,9 @@ def _spec(args: argparse.Namespace) -> StartSpec:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from debug_sink.cli.app import build_settings
+    from debug_sink.settings import load_settings
 
-    live = build_settings(
+    live = load_settings(
         postgres_dsn=args.dsn,
         kafka_bootstrap_servers=args.bootstrap_servers,
         db_schema=args.schema,
@@ -459,7 +427,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             f"--group-id {group_id!r} is the live sink's consumer group "
             f"({ENV_PREFIX}GROUP_ID); a replay needs a group of its own"
         )
-    return build_settings(
+    return load_settings(
         postgres_dsn=args.dsn,
         kafka_bootstrap_servers=args.bootstrap_servers,
         db_schema=args.schema,
@@ -578,8 +546,6 @@ def _handle(args: argparse.Namespace) -> int:
         callback, display = _progress_printer(args.json)
         with display:
             return await run_replay(settings, plan, on_progress=callback)
-
-    from debug_sink.cli.app import EXIT_INTERRUPTED
 
     summary = asyncio.run(main())
     code = EXIT_INTERRUPTED if summary.interrupted else 0

@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from debug_sink.db import sqlfiles, synthetic
+from debug_sink.db import sqlfiles
+from debug_sink.dev import synthetic
 from debug_sink.errors import TransientError
 from debug_sink.jobs.correlator import Correlator, CorrelatorResult
 from tests.migration.test_schema_recovery_patterns import assert_recovery_patterns_match_rows

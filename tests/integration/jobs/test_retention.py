@@ -12,8 +12,9 @@ from typing import Any
 import asyncpg
 
 from debug_sink.dev import synthetic
-from debug_sink.jobs.correlator import LOCK_CLASS, Correlator
-from debug_sink.jobs.retention import TABLES, Retention
+from debug_sink.jobs.correlator import Correlator
+from debug_sink.jobs.locks import LOCK_CLASS
+from debug_sink.jobs.retention import PURGE_ORDER, Retention
 from debug_sink.sink.runner import Sink
 from debug_sink.wire.events import EventKind
 from tests import support as s
@@ -52,7 +53,7 @@ SELECT least((SELECT min(started_at) FROM debug_workflow_steps),
 
 
 async def table_counts(conn: asyncpg.Connection) -> dict[str, int]:
-    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in PURGE_ORDER}
 
 
 class TestPurge:

@@ -14,8 +14,12 @@ import asyncpg
 import orjson
 import pytest_asyncio
 
+from debug_sink.db import sqlfiles
 from debug_sink.sink.batch import Batch, Item, Origin
-from debug_sink.sink.writer import _RELEASE_SQL, BatchWriter, WriteResult, init_connection
+from debug_sink.sink.tables import init_connection
+from debug_sink.sink.writer import BatchWriter, WriteResult
+
+_RELEASE_SQL = sqlfiles.load("parking.sql")["waiting_for_written"]
 from debug_sink.wire.events import DEFAULT_TOPICS, EventKind
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 from tests import support as s

@@ -25,7 +25,7 @@ import orjson
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer
 
-from debug_sink.sink.runner import create_pool
+from debug_sink.sink.tables import create_pool
 from debug_sink.sink.writer import BatchWriter
 from debug_sink.wire.canonical import canonical_json
 from debug_sink.wire.events import EventKind

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from debug_sink.cli.jobs import periodic_jobs
 from debug_sink.db import sqlfiles
 from debug_sink.errors import ConfigurationError
+from debug_sink.jobs.periodic import periodic_jobs
 from debug_sink.jobs.retention import parse_age
 from debug_sink.settings import Settings
 

@@ -1,11 +1,11 @@
-"""TimeOrderedMerge: which fetched record goes into the batch next."""
+"""TimeOrderedInterleave: which fetched record goes into the batch next."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-from debug_sink.sink.interleave import TimeOrderedMerge
+from debug_sink.sink.interleave import TimeOrderedInterleave
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,15 @@ def recs(partition: str, timestamps: list[int], first_offset: int = 0) -> list[R
     return [Rec(partition, first_offset + i, ts) for i, ts in enumerate(timestamps)]
 
 
-def merge(max_wait: float = 0.2) -> tuple[TimeOrderedMerge[str], Clock]:
+def interleave(max_wait: float = 0.2) -> tuple[TimeOrderedInterleave[str], Clock]:
     clock = Clock()
-    return TimeOrderedMerge(max_wait, clock=clock), clock
+    return TimeOrderedInterleave(max_wait, clock=clock), clock
 
 
 class TestOrder:
     def test_records_leave_in_timestamp_order_across_partitions(self) -> None:
         """Interleaved partitions come out sorted by timestamp."""
-        m, _ = merge()
+        m, _ = interleave()
         m.add("a", recs("a", [1, 4, 6]))
         m.add("b", recs("b", [2, 3, 9]))
         m.add("c", recs("c", [5]))
@@ -48,7 +48,7 @@ class TestOrder:
 
     def test_offset_order_within_a_partition_even_if_timestamps_go_back(self) -> None:
         """A partition's records never overtake each other (offsets stay consecutive)."""
-        m, _ = merge()
+        m, _ = interleave()
         m.add("a", recs("a", [5, 1, 7]))
         m.add("b", recs("b", [2, 6]))
         out = m.take(100, behind=[])
@@ -67,7 +67,7 @@ class TestOrder:
 
     def test_limit_and_later_adds(self) -> None:
         """take(limit) hands out at most limit; records added later join the order."""
-        m, _ = merge()
+        m, _ = interleave()
         m.add("a", recs("a", [1, 3, 5]))
         assert [r.timestamp for r in m.take(2, behind=[])] == [1, 3]
         m.add("b", recs("b", [4]))
@@ -79,7 +79,7 @@ class TestOrder:
         order, and globally sorted whenever each partition's timestamps are sorted."""
         rng = random.Random(7)
         for _ in range(50):
-            m, _ = merge()
+            m, _ = interleave()
             expected = []
             for p in "abcde":
                 stamps = sorted(rng.randrange(1000) for _ in range(rng.randrange(0, 30)))
@@ -99,7 +99,7 @@ class TestOrder:
 class TestWaitingForAPartitionBehind:
     def test_nothing_leaves_while_a_behind_partition_has_nothing_buffered(self) -> None:
         """An empty partition with more to fetch may hold older records: wait for it."""
-        m, clock = merge(max_wait=0.2)
+        m, clock = interleave(max_wait=0.2)
         m.add("a", recs("a", [5, 6]))
         assert m.take(10, behind=["b"]) == []
         assert m.seconds_until_forced(["b"]) == 0.2
@@ -110,7 +110,7 @@ class TestWaitingForAPartitionBehind:
 
     def test_after_max_wait_records_leave_anyway(self) -> None:
         """A slow partition delays the others by max_wait, never stops them."""
-        m, clock = merge(max_wait=0.2)
+        m, clock = interleave(max_wait=0.2)
         m.add("a", recs("a", [5, 6]))
         assert m.take(10, behind=["b"]) == []
         clock.now = 0.25
@@ -120,7 +120,7 @@ class TestWaitingForAPartitionBehind:
     def test_no_forcing_while_the_caller_says_waiting_is_free(self) -> None:
         """may_force=False (the writer is busy) keeps waiting past max_wait; the wait
         already spent counts once forcing is allowed again."""
-        m, clock = merge(max_wait=0.2)
+        m, clock = interleave(max_wait=0.2)
         m.add("a", recs("a", [5]))
         assert m.take(10, behind=["b"], may_force=False) == []
         clock.now = 1.0
@@ -130,7 +130,7 @@ class TestWaitingForAPartitionBehind:
 
     def test_stops_when_a_behind_partition_runs_dry(self) -> None:
         """When a partition that has more to fetch empties, the take stops there."""
-        m, _ = merge()
+        m, _ = interleave()
         m.add("a", recs("a", [1, 2]))
         m.add("b", recs("b", [3, 4]))
         assert [r.timestamp for r in m.take(10, behind=["a"])] == [1, 2]
@@ -140,7 +140,7 @@ class TestWaitingForAPartitionBehind:
 
     def test_a_buffered_partition_in_behind_does_not_block(self) -> None:
         """Behind but with records here: its next record is not older than its head."""
-        m, _ = merge()
+        m, _ = interleave()
         m.add("a", recs("a", [1]))
         m.add("b", recs("b", [2]))
         assert [r.timestamp for r in m.take(1, behind=["b"])] == [1]
@@ -149,7 +149,7 @@ class TestWaitingForAPartitionBehind:
 class TestAccounting:
     def test_bytes_per_partition_and_forget(self) -> None:
         """Bytes are tracked per partition; forget drops buffers and returns the count."""
-        m, _ = merge()
+        m, _ = interleave()
         m.add("a", recs("a", [1, 2, 3]))
         m.add("b", recs("b", [4]))
         assert m.buffered_bytes("a") == 30

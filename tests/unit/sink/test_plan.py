@@ -15,7 +15,7 @@ from debug_sink.sink.plan import (
     lookups_needed,
     make_plan,
 )
-from debug_sink.sink.writer import COLUMNS, record_of
+from debug_sink.sink.tables import COLUMNS, record_of
 from debug_sink.wire.canonical import canonical_json, state_hash
 from debug_sink.wire.events import MODELS, EventKind
 from debug_sink.wire.validation import Rejected

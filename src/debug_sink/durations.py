@@ -1,0 +1,51 @@
+"""The one grammar for a length of time on the command line: ``30s``, ``15m``, ``2h``, ``7d``,
+``2w``, or a bare whole number of days (``90``).
+
+Owns :func:`parse_duration` (text -> ``timedelta``) and :func:`ago` (a duration before now).
+Whitespace around the parts and upper-case units are accepted; fractions, signs and other
+units are not. Every failure -- including an amount too large for a ``timedelta`` or for a
+date -- is a :class:`~debug_sink.errors.ConfigurationError` with one clear line, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from debug_sink.errors import ConfigurationError
+
+__all__ = ["ago", "parse_duration"]
+
+_DURATION: Final = re.compile(r"^\s*(?P<amount>\d{1,12})\s*(?P<unit>[smhdw]?)\s*$", re.IGNORECASE)
+_UNITS: Final = {
+    "s": "seconds",
+    "m": "minutes",
+    "h": "hours",
+    "d": "days",
+    "": "days",
+    "w": "weeks",
+}
+_EXAMPLE: Final = "use a whole number with s, m, h, d (the default) or w, e.g. 30m, 12h, 90d"
+
+
+def parse_duration(text: str, *, what: str = "duration") -> timedelta:
+    """``text`` as a timedelta; ``what`` names the value in the error message."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ConfigurationError(f"invalid {what} {text!r}: {_EXAMPLE}")
+    unit = _UNITS[match["unit"].lower()]
+    try:
+        return timedelta(**{unit: int(match["amount"])})
+    except OverflowError:
+        raise ConfigurationError(f"invalid {what} {text!r}: too long ago to be a date") from None
+
+
+def ago(text: str, *, what: str = "duration", now: datetime | None = None) -> datetime:
+    """The moment ``text`` (a duration) before ``now`` (default: the current time, UTC)."""
+    delta = parse_duration(text, what=what)
+    try:
+        return (now or datetime.now(UTC)) - delta
+    except OverflowError:
+        raise ConfigurationError(f"invalid {what} {text!r}: too long ago to be a date") from None

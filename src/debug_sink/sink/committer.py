@@ -1,0 +1,197 @@
+"""The write side of the sink: handed-over batches in, committed transactions out.
+
+Owns the write loop -- take a batch from the :class:`~debug_sink.sink.handoff.Handoff`, write
+it with :class:`~debug_sink.sink.writer.BatchWriter` (the correctness contract is there), retry
+transient failures with backoff until it commits, record what it did -- and the periodic
+release of parked events.
+
+Guarantees: a batch is retried until it commits, or abandoned only when its partitions were
+revoked (its next owner re-reads it); never skipped. Not guaranteed: progress while the
+database is away (the loop waits; the fetch side keeps the group membership alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import time
+from collections.abc import Callable
+
+import asyncpg
+import structlog
+
+from debug_sink.backoff import Backoff
+from debug_sink.errors import DatabaseUnavailable, TransientError
+from debug_sink.metrics import Metrics
+from debug_sink.sink import parking
+from debug_sink.sink.batch import Batch
+from debug_sink.sink.handoff import HandedOver, Handoff
+from debug_sink.sink.writer import BatchWriter, WriteResult
+
+log = structlog.get_logger("debug_sink")
+
+#: After this many failed attempts of the last batch during a stop, give up (it is re-read).
+_STOP_ATTEMPTS = 50
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None  # not glibc (musl, macOS): nothing to do
+    return trim
+
+
+#: glibc keeps the memory of freed message buffers (bytes objects of a few KB, allocated by
+#: malloc, not by Python's small-object allocator) in its heap, fragmented among live ones,
+#: and the process's resident size creeps up over a long drain. Handing free pages back (as
+#: Dask's workers do) lowers the peak; a call walks the heap, so at most every _TRIM_EVERY
+#: seconds (docs/PERFORMANCE.md has the measurements).
+_malloc_trim = _find_malloc_trim()
+_TRIM_EVERY = 1.0
+
+
+class Committer:
+    """Writes every handed-over batch until it commits. See the module doc."""
+
+    def __init__(
+        self,
+        writer: BatchWriter,
+        *,
+        pool: asyncpg.Pool,
+        handoff: Handoff,
+        metrics: Metrics,
+        current_generation: Callable[[], int],
+        after_batch: Callable[[], None],
+        stopping: asyncio.Event,
+        fetch_done: asyncio.Event,
+        report_db: Callable[[bool], None] = lambda ok: None,
+    ) -> None:
+        self._writer = writer
+        self._pool = pool
+        self._handoff = handoff
+        self._metrics = metrics
+        self._generation = current_generation
+        self._after_batch = after_batch
+        self._stopping = stopping
+        self._fetch_done = fetch_done
+        self._trimmed_at = time.monotonic()
+        self._report_db = report_db
+        self.committed_batches = 0
+        #: Forced interleave takes so far (for the batch log line), set by the runner.
+        self.forced_takes: Callable[[], int] = lambda: 0
+
+    async def run(self) -> None:
+        """Write batches until the fetch side says there are no more."""
+        handoff = self._handoff
+        while True:
+            handed = await handoff.take()
+            if handed is None:
+                return
+            try:
+                await self._write_with_retry(handed)
+            finally:
+                handoff.written()
+            if not self._stopping.is_set():
+                self._after_batch()  # the next batch, without waiting for the fetch task
+            if _malloc_trim is not None and time.monotonic() - self._trimmed_at >= _TRIM_EVERY:
+                _malloc_trim(0)
+                self._trimmed_at = time.monotonic()
+
+    async def _write_with_retry(self, handed: HandedOver) -> None:
+        backoff = Backoff(initial=0.2, maximum=10.0)
+        batch = handed.batch
+        while True:
+            if handed.generation != self._generation():
+                log.info("batch_abandoned", reason="partitions revoked", events=len(batch))
+                return
+            try:
+                result = await self._writer.write(batch)
+                break
+            except TransientError as exc:
+                database = isinstance(exc, DatabaseUnavailable)
+                self._report_db(not database)
+                if database:
+                    # Connections that saw the failure may be broken: never reuse them.
+                    await self._pool.expire_connections()
+                delay = backoff.next_delay()
+                self._metrics.retries.labels("postgres" if database else "kafka").inc()
+                log.warning(
+                    "batch_retry", error=str(exc), retry_in_s=round(delay, 2), events=len(batch)
+                )
+                if (
+                    self._stopping.is_set()
+                    and self._fetch_done.is_set()
+                    and backoff.attempts > _STOP_ATTEMPTS
+                ):
+                    raise
+                await asyncio.sleep(delay)
+        self._report_db(True)
+        self.committed_batches += 1
+        self._record(batch, result)
+
+    def _record(self, batch: Batch, result: WriteResult) -> None:
+        m = self._metrics
+        m.batches.inc()
+        m.batch_seconds.observe(result.duration_s)
+        m.batch_events.observe(len(batch))
+        for kind, count in result.rows.items():
+            m.written.labels(kind).inc(count)
+        self._count_dead_letters(result)
+        m.parked.inc(result.parked)
+        m.released.inc(result.released)
+        m.duplicates.inc(result.duplicates)
+        m.hash_replaced.inc(result.hash_replaced)
+        m.redacted.inc(result.redacted)
+        log.info(
+            "batch_committed",
+            events=len(batch),
+            offsets=batch.offset_ranges(),
+            rows=result.rows,
+            dead_letters=len(result.dead_letters),
+            parked=result.parked,
+            released=result.released,
+            duplicates=result.duplicates,
+            hash_replaced=result.hash_replaced,
+            bytes=batch.size_bytes,
+            duration_ms=round(result.duration_s * 1000, 1),
+            interleave_forced=self.forced_takes(),
+        )
+
+    def _count_dead_letters(self, result: WriteResult) -> None:
+        for letter in result.dead_letters:
+            self._metrics.dead_letters.labels(letter.origin.topic, letter.error_class).inc()
+
+    # -- parked events --------------------------------------------------------------------
+
+    async def release_parked(self) -> None:
+        """One periodic release: parents now stored, or grace periods over."""
+        result = await self._writer.release_parked()
+        self._count_dead_letters(result)
+        if result.released or result.dangling:
+            self._metrics.released.inc(result.released)
+            self._metrics.dangling.inc(result.dangling)
+            log.info(
+                "parked_released",
+                released=result.released,
+                expired=result.dangling,
+                rows=result.rows,
+            )
+        async with self._pool.acquire() as conn:
+            self._metrics.parked_rows.set(await parking.count(conn))
+
+    async def release_all_parked(self) -> bool:
+        """Release until nothing more can be released; True if anything was (or a transient
+        failure says: look again later) -- i.e. the sink is not idle yet."""
+        total = 0
+        try:
+            while (result := await self._writer.release_parked()).released:
+                self._count_dead_letters(result)
+                total += result.released
+                self._metrics.released.inc(result.released)
+                self._metrics.dangling.inc(result.dangling)
+        except TransientError as exc:
+            log.warning("parked_release_retry", error=str(exc))
+            return True
+        return total > 0

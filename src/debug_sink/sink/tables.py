@@ -1,0 +1,255 @@
+"""The event tables as the writer sees them: columns, COPY records, staging and upserts.
+
+Owns everything that is generated from the column lists: :data:`COLUMNS` (what is written per
+kind), :func:`record_of` (one event -> one binary-COPY record), the per-connection staging
+tables (:func:`init_connection`) and the upsert of each kind from its staging table into the
+real table (:data:`UPSERT_SQL`), plus the pool the sink writes through (:func:`create_pool`).
+
+"Upsert" here is the staging-to-table statement, ``INSERT ... SELECT ... ON CONFLICT (id)``:
+insert-once for every kind except workflow steps, whose lifecycle events fold into one row
+(``DO UPDATE``, the same rule as :func:`debug_sink.sink.plan.fold_step` inside a batch).
+
+Guarantees: a record's values are in :data:`COLUMNS` order; the upsert of a kind never writes
+a row twice for one id. Not guaranteed: that the rows satisfy the foreign keys (the writer
+defers them to the end of its transaction).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+
+from debug_sink.db.pg import create_pool as _create_pool
+from debug_sink.settings import Settings
+from debug_sink.sink.plan import STEP_FOLDED, effective_started_at
+from debug_sink.wire.canonical import canonical_json
+from debug_sink.wire.events import TABLES, EventKind
+
+__all__ = ["COLUMNS", "UPSERT_SQL", "create_pool", "init_connection", "record_of", "stage_table"]
+
+#: Columns written per kind (generated columns such as hook_events.correlation_id excluded).
+COLUMNS: dict[EventKind, tuple[str, ...]] = {
+    EventKind.SNAPSHOT: (
+        "id",
+        "snapshot_type",
+        "correlation_id",
+        "session_id",
+        "agent_name",
+        "agent_state",
+        "state_hash",
+        "execution_step",
+        "task_description",
+        "user_request",
+        "state_size_bytes",
+        "variables_count",
+        "context_depth",
+        "memory_usage_mb",
+        "cpu_time_ms",
+        "wall_time_ms",
+        "transformation_event_id",
+        "parent_snapshot_id",
+        "captured_at",
+        "metadata",
+    ),
+    EventKind.ERROR: (
+        "id",
+        "correlation_id",
+        "session_id",
+        "error_type",
+        "error_category",
+        "error_severity",
+        "error_message",
+        "error_stack_trace",
+        "error_code",
+        "agent_name",
+        "operation_name",
+        "execution_step",
+        "state_snapshot_id",
+        "is_recoverable",
+        "recovery_attempted",
+        "recovery_successful",
+        "recovery_strategy",
+        "metadata",
+        "occurred_at",
+        "resolved_at",
+    ),
+    EventKind.SUCCESS: (
+        "id",
+        "correlation_id",
+        "session_id",
+        "success_type",
+        "operation_name",
+        "agent_name",
+        "execution_step",
+        "state_snapshot_id",
+        "quality_score",
+        "completion_status",
+        "validation_passed",
+        "execution_time_ms",
+        "retry_count",
+        "success_factors",
+        "metadata",
+        "occurred_at",
+    ),
+    EventKind.STEP: (
+        "id",
+        "correlation_id",
+        "session_id",
+        "step_number",
+        "attempt",
+        "step_type",
+        "agent_name",
+        "operation_name",
+        "step_description",
+        "pre_state_snapshot_id",
+        "post_state_snapshot_id",
+        "status",
+        "error_event_id",
+        "success_event_id",
+        "duration_ms",
+        "parent_step_id",
+        "depends_on_steps",
+        "input_data",
+        "output_data",
+        "metadata",
+        "started_at",
+        "completed_at",
+    ),
+    EventKind.TRANSFORMATION: (
+        "id",
+        "correlation_id",
+        "session_id",
+        "source_agent",
+        "target_agent",
+        "transformation_type",
+        "reason",
+        "confidence_score",
+        "metadata",
+        "created_at",
+        "state_snapshot_id",
+        "error_event_id",
+        "success_event_id",
+    ),
+    EventKind.HOOK: ("id", "source", "resource_id", "payload", "metadata", "created_at"),
+}
+
+_DECIMAL_FIELDS = frozenset({"memory_usage_mb", "quality_score", "confidence_score"})
+#: Step columns merged on conflict like plan.fold_step folds them in a batch ("terminal wins,
+#: started fills gaps"); duration_ms has its own rule below (derived from the timestamps).
+_STEP_FOLDED = tuple(c for c in STEP_FOLDED if c != "duration_ms")
+
+
+def stage_table(kind: EventKind) -> str:
+    """The temporary staging table of ``kind`` (one per connection, emptied at commit)."""
+    return f"stage_{TABLES[kind]}"
+
+
+def _upsert_sql(kind: EventKind) -> str:
+    table, columns = TABLES[kind], COLUMNS[kind]
+    cols = ", ".join(columns)
+    head = f"INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage_table(kind)}"
+    if kind is not EventKind.STEP:
+        return f"{head} ON CONFLICT (id) DO NOTHING"
+    terminal = "EXCLUDED.status <> 'started'"
+    sets = [f"status = CASE WHEN {terminal} THEN EXCLUDED.status ELSE t.status END"]
+    sets += [
+        f"{c} = CASE WHEN {terminal} THEN COALESCE(EXCLUDED.{c}, t.{c}) "
+        f"ELSE COALESCE(t.{c}, EXCLUDED.{c}) END"
+        for c in _STEP_FOLDED
+    ]
+    sets.append("started_at = LEAST(t.started_at, EXCLUDED.started_at)")
+    sets.append(
+        f"metadata = NULLIF(CASE WHEN {terminal} "
+        "THEN COALESCE(t.metadata, '{}') || COALESCE(EXCLUDED.metadata, '{}') "
+        "ELSE COALESCE(EXCLUDED.metadata, '{}') || COALESCE(t.metadata, '{}') END, '{}')"
+    )
+    sets.append(
+        f"duration_ms = COALESCE(CASE WHEN {terminal} THEN EXCLUDED.duration_ms END, "
+        "t.duration_ms, EXCLUDED.duration_ms, "
+        "(EXTRACT(EPOCH FROM COALESCE(EXCLUDED.completed_at, t.completed_at) "
+        "- LEAST(t.started_at, EXCLUDED.started_at)) * 1000)::integer)"
+    )
+    return f"{head} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
+
+
+#: Staging table -> real table, per kind.
+UPSERT_SQL: dict[EventKind, str] = {kind: _upsert_sql(kind) for kind in EventKind}
+
+#: Which of the kinds' rows exist, among the ids $1.
+EXISTING_SQL: dict[EventKind, str] = {
+    kind: f"SELECT id FROM {TABLES[kind]} WHERE id = ANY($1::uuid[])" for kind in EventKind
+}
+
+
+def _value(kind: EventKind, event: Any, column: str) -> Any:
+    if kind is EventKind.STEP:
+        if column == "started_at":
+            return effective_started_at(event)
+        if column == "duration_ms" and event.duration_ms is None:
+            # Only from a start that was sent: one derived from completed_at would store 0,
+            # and the upsert keeps a stored duration when the real start arrives later.
+            if event.completed_at is not None and event.started_at is not None:
+                return int((event.completed_at - event.started_at) / timedelta(milliseconds=1))
+            return None
+    value = getattr(event, column)
+    if column in _DECIMAL_FIELDS and value is not None and not isinstance(value, Decimal):
+        return Decimal(str(value))
+    return value
+
+
+def record_of(kind: EventKind, event: Any, state_json: bytes | None = None) -> tuple[Any, ...]:
+    """The COPY record of ``event``. For a snapshot, ``state_json`` is the canonical JSON of
+    its agent_state when validation already computed it (see :class:`~.plan.Pending`)."""
+    if kind is EventKind.SNAPSHOT:
+        # Serialised once (by validation, or here): stored as is and measured.
+        state = canonical_json(event.agent_state) if state_json is None else state_json
+        values = {
+            "agent_state": state,
+            "state_size_bytes": len(state),
+            "variables_count": len(event.agent_state),
+        }
+        return tuple(values[c] if c in values else _value(kind, event, c) for c in COLUMNS[kind])
+    return tuple(_value(kind, event, column) for column in COLUMNS[kind])
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    # bytes are JSON serialised already (a snapshot's canonical agent_state): passed through.
+    body = value if isinstance(value, bytes) else orjson.dumps(value)
+    return b"\x01" + body
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+async def init_connection(conn: asyncpg.Connection[Any]) -> None:
+    """Per-connection setup: binary jsonb codec and the staging tables."""
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary", encoder=_encode_jsonb, decoder=_decode_jsonb
+    )
+    for kind in EventKind:
+        # ON COMMIT DELETE ROWS: staging is empty at the start of every transaction.
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage_table(kind)} "
+            f"(LIKE {TABLES[kind]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+
+
+async def create_pool(
+    settings: Settings, *, min_size: int = 1, max_size: int | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections use the configured schema and have the staging tables."""
+    return await _create_pool(
+        settings.require_dsn(),
+        schema=settings.db_schema,
+        application_name="debug-sink",
+        ssl=settings.postgres_ssl(),
+        min_size=min_size,
+        max_size=max_size or settings.postgres_pool_size,
+        init=init_connection,
+        command_timeout=120,
+    )

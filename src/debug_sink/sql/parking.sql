@@ -1,0 +1,74 @@
+-- Events parked until a referenced parent arrives (debug_sink.sink.parking). Only
+-- debug_sink.sink.parking runs these. sink_parked_waits (migration 009, kept by triggers)
+-- indexes which parent ids each parked event waits for.
+
+-- name: park
+-- Park fresh events in one statement (the waits trigger then runs once per batch, not once
+-- per event). waiting_for travels as comma-separated uuids: one text per row, since the
+-- arrays of a batch differ in length. $9 = when they stop waiting.
+INSERT INTO sink_parked_events (kind, event_id, correlation_id, event, waiting_for,
+                                expires_at, topic, partition, "offset")
+SELECT u.kind, u.event_id, u.correlation_id, u.event,
+       string_to_array(u.waiting_for, ',')::uuid[], $9, u.topic, u.partition, u.o
+  FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::text[], $6::text[],
+              $7::int[], $8::bigint[])
+       AS u(kind, event_id, correlation_id, event, waiting_for, topic, partition, o)
+    ON CONFLICT (topic, partition, "offset") DO NOTHING
+
+-- name: repark
+-- Parked events planned again and still missing a parent: what they wait for now.
+UPDATE sink_parked_events p
+   SET waiting_for = string_to_array(u.waiting_for, ',')::uuid[]
+  FROM unnest($1::bigint[], $2::text[]) AS u(id, waiting_for)
+ WHERE p.id = u.id
+
+-- name: waiting_for_written
+-- Parked events waiting for any of the ids $1 (written by this transaction), through the
+-- index of sink_parked_waits. `id = ANY (ARRAY(...))` rather than `IN`: the planner then looks
+-- each id up in the primary key (in id order, for ORDER BY) instead of walking the whole key
+-- to merge-join with the matches -- O(matches), not O(parked).
+SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset"
+  FROM sink_parked_events p
+ WHERE p.id = ANY (ARRAY(SELECT w.parked_id FROM sink_parked_waits w
+                          WHERE w.parent_id = ANY ($1::uuid[])))
+ ORDER BY p.id
+   FOR UPDATE OF p SKIP LOCKED
+
+-- name: releasable
+-- Parked events worth another look (at most $1): expired, or at least one awaited parent now
+-- stored (written by another replica, or aliased). The rest keep waiting without being
+-- re-planned. Each awaited id is looked up once, however many events wait for it, in index
+-- order (locality in the parents' primary keys); the expired ones come from their index
+-- (statement_timestamp(): a volatile clock_timestamp() cannot be an index condition).
+WITH present AS (
+  SELECT a.parent_id
+    FROM (SELECT DISTINCT parent_id FROM sink_parked_waits) AS a
+   WHERE EXISTS (SELECT 1 FROM debug_state_snapshots t WHERE t.id = a.parent_id)
+      OR EXISTS (SELECT 1 FROM debug_error_events t WHERE t.id = a.parent_id)
+      OR EXISTS (SELECT 1 FROM debug_success_events t WHERE t.id = a.parent_id)
+      OR EXISTS (SELECT 1 FROM debug_workflow_steps t WHERE t.id = a.parent_id)
+      OR EXISTS (SELECT 1 FROM agent_transformation_events t WHERE t.id = a.parent_id)
+      OR EXISTS (SELECT 1 FROM sink_snapshot_aliases t WHERE t.alias_id = a.parent_id)
+)
+SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset",
+       p.expires_at <= statement_timestamp() AS expired
+  FROM sink_parked_events p
+ WHERE p.id = ANY (ARRAY(
+         SELECT e.id FROM sink_parked_events e WHERE e.expires_at <= statement_timestamp()
+          UNION
+         SELECT w.parked_id FROM present JOIN sink_parked_waits w USING (parent_id)))
+ ORDER BY p.id
+ LIMIT $1
+   FOR UPDATE OF p SKIP LOCKED
+
+-- name: delete
+-- Parked rows $1 that were written, aliased or dead-lettered in this transaction.
+DELETE FROM sink_parked_events WHERE id = ANY ($1::bigint[])
+
+-- name: count
+SELECT count(*) FROM sink_parked_events
+
+-- name: expire_all
+-- Dev mode: the parents were in a log that is gone; waiting longer cannot help.
+UPDATE sink_parked_events SET expires_at = clock_timestamp()
+ WHERE expires_at > clock_timestamp()
