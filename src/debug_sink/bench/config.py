@@ -1,0 +1,80 @@
+"""What a bench run measures, how much, and the PostgreSQL settings it runs with.
+
+Owns :data:`SECTIONS` (the measured scenarios, in the order they run), :class:`BenchConfig`
+(the full and the ``--quick`` sizes) and :data:`PG_SETTINGS`.
+
+Guarantees: :meth:`BenchConfig.make` refuses unknown section names and keeps the canonical
+order whatever order they were given in. Imports only the standard library: the command line
+loads this module for every ``debug-sink`` command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["PG_SETTINGS", "SECTIONS", "BenchConfig"]
+
+SECTIONS: Final = ("throughput", "latency", "rss", "queries", "scaleout", "sdk")
+
+#: PostgreSQL settings of the bench server. Durable: fsync, synchronous_commit and
+#: full_page_writes keep their defaults (on). Changed from the defaults: a buffer cache and a
+#: WAL size an operator of a write-heavy database would set, and commit timestamps (for the
+#: latency measurement; they cost one 10-byte SLRU entry per transaction).
+PG_SETTINGS: Final[dict[str, str]] = {
+    "shared_buffers": "512MB",
+    "max_wal_size": "4GB",
+    "track_commit_timestamp": "on",
+    "max_connections": "100",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """What to measure and how much. :meth:`make` gives the full or the ``--quick`` sizes."""
+
+    quick: bool = False
+    sections: tuple[str, ...] = SECTIONS
+    events: int = 200_000
+    partitions: int = 4
+    latency_rates: tuple[int, ...] = (2_000, 10_000)
+    latency_seconds: float = 15.0
+    rss_events: int = 1_000_000
+    query_events: int = 10_000_000
+    query_samples: int = 200
+    naive_events: int = 20_000
+    sdk_calls: int = 20_000
+    rss_timeout: float = 1500.0
+    latency_wait: float = 300.0
+    seed: int = 1
+
+    @classmethod
+    def make(
+        cls, *, quick: bool = False, events: int | None = None, only: Iterable[str] | None = None
+    ) -> BenchConfig:
+        chosen = tuple(s for s in SECTIONS if only is None or s in set(only))
+        unknown = set(only or ()) - set(SECTIONS)
+        if unknown:
+            raise ValueError(unknown_sections(unknown))
+        if quick:
+            n = events or 40_000
+            return cls(
+                quick=True,
+                sections=chosen,
+                events=n,
+                latency_seconds=4.0,
+                latency_wait=60.0,
+                rss_events=n,
+                query_events=1_000_000,
+                query_samples=50,
+                naive_events=min(n, 2_000),
+                sdk_calls=2_000,
+            )
+        n = events or 200_000
+        return cls(sections=chosen, events=n, naive_events=min(n, 20_000))
+
+
+def unknown_sections(names: Iterable[str]) -> str:
+    """The message for section names outside :data:`SECTIONS` (config and command line)."""
+    return f"unknown section(s) {', '.join(sorted(names))}; choose from {', '.join(SECTIONS)}"

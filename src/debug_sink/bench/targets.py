@@ -1,0 +1,129 @@
+"""The performance targets of issue 7, and whether a run met them.
+
+Owns :class:`Target` and :func:`evaluate_targets`: which figure of the results each target
+reads, its limit, and which way is better.
+
+Guarantees: pure; a figure the results lack (section not run, or failed) gives a target whose
+``met`` is None ("not measured"), never an error; a value equal to the limit counts as met.
+Not guaranteed: that a met target holds on another machine -- the ratios are measured side
+by side in one run for that reason, the absolute limits are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+__all__ = [
+    "AGGREGATE_QUERIES",
+    "PER_WORKFLOW_QUERIES",
+    "RSS_LIMIT_MB",
+    "Target",
+    "evaluate_targets",
+    "lookup",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One performance target of issue 7 and the value measured for it."""
+
+    name: str
+    value: float | None
+    limit: float
+    higher_is_better: bool
+    unit: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "met": self.met}
+
+
+def lookup(results: dict[str, Any], *path: str) -> Any:
+    """``results[path[0]][path[1]]...``, or None where a key is missing."""
+    node: Any = results
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+#: Peak resident memory of a sink draining a backlog, at most.
+RSS_LIMIT_MB: Final = 300.0
+
+#: Per-workflow read paths (target p95 <= 10 ms) and the aggregate ones (<= 50 ms).
+PER_WORKFLOW_QUERIES: Final = (
+    "errors_by_correlation_id",
+    "debug_workflow_context",
+    "get_workflow_debug_summary",
+    "timeline",
+)
+AGGREGATE_QUERIES: Final = ("recovery_patterns", "known_fixes")
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[Target]:
+    """The targets of issue 7 against ``results`` (a value of None: not measured)."""
+    targets = [
+        Target(
+            "sink / raw COPY, shipped schema",
+            lookup(results, "throughput", "ratio_copy_shipped"),
+            0.85,
+            True,
+            "x",
+        ),
+        Target(
+            "sink / raw COPY, literal seed schema",
+            lookup(results, "throughput", "ratio_copy_seed"),
+            2.0,
+            True,
+            "x",
+        ),
+        Target(
+            "sink / naive consumer", lookup(results, "throughput", "ratio_naive"), 8.0, True, "x"
+        ),
+        Target(
+            "p99 produce -> committed at 2k/s",
+            lookup(results, "latency", "rates", "2000", "p99_ms"),
+            500.0,
+            False,
+            "ms",
+        ),
+        Target(
+            "peak RSS draining the backlog",
+            lookup(results, "rss", "peak_rss_mb"),
+            RSS_LIMIT_MB,
+            False,
+            "MB",
+        ),
+    ]
+    queries = lookup(results, "queries", "queries") or {}
+    targets.append(
+        Target(
+            "p95 capture_state_snapshot",
+            lookup(queries, "capture_state_snapshot", "p95"),
+            5.0,
+            False,
+            "ms",
+        )
+    )
+    for name in PER_WORKFLOW_QUERIES:
+        targets.append(Target(f"p95 {name}", lookup(queries, name, "p95"), 10.0, False, "ms"))
+    for name in AGGREGATE_QUERIES:
+        targets.append(Target(f"p95 {name}", lookup(queries, name, "p95"), 50.0, False, "ms"))
+    targets += [
+        Target("two sinks / one sink", lookup(results, "scaleout", "ratio"), 1.4, True, "x"),
+        Target(
+            "p99 SDK capture_snapshot",
+            lookup(results, "sdk", "capture_snapshot", "p99"),
+            1.0,
+            False,
+            "ms",
+        ),
+    ]
+    return targets

@@ -1,0 +1,32 @@
+"""Sizes and sections of a run."""
+
+from __future__ import annotations
+
+import pytest
+
+from debug_sink.bench import config
+
+
+class TestConfiguration:
+    """Sizes and sections."""
+
+    def test_quick_and_full_sizes(self) -> None:
+        """``--quick`` shrinks every size; ``--events`` overrides the backlog either way."""
+        quick = config.BenchConfig.make(quick=True)
+        full = config.BenchConfig.make()
+        assert (quick.query_events, full.query_events) == (1_000_000, 10_000_000)
+        assert full.events == 200_000
+        assert full.rss_events == 1_000_000
+        assert quick.events < full.events
+        assert quick.rss_events <= quick.events
+        assert full.latency_rates == (2_000, 10_000)
+        assert config.BenchConfig.make(quick=True, events=5000).events == 5000
+
+    def test_sections(self) -> None:
+        """``--only`` keeps the canonical order; unknown names are refused."""
+        assert config.BenchConfig.make(only=["sdk", "throughput"]).sections == (
+            "throughput",
+            "sdk",
+        )
+        with pytest.raises(ValueError, match="unknown section"):
+            config.BenchConfig.make(only=["nope"])
