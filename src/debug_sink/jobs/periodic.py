@@ -1,7 +1,7 @@
-"""The periodic jobs of ``debug-sink run``, and the loop that runs one.
+"""A periodic job of ``debug-sink run``, and the loop that runs one.
 
-Owns :class:`Job` (a name, an interval, a coroutine function), :func:`periodic_jobs` (the list
-the service schedules: the correlator, the retention purge) and :func:`run_periodically`.
+Owns :class:`Job` (a name, an interval, a coroutine function) and :func:`run_periodically`;
+:mod:`debug_sink.jobs.schedule` lists the jobs the service runs.
 
 Guarantees: a job's transient failure (:class:`~debug_sink.errors.TransientError`, or a
 transient driver error) is logged, counted and retried at the next tick; the loop ends when
@@ -25,7 +25,6 @@ from debug_sink.errors import TransientError
 
 if TYPE_CHECKING:
     from debug_sink.metrics import Metrics
-    from debug_sink.settings import Settings
 
 log = structlog.get_logger("debug_sink.jobs")
 
@@ -36,16 +35,6 @@ class Job(NamedTuple):
     name: str
     interval: float
     run: Callable[[], Awaitable[Any]]
-
-
-def periodic_jobs(settings: Settings, *, metrics: Metrics | None = None) -> list[Job]:
-    """The single-runner jobs of ``run``: the correlator every ``correlator_interval`` seconds
-    (0 disables) and the retention purge hourly (``retention_days`` 0 disables)."""
-    from debug_sink.jobs.correlator import correlator_job
-    from debug_sink.jobs.retention import retention_job
-
-    jobs = [correlator_job(settings, metrics=metrics), retention_job(settings)]
-    return [job for job in jobs if job is not None]
 
 
 async def run_periodically(

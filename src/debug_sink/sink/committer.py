@@ -17,19 +17,31 @@ import ctypes
 import ctypes.util
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-import asyncpg
 import structlog
 
 from debug_sink.backoff import Backoff
 from debug_sink.errors import DatabaseUnavailable, TransientError
 from debug_sink.metrics import Metrics
-from debug_sink.sink import parking
 from debug_sink.sink.batch import Batch
 from debug_sink.sink.handoff import HandedOver, Handoff
-from debug_sink.sink.writer import BatchWriter, WriteResult
+from debug_sink.sink.writer import WriteResult
 
 log = structlog.get_logger("debug_sink")
+
+
+class Writer(Protocol):
+    """What the committer needs of :class:`~debug_sink.sink.writer.BatchWriter`."""
+
+    async def write(self, batch: Batch) -> WriteResult: ...
+
+    async def release_parked(self) -> WriteResult: ...
+
+    async def parked_count(self) -> int: ...
+
+    async def reset_connections(self) -> None: ...
+
 
 #: After this many failed attempts of the last batch during a stop, give up (it is re-read).
 _STOP_ATTEMPTS = 50
@@ -57,9 +69,8 @@ class Committer:
 
     def __init__(
         self,
-        writer: BatchWriter,
+        writer: Writer,
         *,
-        pool: asyncpg.Pool,
         handoff: Handoff,
         metrics: Metrics,
         current_generation: Callable[[], int],
@@ -69,7 +80,6 @@ class Committer:
         report_db: Callable[[bool], None] = lambda ok: None,
     ) -> None:
         self._writer = writer
-        self._pool = pool
         self._handoff = handoff
         self._metrics = metrics
         self._generation = current_generation
@@ -113,8 +123,7 @@ class Committer:
                 database = isinstance(exc, DatabaseUnavailable)
                 self._report_db(not database)
                 if database:
-                    # Connections that saw the failure may be broken: never reuse them.
-                    await self._pool.expire_connections()
+                    await self._writer.reset_connections()
                 delay = backoff.next_delay()
                 self._metrics.retries.labels("postgres" if database else "kafka").inc()
                 log.warning(
@@ -178,8 +187,7 @@ class Committer:
                 expired=result.dangling,
                 rows=result.rows,
             )
-        async with self._pool.acquire() as conn:
-            self._metrics.parked_rows.set(await parking.count(conn))
+        self._metrics.parked_rows.set(await self._writer.parked_count())
 
     async def release_all_parked(self) -> bool:
         """Release until nothing more can be released; True if anything was (or a transient

@@ -25,15 +25,14 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from debug_sink.db.pg import DATABASE_ERRORS, is_transient
+from debug_sink.errors import TransientError
 from debug_sink.metrics import Metrics
 from debug_sink.settings import Settings
 from debug_sink.sink import offsets
@@ -41,10 +40,15 @@ from debug_sink.sink.batch import BatchBuilder, Item, Origin
 from debug_sink.sink.handoff import Handoff
 from debug_sink.sink.interleave import TimeOrderedInterleave
 from debug_sink.sink.kafka import partition_buffer_bytes
+from debug_sink.sink.offsets import PartitionKey
 from debug_sink.sink.partitions import Assignment
 from debug_sink.wire.validation import ValidationConfig, decode
 
 log = structlog.get_logger("debug_sink")
+
+#: Reads the stored offsets of some partitions: ``{(topic, partition): next_offset}`` of
+#: those that have one (:func:`debug_sink.sink.offsets.stored` in production).
+OffsetLoader = Callable[[Sequence[PartitionKey]], Awaitable[Mapping[PartitionKey, int]]]
 
 #: Records moved from the interleave into a batch per take: small enough to keep the loop
 #: responsive, large enough to amortise the heap operations.
@@ -59,7 +63,7 @@ class Fetcher:
         settings: Settings,
         consumer: AIOKafkaConsumer,
         *,
-        pool: asyncpg.Pool,
+        load_offsets: OffsetLoader,
         handoff: Handoff,
         metrics: Metrics,
         stopping: asyncio.Event,
@@ -72,7 +76,7 @@ class Fetcher:
         self.consumer = consumer
         self.assignment: Assignment[TopicPartition] = Assignment()
         self._report_db = report_db
-        self._pool = pool
+        self._load_offsets = load_offsets
         self._handoff = handoff
         self._metrics = metrics
         self._stopping = stopping
@@ -99,6 +103,10 @@ class Fetcher:
     @property
     def forced_takes(self) -> int:
         return self._interleave.forced_takes
+
+    async def mirror_offsets(self, next_offsets: Mapping[PartitionKey, int]) -> None:
+        """Commit stored offsets of partitions still assigned to Kafka (for lag tools)."""
+        await offsets.mirror_to_kafka(self.consumer, next_offsets, self.assignment.__contains__)
 
     def listener(self) -> ConsumerRebalanceListener:
         """The rebalance listener to subscribe with."""
@@ -305,13 +313,8 @@ class Fetcher:
         wanted = self.assignment.unpositioned
         generation = self.assignment.generation
         try:
-            async with self._pool.acquire() as conn:
-                stored = await offsets.stored(
-                    conn, self.settings.group_id, [(tp.topic, tp.partition) for tp in wanted]
-                )
-        except DATABASE_ERRORS as exc:
-            if not is_transient(exc):
-                raise
+            stored = await self._load_offsets([(tp.topic, tp.partition) for tp in wanted])
+        except TransientError as exc:
             self._report_db(False)
             self._metrics.retries.labels("postgres").inc()
             log.warning("seek_waiting_for_postgres", error=str(exc))

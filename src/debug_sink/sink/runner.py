@@ -21,12 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from debug_sink.backoff import retry_until_ready
 from debug_sink.db.migrate import require_schema
@@ -35,28 +33,64 @@ from debug_sink.errors import ConfigurationError
 from debug_sink.jobs.periodic import Job, run_periodically
 from debug_sink.metrics import HttpServer, Metrics
 from debug_sink.settings import Settings
-from debug_sink.sink import kafka, offsets
-from debug_sink.sink.committer import Committer
-from debug_sink.sink.deadletters import DeadLetterTopic
+from debug_sink.sink import kafka
+from debug_sink.sink.committer import Committer, Writer
+from debug_sink.sink.deadletters import DeadLetter, DeadLetterPublisher, DeadLetterTopic
 from debug_sink.sink.fetcher import Fetcher
 from debug_sink.sink.handoff import Handoff
+from debug_sink.sink.offsets import PartitionKey
 from debug_sink.sink.tables import create_pool
-from debug_sink.sink.writer import BatchWriter
+from debug_sink.sink.writer import BatchWriter, OffsetMirror
 
 log = structlog.get_logger("debug_sink")
 
 
-async def _checked_pool(settings: Settings) -> asyncpg.Pool:
-    """:func:`create_pool`, once the schema is known to be migrated far enough."""
-    pool = await create_pool(settings)
-    try:
-        with translating(settings.require_dsn()):
-            async with pool.acquire() as conn:
-                await require_schema(conn, settings.db_schema)
-    except BaseException:
-        pool.terminate()
-        raise
-    return pool
+class Backends:
+    """How the sink reaches PostgreSQL and Kafka. Each method starts one client and raises
+    :class:`~debug_sink.errors.TransientError` while its service is unreachable (the sink
+    waits it out). Tests substitute in-memory stand-ins (``tests/unit/sink/memory.py``)."""
+
+    async def writer(
+        self,
+        settings: Settings,
+        *,
+        publish_dead_letters: DeadLetterPublisher,
+        mirror_offsets: OffsetMirror,
+    ) -> Store:
+        """The database side, once the schema is known to be migrated far enough."""
+        pool = await create_pool(settings)
+        try:
+            with translating(settings.require_dsn()):
+                async with pool.acquire() as conn:
+                    await require_schema(conn, settings.db_schema)
+        except BaseException:
+            pool.terminate()
+            raise
+        return BatchWriter(
+            pool,
+            group_id=settings.group_id,
+            park_grace=settings.park_grace_seconds,
+            publish_dead_letters=publish_dead_letters,
+            mirror_offsets=mirror_offsets,
+        )
+
+    async def producer(self, settings: Settings) -> Any:
+        """The (started) producer of the dead-letter topic."""
+        return await kafka.start_client(kafka.dead_letter_producer(settings), settings)
+
+    async def consumer(self, settings: Settings) -> Any:
+        """The (started, not subscribed) consumer-group member."""
+        return await kafka.start_client(kafka.group_consumer(settings), settings)
+
+
+class Store(Writer, Protocol):
+    """The database side as the sink uses it (:class:`BatchWriter`)."""
+
+    async def stored_offsets(
+        self, partitions: Sequence[PartitionKey]
+    ) -> dict[PartitionKey, int]: ...
+
+    async def close(self) -> None: ...
 
 
 class Sink:
@@ -70,6 +104,7 @@ class Sink:
         idle_grace: float = 15.0,
         metrics: Metrics | None = None,
         jobs: Sequence[Job] = (),
+        backends: Backends | None = None,
     ) -> None:
         if re.search(settings.topic_pattern, settings.dead_letter_topic):
             raise ConfigurationError(
@@ -81,10 +116,10 @@ class Sink:
         self.exit_when_idle = exit_when_idle
         self.idle_grace = idle_grace
         self._jobs = list(jobs)
+        self._backends = backends or Backends()
         self._stopping = asyncio.Event()
         self._fetch_done = asyncio.Event()
         self._handoff = Handoff()
-        self._pool: asyncpg.Pool | None = None
         self._fetcher: Fetcher | None = None
         self._committer: Committer | None = None
         self._http: HttpServer | None = None
@@ -126,18 +161,31 @@ class Sink:
                 )
                 await self._http.start()
                 stack.push_async_callback(self._http.stop)
-            pool = self._pool = await self._wait_for("postgres", lambda: _checked_pool(settings))
-            stack.push_async_callback(self._close_pool)
+            backends = self._backends
+            # Late-bound: the writer exists before the producer and the fetcher do.
+            dead_letters: list[DeadLetterTopic] = []
+
+            async def publish(letters: Sequence[DeadLetter]) -> None:
+                await dead_letters[0].publish(letters)
+
+            async def mirror(next_offsets: Mapping[PartitionKey, int]) -> None:
+                assert self._fetcher is not None
+                await self._fetcher.mirror_offsets(next_offsets)
+
+            writer: Store = await self._wait_for(
+                "postgres",
+                lambda: backends.writer(
+                    settings, publish_dead_letters=publish, mirror_offsets=mirror
+                ),
+            )
+            stack.push_async_callback(writer.close)
             self._db_ok = True
-            producer: AIOKafkaProducer = await self._wait_for(
-                "kafka", lambda: kafka.start_client(kafka.dead_letter_producer(settings), settings)
-            )
+            producer = await self._wait_for("kafka", lambda: backends.producer(settings))
             stack.push_async_callback(producer.stop)
-            consumer: AIOKafkaConsumer = await self._wait_for(
-                "kafka", lambda: kafka.start_client(kafka.group_consumer(settings), settings)
-            )
+            dead_letters.append(DeadLetterTopic(producer, settings.dead_letter_topic))
+            consumer = await self._wait_for("kafka", lambda: backends.consumer(settings))
             stack.push_async_callback(self._stop_consumer, consumer)
-            fetcher, committer = self._compose(pool, producer, consumer)
+            fetcher, committer = self._compose(writer, consumer)
             consumer.subscribe(pattern=settings.topic_pattern, listener=fetcher.listener())
             log.info(
                 "sink_started",
@@ -153,40 +201,24 @@ class Sink:
                 for job in (park, *self._jobs)
                 if job.interval > 0
             ]
-            writer = asyncio.create_task(committer.run(), name="write")
+            write = asyncio.create_task(committer.run(), name="write")
             fetch = asyncio.create_task(self._fetch(fetcher), name="fetch")
             try:
-                await self._supervise(fetch, writer, side)
+                await self._supervise(fetch, write, side)
             finally:
-                for task in (*side, fetch, writer):
+                for task in (*side, fetch, write):
                     task.cancel()
-                await asyncio.gather(*side, fetch, writer, return_exceptions=True)
+                await asyncio.gather(*side, fetch, write, return_exceptions=True)
         log.info("sink_stopped", batches=self.committed_batches)
 
     # -- composition ----------------------------------------------------------------------
 
-    def _compose(
-        self, pool: asyncpg.Pool, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
-    ) -> tuple[Fetcher, Committer]:
-        settings = self.settings
-        dead_letters = DeadLetterTopic(producer, settings.dead_letter_topic)
-
-        async def mirror(next_offsets: Any) -> None:
-            await offsets.mirror_to_kafka(consumer, next_offsets, fetcher.assignment.__contains__)
-
+    def _compose(self, writer: Store, consumer: Any) -> tuple[Fetcher, Committer]:
         def after_batch() -> None:
             fetcher.hand_over()
 
-        writer = BatchWriter(
-            pool,
-            group_id=settings.group_id,
-            park_grace=settings.park_grace_seconds,
-            publish_dead_letters=dead_letters.publish,
-            mirror_offsets=mirror,
-        )
         committer = self._committer = Committer(
             writer,
-            pool=pool,
             handoff=self._handoff,
             metrics=self.metrics,
             current_generation=lambda: fetcher.assignment.generation,
@@ -196,9 +228,9 @@ class Sink:
             report_db=self._report_db,
         )
         fetcher = self._fetcher = Fetcher(
-            settings,
+            self.settings,
             consumer,
-            pool=pool,
+            load_offsets=writer.stored_offsets,
             handoff=self._handoff,
             metrics=self.metrics,
             stopping=self._stopping,
@@ -225,16 +257,9 @@ class Sink:
 
         return await retry_until_ready(what, connect, self._stopping, count)
 
-    async def _stop_consumer(self, consumer: AIOKafkaConsumer) -> None:
+    async def _stop_consumer(self, consumer: Any) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(consumer.stop(), 15)
-
-    async def _close_pool(self) -> None:
-        if self._pool is not None:
-            try:
-                await asyncio.wait_for(self._pool.close(), 10)
-            except (TimeoutError, Exception):
-                self._pool.terminate()
 
     def _park_interval(self) -> float:
         return max(0.5, min(5.0, self.settings.park_grace_seconds / 4 or 0.5))

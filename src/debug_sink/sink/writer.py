@@ -34,9 +34,10 @@ caller retries the same batch. Other database errors are translated at the bound
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -48,6 +49,7 @@ from debug_sink.errors import DatabaseUnavailable
 from debug_sink.sink import deadletters, offsets, parking
 from debug_sink.sink.batch import Batch, Item
 from debug_sink.sink.deadletters import DeadLetter, DeadLetterPublisher
+from debug_sink.sink.offsets import PartitionKey
 from debug_sink.sink.plan import (
     PARENT_KINDS,
     WRITE_ORDER,
@@ -172,6 +174,30 @@ class BatchWriter:
                 await self._store_dead_letters(conn, result.dead_letters)
         result.duration_s = time.perf_counter() - started
         return result
+
+    async def parked_count(self) -> int:
+        """Events parked right now (for the gauge)."""
+        with _database_failures("counting parked events"):
+            async with self._pool.acquire() as conn:
+                return await parking.count(conn)
+
+    async def stored_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
+        """The next offset to read of each of ``partitions`` that has one stored."""
+        with _database_failures("reading stored offsets"):
+            async with self._pool.acquire() as conn:
+                return await offsets.stored(conn, self._group_id, partitions)
+
+    async def close(self) -> None:
+        """Close the pool (the sink owns it); one that will not close in time is terminated."""
+        try:
+            await asyncio.wait_for(self._pool.close(), 10)
+        except Exception:
+            self._pool.terminate()
+
+    async def reset_connections(self) -> None:
+        """After a lost database: connections that saw the failure may be broken, so none is
+        reused (the pool opens fresh ones)."""
+        await self._pool.expire_connections()
 
     # -- internals ----------------------------------------------------------------------
 
