@@ -7,20 +7,23 @@ CLI tests get the rows the sink would write, in well under a second.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from debug_sink.jobs.correlator import Correlator
-from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter, OutgoingMessage
+from debug_sink.sdk.emitter import Emitter, EmitterConfig, MemoryEmitter, OutgoingMessage
 from debug_sink.sdk.manager import DebugStateManager
 from debug_sink.settings import Settings
 from debug_sink.sink.batch import Batch, Item, Origin
-from debug_sink.sink.runner import create_pool
+from debug_sink.sink.tables import create_pool
 from debug_sink.sink.writer import BatchWriter
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
+
+T = TypeVar("T")
 
 T0 = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 NAMESPACE = uuid.UUID("8d3c1c4e-6f43-4a8e-9a55-0c1f6f0e2b7d")
@@ -69,6 +72,54 @@ def memory_manager(
     if tag is not None:
         extra["new_id"] = id_factory(tag)
     return DebugStateManager(emitter=MemoryEmitter(settings, config), **extra, **kwargs)
+
+
+def completes_without_suspending(call: Coroutine[Any, Any, T]) -> T:
+    """Run ``call`` to its end in one step; fail if it suspends on the way.
+
+    A coroutine that suspends awaited something not ready yet -- room in a queue, the
+    broker, a sleep. One that completes in one step awaited nothing at all, however slow the
+    machine: this checks "did not wait" without a clock.
+    """
+    try:
+        call.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    call.close()
+    raise AssertionError("the call suspended: it waited for something instead of returning")
+
+
+async def returns_while_blocked(call: Awaitable[T], *, hang_after: float = 60.0) -> T:
+    """Await ``call`` while the caller keeps the transport blocked (a paused MemoryEmitter, a
+    stopped broker) and never releases it meanwhile: the call must return on its own.
+
+    ``hang_after`` is no limit on how long the call may take; it only turns a call that waits
+    for the blocked transport -- and so would never return -- into a failure instead of a
+    hang until the per-test timeout.
+    """
+    task = asyncio.ensure_future(call)
+    done, _ = await asyncio.wait({task}, timeout=hang_after)
+    if not done:
+        task.cancel()
+        raise AssertionError("the call did not return while the transport was blocked")
+    return task.result()
+
+
+def watch_transport(emitter: Emitter) -> list[str]:
+    """The names of the tasks that await ``emitter``'s transport (connect, probe, send),
+    recorded from now on: only the emitter's own sender task should."""
+    tasks: list[str] = []
+    for name in ("_open_transport", "_probe", "_send"):
+        method = getattr(emitter, name)
+
+        async def watched(*args: Any, _method: Any = method) -> Any:
+            current = asyncio.current_task()
+            tasks.append(current.get_name() if current is not None else "<no task>")
+            return await _method(*args)
+
+        setattr(emitter, name, watched)
+    return tasks
 
 
 def settings_for(dsn: str, **overrides: Any) -> Settings:

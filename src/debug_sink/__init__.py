@@ -24,14 +24,10 @@ if TYPE_CHECKING:
     from debug_sink.read.diff import StateDiff
     from debug_sink.read.queries import DebugQueries
     from debug_sink.read.timeline import TimelineEntry
-    from debug_sink.sdk.emitter import (
-        DropReason,
-        Emitter,
-        EmitterConfig,
-        EmitterStats,
-        MemoryEmitter,
-    )
-    from debug_sink.sdk.manager import DebugStateManager, Step, TransformationIds
+    from debug_sink.sdk.drops import DropReason
+    from debug_sink.sdk.emitter import Emitter, EmitterConfig, EmitterStats, MemoryEmitter
+    from debug_sink.sdk.manager import DebugStateManager
+    from debug_sink.sdk.workflows import Step, TransformationIds
     from debug_sink.settings import Settings
     from debug_sink.wire.canonical import Redactor, canonical_json, state_hash
     from debug_sink.wire.events import (
@@ -48,8 +44,8 @@ __version__ = "0.1.0"
 
 _WHERE: dict[str, str] = {
     "DebugStateManager": "sdk.manager",
-    "Step": "sdk.manager",
-    "TransformationIds": "sdk.manager",
+    "Step": "sdk.workflows",
+    "TransformationIds": "sdk.workflows",
     "DebugQueries": "read.queries",
     "StateDiff": "read.diff",
     "TimelineEntry": "read.timeline",
@@ -57,7 +53,7 @@ _WHERE: dict[str, str] = {
     "EmitterConfig": "sdk.emitter",
     "EmitterStats": "sdk.emitter",
     "MemoryEmitter": "sdk.emitter",
-    "DropReason": "sdk.emitter",
+    "DropReason": "sdk.drops",
     "EventKind": "wire.events",
     "SnapshotEvent": "wire.events",
     "ErrorEvent": "wire.events",

@@ -2,8 +2,9 @@
 
 Owns the write side of the SDK below :class:`~debug_sink.sdk.manager.DebugStateManager`: encoding an
 event model as one JSON message (key = ``correlation_id``, topic = ``settings.topic_for(kind)``),
-a bounded in-memory queue, and one background task that feeds an aiokafka producer. No
-database access.
+admitting it to a bounded in-memory queue (:mod:`~debug_sink.sdk.outgoing`), and one background
+task that feeds the Kafka producer (:mod:`~debug_sink.sdk.producer`) and retries what failed;
+drops are counted and logged by :mod:`~debug_sink.sdk.drops`. No database access.
 
 Guarantees:
 
@@ -36,9 +37,9 @@ dies. The idempotent producer is off (``enable_idempotence=False``): the embedde
 not support it, and the sink's event-id idempotency makes it unnecessary.
 
 Producer tuning, measured on this machine: see :class:`EmitterConfig`. The partitioner is
-aiokafka's default (murmur2 of the key, like the Java client) with a per-key cache: all
-events of a workflow share a key, and the uncached pure-Python hash cost more than the rest
-of the send path.
+aiokafka's default (murmur2 of the key, like the Java client) with a per-key cache
+(:class:`~debug_sink.sdk.producer.CachedKeyPartitioner`): all events of a workflow share a
+key, and the uncached pure-Python hash cost more than the rest of the send path.
 """
 
 from __future__ import annotations
@@ -46,30 +47,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import heapq
-import itertools
 import time
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, Final
-from uuid import UUID
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, KafkaTimeoutError
-from aiokafka.partitioner import DefaultPartitioner
 
 from debug_sink.backoff import Backoff
 from debug_sink.errors import ConfigurationError
+from debug_sink.sdk.drops import DropLog, DropReason
+from debug_sink.sdk.outgoing import OutgoingMessage, OutgoingQueue, Queued
+from debug_sink.sdk.producer import CachedKeyPartitioner, Producer, describe, is_transient
 from debug_sink.settings import Settings
 from debug_sink.wire.events import EventBase, EventKind
 
+# OutgoingMessage lives in debug_sink.sdk.outgoing; it is exported here too because it is
+# what Emitter.encode returns and MemoryEmitter.messages holds.
 __all__ = [
-    "DropReason",
     "Emitter",
     "EmitterConfig",
     "EmitterStats",
@@ -81,17 +78,6 @@ log = structlog.get_logger("debug_sink.sdk.emitter")
 
 #: Room for the rest of a message besides a state of ``max_state_bytes``.
 _ENVELOPE_BYTES: Final = 256 * 1024
-
-
-class DropReason(StrEnum):
-    """Why an event was not delivered."""
-
-    QUEUE_FULL = "queue_full"
-    UNSERIALISABLE = "unserialisable"
-    INVALID = "invalid"
-    REJECTED = "rejected"
-    CLOSED = "closed"
-    CLOSE_TIMEOUT = "close_timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,26 +131,6 @@ class EmitterConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    """One encoded event, as it goes to Kafka."""
-
-    topic: str
-    key: bytes
-    value: bytes
-    kind: EventKind
-    event_id: UUID
-
-    @property
-    def size(self) -> int:
-        return len(self.value) + len(self.key)
-
-    def json(self) -> dict[str, Any]:
-        """The message value, decoded."""
-        parsed: dict[str, Any] = orjson.loads(self.value)
-        return parsed
-
-
-@dataclass(frozen=True, slots=True)
 class EmitterStats:
     """Counters of one emitter; a snapshot, not live."""
 
@@ -181,12 +147,6 @@ class EmitterStats:
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
 
-@dataclass(order=True, slots=True)
-class _Queued:
-    seq: int
-    message: OutgoingMessage = field(compare=False)
-
-
 class Emitter:
     """Sends event models to Kafka through a bounded queue; see the module docstring.
 
@@ -199,25 +159,20 @@ class Emitter:
         self.settings = settings
         self.config = config or EmitterConfig()
         self._topics = {kind: settings.topic_for(kind) for kind in EventKind}
-        self._pending: deque[_Queued] = deque()
-        self._retry: list[_Queued] = []
-        self._seq = itertools.count()
-        self._count = 0
-        self._bytes = 0
-        self._in_flight = 0
+        self._queue = OutgoingQueue(self.config.max_queue_events, self.config.max_queue_bytes)
+        self._drops = DropLog(
+            self.config.drop_log_interval,
+            lambda: {"queued": self._queue.count, "max_queue_events": self.config.max_queue_events},
+        )
         self._sent = 0
         self._retried = 0
-        self._dropped: dict[str, int] = {}
-        self._unlogged: dict[str, int] = {}
-        self._last_logged: dict[str, float] = {}
-        self._log_timer: asyncio.TimerHandle | None = None
-        self._has_work = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._empty = asyncio.Event()
-        self._empty.set()
         self._task: asyncio.Task[None] | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._kafka = Producer(
+            self.producer_options,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            probe_timeout=self.config.request_timeout_ms / 1000,
+            queued=lambda: self._queue.count,
+        )
         self._degraded = False
         self._closed = False
         self._finished = False
@@ -239,11 +194,11 @@ class Emitter:
 
         Returns ``False`` when ``timeout`` (seconds) passed first; nothing is dropped then.
         """
-        if self._count == 0:
+        if self._queue.count == 0:
             return True
         self._ensure_started()
         try:
-            await asyncio.wait_for(self._empty.wait(), timeout)
+            await asyncio.wait_for(self._queue.wait_until_empty(), timeout)
         except TimeoutError:
             return False
         return True
@@ -267,10 +222,21 @@ class Emitter:
         # Stopping the producer may still deliver what it holds: its callbacks count.
         await self._stop_transport()
         self._finished = True
-        if not delivered or self._count:
-            self._discard_all(DropReason.CLOSE_TIMEOUT)
-        self._flush_drop_logs()
-        log.info("emitter_closed", **self._stats_fields())
+        if not delivered or self._queue.count:
+            # In-flight messages of a stopped producer are lost as well.
+            count, left = self._queue.clear()
+            if count:
+                self._drop(DropReason.CLOSE_TIMEOUT, left, count=count)
+        self._drops.flush()
+        stats = self.stats
+        log.info(
+            "emitter_closed",
+            sent=stats.sent,
+            dropped=stats.dropped,
+            retried=stats.retried,
+            queued=stats.queued,
+            dropped_by_reason=dict(stats.dropped_by_reason),
+        )
 
     async def __aenter__(self) -> Emitter:
         await self.start()
@@ -302,51 +268,38 @@ class Emitter:
 
         Waits at most ``max_block_ms`` for room in the queue; never waits for the broker.
         """
-        messages = self._encode_all(events)
+        messages = self._admit(events)
         if messages is None:
             return False
-        if self._closed:
-            self._record_drop(DropReason.CLOSED, len(messages), messages)
-            return False
         self._ensure_started()
-        if self._fits(messages):
-            self._enqueue(messages)
+        if self._queue.fits(messages):
+            self._queue.put(messages)
             return True
         deadline = time.monotonic() + self.config.max_block_ms / 1000
-        while not self._fits(messages):
+        while not self._queue.fits(messages):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._closed:
-                self._record_drop(
-                    DropReason.QUEUE_FULL if not self._closed else DropReason.CLOSED,
-                    len(messages),
-                    messages,
-                )
+                reason = DropReason.QUEUE_FULL if not self._closed else DropReason.CLOSED
+                self._drop(reason, messages)
                 return False
-            self._room.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._room.wait(), remaining)
-        self._enqueue(messages)
+            await self._queue.wait_for_room(remaining)
+        self._queue.put(messages)
         return True
 
     def emit_nowait(self, *events: EventBase) -> bool:
         """Like :meth:`emit` without any waiting (for sync code and cancellation paths)."""
-        messages = self._encode_all(events)
+        messages = self._admit(events)
         if messages is None:
             return False
-        if self._closed:
-            self._record_drop(DropReason.CLOSED, len(messages), messages)
-            return False
-        if not self._fits(messages):
-            self._record_drop(DropReason.QUEUE_FULL, len(messages), messages)
+        if not self._queue.fits(messages):
+            self._drop(DropReason.QUEUE_FULL, messages)
             return False
         try:
             self._ensure_started()
         except RuntimeError:  # no running event loop: nothing could ever send it
-            self._record_drop(
-                DropReason.CLOSED, len(messages), messages, detail="no running event loop"
-            )
+            self._drop(DropReason.CLOSED, messages, detail="no running event loop")
             return False
-        self._enqueue(messages)
+        self._queue.put(messages)
         return True
 
     def record_drop(
@@ -358,222 +311,116 @@ class Emitter:
         kind: EventKind | None = None,
     ) -> None:
         """Count and log events the caller could not even build (e.g. invalid field values)."""
-        self._record_drop(reason, count, (), detail=detail, kind=kind)
+        self._drops.record(reason, count, detail=detail, kind=kind)
 
     @property
     def stats(self) -> EmitterStats:
         """Current counters."""
         return EmitterStats(
-            queued=self._count,
-            queued_bytes=self._bytes,
-            in_flight=self._in_flight,
+            queued=self._queue.count,
+            queued_bytes=self._queue.bytes,
+            in_flight=self._queue.in_flight,
             sent=self._sent,
             retried=self._retried,
-            dropped=sum(self._dropped.values()),
-            dropped_by_reason=MappingProxyType(dict(self._dropped)),
+            dropped=self._drops.total,
+            dropped_by_reason=self._drops.by_reason,
         )
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    # -- queue ----------------------------------------------------------------------------
-
-    def _encode_all(self, events: Sequence[EventBase]) -> list[OutgoingMessage] | None:
+    def _admit(self, events: Sequence[EventBase]) -> list[OutgoingMessage] | None:
+        """The messages of ``events``, or ``None`` when they were dropped: unencodable, or
+        the emitter is closed."""
         try:
-            return [self.encode(event) for event in events]
+            messages = [self.encode(event) for event in events]
         except (TypeError, ValueError) as exc:
             kind = events[0].KIND if events else None
-            self._record_drop(
-                DropReason.UNSERIALISABLE, len(events), (), detail=str(exc), kind=kind
-            )
+            self._drops.record(DropReason.UNSERIALISABLE, len(events), detail=str(exc), kind=kind)
             return None
+        if self._closed:
+            self._drop(DropReason.CLOSED, messages)
+            return None
+        return messages
 
-    def _fits(self, messages: Sequence[OutgoingMessage]) -> bool:
-        size = sum(m.size for m in messages)
-        return (
-            self._count + len(messages) <= self.config.max_queue_events
-            and self._bytes + size <= self.config.max_queue_bytes
-        )
-
-    def _enqueue(self, messages: Iterable[OutgoingMessage]) -> None:
-        for message in messages:
-            self._pending.append(_Queued(next(self._seq), message))
-            self._count += 1
-            self._bytes += message.size
-        self._empty.clear()
-        self._has_work.set()
-
-    def _release(self, message: OutgoingMessage) -> None:
-        self._count -= 1
-        self._bytes -= message.size
-        self._room.set()
-        if self._count == 0:
-            self._empty.set()
-
-    def _take(self) -> _Queued | None:
-        if self._retry:
-            return heapq.heappop(self._retry)
-        if self._pending:
-            return self._pending.popleft()
-        return None
-
-    def _requeue(self, item: _Queued) -> None:
-        heapq.heappush(self._retry, item)
-        self._has_work.set()
-
-    def _discard_all(self, reason: DropReason) -> None:
-        left = [q.message for q in (*self._retry, *self._pending)]
-        self._retry.clear()
-        self._pending.clear()
-        # In-flight messages of a stopped producer are lost as well.
-        count = self._count
-        self._count = self._bytes = self._in_flight = 0
-        self._empty.set()
-        self._room.set()
-        if count:
-            self._record_drop(reason, count, left)
-
-    # -- drops ----------------------------------------------------------------------------
-
-    def _record_drop(
+    def _drop(
         self,
         reason: DropReason,
-        count: int,
         messages: Sequence[OutgoingMessage],
         *,
+        count: int | None = None,
         detail: str | None = None,
-        kind: EventKind | None = None,
     ) -> None:
-        key = reason.value
-        self._dropped[key] = self._dropped.get(key, 0) + count
-        self._unlogged[key] = self._unlogged.get(key, 0) + count
-        now = time.monotonic()
-        last = self._last_logged.get(key)
-        if last is None or now - last >= self.config.drop_log_interval:
-            first = messages[0] if messages else None
-            self._log_drop(
-                key,
-                detail=detail,
-                kind=(first.kind if first else kind),
-                event_id=(first.event_id if first else None),
-            )
-        else:
-            self._schedule_drop_log()
-
-    def _log_drop(
-        self,
-        key: str,
-        *,
-        detail: str | None = None,
-        kind: EventKind | None = None,
-        event_id: UUID | None = None,
-    ) -> None:
-        count = self._unlogged.pop(key, 0)
-        if not count:
-            return
-        self._last_logged[key] = time.monotonic()
-        fields: dict[str, Any] = {
-            "reason": key,
-            "dropped": count,
-            "dropped_total": self._dropped[key],
-            "queued": self._count,
-            "max_queue_events": self.config.max_queue_events,
-        }
-        if kind is not None:
-            fields["kind"] = kind.value
-        if event_id is not None:
-            fields["event_id"] = str(event_id)
-        if detail:
-            fields["detail"] = detail[:500]
-        log.warning("emitter_events_dropped", **fields)
-
-    def _schedule_drop_log(self) -> None:
-        if self._log_timer is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._flush_drop_logs()
-            return
-        self._log_timer = loop.call_later(self.config.drop_log_interval, self._flush_drop_logs)
-
-    def _flush_drop_logs(self) -> None:
-        if self._log_timer is not None:
-            self._log_timer.cancel()
-            self._log_timer = None
-        for key in list(self._unlogged):
-            self._log_drop(key)
-
-    def _stats_fields(self) -> dict[str, Any]:
-        stats = self.stats
-        return {
-            "sent": stats.sent,
-            "dropped": stats.dropped,
-            "retried": stats.retried,
-            "queued": stats.queued,
-            "dropped_by_reason": dict(stats.dropped_by_reason),
-        }
+        """Count ``messages`` (or ``count`` events) as dropped, logged with the first one."""
+        first = messages[0] if messages else None
+        self._drops.record(
+            reason,
+            len(messages) if count is None else count,
+            kind=first.kind if first else None,
+            event_id=first.event_id if first else None,
+            detail=detail,
+        )
 
     # -- sending --------------------------------------------------------------------------
 
     async def _run(self) -> None:
         backoff = Backoff(initial=0.1, maximum=2.0)
+        queue = self._queue
         while True:
-            item = self._take()
+            item = queue.take()
             if item is None:
-                self._has_work.clear()
-                await self._has_work.wait()
+                await queue.wait_for_work()
                 continue
-            self._in_flight += 1
+            queue.in_flight += 1
             try:
                 await self._open_transport()
                 if self._degraded:
                     await self._wait_for_broker()
                 delivery = await self._send(item.message)
             except asyncio.CancelledError:
-                self._in_flight -= 1
-                self._requeue(item)
+                queue.in_flight -= 1
+                queue.requeue(item)
                 raise
             except Exception as exc:
-                self._in_flight -= 1
-                if _is_transient(exc):
-                    self._retried += 1
-                    self._degraded = True
-                    self._requeue(item)
+                queue.in_flight -= 1
+                if self._failed(item, exc):
                     delay = backoff.next_delay()
                     log.warning(
                         "emitter_send_failed",
-                        error=_describe(exc),
+                        error=describe(exc),
                         retry_in_s=round(delay, 2),
-                        queued=self._count,
+                        queued=queue.count,
                     )
                     await asyncio.sleep(delay)
-                else:
-                    self._release(item.message)
-                    self._record_drop(DropReason.REJECTED, 1, [item.message], detail=_describe(exc))
                 continue
             backoff.reset()
             delivery.add_done_callback(functools.partial(self._delivered, item))
 
-    def _delivered(self, item: _Queued, future: asyncio.Future[Any]) -> None:
+    def _delivered(self, item: Queued, future: asyncio.Future[Any]) -> None:
         if self._finished:  # already counted as dropped by close()
             return
-        self._in_flight -= 1
+        self._queue.in_flight -= 1
         if future.cancelled():
-            self._requeue(item)
+            self._queue.requeue(item)
             return
         exc = future.exception()
         if exc is None:
             self._sent += 1
-            self._release(item.message)
-        elif _is_transient(exc):
+            self._queue.release(item.message)
+        else:
+            self._failed(item, exc)
+
+    def _failed(self, item: Queued, exc: BaseException) -> bool:
+        """Queue a message whose send failed again (transiently: True), or drop it."""
+        if is_transient(exc):
             self._retried += 1
             self._degraded = True
-            self._requeue(item)
-        else:
-            self._release(item.message)
-            self._record_drop(DropReason.REJECTED, 1, [item.message], detail=_describe(exc))
+            self._queue.requeue(item)
+            return True
+        self._queue.release(item.message)
+        self._drop(DropReason.REJECTED, [item.message], detail=describe(exc))
+        return False
 
     async def _wait_for_broker(self) -> None:
         """After a transient failure: hand nothing more to the producer until the broker
@@ -585,27 +432,17 @@ class Emitter:
                 "emitter_broker_unavailable",
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 retry_in_s=round(delay, 2),
-                queued=self._count,
+                queued=self._queue.count,
             )
             await asyncio.sleep(delay)
         self._degraded = False
-        log.info("emitter_broker_back", queued=self._count)
+        log.info("emitter_broker_back", queued=self._queue.count)
 
     # -- transport (overridden by MemoryEmitter) ------------------------------------------
 
     async def _probe(self) -> bool:
         """True when the broker answers a metadata request."""
-        if self._producer is None:
-            return False
-        try:
-            return bool(
-                await asyncio.wait_for(
-                    self._producer.client.force_metadata_update(),
-                    self.config.request_timeout_ms / 1000,
-                )
-            )
-        except (KafkaError, OSError, TimeoutError):
-            return False
+        return await self._kafka.probe()
 
     def producer_options(self) -> dict[str, Any]:
         """Keyword arguments of the aiokafka producer."""
@@ -620,45 +457,17 @@ class Emitter:
             "compression_type": config.compression_type,
             "request_timeout_ms": config.request_timeout_ms,
             "client_id": "debug-sink-emitter",
-            "partitioner": _CachedKeyPartitioner(),
+            "partitioner": CachedKeyPartitioner(),
         }
 
     async def _open_transport(self) -> None:
-        if self._producer is not None:
-            return
-        backoff = Backoff(initial=0.2, maximum=5.0)
-        while self._producer is None:
-            producer = AIOKafkaProducer(**self.producer_options())
-            try:
-                await producer.start()
-            except KafkaError as exc:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                delay = backoff.next_delay()
-                log.warning(
-                    "emitter_broker_unavailable",
-                    bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                    error=_describe(exc),
-                    retry_in_s=round(delay, 2),
-                    queued=self._count,
-                )
-                await asyncio.sleep(delay)
-                continue
-            self._producer = producer
-            log.info("emitter_connected", bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        await self._kafka.open()
 
     async def _send(self, message: OutgoingMessage) -> asyncio.Future[Any]:
-        assert self._producer is not None
-        future: asyncio.Future[Any] = await self._producer.send(
-            message.topic, message.value, key=message.key
-        )
-        return future
+        return await self._kafka.send(message)
 
     async def _stop_transport(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 5.0)
+        await self._kafka.stop()
 
 
 class MemoryEmitter(Emitter):
@@ -703,42 +512,3 @@ class MemoryEmitter(Emitter):
     def events(self, kind: EventKind | None = None) -> list[dict[str, Any]]:
         """The decoded message values, optionally of one kind."""
         return [m.json() for m in self.messages if kind is None or m.kind is kind]
-
-
-class _CachedKeyPartitioner:
-    """aiokafka's default partitioner (murmur2 of the key, as the Java client) with a cache.
-
-    Every event of a workflow has the same key, and aiokafka's murmur2 is pure Python (about
-    9 us per 36-byte key, measured): the cache saves it for all but the first event of a
-    workflow. The result is identical to ``DefaultPartitioner``'s, so events keep landing on
-    the partitions other Kafka clients would choose.
-    """
-
-    _LIMIT: Final = 10_000
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[bytes, tuple[int, ...]], int] = {}
-
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            return int(DefaultPartitioner()(key, all_partitions, available))
-        cache_key = (key, tuple(all_partitions))
-        partition = self._cache.get(cache_key)
-        if partition is None:
-            if len(self._cache) >= self._LIMIT:
-                self._cache.clear()
-            partition = self._cache[cache_key] = int(
-                DefaultPartitioner()(key, all_partitions, available)
-            )
-        return partition
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, KafkaTimeoutError | TimeoutError | OSError):
-        return True
-    return bool(getattr(exc, "retriable", False))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).replace("\n", " ")
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

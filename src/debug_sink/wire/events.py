@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -153,7 +153,9 @@ SnapshotType = Literal["error", "success", "checkpoint", "pre_transform", "post_
 ErrorCategory = Literal["agent", "framework", "external", "user"]
 ErrorSeverity = Literal["low", "medium", "high", "critical"]
 StepStatus = Literal["started", "completed", "failed", "skipped"]
-TERMINAL_STEP_STATUSES: Final[frozenset[str]] = frozenset({"completed", "failed", "skipped"})
+#: The statuses that end a step (all of :data:`StepStatus` but ``started``).
+TerminalStepStatus = Literal["completed", "failed", "skipped"]
+TERMINAL_STEP_STATUSES: Final[frozenset[str]] = frozenset(get_args(TerminalStepStatus))
 
 
 # -- models ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,9 +12,11 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from structlog.testing import capture_logs
 
 from debug_sink.errors import ConfigurationError
+from debug_sink.sdk import drops as drop_log_module
 from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter, OutgoingMessage
 from debug_sink.settings import Settings
 from debug_sink.wire.events import SnapshotEvent, StepEvent
+from tests.sdk_support import completes_without_suspending, returns_while_blocked, watch_transport
 
 SETTINGS = Settings.model_construct(topic_prefix="x.")
 
@@ -83,7 +86,11 @@ class TestEncoding:
 class TestDrops:
     """Drops are counted exactly and logged, at most one line per reason per interval."""
 
-    async def test_drop_logs_are_summarised(self) -> None:
+    async def test_drop_logs_are_summarised(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The first drop is logged at once, the other 99 of the interval in one summary
+        line when the interval's timer fires. The drop log's clock is frozen, so however
+        slowly this machine runs the loop, all 101 emits fall in one interval."""
+        monkeypatch.setattr(drop_log_module, "time", SimpleNamespace(monotonic=lambda: 1000.0))
         emitter = MemoryEmitter(
             SETTINGS, EmitterConfig(max_queue_events=1, max_block_ms=0, drop_log_interval=0.05)
         )
@@ -128,6 +135,50 @@ class TestDrops:
     def test_bad_config(self) -> None:
         with pytest.raises(ConfigurationError):
             EmitterConfig(max_queue_events=0)
+
+
+class TestBoundedWaiting:
+    """emit() waits for room in the queue, at most max_block_ms, and never for the broker;
+    emit_nowait() never waits."""
+
+    async def test_without_room_or_time_to_wait_nothing_suspends(self) -> None:
+        """With max_block_ms=0 and the transport paused, emit() returns in one step whether
+        the queue has room (queued) or not (dropped)."""
+        emitter = MemoryEmitter(SETTINGS, EmitterConfig(max_queue_events=1, max_block_ms=0))
+        emitter.paused = True
+        assert completes_without_suspending(emitter.emit(snapshot(0))) is True
+        assert completes_without_suspending(emitter.emit(snapshot(1))) is False
+        assert not emitter.emit_nowait(snapshot(2))
+        assert emitter.stats.dropped_by_reason == {"queue_full": 2}
+        await emitter.close(timeout=0)
+
+    async def test_a_full_queue_waits_for_room_then_drops(self) -> None:
+        """With the transport paused for good, a full-queue emit() gives up on its own (the
+        transport is never released meanwhile); only the sender task awaits the transport."""
+        emitter = MemoryEmitter(SETTINGS, EmitterConfig(max_queue_events=1, max_block_ms=20))
+        emitter.paused = True
+        transport_users = watch_transport(emitter)
+        assert await emitter.emit(snapshot(0))
+        assert not await returns_while_blocked(emitter.emit(snapshot(1)))
+        assert emitter.paused
+        assert set(transport_users) <= {"debug-sink-emitter"}
+        assert emitter.stats.dropped_by_reason == {"queue_full": 1}
+        await emitter.close(timeout=0)
+
+    async def test_room_made_while_waiting_is_taken(self) -> None:
+        """A full-queue emit() that sees room appear within max_block_ms is queued."""
+        emitter = MemoryEmitter(SETTINGS, EmitterConfig(max_queue_events=1, max_block_ms=60_000))
+        emitter.paused = True
+        assert await emitter.emit(snapshot(0))
+        waiting = asyncio.ensure_future(emitter.emit(snapshot(1)))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        emitter.resume()
+        assert await waiting
+        assert await emitter.flush(timeout=5)
+        assert [m.json()["agent_state"]["i"] for m in emitter.messages] == [0, 1]
+        assert emitter.stats.dropped == 0
+        await emitter.close()
 
 
 class TestRetries:

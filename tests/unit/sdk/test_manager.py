@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import typing
 import uuid
 from typing import Any
 
@@ -10,13 +11,28 @@ import orjson
 import pytest
 
 from debug_sink.errors import ConfigurationError, InvalidEvent
+from debug_sink.sdk.builders import error_type_of
 from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter
-from debug_sink.sdk.manager import MAX_TEXT_CHARS, DebugStateManager, error_type_of
+from debug_sink.sdk.manager import DebugStateManager
+from debug_sink.sdk.sanitize import MAX_TEXT_CHARS
 from debug_sink.settings import Settings
 from debug_sink.wire.canonical import REDACTED, canonical_json, state_hash
-from debug_sink.wire.events import EventKind
+from debug_sink.wire.events import (
+    ErrorCategory,
+    ErrorSeverity,
+    EventKind,
+    SnapshotType,
+    TerminalStepStatus,
+)
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
-from tests.sdk_support import T0, FakeClock, memory_manager
+from tests.sdk_support import (
+    T0,
+    FakeClock,
+    completes_without_suspending,
+    memory_manager,
+    returns_while_blocked,
+    watch_transport,
+)
 
 SETTINGS = Settings.model_construct()
 
@@ -455,6 +471,36 @@ class TestLlmCallsAndTransformations:
         assert transformation["target_agent"] == "coder"
 
 
+class TestWireContract:
+    """The manager's literal parameters are the wire format's own types, so a value one
+    accepts the other accepts too."""
+
+    def test_literals_are_the_wire_aliases(self) -> None:
+        hints = {
+            name: typing.get_type_hints(getattr(DebugStateManager, name))
+            for name in ("capture_snapshot", "capture_error_state", "step", "complete_step")
+        }
+        assert hints["capture_snapshot"]["snapshot_type"] == SnapshotType
+        assert hints["capture_error_state"]["error_severity"] == ErrorSeverity
+        assert hints["capture_error_state"]["error_category"] == ErrorCategory
+        assert hints["step"]["error_severity"] == ErrorSeverity
+        assert hints["complete_step"]["status"] == TerminalStepStatus
+
+
+class TestSurface:
+    """The manager is put together from role mixins (captures, steps, read side); callers
+    cannot tell."""
+
+    def test_every_public_annotation_resolves(self) -> None:
+        """Each public method's annotations resolve where the method is defined, so
+        typing.get_type_hints works for every method, whichever mixin it comes from."""
+        public = [name for name in dir(DebugStateManager) if not name.startswith("_")]
+        assert {"capture_snapshot", "complete_step", "get_recovery_patterns"} <= set(public)
+        for name in public:
+            attr = getattr(DebugStateManager, name)
+            typing.get_type_hints(attr.fget if isinstance(attr, property) else attr)
+
+
 class TestReadSide:
     async def test_without_a_database_the_read_side_says_so(self) -> None:
         manager = memory_manager()
@@ -466,16 +512,22 @@ class TestBoundedQueue:
     """With the transport stalled, captures return within the bound and drops are exact."""
 
     async def test_drops_are_exact_and_calls_bounded(self) -> None:
+        """With the transport paused (a broker that never answers): a capture that finds
+        room is queued without suspending at all; one that finds the queue full waits for
+        room only, and returns -- its event dropped -- while the transport is still paused.
+        Only the emitter's sender ever awaits the transport."""
         config = EmitterConfig(max_queue_events=10, max_block_ms=20)
         emitter = MemoryEmitter(SETTINGS, config)
         emitter.paused = True
+        transport_users = watch_transport(emitter)
         manager = DebugStateManager(emitter=emitter)
         corr = uuid.uuid4()
-        loop = asyncio.get_running_loop()
-        for i in range(25):
-            started = loop.time()
-            await manager.capture_snapshot(corr, "a", {"i": i})
-            assert loop.time() - started < 0.020 + 0.050
+        for i in range(10):
+            completes_without_suspending(manager.capture_snapshot(corr, "a", {"i": i}))
+        for i in range(10, 25):
+            await returns_while_blocked(manager.capture_snapshot(corr, "a", {"i": i}))
+        assert emitter.paused
+        assert set(transport_users) <= {"debug-sink-emitter"}
         assert manager.stats.dropped_by_reason == {"queue_full": 15}
         assert manager.stats.queued == 10
         emitter.resume()
