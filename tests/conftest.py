@@ -166,6 +166,17 @@ async def db_dsn(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture
+async def other_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """DSN of a second fresh, migrated database of this test only (e.g. a rebuild target, or
+    the copy written by a second sink to compare with)."""
+    name, dsn = await _fresh_database(pg_dsn, template_db)
+    try:
+        yield dsn
+    finally:
+        await _drop_database(pg_dsn, name)
+
+
+@pytest_asyncio.fixture
 async def empty_db_dsn(pg_dsn: str) -> AsyncIterator[str]:
     """DSN of a fresh, empty database of this test only."""
     name, dsn = await _fresh_database(pg_dsn, None)

@@ -1,20 +1,30 @@
-"""Helpers shared by integration and acceptance tests: settings, producing, event builders."""
+"""Helpers shared by integration and acceptance tests: settings, producing, event builders,
+reading topics back, running the CLI, and waiting for events instead of sleeping.
+
+Waiting: a test never sleeps a fixed time and hopes something happened meanwhile. It waits
+for the thing itself -- a row, a log line, a lock wait in ``pg_stat_activity``, a topic's
+end -- with :func:`eventually` (or :func:`wait_until_blocked`); the timeout of such a wait
+only bounds a failure, it never decides an outcome.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import random
+import subprocess
 import sys
+import traceback
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, NoReturn, TypeVar
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaProducer
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from debug_sink.settings import TOPIC_SUFFIXES, Settings
@@ -25,6 +35,8 @@ from debug_sink.wire.events import TABLES, EventKind
 EVENT_TABLES: tuple[str, ...] = tuple(TABLES.values())
 
 T0 = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
+
+T = TypeVar("T")
 
 
 #: Short names of the event kinds, for tables of test events.
@@ -56,7 +68,7 @@ def sink_settings(db_dsn: str, kafka: Any, **overrides: Any) -> Settings:
 
 def sink_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a `debug-sink` subprocess use ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
+    env = cli_env()
     for name in (
         "postgres_dsn",
         "kafka_bootstrap_servers",
@@ -243,6 +255,202 @@ def hook(corr: str, **fields: Any) -> dict[str, Any]:
 
 def python() -> str:
     return sys.executable
+
+
+# -- waiting for events --------------------------------------------------------------------
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    details: Callable[[], str] | None = None,
+) -> T:
+    """Call ``probe`` until it returns a truthy value and return that value; fail naming
+    ``what`` (and ``details()``, e.g. a process's output) if ``timeout`` seconds pass first.
+    The timeout bounds a failure only: it never turns a slow success into a pass or a fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if loop.time() >= deadline:
+            extra = f"\n{details()}" if details is not None else ""
+            pytest.fail(f"not within {timeout:g} s: {what}{extra}")
+        await asyncio.sleep(interval)
+
+
+async def wait_until_blocked(
+    observer: asyncpg.Connection,
+    pid: int,
+    *,
+    by: int,
+    task: asyncio.Future[Any] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Return once backend ``pid`` waits for a lock (``wait_event_type = 'Lock'`` in
+    ``pg_stat_activity``) that backend ``by`` holds (``pg_blocking_pids``). Fails if ``task``
+    -- the statement expected to wait -- completes first: then it never waited.
+
+    ``observer`` must not be inside a transaction: ``pg_stat_activity`` is a snapshot taken
+    once per transaction."""
+
+    async def blocked() -> bool:
+        if task is not None and task.done():
+            pytest.fail(f"backend {pid} finished without waiting for backend {by}'s lock")
+        return bool(
+            await observer.fetchval(
+                "SELECT wait_event_type = 'Lock' AND $2::int = ANY(pg_blocking_pids(pid)) "
+                "FROM pg_stat_activity WHERE pid = $1",
+                pid,
+                by,
+            )
+        )
+
+    await eventually(
+        blocked, timeout=timeout, what=f"backend {pid} waiting for a lock of backend {by}"
+    )
+
+
+# -- module scenarios ------------------------------------------------------------------------
+
+
+@dataclass
+class ScenarioRun(Generic[T]):
+    """The outcome of a module's scenario: one expensive run (produce, run sinks, read back)
+    that many tests then inspect.
+
+    If the run fails, exactly one test reports the real error: the module's
+    ``test_scenario_runs`` (or, when that one is not selected, the first test that asks for
+    the scenario); every other test is skipped with a reason that names it. Use
+    :meth:`capture` in the module-scoped fixture, :meth:`result` in the function-scoped one.
+    """
+
+    value: T | None = None
+    error: BaseException | None = None
+    reported_by: str | None = None
+
+    @classmethod
+    async def capture(cls, scenario: Awaitable[T]) -> ScenarioRun[T]:
+        try:
+            return cls(value=await scenario)
+        except (Exception, pytest.fail.Exception) as exc:
+            # pytest.fail.Exception: a wait that failed inside the scenario (see eventually)
+            return cls(error=exc)
+
+    def result(self, nodeid: str) -> T:
+        """The scenario's result; or the scenario's error, raised for the first test that
+        asks; or a skip that points at that test."""
+        if self.error is None:
+            assert self.value is not None
+            return self.value
+        if self.reported_by is None:
+            self.reported_by = nodeid
+            self._fail()
+        pytest.skip(f"the module's scenario failed: the error is reported by {self.reported_by}")
+
+    def raise_if_failed(self, nodeid: str) -> None:
+        """For ``test_scenario_runs``: fail with the scenario's own error and traceback."""
+        if self.error is not None:
+            self.reported_by = nodeid
+            self._fail()
+
+    def _fail(self) -> NoReturn:
+        assert self.error is not None
+        text = "".join(traceback.format_exception(self.error))
+        pytest.fail(f"the module's scenario failed:\n{text}", pytrace=False)
+
+
+# -- reading topics back --------------------------------------------------------------------
+
+
+async def read_partitions(
+    bootstrap_servers: str, topics: Iterable[str], *, timeout: float = 30.0
+) -> dict[TopicPartition, list[Any]]:
+    """Every record of every partition of ``topics``, from the beginning to the end, without a
+    consumer group. The end is the high watermark of the fetch responses (Tansu answers
+    ListOffsets with the last batch's base offset + 1), so no quiet period is guessed: what
+    was written before the call is all there. A topic that does not exist has no partitions.
+    """
+    names = list(topics)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata of every topic
+        tps = [
+            TopicPartition(name, p)
+            for name in names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        records: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
+        if not tps:
+            return records
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+
+        async def at_end() -> bool:
+            for tp in tps:
+                highwater = consumer.highwater(tp)
+                if highwater is None or await consumer.position(tp) < highwater:
+                    return False
+            return True
+
+        async def read() -> bool:
+            for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+                records[tp].extend(batch)
+            return await at_end()
+
+        await eventually(read, timeout=timeout, interval=0, what=f"the end of {names}")
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(bootstrap_servers: str, topic: str, *, timeout: float = 30.0) -> list[Any]:
+    """Every record of ``topic`` (see :func:`read_partitions`), partition by partition."""
+    by_partition = await read_partitions(bootstrap_servers, [topic], timeout=timeout)
+    return [record for tp in sorted(by_partition) for record in by_partition[tp]]
+
+
+# -- the command line, as an operator runs it ----------------------------------------------
+
+#: The ``debug-sink`` command, run by this interpreter (the package's ``__main__``; running
+#: ``-m debug_sink.cli.app`` instead makes runpy warn on stderr, a second line of output).
+CLI: tuple[str, ...] = (sys.executable, "-m", "debug_sink")
+
+
+def cli_env(dsn: str | None = None, **variables: str) -> dict[str, str]:
+    """This process's environment without any DEBUG_SINK_* variable or FORCE_COLOR (the
+    test decides every setting), plus ``DEBUG_SINK_POSTGRES_DSN=dsn`` and ``variables``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DEBUG_SINK_") and k != "FORCE_COLOR"
+    }
+    if dsn is not None:
+        env["DEBUG_SINK_POSTGRES_DSN"] = dsn
+    env.update(variables)
+    return env
+
+
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``debug-sink ARGS`` as a subprocess, output captured as text; ``env`` defaults to
+    :func:`cli_env` (nothing of the test's own DEBUG_SINK_* settings leaks in)."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        env=dict(env) if env is not None else cli_env(),
+        timeout=timeout,
+        check=False,
+    )
 
 
 # -- a mixed, cross-referencing workload with a known expected result ----------------------

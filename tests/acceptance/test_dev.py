@@ -10,29 +10,28 @@ import contextlib
 import os
 import signal
 import socket
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import asyncpg
 import psutil
 import pytest
 
 from debug_sink.dev.embedded import free_port
+from debug_sink.settings import Settings
+from debug_sink.wire.events import EventKind
+from tests import support as s
 
 pytestmark = pytest.mark.timeout(120)
 
-#: `python -m debug_sink.dev.session dev` works before and after `dev` is wired into cli.py.
-DEV = [sys.executable, "-m", "debug_sink.cli.app", "dev"]
-EVENT_TABLES = (
-    "debug_state_snapshots",
-    "debug_error_events",
-    "debug_success_events",
-    "debug_workflow_steps",
-    "agent_transformation_events",
-    "hook_events",
-)
+DEV = [*s.CLI, "dev"]
+DEMO_WORKFLOWS = 12
+#: The topics of a dev session (the default prefix).
+DEV_TOPICS = [
+    s.topic(SimpleNamespace(topic_prefix=Settings.model_fields["topic_prefix"].default), kind)
+    for kind in EventKind
+]
 
 
 class DevProcess:
@@ -57,12 +56,16 @@ class DevProcess:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.ports['pg']}/postgres"
 
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.ports['kafka']}"
+
     async def wait_for_output(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
+        async def printed() -> bool:
             assert self.proc.returncode is None, f"exited early:\n{self.output}"
-            assert time.monotonic() < deadline, f"{text!r} not seen:\n{self.output}"
-            await asyncio.sleep(0.05)
+            return text in self.output
+
+        await s.eventually(printed, timeout=timeout, what=repr(text), details=lambda: self.output)
 
     async def finish(self, timeout: float = 60) -> tuple[int, str]:
         await asyncio.wait_for(self.proc.wait(), timeout)
@@ -112,11 +115,41 @@ async def counts(dsn: str) -> tuple[int, int]:
     conn = await asyncpg.connect(dsn)
     try:
         rows = 0
-        for table in EVENT_TABLES:
+        for table in s.EVENT_TABLES:
             rows += await conn.fetchval(f"SELECT count(*) FROM {table}")
         return rows, await conn.fetchval("SELECT count(*) FROM sink_parked_events")
     finally:
         await conn.close()
+
+
+async def demo_delivered(dev: DevProcess) -> bool:
+    """Every demo workflow has landed its last event (the final ``deliver`` success)."""
+    conn = await asyncpg.connect(dev.dsn)
+    try:
+        delivered = await conn.fetchval(
+            "SELECT count(*) FROM debug_success_events WHERE operation_name = 'deliver'"
+        )
+    finally:
+        await conn.close()
+    return bool(delivered == DEMO_WORKFLOWS)
+
+
+async def written_to_the_end(dev: DevProcess) -> tuple[int, int] | None:
+    """(rows, parked) once the sink has stored the end offset of every partition of the
+    topics (every record read back from the broker) and nothing waits parked; else None."""
+    ends = await s.read_partitions(dev.bootstrap_servers, DEV_TOPICS)
+    conn = await asyncpg.connect(dev.dsn)
+    try:
+        stored = {
+            (r["topic"], r["partition"]): r["next_offset"]
+            for r in await conn.fetch("SELECT topic, partition, next_offset FROM sink_offsets")
+        }
+    finally:
+        await conn.close()
+    if any(stored.get((tp.topic, tp.partition), 0) < len(ends[tp]) for tp in ends):
+        return None
+    now = await counts(dev.dsn)
+    return now if now[1] == 0 else None
 
 
 def assert_all_gone(processes: list[psutil.Process]) -> None:
@@ -131,24 +164,25 @@ class TestDevSession:
         self, tmp_path: Path
     ) -> None:
         data_dir = tmp_path / "dev"
-        async with running(await start_dev(data_dir, "--demo", "--demo-workflows", "12")) as dev:
+        demo = ("--demo", "--demo-workflows", str(DEMO_WORKFLOWS))
+        async with running(await start_dev(data_dir, *demo)) as dev:
             await dev.wait_for_output("debug-sink dev is up")
-            up = time.monotonic()
             assert dev.dsn in dev.output
             assert "psql" in dev.output
             assert f"127.0.0.1:{dev.ports['metrics']}/metrics" in dev.output
-            rows = 0
-            while rows == 0:
-                assert time.monotonic() - up < 20, "no rows within 20 s of start-up"
-                await asyncio.sleep(0.25)
+
+            async def some_rows() -> bool:
                 rows, _ = await counts(dev.dsn)
-            # The 12 workflows are produced at once; wait until all of them are rows.
-            stable_since, last = time.monotonic(), (-1, -1)
-            while time.monotonic() - stable_since < 2.0:
-                await asyncio.sleep(0.25)
-                now = await counts(dev.dsn)
-                if now != last or now[1] != 0:
-                    stable_since, last = time.monotonic(), now
+                return rows > 0
+
+            await s.eventually(some_rows, timeout=20, interval=0.25, what="demo rows after up")
+            # The workflows are produced at once; wait until all of them are rows.
+            await s.eventually(
+                lambda: demo_delivered(dev), timeout=60, interval=0.25, what="every workflow"
+            )
+            last = await s.eventually(
+                lambda: written_to_the_end(dev), timeout=30, interval=0.25, what="caught up"
+            )
             children = dev.descendants()
             names = {p.name() for p in children}
             assert "postgres" in names, names
@@ -179,13 +213,22 @@ class TestDevSession:
     ) -> None:
         """Ctrl-C or SIGTERM stop what was started; SIGKILL takes the children along too."""
         async with running(await start_dev(tmp_path / "dev")) as dev:
-            deadline = time.monotonic() + 60
             children: list[psutil.Process] = []
-            while not any(p.name() == "postgres" for p in children):
-                assert time.monotonic() < deadline, dev.output
-                await asyncio.sleep(0.02)
+
+            async def postgres_started() -> bool:
+                nonlocal children
                 with contextlib.suppress(psutil.NoSuchProcess):
                     children = dev.descendants()
+                    return any(p.name() == "postgres" for p in children)
+                return False
+
+            await s.eventually(
+                postgres_started,
+                timeout=60,
+                interval=0.02,
+                what="PostgreSQL started by the session",
+                details=lambda: dev.output,
+            )
             dev.proc.send_signal(sig)
             code, err = await dev.finish()
         assert code == expected, err

@@ -4,28 +4,19 @@ subprocess configured through DEBUG_SINK_* variables."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from datetime import timedelta
 
 import asyncpg
 
+from tests import support as s
 
-def run_cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
-    env.update(
-        DEBUG_SINK_POSTGRES_DSN=dsn, DEBUG_SINK_LOG_FORMAT="json", DEBUG_SINK_LOG_LEVEL="warning"
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "debug_sink.cli.app", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+
+def run(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command against ``dsn``, logging JSON and only warnings (stdout is the answer)."""
+    env = s.cli_env(dsn, DEBUG_SINK_LOG_FORMAT="json", DEBUG_SINK_LOG_LEVEL="warning")
+    return s.run_cli(*args, env=env)
 
 
 async def seed(conn: asyncpg.Connection) -> None:
@@ -61,38 +52,38 @@ class TestCommands:
     ) -> None:
         await seed(conn)
 
-        once = run_cli(db_dsn, "correlate", "--once", "--json")
+        once = run(db_dsn, "correlate", "--once", "--json")
         assert once.returncode == 0, once.stderr
         result = json.loads(once.stdout)
         assert (result["ran"], result["new_errors"], result["links_made"]) == (True, 4, 3)
 
-        table = run_cli(db_dsn, "known-fixes", "TimeoutError")
+        table = run(db_dsn, "known-fixes", "TimeoutError")
         assert table.returncode == 0, table.stderr
         lines = table.stdout.splitlines()
         assert lines[0] == "known fixes for TimeoutError"
         assert lines[2].split()[:3] == ["retry", "3", "75.0%"]
         fixes = json.loads(
-            run_cli(db_dsn, "known-fixes", "TimeoutError", "--agent", "planner", "--json").stdout
+            run(db_dsn, "known-fixes", "TimeoutError", "--agent", "planner", "--json").stdout
         )
         assert [(f["recovery_strategy"], f["success_count"], f["success_rate"]) for f in fixes] == [
             ("retry", 3, 0.75)
         ]
         assert len(fixes[0]["example_correlation_ids"]) == 3
-        none = run_cli(db_dsn, "known-fixes", "KeyError")
+        none = run(db_dsn, "known-fixes", "KeyError")
         assert none.stdout.strip() == "no recoveries recorded for KeyError"
 
-        dry = run_cli(db_dsn, "purge", "--older-than", "90d", "--dry-run")
+        dry = run(db_dsn, "purge", "--older-than", "90d", "--dry-run")
         assert dry.returncode == 0, dry.stderr
         assert "would delete rows older than" in dry.stdout
         assert await conn.fetchval("SELECT count(*) FROM debug_error_events") == 4
-        purge = json.loads(run_cli(db_dsn, "purge", "--older-than", "90d", "--json").stdout)
+        purge = json.loads(run(db_dsn, "purge", "--older-than", "90d", "--json").stdout)
         assert purge["deleted"]["debug_error_events"] == 1
         assert purge["deleted"]["debug_error_success_correlation"] == 1
-        fixes = json.loads(run_cli(db_dsn, "known-fixes", "TimeoutError", "--json").stdout)
+        fixes = json.loads(run(db_dsn, "known-fixes", "TimeoutError", "--json").stdout)
         assert (fixes[0]["success_count"], fixes[0]["success_rate"]) == (2, 0.6667)
 
     async def test_bad_age_is_a_one_line_error(self, db_dsn: str) -> None:
-        bad = run_cli(db_dsn, "purge", "--older-than", "ninety")
+        bad = run(db_dsn, "purge", "--older-than", "ninety")
         assert bad.returncode == 1
         assert bad.stderr.strip().splitlines() == [
             "debug-sink: error: invalid age 'ninety': use a number with d (days), h, m or w, "

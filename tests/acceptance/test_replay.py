@@ -6,27 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
-import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from debug_sink.wire.events import EventKind
 from tests import support as s
-from tests.conftest import with_database
 
 pytestmark = pytest.mark.timeout(120)
 
-#: `python -m debug_sink.dev.session replay` works before and after `replay` is wired into cli.py.
-REPLAY = [sys.executable, "-m", "debug_sink.cli.app", "replay"]
+REPLAY = [*s.CLI, "replay"]
 
 #: Columns that differ between two databases holding the same events, by design: the
 #: writing transaction's id on errors and successes (``ingest_xid``, the correlator's ingest
@@ -40,17 +33,7 @@ EXCLUDED = {
     "sink_dead_letters": ("id", "received_at", "group_id"),
     "sink_snapshot_aliases": ("created_at",),
 }
-TABLES = (
-    "debug_state_snapshots",
-    "debug_error_events",
-    "debug_success_events",
-    "debug_workflow_steps",
-    "agent_transformation_events",
-    "hook_events",
-    "sink_snapshot_aliases",
-    "sink_dead_letters",
-    "sink_parked_events",
-)
+TABLES = (*s.EVENT_TABLES, "sink_snapshot_aliases", "sink_dead_letters", "sink_parked_events")
 
 
 async def checksums(dsn: str) -> dict[str, tuple[int, str]]:
@@ -88,25 +71,6 @@ async def replay(settings: Any, *args: str, timeout: float = 90) -> tuple[int, A
     return proc.returncode, parsed, text
 
 
-@pytest_asyncio.fixture
-async def other_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
-    """A second fresh, migrated database (the rebuild target)."""
-    name = f"debug_sink_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(pg_dsn, name)
-    finally:
-        admin = await asyncpg.connect(pg_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 async def live_run(db_dsn: str, kafka: Any) -> s.Workload:
     """Topics with a mixed workload and two poison messages, consumed by a live sink."""
     await s.create_topics(kafka, partitions=2)
@@ -121,25 +85,12 @@ async def live_run(db_dsn: str, kafka: Any) -> s.Workload:
 
 
 async def message_counts(kafka: Any) -> dict[tuple[str, int], int]:
-    """Messages per partition, counted by reading every one (independent of ListOffsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(t, p)
-            for t in await consumer.topics()
-            if t.startswith(kafka.topic_prefix)
-            for p in consumer.partitions_for_topic(t) or ()
-        ]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        counts = {(tp.topic, tp.partition): 0 for tp in tps}
-        while records := await consumer.getmany(timeout_ms=1000):
-            for tp, messages in records.items():
-                counts[(tp.topic, tp.partition)] += len(messages)
-        return counts
-    finally:
-        await consumer.stop()
+    """Messages per partition of the six topics, counted by reading every one (independent
+    of ListOffsets, which the replay plan uses)."""
+    records = await s.read_partitions(
+        kafka.bootstrap_servers, [s.topic(kafka, kind) for kind in EventKind]
+    )
+    return {(tp.topic, tp.partition): len(batch) for tp, batch in records.items()}
 
 
 class TestRebuild:
@@ -275,10 +226,18 @@ class TestPlan:
         early = [s.hook(s.uid()) for _ in range(10)]
         late = [s.hook(s.uid()) for _ in range(5)]
         await s.produce(kafka, [(hooks, m) for m in early])
-        await asyncio.sleep(1.2)
-        since = datetime.now(UTC)
-        await asyncio.sleep(0.1)
+        # Acknowledged: every early record was stamped by the producer and appended by the
+        # broker before now. The time lookup goes by the broker's append time on Tansu (by
+        # the producer's timestamp on Kafka), so `produce(first_timestamp_ms=)` cannot place
+        # records around `since`: the clock itself has to pass it between the two sends.
+        since_ms = time.time_ns() // 1_000_000 + 5
+
+        async def clock_passed_since() -> bool:
+            return time.time_ns() // 1_000_000 > since_ms + 5
+
+        await s.eventually(clock_passed_since, timeout=5, interval=0.001, what="the clock")
         await s.produce(kafka, [(hooks, m) for m in late])
+        since = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=since_ms)
         settings = s.sink_settings(db_dsn, kafka)
         stamp = since.isoformat().replace("+00:00", "Z")
 
@@ -288,7 +247,7 @@ class TestPlan:
         assert (by_topic[hooks]["start"], by_topic[hooks]["count"]) == (10, 5)
         assert plan["events"] == 5
 
-        future = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+        future = (since + timedelta(hours=1)).isoformat()
         code, plan, err = await replay(settings, "--dry-run", "--since", future)
         assert code == 0, err
         assert plan["events"] == 0

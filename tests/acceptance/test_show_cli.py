@@ -1,14 +1,13 @@
 """``show``, ``patterns`` and ``errors`` run as an operator runs them: as a subprocess.
 
 The commands are registered on the CLI by ``debug_sink.cli.show.register_commands``; these tests
-run them through ``python -m debug_sink.cli.show``, which serves the same three commands.
+run them through the ``debug-sink`` command (``python -m debug_sink``).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests import support as s
 from tests.sdk_support import correlate, record_review, settings_for, write_direct
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -23,17 +23,8 @@ CORRELATION_ID = uuid.UUID("5f0c2a8e-3b1d-4c7a-9e2f-6d8b1a4c3e21")
 
 
 def run(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
-    env["DEBUG_SINK_POSTGRES_DSN"] = dsn
-    env.pop("FORCE_COLOR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "debug_sink.cli.app", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """The command against ``dsn``, without FORCE_COLOR (output compared to snapshots)."""
+    return s.run_cli(*args, env=s.cli_env(dsn), timeout=60)
 
 
 def matches_snapshot(name: str, text: str) -> None:

@@ -1,19 +1,22 @@
 """`debug-sink run` as an operator runs it, under faults: SIGKILL at random moments,
 SIGTERM, a PostgreSQL outage, a second replica joining. After each, every valid event of a
-mixed 20k-event workload is exactly one row."""
+mixed 20k-event workload is exactly one row.
+
+Every fault is injected when the sink has said (in its log) that it reached the state the
+fault is about -- writing, or retrying a batch against a stopped database -- never after a
+fixed sleep; one deadline bounds each test's waits together."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import json
 import random
 import signal
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from debug_sink.db.migrate import migrate_up
@@ -24,36 +27,96 @@ from tests.conftest import EMBEDDED_PG_SETTINGS
 pytestmark = pytest.mark.timeout(300)
 
 
-async def start_sink(settings: Any, *extra: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "debug_sink.cli.app",
-        "run",
-        *extra,
-        env=s.sink_env(settings),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+class SinkProcess:
+    """A `debug-sink run` subprocess whose JSON log (stderr) is read line by line as it comes:
+    a test waits for what the sink reports, and the pipe never fills up and stalls it."""
 
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._events: list[str] = []
+        self._ended = False
+        self._changed = asyncio.Condition()
+        self._reader = asyncio.create_task(self._read())
 
-async def finish(proc: asyncio.subprocess.Process, timeout: float = 120) -> tuple[int, str]:
-    _, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode(errors="replace")
-
-
-async def rows_written(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(
-            await conn.fetchval(
-                "SELECT (SELECT count(*) FROM debug_workflow_steps) "
-                "+ (SELECT count(*) FROM hook_events) + (SELECT count(*) FROM debug_error_events)"
-            )
+    @classmethod
+    async def start(cls, settings: Any, *extra: str) -> SinkProcess:
+        proc = await asyncio.create_subprocess_exec(
+            *s.CLI,
+            "run",
+            *extra,
+            env=s.sink_env(settings),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
-    finally:
-        await conn.close()
+        return cls(proc)
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        try:
+            async for raw in self.proc.stderr:
+                line = raw.decode(errors="replace")
+                self.lines.append(line)
+                if line.startswith("{"):
+                    with contextlib.suppress(ValueError):
+                        self._events.append(str(json.loads(line).get("event")))
+                async with self._changed:
+                    self._changed.notify_all()
+        finally:
+            self._ended = True
+            async with self._changed:
+                self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def count(self, *events: str) -> int:
+        """How many log lines so far are one of ``events``."""
+        return sum(1 for event in self._events if event in events)
+
+    async def wait_for_log(self, *events: str, count: int = 1, timeout: float) -> bool:
+        """Wait until ``count`` log lines are one of ``events``: True; False if the process
+        ended first (its stderr closed); a test failure after ``timeout`` seconds."""
+
+        def seen() -> bool:
+            return self.count(*events) >= count or self._ended
+
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(seen), max(0.0, timeout))
+        except TimeoutError:
+            pytest.fail(
+                f"not within {timeout:.0f} s: {count} x {' or '.join(events)} in the sink's "
+                f"log (seen {self.count(*events)}):\n{self.output[-3000:]}"
+            )
+        return self.count(*events) >= count
+
+    async def finish(self, timeout: float) -> tuple[int, str]:
+        """Wait for the exit; (exit code, the whole stderr)."""
+        try:
+            await asyncio.wait_for(self.proc.wait(), max(0.0, timeout))
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            pytest.fail(f"the sink did not exit within {timeout:.0f} s:\n{self.output[-3000:]}")
+        await self._reader
+        assert self.proc.returncode is not None
+        return self.proc.returncode, self.output
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+        await self.proc.wait()
+        await self._reader
+
+
+def budget(seconds: float) -> Callable[[], float]:
+    """``left()``: the seconds left of one budget that several waits share, so their sum is
+    bounded, not each of them."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    return lambda: end - loop.time()
 
 
 class TestCrashes:
@@ -62,6 +125,9 @@ class TestCrashes:
     async def test_sigkill_at_random_moments_then_exact_contents(
         self, db_dsn: str, kafka: Any
     ) -> None:
+        """Four runs, each killed (SIGKILL) after a random number (1-3) of committed batches
+        plus a random fraction of a second -- between a PostgreSQL commit and its Kafka
+        commit, or mid-batch; then a run to the end: exactly the workload's rows."""
         await s.create_topics(kafka, partitions=2)
         workload = s.mixed_workload(kafka, 1250, seed=11)  # 16 messages each = 20k
         assert len(workload.messages) >= 20_000
@@ -69,54 +135,56 @@ class TestCrashes:
         settings = s.sink_settings(db_dsn, kafka, batch_max_events=1000)
         rng = random.Random(5)
         kills = 0
+        ended_by_itself: list[str] = []
+        left = budget(150)
         for _ in range(4):
-            before = await rows_written(db_dsn)
-            proc = await start_sink(settings)
-            for _ in range(600):  # until this run is writing (its group join included)
-                await asyncio.sleep(0.1)
-                if await rows_written(db_dsn) > before or proc.returncode is not None:
-                    break
-            await asyncio.sleep(rng.uniform(0.0, 1.5))
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGKILL)
+            sink = await SinkProcess.start(settings)
+            # Each run has written (its group join included) before it is killed.
+            writing = await sink.wait_for_log(
+                "batch_committed", count=rng.randint(1, 3), timeout=left()
+            )
+            if writing:
+                # Why: a random point in the next batch's cycle, not synchronisation.
+                await asyncio.sleep(rng.uniform(0.0, 0.5))
+            if sink.proc.returncode is None:
                 kills += 1
-            await proc.wait()
-        assert kills >= 3
-        code, err = await finish(await start_sink(settings, "--exit-when-idle"), 180)
+            else:
+                ended_by_itself.append(sink.output[-2000:])
+            await sink.kill()
+        assert kills >= 3, ended_by_itself
+        code, err = await (await SinkProcess.start(settings, "--exit-when-idle")).finish(120)
         assert code == 0, err[-3000:]
         await s.assert_workload_stored(db_dsn, workload)
 
     async def test_sigterm_mid_load_exits_zero_and_loses_nothing(
         self, db_dsn: str, kafka: Any
     ) -> None:
+        """SIGTERM once the sink has committed a batch: it finishes cleanly (exit 0,
+        ``sink_stopped``), and the next run completes the workload exactly."""
         workload = s.mixed_workload(kafka, 400, seed=3)
         await s.produce(kafka, workload.messages)
         settings = s.sink_settings(db_dsn, kafka, batch_max_events=500)
-        proc = await start_sink(settings)
-        for _ in range(200):
-            await asyncio.sleep(0.1)
-            if await rows_written(db_dsn) > 0:
-                break
-        proc.send_signal(signal.SIGTERM)
-        code, err = await finish(proc, 60)
+        sink = await SinkProcess.start(settings)
+        assert await sink.wait_for_log("batch_committed", timeout=60), sink.output[-3000:]
+        sink.proc.send_signal(signal.SIGTERM)
+        code, err = await sink.finish(60)
         assert code == 0, err[-3000:]
         assert "sink_stopped" in err
-        code, err = await finish(await start_sink(settings, "--exit-when-idle"))
+        code, err = await (await SinkProcess.start(settings, "--exit-when-idle")).finish(120)
         assert code == 0, err[-3000:]
         await s.assert_workload_stored(db_dsn, workload)
 
     async def test_second_sink_joining_mid_load(self, db_dsn: str, kafka: Any) -> None:
+        """A second replica joins the group while the first is writing: partitions move
+        (one of them logs the revocation), both exit 0, every event is one row."""
         await s.create_topics(kafka, partitions=4)
         workload = s.mixed_workload(kafka, 600, seed=9)
         await s.produce(kafka, workload.messages)
         settings = s.sink_settings(db_dsn, kafka, batch_max_events=300)
-        first = await start_sink(settings, "--exit-when-idle")
-        for _ in range(200):
-            await asyncio.sleep(0.1)
-            if await rows_written(db_dsn) > 0:
-                break
-        second = await start_sink(settings, "--exit-when-idle")
-        results = await asyncio.gather(finish(first, 180), finish(second, 180))
+        first = await SinkProcess.start(settings, "--exit-when-idle")
+        assert await first.wait_for_log("batch_committed", timeout=60), first.output[-3000:]
+        second = await SinkProcess.start(settings, "--exit-when-idle")
+        results = await asyncio.gather(first.finish(180), second.finish(180))
         for code, err in results:
             assert code == 0, err[-3000:]
         assert any("partitions_revoked" in err for _, err in results)
@@ -124,35 +192,39 @@ class TestCrashes:
 
 
 class TestDatabaseOutage:
-    """PostgreSQL stopped for 10 s mid-load: the sink waits, resumes, loses nothing."""
+    """PostgreSQL stopped while a batch is in flight: the sink retries (it neither exits nor
+    drops the batch), resumes once the server is back, and loses nothing."""
+
+    #: Failed attempts of the batch in flight before PostgreSQL comes back: with the sink's
+    #: backoff (0.2 s doubling, jittered) that is an outage of a few seconds.
+    RETRIES = 5
 
     async def test_postgres_restart_mid_load(self, tmp_path: Path, kafka: Any) -> None:
+        """PostgreSQL stops once the sink is writing; the rest of the workload arrives
+        meanwhile. The sink retries its batch (RETRIES times seen, still running), and
+        after the restart exits 0 with exactly the workload's rows."""
         server = EmbeddedPostgres(tmp_path / "pg", settings=EMBEDDED_PG_SETTINGS)
         server.start()
         try:
             await migrate_up(server.dsn)
             workload = s.mixed_workload(kafka, 600, seed=21)
-            await s.produce(kafka, workload.messages)
+            half = len(workload.messages) // 2
+            await s.produce(kafka, workload.messages[:half])
             settings = s.sink_settings(server.dsn, kafka, batch_max_events=200)
-            proc = await start_sink(settings, "--exit-when-idle")
-            for _ in range(300):
-                await asyncio.sleep(0.1)
-                if await rows_written(server.dsn) > 0:
-                    break
-            server.stop()
-            await asyncio.sleep(10)
-            if proc.returncode is not None:
-                _, err = await finish(proc)
+            sink = await SinkProcess.start(settings, "--exit-when-idle")
+            assert await sink.wait_for_log("batch_committed", timeout=60), sink.output[-3000:]
+            await asyncio.to_thread(server.stop)
+            # The second half arrives while the database is down, so a batch is in flight
+            # during the outage however fast the first half was written.
+            await s.produce(kafka, workload.messages[half:])
+            waiting = await sink.wait_for_log("batch_retry", count=self.RETRIES, timeout=120)
+            if not waiting or sink.proc.returncode is not None:
+                _, err = await sink.finish(10)
                 pytest.fail(f"the sink must wait for PostgreSQL, not exit: {err[-3000:]}")
-            server.start()
-            code, err = await finish(proc, 180)
+            await asyncio.to_thread(server.start)
+            code, err = await sink.finish(180)
             assert code == 0, err[-3000:]
-            assert "batch_retry" in err or "waiting_for_service" in err
             await s.assert_workload_stored(server.dsn, workload)
         finally:
             with contextlib.suppress(Exception):
                 server.stop()
-
-
-def _rss_limit_mb() -> int:
-    return int(os.environ.get("DEBUG_SINK_TEST_RSS_LIMIT_MB", "300"))

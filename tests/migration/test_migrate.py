@@ -7,7 +7,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -23,7 +22,9 @@ from debug_sink.db.migrate import (
 )
 from debug_sink.dev.embedded import free_port
 from debug_sink.errors import MigrationError
-from tests.conftest import PASSWORD_ROLE, with_database
+from tests import support as s
+from tests.conftest import ENV_PG, PASSWORD_ROLE, with_database
+from tests.support import run_cli
 
 FINGERPRINT_SQL = """
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1)
@@ -80,21 +81,6 @@ async def fingerprint(dsn: str, schema: str = "public") -> list[str]:
         return [row[0] for row in await conn.fetch(FINGERPRINT_SQL, schema)]
     finally:
         await conn.close()
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
-    full_env = {**base, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "debug_sink.cli.app", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        check=False,
-    )
 
 
 class TestMigrationFiles:
@@ -246,12 +232,10 @@ class TestSafety:
 
     async def test_concurrent_ups_apply_each_migration_once(self, empty_db_dsn: str) -> None:
         """Two `debug-sink migrate up` processes at once: each file is applied by exactly one."""
-        env = {**os.environ, "DEBUG_SINK_POSTGRES_DSN": empty_db_dsn}
+        env = s.cli_env(empty_db_dsn)
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "debug_sink.cli.app",
+                *s.CLI,
                 "migrate",
                 "up",
                 env=env,
@@ -309,7 +293,11 @@ class TestCliErrors:
             pass
         else:
             await probe.close()
-            pytest.skip("this server does not check passwords on loopback")
+            # The embedded server and the container check it (see conftest's hba_lines);
+            # only an external server may trust loopback connections.
+            if not os.environ.get(ENV_PG):
+                pytest.fail(f"the test server accepted a wrong password for {PASSWORD_ROLE}")
+            pytest.skip(f"the server at {ENV_PG} does not check passwords on loopback")
         result = run_cli("migrate", "status", "--dsn", good.replace("right-one", "wrong-one"))
         self.assert_one_line_error(result, "rejected the credentials")
         assert "wrong-one" not in result.stderr

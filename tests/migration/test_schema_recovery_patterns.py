@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from debug_sink.db.migrate import migrate_down, migrate_up
+from tests import support as s
 from tests.migration.test_migrate import fingerprint
 from tests.migration.test_schema_workflow import scans_by_table
 
@@ -372,6 +373,7 @@ class TestConcurrentWriters:
             ]
 
         other = await asyncpg.connect(db_dsn)
+        observer = await asyncpg.connect(db_dsn)
         try:
             await conn.execute(LINK_SQL, *link_args(0, T0 + timedelta(seconds=5)))
             # a deletes the group's newest link while b adds one; then both add one
@@ -382,12 +384,16 @@ class TestConcurrentWriters:
             waiting = asyncio.create_task(
                 other.execute(LINK_SQL, *link_args(2, T0 + timedelta(seconds=1)))
             )
-            await asyncio.sleep(0.2)
-            assert not waiting.done()  # waits for the group's row
+            # b waits for the group's row, which a's open transaction holds
+            await s.wait_until_blocked(
+                observer, other.get_server_pid(), by=conn.get_server_pid(), task=waiting
+            )
+            assert not waiting.done()
             await tx.commit()
             await waiting
             await other.execute(LINK_SQL, *link_args(3, T0 - timedelta(seconds=1)))
         finally:
+            await observer.close()
             await other.close()
 
         await assert_recovery_patterns_match_rows(conn)

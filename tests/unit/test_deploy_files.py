@@ -157,11 +157,11 @@ class TestCompose:
         services = compose()["services"]
         cli_accepts(services["migrate"]["command"])
         cli_accepts(services["sink"]["command"])
-        assert services["demo"]["entrypoint"] == ["python", "-m", "debug_sink.dev.demo"]
-        from debug_sink.dev import demo
+        assert services["demo"]["entrypoint"] == ["debug-sink", "demo"]
+        from debug_sink.cli import main
 
         with pytest.raises(SystemExit) as exit_info:
-            demo.main([*services["demo"]["command"], "--help"])
+            main(["demo", *services["demo"]["command"], "--help"])
         assert exit_info.value.code == 0
 
     def test_metrics_port_and_health_path_agree(self) -> None:

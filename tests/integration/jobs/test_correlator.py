@@ -19,6 +19,7 @@ from debug_sink.db import sqlfiles
 from debug_sink.dev import synthetic
 from debug_sink.errors import TransientError
 from debug_sink.jobs.correlator import Correlator, CorrelatorResult
+from tests import support as s
 from tests.migration.test_schema_recovery_patterns import assert_recovery_patterns_match_rows
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -441,16 +442,18 @@ class TestIncremental:
             await tx.start()
             await blocker.execute("SELECT 1 FROM debug_error_events WHERE id = $1 FOR UPDATE", err)
             run = asyncio.create_task(correlator.run_once())
-            pid = None
-            for _ in range(200):  # until the run waits on the locked row
-                pid = await conn.fetchval(
+
+            async def waiting_run() -> int | None:
+                assert not run.done(), "the run finished without waiting for the locked row"
+                pid: int | None = await conn.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE application_name = "
-                    "'debug-sink-correlator' AND wait_event_type = 'Lock'"
+                    "'debug-sink-correlator' AND wait_event_type = 'Lock' "
+                    "AND $1::int = ANY(pg_blocking_pids(pid))",
+                    blocker.get_server_pid(),
                 )
-                if pid is not None:
-                    break
-                await asyncio.sleep(0.05)
-            assert pid is not None
+                return pid
+
+            pid = await s.eventually(waiting_run, timeout=30, what="the run waiting on the row")
             await conn.execute("SELECT pg_terminate_backend($1)", pid)
             with pytest.raises(TransientError):
                 await run

@@ -110,13 +110,13 @@ class TestPurge:
                 )
             )
 
+        async def all_landed() -> bool:
+            return await sink_rows() * 2 == produced
+
         try:
             await produce(3)
-            for _ in range(300):  # the sink is consuming before the purge starts
-                if await sink_rows() > 0:
-                    break
-                await asyncio.sleep(0.1)
-            assert await sink_rows() > 0
+            # the sink is consuming before the purge starts
+            await s.eventually(sink_rows, timeout=30, interval=0.1, what="the sink's first rows")
             producer = asyncio.create_task(produce(10_000))
             written_at_start = await sink_rows()
             started = time.perf_counter()
@@ -125,10 +125,7 @@ class TestPurge:
             written_during = await sink_rows() - written_at_start
             stop.set()
             await producer
-            for _ in range(300):  # everything produced lands
-                if await sink_rows() * 2 == produced:
-                    break
-                await asyncio.sleep(0.1)
+            await s.eventually(all_landed, timeout=30, interval=0.1, what="every produced row")
         finally:
             sink.stop()
             await asyncio.wait_for(sink_task, 60)
@@ -232,22 +229,41 @@ class TestPurge:
         is left for the next run; the purge does not wait for it."""
         await synthetic.bulk_fill(conn, 20, old=20, old_days=91, links=False)
         holder = await asyncpg.connect(db_dsn)
+        waited: set[int] = set()
         try:
             tx = holder.transaction()
             await tx.start()
             held = await holder.fetchval(
                 "SELECT id FROM debug_error_events ORDER BY occurred_at LIMIT 1 FOR KEY SHARE"
             )
-            started = time.perf_counter()
-            result = await Retention(db_dsn, batch_size=7).purge(NINETY_DAYS)
-            elapsed = time.perf_counter() - started
+            purge = asyncio.create_task(Retention(db_dsn, batch_size=7).purge(NINETY_DAYS))
+
+            # Any wait for the held row lasts as long as the holder's transaction (or the
+            # purge's lock_timeout): sampled every 10 ms, it cannot go unseen.
+            async def done_or_waiting() -> bool:
+                waited.update(
+                    r["pid"]
+                    for r in await conn.fetch(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE $1::int = ANY(pg_blocking_pids(pid))",
+                        holder.get_server_pid(),
+                    )
+                )
+                return purge.done() or bool(waited)
+
+            try:
+                await s.eventually(done_or_waiting, timeout=60, interval=0.01, what="the purge")
+            finally:
+                if not purge.done():
+                    purge.cancel()
+            assert waited == set(), "the purge waited for the held row"
+            result = await purge
             await tx.rollback()
         finally:
             await holder.close()
 
         assert result.deleted["debug_error_events"] == 39
         assert result.skipped_tables == []
-        assert elapsed < 5  # below lock_timeout: nothing waited for the held row
         assert await conn.fetchval("SELECT id FROM debug_error_events") == held
 
     async def test_dry_run_and_single_runner(self, db_dsn: str, conn: asyncpg.Connection) -> None:

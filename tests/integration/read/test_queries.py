@@ -146,8 +146,7 @@ class TestRecovery:
     ) -> None:
         """known_fixes() (migration 008) returns what recovered the error type before."""
         corr, _ = review
-        if not await queries.function_exists("known_fixes"):
-            pytest.skip("known_fixes() is not in the schema yet (migration 008)")
+        assert await queries.function_exists("known_fixes"), "migration 008 ships known_fixes()"
         (fix,) = await queries.known_fixes("TimeoutError")
         assert fix["recovery_strategy"] == "retry"
         assert fix["success_count"] == 1

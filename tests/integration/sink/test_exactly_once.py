@@ -38,19 +38,11 @@ from tests.conftest import kafka_names
 from tests.support import ER, HK, SN, ST, SU, TR
 
 PARTITIONS = 3
-EVENT_TABLES = (
-    "debug_state_snapshots",
-    "debug_error_events",
-    "debug_success_events",
-    "debug_workflow_steps",
-    "agent_transformation_events",
-    "hook_events",
-)
 #: Every table a sink writes, with the columns that identify its contents.
 DIGESTS = {
     **{
         table: f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM {table} t"
-        for table in EVENT_TABLES
+        for table in s.EVENT_TABLES
     },
     "sink_dead_letters": "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) "
     "FROM sink_dead_letters t",
@@ -191,8 +183,8 @@ class Scenario:
     replay_consumed: float
 
 
-@pytest_asyncio.fixture(scope="module")
-async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
+async def _run_scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
+    """Steps 1-4 of the module docstring."""
     kafka = kafka_names(kafka_bootstrap)
     await s.create_topics(kafka, partitions=PARTITIONS)
     topics = [s.topic(kafka, kind) for kind in EventKind]
@@ -252,7 +244,7 @@ async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
             await pool.close()
 
         rows = {}
-        for table in EVENT_TABLES:
+        for table in s.EVENT_TABLES:
             rows[table] = {
                 str(r["id"]): dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")
             }
@@ -299,13 +291,33 @@ async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
     )
 
 
+@pytest_asyncio.fixture(scope="module")
+async def scenario_run(module_db: str, kafka_bootstrap: str) -> s.ScenarioRun[Scenario]:
+    """The module's scenario, run once for all its tests."""
+    return await s.ScenarioRun.capture(_run_scenario(module_db, kafka_bootstrap))
+
+
+@pytest.fixture
+def scenario(scenario_run: s.ScenarioRun[Scenario], request: pytest.FixtureRequest) -> Scenario:
+    """The scenario's result; skips the test (pointing at the failed one) if it failed."""
+    return scenario_run.result(request.node.nodeid)
+
+
+def test_scenario_runs(
+    scenario_run: s.ScenarioRun[Scenario], request: pytest.FixtureRequest
+) -> None:
+    """The scenario (three sinks, the release pass, the digests) completes. If it does not,
+    this test fails with its error and the others are skipped."""
+    scenario_run.raise_if_failed(request.node.nodeid)
+
+
 class TestDuplicates:
     """A message sent three times, or re-sent after it was written, is one row."""
 
     async def test_one_row_per_event_id(self, scenario: Scenario) -> None:
         """Every table holds exactly the ids of the workflows' events (steps: one row for
         start and end), whatever was sent three times; the orphan once, the twin not."""
-        expected: dict[str, set[str]] = {t: set() for t in EVENT_TABLES}
+        expected: dict[str, set[str]] = {t: set() for t in s.EVENT_TABLES}
         table_of = {
             SN: "debug_state_snapshots",
             ER: "debug_error_events",
@@ -318,7 +330,7 @@ class TestDuplicates:
             for kind, event in wf.events:
                 expected[table_of[kind]].add(event["id"])
         expected["debug_error_events"].add(scenario.orphan["id"])
-        for table in EVENT_TABLES:
+        for table in s.EVENT_TABLES:
             assert set(scenario.rows[table]) == expected[table], table
 
     async def test_row_contents(self, scenario: Scenario) -> None:

@@ -10,30 +10,19 @@ databases at the same time. Every row of every table must be identical.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import confluent_kafka
 import orjson
-import pytest_asyncio
 from aiokafka import AIOKafkaProducer, codec
 
 from debug_sink.wire.events import EventKind
 from tests import support as s
-from tests.conftest import kafka_names, with_database
+from tests.conftest import kafka_names
 from tests.support import ER, HK, SN, ST, SU, TR
 
-EVENT_TABLES = (
-    "debug_state_snapshots",
-    "debug_error_events",
-    "debug_success_events",
-    "debug_workflow_steps",
-    "agent_transformation_events",
-    "hook_events",
-)
 #: Codecs librdkafka producers commonly use; the sink must decode each of them.
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 DECODABLE = [c for c in CODECS if getattr(codec, f"has_{c}")()]
@@ -42,25 +31,6 @@ SERVER_ASSIGNED = frozenset({"ingest_xid"})
 RECORD_TIME_MS = 1_790_000_000_123  # 2026-09-21T...Z: the record timestamp of every message
 
 Message = tuple[EventKind, bytes | None, bytes | None, list[tuple[str, bytes]]]
-
-
-@pytest_asyncio.fixture
-async def other_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
-    """A second migrated database, for the aiokafka-produced copy."""
-    name = f"debug_sink_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" STRATEGY FILE_COPY')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(pg_dsn, name)
-    finally:
-        admin = await asyncpg.connect(pg_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def _segment(n: int) -> list[Message]:
@@ -177,7 +147,7 @@ async def _contents(dsn: str, prefix: str) -> dict[str, list[dict[str, Any]]]:
                 {k: v for k, v in r.items() if k not in SERVER_ASSIGNED}
                 for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY id")
             ]
-            for t in EVENT_TABLES
+            for t in s.EVENT_TABLES
         }
         out["sink_dead_letters"] = [
             {**dict(r), "topic": r["topic"].removeprefix(prefix)}

@@ -18,13 +18,12 @@ from debug_sink.db import sqlfiles
 from debug_sink.sink.batch import Batch, Item, Origin
 from debug_sink.sink.tables import init_connection
 from debug_sink.sink.writer import BatchWriter, WriteResult
-
-_RELEASE_SQL = sqlfiles.load("parking.sql")["waiting_for_written"]
 from debug_sink.wire.events import DEFAULT_TOPICS, EventKind
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 from tests import support as s
 from tests.support import ER, HK, SN, ST, SU, TR
 
+_RELEASE_SQL = sqlfiles.load("parking.sql")["waiting_for_written"]
 TOPIC = {kind: topic for topic, kind in DEFAULT_TOPICS.items()}
 CONFIG = ValidationConfig()
 TIMESTAMP_MS = int(s.T0.timestamp() * 1000)

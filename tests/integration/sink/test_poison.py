@@ -23,7 +23,7 @@ import asyncpg
 import orjson
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from debug_sink.wire.events import EventKind
 from tests import support as s
@@ -286,31 +286,6 @@ async def _send(
     ]
 
 
-async def _consume_all(
-    bootstrap: str, topic: str, expected: int, timeout: float = 20.0
-) -> list[Any]:
-    """Every message of ``topic`` from the beginning (no consumer group)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    messages: list[Any] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(messages) < expected and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                messages.extend(records)
-    finally:
-        await consumer.stop()
-    return messages
-
-
 _SNAPSHOT_SQL = {
     "sink_dead_letters": 'SELECT topic, partition, "offset", key, value, headers, '
     "error_class, reason, group_id FROM sink_dead_letters "
@@ -346,8 +321,9 @@ class Scenario:
     end_offsets: dict[tuple[str, int], int]
 
 
-@pytest_asyncio.fixture(scope="module")
-async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
+async def _run_scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
+    """Produce good and poison messages, run the sink, read both dead-letter channels, then
+    replay every topic in a new consumer group (see the module docstring)."""
     kafka = kafka_names(kafka_bootstrap)
     corr = s.uid()
     cases = _cases(corr)
@@ -409,10 +385,7 @@ async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
             (r["topic"], r["partition"], r["offset"]): dict(r)
             for r in await conn.fetch("SELECT * FROM sink_dead_letters")
         }
-        expected_letters = len(cases) + 2
-        dlq_messages = await _consume_all(
-            kafka_bootstrap, kafka.dead_letter_topic, expected_letters
-        )
+        dlq_messages = await s.read_topic(kafka_bootstrap, kafka.dead_letter_topic)
         before = await _tables(conn)
         # Replay: a new consumer group reads every topic again into the same database.
         replay = s.sink_settings(
@@ -458,6 +431,26 @@ async def scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
         replay_offsets=replay_offsets,
         end_offsets=end_offsets,
     )
+
+
+@pytest_asyncio.fixture(scope="module")
+async def scenario_run(module_db: str, kafka_bootstrap: str) -> s.ScenarioRun[Scenario]:
+    """The module's scenario, run once for all its tests."""
+    return await s.ScenarioRun.capture(_run_scenario(module_db, kafka_bootstrap))
+
+
+@pytest.fixture
+def scenario(scenario_run: s.ScenarioRun[Scenario], request: pytest.FixtureRequest) -> Scenario:
+    """The scenario's result; skips the test (pointing at the failed one) if it failed."""
+    return scenario_run.result(request.node.nodeid)
+
+
+def test_scenario_runs(
+    scenario_run: s.ScenarioRun[Scenario], request: pytest.FixtureRequest
+) -> None:
+    """The scenario (produce, both sink runs, both dead-letter channels read back)
+    completes. If it does not, this test fails with its error and the others are skipped."""
+    scenario_run.raise_if_failed(request.node.nodeid)
 
 
 CASE_NAMES = [c.name for c in _cases(str(uuid.uuid4()))]

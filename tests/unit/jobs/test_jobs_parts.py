@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
+from debug_sink.cli.jobs import parse_age
 from debug_sink.db import sqlfiles
 from debug_sink.errors import ConfigurationError
 from debug_sink.jobs.schedule import periodic_jobs
-from debug_sink.jobs.retention import parse_age
 from debug_sink.settings import Settings
 
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from debug_sink.cli.replay import time_argument as parse_since
 from debug_sink.errors import ConfigurationError
 from debug_sink.sink.replay import (
     PartitionPlan,
     StartSpec,
     default_group_id,
     parse_offsets,
-    parse_since,
     resolve_starts,
 )
 

@@ -1,4 +1,5 @@
-"""The wire-format models, the topic/kind/table registry and the examples (debug_sink.wire.events)."""
+"""The wire-format models, the topic/kind/table registry and the examples
+(debug_sink.wire.events)."""
 
 from __future__ import annotations
 
