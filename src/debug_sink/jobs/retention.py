@@ -39,7 +39,6 @@ only; the next run continues.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ from debug_sink.jobs.locks import RETENTION_LOCK, STATS_LOCK, lock_in_transactio
 from debug_sink.jobs.periodic import Job
 from debug_sink.settings import Settings
 
-__all__ = ["PURGE_ORDER", "PurgeResult", "Retention", "parse_age", "retention_job"]
+__all__ = ["PURGE_ORDER", "PurgeResult", "Retention", "retention_job"]
 
 log = structlog.get_logger("debug_sink.jobs.retention")
 
@@ -74,18 +73,6 @@ PURGE_ORDER: Final = (
 #: How often the ``run`` service purges.
 DEFAULT_INTERVAL_S: Final = 3600.0
 _LOCK_RETRIES: Final = 5
-_AGE = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>[dhmw]?)\s*$")
-_UNITS: Final = {"": "days", "d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
-
-
-def parse_age(text: str) -> timedelta:
-    """``90d``, ``12h``, ``30m``, ``2w`` or a bare number of days -> a timedelta."""
-    match = _AGE.match(text)
-    if match is None:
-        raise ConfigurationError(
-            f"invalid age {text!r}: use a number with d (days), h, m or w, e.g. 90d"
-        )
-    return timedelta(**{_UNITS[match["unit"]]: int(match["n"])})
 
 
 @dataclass(slots=True)

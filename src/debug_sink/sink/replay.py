@@ -1,4 +1,6 @@
-"""``debug-sink replay``: re-consume topics into the same tables, exactly once (backfill).
+"""Replay: re-consume topics into the same tables, exactly once (backfill, rebuild).
+
+The command is :mod:`debug_sink.cli.replay`; this module holds what it runs.
 
 Owns planning a replay (which partitions, from which offset to which) and running it. A
 replay is an ordinary :class:`~debug_sink.sink.runner.Sink` in *its own* consumer group whose
@@ -28,11 +30,9 @@ during a replay.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import re
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,14 +40,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from debug_sink.db.pg import connection
 from debug_sink.errors import BrokerUnavailable, ConfigurationError, DebugSinkError
-from debug_sink.settings import ENV_PREFIX, Settings
-from debug_sink.signals import EXIT_INTERRUPTED, run_until_signal
+from debug_sink.settings import Settings
+from debug_sink.signals import run_until_signal
 from debug_sink.sink import kafka, offsets
 
 __all__ = [
@@ -55,11 +54,10 @@ __all__ = [
     "ReplaySummary",
     "StartSpec",
     "default_group_id",
+    "group_offsets",
     "log_ends",
     "parse_offsets",
-    "parse_since",
     "plan_replay",
-    "register_command",
     "resolve_starts",
     "run_replay",
     "seed_offsets",
@@ -168,17 +166,6 @@ def parse_offsets(text: str) -> dict[tuple[str, int], int]:
     if not result:
         raise ConfigurationError("--from-offsets: no topic:partition:offset given")
     return result
-
-
-def parse_since(text: str) -> datetime:
-    """An ISO 8601 time; ``Z`` and offsets accepted, a naive time is taken as UTC."""
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def resolve_starts(
@@ -398,234 +385,3 @@ async def run_replay(
         seconds=time.monotonic() - started,
         interrupted=interrupted,
     )
-
-
-# -- command line -------------------------------------------------------------------------
-
-
-def _spec(args: argparse.Namespace) -> StartSpec:
-    if args.from_beginning:
-        return StartSpec("beginning")
-    if args.from_offsets is not None:
-        return StartSpec("offsets", offsets=parse_offsets(args.from_offsets))
-    if args.since is not None:
-        return StartSpec("since", since=args.since)
-    return StartSpec("resume")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    from debug_sink.settings import load_settings
-
-    live = load_settings(
-        postgres_dsn=args.dsn,
-        kafka_bootstrap_servers=args.bootstrap_servers,
-        db_schema=args.schema,
-    )
-    group_id = args.group_id or default_group_id()
-    if group_id == live.group_id:
-        raise ConfigurationError(
-            f"--group-id {group_id!r} is the live sink's consumer group "
-            f"({ENV_PREFIX}GROUP_ID); a replay needs a group of its own"
-        )
-    return load_settings(
-        postgres_dsn=args.dsn,
-        kafka_bootstrap_servers=args.bootstrap_servers,
-        db_schema=args.schema,
-        group_id=group_id,
-        topic_pattern=args.topics,
-        metrics_port=args.metrics_port,
-    )
-
-
-def _print_plan(plan: Sequence[PartitionPlan], out: Any) -> None:
-    if not plan:
-        print("no partition matches the topic pattern", file=out)
-        return
-    width = max(len(p.topic) for p in plan)
-    print(f"{'topic':<{width}}  {'part':>4}  {'start':>10}  {'end':>10}  {'to read':>10}", file=out)
-    per_topic: dict[str, int] = {}
-    for p in plan:
-        per_topic[p.topic] = per_topic.get(p.topic, 0) + p.count
-        print(
-            f"{p.topic:<{width}}  {p.partition:>4}  {p.start:>10}  {p.end:>10}  {p.count:>10}",
-            file=out,
-        )
-    print(f"total: {sum(per_topic.values())} events in {len(plan)} partitions", file=out)
-
-
-def _progress_printer(json_output: bool) -> tuple[Any, contextlib.AbstractContextManager[Any]]:
-    """A callback for :func:`run_replay`'s progress and the context that displays it:
-    a rich bar on a terminal, a plain line every 5 s otherwise."""
-    if json_output:
-        return None, contextlib.nullcontext()
-    if sys.stdout.isatty():
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        progress = Progress(
-            TextColumn("replay"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("events"),
-            TextColumn("{task.fields[rate]:>8} ev/s"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TimeElapsedColumn(),
-        )
-        task = progress.add_task("replay", total=None, rate="-")
-        start = time.monotonic()
-
-        def update_bar(done: int, total: int) -> None:
-            elapsed = max(time.monotonic() - start, 1e-6)
-            progress.update(
-                task, completed=done, total=max(total, done), rate=f"{done / elapsed:,.0f}"
-            )
-
-        return update_bar, progress
-    last = [0.0, -1.0]  # when, and how many, last printed
-    start = time.monotonic()
-
-    def update_line(done: int, total: int) -> None:
-        now = time.monotonic()
-        finished = done >= total and done != last[1]
-        if now - last[0] < 5.0 and not finished:
-            return
-        last[0], last[1] = now, done
-        rate = done / max(now - start, 1e-6)
-        eta = f"{(total - done) / rate:.0f}s" if rate > 0 and total > done else "-"
-        print(f"replay: {done}/{total} events, {rate:,.0f} events/s, eta {eta}", flush=True)
-
-    return update_line, contextlib.nullcontext()
-
-
-def _handle(args: argparse.Namespace) -> int:
-    from debug_sink.logs import configure_logging
-
-    settings = _settings(args)
-    spec = _spec(args)
-    if args.dry_run:
-        configure_logging("warning", settings.log_format)
-        stored = (
-            asyncio.run(group_offsets(settings, settings.group_id))
-            if spec.mode == "resume" and settings.postgres_dsn is not None
-            else None
-        )
-        plan = asyncio.run(plan_replay(settings, spec, stored=stored))
-        if args.json:
-            _print_json(
-                {
-                    "dry_run": True,
-                    "group_id": settings.group_id,
-                    "events": sum(p.count for p in plan),
-                    "partitions": [p.as_dict() for p in plan],
-                }
-            )
-        else:
-            print(f"dry run: group {settings.group_id}, nothing is written")
-            _print_plan(plan, sys.stdout)
-        return 0
-    settings.require_dsn()
-    configure_logging(settings.log_level if args.verbose else "warning", settings.log_format)
-
-    async def main() -> ReplaySummary:
-        stored = await group_offsets(settings, settings.group_id) if spec.mode == "resume" else {}
-        plan = await plan_replay(settings, spec, stored=stored)
-        if not args.json:
-            resumed = " (resuming its stored offsets)" if stored else ""
-            print(
-                f"replay: group {settings.group_id}{resumed}, "
-                f"{sum(p.count for p in plan)} events in {len(plan)} partitions",
-                flush=True,
-            )
-        callback, display = _progress_printer(args.json)
-        with display:
-            return await run_replay(settings, plan, on_progress=callback)
-
-    summary = asyncio.run(main())
-    code = EXIT_INTERRUPTED if summary.interrupted else 0
-    if args.json:
-        _print_json(summary.as_dict())
-        return code
-    if summary.interrupted:
-        print(f"interrupted: resume with debug-sink replay --group-id {summary.group_id}")
-    rate = summary.read / summary.seconds if summary.seconds > 0 else 0.0
-    print(
-        f"replayed {summary.read} events in {summary.seconds:.1f} s ({rate:,.0f} events/s) "
-        f"through group {summary.group_id}"
-    )
-    print("rows added to the tables meanwhile (by this replay and any live sink):")
-    for table, count in summary.rows_added.items():
-        print(f"  {table:<30} +{count}")
-    if not any(summary.rows_added.values()):
-        print("every event was already stored: nothing changed")
-    print(
-        f"resume or extend later with: debug-sink replay --group-id {summary.group_id}; "
-        f"forget it with: DELETE FROM sink_offsets WHERE group_id = '{summary.group_id}'"
-    )
-    return code
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def register_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``replay`` to the CLI's sub-parsers."""
-    parser = sub.add_parser(
-        "replay",
-        help="re-consume topics into the same tables, exactly once (backfill, rebuild)",
-        description="Re-consume the debug topics through a separate consumer group into the "
-        "same tables. Events already stored are no-ops (every row is keyed by its event id), "
-        "so a replay can run next to the live sink and over a populated database.",
-    )
-    start = parser.add_mutually_exclusive_group()
-    start.add_argument(
-        "--from-beginning", action="store_true", help="every partition from its log start"
-    )
-    start.add_argument(
-        "--from-offsets",
-        metavar="T:P:O,...",
-        help="these partitions from these offsets (other partitions are skipped)",
-    )
-    start.add_argument(
-        "--since",
-        type=parse_since,
-        metavar="TIME",
-        help="from the first record at or after TIME (ISO 8601, e.g. 2026-01-01T00:00:00Z)",
-    )
-    parser.add_argument(
-        "--group-id",
-        help="the replay's consumer group (default: debug-sink-replay-<UTC timestamp>); "
-        "an existing replay group without a start option resumes",
-    )
-    parser.add_argument(
-        "--topics",
-        metavar="PATTERN",
-        help=f"regex of the topics to replay (default: ${ENV_PREFIX}TOPIC_PATTERN)",
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="count what would be read; write nothing"
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable plan or summary")
-    parser.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${ENV_PREFIX}POSTGRES_DSN)")
-    parser.add_argument(
-        "--bootstrap-servers",
-        help=f"Kafka bootstrap servers (default: ${ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS)",
-    )
-    parser.add_argument("--schema", help=f"database schema (default: ${ENV_PREFIX}DB_SCHEMA)")
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        help="serve /metrics and /healthz during the replay (default: 0 = off)",
-    )
-    parser.add_argument(
-        "--verbose", action="store_true", help="log every batch (default: warnings only)"
-    )
-    parser.set_defaults(handler=_handle)

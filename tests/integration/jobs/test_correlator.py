@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from debug_sink.db import sqlfiles
-from debug_sink.dev import synthetic
+from debug_sink.dev import fill, synthetic
 from debug_sink.errors import TransientError
 from debug_sink.jobs.correlator import Correlator, CorrelatorResult
 from tests import support as s
@@ -412,7 +412,7 @@ class TestIncremental:
         self, db_dsn: str, conn: asyncpg.Connection
     ) -> None:
         workload = synthetic.generate(synthetic.SyntheticConfig(workflows=60, waves=1, seed=3))
-        await synthetic.load(conn, workload.waves[0])
+        await fill.load(conn, workload.waves[0])
         runners = [Correlator(db_dsn, chunk_workflows=5) for _ in range(4)]
 
         results = await asyncio.gather(*(r.run_once() for r in runners))
@@ -472,7 +472,7 @@ class TestIncremental:
         self, conn: asyncpg.Connection, correlator: Correlator
     ) -> None:
         """After N new events a run touches O(N) rows, whatever the table size."""
-        await synthetic.bulk_fill(conn, 4000, links=False)  # 16,000 errors and successes
+        await fill.bulk_fill(conn, 4000, links=False)  # 16,000 errors and successes
         backfill = await correlator.run_once()
         assert backfill.new_errors + backfill.new_successes == 16_000
         existing = await conn.fetch(
@@ -537,7 +537,7 @@ class TestRebuild:
         self, db_dsn: str, conn: asyncpg.Connection, correlator: Correlator
     ) -> None:
         workload = synthetic.generate(synthetic.SyntheticConfig(workflows=40, seed=9))
-        await synthetic.measure(db_dsn, workload)
+        await fill.measure(db_dsn, workload)
         columns = (
             "error_type, agent_name, operation_name, recovery_strategy, recovered, "
             "confident, duration_ms_sum, duration_count, confidence_sum"
@@ -585,7 +585,7 @@ class TestEvaluation:
         late = sum(1 for e, s in workload.truth if wave_of[e] > wave_of[s])
         assert late > 10  # the workload does exercise errors landing after their recovery
 
-        score, runs = await synthetic.measure(db_dsn, workload)
+        score, runs = await fill.measure(db_dsn, workload)
 
         print(
             f"\n{workload.describe()} precision={score.precision:.3f} "

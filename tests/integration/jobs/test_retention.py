@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from debug_sink.dev import synthetic
+from debug_sink.dev import fill, synthetic
 from debug_sink.jobs.correlator import Correlator
 from debug_sink.jobs.locks import LOCK_CLASS
 from debug_sink.jobs.retention import PURGE_ORDER, Retention
@@ -65,7 +65,7 @@ class TestPurge:
         """10,000 workflows (101,000 rows), the older half past retention: the purge deletes
         exactly that half in 5,000-row batches, leaves no orphans, and a sink writing new
         events meanwhile loses nothing. (The 1M-row case is run by hand; see the report.)"""
-        filled = await synthetic.bulk_fill(conn, 10_000, old=5_000, old_days=91)
+        filled = await fill.bulk_fill(conn, 10_000, old=5_000, old_days=91)
         assert sum(filled.values()) == 101_000
         before = await table_counts(conn)
         expected = {
@@ -162,8 +162,8 @@ class TestPurge:
         young = synthetic.generate(
             synthetic.SyntheticConfig(workflows=80, seed=6, waves=1, start=now - timedelta(days=10))
         )
-        await synthetic.load(conn, old.waves[0])
-        await synthetic.load(conn, young.waves[0])
+        await fill.load(conn, old.waves[0])
+        await fill.load(conn, young.waves[0])
         await Correlator(db_dsn).run_once()
         assert (
             await conn.fetchval("SELECT sum(occurred) FROM known_fix_occurrences")
@@ -227,7 +227,7 @@ class TestPurge:
     ) -> None:
         """A row a sink batch holds (the KEY SHARE lock of a foreign-key check on a parent)
         is left for the next run; the purge does not wait for it."""
-        await synthetic.bulk_fill(conn, 20, old=20, old_days=91, links=False)
+        await fill.bulk_fill(conn, 20, old=20, old_days=91, links=False)
         holder = await asyncpg.connect(db_dsn)
         waited: set[int] = set()
         try:
@@ -267,7 +267,7 @@ class TestPurge:
         assert await conn.fetchval("SELECT id FROM debug_error_events") == held
 
     async def test_dry_run_and_single_runner(self, db_dsn: str, conn: asyncpg.Connection) -> None:
-        await synthetic.bulk_fill(conn, 10, old=4, old_days=91)
+        await fill.bulk_fill(conn, 10, old=4, old_days=91)
         other = await asyncpg.connect(db_dsn)
         try:
             await other.execute(

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from debug_sink.wire import canonical, events
 from debug_sink.wire.events import (
     DEFAULT_TOPICS,
-    EXAMPLES,
     INT4_MAX,
     MODELS,
     TABLES,
@@ -27,6 +26,7 @@ from debug_sink.wire.events import (
     SuccessEvent,
     TransformationEvent,
 )
+from debug_sink.wire.examples import EXAMPLES
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
 WORKFLOW = uuid4()

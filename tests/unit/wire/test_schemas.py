@@ -7,18 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from debug_sink.wire.events import (
-    DEFAULT_TOPICS,
-    EXAMPLES,
-    json_schemas,
-    schema_files,
-    write_schemas,
-)
+from debug_sink.wire.events import DEFAULT_TOPICS
+from debug_sink.wire.examples import EXAMPLES, json_schemas, schema_files, write_schemas
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[3] / "schemas"
 REGENERATE = (
     "regenerate them with `debug-sink schemas --write` "
-    "(or `python -m debug_sink.wire.events --write`) and commit the result"
+    "(or `python -m debug_sink.wire.examples --write`) and commit the result"
 )
 
 
@@ -79,11 +74,11 @@ class TestGeneration:
             json.loads(text)
 
     def test_module_entry_point_checks_and_writes(self, tmp_path: Path) -> None:
-        """`python -m debug_sink.wire.events --write/--check` is the fallback generator."""
+        """`python -m debug_sink.wire.examples --write/--check` is the fallback generator."""
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "debug_sink.wire.events", *args, "--dir", str(tmp_path)],
+                [sys.executable, "-m", "debug_sink.wire.examples", *args, "--dir", str(tmp_path)],
                 capture_output=True,
                 text=True,
                 check=False,

@@ -15,12 +15,12 @@ from debug_sink.errors import ConfigurationError, InvalidEvent
 from debug_sink.wire.canonical import REDACTED, canonical_json, state_hash
 from debug_sink.wire.events import (
     DEFAULT_TOPICS,
-    EXAMPLES,
     EventKind,
     HookEvent,
     SnapshotEvent,
     StepEvent,
 )
+from debug_sink.wire.examples import EXAMPLES
 from debug_sink.wire.validation import (
     MAX_DEPTH_LIMIT,
     Accepted,

@@ -1,0 +1,158 @@
+"""What the command modules share: connection flags and the settings they give, logging,
+JSON output, exit codes, flags that take a length of time.
+
+Owns :func:`add_connection_flags` and :func:`settings_from` (one table maps each flag to the
+setting it overrides), :func:`configure` (the commands' logging), :func:`read` (a query on
+the database), :func:`print_json`, :func:`duration` and the exit codes.
+
+Guarantees: imports no other ``debug_sink.cli`` module -- they all import this one -- and
+nothing heavier than the settings, since ``debug-sink`` loads every command module to build
+its parser. Not guaranteed: anything about a particular command; each lives in its module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
+from uuid import UUID
+
+import orjson
+
+from debug_sink.durations import parse_duration
+from debug_sink.errors import ConfigurationError, DebugSinkError
+from debug_sink.logs import configure_logging
+from debug_sink.settings import ENV_PREFIX, Settings, load_settings
+from debug_sink.signals import EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from debug_sink.read.queries import DebugQueries
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "Subparsers",
+    "add_bootstrap_flag",
+    "add_connection_flags",
+    "configure",
+    "duration",
+    "print_json",
+    "read",
+    "settings_from",
+]
+
+T = TypeVar("T")
+
+#: What ``register(subparsers)`` of a command module receives. A string: argparse's class is
+#: generic for type checkers only.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+#: Exit codes: 0 done; an error's own (:attr:`~debug_sink.errors.DebugSinkError.exit_code`),
+#: 1 for a permanent one, 3 for a transient one; 2 a usage error (argparse); 130 interrupted.
+EXIT_ERROR: Final = DebugSinkError.exit_code
+
+#: Connection flag (its argparse ``dest``) -> the setting it overrides.
+_FLAG_SETTINGS: Final = {
+    "dsn": "postgres_dsn",
+    "schema": "db_schema",
+    "bootstrap_servers": "kafka_bootstrap_servers",
+    "group_id": "group_id",
+}
+
+
+# -- connection flags and settings --------------------------------------------------------
+
+
+def add_connection_flags(parser: argparse.ArgumentParser, *, kafka: bool = False) -> None:
+    """``--dsn`` and ``--schema``; with ``kafka``, ``--bootstrap-servers`` and ``--group-id``
+    (the sink's consumer group) between them."""
+    parser.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${ENV_PREFIX}POSTGRES_DSN)")
+    if kafka:
+        add_bootstrap_flag(parser)
+        parser.add_argument("--group-id", help=f"consumer group (default: ${ENV_PREFIX}GROUP_ID)")
+    parser.add_argument(
+        "--schema", help=f"database schema (default: ${ENV_PREFIX}DB_SCHEMA or public)"
+    )
+
+
+def add_bootstrap_flag(parser: argparse.ArgumentParser) -> None:
+    """``--bootstrap-servers`` alone, for a command that talks to Kafka only."""
+    parser.add_argument(
+        "--bootstrap-servers",
+        help=f"Kafka bootstrap servers (default: ${ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS)",
+    )
+
+
+def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """The settings: the environment, overridden by the connection flags the command has, then
+    by ``overrides``. As in :func:`~debug_sink.settings.load_settings`, ``None`` means "not
+    given": ``group_id=None`` ignores a ``--group-id`` flag and keeps the environment's."""
+    given = {
+        setting: getattr(args, flag)
+        for flag, setting in _FLAG_SETTINGS.items()
+        if hasattr(args, flag)
+    }
+    return load_settings(**{**given, **overrides})
+
+
+def configure(settings: Settings, *, level: str | None = None) -> None:
+    """Logging to standard error as the settings say; ``level`` instead of theirs."""
+    configure_logging(level or settings.log_level, settings.log_format)
+
+
+def read(settings: Settings, query: Callable[[DebugQueries], Awaitable[T]]) -> T:
+    """``query(queries)`` with a :class:`~debug_sink.read.queries.DebugQueries` on the
+    settings' database, closed after; the read commands' one event loop."""
+    from debug_sink.read.queries import DebugQueries
+
+    async def main() -> T:
+        async with await DebugQueries.from_settings(settings) as queries:
+            return await query(queries)
+
+    return asyncio.run(main())
+
+
+# -- lengths of time ----------------------------------------------------------------------
+
+
+def duration(text: str, *, invalid: str) -> timedelta:
+    """``text`` in the one duration grammar (:func:`~debug_sink.durations.parse_duration`).
+
+    Otherwise a :class:`~debug_sink.errors.ConfigurationError` saying ``invalid`` (formatted
+    with ``text``): each flag keeps the wording its users' scripts have seen since it came.
+    """
+    try:
+        return parse_duration(text)
+    except ConfigurationError:
+        raise ConfigurationError(invalid.format(text=text)) from None
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def print_json(value: Any, *, sort_keys: bool = False) -> None:
+    """``value`` as indented JSON and a newline on standard output, UTF-8 whatever the locale.
+
+    Beyond what orjson knows: ``Decimal`` as a number, any ``UUID`` (asyncpg's own type too)
+    as its string, ``timedelta`` as seconds.
+    """
+    option = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    if sort_keys:
+        option |= orjson.OPT_SORT_KEYS
+    sys.stdout.flush()
+    sys.stdout.buffer.write(orjson.dumps(value, default=_jsonable, option=option) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

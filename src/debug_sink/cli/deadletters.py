@@ -1,0 +1,76 @@
+"""``debug-sink dead-letters list``: the rejected messages, newest first.
+
+Owns the command's filters and output (a table, or ``--json``); the rows come from
+:func:`~debug_sink.sink.deadletters.list_dead_letters`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from debug_sink.cli.common import (
+    Subparsers,
+    add_connection_flags,
+    duration,
+    print_json,
+    settings_from,
+)
+
+__all__ = ["register"]
+
+
+def _list(args: argparse.Namespace) -> int:
+    from debug_sink.sink.deadletters import list_dead_letters
+
+    settings = settings_from(args)
+    since = (
+        duration(args.since, invalid="not a duration: {text!r} (use e.g. 30m, 1h, 7d)")
+        if args.since
+        else None
+    )
+    rows = asyncio.run(
+        list_dead_letters(
+            settings.require_dsn(),
+            schema=settings.db_schema,
+            since=since,
+            topic=args.topic,
+            error_class=args.error_class,
+            limit=args.limit,
+        )
+    )
+    if args.json:
+        print_json([r.as_dict() for r in rows])
+        return 0
+    if not rows:
+        print("no dead letters")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "received", "origin", "class", "reason", "value")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{r.topic}[{r.partition}]@{r.offset}",
+            r.error_class,
+            r.reason,
+            f"{r.value_preview[:60]!r} ({r.value_bytes} B)",
+        )
+    Console().print(table)
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``dead-letters`` with its ``list`` action."""
+    parser = sub.add_parser("dead-letters", help="inspect rejected messages")
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="newest dead letters first")
+    add_connection_flags(listing)
+    listing.add_argument("--since", help="only this recent, e.g. 30m, 1h, 7d")
+    listing.add_argument("--topic", help="only from this topic")
+    listing.add_argument("--error-class", help="only this class, e.g. schema, not_json")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_list)
