@@ -18,6 +18,7 @@ consumer group.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -155,35 +156,36 @@ async def _drop_database(pg_dsn: str, name: str) -> None:
         await admin.close()
 
 
-@pytest_asyncio.fixture
-async def db_dsn(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
-    """DSN of a fresh database of this test only, migrated to the latest version."""
-    name, dsn = await _fresh_database(pg_dsn, template_db)
+@contextlib.asynccontextmanager
+async def _database(pg_dsn: str, template: str | None) -> AsyncIterator[str]:
+    """A fresh database (a clone of ``template``, or empty) for as long as the block runs."""
+    name, dsn = await _fresh_database(pg_dsn, template)
     try:
         yield dsn
     finally:
         await _drop_database(pg_dsn, name)
+
+
+@pytest_asyncio.fixture
+async def db_dsn(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
+    """DSN of a fresh database of this test only, migrated to the latest version."""
+    async with _database(pg_dsn, template_db) as dsn:
+        yield dsn
 
 
 @pytest_asyncio.fixture
 async def other_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
     """DSN of a second fresh, migrated database of this test only (e.g. a rebuild target, or
     the copy written by a second sink to compare with)."""
-    name, dsn = await _fresh_database(pg_dsn, template_db)
-    try:
+    async with _database(pg_dsn, template_db) as dsn:
         yield dsn
-    finally:
-        await _drop_database(pg_dsn, name)
 
 
 @pytest_asyncio.fixture
 async def empty_db_dsn(pg_dsn: str) -> AsyncIterator[str]:
     """DSN of a fresh, empty database of this test only."""
-    name, dsn = await _fresh_database(pg_dsn, None)
-    try:
+    async with _database(pg_dsn, None) as dsn:
         yield dsn
-    finally:
-        await _drop_database(pg_dsn, name)
 
 
 @pytest_asyncio.fixture
@@ -228,11 +230,8 @@ def kafka(kafka_bootstrap: str) -> KafkaNames:
 @pytest_asyncio.fixture(scope="module")
 async def module_db(pg_dsn: str, template_db: str) -> AsyncIterator[str]:
     """DSN of a migrated database shared by one test module's scenario."""
-    name, dsn = await _fresh_database(pg_dsn, template_db)
-    try:
+    async with _database(pg_dsn, template_db) as dsn:
         yield dsn
-    finally:
-        await _drop_database(pg_dsn, name)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 import asyncpg
 import orjson
 import pytest
+import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -106,6 +107,18 @@ async def create_topics(
         await admin.close()
 
 
+async def start_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+    """A started producer with large batches and no idempotence (Tansu has none)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        enable_idempotence=False,
+    )
+    await producer.start()
+    return producer
+
+
 async def produce(
     kafka: Any,
     messages: Iterable[tuple[str, Any]],
@@ -116,13 +129,7 @@ async def produce(
     """Produce ``(topic, value)`` pairs; dict values are JSON-encoded; key = correlation_id.
     ``first_timestamp_ms``: record timestamps from there, 1 ms apart in sending order (else
     the producer's clock, on which many records share a millisecond)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        enable_idempotence=False,
-    )
-    await producer.start()
+    producer = await start_producer(kafka.bootstrap_servers)
     count = 0
     try:
         futures = []
@@ -362,6 +369,37 @@ class ScenarioRun(Generic[T]):
         assert self.error is not None
         text = "".join(traceback.format_exception(self.error))
         pytest.fail(f"the module's scenario failed:\n{text}", pytrace=False)
+
+
+def scenario_fixtures(
+    run: Callable[[str, str], Awaitable[T]], what: str
+) -> tuple[Any, Any, Callable[..., None]]:
+    """The three module-level names of a scenario module: the module-scoped
+    ``scenario_run`` fixture (runs ``run(module_db, kafka_bootstrap)`` once), the
+    ``scenario`` fixture (its result, or a skip pointing at the failed test) and
+    ``test_scenario_runs`` (fails with the scenario's own error). ``what`` describes the
+    scenario in that test's docstring. Use:
+    ``scenario_run, scenario, test_scenario_runs = s.scenario_fixtures(_run_scenario, "...")``.
+    """
+
+    @pytest_asyncio.fixture(scope="module")
+    async def scenario_run(module_db: str, kafka_bootstrap: str) -> ScenarioRun[T]:
+        """The module's scenario, run once for all its tests."""
+        return await ScenarioRun.capture(run(module_db, kafka_bootstrap))
+
+    @pytest.fixture
+    def scenario(scenario_run: ScenarioRun[T], request: pytest.FixtureRequest) -> T:
+        """The scenario's result; skips the test (pointing at the failed one) if it failed."""
+        return scenario_run.result(request.node.nodeid)
+
+    def test_scenario_runs(scenario_run: ScenarioRun[T], request: pytest.FixtureRequest) -> None:
+        scenario_run.raise_if_failed(request.node.nodeid)
+
+    test_scenario_runs.__doc__ = (
+        f"The scenario ({what}) completes. If it does not, this test fails with its error "
+        "and the others are skipped."
+    )
+    return scenario_run, scenario, test_scenario_runs
 
 
 # -- reading topics back --------------------------------------------------------------------

@@ -79,6 +79,11 @@ def add_connection_flags(parser: argparse.ArgumentParser, *, kafka: bool = False
     )
 
 
+def add_json_flag(parser: argparse.ArgumentParser, what: str = "output") -> None:
+    """``--json``: machine-readable ``what`` on stdout instead of the text for people."""
+    parser.add_argument("--json", action="store_true", help=f"machine-readable {what}")
+
+
 def add_bootstrap_flag(parser: argparse.ArgumentParser) -> None:
     """``--bootstrap-servers`` alone, for a command that talks to Kafka only."""
     parser.add_argument(

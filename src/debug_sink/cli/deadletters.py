@@ -12,6 +12,7 @@ import asyncio
 from debug_sink.cli.common import (
     Subparsers,
     add_connection_flags,
+    add_json_flag,
     duration,
     print_json,
     settings_from,
@@ -72,5 +73,5 @@ def register(sub: Subparsers) -> None:
     listing.add_argument("--topic", help="only from this topic")
     listing.add_argument("--error-class", help="only this class, e.g. schema, not_json")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(listing)
     listing.set_defaults(handler=_list)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from debug_sink.cli.common import (
     Subparsers,
     add_connection_flags,
+    add_json_flag,
     configure,
     duration,
     print_json,
@@ -213,7 +214,7 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="recompute the known-fixes aggregate from the retained rows",
     )
-    correlate.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(correlate)
     correlate.set_defaults(handler=_correlate)
 
     fixes = sub.add_parser(
@@ -228,7 +229,7 @@ def register(sub: Subparsers) -> None:
     fixes.add_argument("--agent", help="only errors of this agent")
     fixes.add_argument("--operation", help="only errors of this operation")
     fixes.add_argument("--limit", type=int, default=10, help="at most this many strategies")
-    fixes.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(fixes)
     fixes.set_defaults(handler=_known_fixes)
 
     purge = sub.add_parser(
@@ -246,5 +247,5 @@ def register(sub: Subparsers) -> None:
     )
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     purge.add_argument("--batch-size", type=int, default=5000, help="rows per transaction")
-    purge.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(purge)
     purge.set_defaults(handler=_purge)

@@ -15,6 +15,7 @@ from debug_sink.cli.common import (
     EXIT_ERROR,
     Subparsers,
     add_connection_flags,
+    add_json_flag,
     print_json,
     settings_from,
 )
@@ -80,5 +81,5 @@ def register(sub: Subparsers) -> None:
                 help="roll back every migration above this version (0 = all)",
             )
         else:
-            action.add_argument("--json", action="store_true", help="machine-readable output")
+            add_json_flag(action)
         action.set_defaults(handler=_migrate)

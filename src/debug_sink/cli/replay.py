@@ -24,6 +24,7 @@ from debug_sink.cli.common import (
     Subparsers,
     add_bootstrap_flag,
     add_connection_flags,
+    add_json_flag,
     configure,
     print_json,
     settings_from,
@@ -261,7 +262,7 @@ def register(sub: Subparsers) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="count what would be read; write nothing"
     )
-    parser.add_argument("--json", action="store_true", help="machine-readable plan or summary")
+    add_json_flag(parser, "plan or summary")
     add_connection_flags(parser)
     add_bootstrap_flag(parser)
     parser.add_argument(

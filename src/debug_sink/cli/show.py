@@ -25,6 +25,7 @@ from uuid import UUID
 from debug_sink.cli.common import (
     Subparsers,
     add_connection_flags,
+    add_json_flag,
     print_json,
     read,
     settings_from,
@@ -161,7 +162,7 @@ def _errors(args: argparse.Namespace) -> int:
 
 def _view_flags(parser: argparse.ArgumentParser) -> None:
     add_connection_flags(parser)
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json_flag(parser)
     parser.add_argument("--width", type=int, help="output width (default: the terminal's)")
     parser.add_argument("--no-color", action="store_true", help="never use colour")
 

@@ -181,25 +181,11 @@ async def close_quietly(conn: asyncpg.Connection[Any]) -> None:
 
 @contextlib.asynccontextmanager
 async def connection(
-    dsn: str,
-    *,
-    schema: str | None = None,
-    application_name: str = "debug-sink",
-    ssl: Any = None,
-    timeout: float = 10.0,
-    command_timeout: float | None = None,
-    permanent: type[PermanentError] = DatabaseError,
+    dsn: str, *, permanent: type[PermanentError] = DatabaseError, **options: Any
 ) -> AsyncIterator[asyncpg.Connection[Any]]:
-    """:func:`connect`, with driver errors of the block translated, and closed after."""
-    conn = await connect(
-        dsn,
-        schema=schema,
-        application_name=application_name,
-        ssl=ssl,
-        timeout=timeout,
-        command_timeout=command_timeout,
-        permanent=permanent,
-    )
+    """:func:`connect` (``options`` are its keyword arguments), with driver errors of the
+    block translated, and closed after."""
+    conn = await connect(dsn, permanent=permanent, **options)
     try:
         with translating(dsn, permanent=permanent):
             yield conn

@@ -63,6 +63,24 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
     return _preexec
 
 
+def _spawn(
+    args: list[str], log_path: Path, death_signal: int, *, user: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server process logging to ``log_path``, killed with ``death_signal`` when this
+    process dies, in its own process group: a terminal's Ctrl-C must reach the caller only,
+    so it can stop in order (sink first)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            args,
+            **_as_user(user),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent(death_signal),
+            process_group=0,
+        )
+
+
 def _stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -271,21 +289,11 @@ class EmbeddedPostgres(_ChildService):
         ]
         for key, value in self.settings.items():
             args += ["-c", f"{key}={value}"]
-        with self.log_path.open("ab") as log:
-            if user is not None:
-                shutil.chown(self.log_path, user, user)
-            # SIGQUIT = immediate shutdown: the postmaster takes its backends down with it.
-            self._proc = subprocess.Popen(
-                args,
-                **_as_user(user),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent(signal.SIGQUIT),
-                # Own process group: a terminal's Ctrl-C must reach the caller only, so it
-                # can stop in order (sink first); PDEATHSIG still takes the server down with it.
-                process_group=0,
-            )
+        if user is not None:
+            self.log_path.touch()
+            shutil.chown(self.log_path, user, user)
+        # SIGQUIT = immediate shutdown: the postmaster takes its backends down with it.
+        self._proc = _spawn(args, self.log_path, signal.SIGQUIT, user=user)
         try:
             _wait_for_port(self.port, self._proc, "PostgreSQL", self.log_path, timeout)
             self._wait_ready(timeout)
@@ -352,24 +360,9 @@ class EmbeddedKafka(_ChildService):
         if port_in_use(self.port):
             raise EmbeddedServiceError(f"port {self.port} is already in use (Kafka broker)")
         url = f"tcp://127.0.0.1:{self.port}"
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                [
-                    self.binary(),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent(signal.SIGKILL),
-                process_group=0,
-            )
+        args = [self.binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        args += ["--storage-engine", "memory://tansu/"]
+        self._proc = _spawn(args, self.log_path, signal.SIGKILL)
         try:
             _wait_for_port(self.port, self._proc, "Kafka broker (Tansu)", self.log_path, timeout)
         except BaseException:

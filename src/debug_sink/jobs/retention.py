@@ -39,6 +39,7 @@ only; the next run continues.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -201,8 +202,8 @@ class Retention:
         await conn.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
         plan: list[tuple[str, Callable[..., Awaitable[tuple[int, datetime | None]]]]] = [
             ("debug_workflow_steps", self._simple(q["purge_steps"], stats=False)),
-            ("debug_error_events", self._errors),
-            ("debug_success_events", self._successes),
+            ("debug_error_events", functools.partial(self._linked, side="errors")),
+            ("debug_success_events", functools.partial(self._linked, side="successes")),
             ("debug_state_snapshots", self._simple(q["purge_snapshots"], stats=True)),
             ("sink_dead_letters", self._simple(q["purge_dead_letters"], stats=False)),
             ("sink_parked_events", self._simple(q["purge_parked"], stats=False)),
@@ -288,49 +289,32 @@ class Retention:
 
         return batch
 
-    async def _errors(
+    async def _linked(
         self,
         conn: asyncpg.Connection,
         start: datetime,
         cutoff: datetime,
         result: PurgeResult,
         table: str,
+        *,
+        side: str,
     ) -> tuple[int, datetime | None]:
+        """One batch of errors or successes, with their links (and, in the stats lock, their
+        share of the known-fixes aggregate)."""
         q = sqlfiles.load("retention.sql")
         async with conn.transaction():
             await self._stats_lock(conn)
-            picked = await conn.fetchrow(q["pick_errors"], start, cutoff, self._batch)
+            picked = await conn.fetchrow(q[f"pick_{side}"], start, cutoff, self._batch)
             assert picked is not None
             ids: list[UUID] = picked["ids"]
             if ids:
-                links = await conn.fetchrow(q["purge_links"], ids, [])
-                gone = await conn.fetchrow(q["purge_errors"], ids)
+                error_ids, success_ids = (ids, []) if side == "errors" else ([], ids)
+                links = await conn.fetchrow(q["purge_links"], error_ids, success_ids)
                 assert links is not None
+                result.deleted["debug_error_success_correlation"] += links["deleted"]
+                gone = await conn.fetchrow(q[f"purge_{side}"], ids)
                 assert gone is not None
-                result.deleted["debug_error_success_correlation"] += links["deleted"]
                 result.deleted[table] += gone["deleted"]
-        return int(picked["picked"]), picked["last_at"]
-
-    async def _successes(
-        self,
-        conn: asyncpg.Connection,
-        start: datetime,
-        cutoff: datetime,
-        result: PurgeResult,
-        table: str,
-    ) -> tuple[int, datetime | None]:
-        q = sqlfiles.load("retention.sql")
-        async with conn.transaction():
-            await self._stats_lock(conn)
-            picked = await conn.fetchrow(q["pick_successes"], start, cutoff, self._batch)
-            assert picked is not None
-            ids: list[UUID] = picked["ids"]
-            if ids:
-                links = await conn.fetchrow(q["purge_links"], [], ids)
-                assert links is not None
-                result.deleted["debug_error_success_correlation"] += links["deleted"]
-                status = await conn.execute(q["purge_successes"], ids)
-                result.deleted[table] += int(status.split()[-1])
         return int(picked["picked"]), picked["last_at"]
 
 

@@ -23,13 +23,14 @@ A path is a tuple of keys and indexes; :func:`format_path` renders it as
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
+from debug_sink.wire.canonical import format_path
 
 __all__ = ["Change", "StateDiff", "diff_json", "format_path"]
+
 
 Path = tuple[str | int, ...]
 Op = Literal["added", "removed", "changed"]
@@ -146,18 +147,3 @@ def _walk(before: Any, after: Any, path: Path, out: list[Change]) -> None:
 
 def _is_array(value: Any) -> bool:
     return isinstance(value, list | tuple)
-
-
-def format_path(path: Sequence[str | int]) -> str:
-    """``("context", "files", 2, "x-api")`` -> ``context.files[2]["x-api"]``; ``()`` -> ``$``."""
-    if not path:
-        return "$"
-    parts: list[str] = []
-    for segment in path:
-        if isinstance(segment, int):
-            parts.append(f"[{segment}]")
-        elif segment.isidentifier():
-            parts.append(f".{segment}" if parts else segment)
-        else:
-            parts.append(f"[{orjson.dumps(segment).decode()}]")
-    return "".join(parts)

@@ -22,7 +22,6 @@ import ssl
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from types import TracebackType
 from typing import Any, Final
 from uuid import UUID
 
@@ -31,6 +30,7 @@ import orjson
 
 from debug_sink.db import sqlfiles
 from debug_sink.db.pg import create_pool, translating
+from debug_sink.lifecycle import Lifecycle
 from debug_sink.read.diff import StateDiff, diff_json
 from debug_sink.read.timeline import TimelineEntry, last_good_snapshots, order_timeline
 from debug_sink.settings import Settings
@@ -126,7 +126,7 @@ class ErrorDiff:
         }
 
 
-class DebugQueries:
+class DebugQueries(Lifecycle):
     """Queries on one schema through an asyncpg pool.
 
     ``DebugQueries(pool, schema=...)`` uses a pool you own (``search_path`` is set per
@@ -179,17 +179,6 @@ class DebugQueries:
         if self._owns_pool:
             self._owns_pool = False
             await self._pool.close()
-
-    async def __aenter__(self) -> DebugQueries:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- plumbing -------------------------------------------------------------------------
 

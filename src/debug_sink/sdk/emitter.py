@@ -50,7 +50,6 @@ import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final
 
 import orjson
@@ -58,6 +57,7 @@ import structlog
 
 from debug_sink.backoff import Backoff
 from debug_sink.errors import ConfigurationError
+from debug_sink.lifecycle import Lifecycle
 from debug_sink.sdk.drops import DropLog, DropReason
 from debug_sink.sdk.outgoing import OutgoingMessage, OutgoingQueue, Queued
 from debug_sink.sdk.producer import CachedKeyPartitioner, Producer, describe, is_transient
@@ -147,7 +147,7 @@ class EmitterStats:
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
 
-class Emitter:
+class Emitter(Lifecycle):
     """Sends event models to Kafka through a bounded queue; see the module docstring.
 
     Use ``async with Emitter(settings) as emitter:`` or :meth:`start` / :meth:`close` (both
@@ -237,18 +237,6 @@ class Emitter:
             queued=stats.queued,
             dropped_by_reason=dict(stats.dropped_by_reason),
         )
-
-    async def __aenter__(self) -> Emitter:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- emitting -------------------------------------------------------------------------
 

@@ -50,11 +50,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from debug_sink.errors import InvalidEvent
+from debug_sink.lifecycle import Lifecycle
 from debug_sink.read.queries import DebugQueries
 from debug_sink.sdk.builders import Built, EventBuilder, Invalid, StepBuilder
 from debug_sink.sdk.captures import CapturesMixin
@@ -78,7 +78,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class DebugStateManager(CapturesMixin, StepsMixin, ReadMixin):
+class DebugStateManager(CapturesMixin, StepsMixin, ReadMixin, Lifecycle):
     """Captures an agent's debug events and reads a workflow's debug data back.
 
     ``settings``: Kafka and topic settings, redaction patterns, ``max_state_bytes`` and
@@ -147,18 +147,6 @@ class DebugStateManager(CapturesMixin, StepsMixin, ReadMixin):
         read side this manager opened. Idempotent."""
         await self.emitter.close(timeout)
         await self._read.close()
-
-    async def __aenter__(self) -> DebugStateManager:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def stats(self) -> EmitterStats:

@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 import structlog
@@ -64,37 +65,40 @@ _malloc_trim = _find_malloc_trim()
 _TRIM_EVERY = 1.0
 
 
-class Committer:
-    """Writes every handed-over batch until it commits. See the module doc."""
+def _no_report(ok: bool) -> None:
+    return None
 
-    def __init__(
-        self,
-        writer: Writer,
-        *,
-        handoff: Handoff,
-        metrics: Metrics,
-        current_generation: Callable[[], int],
-        after_batch: Callable[[], None],
-        stopping: asyncio.Event,
-        fetch_done: asyncio.Event,
-        report_db: Callable[[bool], None] = lambda ok: None,
-    ) -> None:
-        self._writer = writer
-        self._handoff = handoff
-        self._metrics = metrics
-        self._generation = current_generation
-        self._after_batch = after_batch
-        self._stopping = stopping
-        self._fetch_done = fetch_done
-        self._trimmed_at = time.monotonic()
-        self._report_db = report_db
-        self.committed_batches = 0
-        #: Forced interleave takes so far (for the batch log line), set by the runner.
-        self.forced_takes: Callable[[], int] = lambda: 0
+
+def _no_forced_takes() -> int:
+    return 0
+
+
+@dataclass(eq=False)
+class Committer:
+    """Writes every handed-over batch until it commits. See the module doc.
+
+    ``current_generation``: the assignment's generation now (a batch of an older one is
+    abandoned); ``after_batch``: called after each batch (the fetch side hands over the
+    next); ``report_db``: told whether PostgreSQL is reachable (for health).
+    """
+
+    writer: Writer
+    _: KW_ONLY
+    handoff: Handoff
+    metrics: Metrics
+    current_generation: Callable[[], int]
+    after_batch: Callable[[], None]
+    stopping: asyncio.Event
+    fetch_done: asyncio.Event
+    report_db: Callable[[bool], None] = _no_report
+    #: Forced interleave takes so far (for the batch log line), set by the runner.
+    forced_takes: Callable[[], int] = _no_forced_takes
+    committed_batches: int = field(default=0, init=False)
+    _trimmed_at: float = field(default_factory=time.monotonic, init=False)
 
     async def run(self) -> None:
         """Write batches until the fetch side says there are no more."""
-        handoff = self._handoff
+        handoff = self.handoff
         while True:
             handed = await handoff.take()
             if handed is None:
@@ -103,8 +107,8 @@ class Committer:
                 await self._write_with_retry(handed)
             finally:
                 handoff.written()
-            if not self._stopping.is_set():
-                self._after_batch()  # the next batch, without waiting for the fetch task
+            if not self.stopping.is_set():
+                self.after_batch()  # the next batch, without waiting for the fetch task
             if _malloc_trim is not None and time.monotonic() - self._trimmed_at >= _TRIM_EVERY:
                 _malloc_trim(0)
                 self._trimmed_at = time.monotonic()
@@ -113,35 +117,35 @@ class Committer:
         backoff = Backoff(initial=0.2, maximum=10.0)
         batch = handed.batch
         while True:
-            if handed.generation != self._generation():
+            if handed.generation != self.current_generation():
                 log.info("batch_abandoned", reason="partitions revoked", events=len(batch))
                 return
             try:
-                result = await self._writer.write(batch)
+                result = await self.writer.write(batch)
                 break
             except TransientError as exc:
                 database = isinstance(exc, DatabaseUnavailable)
-                self._report_db(not database)
+                self.report_db(not database)
                 if database:
-                    await self._writer.reset_connections()
+                    await self.writer.reset_connections()
                 delay = backoff.next_delay()
-                self._metrics.retries.labels("postgres" if database else "kafka").inc()
+                self.metrics.retries.labels("postgres" if database else "kafka").inc()
                 log.warning(
                     "batch_retry", error=str(exc), retry_in_s=round(delay, 2), events=len(batch)
                 )
                 if (
-                    self._stopping.is_set()
-                    and self._fetch_done.is_set()
+                    self.stopping.is_set()
+                    and self.fetch_done.is_set()
                     and backoff.attempts > _STOP_ATTEMPTS
                 ):
                     raise
                 await asyncio.sleep(delay)
-        self._report_db(True)
+        self.report_db(True)
         self.committed_batches += 1
         self._record(batch, result)
 
     def _record(self, batch: Batch, result: WriteResult) -> None:
-        m = self._metrics
+        m = self.metrics
         m.batches.inc()
         m.batch_seconds.observe(result.duration_s)
         m.batch_events.observe(len(batch))
@@ -170,35 +174,35 @@ class Committer:
 
     def _count_dead_letters(self, result: WriteResult) -> None:
         for letter in result.dead_letters:
-            self._metrics.dead_letters.labels(letter.origin.topic, letter.error_class).inc()
+            self.metrics.dead_letters.labels(letter.origin.topic, letter.error_class).inc()
 
     # -- parked events --------------------------------------------------------------------
 
     async def release_parked(self) -> None:
         """One periodic release: parents now stored, or grace periods over."""
-        result = await self._writer.release_parked()
+        result = await self.writer.release_parked()
         self._count_dead_letters(result)
         if result.released or result.dangling:
-            self._metrics.released.inc(result.released)
-            self._metrics.dangling.inc(result.dangling)
+            self.metrics.released.inc(result.released)
+            self.metrics.dangling.inc(result.dangling)
             log.info(
                 "parked_released",
                 released=result.released,
                 expired=result.dangling,
                 rows=result.rows,
             )
-        self._metrics.parked_rows.set(await self._writer.parked_count())
+        self.metrics.parked_rows.set(await self.writer.parked_count())
 
     async def release_all_parked(self) -> bool:
         """Release until nothing more can be released; True if anything was (or a transient
         failure says: look again later) -- i.e. the sink is not idle yet."""
         total = 0
         try:
-            while (result := await self._writer.release_parked()).released:
+            while (result := await self.writer.release_parked()).released:
                 self._count_dead_letters(result)
                 total += result.released
-                self._metrics.released.inc(result.released)
-                self._metrics.dangling.inc(result.dangling)
+                self.metrics.released.inc(result.released)
+                self.metrics.dangling.inc(result.dangling)
         except TransientError as exc:
             log.warning("parked_release_retry", error=str(exc))
             return True

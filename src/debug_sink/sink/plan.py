@@ -29,7 +29,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from debug_sink.sink.batch import Origin
-from debug_sink.wire.events import EventKind
+from debug_sink.wire.events import TERMINAL_STEP_STATUSES, EventKind
 
 #: reference field -> kind of the parent row, per kind of event.
 REFERENCES: dict[EventKind, dict[str, EventKind]] = {
@@ -70,7 +70,6 @@ WRITE_ORDER: tuple[EventKind, ...] = (
     EventKind.HOOK,
 )
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "skipped"})
 #: Step fields whose value a `started` event only fills in, and a terminal event overrides.
 STEP_FOLDED = (
     "session_id",
@@ -174,7 +173,7 @@ def fold_step(current: Any, new: Any) -> Any:
     the row already exists (the steps' upsert in tables.py), so arrival order never changes
     the result.
     """
-    if new.status in TERMINAL_STATUSES:
+    if new.status in TERMINAL_STEP_STATUSES:
         winner, loser = new, current
     else:
         winner, loser = current, new

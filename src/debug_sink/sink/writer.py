@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from uuid import UUID
 
 import asyncpg
@@ -106,23 +106,22 @@ class WriteResult:
         self.dangling += plan.dangling
 
 
+@dataclass(slots=True)
 class BatchWriter:
-    """Writes batches (and parked events) to PostgreSQL, exactly once. See the module doc."""
+    """Writes batches (and parked events) to PostgreSQL, exactly once. See the module doc.
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        group_id: str,
-        park_grace: float,
-        publish_dead_letters: DeadLetterPublisher | None = None,
-        mirror_offsets: OffsetMirror | None = None,
-    ) -> None:
-        self._pool = pool
-        self._group_id = group_id
-        self._park_grace = park_grace
-        self._publish = publish_dead_letters
-        self._mirror = mirror_offsets
+    ``pool``: connections set up by :func:`~debug_sink.sink.tables.init_connection`;
+    ``group_id``: whose offsets it stores; ``park_grace``: seconds an event waits for a
+    missing parent; ``publish_dead_letters``: step 5's topic half (None: table only);
+    ``mirror_offsets``: step 8 (None: no Kafka mirror).
+    """
+
+    pool: asyncpg.Pool
+    _: KW_ONLY
+    group_id: str
+    park_grace: float
+    publish_dead_letters: DeadLetterPublisher | None = None
+    mirror_offsets: OffsetMirror | None = None
 
     async def write(self, batch: Batch) -> WriteResult:
         """Write one batch and store its offsets, in one transaction (steps 1-8)."""
@@ -131,7 +130,7 @@ class BatchWriter:
         # Step 1: accepted events are planned, rejected messages are dead letters.
         pending = self._sort(batch.items, result)
         with _database_failures("writing the batch"):
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(_sql("defer_constraints"))
                 # Steps 2 and 3: plan, stage, upsert; bisect what PostgreSQL rejects.
                 rejected = await self._write_bisecting(conn, pending, result)
@@ -145,11 +144,11 @@ class BatchWriter:
                 # Step 5: dead letters, topic then table.
                 await self._store_dead_letters(conn, result.dead_letters)
                 # Step 6: the offsets, in the same transaction as the rows.
-                await offsets.store(conn, self._group_id, batch.next_offsets)
+                await offsets.store(conn, self.group_id, batch.next_offsets)
             # Step 7: committed (the transaction block ended without an exception).
         # Step 8: the Kafka mirror, for lag tools.
-        if self._mirror is not None:
-            await self._mirror(batch.next_offsets)
+        if self.mirror_offsets is not None:
+            await self.mirror_offsets(batch.next_offsets)
         result.duration_s = time.perf_counter() - started
         return result
 
@@ -159,7 +158,7 @@ class BatchWriter:
         started = time.perf_counter()
         result = WriteResult()
         with _database_failures("releasing parked events"):
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(_sql("defer_constraints"))
                 fresh, expired = await parking.releasable(conn, limit=limit)
                 if not fresh and not expired:
@@ -178,26 +177,26 @@ class BatchWriter:
     async def parked_count(self) -> int:
         """Events parked right now (for the gauge)."""
         with _database_failures("counting parked events"):
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 return await parking.count(conn)
 
     async def stored_offsets(self, partitions: Sequence[PartitionKey]) -> dict[PartitionKey, int]:
         """The next offset to read of each of ``partitions`` that has one stored."""
         with _database_failures("reading stored offsets"):
-            async with self._pool.acquire() as conn:
-                return await offsets.stored(conn, self._group_id, partitions)
+            async with self.pool.acquire() as conn:
+                return await offsets.stored(conn, self.group_id, partitions)
 
     async def close(self) -> None:
         """Close the pool (the sink owns it); one that will not close in time is terminated."""
         try:
-            await asyncio.wait_for(self._pool.close(), 10)
+            await asyncio.wait_for(self.pool.close(), 10)
         except Exception:
-            self._pool.terminate()
+            self.pool.terminate()
 
     async def reset_connections(self) -> None:
         """After a lost database: connections that saw the failure may be broken, so none is
         reused (the pool opens fresh ones)."""
-        await self._pool.expire_connections()
+        await self.pool.expire_connections()
 
     # -- internals ----------------------------------------------------------------------
 
@@ -304,7 +303,7 @@ class BatchWriter:
                 [a for a, _ in plan.aliases],
                 [k for _, k in plan.aliases],
             )
-        await parking.park(conn, plan.parked, grace_s=self._park_grace)
+        await parking.park(conn, plan.parked, grace_s=self.park_grace)
         await parking.delete(conn, plan.released)
 
     async def _release_loop(self, conn: Conn, written: set[UUID], result: WriteResult) -> None:
@@ -334,9 +333,9 @@ class BatchWriter:
     async def _store_dead_letters(self, conn: Conn, letters: list[DeadLetter]) -> None:
         if not letters:
             return
-        if self._publish is not None:
-            await self._publish(letters)
-        await deadletters.store(conn, letters, group_id=self._group_id)
+        if self.publish_dead_letters is not None:
+            await self.publish_dead_letters(letters)
+        await deadletters.store(conn, letters, group_id=self.group_id)
 
 
 def _rejection(exc: asyncpg.PostgresError) -> str:

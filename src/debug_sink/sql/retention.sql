@@ -91,7 +91,8 @@ WITH gone AS (
 SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows
 
 -- name: purge_successes
-DELETE FROM debug_success_events WHERE id = ANY ($1::uuid[])
+WITH gone AS (DELETE FROM debug_success_events WHERE id = ANY ($1::uuid[]) RETURNING 1)
+SELECT count(*) AS deleted FROM gone
 
 -- name: purge_snapshots
 -- References to a deleted snapshot become NULL (migration 006); its aliases go with it.

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -35,6 +35,7 @@ __all__ = [
     "REDACTED",
     "Redactor",
     "canonical_json",
+    "format_path",
     "normalise_key",
     "state_hash",
 ]
@@ -78,6 +79,25 @@ def canonical_json(value: Any) -> bytes:
 def state_hash(value: Any) -> str:
     """SHA-256 hex digest (64 lower-case characters) of ``canonical_json(value)``."""
     return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def format_path(path: Sequence[str | int], *, root: str = "$", shorten: bool = False) -> str:
+    """A JSON path for people: ``("context", "files", 2, "x-api")`` ->
+    ``context.files[2]["x-api"]``; the empty path is ``root``. ``shorten`` cuts long keys
+    (60 characters) and the whole path (300), for messages about untrusted input."""
+    if not path:
+        return root
+    parts: list[str] = []
+    for segment in path:
+        if isinstance(segment, int):
+            parts.append(f"[{segment}]")
+        elif segment.isidentifier():
+            parts.append(f".{segment}" if parts else segment)
+        else:
+            shown = segment[:57] + "..." if shorten and len(segment) > 60 else segment
+            parts.append(f"[{orjson.dumps(shown).decode()}]")
+    text = "".join(parts)
+    return text[:297] + "..." if shorten and len(text) > 300 else text
 
 
 def normalise_key(key: str) -> str:

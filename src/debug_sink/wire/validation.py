@@ -34,7 +34,12 @@ import orjson
 from pydantic import ValidationError
 
 from debug_sink.errors import ConfigurationError, InvalidEvent
-from debug_sink.wire.canonical import DEFAULT_REDACT_PATTERNS, Redactor, canonical_json
+from debug_sink.wire.canonical import (
+    DEFAULT_REDACT_PATTERNS,
+    Redactor,
+    canonical_json,
+    format_path,
+)
 from debug_sink.wire.events import (
     DEFAULT_TOPICS,
     MODELS,
@@ -195,7 +200,7 @@ def decode(
         if deep is not None:
             return Rejected(
                 ErrorClass.TOO_DEEP,
-                f"JSON nesting deeper than {max_depth} levels at {_format_path(deep)}",
+                f"JSON nesting deeper than {max_depth} levels at {_path(deep)}",
             )
     if _NUL_ESCAPE in value:
         nul = _find_nul(obj)
@@ -204,7 +209,7 @@ def decode(
             return Rejected(
                 ErrorClass.NUL_CHARACTER,
                 f"NUL character (\\u0000) in {'a key at' if in_key else 'the string at'} "
-                f"{_format_path(where)}; PostgreSQL text and jsonb cannot store it",
+                f"{_path(where)}; PostgreSQL text and jsonb cannot store it",
             )
 
     model = MODELS[kind]
@@ -322,21 +327,8 @@ def _show(value: object) -> str:
 JsonPath = tuple[str | int, ...]
 
 
-def _format_path(path: Sequence[str | int]) -> str:
-    """``("agent_state", "notes", 2, "x-y")`` -> ``agent_state.notes[2]["x-y"]``."""
-    if not path:
-        return "the top level"
-    parts: list[str] = []
-    for segment in path:
-        if isinstance(segment, int):
-            parts.append(f"[{segment}]")
-        elif segment.isidentifier():
-            parts.append(f".{segment}" if parts else segment)
-        else:
-            shown = segment if len(segment) <= 60 else segment[:57] + "..."
-            parts.append(f"[{orjson.dumps(shown).decode()}]")
-    text = "".join(parts)
-    return text if len(text) <= 300 else text[:297] + "..."
+def _path(path: Sequence[str | int]) -> str:
+    return format_path(path, root="the top level", shorten=True)
 
 
 def _too_deep(obj: dict[str, Any], max_depth: int) -> JsonPath | None:
@@ -386,7 +378,7 @@ def _schema_rejection(exc: ValidationError) -> Rejected:
 def _format_error(error: Any) -> str:
     kind = error["type"]
     message = error["msg"].removeprefix("Value error, ")
-    text = f"{_format_path(error['loc'])}: {message}"
+    text = f"{_path(error['loc'])}: {message}"
     if kind == "missing":
         return text
     value = error.get("input")

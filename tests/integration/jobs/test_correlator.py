@@ -51,11 +51,14 @@ async def add_error(
         "occurred_at": at(seconds),
         **fields,
     }
+    return await insert_row(conn, "debug_error_events", values)
+
+
+async def insert_row(conn: asyncpg.Connection, table: str, values: dict[str, Any]) -> uuid.UUID:
+    """INSERT one row of ``values``; its id."""
     cols = ", ".join(values)
     params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    await conn.execute(
-        f"INSERT INTO debug_error_events ({cols}) VALUES ({params})", *values.values()
-    )
+    await conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({params})", *values.values())
     return values["id"]  # type: ignore[no-any-return]
 
 
@@ -78,12 +81,7 @@ async def add_success(
         "occurred_at": at(seconds),
         **fields,
     }
-    cols = ", ".join(values)
-    params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    await conn.execute(
-        f"INSERT INTO debug_success_events ({cols}) VALUES ({params})", *values.values()
-    )
-    return values["id"]  # type: ignore[no-any-return]
+    return await insert_row(conn, "debug_success_events", values)
 
 
 async def links(conn: asyncpg.Connection) -> set[tuple[uuid.UUID, uuid.UUID]]:

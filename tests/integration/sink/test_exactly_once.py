@@ -25,8 +25,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from debug_sink.sink import offsets
 from debug_sink.sink.runner import Sink
@@ -90,13 +89,7 @@ async def _produce(
     """Produce like ``support.produce`` (key = correlation_id) and record the end offset of
     every partition written (Tansu's ListOffsets under-reports the high watermark, so the
     producer's acknowledgements are the reference)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        enable_idempotence=False,
-    )
-    await producer.start()
+    producer = await s.start_producer(kafka.bootstrap_servers)
     try:
         futures = []
         for topic_name, value in messages:
@@ -291,24 +284,9 @@ async def _run_scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
     )
 
 
-@pytest_asyncio.fixture(scope="module")
-async def scenario_run(module_db: str, kafka_bootstrap: str) -> s.ScenarioRun[Scenario]:
-    """The module's scenario, run once for all its tests."""
-    return await s.ScenarioRun.capture(_run_scenario(module_db, kafka_bootstrap))
-
-
-@pytest.fixture
-def scenario(scenario_run: s.ScenarioRun[Scenario], request: pytest.FixtureRequest) -> Scenario:
-    """The scenario's result; skips the test (pointing at the failed one) if it failed."""
-    return scenario_run.result(request.node.nodeid)
-
-
-def test_scenario_runs(
-    scenario_run: s.ScenarioRun[Scenario], request: pytest.FixtureRequest
-) -> None:
-    """The scenario (three sinks, the release pass, the digests) completes. If it does not,
-    this test fails with its error and the others are skipped."""
-    scenario_run.raise_if_failed(request.node.nodeid)
+scenario_run, scenario, test_scenario_runs = s.scenario_fixtures(
+    _run_scenario, "three sinks, the release pass, the digests"
+)
 
 
 class TestDuplicates:

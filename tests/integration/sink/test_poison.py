@@ -22,7 +22,6 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
 from debug_sink.wire.events import EventKind
@@ -433,24 +432,9 @@ async def _run_scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
     )
 
 
-@pytest_asyncio.fixture(scope="module")
-async def scenario_run(module_db: str, kafka_bootstrap: str) -> s.ScenarioRun[Scenario]:
-    """The module's scenario, run once for all its tests."""
-    return await s.ScenarioRun.capture(_run_scenario(module_db, kafka_bootstrap))
-
-
-@pytest.fixture
-def scenario(scenario_run: s.ScenarioRun[Scenario], request: pytest.FixtureRequest) -> Scenario:
-    """The scenario's result; skips the test (pointing at the failed one) if it failed."""
-    return scenario_run.result(request.node.nodeid)
-
-
-def test_scenario_runs(
-    scenario_run: s.ScenarioRun[Scenario], request: pytest.FixtureRequest
-) -> None:
-    """The scenario (produce, both sink runs, both dead-letter channels read back)
-    completes. If it does not, this test fails with its error and the others are skipped."""
-    scenario_run.raise_if_failed(request.node.nodeid)
+scenario_run, scenario, test_scenario_runs = s.scenario_fixtures(
+    _run_scenario, "produce, both sink runs, both dead-letter channels read back"
+)
 
 
 CASE_NAMES = [c.name for c in _cases(str(uuid.uuid4()))]

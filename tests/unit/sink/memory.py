@@ -234,6 +234,23 @@ class MemoryBackends:
         return self.kafka_consumer
 
 
+class Outage:
+    """A database outage under test control: every write fails (DatabaseUnavailable) until
+    :meth:`heal`; :attr:`seen` is set by the first failed attempt."""
+
+    def __init__(self) -> None:
+        self.seen = asyncio.Event()
+        self.healed = asyncio.Event()
+
+    def heal(self) -> None:
+        self.healed.set()
+
+    async def __call__(self, attempt: int) -> None:
+        if not self.healed.is_set():
+            self.seen.set()
+            raise DatabaseUnavailable("simulated outage")
+
+
 def unavailable_for(attempts: int) -> Callable[[int], Awaitable[None]]:
     """A ``MemoryStore.fail`` that raises DatabaseUnavailable for the first ``attempts``."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from debug_sink.errors import DatabaseError, DatabaseUnavailable
+from debug_sink.errors import DatabaseError
 from debug_sink.settings import Settings
 from debug_sink.sink.batch import Origin
 from debug_sink.sink.runner import Sink
@@ -23,6 +23,7 @@ from tests.unit.sink.memory import (
     MemoryBackends,
     MemoryLog,
     MemoryStore,
+    Outage,
     error_event,
     unavailable_for,
 )
@@ -185,22 +186,14 @@ class TestRetries:
     async def test_health_reports_the_outage(self) -> None:
         log = MemoryLog()
         fill(log, partitions=1, per_partition=5)
-        outage_seen = asyncio.Event()
-        healed = asyncio.Event()
-
-        async def fail(attempt: int) -> None:
-            if not healed.is_set():
-                outage_seen.set()
-                raise DatabaseUnavailable("simulated outage")
-
-        store = MemoryStore(fail=fail)
-        backends = MemoryBackends(log, store)
+        outage = Outage()
+        backends = MemoryBackends(log, MemoryStore(fail=outage))
         sink = Sink(settings(), exit_when_idle=True, idle_grace=0, backends=backends)
         task = asyncio.create_task(drain(sink, timeout=30))
-        await asyncio.wait_for(outage_seen.wait(), 10)
+        await asyncio.wait_for(outage.seen.wait(), 10)
         await until(lambda: sink.health()["postgres"] is False)
         assert sink.health()["ready"] is False
-        healed.set()
+        outage.heal()
         await task
         assert sink.health()["postgres"] is True
 
@@ -223,19 +216,12 @@ class TestRevocation:
     async def test_batch_retrying_through_a_rebalance_is_abandoned_then_reread(self) -> None:
         log = MemoryLog()
         origins = fill(log, partitions=2, per_partition=10)
-        failing = asyncio.Event()
-        healed = asyncio.Event()
-
-        async def fail(attempt: int) -> None:
-            if not healed.is_set():
-                failing.set()
-                raise DatabaseUnavailable("simulated outage")
-
-        store = MemoryStore(fail=fail)
+        outage = Outage()
+        store = MemoryStore(fail=outage)
         backends = MemoryBackends(log, store)
         sink = Sink(settings(), exit_when_idle=True, idle_grace=0, backends=backends)
         task = asyncio.create_task(drain(sink, timeout=40))
-        await asyncio.wait_for(failing.wait(), 10)
+        await asyncio.wait_for(outage.seen.wait(), 10)
         consumer = backends.kafka_consumer
         everything = set(consumer.assigned)
         rebalanced = asyncio.Event()
@@ -243,7 +229,7 @@ class TestRevocation:
         async def rebalance_once() -> None:
             consumer.before_fetch = None
             await consumer.rebalance(everything)
-            healed.set()
+            outage.heal()
             rebalanced.set()
 
         consumer.before_fetch = rebalance_once
