@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from debug_sink.sdk.manager import DebugStateManager
     from debug_sink.sdk.workflows import Step, TransformationIds
     from debug_sink.settings import Settings
-    from debug_sink.wire.canonical import Redactor, canonical_json, state_hash
+    from debug_sink.wire.canonical import canonical_json, state_hash
     from debug_sink.wire.events import (
         ErrorEvent,
         EventKind,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         SuccessEvent,
         TransformationEvent,
     )
+    from debug_sink.wire.redact import Redactor
 
 __version__ = "0.1.0"
 
@@ -67,7 +68,7 @@ _WHERE: dict[str, str] = {
     "PermanentError": "errors",
     "canonical_json": "wire.canonical",
     "state_hash": "wire.canonical",
-    "Redactor": "wire.canonical",
+    "Redactor": "wire.redact",
 }
 
 __all__ = [

@@ -3,15 +3,39 @@
 structlog renders JSON lines (one object per event, snake_case event names with key/value
 context) or, on a terminal, a readable console format. Standard-library loggers (aiokafka,
 asyncpg) are routed through the same renderer at WARNING and above.
+
+No credential reaches a log line: every string in an event (and an exception's text) passes
+through :class:`~debug_sink.wire.secrets.SecretScrubber` before it is rendered -- a DSN in a
+driver's error message, a token in an error text the sink logs.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal, TextIO
 
 import structlog
+
+from debug_sink.wire.secrets import SecretScrubber
+
+_SCRUBBER = SecretScrubber()
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SCRUBBER.scrub(value) if _SCRUBBER.may_contain(value) else value
+    if isinstance(value, dict):
+        return {k: _scrub_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(v) for v in value]
+    return value
+
+
+def scrub_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """structlog processor: secret formats in any string of the event are redacted."""
+    return {key: _scrub_value(value) for key, value in event_dict.items()}
 
 
 def configure_logging(
@@ -36,14 +60,22 @@ def configure_logging(
         else structlog.processors.JSONRenderer()
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, scrub_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared)
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                scrub_secrets,
+                renderer,
+            ],
+            foreign_pre_chain=shared,
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

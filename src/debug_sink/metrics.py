@@ -82,6 +82,13 @@ class Metrics:
         self.inflight_bytes = Gauge(
             "debug_sink_inflight_bytes", "Bytes fetched but not yet committed", registry=r
         )
+        self.stalled = Gauge(
+            "debug_sink_stalled",
+            "1 while stuck for stall_timeout_seconds: a partition with records waiting and no "
+            "committed progress (reason=partition), or a batch retried (reason=batch_retry)",
+            ["reason"],
+            registry=r,
+        )
         self.correlator_runs = Counter(
             "debug_sink_correlator_runs", "Correlator runs", ["outcome"], registry=r
         )
@@ -91,15 +98,32 @@ class Metrics:
 
 
 class HttpServer:
-    """Serves ``GET /metrics`` and ``GET /healthz`` (200 when ready, else 503)."""
+    """Serves ``GET /metrics`` and ``GET /healthz`` (200 when ready, else 503).
+
+    Small doors for a port that may face a network: at most ``max_connections`` at a time
+    (more are answered 503 and closed), a request must arrive whole within ``timeout``
+    seconds, and its request line and headers may not exceed ``max_request_bytes`` (431).
+    """
 
     def __init__(
-        self, metrics: Metrics, health: Callable[[], dict[str, Any]], host: str, port: int
+        self,
+        metrics: Metrics,
+        health: Callable[[], dict[str, Any]],
+        host: str,
+        port: int,
+        *,
+        max_connections: int = 32,
+        timeout: float = 5.0,
+        max_request_bytes: int = 8192,
     ) -> None:
         self._metrics = metrics
         self._health = health
         self._host = host
         self._port = port
+        self._max_connections = max_connections
+        self._timeout = timeout
+        self._max_request = max_request_bytes
+        self._active = 0
         self._server: asyncio.base_events.Server | None = None
 
     @property
@@ -110,7 +134,9 @@ class HttpServer:
 
     async def start(self) -> None:
         if self._server is None:
-            self._server = await asyncio.start_server(self._handle, self._host, self._port)
+            self._server = await asyncio.start_server(
+                self._handle, self._host, self._port, limit=self._max_request
+            )
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -120,29 +146,52 @@ class HttpServer:
             self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._active += 1
         try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            path = parts[1] if len(parts) >= 2 else "/"
-            if path.startswith("/metrics"):
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self._metrics.render()
-            elif path.startswith("/healthz"):
-                health = self._health()
-                status = "200 OK" if health.get("ready") else "503 Service Unavailable"
-                ctype, body = "application/json", orjson.dumps(health)
+            if self._active > self._max_connections:
+                _respond(writer, "503 Service Unavailable", "text/plain", b"busy\n")
             else:
-                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
+                status, ctype, body = await asyncio.wait_for(self._serve(reader), self._timeout)
+                _respond(writer, status, ctype, body)
+            await asyncio.wait_for(writer.drain(), self._timeout)
         except (TimeoutError, ConnectionError):
             pass
         finally:
+            self._active -= 1
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+        try:
+            request = await reader.readline()
+            size = len(request)
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                size += len(line)
+                if size > self._max_request:
+                    return _too_large()
+        except (ValueError, asyncio.LimitOverrunError):  # one line over the limit
+            return _too_large()
+        if size > self._max_request:
+            return _too_large()
+        parts = request.decode("latin-1").split()
+        path = parts[1] if len(parts) >= 2 else "/"
+        if path.startswith("/metrics"):
+            return "200 OK", CONTENT_TYPE_LATEST, self._metrics.render()
+        if path.startswith("/healthz"):
+            health = self._health()
+            status = "200 OK" if health.get("ready") else "503 Service Unavailable"
+            return status, "application/json", orjson.dumps(health)
+        return "404 Not Found", "text/plain", b"not found\n"
+
+
+def _too_large() -> tuple[str, str, bytes]:
+    return "431 Request Header Fields Too Large", "text/plain", b"request too large\n"
+
+
+def _respond(writer: asyncio.StreamWriter, status: str, ctype: str, body: bytes) -> None:
+    writer.write(
+        f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )

@@ -15,13 +15,14 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from debug_sink.db.pg import redact_dsn
+from debug_sink.db.pg import normalise_dsn, redact_dsn
 from debug_sink.errors import ConfigurationError
-from debug_sink.wire.canonical import DEFAULT_REDACT_PATTERNS
 from debug_sink.wire.events import EventKind
+from debug_sink.wire.redact import DEFAULT_REDACT_PATTERNS, Redactor
+from debug_sink.wire.validation import MAX_DEPTH_LIMIT
 
 ENV_PREFIX = "DEBUG_SINK_"
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 #: Topic suffix per event kind; the topic is ``topic_prefix + suffix``.
 TOPIC_SUFFIXES: dict[EventKind, str] = {
@@ -44,8 +45,8 @@ class Settings(BaseSettings):
     # PostgreSQL
     postgres_dsn: SecretStr | None = Field(
         default=None,
-        description="PostgreSQL DSN, e.g. postgresql://sink@db:5432/debug (password via PGPASSWORD "
-        "or the DSN; never logged).",
+        description="PostgreSQL DSN: postgresql://sink@db:5432/debug or libpq's "
+        "'host=db user=sink dbname=debug' (password via PGPASSWORD or the DSN; never logged).",
     )
     db_schema: str = Field(
         default="public", description="Schema that holds every debug-sink object."
@@ -122,10 +123,25 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest agent_state (canonical JSON bytes) accepted.",
     )
-    max_depth: int = Field(default=64, ge=2, le=512, description="Deepest JSON nesting accepted.")
+    max_depth: int = Field(
+        default=64, ge=2, le=MAX_DEPTH_LIMIT, description="Deepest JSON nesting accepted."
+    )
     redact_patterns: tuple[str, ...] = Field(
         default=DEFAULT_REDACT_PATTERNS,
-        description="Regexes of JSON keys whose values are replaced by [REDACTED] (JSON list).",
+        description="Regexes of secret key names (searched in the key lower-cased, without "
+        "separators); their values become [REDACTED] (JSON list).",
+    )
+    redact_value_patterns: tuple[str, ...] = Field(
+        default=(),
+        description="Extra regexes of secret values, redacted in every stored string on top "
+        "of the built-in formats (JSON list; a capture group redacts only its part).",
+    )
+    dead_letter_max_bytes: int = Field(
+        default=900_000,
+        ge=4096,
+        le=64 << 20,
+        description="Largest dead letter kept (value, key and headers): a larger one is cut, "
+        "with its size and SHA-256 in its headers. Keep it under the broker's message limit.",
     )
 
     # References, jobs
@@ -147,6 +163,12 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Port of /metrics and /healthz (0 disables)."
     )
+    stall_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A partition with records waiting and no committed progress for this "
+        "long, or a batch retried this long, makes /healthz unready (stalled).",
+    )
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to finish the batch in flight on SIGTERM."
     )
@@ -160,9 +182,21 @@ class Settings(BaseSettings):
     @field_validator("db_schema")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
+        if not _IDENTIFIER.fullmatch(value):
             raise ValueError("must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, <= 63 chars)")
         return value
+
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _dsn_is_usable(cls, value: SecretStr | None) -> SecretStr | None:
+        """Both DSN forms are accepted (a libpq key=value DSN becomes a URL); one that can
+        never work is refused here, once, instead of retried as an unreachable server."""
+        if value is None:
+            return None
+        try:
+            return SecretStr(normalise_dsn(value.get_secret_value()))
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("topic_pattern")
     @classmethod
@@ -173,7 +207,7 @@ class Settings(BaseSettings):
             raise ValueError(f"not a valid regex: {exc}") from exc
         return value
 
-    @field_validator("redact_patterns")
+    @field_validator("redact_patterns", "redact_value_patterns")
     @classmethod
     def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in value:
@@ -191,6 +225,10 @@ class Settings(BaseSettings):
 
     def topic_for(self, kind: EventKind) -> str:
         return self.topic_prefix + TOPIC_SUFFIXES[kind]
+
+    def redactor(self) -> Redactor:
+        """The :class:`~debug_sink.wire.redact.Redactor` of these settings' patterns."""
+        return Redactor(self.redact_patterns, self.redact_value_patterns)
 
     def require_dsn(self) -> str:
         if self.postgres_dsn is None:

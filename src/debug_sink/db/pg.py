@@ -18,9 +18,10 @@ wait.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeAlias
-from urllib.parse import urlsplit
+from typing import Any, Final, TypeAlias
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -55,11 +56,68 @@ _TRANSIENT_CLASSES = ("08", "53", "57", "58")
 _TRANSIENT_STATES = ("40001", "40P01")
 
 
-def redact_dsn(dsn: str) -> str:
-    """``host:port/database`` of a DSN, for messages: never the user's password."""
+#: libpq ``key=value`` pairs: a value is a bare word or single-quoted with ``\\`` escapes.
+_CONNINFO_PAIR: Final = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)")
+#: ``key=value`` keys that become the URL's parts; the others become query parameters.
+_URL_PARTS: Final = frozenset({"host", "port", "dbname", "user", "password"})
+
+
+def parse_conninfo(dsn: str) -> dict[str, str]:
+    """The pairs of a libpq key=value DSN (``host=db user=sink password='a b'``).
+
+    Raises ValueError naming the problem, never a value (a value may be the password)."""
+    pairs: dict[str, str] = {}
+    pos = 0
+    text = dsn.strip()
+    while pos < len(text):
+        match = _CONNINFO_PAIR.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ValueError(f"not a key=value DSN: cannot read it at character {pos}")
+        key, value = match[1].lower(), match[2]
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        pairs[key] = value
+        pos = match.end()
+    if not pairs:
+        raise ValueError("the DSN is empty")
+    return pairs
+
+
+def normalise_dsn(dsn: str) -> str:
+    """``dsn`` as a ``postgresql://`` URL, the form asyncpg reads; a libpq key=value DSN
+    is converted. Raises ValueError (with no part of the DSN in its message) when the DSN
+    can never work: unknown scheme, a port that is not a number, unreadable pairs."""
+    text = dsn.strip()
+    if "://" not in text:
+        pairs = parse_conninfo(text)
+        user = quote(pairs.pop("user", ""), safe="")
+        password = pairs.pop("password", None)
+        auth = user + (":" + quote(password, safe="") if password is not None else "")
+        host = pairs.pop("host", "")
+        port = pairs.pop("port", "")
+        query = {k: v for k, v in pairs.items() if k not in _URL_PARTS and k != "dbname"}
+        if host.startswith("/") or "," in host:
+            query["host"] = host  # a socket directory, or several hosts
+            host = ""
+        netloc = (auth + "@" if auth else "") + host + (":" + port if port else "")
+        text = f"postgresql://{netloc}/{quote(pairs.get('dbname', ''), safe='')}"
+        if query:
+            text += "?" + urlencode(query)
     try:
-        parts = urlsplit(dsn)
-        host = parts.hostname or "localhost"
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("the DSN's port is not a number between 0 and 65535") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("the DSN must start with postgresql:// (or be libpq key=value pairs)")
+    return text
+
+
+def redact_dsn(dsn: str) -> str:
+    """``host:port/database`` of a DSN (either form), for messages: never the credentials."""
+    try:
+        parts = urlsplit(normalise_dsn(dsn))
+        host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
         port = parts.port or 5432
         database = parts.path.lstrip("/") or parts.username or "postgres"
     except ValueError:

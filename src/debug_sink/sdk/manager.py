@@ -65,8 +65,8 @@ from debug_sink.sdk.sanitize import Sanitizer
 from debug_sink.sdk.steps import StepsMixin
 from debug_sink.sdk.workflows import UUIDLike, Workflows
 from debug_sink.settings import Settings
-from debug_sink.wire.canonical import Redactor
 from debug_sink.wire.events import EventBase
+from debug_sink.wire.redact import Redactor
 
 if TYPE_CHECKING:
     import asyncpg
@@ -117,7 +117,7 @@ class DebugStateManager(CapturesMixin, StepsMixin, ReadMixin, Lifecycle):
         self.session_id = UUID(str(session_id)) if session_id is not None else None
         self.strict = strict
         self._sanitizer = Sanitizer(
-            Redactor(settings.redact_patterns),
+            Redactor(settings.redact_patterns, settings.redact_value_patterns),
             max_state_bytes=settings.max_state_bytes,
             max_depth=settings.max_depth,
         )

@@ -13,7 +13,7 @@ Guarantees:
   becomes ``{"_unserialisable": true, "_error": ..., "_type": ...}``, logged
   (``sdk_value_unserialisable``).
 - **The sink finds nothing to change.** Secrets are redacted with the sink's
-  :class:`~debug_sink.wire.canonical.Redactor` and a state's hash is
+  :class:`~debug_sink.wire.redact.Redactor` and a state's hash is
   :func:`~debug_sink.wire.canonical.state_hash` of the redacted state.
 - **Too large or too deep is visible.** A state over ``max_state_bytes`` of canonical JSON,
   another JSON field over :data:`MAX_JSON_FIELD_BYTES`, or either nested deeper than
@@ -43,7 +43,8 @@ from annotated_types import MaxLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from debug_sink.wire.canonical import Redactor, canonical_json, state_hash
+from debug_sink.wire.canonical import canonical_json, state_hash
+from debug_sink.wire.redact import Redactor
 
 __all__ = [
     "MAX_JSON_FIELD_BYTES",

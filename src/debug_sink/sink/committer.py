@@ -27,6 +27,7 @@ from debug_sink.errors import DatabaseUnavailable, TransientError
 from debug_sink.metrics import Metrics
 from debug_sink.sink.batch import Batch
 from debug_sink.sink.handoff import HandedOver, Handoff
+from debug_sink.sink.progress import Progress
 from debug_sink.sink.writer import WriteResult
 
 log = structlog.get_logger("debug_sink")
@@ -91,6 +92,7 @@ class Committer:
     stopping: asyncio.Event
     fetch_done: asyncio.Event
     report_db: Callable[[bool], None] = _no_report
+    progress: Progress = field(default_factory=Progress)
     #: Forced interleave takes so far (for the batch log line), set by the runner.
     forced_takes: Callable[[], int] = _no_forced_takes
     committed_batches: int = field(default=0, init=False)
@@ -119,11 +121,13 @@ class Committer:
         while True:
             if handed.generation != self.current_generation():
                 log.info("batch_abandoned", reason="partitions revoked", events=len(batch))
+                self.progress.retrying(False)
                 return
             try:
                 result = await self.writer.write(batch)
                 break
             except TransientError as exc:
+                self.progress.retrying(True)
                 database = isinstance(exc, DatabaseUnavailable)
                 self.report_db(not database)
                 if database:
@@ -141,6 +145,7 @@ class Committer:
                     raise
                 await asyncio.sleep(delay)
         self.report_db(True)
+        self.progress.committed(batch.next_offsets)
         self.committed_batches += 1
         self._record(batch, result)
 

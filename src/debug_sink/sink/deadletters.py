@@ -1,31 +1,52 @@
 """Dead letters: every message that does not become a row, with the precise reason.
 
-Owns the :class:`DeadLetter` type, its two channels -- the dead-letter *topic* (a copy of the
-message with Kafka Connect-style error headers, :class:`DeadLetterTopic`) and the
-``sink_dead_letters`` *table* (:func:`store`) -- and the operator's listing
-(:func:`list_dead_letters`). Every statement on the table is in ``sql/deadletters.sql``.
+Owns the :class:`DeadLetter` type and :class:`Letters`, which makes one from any record --
+whatever its key, value, headers, timestamp or size -- in a form both channels can always
+take; the two channels: the dead-letter *topic* (a copy of the message with Kafka
+Connect-style error headers, :class:`DeadLetterTopic`) and the ``sink_dead_letters`` *table*
+(:func:`store`); and the operator's listing (:func:`list_dead_letters`). Every statement on
+the table is in ``sql/deadletters.sql``.
+
+What a letter keeps of its message (:class:`Letters`):
+
+- the value and key, *redacted* (:class:`~debug_sink.wire.redact.Redactor`: JSON by key and
+  by value, anything else by secret format). The raw bytes of a message that held a secret
+  are not kept anywhere;
+- at most ``max_bytes`` of value, key and headers together: a larger message is cut, and its
+  headers say so (``debug-sink.truncated``: the original size and SHA-256);
+- headers as text that PostgreSQL's jsonb stores: invalid UTF-8 and NUL escaped (``\\xNN``),
+  a null value kept as null, repeated keys kept in order; values redacted;
+- the reason, redacted, never more than a few thousand characters;
+- the record timestamp as sent (the table's ``record_time`` is NULL when it is not a date).
 
 Guarantees: the writer publishes a batch's dead letters to the topic before its transaction
-stores them in the table and commits the offsets; a failure to publish aborts the batch, which
-is retried, so neither channel misses a letter (a retried batch may publish a letter twice;
-the table keeps one per origin). Not guaranteed: exactly one copy on the topic.
+stores them in the table and commits the offsets; a broker that is down aborts the batch,
+which is retried, so neither channel misses a letter (a retried batch may publish a letter
+twice; the table keeps one per origin). A letter the broker refuses as too large is cut
+further until it fits: never retried as if the broker were down. Not guaranteed: exactly one
+copy on the topic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import orjson
-from aiokafka.errors import KafkaError
+import structlog
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from debug_sink.db import sqlfiles
 from debug_sink.db.pg import Conn, connection
 from debug_sink.errors import BrokerUnavailable
 from debug_sink.sink.batch import Item, Origin
+from debug_sink.wire.redact import REDACTED, Redactor
+
+log = structlog.get_logger("debug_sink")
 
 #: Kafka Connect-style headers on dead-letter messages.
 DLQ_HEADERS = (
@@ -35,7 +56,15 @@ DLQ_HEADERS = (
     "__connect.errors.exception.class.name",
     "__connect.errors.exception.message",
 )
-_MAX_REASON_HEADER = 2000
+#: Set when a letter's value was cut: ``original_bytes=N sha256=HEX``.
+TRUNCATED_HEADER: Final = "debug-sink.truncated"
+_MAX_REASON: Final = 4000
+_MAX_KEY: Final = 1024
+_MAX_HEADER_VALUE: Final = 8192
+_MAX_HEADERS: Final = 64
+#: Room kept for the error headers and Kafka's own record and batch framing.
+_ENVELOPE: Final = 4096
+_SHRINK_ATTEMPTS: Final = 6
 
 
 def _sql(name: str) -> str:
@@ -44,37 +73,102 @@ def _sql(name: str) -> str:
 
 @dataclass(slots=True)
 class DeadLetter:
-    """One message that will not become a row, with the precise reason."""
+    """One message that will not become a row, with the precise reason; storable as is
+    (build it with :class:`Letters`)."""
 
     origin: Origin
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[tuple[str, bytes | None], ...]
     timestamp_ms: int | None
     error_class: str
     reason: str
+    #: ``(original size, SHA-256 hex)`` when the value was cut.
+    truncated: tuple[int, str] | None = None
 
-    @classmethod
-    def of_item(cls, item: Item, error_class: str, reason: str) -> DeadLetter:
-        """The letter of a consumed message, with the message as it was received."""
-        return cls(
-            item.origin, item.key, item.value, item.headers, item.timestamp_ms, error_class, reason
+
+@dataclass(frozen=True, slots=True)
+class Letters:
+    """Makes dead letters from records: redacted, bounded, storable. See the module doc."""
+
+    redactor: Redactor = field(default_factory=Redactor)
+    max_bytes: int = 900_000
+
+    def of_item(self, item: Item, error_class: str, reason: str) -> DeadLetter:
+        """The letter of a consumed message."""
+        return self.make(
+            item.origin,
+            key=item.key,
+            value=item.value,
+            headers=item.headers,
+            timestamp_ms=item.timestamp_ms,
+            error_class=error_class,
+            reason=reason,
         )
 
-    @classmethod
-    def of_parked(cls, origin: Origin, event: Any, error_class: str, reason: str) -> DeadLetter:
+    def of_parked(self, origin: Origin, event: Any, error_class: str, reason: str) -> DeadLetter:
         """The letter of a parked event. Its raw message is gone (the offset was committed
         when it was parked), so the letter holds the validated event as JSON, keyed by its
         correlation_id like the wire format."""
-        return cls(
+        value = orjson.dumps(event.model_dump(mode="json"))
+        key = str(event.correlation_id).encode()
+        return self.make(
             origin,
-            str(event.correlation_id).encode(),
-            orjson.dumps(event.model_dump(mode="json")),
-            (),
-            None,
-            error_class,
-            reason,
+            key=key,
+            value=value,
+            headers=(),
+            timestamp_ms=None,
+            error_class=error_class,
+            reason=reason,
         )
+
+    def make(
+        self,
+        origin: Origin,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[Any, Any]],
+        timestamp_ms: int | None,
+        error_class: str,
+        reason: str,
+    ) -> DeadLetter:
+        redact = self.redactor
+        safe_headers = tuple(self._header(k, v) for k, v in list(headers)[:_MAX_HEADERS])
+        if key is not None:
+            key, _ = redact.redact_bytes(key[:_MAX_KEY])
+        truncated = None
+        if value is not None:
+            room = self.max_bytes - len(key or b"") - _headers_size(safe_headers)
+            room = max(0, room - _ENVELOPE)
+            if len(value) > room:
+                truncated = (len(value), hashlib.sha256(value).hexdigest())
+                value = value[:room]
+            value, _ = redact.redact_bytes(value)
+        text, _ = redact.redact_text(reason.replace("\x00", "\\x00")[:_MAX_REASON])
+        return DeadLetter(
+            origin, key, value, safe_headers, timestamp_ms, error_class, text, truncated
+        )
+
+    def _header(self, key: Any, value: Any) -> tuple[str, bytes | None]:
+        name = key if isinstance(key, str) else bytes(key or b"").decode("utf-8", "replace")
+        name = _text(name.encode("utf-8", "backslashreplace"))[:256]
+        if value is None:
+            return name, None
+        data = bytes(value)[:_MAX_HEADER_VALUE]
+        if self.redactor.matches(name):
+            return name, REDACTED.encode()
+        data, _ = self.redactor.redact_bytes(data)
+        return name, data
+
+
+def _text(data: bytes) -> str:
+    """Bytes as text jsonb can store: invalid UTF-8 escaped, NUL escaped."""
+    return data.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+def _headers_size(headers: Sequence[tuple[str, bytes | None]]) -> int:
+    return sum(len(k.encode()) + len(v or b"") + 8 for k, v in headers)
 
 
 #: Called with the dead letters of a batch before its transaction commits (produce them to
@@ -90,27 +184,99 @@ class DeadLetterTopic:
         self.topic = topic
 
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
-        """Produce every letter and wait for the broker's acknowledgements."""
+        """Produce every letter and wait for the broker's acknowledgements. A letter the
+        broker finds too large is cut further and sent again; a broker that cannot be
+        reached is :class:`~debug_sink.errors.BrokerUnavailable` (the batch is retried)."""
         try:
-            futures = [
-                await self._producer.send(
-                    self.topic, d.value, key=d.key, headers=[*d.headers, *_error_headers(d)]
-                )
-                for d in letters
-            ]
-            await asyncio.gather(*futures)
+            futures = [await self._send(d, d.value) for d in letters]
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for letter, result in zip(letters, results, strict=True):
+                if isinstance(result, MessageSizeTooLargeError | RecordTooLargeError):
+                    await self._shrink(letter)
+                elif isinstance(result, BaseException):
+                    raise result
+        except (MessageSizeTooLargeError, RecordTooLargeError):
+            raise  # pragma: no cover - handled per letter above
         except KafkaError as exc:
             raise BrokerUnavailable(f"cannot produce dead letters to {self.topic}: {exc}") from exc
 
+    async def _send(self, d: DeadLetter, value: bytes | None) -> Any:
+        try:
+            return await self._producer.send(
+                self.topic, value, key=d.key, headers=_kafka_headers(d, value)
+            )
+        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_exception(exc)
+            return done
 
-def _error_headers(d: DeadLetter) -> list[tuple[str, bytes]]:
-    return [
+    async def _shrink(self, d: DeadLetter) -> None:
+        """Halve the value until the broker takes the letter; at worst, an empty value."""
+        value = d.value or b""
+        for _ in range(_SHRINK_ATTEMPTS):
+            value = value[: len(value) // 2] if len(value) > 64 else b""
+            try:
+                await (await self._send(d, value))
+                log.warning(
+                    "dead_letter_cut_to_fit",
+                    topic=d.origin.topic,
+                    partition=d.origin.partition,
+                    offset=d.origin.offset,
+                    bytes=len(value),
+                )
+                return
+            except (MessageSizeTooLargeError, RecordTooLargeError):
+                if not value:
+                    break
+        raise BrokerUnavailable(
+            f"the broker refuses even an empty dead letter on {self.topic}: check its "
+            "message size limits"
+        )
+
+
+def _kafka_headers(d: DeadLetter, value: bytes | None) -> list[tuple[str, bytes]]:
+    headers = [(k, v if v is not None else b"") for k, v in d.headers]
+    headers += [
         (DLQ_HEADERS[0], d.origin.topic.encode()),
         (DLQ_HEADERS[1], str(d.origin.partition).encode()),
         (DLQ_HEADERS[2], str(d.origin.offset).encode()),
         (DLQ_HEADERS[3], d.error_class.encode()),
-        (DLQ_HEADERS[4], d.reason[:_MAX_REASON_HEADER].encode()),
+        (DLQ_HEADERS[4], d.reason.encode()),
     ]
+    note = d.truncated
+    if note is None and value is not None and d.value is not None and len(value) < len(d.value):
+        note = (len(d.value), hashlib.sha256(d.value).hexdigest())  # cut to fit the broker
+    if note is not None:
+        headers.append((TRUNCATED_HEADER, f"original_bytes={note[0]} sha256={note[1]}".encode()))
+    return headers
+
+
+def _record_time(timestamp_ms: int | None) -> datetime | None:
+    """The record timestamp as a date, or None when it is not one (absent, negative, or
+    beyond what a date can hold: producers may send any 64-bit number)."""
+    if not timestamp_ms or timestamp_ms < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _headers_json(letter: DeadLetter) -> dict[str, Any] | None:
+    """Headers for the jsonb column: text values (null stays null), repeated keys as a list,
+    the truncation note as a header."""
+    out: dict[str, Any] = {}
+    for key, value in letter.headers:
+        text = None if value is None else _text(value)
+        if key in out:
+            previous = out[key]
+            out[key] = [*previous, text] if isinstance(previous, list) else [previous, text]
+        else:
+            out[key] = text
+    if letter.truncated is not None:
+        size, digest = letter.truncated
+        out[TRUNCATED_HEADER] = f"original_bytes={size} sha256={digest}"
+    return out or None
 
 
 async def store(conn: Conn, letters: Sequence[DeadLetter], *, group_id: str) -> None:
@@ -125,11 +291,11 @@ async def store(conn: Conn, letters: Sequence[DeadLetter], *, group_id: str) -> 
                     d.origin.offset,
                     d.key,
                     d.value,
-                    {k: v.decode("utf-8", "replace") for k, v in d.headers} or None,
+                    _headers_json(d),
                     d.error_class,
                     d.reason,
                     group_id,
-                    datetime.fromtimestamp(d.timestamp_ms / 1000, UTC) if d.timestamp_ms else None,
+                    _record_time(d.timestamp_ms),
                 )
                 for d in letters
             ],

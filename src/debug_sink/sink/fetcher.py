@@ -25,30 +25,29 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from debug_sink.errors import TransientError
 from debug_sink.metrics import Metrics
 from debug_sink.settings import Settings
-from debug_sink.sink import offsets
+from debug_sink.sink import offsets, records
 from debug_sink.sink.batch import BatchBuilder, Item, Origin
 from debug_sink.sink.handoff import Handoff
 from debug_sink.sink.interleave import TimeOrderedInterleave
 from debug_sink.sink.kafka import partition_buffer_bytes
 from debug_sink.sink.offsets import PartitionKey
 from debug_sink.sink.partitions import Assignment
-from debug_sink.wire.validation import ValidationConfig, decode
+from debug_sink.sink.positions import OffsetLoader, Positions
+from debug_sink.sink.progress import Progress
+from debug_sink.sink.recovery import FetchRecovery, Undecodable
+from debug_sink.wire.validation import Accepted, ErrorClass, Rejected, ValidationConfig, decode
 
 log = structlog.get_logger("debug_sink")
 
-#: Reads the stored offsets of some partitions: ``{(topic, partition): next_offset}`` of
-#: those that have one (:func:`debug_sink.sink.offsets.stored` in production).
-OffsetLoader = Callable[[Sequence[PartitionKey]], Awaitable[Mapping[PartitionKey, int]]]
 
 #: Records moved from the interleave into a batch per take: small enough to keep the loop
 #: responsive, large enough to amortise the heap operations.
@@ -71,12 +70,11 @@ class Fetcher:
         idle_grace: float = 15.0,
         before_idle_exit: Callable[[], Awaitable[bool]] | None = None,
         report_db: Callable[[bool], None] = lambda ok: None,
+        progress: Progress | None = None,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
         self.assignment: Assignment[TopicPartition] = Assignment()
-        self._report_db = report_db
-        self._load_offsets = load_offsets
         self._handoff = handoff
         self._metrics = metrics
         self._stopping = stopping
@@ -88,6 +86,7 @@ class Fetcher:
             max_state_bytes=settings.max_state_bytes,
             max_depth=settings.max_depth,
             redact_patterns=settings.redact_patterns,
+            redact_value_patterns=settings.redact_value_patterns,
         )
         self._builder = BatchBuilder(
             settings.batch_max_events, settings.batch_max_bytes, settings.batch_max_age_ms / 1000
@@ -98,7 +97,20 @@ class Fetcher:
             max_wait=max(0.5, settings.batch_max_age_ms / 1000)
         )
         self._started_at = time.monotonic()
+        self._recovery = FetchRecovery(consumer)
         self.inflight_bytes = 0
+        #: Committed offsets, log ends, stalls (the committer reports its commits here).
+        self.progress = progress or Progress()
+        self._positions = Positions(
+            consumer,
+            self.assignment,
+            load_offsets=load_offsets,
+            recovery=self._recovery,
+            progress=self.progress,
+            metrics=metrics,
+            report_db=report_db,
+        )
+        records.install()
 
     @property
     def forced_takes(self) -> int:
@@ -116,11 +128,11 @@ class Fetcher:
 
     async def run(self) -> None:
         """Fetch until ``stopping``; then hand over the batch being built and end the writer."""
-        last_lag_check = 0.0
+        last_lag_check = last_progress_check = 0.0
         while not self._stopping.is_set():
             if self.assignment.unpositioned:
-                await self._seek_to_stored()
-            behind = await self._behind()
+                await self._positions.seek_to_stored()
+            behind = await self._positions.behind()
             self._fill_batch(behind)
             self.hand_over()
             self._recount_inflight()
@@ -139,12 +151,20 @@ class Fetcher:
                 log.warning("fetch_failed", error=str(exc))
                 await asyncio.sleep(0.5)
                 continue
+            except Exception as exc:  # a record the client cannot decode: never fatal
+                records = await self._recovery.recover(
+                    exc, self.assignment.positioned, self.assignment.fetching
+                )
             for tp, messages in records.items():
                 if not self.assignment.is_positioned(tp):
                     continue  # fetched before the assignment was positioned
                 self._metrics.consumed.labels(tp.topic).inc(len(messages))
+                self._recovery.received(tp, messages)
                 self._interleave.add(tp, messages)
             now = time.monotonic()
+            if now - last_progress_check >= 1.0:
+                last_progress_check = now
+                self._observe_progress()
             if now - last_lag_check >= 1.0 and not records:
                 last_lag_check = now
                 if await self._caught_up() and self._exit_when_idle:
@@ -189,7 +209,13 @@ class Fetcher:
                 builder.add(self._decode(msg))
 
     def _decode(self, msg: Any) -> Item:
-        result = decode(msg.topic, msg.value, timestamp_ms=msg.timestamp, config=self._validation)
+        result: Accepted | Rejected
+        if isinstance(msg, Undecodable):
+            result = Rejected(ErrorClass.UNDECODABLE, msg.reason)
+        else:
+            result = decode(
+                msg.topic, msg.value, timestamp_ms=msg.timestamp, config=self._validation
+            )
         return Item(
             Origin(msg.topic, msg.partition, msg.offset),
             msg.key,
@@ -230,25 +256,8 @@ class Fetcher:
         if resume:
             self.consumer.resume(*resume)
 
-    async def _behind(self) -> list[TopicPartition]:
-        """Positioned partitions with more to fetch (or not known yet): when they run dry in
-        the interleave, it must wait for them."""
-        behind = []
-        for tp in self.assignment.positioned:
-            highwater = self.consumer.highwater(tp)
-            if highwater is None:
-                behind.append(tp)  # not fetched yet
-                continue
-            try:
-                position = await self.consumer.position(tp)
-            except KafkaError:
-                continue
-            if position < highwater:
-                behind.append(tp)
-        return behind
-
     async def _caught_up(self) -> bool:
-        """Update lag; True when every assigned partition is read and written to its end."""
+        """True when every assigned partition is read and written to its end."""
         assignment = self.assignment
         if not len(assignment):
             # Idle only when there is nothing to be assigned: no topic matches the pattern.
@@ -268,24 +277,7 @@ class Fetcher:
             or not self._handoff.writer_idle
         ):
             return False
-        partitions = list(assignment)
-        try:
-            ends = await self.consumer.end_offsets(partitions)
-        except KafkaError:
-            return False
-        caught_up = True
-        for tp in partitions:
-            try:
-                position = await self.consumer.position(tp)
-            except KafkaError:
-                return False
-            # The fetch high watermark is exact; some brokers (Tansu) answer ListOffsets with
-            # the last batch's base offset + 1, which under-reports the end.
-            end = max(ends.get(tp, 0), self.consumer.highwater(tp) or 0)
-            lag = max(0, end - position)
-            self._metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
-            caught_up = caught_up and lag == 0
-        return caught_up
+        return await self._positions.all_read()
 
     # -- rebalance ------------------------------------------------------------------------
 
@@ -298,46 +290,28 @@ class Fetcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._handoff.write_idle.wait(), 30)
         self.assignment.revoke(revoked)
+        self._recovery.forget(revoked)
         log.info("partitions_revoked", partitions=len(revoked), dropped_uncommitted=dropped)
+
+    def _observe_progress(self) -> None:
+        """The log ends as fetched, the lag they make (true under load: from the high
+        watermarks of the latest fetches, not from an idle poll), the stalls they show."""
+        for tp in self.assignment.positioned:
+            self.progress.log_end((tp.topic, tp.partition), self.consumer.highwater(tp))
+        for (topic, partition), lag in self.progress.lag().items():
+            self._metrics.lag.labels(topic, str(partition)).set(lag)
+        stalls = self.progress.stalls(self.settings.stall_timeout_seconds)
+        self._metrics.stalled.labels("partition").set(1 if stalls.partitions else 0)
+        self._metrics.stalled.labels("batch_retry").set(0 if stalls.batch_retry_s is None else 1)
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.assignment.assign(assigned)
+        self.progress.assigned((tp.topic, tp.partition) for tp in assigned)
         if assigned:
             self.consumer.pause(*assigned)
         log.info(
             "partitions_assigned",
             partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned),
-        )
-
-    async def _seek_to_stored(self) -> None:
-        wanted = self.assignment.unpositioned
-        generation = self.assignment.generation
-        try:
-            stored = await self._load_offsets([(tp.topic, tp.partition) for tp in wanted])
-        except TransientError as exc:
-            self._report_db(False)
-            self._metrics.retries.labels("postgres").inc()
-            log.warning("seek_waiting_for_postgres", error=str(exc))
-            await asyncio.sleep(0.5)
-            return
-        self._report_db(True)
-        if generation != self.assignment.generation or wanted != self.assignment.unpositioned:
-            return  # a rebalance happened meanwhile
-        fresh = []
-        for tp in wanted:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                fresh.append(tp)
-            else:
-                self.consumer.seek(tp, offset)
-        if fresh:
-            await self.consumer.seek_to_beginning(*fresh)
-        self.assignment.mark_positioned(wanted)
-        self.consumer.resume(*wanted)
-        log.info(
-            "partitions_positioned",
-            from_postgres=len(wanted) - len(fresh),
-            from_beginning=len(fresh),
         )
 
 

@@ -14,12 +14,30 @@ import contextlib
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    ClusterAuthorizationFailedError,
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 
-from debug_sink.errors import BrokerUnavailable
+from debug_sink.errors import BrokerUnavailable, ConfigurationError
 from debug_sink.settings import Settings
 
 KafkaClient = TypeVar("KafkaClient", AIOKafkaConsumer, AIOKafkaProducer)
+
+#: Refusals that waiting cannot cure: wrong credentials or mechanism, no permission.
+_NEVER_WORKS = (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    ClusterAuthorizationFailedError,
+    IllegalSaslStateError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 
 
 async def start_client(client: KafkaClient, settings: Settings) -> KafkaClient:
@@ -30,9 +48,13 @@ async def start_client(client: KafkaClient, settings: Settings) -> KafkaClient:
     except KafkaError as exc:
         with contextlib.suppress(Exception):
             await client.stop()
-        raise BrokerUnavailable(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
-        ) from exc
+        where = settings.kafka_bootstrap_servers
+        if isinstance(exc, _NEVER_WORKS):
+            raise ConfigurationError(
+                f"Kafka at {where} refused the client ({type(exc).__name__}): check the "
+                "DEBUG_SINK_KAFKA_SASL_* and _SSL_* settings"
+            ) from exc
+        raise BrokerUnavailable(f"cannot reach Kafka at {where}: {exc}") from exc
     return client
 
 

@@ -68,6 +68,11 @@ class Assignment(Generic[P]):
         return {p for p, s in self._states.items() if s.positioned}
 
     @property
+    def fetching(self) -> set[P]:
+        """Positioned and not paused: what the client fetches."""
+        return {p for p, s in self._states.items() if s.positioned and not s.paused}
+
+    @property
     def all_positioned(self) -> bool:
         return all(s.positioned for s in self._states.values())
 

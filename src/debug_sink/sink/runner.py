@@ -35,10 +35,16 @@ from debug_sink.metrics import HttpServer, Metrics
 from debug_sink.settings import Settings
 from debug_sink.sink import kafka
 from debug_sink.sink.committer import Committer, Writer
-from debug_sink.sink.deadletters import DeadLetter, DeadLetterPublisher, DeadLetterTopic
+from debug_sink.sink.deadletters import (
+    DeadLetter,
+    DeadLetterPublisher,
+    DeadLetterTopic,
+    Letters,
+)
 from debug_sink.sink.fetcher import Fetcher
 from debug_sink.sink.handoff import Handoff
 from debug_sink.sink.offsets import PartitionKey
+from debug_sink.sink.progress import Progress
 from debug_sink.sink.tables import create_pool
 from debug_sink.sink.writer import BatchWriter, OffsetMirror
 
@@ -72,6 +78,7 @@ class Backends:
             park_grace=settings.park_grace_seconds,
             publish_dead_letters=publish_dead_letters,
             mirror_offsets=mirror_offsets,
+            letters=Letters(settings.redactor(), settings.dead_letter_max_bytes),
         )
 
     async def producer(self, settings: Settings) -> Any:
@@ -120,6 +127,7 @@ class Sink:
         self._stopping = asyncio.Event()
         self._fetch_done = asyncio.Event()
         self._handoff = Handoff()
+        self._progress = Progress()
         self._fetcher: Fetcher | None = None
         self._committer: Committer | None = None
         self._http: HttpServer | None = None
@@ -140,11 +148,16 @@ class Sink:
         return self._committer.committed_batches if self._committer else 0
 
     def health(self) -> dict[str, Any]:
+        """Ready: PostgreSQL reachable, partitions assigned and positioned, nothing stalled
+        (a partition with records waiting and no committed progress, or a batch retried,
+        for ``stall_timeout_seconds``)."""
         fetcher = self._fetcher
         assignment = fetcher.assignment if fetcher else None
-        ready = bool(self._db_ok and assignment and assignment.all_positioned)
+        stalls = self._progress.stalls(self.settings.stall_timeout_seconds)
+        ready = bool(self._db_ok and assignment and assignment.all_positioned and not stalls)
         return {
             "ready": ready,
+            "stalled": stalls.as_dict() if stalls else None,
             "postgres": self._db_ok,
             "kafka": fetcher is not None,
             "assigned_partitions": len(assignment) if assignment else 0,
@@ -226,6 +239,7 @@ class Sink:
             stopping=self._stopping,
             fetch_done=self._fetch_done,
             report_db=self._report_db,
+            progress=self._progress,
         )
         fetcher = self._fetcher = Fetcher(
             self.settings,
@@ -238,6 +252,7 @@ class Sink:
             idle_grace=self.idle_grace,
             before_idle_exit=committer.release_all_parked,
             report_db=self._report_db,
+            progress=self._progress,
         )
         committer.forced_takes = lambda: fetcher.forced_takes
         return fetcher, committer

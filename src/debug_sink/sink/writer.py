@@ -48,7 +48,7 @@ from debug_sink.db.pg import Conn, is_data_error, translating
 from debug_sink.errors import DatabaseUnavailable
 from debug_sink.sink import deadletters, offsets, parking
 from debug_sink.sink.batch import Batch, Item
-from debug_sink.sink.deadletters import DeadLetter, DeadLetterPublisher
+from debug_sink.sink.deadletters import DeadLetter, DeadLetterPublisher, Letters
 from debug_sink.sink.offsets import PartitionKey
 from debug_sink.sink.plan import (
     PARENT_KINDS,
@@ -113,7 +113,8 @@ class BatchWriter:
     ``pool``: connections set up by :func:`~debug_sink.sink.tables.init_connection`;
     ``group_id``: whose offsets it stores; ``park_grace``: seconds an event waits for a
     missing parent; ``publish_dead_letters``: step 5's topic half (None: table only);
-    ``mirror_offsets``: step 8 (None: no Kafka mirror).
+    ``mirror_offsets``: step 8 (None: no Kafka mirror); ``letters``: how dead letters are
+    made (redacted, bounded).
     """
 
     pool: asyncpg.Pool
@@ -122,6 +123,7 @@ class BatchWriter:
     park_grace: float
     publish_dead_letters: DeadLetterPublisher | None = None
     mirror_offsets: OffsetMirror | None = None
+    letters: Letters = field(default_factory=Letters)
 
     async def write(self, batch: Batch) -> WriteResult:
         """Write one batch and store its offsets, in one transaction (steps 1-8)."""
@@ -137,7 +139,7 @@ class BatchWriter:
                 by_origin = {item.origin: item for item in batch.items}
                 for bad, exc in rejected:
                     if (item := by_origin.get(bad.origin)) is not None:
-                        letter = DeadLetter.of_item(item, "database", _rejection(exc))
+                        letter = self.letters.of_item(item, "database", _rejection(exc))
                         result.dead_letters.append(letter)
                 # Step 4: parked events that waited for what was just written.
                 await self._release_loop(conn, set(result.written), result)
@@ -200,12 +202,11 @@ class BatchWriter:
 
     # -- internals ----------------------------------------------------------------------
 
-    @staticmethod
-    def _sort(items: list[Item], result: WriteResult) -> list[Pending]:
+    def _sort(self, items: list[Item], result: WriteResult) -> list[Pending]:
         pending: list[Pending] = []
         for item in items:
             if isinstance(item.result, Rejected):
-                letter = DeadLetter.of_item(item, item.result.error_class, item.result.reason)
+                letter = self.letters.of_item(item, item.result.error_class, item.result.reason)
                 result.dead_letters.append(letter)
             else:
                 accepted: Accepted = item.result
@@ -326,7 +327,7 @@ class BatchWriter:
         """A parked event PostgreSQL rejects leaves the parked table and becomes a dead
         letter, stored and published with the others of this transaction."""
         assert pending.parked_id is not None
-        letter = DeadLetter.of_parked(pending.origin, pending.event, "database", _rejection(exc))
+        letter = self.letters.of_parked(pending.origin, pending.event, "database", _rejection(exc))
         result.dead_letters.append(letter)
         await parking.delete(conn, [pending.parked_id])
 

@@ -45,10 +45,7 @@ from pydantic import (
     Strict,
 )
 
-from debug_sink.wire.canonical import DEFAULT_REDACT_PATTERNS
-
 __all__ = [
-    "DEFAULT_REDACT_PATTERNS",
     "DEFAULT_TOPICS",
     "INT4_MAX",
     "INT4_MIN",

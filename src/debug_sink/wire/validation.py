@@ -34,21 +34,18 @@ import orjson
 from pydantic import ValidationError
 
 from debug_sink.errors import ConfigurationError, InvalidEvent
-from debug_sink.wire.canonical import (
-    DEFAULT_REDACT_PATTERNS,
-    Redactor,
-    canonical_json,
-    format_path,
-)
+from debug_sink.wire.canonical import canonical_json, format_path
 from debug_sink.wire.events import (
     DEFAULT_TOPICS,
     MODELS,
     SCHEMA_VERSION,
     TERMINAL_STEP_STATUSES,
     Event,
+    EventBase,
     EventKind,
     HookEvent,
 )
+from debug_sink.wire.redact import DEFAULT_REDACT_PATTERNS, Redactor
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -63,9 +60,10 @@ __all__ = [
 
 DEFAULT_MAX_STATE_BYTES: Final = 1024 * 1024
 DEFAULT_MAX_DEPTH: Final = 64
-#: Highest configurable ``max_depth``: redaction recurses once per level, and orjson itself
-#: refuses documents nested deeper than 1024.
-MAX_DEPTH_LIMIT: Final = 512
+#: Highest configurable ``max_depth``: orjson writes JSON nested at most 254 levels deep
+#: (the sink serialises states, events and dead letters again), and a message's JSON fields
+#: sit one or two levels below the message itself; 200 leaves room for both.
+MAX_DEPTH_LIMIT: Final = 200
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NUL_ESCAPE: Final = b"\\u0000"
@@ -86,6 +84,8 @@ class ErrorClass(StrEnum):
     SCHEMA = "schema"
     TOO_LONG = "too_long"
     STATE_TOO_LARGE = "state_too_large"
+    #: Set by the sink, not by decode: the Kafka client could not decode the record itself.
+    UNDECODABLE = "undecodable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,8 @@ class ValidationConfig:
     ``topics`` maps each consumed topic to its event kind (unknown topics are rejected);
     ``max_state_bytes`` bounds the canonical JSON of a redacted ``agent_state``;
     ``max_depth`` bounds JSON nesting (the message object itself is depth 1);
-    ``redact_patterns`` are :class:`~debug_sink.wire.canonical.Redactor` patterns.
+    ``redact_patterns`` are :class:`~debug_sink.wire.redact.Redactor` key patterns,
+    ``redact_value_patterns`` extra regexes of secret values.
     Invalid values raise :class:`~debug_sink.errors.ConfigurationError`.
     """
 
@@ -103,6 +104,7 @@ class ValidationConfig:
     max_state_bytes: int = DEFAULT_MAX_STATE_BYTES
     max_depth: int = DEFAULT_MAX_DEPTH
     redact_patterns: Sequence[str] = DEFAULT_REDACT_PATTERNS
+    redact_value_patterns: Sequence[str] = ()
     redactor: Redactor = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -118,7 +120,10 @@ class ValidationConfig:
             )
         object.__setattr__(self, "topics", MappingProxyType(topics))
         object.__setattr__(self, "redact_patterns", tuple(self.redact_patterns))
-        object.__setattr__(self, "redactor", Redactor(self.redact_patterns))
+        object.__setattr__(self, "redact_value_patterns", tuple(self.redact_value_patterns))
+        object.__setattr__(
+            self, "redactor", Redactor(self.redact_patterns, self.redact_value_patterns)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,22 +218,17 @@ def decode(
             )
 
     model = MODELS[kind]
-    redact = config.redactor.redact
-    redacted = False
-    for name in model.JSON_FIELDS:
-        original = obj.get(name)
-        if original is not None:
-            cleaned, changed = redact(original)
-            if changed:
-                obj[name] = cleaned
-                redacted = True
+    redacted = _redact(obj, model, value, config.redactor)
 
     hash_replaced = False
     state_json: bytes | None = None
     if kind is EventKind.SNAPSHOT:
         state = obj.get("agent_state")
         if type(state) is dict:
-            canonical = canonical_json(state)
+            try:
+                canonical = canonical_json(state)
+            except TypeError as exc:  # orjson.JSONEncodeError: nested past its limit
+                return Rejected(ErrorClass.TOO_DEEP, f"agent_state cannot be serialised: {exc}")
             if len(canonical) > config.max_state_bytes:
                 return Rejected(
                     ErrorClass.STATE_TOO_LARGE,
@@ -265,7 +265,7 @@ def decode(
     try:
         event: Any = model.model_validate(obj)
     except ValidationError as exc:
-        return _schema_rejection(exc)
+        return _schema_rejection(exc, config.redactor)
 
     if kind is EventKind.HOOK:
         event = _with_ids_in_metadata(event)
@@ -273,6 +273,29 @@ def decode(
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _redact(obj: dict[str, Any], model: type[EventBase], raw: bytes, redactor: Redactor) -> bool:
+    """Redact ``obj`` (a decoded message) in place: its JSON fields by key and, when the raw
+    message may hold one (one linear-time pass), every string by secret format -- free-text
+    fields (error messages, stack traces, descriptions) included. True if anything changed."""
+    scan = redactor.may_contain(raw)
+    redacted = False
+    for name in model.JSON_FIELDS:
+        original = obj.get(name)
+        if original is not None:
+            cleaned, changed = redactor.redact(original, values=scan)
+            if changed:
+                obj[name] = cleaned
+                redacted = True
+    if scan:
+        for name, original in obj.items():
+            if type(original) is str and name not in model.JSON_FIELDS:
+                cleaned, changed = redactor.redact_text(original)
+                if changed:
+                    obj[name] = cleaned
+                    redacted = True
+    return redacted
 
 
 def _with_ids_in_metadata(event: HookEvent) -> HookEvent:
@@ -317,11 +340,14 @@ def _json_type(value: object) -> str:
 
 
 def _show(value: object) -> str:
-    """A short, safe rendering of an offending input value."""
-    if isinstance(value, dict | list):
-        return f"a JSON {_json_type(value)}"
-    text = orjson.dumps(value).decode() if isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """What an offending input value is, never what a string says (it may be a secret): a
+    string's length, a container's JSON type; numbers, booleans and null as they are."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, bool | int | float) or value is None:
+        text = orjson.dumps(value).decode() if type(value) is not int else str(value)
+        return text if len(text) <= 24 else f"a JSON {_json_type(value)}"
+    return f"a JSON {_json_type(value)}"
 
 
 JsonPath = tuple[str | int, ...]
@@ -363,12 +389,13 @@ def _find_nul(obj: dict[str, Any]) -> tuple[JsonPath, bool] | None:
     return None
 
 
-def _schema_rejection(exc: ValidationError) -> Rejected:
+def _schema_rejection(exc: ValidationError, redactor: Redactor) -> Rejected:
     errors = exc.errors(include_url=False, include_context=False)
     messages = [_format_error(error) for error in errors[:_MAX_ERRORS_LISTED]]
     if len(errors) > _MAX_ERRORS_LISTED:
         messages.append(f"and {len(errors) - _MAX_ERRORS_LISTED} more errors")
-    reason = "; ".join(messages)
+    # Keys are quoted in paths; a key can be a credential pasted in the wrong place.
+    reason, _ = redactor.redact_text("; ".join(messages))
     if len(reason) > _MAX_REASON_CHARS:
         reason = reason[: _MAX_REASON_CHARS - 3] + "..."
     too_long = all(error["type"] == "string_too_long" for error in errors)

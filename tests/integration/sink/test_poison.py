@@ -129,7 +129,7 @@ def _cases(corr: str) -> list[Case]:
             E,
             _bytes(s.error(corr, occurred_at="yesterday")),
             "schema",
-            ("occurred_at", "yesterday"),
+            ("occurred_at", "got a string of 9 characters"),
         ),
         Case(
             "naive_timestamp",
@@ -150,14 +150,14 @@ def _cases(corr: str) -> list[Case]:
             E,
             _bytes(s.error(corr, error_severity="urgent")),
             "schema",
-            ("error_severity", "urgent"),
+            ("error_severity", "got a string of 6 characters"),
         ),
         Case(
             "step_status_outside_check",
             ST,
             _bytes(s.step(corr, 1, "running")),
             "schema",
-            ("status", "running"),
+            ("status", "got a string of 7 characters"),
         ),
         Case(
             "quality_score_above_1",

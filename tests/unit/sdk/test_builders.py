@@ -10,7 +10,7 @@ import pytest
 from debug_sink.sdk.builders import Built, EventBuilder, Invalid, StepBuilder
 from debug_sink.sdk.sanitize import Sanitizer, max_length
 from debug_sink.sdk.workflows import Workflows, entered
-from debug_sink.wire.canonical import Redactor
+from debug_sink.wire.redact import Redactor
 from debug_sink.wire.events import (
     ErrorEvent,
     EventBase,

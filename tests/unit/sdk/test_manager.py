@@ -16,7 +16,8 @@ from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter
 from debug_sink.sdk.manager import DebugStateManager
 from debug_sink.sdk.sanitize import MAX_TEXT_CHARS
 from debug_sink.settings import Settings
-from debug_sink.wire.canonical import REDACTED, canonical_json, state_hash
+from debug_sink.wire.canonical import canonical_json, state_hash
+from debug_sink.wire.redact import REDACTED
 from debug_sink.wire.events import (
     ErrorCategory,
     ErrorSeverity,

@@ -25,7 +25,8 @@ from debug_sink.sdk.sanitize import (
     max_length,
     plain_json,
 )
-from debug_sink.wire.canonical import REDACTED, Redactor, canonical_json, state_hash
+from debug_sink.wire.canonical import canonical_json, state_hash
+from debug_sink.wire.redact import REDACTED, Redactor
 from debug_sink.wire.events import MODELS, ErrorEvent, EventBase, HookEvent, StepEvent
 
 

@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 from debug_sink.errors import DatabaseUnavailable
 from debug_sink.settings import Settings
 from debug_sink.sink.batch import Batch, Origin
-from debug_sink.sink.deadletters import DeadLetter
+from debug_sink.sink.deadletters import DeadLetter, Letters
 from debug_sink.sink.writer import WriteResult
 from debug_sink.wire.validation import Accepted
 
@@ -182,7 +182,7 @@ class MemoryStore:
                 self.written.append(item.origin)
                 result.rows[item.result.kind.value] = result.rows.get(item.result.kind.value, 0) + 1
             else:
-                letter = DeadLetter.of_item(item, item.result.error_class, item.result.reason)
+                letter = Letters().of_item(item, item.result.error_class, item.result.reason)
                 result.dead_letters.append(letter)
         if result.dead_letters and self.publish is not None:
             await self.publish(result.dead_letters)

@@ -1,0 +1,275 @@
+"""Redaction: no credential an agent sends is stored, published or logged.
+
+Owns :class:`Redactor`, which the sink and the SDK both run on everything they store:
+
+- by *key*: the value under a secret-looking key is replaced by ``"[REDACTED]"`` -- keys
+  normalised first (:func:`~debug_sink.wire.secrets.normalise_key`: NFKC, case, look-alike
+  letters, invisible characters, separators), also in name/value pair lists
+  (``{"name": "Authorization", "value": "..."}``);
+- by *value*: every string is scanned for secret formats
+  (:class:`~debug_sink.wire.secrets.SecretScrubber`) and only the secret is replaced; a
+  string holding a JSON object or array is parsed, redacted as JSON and written back.
+
+Value scanning is precise and slow, so it runs only where a cheap linear-time pass over the
+message (or the value's JSON) says a secret may be present (:meth:`Redactor.may_contain`).
+
+Guarantees: the input is never mutated; when nothing is redacted the input object itself is
+returned, otherwise a copy in which only the containers on the way to a change are new;
+redacting twice changes nothing the second time. Numbers, booleans and nulls under a name
+ending in ``tokens`` are counts (``tokens: 1234``), not credentials, and are kept. Not
+guaranteed: secrets in no known format under no secret-looking name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from debug_sink.errors import ConfigurationError
+from debug_sink.wire.secrets import (
+    REDACTED,
+    SECRET_KEY_PATTERNS,
+    SecretScrubber,
+    normalise_key,
+)
+
+__all__ = ["DEFAULT_REDACT_PATTERNS", "REDACTED", "Redactor", "normalise_key"]
+
+#: The default secret names: regexes searched in the :func:`normalise_key` form of a key.
+DEFAULT_REDACT_PATTERNS: Final[tuple[str, ...]] = SECRET_KEY_PATTERNS
+
+_CACHE_LIMIT: Final = 10_000
+_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
+_NON_TEXT: Final[frozenset[type]] = frozenset({int, float, bool, type(None)})
+_CONTAINERS: Final = (dict, list, tuple)
+#: Keys that name the other entry of a name/value pair, and that entry's keys.
+_PAIR_NAMES: Final = ("name", "key", "header", "field", "Name", "Key", "Header", "Field")
+_PAIR_VALUES: Final = ("value", "val", "Value", "Val")
+
+_T = TypeVar("_T")
+
+
+class Redactor:
+    """Redacts secrets by key and by value. Build once and share (thread-safe).
+
+    ``patterns``: regexes of secret names (searched case-insensitively in the normalised
+    key; write them without separators: ``apikey``, not ``api_key``). ``value_patterns``:
+    extra regexes of secret values, on top of the built-in formats.
+    """
+
+    __slots__ = ("_clean", "_counts", "_regex", "_scrubber", "_secret", "patterns")
+
+    def __init__(
+        self,
+        patterns: Iterable[str] = DEFAULT_REDACT_PATTERNS,
+        value_patterns: Iterable[str] = (),
+    ) -> None:
+        self.patterns: tuple[str, ...] = tuple(patterns)
+        for pattern in self.patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigurationError(
+                    f"redaction pattern {pattern!r} is not a valid regex: {exc}"
+                ) from exc
+        self._regex: re.Pattern[str] | None = (
+            re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
+            if self.patterns
+            else None
+        )
+        self._scrubber = SecretScrubber(value_patterns)
+        # Keys seen before, split by verdict. Sets, so that "are all keys of this dict known
+        # to be clean?" is one C-level subset test instead of a Python loop.
+        self._clean: set[object] = set()
+        self._secret: set[str] = set()
+        #: Secret keys under which numbers are counts (names ending in "tokens").
+        self._counts: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"Redactor({self.patterns!r})"
+
+    @property
+    def value_patterns(self) -> tuple[str, ...]:
+        return self._scrubber.extra_patterns
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def matches(self, key: str) -> bool:
+        """True when the value under ``key`` is redacted."""
+        if key in self._secret:
+            return True
+        if key in self._clean:
+            return False
+        normal = normalise_key(key)
+        hit = self._regex is not None and self._regex.search(normal) is not None
+        verdicts = self._secret if hit else self._clean
+        if len(verdicts) >= _CACHE_LIMIT:
+            verdicts.clear()
+            self._counts.clear()
+        verdicts.add(key)
+        if hit and normal.endswith("tokens"):
+            self._counts.add(key)
+        return hit
+
+    # -- values ---------------------------------------------------------------------------
+
+    def may_contain(self, data: bytes | str) -> bool:
+        """Whether ``data`` (a message as sent, or any JSON or text) may hold a secret by
+        value: False is certain, True a maybe. One linear-time pass."""
+        return self._scrubber.may_contain(data)
+
+    def redact(self, value: _T, *, values: bool | None = None) -> tuple[_T, bool]:
+        """Return ``(redacted value, whether anything was redacted)``.
+
+        ``values``: also scan strings for secret formats. ``None`` (the default) decides by
+        :meth:`may_contain` on the value's JSON; the sink passes what the pass over the raw
+        message said, so that a message is scanned once.
+        """
+        if values is None:
+            values = self._scan_needed(value)
+        if self._regex is None and not values:
+            return value, False
+        result = self._walk(value, values)
+        return result, result is not value
+
+    def redact_text(self, text: str) -> tuple[str, bool]:
+        """``text`` with every secret format replaced (free text: no keys to look at)."""
+        result = self._scrub(text)
+        return result, result is not text
+
+    def redact_bytes(self, data: bytes) -> tuple[bytes, bool]:
+        """A raw message of unknown content: JSON is redacted as JSON (keys and values) and
+        written back; anything else is scanned for secret formats as bytes."""
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            scrubbed = self._scrubber.scrub_bytes(data)
+            return scrubbed, scrubbed is not data
+        redacted, changed = self.redact(parsed, values=True)
+        if not changed:
+            return data, False
+        try:
+            return orjson.dumps(redacted), True
+        except TypeError:  # unencodable (too deep): fall back to the text scan
+            scrubbed = self._scrubber.scrub_bytes(data)
+            return scrubbed, scrubbed is not data
+
+    # -- walking --------------------------------------------------------------------------
+
+    def _scan_needed(self, value: Any) -> bool:
+        if type(value) is str:
+            return self._scrubber.may_contain(value)
+        try:
+            return self._scrubber.may_contain(orjson.dumps(value))
+        except TypeError:
+            return True
+
+    def _scrub(self, text: str) -> str:
+        stripped = text.strip()
+        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+            redacted = self._json_in_string(stripped)
+            if redacted is not None:
+                return redacted if redacted != stripped else text
+        return self._scrubber.scrub(text)
+
+    def _json_in_string(self, text: str) -> str | None:
+        """JSON inside a string (tool-call arguments), redacted as JSON; None if not JSON."""
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(parsed, dict | list):
+            return None
+        redacted = self._walk(parsed, True)
+        if redacted is parsed:
+            return text
+        try:
+            return orjson.dumps(redacted).decode()
+        except TypeError:
+            return None
+
+    def _walk(self, value: Any, values: bool) -> Any:
+        if isinstance(value, dict):
+            return self._walk_dict(value, values)
+        if isinstance(value, list | tuple):
+            return self._walk_sequence(value, values)
+        if values and type(value) is str:
+            return self._scrub(value)
+        return value
+
+    def _secret_keys(self, keys: Iterable[object]) -> set[object]:
+        clean = self._clean
+        secret: set[object] = set()
+        if self._regex is None:
+            return secret
+        for key in keys:
+            if key in clean:
+                continue
+            if isinstance(key, str):
+                if self.matches(key):
+                    secret.add(key)
+            else:
+                clean.add(key)
+        return secret
+
+    def _walk_dict(self, mapping: dict[Any, Any], values: bool) -> dict[Any, Any]:
+        keys = mapping.keys()
+        secret = None if keys <= self._clean else self._secret_keys(keys)
+        pair_value = self._pair_value_key(mapping)
+        if (
+            not secret
+            and pair_value is None
+            and not values
+            and _SCALARS.issuperset(map(type, mapping.values()))
+        ):
+            return mapping
+        copy: dict[Any, Any] | None = None
+        for key, value in mapping.items():
+            if (secret and key in secret) or key == pair_value:
+                if type(value) is str and value == REDACTED:
+                    continue
+                if type(value) in _NON_TEXT and key in self._counts:
+                    continue
+                new: Any = REDACTED
+            elif isinstance(value, _CONTAINERS) or (values and type(value) is str):
+                new = self._walk(value, values)
+                if new is value:
+                    continue
+            else:
+                continue
+            if copy is None:
+                copy = dict(mapping)
+            copy[key] = new
+        return mapping if copy is None else copy
+
+    def _pair_value_key(self, mapping: dict[Any, Any]) -> str | None:
+        """In ``{"name": "Authorization", "value": "..."}``: the key of the value entry."""
+        if len(mapping) > 6 or not any(key in mapping for key in _PAIR_VALUES):
+            return None
+        for name_key in _PAIR_NAMES:
+            name = mapping.get(name_key)
+            if type(name) is str and self.matches(name):
+                for value_key in _PAIR_VALUES:
+                    if value_key in mapping:
+                        return value_key
+        return None
+
+    def _walk_sequence(
+        self, items: list[Any] | tuple[Any, ...], values: bool
+    ) -> list[Any] | tuple[Any, ...]:
+        if not values and _SCALARS.issuperset(map(type, items)):
+            return items
+        copy: list[Any] | None = None
+        for index, item in enumerate(items):
+            if isinstance(item, _CONTAINERS) or (values and type(item) is str):
+                new = self._walk(item, values)
+                if new is not item:
+                    if copy is None:
+                        copy = list(items)
+                    copy[index] = new
+        if copy is None:
+            return items
+        return tuple(copy) if isinstance(items, tuple) else copy

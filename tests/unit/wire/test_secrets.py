@@ -1,0 +1,139 @@
+"""Secrets by value and by disguised key are redacted; look-alikes are not
+(debug_sink.wire.secrets, debug_sink.wire.redact)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from debug_sink.wire.redact import REDACTED, Redactor
+from debug_sink.wire.secrets import SecretScrubber, is_secret_key, normalise_key
+from tests.secrets_corpus import NOT_SECRETS, SECRET_KEYS, SECRETS, carriers
+
+REDACTOR = Redactor()
+
+
+def leaked(value: Any) -> list[str]:
+    """The names of the corpus secrets still present in ``value``'s JSON."""
+    text = orjson.dumps(value).decode() if not isinstance(value, str) else value
+    return [name for name, secret in SECRETS.items() if secret in text]
+
+
+class TestValues:
+    """Every secret format is found in free text, nested JSON, JSON inside strings, lists."""
+
+    @pytest.mark.parametrize("name", sorted(carriers()))
+    def test_free_text(self, name: str) -> None:
+        text, changed = REDACTOR.redact_text(carriers()[name])
+        assert changed
+        assert leaked(text) == []
+        assert REDACTED in text
+
+    @pytest.mark.parametrize("name", sorted(carriers()))
+    def test_inside_json_at_any_depth(self, name: str) -> None:
+        value = {"tool": {"calls": [{"output": carriers()[name]}]}}
+        redacted, changed = REDACTOR.redact(value)
+        assert changed
+        assert leaked(redacted) == []
+
+    @pytest.mark.parametrize("name", sorted(carriers()))
+    def test_json_inside_a_string(self, name: str) -> None:
+        """Tool-call arguments arrive as JSON text: redacted as JSON, still JSON."""
+        arguments = orjson.dumps({"query": "x", "note": carriers()[name]}).decode()
+        redacted, _ = REDACTOR.redact({"arguments": arguments})
+        assert leaked(redacted) == []
+        assert orjson.loads(redacted["arguments"])["query"] == "x"
+
+    def test_header_lines_and_name_value_pairs(self) -> None:
+        value = {
+            "headers": [f"Authorization: Bearer {SECRETS['bearer']}", "Accept: json"],
+            "env": [{"name": "API_KEY", "value": "plain-looking-value-1"}],
+            "params": [{"key": "password", "value": "hunter2"}],
+        }
+        redacted, _ = REDACTOR.redact(value)
+        assert leaked(redacted) == []
+        assert redacted["headers"][1] == "Accept: json"
+        assert redacted["env"][0] == {"name": "API_KEY", "value": REDACTED}
+        assert redacted["params"][0]["value"] == REDACTED
+
+    def test_only_the_secret_is_replaced(self) -> None:
+        text, _ = REDACTOR.redact_text(carriers()["url_password"])
+        assert text == "connect to postgresql://agent:[REDACTED]@db:5432/app"
+
+    def test_idempotent(self) -> None:
+        once, _ = REDACTOR.redact_text(" ".join(carriers().values()))
+        twice, changed = REDACTOR.redact_text(once)
+        assert (twice, changed) == (once, False)
+
+    def test_extra_value_patterns(self) -> None:
+        redactor = Redactor(value_patterns=[r"ACME-[0-9]{6}", r"pin=(\d{4})"])
+        text, _ = redactor.redact_text("badge ACME-123456 pin=1234")
+        assert text == "badge [REDACTED] pin=[REDACTED]"
+
+    def test_bytes_of_unknown_encoding(self) -> None:
+        data = b"\xff\xfe garbage " + SECRETS["github"].encode() + b" \x00 more"
+        redacted, changed = REDACTOR.redact_bytes(data)
+        assert changed
+        assert SECRETS["github"].encode() not in redacted
+        assert redacted.startswith(b"\xff\xfe garbage ")
+
+
+class TestKeys:
+    """Keys are normalised before matching: case, separators, width, look-alikes, invisibles."""
+
+    @pytest.mark.parametrize("key", SECRET_KEYS)
+    def test_disguised_keys_are_secret(self, key: str) -> None:
+        redacted, changed = REDACTOR.redact({key: "plain-value-123"})
+        assert changed
+        assert redacted == {key: REDACTED}
+
+    @pytest.mark.parametrize(
+        ("key", "normal"),
+        [
+            ("X-Api_Key", "xapikey"),
+            ("\uff41\uff50\uff49\uff3f\uff4b\uff45\uff59", "apikey"),
+            ("ap\u0456_key", "apikey"),
+            ("pass\u200bword", "password"),
+        ],
+    )
+    def test_normalise(self, key: str, normal: str) -> None:
+        assert normalise_key(key) == normal
+
+    def test_plural_token_counts_are_kept_but_token_lists_are_not(self) -> None:
+        redacted, _ = REDACTOR.redact({"tokens": 1234, "auth_tokens": [SECRETS["github"]]})
+        assert redacted == {"tokens": 1234, "auth_tokens": REDACTED}
+
+
+class TestFalsePositives:
+    """Look-alikes -- counts, vocabulary tokens, cursors, hashes, ids, images, prose -- stay."""
+
+    @pytest.mark.parametrize("key", sorted(NOT_SECRETS))
+    def test_not_redacted(self, key: str) -> None:
+        value = {key: NOT_SECRETS[key]}
+        redacted, changed = REDACTOR.redact(value, values=True)
+        assert (redacted, changed) == (value, False)
+        assert not is_secret_key(key)
+
+    def test_text_with_words_that_sound_secret(self) -> None:
+        text = str(NOT_SECRETS["note"])
+        assert REDACTOR.redact_text(text) == (text, False)
+
+
+class TestPrefilter:
+    """The linear-time pass says "maybe" for every secret and "no" for ordinary messages."""
+
+    def test_every_carrier_may_contain(self) -> None:
+        scrubber = SecretScrubber()
+        for name, text in carriers().items():
+            assert scrubber.may_contain(orjson.dumps({"m": text})), name
+
+    def test_ordinary_message_does_not(self) -> None:
+        message = {k: v for k, v in NOT_SECRETS.items() if k != "note"}
+        assert not SecretScrubber().may_contain(orjson.dumps(message))
+
+    def test_escaped_ascii_is_scanned(self) -> None:
+        """A producer escaping plain letters (\\u0073k-...) cannot slip past the pass."""
+        raw = b'{"m": "\\u0073k-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"}'
+        assert SecretScrubber().may_contain(raw)
