@@ -32,8 +32,10 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from debug_sink.db.grants import grant
 from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedKafka, EmbeddedPostgres
+from tests.support import READER_ROLE, WRITER_ROLE
 
 ENV_PG = "DEBUG_SINK_TEST_POSTGRES_DSN"
 ENV_KAFKA = "DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS"
@@ -123,14 +125,26 @@ async def _admin(dsn: str) -> asyncpg.Connection:
     return await asyncpg.connect(dsn)
 
 
+async def _least_privilege_roles(admin: asyncpg.Connection) -> None:
+    """The login roles the sink and the read side use in tests (see support.as_writer)."""
+    for role in (WRITER_ROLE, READER_ROLE):
+        exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        if not exists:
+            await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+
+
 @pytest_asyncio.fixture(scope="session")
 async def template_db(pg_dsn: str) -> AsyncIterator[str]:
-    """Name of a database migrated to the latest version, the template of every test DB."""
+    """Name of a database migrated to the latest version, the template of every test DB.
+    The writer and reader roles have their grants in it (``migrate grant``), so every clone
+    is ready for the sink to run as the writer and the read side as the reader."""
     name = f"debug_sink_tmpl_{uuid.uuid4().hex[:8]}"
     admin = await _admin(pg_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         await migrate_up(with_database(pg_dsn, name))
+        await _least_privilege_roles(admin)
+        await grant(with_database(pg_dsn, name), writer=WRITER_ROLE, reader=READER_ROLE)
         yield name
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

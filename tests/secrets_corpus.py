@@ -22,12 +22,16 @@ SECRETS: dict[str, str] = {
     "aws_key_id": "AKIAIOSFODNN7EXAMPLE",
     "aws_secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "google": "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
-    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+    "jwt": (
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+        "dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    ),
     "bearer": "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5",
     "url_password": "hunter2-URL-pass",
     "dsn_password": "s3cr3t-DSN-pass",
     "pem": "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw",
 }
+
 
 #: The texts that carry them, in the forms agents write.
 def carriers() -> dict[str, str]:
@@ -63,7 +67,7 @@ SECRET_KEYS: list[str] = [
     "x-api-key",
     "\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44",  # full-width "password"
     "pass\u200bword",  # zero-width space inside
-    "\u0440assword",  # Cyrillic "р"
+    "\u0440assword",  # a Cyrillic er for the "p"
     "API\u2060KEY",  # word joiner inside
 ]
 
@@ -77,7 +81,7 @@ NOT_SECRETS: dict[str, object] = {
     "stop_token": "<|end|>",
     "next_page_token": "CAESBgoEX2lkCg",
     "state_sha256": hashlib.sha256(b"state").hexdigest(),
-    "md5": hashlib.md5(b"x").hexdigest(),  # noqa: S324 - a look-alike, not security
+    "md5": hashlib.md5(b"x").hexdigest(),
     "request_id": str(uuid.uuid4()),
     "image": "data:image/png;base64," + base64.b64encode(bytes(range(256)) * 8).decode(),
     "note": "token validation failed; Basic information about the key press",

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -51,9 +52,32 @@ SN, ER, SU, ST, TR, HK = (
 )
 
 
+#: Least privilege in tests: the sink connects as the writer role, read commands as the reader
+#: (conftest creates both and runs ``migrate grant`` in the template database).
+WRITER_ROLE = "dsink_writer"
+READER_ROLE = "dsink_reader"
+
+
+def as_role(dsn: str, role: str) -> str:
+    """``dsn`` with ``role`` as its user (no password: the embedded server trusts loopback)."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or "localhost"
+    netloc = f"{role}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def as_writer(dsn: str) -> str:
+    return as_role(dsn, WRITER_ROLE)
+
+
+def as_reader(dsn: str) -> str:
+    return as_role(dsn, READER_ROLE)
+
+
 def sink_settings(db_dsn: str, kafka: Any, **overrides: Any) -> Settings:
+    """Settings of a sink on ``db_dsn`` as the writer role (owner DSN in, writer DSN used)."""
     values: dict[str, Any] = {
-        "postgres_dsn": db_dsn,
+        "postgres_dsn": as_writer(db_dsn),
         "kafka_bootstrap_servers": kafka.bootstrap_servers,
         "topic_prefix": kafka.topic_prefix,
         "topic_pattern": kafka.topic_pattern,

@@ -14,8 +14,10 @@ from tests import support as s
 
 
 def run(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The command against ``dsn``, logging JSON and only warnings (stdout is the answer)."""
-    env = s.cli_env(dsn, DEBUG_SINK_LOG_FORMAT="json", DEBUG_SINK_LOG_LEVEL="warning")
+    """The command against ``dsn``, logging JSON and only warnings (stdout is the answer):
+    ``known-fixes`` as the read-only role, the jobs as the sink's writer role."""
+    role = s.as_reader(dsn) if args[0] == "known-fixes" else s.as_writer(dsn)
+    env = s.cli_env(role, DEBUG_SINK_LOG_FORMAT="json", DEBUG_SINK_LOG_LEVEL="warning")
     return s.run_cli(*args, env=env)
 
 

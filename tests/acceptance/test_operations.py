@@ -148,7 +148,8 @@ class TestCommandLine:
             ],
         )
         await s.run_sink(s.sink_settings(db_dsn, kafka))
-        result = s.run_cli("dead-letters", "list", "--json", "--dsn", db_dsn, "--since", "1h")
+        reader = s.as_reader(db_dsn)
+        result = s.run_cli("dead-letters", "list", "--json", "--dsn", reader, "--since", "1h")
         assert result.returncode == 0, result.stderr
         rows = json.loads(result.stdout)
         assert sorted(r["error_class"] for r in rows) == ["not_object", "schema"]

@@ -23,8 +23,9 @@ CORRELATION_ID = uuid.UUID("5f0c2a8e-3b1d-4c7a-9e2f-6d8b1a4c3e21")
 
 
 def run(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The command against ``dsn``, without FORCE_COLOR (output compared to snapshots)."""
-    return s.run_cli(*args, env=s.cli_env(dsn), timeout=60)
+    """The command against ``dsn`` as the read-only role, without FORCE_COLOR (output
+    compared to snapshots)."""
+    return s.run_cli(*args, env=s.cli_env(s.as_reader(dsn)), timeout=60)
 
 
 def matches_snapshot(name: str, text: str) -> None:

@@ -113,13 +113,22 @@ class TestCompose:
         for name in ("migrate", "sink", "demo"):
             env = environment(services[name])
             assert env["DEBUG_SINK_KAFKA_BOOTSTRAP_SERVERS"] == advertised, name
-        for name in ("migrate", "sink"):
+        pg_env = environment(services["postgres"])
+        roles = (ROOT / "deploy" / "postgres-init" / "10-roles.sh").read_text()
+        for name, user in (
+            ("migrate", pg_env["POSTGRES_USER"]),
+            ("grants", pg_env["POSTGRES_USER"]),
+            ("sink", "debug_sink_writer"),
+        ):
             dsn = environment(services[name])["DEBUG_SINK_POSTGRES_DSN"]
-            pg_env = environment(services["postgres"])
             assert re.fullmatch(
-                rf"postgresql://{pg_env['POSTGRES_USER']}@postgres:5432/{pg_env['POSTGRES_DB']}",
-                dsn,
+                rf"postgresql://{user}@postgres:5432/{pg_env['POSTGRES_DB']}", dsn
             ), dsn
+        # The sink's login role is created by the init script and granted by `grants`.
+        assert "CREATE ROLE debug_sink_writer LOGIN" in roles
+        grants = services["grants"]["command"]
+        assert grants[:2] == ["migrate", "grant"]
+        assert grants[grants.index("--writer") + 1] == "debug_sink_writer"
 
     def test_no_password_is_committed(self) -> None:
         """Passwords come from a required variable (spec defect 17: never a default)."""
@@ -156,6 +165,7 @@ class TestCompose:
     def test_commands_exist(self) -> None:
         services = compose()["services"]
         cli_accepts(services["migrate"]["command"])
+        cli_accepts(services["grants"]["command"])
         cli_accepts(services["sink"]["command"])
         assert services["demo"]["entrypoint"] == ["debug-sink", "demo"]
         from debug_sink.cli import main

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import re
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 from uuid import UUID
@@ -136,6 +138,15 @@ def duration(text: str, *, invalid: str) -> timedelta:
         raise ConfigurationError(invalid.format(text=text)) from None
 
 
+def moment_ago(delta: timedelta, invalid: str) -> datetime:
+    """Now minus ``delta``; a ConfigurationError saying ``invalid`` when that is before the
+    first representable date (``--since 999999999d``)."""
+    try:
+        return datetime.now(UTC) - delta
+    except OverflowError:
+        raise ConfigurationError(invalid) from None
+
+
 # -- output -------------------------------------------------------------------------------
 
 
@@ -161,3 +172,28 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+#: C0 and C1 control characters (escape sequences, bells, carriage returns) except newline
+#: and tab: text from agents must not move the cursor or recolour an operator's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value: Any) -> Any:
+    """``value`` with every string's control characters shown as ``\\xNN`` (dicts, lists,
+    tuples and dataclasses walked). Untrusted text goes through this before it is printed;
+    the consoles print with markup off, so ``[/x]`` in an agent name is just text."""
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", value)
+    if isinstance(value, Mapping):
+        return {k: printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(printable(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: printable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if isinstance(getattr(value, f.name), str | Mapping | list | tuple)
+        }
+        return dataclasses.replace(value, **changes)
+    return value

@@ -14,7 +14,9 @@ from debug_sink.cli.common import (
     add_connection_flags,
     add_json_flag,
     duration,
+    moment_ago,
     print_json,
+    printable,
     settings_from,
 )
 
@@ -25,15 +27,15 @@ def _list(args: argparse.Namespace) -> int:
     from debug_sink.sink.deadletters import list_dead_letters
 
     settings = settings_from(args)
-    since = (
-        duration(args.since, invalid="not a duration: {text!r} (use e.g. 30m, 1h, 7d)")
-        if args.since
-        else None
-    )
+    since = None
+    if args.since:
+        invalid = "not a duration: {text!r} (use e.g. 30m, 1h, 7d)"
+        since = moment_ago(duration(args.since, invalid=invalid), invalid.format(text=args.since))
     rows = asyncio.run(
         list_dead_letters(
             settings.require_dsn(),
             schema=settings.db_schema,
+            ssl=settings.postgres_ssl(),
             since=since,
             topic=args.topic,
             error_class=args.error_class,
@@ -50,7 +52,7 @@ def _list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table("id", "received", "origin", "class", "reason", "value")
-    for r in rows:
+    for r in printable(rows):
         table.add_row(
             str(r.id),
             r.received_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -59,7 +61,7 @@ def _list(args: argparse.Namespace) -> int:
             r.reason,
             f"{r.value_preview[:60]!r} ({r.value_bytes} B)",
         )
-    Console().print(table)
+    Console(markup=False, highlight=False).print(table)
     return 0
 
 

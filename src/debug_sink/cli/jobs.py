@@ -173,6 +173,11 @@ def _purge(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             f"{ENV_PREFIX}RETENTION_DAYS is 0 (disabled): pass --older-than, e.g. --older-than 90d"
         )
+    if age < timedelta(days=1) and not args.dry_run and not args.yes:
+        raise ConfigurationError(
+            f"--older-than {args.older_than} deletes rows less than a day old (workflows "
+            "that may still be running): pass --yes to do it, or --dry-run to count"
+        )
     retention = Retention.from_settings(settings, batch_size=args.batch_size)
     result = asyncio.run(retention.purge(age, dry_run=args.dry_run))
     if args.json:
@@ -246,6 +251,9 @@ def register(sub: Subparsers) -> None:
         help=f"e.g. 90d, 36h, 2w (default: ${ENV_PREFIX}RETENTION_DAYS days)",
     )
     purge.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    purge.add_argument(
+        "--yes", action="store_true", help="confirm an age under a day (deletes recent rows)"
+    )
     purge.add_argument("--batch-size", type=int, default=5000, help="rows per transaction")
     add_json_flag(purge)
     purge.set_defaults(handler=_purge)

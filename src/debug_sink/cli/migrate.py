@@ -19,6 +19,7 @@ from debug_sink.cli.common import (
     print_json,
     settings_from,
 )
+from debug_sink.errors import ConfigurationError
 
 __all__ = ["register"]
 
@@ -33,6 +34,8 @@ def _migrate(args: argparse.Namespace) -> int:
     def progress(what: str, migration: migrate.Migration, elapsed_ms: float) -> None:
         print(f"{what} {migration.label} in {elapsed_ms:.0f} ms", flush=True)
 
+    if args.action == "grant":
+        return _grant(args, dsn, schema)
     if args.action == "up":
         done = asyncio.run(migrate.migrate_up(dsn, schema=schema, to=args.to, on_progress=progress))
         head = args.to if args.to is not None else migrate.head_version()
@@ -60,14 +63,35 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grant(args: argparse.Namespace, dsn: str, schema: str) -> int:
+    from debug_sink.db.grants import grant
+
+    if args.writer is None and args.reader is None:
+        raise ConfigurationError("name a role: --writer ROLE and/or --reader ROLE")
+    asyncio.run(
+        grant(
+            dsn,
+            schema=schema,
+            writer=args.writer,
+            reader=args.reader,
+            create_roles=args.create_roles,
+        )
+    )
+    for role, what in ((args.writer, "write rows (run)"), (args.reader, "read (queries)")):
+        if role is not None:
+            print(f"role {role!r} may now {what} in schema {schema!r}")
+    return 0
+
+
 def register(sub: Subparsers) -> None:
-    """Add ``migrate`` with its ``up``, ``down`` and ``status`` actions."""
+    """Add ``migrate`` with its ``up``, ``down``, ``status`` and ``grant`` actions."""
     parser = sub.add_parser("migrate", help="apply, roll back or show schema migrations")
     actions = parser.add_subparsers(dest="action", required=True)
     for name, helptext in (
         ("up", "apply pending migrations"),
         ("down", "roll back migrations above a version"),
         ("status", "list migrations and their state"),
+        ("grant", "grant least privilege to the sink's role and the read side's role"),
     ):
         action = actions.add_parser(name, help=helptext)
         add_connection_flags(action)
@@ -79,6 +103,14 @@ def register(sub: Subparsers) -> None:
                 type=int,
                 required=True,
                 help="roll back every migration above this version (0 = all)",
+            )
+        elif name == "grant":
+            action.add_argument("--writer", metavar="ROLE", help="the role `run` connects as")
+            action.add_argument("--reader", metavar="ROLE", help="the role read commands use")
+            action.add_argument(
+                "--create-roles",
+                action="store_true",
+                help="create missing roles (NOLOGIN; needs CREATEROLE)",
             )
         else:
             add_json_flag(action)

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from debug_sink.cli.common import printable
+
 if TYPE_CHECKING:
     from uuid import UUID
 
@@ -68,6 +70,7 @@ def _console(width: int | None, color: bool) -> tuple[Console, io.StringIO]:
     buffer = io.StringIO()
     console = Console(
         file=buffer,
+        markup=False,
         width=width or 100,
         color_system="standard" if color else None,
         force_terminal=color,
@@ -244,6 +247,7 @@ def _diff_text(diff: ErrorDiff) -> str:
 
 def render_show(view: WorkflowView, *, width: int | None = 100, color: bool = False) -> str:
     """The text of ``debug-sink show`` for ``view``."""
+    view = printable(view)
     console, buffer = _console(width, color)
     s = view.summary
     console.print(Text(f"workflow {view.correlation_id}", style="bold"))
@@ -288,6 +292,7 @@ def render_patterns(
     color: bool = False,
 ) -> str:
     """The text of ``debug-sink patterns``."""
+    rows = printable(rows)
     console, buffer = _console(width, color)
     if not rows:
         console.print(f"no recovery patterns with at least {min_success_count} successes")
@@ -326,6 +331,7 @@ def render_errors(
     color: bool = False,
 ) -> str:
     """The text of ``debug-sink errors``."""
+    rows = printable(rows)
     console, buffer = _console(width, color)
     if not rows:
         console.print(f"no errors since {_when(since)}")

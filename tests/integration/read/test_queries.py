@@ -10,6 +10,7 @@ import pytest
 
 from debug_sink.errors import ConfigurationError
 from debug_sink.read.queries import DebugQueries
+from tests import support as s
 from tests.sdk_support import (
     T0,
     correlate,
@@ -33,7 +34,7 @@ async def review(db_dsn: str) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
 
 @pytest.fixture
 async def queries(db_dsn: str) -> DebugQueries:
-    q = await DebugQueries.connect(db_dsn)
+    q = await DebugQueries.connect(s.as_reader(db_dsn))
     yield q  # type: ignore[misc]
     await q.close()
 
@@ -164,7 +165,7 @@ class TestRecovery:
             await conn.execute("DROP FUNCTION IF EXISTS known_fixes(text, text, text, int)")
         finally:
             await conn.close()
-        async with await DebugQueries.connect(db_dsn) as q:
+        async with await DebugQueries.connect(s.as_reader(db_dsn)) as q:
             with pytest.raises(ConfigurationError, match="migrate"):
                 await q.known_fixes("TimeoutError")
 

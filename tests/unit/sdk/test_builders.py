@@ -10,7 +10,6 @@ import pytest
 from debug_sink.sdk.builders import Built, EventBuilder, Invalid, StepBuilder
 from debug_sink.sdk.sanitize import Sanitizer, max_length
 from debug_sink.sdk.workflows import Workflows, entered
-from debug_sink.wire.redact import Redactor
 from debug_sink.wire.events import (
     ErrorEvent,
     EventBase,
@@ -19,6 +18,7 @@ from debug_sink.wire.events import (
     StepEvent,
     SuccessEvent,
 )
+from debug_sink.wire.redact import Redactor
 from tests.sdk_support import NAMESPACE, T0, FakeClock, id_factory
 
 LONG = "n" * 1000

@@ -17,7 +17,6 @@ from debug_sink.sdk.manager import DebugStateManager
 from debug_sink.sdk.sanitize import MAX_TEXT_CHARS
 from debug_sink.settings import Settings
 from debug_sink.wire.canonical import canonical_json, state_hash
-from debug_sink.wire.redact import REDACTED
 from debug_sink.wire.events import (
     ErrorCategory,
     ErrorSeverity,
@@ -25,6 +24,7 @@ from debug_sink.wire.events import (
     SnapshotType,
     TerminalStepStatus,
 )
+from debug_sink.wire.redact import REDACTED
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 from tests.sdk_support import (
     T0,

@@ -26,8 +26,8 @@ from debug_sink.sdk.sanitize import (
     plain_json,
 )
 from debug_sink.wire.canonical import canonical_json, state_hash
-from debug_sink.wire.redact import REDACTED, Redactor
 from debug_sink.wire.events import MODELS, ErrorEvent, EventBase, HookEvent, StepEvent
+from debug_sink.wire.redact import REDACTED, Redactor
 
 
 def bounded_fields() -> Iterator[tuple[type[EventBase], str, int]]:
