@@ -1,0 +1,82 @@
+"""Untrusted text (agent names, error types and messages, strategies) is printed as text:
+rich markup in it is not interpreted, terminal control sequences in it are escaped."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from debug_sink.cli.common import printable
+from debug_sink.cli.render import WorkflowView, render_errors, render_patterns, render_show
+from debug_sink.read.timeline import TimelineEntry
+
+HOSTILE = "evil[/x] [bold red]boom[/] \x1b[31mred\x1b[0m\x07\r"
+NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
+
+
+def assert_safe(text: str) -> None:
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert "\r" not in text
+    assert "[/x]" in text  # shown as typed, not taken as markup
+    assert "\\x1b[31mred" in text
+
+
+class TestRendering:
+    """Each view renders hostile strings literally, whatever the width."""
+
+    @pytest.mark.parametrize("width", [80, 200])
+    def test_errors(self, width: int) -> None:
+        rows = [
+            {
+                "error_type": HOSTILE,
+                "error_count": 1,
+                "workflow_count": 1,
+                "worst_severity": "high",
+                "recovered_count": 0,
+                "agents": [HOSTILE],
+                "last_seen": NOW,
+                "last_message": HOSTILE,
+            }
+        ]
+        assert_safe(render_errors(rows, NOW, width=width))
+
+    def test_patterns(self) -> None:
+        rows = [
+            {
+                "error_type": HOSTILE,
+                "recovery_strategy": HOSTILE,
+                "success_count": 3,
+                "workflow_count": 2,
+                "avg_recovery_duration_ms": 10,
+                "avg_confidence": 0.9,
+                "last_correlated_at": NOW,
+            }
+        ]
+        assert_safe(render_patterns(rows, 3, width=250))
+
+    def test_show(self) -> None:
+        error = TimelineEntry(
+            kind="error",
+            id=uuid.uuid4(),
+            at=NOW,
+            agent_name=HOSTILE,
+            data={"error_type": HOSTILE, "error_message": HOSTILE, "error_severity": "high"},
+        )
+        view = WorkflowView(
+            correlation_id=uuid.uuid4(),
+            summary={"agents_involved": [HOSTILE]},
+            timeline=[error],
+            diffs={},
+        )
+        assert_safe(render_show(view, width=250))
+
+
+class TestPrintable:
+    """printable escapes control characters in nested data and keeps the rest."""
+
+    def test_nested(self) -> None:
+        value = {"a": ["x\x1by", ("\x00", 1)], "b": "ok\n\ttab"}
+        assert printable(value) == {"a": ["x\\x1by", ("\\x00", 1)], "b": "ok\n\ttab"}
