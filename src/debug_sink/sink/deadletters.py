@@ -56,6 +56,7 @@ DLQ_HEADERS = (
     "__connect.errors.exception.class.name",
     "__connect.errors.exception.message",
 )
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Set when a letter's value was cut: ``original_bytes=N sha256=HEX``.
 TRUNCATED_HEADER: Final = "debug-sink.truncated"
 _MAX_REASON: Final = 4000
@@ -177,7 +178,9 @@ DeadLetterPublisher = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 
 
 class DeadLetterTopic:
-    """Produces dead letters to ``topic`` through ``producer`` (an aiokafka producer)."""
+    """Produces dead letters to ``topic`` through ``producer`` (an aiokafka producer). A
+    letter with neither key nor value is sent with an empty value (aiokafka cannot send
+    both null); the table keeps the null."""
 
     def __init__(self, producer: Any, topic: str) -> None:
         self._producer = producer
@@ -201,6 +204,11 @@ class DeadLetterTopic:
             raise BrokerUnavailable(f"cannot produce dead letters to {self.topic}: {exc}") from exc
 
     async def _send(self, d: DeadLetter, value: bytes | None) -> Any:
+        if value is None and d.key is None:
+            # Kafka allows a record with neither key nor value (librdkafka sends one);
+            # aiokafka's producer refuses it (AssertionError). The copy gets an empty value;
+            # its reason says the value was null.
+            value = b""
         try:
             return await self._producer.send(
                 self.topic, value, key=d.key, headers=_kafka_headers(d, value)
@@ -234,8 +242,9 @@ class DeadLetterTopic:
         )
 
 
-def _kafka_headers(d: DeadLetter, value: bytes | None) -> list[tuple[str, bytes]]:
-    headers = [(k, v if v is not None else b"") for k, v in d.headers]
+def _kafka_headers(d: DeadLetter, value: bytes | None) -> list[tuple[str, bytes | None]]:
+    # A null header value stays null: the topic copy is the message as it was sent.
+    headers: list[tuple[str, bytes | None]] = list(d.headers)
     headers += [
         (DLQ_HEADERS[0], d.origin.topic.encode()),
         (DLQ_HEADERS[1], str(d.origin.partition).encode()),
@@ -254,11 +263,13 @@ def _kafka_headers(d: DeadLetter, value: bytes | None) -> list[tuple[str, bytes]
 def _record_time(timestamp_ms: int | None) -> datetime | None:
     """The record timestamp as a date, or None when it is not one (absent, negative, or
     beyond what a date can hold: producers may send any 64-bit number)."""
-    if not timestamp_ms or timestamp_ms < 0:
-        return None
+    if timestamp_ms is None or timestamp_ms < 0:
+        return None  # 0 is a date (the epoch); -1 is Kafka's "no timestamp"
     try:
-        return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
+        # Integer arithmetic: timestamp_ms / 1000 as a float is off by microseconds in
+        # late years (9999-12-31T23:59:59.999 became .998993).
+        return _EPOCH + timedelta(milliseconds=timestamp_ms)
+    except OverflowError:
         return None
 
 
@@ -337,17 +348,17 @@ async def list_dead_letters(
     dsn: str,
     *,
     schema: str = "public",
-    since: timedelta | None = None,
+    since: datetime | None = None,
     topic: str | None = None,
     error_class: str | None = None,
     limit: int = 50,
     ssl: Any = None,
 ) -> list[DeadLetterRow]:
-    """Newest first."""
+    """Newest first; ``since``: only those received at or after that moment."""
     async with connection(dsn, schema=schema, ssl=ssl, application_name="debug-sink-cli") as conn:
         rows = await conn.fetch(
             _sql("newest"),
-            datetime.now(UTC) - since if since else None,
+            since,
             topic,
             error_class,
             limit,

@@ -5,13 +5,22 @@ Owns :class:`Redactor`, which the sink and the SDK both run on everything they s
 - by *key*: the value under a secret-looking key is replaced by ``"[REDACTED]"`` -- keys
   normalised first (:func:`~debug_sink.wire.secrets.normalise_key`: NFKC, case, look-alike
   letters, invisible characters, separators), also in name/value pair lists
-  (``{"name": "Authorization", "value": "..."}``);
+  (``{"name": "Authorization", "value": "..."}``) and in two-item lists whose first item
+  is such a name (``["X-Api-Key", "..."]``, headers as HTTP clients list them);
 - by *value*: every string is scanned for secret formats
-  (:class:`~debug_sink.wire.secrets.SecretScrubber`) and only the secret is replaced; a
-  string holding a JSON object or array is parsed, redacted as JSON and written back.
+  (:class:`~debug_sink.wire.secrets.SecretScrubber`) and only the secret is replaced -- keys
+  too (``{"sk-...": "alice"}``); a string holding a JSON object or array is parsed, redacted
+  as JSON and written back.
 
 Value scanning is precise and slow, so it runs only where a cheap linear-time pass over the
 message (or the value's JSON) says a secret may be present (:meth:`Redactor.may_contain`).
+
+Depth: the walk recurses, two frames a level, and orjson parses JSON up to 1024 levels deep
+-- deeper than Python's recursion limit lets a walk go. JSON this module parses itself (a
+dead letter's bytes, JSON inside a string) is walked only while the whole walk stays within
+:data:`MAX_WALK_DEPTH` levels; deeper, it is scrubbed as text (secret formats and
+secret-named pairs). A value passed to :meth:`Redactor.redact` is walked as it is: its own
+depth is the caller's to bound (the sink refuses messages deeper than ``max_depth`` first).
 
 Guarantees: the input is never mutated; when nothing is redacted the input object itself is
 returned, otherwise a copy in which only the containers on the way to a change are new;
@@ -36,11 +45,15 @@ from debug_sink.wire.secrets import (
     normalise_key,
 )
 
-__all__ = ["DEFAULT_REDACT_PATTERNS", "REDACTED", "Redactor", "normalise_key"]
+__all__ = ["DEFAULT_REDACT_PATTERNS", "MAX_WALK_DEPTH", "REDACTED", "Redactor", "normalise_key"]
 
 #: The default secret names: regexes searched in the :func:`normalise_key` form of a key.
 DEFAULT_REDACT_PATTERNS: Final[tuple[str, ...]] = SECRET_KEY_PATTERNS
 
+#: Deepest walk over JSON this module parses (see the module doc): 2 frames a level, well
+#: inside Python's 1000 with the caller's stack on top; and as deep as orjson writes JSON
+#: (a redacted JSON is written back).
+MAX_WALK_DEPTH: Final = 254
 _CACHE_LIMIT: Final = 10_000
 _SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
 _NON_TEXT: Final[frozenset[type]] = frozenset({int, float, bool, type(None)})
@@ -48,6 +61,7 @@ _CONTAINERS: Final = (dict, list, tuple)
 #: Keys that name the other entry of a name/value pair, and that entry's keys.
 _PAIR_NAMES: Final = ("name", "key", "header", "field", "Name", "Key", "Header", "Field")
 _PAIR_VALUES: Final = ("value", "val", "Value", "Val")
+_PAIR_VALUE_SET: Final = frozenset(_PAIR_VALUES)
 
 _T = TypeVar("_T")
 
@@ -146,16 +160,20 @@ class Redactor:
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
-            scrubbed = self._scrubber.scrub_bytes(data)
-            return scrubbed, scrubbed is not data
+            return self._scrub_bytes(data)
+        if _deeper_than(parsed, MAX_WALK_DEPTH, data):
+            return self._scrub_bytes(data)
         redacted, changed = self.redact(parsed, values=True)
         if not changed:
             return data, False
         try:
             return orjson.dumps(redacted), True
         except TypeError:  # unencodable (too deep): fall back to the text scan
-            scrubbed = self._scrubber.scrub_bytes(data)
-            return scrubbed, scrubbed is not data
+            return self._scrub_bytes(data)
+
+    def _scrub_bytes(self, data: bytes) -> tuple[bytes, bool]:
+        scrubbed = self._scrubber.scrub_bytes(data)
+        return scrubbed, scrubbed is not data
 
     # -- walking --------------------------------------------------------------------------
 
@@ -167,23 +185,38 @@ class Redactor:
         except TypeError:
             return True
 
-    def _scrub(self, text: str) -> str:
+    def _scrub(self, text: str, depth: int = 0) -> str:
+        if len(text) < 8:
+            return text
         stripped = text.strip()
         if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
-            redacted = self._json_in_string(stripped)
+            # JSON inside a string: its keys are redacted by name, which no pass over
+            # values can foresee.
+            redacted = self._json_in_string(stripped, depth)
             if redacted is not None:
                 return redacted if redacted != stripped else text
+        # Most strings of a message that may hold a secret hold none: the linear-time pass
+        # again, per string, before the precise (slow) scan. It reads JSON as sent, where a
+        # quote inside a string is \" -- so a quote is shown to it that way
+        # ('"password": "x"' in a log line is a secret-named pair).
+        if not self._scrubber.may_contain(text) and not (
+            '"' in text and self._scrubber.may_contain(text.replace('"', '\\"'))
+        ):
+            return text
         return self._scrubber.scrub(text)
 
-    def _json_in_string(self, text: str) -> str | None:
-        """JSON inside a string (tool-call arguments), redacted as JSON; None if not JSON."""
+    def _json_in_string(self, text: str, depth: int) -> str | None:
+        """JSON inside a string (tool-call arguments) found ``depth`` levels into a walk,
+        redacted as JSON; None if not JSON, or too deep to walk (then it is text)."""
         try:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(parsed, dict | list):
+        if not isinstance(parsed, dict | list) or _deeper_than(
+            parsed, MAX_WALK_DEPTH - depth, text
+        ):
             return None
-        redacted = self._walk(parsed, True)
+        redacted = self._walk(parsed, True, depth + 1)
         if redacted is parsed:
             return text
         try:
@@ -191,13 +224,13 @@ class Redactor:
         except TypeError:
             return None
 
-    def _walk(self, value: Any, values: bool) -> Any:
+    def _walk(self, value: Any, values: bool, depth: int = 0) -> Any:
         if isinstance(value, dict):
-            return self._walk_dict(value, values)
+            return self._walk_dict(value, values, depth)
         if isinstance(value, list | tuple):
-            return self._walk_sequence(value, values)
+            return self._walk_sequence(value, values, depth)
         if values and type(value) is str:
-            return self._scrub(value)
+            return self._scrub(value, depth)
         return value
 
     def _secret_keys(self, keys: Iterable[object]) -> set[object]:
@@ -215,17 +248,18 @@ class Redactor:
                 clean.add(key)
         return secret
 
-    def _walk_dict(self, mapping: dict[Any, Any], values: bool) -> dict[Any, Any]:
+    def _walk_dict(self, mapping: dict[Any, Any], values: bool, depth: int) -> dict[Any, Any]:
         keys = mapping.keys()
         secret = None if keys <= self._clean else self._secret_keys(keys)
-        pair_value = self._pair_value_key(mapping)
+        pairs = not keys.isdisjoint(_PAIR_VALUE_SET)
         if (
             not secret
-            and pair_value is None
+            and not pairs
             and not values
             and _SCALARS.issuperset(map(type, mapping.values()))
         ):
             return mapping
+        pair_value = self._pair_value_key(mapping) if pairs else None
         copy: dict[Any, Any] | None = None
         for key, value in mapping.items():
             if (secret and key in secret) or key == pair_value:
@@ -235,7 +269,7 @@ class Redactor:
                     continue
                 new: Any = REDACTED
             elif isinstance(value, _CONTAINERS) or (values and type(value) is str):
-                new = self._walk(value, values)
+                new = self._walk(value, values, depth + 1)
                 if new is value:
                     continue
             else:
@@ -243,11 +277,34 @@ class Redactor:
             if copy is None:
                 copy = dict(mapping)
             copy[key] = new
+        if values:
+            copy = self._scrub_keys(copy if copy is not None else mapping) or copy
         return mapping if copy is None else copy
+
+    def _scrub_keys(self, mapping: dict[Any, Any]) -> dict[Any, Any] | None:
+        """``mapping`` with secrets written as keys (``{"sk-...": "alice"}``, a cache keyed
+        by token) replaced in the key; None if there is none. A key that would become equal
+        to another gets a suffix (``[REDACTED] #2``): no entry is lost."""
+        scrubber = self._scrubber
+        if not any(type(key) is str and scrubber.may_contain(key) for key in mapping):
+            return None
+        renamed: dict[Any, Any] = {}
+        changed = False
+        for key, value in mapping.items():
+            new = scrubber.scrub(key) if type(key) is str else key
+            if new != key:
+                changed = True
+                candidate, n = new, 1
+                while candidate in renamed or candidate in mapping:
+                    n += 1
+                    candidate = f"{new} #{n}"
+                new = candidate
+            renamed[new] = value
+        return renamed if changed else None
 
     def _pair_value_key(self, mapping: dict[Any, Any]) -> str | None:
         """In ``{"name": "Authorization", "value": "..."}``: the key of the value entry."""
-        if len(mapping) > 6 or not any(key in mapping for key in _PAIR_VALUES):
+        if len(mapping) > 6:
             return None
         for name_key in _PAIR_NAMES:
             name = mapping.get(name_key)
@@ -258,14 +315,27 @@ class Redactor:
         return None
 
     def _walk_sequence(
-        self, items: list[Any] | tuple[Any, ...], values: bool
+        self, items: list[Any] | tuple[Any, ...], values: bool, depth: int
     ) -> list[Any] | tuple[Any, ...]:
+        if (
+            len(items) == 2
+            and type(items[0]) is str
+            and _name_like(items[0])
+            and self.matches(items[0])
+        ):
+            # A [name, value] pair: headers as HTTP clients list them.
+            name, value = items
+            if (type(value) is str and value == REDACTED) or (
+                type(value) in _NON_TEXT and name in self._counts
+            ):
+                return items
+            return (name, REDACTED) if isinstance(items, tuple) else [name, REDACTED]
         if not values and _SCALARS.issuperset(map(type, items)):
             return items
         copy: list[Any] | None = None
         for index, item in enumerate(items):
             if isinstance(item, _CONTAINERS) or (values and type(item) is str):
-                new = self._walk(item, values)
+                new = self._walk(item, values, depth + 1)
                 if new is not item:
                     if copy is None:
                         copy = list(items)
@@ -273,3 +343,31 @@ class Redactor:
         if copy is None:
             return items
         return tuple(copy) if isinstance(items, tuple) else copy
+
+
+def _name_like(text: str) -> bool:
+    """Short, without spaces, ``:`` or ``=``: a name, not a header line or a sentence."""
+    return len(text) <= 64 and not any(ch.isspace() or ch in ":=" for ch in text)
+
+
+def _deeper_than(value: Any, limit: int, text: bytes | str) -> bool:
+    """Whether parsed JSON ``value`` (parsed from ``text``) nests containers more than
+    ``limit`` levels deep. Counting brackets in the text settles most cases; else one
+    iterative pass (a recursive one would fail on what it is asked about)."""
+    if isinstance(text, bytes):
+        brackets = text.count(b"[") + text.count(b"{")
+    else:
+        brackets = text.count("[") + text.count("{")
+    if brackets <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend(
+            (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
+        )
+    return False
