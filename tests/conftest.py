@@ -125,7 +125,7 @@ async def _admin(dsn: str) -> asyncpg.Connection:
     return await asyncpg.connect(dsn)
 
 
-async def _least_privilege_roles(admin: asyncpg.Connection) -> None:
+async def least_privilege_roles(admin: asyncpg.Connection) -> None:
     """The login roles the sink and the read side use in tests (see support.as_writer)."""
     for role in (WRITER_ROLE, READER_ROLE):
         exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
@@ -143,7 +143,7 @@ async def template_db(pg_dsn: str) -> AsyncIterator[str]:
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         await migrate_up(with_database(pg_dsn, name))
-        await _least_privilege_roles(admin)
+        await least_privilege_roles(admin)
         await grant(with_database(pg_dsn, name), writer=WRITER_ROLE, reader=READER_ROLE)
         yield name
     finally:

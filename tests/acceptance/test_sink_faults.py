@@ -17,12 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from debug_sink.db.grants import grant
 from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedPostgres
 from tests import support as s
-from tests.conftest import EMBEDDED_PG_SETTINGS
+from tests.conftest import EMBEDDED_PG_SETTINGS, least_privilege_roles
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -207,6 +209,12 @@ class TestDatabaseOutage:
         server.start()
         try:
             await migrate_up(server.dsn)
+            admin = await asyncpg.connect(server.dsn)
+            try:  # the sink runs as the writer role here too
+                await least_privilege_roles(admin)
+            finally:
+                await admin.close()
+            await grant(server.dsn, writer=s.WRITER_ROLE, reader=s.READER_ROLE)
             workload = s.mixed_workload(kafka, 600, seed=21)
             half = len(workload.messages) // 2
             await s.produce(kafka, workload.messages[:half])
