@@ -320,8 +320,8 @@ class Redactor:
         if (
             len(items) == 2
             and type(items[0]) is str
-            and _name_like(items[0])
             and self.matches(items[0])
+            and _name_like(items[0])
         ):
             # A [name, value] pair: headers as HTTP clients list them.
             name, value = items
@@ -345,9 +345,12 @@ class Redactor:
         return tuple(copy) if isinstance(items, tuple) else copy
 
 
+_NAME: Final = re.compile(r"[^\s:=]{1,64}")
+
+
 def _name_like(text: str) -> bool:
     """Short, without spaces, ``:`` or ``=``: a name, not a header line or a sentence."""
-    return len(text) <= 64 and not any(ch.isspace() or ch in ":=" for ch in text)
+    return _NAME.fullmatch(text) is not None
 
 
 def _deeper_than(value: Any, limit: int, text: bytes | str) -> bool:
