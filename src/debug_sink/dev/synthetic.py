@@ -74,6 +74,7 @@ SUCCESS_COLUMNS: Final = (
     "retry_count",
     "success_factors",
     "occurred_at",
+    "recovers_error_ids",
 )
 STEP_COLUMNS: Final = (
     "id",
@@ -89,6 +90,7 @@ STEP_COLUMNS: Final = (
     "started_at",
     "completed_at",
     "duration_ms",
+    "parent_step_id",
 )
 #: Agents, their operations, and each operation's fallback and typical errors.
 AGENTS: Final[dict[str, tuple[str, ...]]] = {
@@ -159,7 +161,11 @@ class Event:
 
 @dataclass(slots=True)
 class Workload:
-    """Generated events in arrival order, grouped into waves, and the true recoveries."""
+    """Generated events in arrival order, grouped into waves, and the true recoveries.
+
+    A row omits the columns it leaves NULL. ``stated``: the true recoveries whose success
+    names its error in ``recovers_error_ids`` (a subset of ``truth``); ``deliveries``: events
+    delivered, duplicates included."""
 
     waves: list[list[Event]]
     truth: set[tuple[UUID, UUID]]
@@ -167,6 +173,11 @@ class Workload:
     successes: int
     steps: int
     unrecovered_errors: int
+    stated: set[tuple[UUID, UUID]] = field(default_factory=set)
+
+    @property
+    def deliveries(self) -> int:
+        return sum(len(wave) for wave in self.waves)
 
     def describe(self) -> dict[str, int]:
         return {
@@ -175,7 +186,9 @@ class Workload:
             "successes": self.successes,
             "steps": self.steps,
             "recoveries": len(self.truth),
+            "stated": len(self.stated),
             "unrecovered_errors": self.unrecovered_errors,
+            "deliveries": self.deliveries,
         }
 
 
