@@ -13,7 +13,9 @@ the other; an attempt fails with ``failure_rate``; after a failure the agent
 - falls back to another operation of its own (the fallback's success recovers the error),
 - delegates to another agent (that agent's success recovers it),
 - or gives up (the error is never recovered; sometimes the same operation is run again later
-  for unrelated work and succeeds, which is *not* a recovery: deliberate ambiguity).
+  for unrelated work and succeeds, which is *not* a recovery: deliberate ambiguity). With
+  ``p_intended_strategy`` such an error names the strategy the agent meant to use (fallback,
+  retry) although none followed.
 
 Agents fill the error's recovery fields and the success's ``success_type`` / ``retry_count``
 only some of the time (``p_declares`` etc.), agents' clocks are skewed by up to
@@ -139,6 +141,9 @@ class SyntheticConfig:
     max_retries: int = 3
     p_compound: float = 0.05  # two operations fail, one recovery fixes both
     p_rerun_after_giving_up: float = 0.15  # same operation later, unrelated: not a recovery
+    # giving up, the error names the strategy the agent meant to use (fallback or retry):
+    # the shape of most false links measured on a labeled fleet (issue 13); 0 by default
+    p_intended_strategy: float = 0.0
     p_declares: float = 0.7  # the error names its recovery_strategy
     p_recovery_type: float = 0.6  # the recovering success says recovery_success
     p_reports_retries: float = 0.8  # the retried success reports retry_count
@@ -361,6 +366,8 @@ def _run_task(
         _delegate(wf, agent, operation, step, agents)
     else:
         strategy = rng.choice((None, None, "skip", "abort"))
+        if cfg.p_intended_strategy and rng.random() < cfg.p_intended_strategy:
+            strategy = rng.choice(("fallback", "retry"))
         wf.attempt(
             agent,
             operation,

@@ -505,10 +505,11 @@ class TestRebuild:
         self, db_dsn: str, conn: asyncpg.Connection, correlator: Correlator
     ) -> None:
         """Links written by someone else (a benchmark's seed) become known fixes; the first
-        run then links the rest and counts no error twice."""
+        run then links the rest and counts no error twice (the seeded link is one the evidence
+        supports: the correlator keeps it)."""
         linked, unlinked = uuid.uuid4(), uuid.uuid4()
-        err = await add_error(conn, linked, 0)
-        ok = await add_success(conn, linked, 1)
+        err = await add_error(conn, linked, 0, recovery_attempted=True)
+        ok = await add_success(conn, linked, 1, retry_count=1)
         await conn.execute(
             "INSERT INTO debug_error_success_correlation (error_event_id, success_event_id, "
             "correlation_id, recovery_duration_ms, recovery_strategy, confidence_score) "

@@ -5,8 +5,9 @@ Owns :data:`WORKLOADS`. Each generator is pure and seeded and returns a
 :func:`debug_sink.dev.fill.measure` loads one wave by wave, runs the correlator after each and
 scores its links.
 
-- ``synthetic`` (:mod:`debug_sink.dev.synthetic`): the **tuning** workload, the one the
-  correlator's weights were chosen on.
+- ``synthetic`` (:mod:`debug_sink.dev.synthetic`) and ``synthetic-intended`` (the same with
+  half the given-up errors naming the strategy the agent intended, the false-link shape the
+  issue reports): the **tuning** workloads, the ones the correlator's weights were chosen on.
 - ``pipelines`` (:mod:`.pipelines`) and ``branches`` (:mod:`.branches`): **held out**,
   written from descriptions of agent fleets before the weights were changed and never used to
   choose them; each documents its conventions. Their scores are the ones to believe.
@@ -34,11 +35,16 @@ class LabeledWorkload:
     summary: str
 
 
-def _synthetic(seed: int | None, stated_fraction: float) -> Workload:
-    if stated_fraction:
-        raise ValueError("the synthetic workload has no agents that state their links")
-    config = synthetic.SyntheticConfig()
-    return synthetic.generate(config if seed is None else synthetic.SyntheticConfig(seed=seed))
+def _synthetic(intended: float) -> Callable[[int | None, float], Workload]:
+    def make(seed: int | None, stated_fraction: float) -> Workload:
+        if stated_fraction:
+            raise ValueError("the synthetic workload has no agents that state their links")
+        config = synthetic.SyntheticConfig(p_intended_strategy=intended)
+        if seed is not None:
+            config = synthetic.SyntheticConfig(seed=seed, p_intended_strategy=intended)
+        return synthetic.generate(config)
+
+    return make
 
 
 def _pipelines(seed: int | None, stated_fraction: float) -> Workload:
@@ -59,8 +65,13 @@ def _branches(seed: int | None, stated_fraction: float) -> Workload:
 WORKLOADS: Final[dict[str, LabeledWorkload]] = {
     "synthetic": LabeledWorkload(
         "tuning",
-        _synthetic,
+        _synthetic(0.0),
         "interleaved agents, retries, fallbacks, delegation, give-ups, late arrivals",
+    ),
+    "synthetic-intended": LabeledWorkload(
+        "tuning",
+        _synthetic(0.5),
+        "synthetic, half the errors given up on naming the strategy the agent intended",
     ),
     "pipelines": LabeledWorkload(
         "held-out",
