@@ -171,6 +171,7 @@ __all__ = [
     "Correlator",
     "CorrelatorResult",
     "correlator_job",
+    "export_agreement",
 ]
 
 log = structlog.get_logger("debug_sink.jobs.correlator")
@@ -404,11 +405,22 @@ class Correlator:
         return result
 
 
+def export_agreement(metrics: Any, agreement: Agreement) -> None:
+    """Set the agreement gauges of :class:`~debug_sink.metrics.Metrics` from the totals."""
+    for outcome in ("agreed", "wrong", "missed"):
+        metrics.correlator_agreement.labels(outcome).set(getattr(agreement, outcome))
+    for measure in ("precision", "recall"):
+        value = getattr(agreement, measure)
+        if value is not None:
+            metrics.correlator_inference.labels(measure).set(value)
+
+
 def correlator_job(settings: Settings, *, metrics: Any = None) -> Job | None:
     """The ``run`` service's periodic job, or None when ``correlator_interval`` is 0.
 
-    Transient failures propagate (the service retries at the next tick); a permanent one is
-    logged and counted, and the sink keeps ingesting.
+    After each run it exports the agreement of inference with stated links
+    (:func:`export_agreement`). Transient failures propagate (the service retries at the next
+    tick); a permanent one is logged and counted, and the sink keeps ingesting.
     """
     if settings.correlator_interval <= 0:
         return None
@@ -429,5 +441,7 @@ def correlator_job(settings: Settings, *, metrics: Any = None) -> Job | None:
             log.error("correlator_failed", error=str(exc))
             return
         count("ran" if result.ran else "skipped")
+        if result.ran and metrics is not None:
+            export_agreement(metrics, result.agreement)
 
     return Job("correlator", settings.correlator_interval, job)
