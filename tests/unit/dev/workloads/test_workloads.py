@@ -100,7 +100,8 @@ class TestHeldOut:
         assert small(name).stated == set()
         workload = small(name, stated=0.5)
         rows = rows_by_id(workload)
-        assert workload.stated and workload.stated < workload.truth
+        assert workload.stated
+        assert workload.stated < workload.truth
         named = {
             (error, e.row["id"])
             for e in rows.values()
