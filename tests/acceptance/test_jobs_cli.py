@@ -122,6 +122,7 @@ class TestCommands:
         assert table.returncode == 0, table.stderr
         lines = table.stdout.splitlines()
         assert lines[0] == "known fixes for TimeoutError"
+        assert lines[1].split()[-2:] == ["stated", "examples"]
         assert lines[2].split()[:3] == ["retry", "3", "75.0%"]
         fixes = json.loads(
             run(db_dsn, "known-fixes", "TimeoutError", "--agent", "planner", "--json").stdout

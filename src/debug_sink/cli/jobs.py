@@ -187,7 +187,7 @@ def _known_fixes(args: argparse.Namespace) -> int:
 
 def _fixes_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The strategies as aligned columns; the examples, of any length, last."""
-    header = ("strategy", "recovered", "rate", "avg time", "confidence", "examples")
+    header = ("strategy", "recovered", "rate", "avg time", "confidence", "stated", "examples")
     table = [header] + [
         (
             str(r["recovery_strategy"]),
@@ -195,6 +195,7 @@ def _fixes_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             f"{r['success_rate'] * 100:.1f}%" if r["success_rate"] is not None else "-",
             _milliseconds(r["avg_recovery_ms"]),
             f"{r['avg_confidence']:.2f}" if r["avg_confidence"] is not None else "-",
+            str(r["stated_count"]),
             ", ".join(str(x) for x in r["example_correlation_ids"][:3]),
         )
         for r in rows

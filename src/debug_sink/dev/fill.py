@@ -1,9 +1,11 @@
 """Synthetic workloads in the database: loading them, measuring the correlator on them.
 
-Owns :func:`load` (COPY a wave of events into the tables), :func:`measure` (load the waves
-one by one, run the correlator after each, score the links against the truth) and
-:func:`bulk_fill` (many small workflows in seconds, for retention and cost tests). The
-workloads themselves come from :mod:`debug_sink.dev.synthetic`.
+Owns :func:`load` (COPY a wave of events into the tables, skipping duplicate deliveries as
+the sink does), :func:`measure` (load the waves one by one, parking steps whose parent has not
+arrived as the sink does, run the correlator after each wave, score the links against the
+truth) and :func:`bulk_fill` (many small workflows in seconds, for retention and cost tests).
+The labeled workloads themselves come from :mod:`debug_sink.dev.synthetic` and
+:mod:`debug_sink.dev.workloads`.
 """
 
 from __future__ import annotations
