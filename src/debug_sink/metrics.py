@@ -92,6 +92,21 @@ class Metrics:
         self.correlator_runs = Counter(
             "debug_sink_correlator_runs", "Correlator runs", ["outcome"], registry=r
         )
+        self.correlator_agreement = Gauge(
+            "debug_sink_correlator_agreement",
+            "Errors where the correlator's blind inference can be checked against links the "
+            "agents stated, by outcome: agreed (inferred the stated link), wrong (inferred a "
+            "link the agents contradict), missed (did not infer a stated link)",
+            ["outcome"],
+            registry=r,
+        )
+        self.correlator_inference = Gauge(
+            "debug_sink_correlator_inference",
+            "Precision and recall of the correlator's inference measured against the links "
+            "agents stated (absent until some are stated)",
+            ["measure"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,8 +15,10 @@ from tests import support as s
 
 def run(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The command against ``dsn``, logging JSON and only warnings (stdout is the answer):
-    ``known-fixes`` as the read-only role, the jobs as the sink's writer role."""
-    role = s.as_reader(dsn) if args[0] == "known-fixes" else s.as_writer(dsn)
+    ``known-fixes`` and ``correlate --report`` as the read-only role, the jobs as the sink's
+    writer role."""
+    reads = args[0] == "known-fixes" or "--report" in args
+    role = s.as_reader(dsn) if reads else s.as_writer(dsn)
     env = s.cli_env(role, DEBUG_SINK_LOG_FORMAT="json", DEBUG_SINK_LOG_LEVEL="warning")
     return s.run_cli(*args, env=env)
 
@@ -46,8 +48,65 @@ async def seed(conn: asyncpg.Connection) -> None:
             )
 
 
+async def seed_stated(conn: asyncpg.Connection) -> None:
+    """Two errors whose recoveries the agents stated: a retry that inference finds too, and
+    a hand-over to another agent that inference cannot see."""
+    now = await conn.fetchval("SELECT clock_timestamp()")
+    for agent in ("planner", "writer"):
+        corr, error = uuid.uuid4(), uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO debug_error_events (id, correlation_id, error_type, error_category, "
+            "error_severity, error_message, agent_name, operation_name, occurred_at) "
+            "VALUES ($1, $2, 'TimeoutError', 'external', 'high', 'm', 'planner', 'fetch', $3)",
+            error,
+            corr,
+            now - timedelta(minutes=5),
+        )
+        await conn.execute(
+            "INSERT INTO debug_success_events (correlation_id, success_type, operation_name, "
+            "agent_name, retry_count, recovers_error_ids, occurred_at) "
+            "VALUES ($1, $2, $3, $4, $5, ARRAY[$6::uuid], $7)",
+            corr,
+            "recovery_success" if agent == "planner" else "task_completion",
+            "fetch" if agent == "planner" else "draft",
+            agent,
+            1 if agent == "planner" else 0,
+            error,
+            now - timedelta(minutes=4),
+        )
+
+
 class TestCommands:
     """Each command does its job and prints a readable or a JSON answer."""
+
+    async def test_correlate_report(self, db_dsn: str, conn: asyncpg.Connection) -> None:
+        """How far inference agrees with the links agents stated, read-only, over a window."""
+        empty = run(db_dsn, "correlate", "--report")
+        assert empty.returncode == 0, empty.stderr
+        assert empty.stdout.strip() == "no stated links to compare inference with (all errors)"
+        await seed_stated(conn)
+        assert run(db_dsn, "correlate", "--once").returncode == 0
+
+        report = run(db_dsn, "correlate", "--report")
+        assert report.returncode == 0, report.stderr
+        lines = report.stdout.splitlines()
+        assert lines[0] == "inference against the links agents stated (all errors):"
+        assert lines[1].split() == ["agreed", "wrong", "missed", "precision", "recall"]
+        assert lines[2].split() == ["all", "1", "0", "1", "1.000", "0.500"]
+        assert lines[3].split() == ["planner", "1", "0", "1", "1.000", "0.500"]
+        as_json = json.loads(run(db_dsn, "correlate", "--report", "--json").stdout)
+        assert as_json["total"] == {
+            "agent_name": None,
+            "agreed": 1,
+            "wrong": 0,
+            "missed": 1,
+            "precision": 1.0,
+            "recall": 0.5,
+        }
+        assert [a["agent_name"] for a in as_json["agents"]] == ["planner"]
+        recent = json.loads(run(db_dsn, "correlate", "--report", "--since", "1m", "--json").stdout)
+        assert recent["total"]["agreed"] + recent["total"]["missed"] == 0
+        assert recent["since"] is not None
 
     async def test_correlate_known_fixes_and_purge(
         self, db_dsn: str, conn: asyncpg.Connection
@@ -63,6 +122,7 @@ class TestCommands:
         assert table.returncode == 0, table.stderr
         lines = table.stdout.splitlines()
         assert lines[0] == "known fixes for TimeoutError"
+        assert lines[1].split()[-2:] == ["stated", "examples"]
         assert lines[2].split()[:3] == ["retry", "3", "75.0%"]
         fixes = json.loads(
             run(db_dsn, "known-fixes", "TimeoutError", "--agent", "planner", "--json").stdout

@@ -1,7 +1,8 @@
 """Migration 010: debug_error_recovery_patterns read from an aggregate that triggers keep equal
 to migration 005's definition over the rows, whatever writes the links: inserts, updates,
 deletes, cascades from deleted errors and successes, retyped errors, TRUNCATE, concurrent
-writers; the backfill of existing rows, and the rollback to 005's view."""
+writers; the backfill of existing rows, and the rollback to 005's view. Since migration 011
+the same triggers count the stated links among them (stated_count, inferred_count)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,23 @@ SELECT e.error_type, c.recovery_strategy, count(*) AS success_count,
        avg(c.confidence_score) AS avg_confidence,
        count(DISTINCT c.correlation_id) AS workflow_count,
        max(c.correlated_at) AS last_correlated_at
+  FROM debug_error_success_correlation c
+  JOIN debug_error_events e ON e.id = c.error_event_id
+ WHERE c.confidence_score >= 0.7
+ GROUP BY e.error_type, c.recovery_strategy
+"""
+
+#: The view's columns that 005 defined.
+COLUMNS_005 = (
+    "error_type, recovery_strategy, success_count, avg_recovery_duration_ms, avg_confidence, "
+    "workflow_count, last_correlated_at"
+)
+
+#: Migration 011's columns, from the rows.
+SOURCES_FROM_ROWS = """
+SELECT e.error_type, c.recovery_strategy,
+       count(*) FILTER (WHERE c.link_source = 'stated') AS stated_count,
+       count(*) FILTER (WHERE c.link_source = 'inferred') AS inferred_count
   FROM debug_error_success_correlation c
   JOIN debug_error_events e ON e.id = c.error_event_id
  WHERE c.confidence_score >= 0.7
@@ -67,9 +85,19 @@ async def rows_as_text(conn: asyncpg.Connection, sql: str) -> list[str]:
 
 async def assert_recovery_patterns_match_rows(conn: asyncpg.Connection) -> None:
     """The view returns what 005's definition computes from the rows, compared as text (same
-    values and numeric scales), and the per-workflow rows of the aggregate are exact."""
+    values and numeric scales), and the per-workflow rows of the aggregate are exact; from
+    migration 011 on, so are its stated and inferred counts."""
     want = await rows_as_text(conn, RECOVERY_PATTERNS_FROM_ROWS)
-    assert await rows_as_text(conn, "SELECT * FROM debug_error_recovery_patterns") == want
+    got = await rows_as_text(conn, f"SELECT {COLUMNS_005} FROM debug_error_recovery_patterns")
+    assert got == want
+    if await conn.fetchval(
+        "SELECT to_regclass('correlator_agreement') IS NOT NULL"
+    ):  # migration 011
+        assert await rows_as_text(
+            conn,
+            "SELECT error_type, recovery_strategy, stated_count, inferred_count "
+            "FROM debug_error_recovery_patterns",
+        ) == await rows_as_text(conn, SOURCES_FROM_ROWS)
     assert await rows_as_text(conn, WORKFLOWS_FROM_ROWS) == await rows_as_text(
         conn,
         "SELECT error_type, no_strategy, recovery_strategy, correlation_id, links, "
@@ -165,6 +193,7 @@ class Workload:
                 ("correlated_at", (T0, T0 + timedelta(seconds=9), T0 - timedelta(seconds=1))),
                 ("correlation_id", self.workflows),
                 ("recovery_path", ("unchanged aggregate",)),
+                ("link_source", ("stated", "inferred")),
             )
         )
         await self.conn.execute(
@@ -418,7 +447,7 @@ class TestMigration010:
             by_005 = await rows_as_text(conn, "SELECT * FROM debug_error_recovery_patterns")
             assert by_005
 
-            await migrate_up(empty_db_dsn)
+            await migrate_up(empty_db_dsn, to=10)
 
             assert await conn.fetchval("SELECT count(*) FROM recovery_pattern_stats") > 0
             assert await rows_as_text(conn, "SELECT * FROM debug_error_recovery_patterns") == (

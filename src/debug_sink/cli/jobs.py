@@ -1,6 +1,7 @@
 """The periodic jobs' commands: ``debug-sink correlate``, ``known-fixes`` and ``purge``.
 
-Owns their flags and output. The work is the components': the
+Owns their flags and output (``correlate --report``: how far the correlator's inference
+agrees with the links agents stated). The work is the components': the
 :class:`~debug_sink.jobs.correlator.Correlator`, the ``known_fixes()`` query of
 :class:`~debug_sink.read.queries.DebugQueries`, :class:`~debug_sink.jobs.retention.Retention`.
 Inside ``debug-sink run`` the same jobs run on a schedule (:mod:`debug_sink.jobs.schedule`).
@@ -15,7 +16,7 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from debug_sink.cli.common import (
@@ -25,11 +26,13 @@ from debug_sink.cli.common import (
     configure,
     duration,
     print_json,
+    printable,
     read,
     settings_from,
 )
+from debug_sink.cli.show import since_argument
 from debug_sink.errors import ConfigurationError
-from debug_sink.settings import ENV_PREFIX
+from debug_sink.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
     from debug_sink.jobs.correlator import Correlator
@@ -54,6 +57,8 @@ def _correlate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure(settings)
     settings.require_dsn()
+    if args.report:
+        return _agreement_report(args, settings)
     correlator = Correlator.from_settings(settings)
     if args.rebuild_known_fixes:
         asyncio.run(correlator.rebuild_known_fixes())
@@ -81,6 +86,59 @@ def _correlate(args: argparse.Namespace) -> int:
         )
     asyncio.run(_correlate_forever(correlator, interval))
     return 0
+
+
+def _agreement_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Inference against stated links, over the errors since ``--since`` (read side only)."""
+    from debug_sink.jobs.correlator import Agreement
+
+    since: datetime | None = args.since
+    rows = read(settings, lambda queries: queries.correlator_agreement(since))
+    scopes = [
+        {
+            "agent_name": row["agent_name"],
+            **Agreement(row["agreed"], row["wrong"], row["missed"]).as_dict(),
+        }
+        for row in rows
+    ]
+    if args.json:
+        print_json({"since": since, "total": scopes[0], "agents": scopes[1:]})
+        return 0
+    window = f"errors since {since.isoformat(timespec='seconds')}" if since else "all errors"
+    total = scopes[0]
+    if not total["agreed"] + total["wrong"] + total["missed"]:
+        print(f"no stated links to compare inference with ({window})")
+        return 0
+    print(f"inference against the links agents stated ({window}):")
+    header = ("", "agreed", "wrong", "missed", "precision", "recall")
+    table = [header] + [
+        (
+            "all" if scope["agent_name"] is None else printable(scope["agent_name"]),
+            str(scope["agreed"]),
+            str(scope["wrong"]),
+            str(scope["missed"]),
+            _ratio(scope["precision"]),
+            _ratio(scope["recall"]),
+        )
+        for scope in scopes
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print(
+            "  ".join(
+                cell.ljust(width) if i == 0 else cell.rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+    print(
+        "agreed: inference found the stated link; wrong: it linked an error elsewhere than "
+        "the agents said; missed: it did not find a stated link"
+    )
+    return 0
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 async def _correlate_forever(correlator: Correlator, interval: float) -> None:
@@ -129,7 +187,7 @@ def _known_fixes(args: argparse.Namespace) -> int:
 
 def _fixes_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The strategies as aligned columns; the examples, of any length, last."""
-    header = ("strategy", "recovered", "rate", "avg time", "confidence", "examples")
+    header = ("strategy", "recovered", "rate", "avg time", "confidence", "stated", "examples")
     table = [header] + [
         (
             str(r["recovery_strategy"]),
@@ -137,6 +195,7 @@ def _fixes_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             f"{r['success_rate'] * 100:.1f}%" if r["success_rate"] is not None else "-",
             _milliseconds(r["avg_recovery_ms"]),
             f"{r['avg_confidence']:.2f}" if r["avg_confidence"] is not None else "-",
+            str(r["stated_count"]),
             ", ".join(str(x) for x in r["example_correlation_ids"][:3]),
         )
         for r in rows
@@ -218,6 +277,19 @@ def register(sub: Subparsers) -> None:
         "--rebuild-known-fixes",
         action="store_true",
         help="recompute the known-fixes aggregate from the retained rows",
+    )
+    correlate.add_argument(
+        "--report",
+        action="store_true",
+        help="how far inference agrees with the links agents stated (precision, recall); "
+        "reads only",
+    )
+    correlate.add_argument(
+        "--since",
+        type=since_argument,
+        metavar="WHEN",
+        help="with --report: errors since a duration ago (24h, 7d) or an ISO 8601 time "
+        "(default: all retained)",
     )
     add_json_flag(correlate)
     correlate.set_defaults(handler=_correlate)

@@ -13,7 +13,9 @@ the other; an attempt fails with ``failure_rate``; after a failure the agent
 - falls back to another operation of its own (the fallback's success recovers the error),
 - delegates to another agent (that agent's success recovers it),
 - or gives up (the error is never recovered; sometimes the same operation is run again later
-  for unrelated work and succeeds, which is *not* a recovery: deliberate ambiguity).
+  for unrelated work and succeeds, which is *not* a recovery: deliberate ambiguity). With
+  ``p_intended_strategy`` such an error names the strategy the agent meant to use (fallback,
+  retry) although none followed.
 
 Agents fill the error's recovery fields and the success's ``success_type`` / ``retry_count``
 only some of the time (``p_declares`` etc.), agents' clocks are skewed by up to
@@ -74,6 +76,7 @@ SUCCESS_COLUMNS: Final = (
     "retry_count",
     "success_factors",
     "occurred_at",
+    "recovers_error_ids",
 )
 STEP_COLUMNS: Final = (
     "id",
@@ -89,6 +92,7 @@ STEP_COLUMNS: Final = (
     "started_at",
     "completed_at",
     "duration_ms",
+    "parent_step_id",
 )
 #: Agents, their operations, and each operation's fallback and typical errors.
 AGENTS: Final[dict[str, tuple[str, ...]]] = {
@@ -137,6 +141,9 @@ class SyntheticConfig:
     max_retries: int = 3
     p_compound: float = 0.05  # two operations fail, one recovery fixes both
     p_rerun_after_giving_up: float = 0.15  # same operation later, unrelated: not a recovery
+    # giving up, the error names the strategy the agent meant to use (fallback or retry):
+    # the shape of most false links measured on a labeled fleet (issue 13); 0 by default
+    p_intended_strategy: float = 0.0
     p_declares: float = 0.7  # the error names its recovery_strategy
     p_recovery_type: float = 0.6  # the recovering success says recovery_success
     p_reports_retries: float = 0.8  # the retried success reports retry_count
@@ -159,7 +166,11 @@ class Event:
 
 @dataclass(slots=True)
 class Workload:
-    """Generated events in arrival order, grouped into waves, and the true recoveries."""
+    """Generated events in arrival order, grouped into waves, and the true recoveries.
+
+    A row omits the columns it leaves NULL. ``stated``: the true recoveries whose success
+    names its error in ``recovers_error_ids`` (a subset of ``truth``); ``deliveries``: events
+    delivered, duplicates included."""
 
     waves: list[list[Event]]
     truth: set[tuple[UUID, UUID]]
@@ -167,6 +178,11 @@ class Workload:
     successes: int
     steps: int
     unrecovered_errors: int
+    stated: set[tuple[UUID, UUID]] = field(default_factory=set)
+
+    @property
+    def deliveries(self) -> int:
+        return sum(len(wave) for wave in self.waves)
 
     def describe(self) -> dict[str, int]:
         return {
@@ -175,7 +191,9 @@ class Workload:
             "successes": self.successes,
             "steps": self.steps,
             "recoveries": len(self.truth),
+            "stated": len(self.stated),
             "unrecovered_errors": self.unrecovered_errors,
+            "deliveries": self.deliveries,
         }
 
 
@@ -348,6 +366,8 @@ def _run_task(
         _delegate(wf, agent, operation, step, agents)
     else:
         strategy = rng.choice((None, None, "skip", "abort"))
+        if cfg.p_intended_strategy and rng.random() < cfg.p_intended_strategy:
+            strategy = rng.choice(("fallback", "retry"))
         wf.attempt(
             agent,
             operation,

@@ -2,102 +2,149 @@
 
 Owns ``debug_error_success_correlation`` (the only writer), the recovery fields it sets on
 ``debug_error_events``, the known-fixes aggregate (``known_fix_occurrences``,
-``known_fix_stats``) and the watermark ``correlator_state``. The matching is one SQL statement
-per chunk of workflows (``sql/correlator.sql``, query ``link``); this module runs it.
+``known_fix_stats``), the comparison of its inference with what agents state
+(``correlator_agreement`` and the ``agreement_*`` totals) and the watermark
+``correlator_state``. The matching is two SQL statements per chunk of workflows
+(``sql/correlator.sql``: ``choose`` scores and decides, ``apply`` writes); this module runs
+them.
 
-Rules (per workflow, i.e. per ``correlation_id``; an error is linked to at most one success,
-a success may recover several errors):
+**Stated links.** A success may name the errors it recovered (``recovers_error_ids``: the
+SDK fills it for a retried step, and for ``capture_success(..., recovers=...)``). Each named
+error of the same workflow is linked to the earliest success naming it, with ``link_source =
+'stated'`` and confidence 1, whatever the order in which the two arrived (the ids wait on the
+success row until the error is stored; an id never stored is never a link). Inference never
+replaces a stated link: a stated error's link is its statement, and a success that states
+what it recovers is no inference candidate for other errors.
+
+**Inferred links**, for every other error (per workflow, i.e. per ``correlation_id``; an error
+is linked to at most one success, a success may recover several errors):
 
 1. Candidates: a success of the same ``correlation_id`` that occurred after the error.
 2. The first later success of the error's own agent and operation (the operation worked
-   again) ends the search: successes after it are later work, not candidates. A success
-   that is that "first success of the same operation" for another error is explained
-   already and is not a candidate for an error of a different agent or operation. Several
-   errors of one operation before one success (retries) all have it as a candidate.
-3. Each remaining candidate gets a confidence from the evidence (clamped to [0, 1]):
+   again) ends the search, unless both carry a step number and they differ (another
+   invocation of the operation, e.g. a parallel branch): successes after it are later work,
+   not candidates. A success that is that "first success of the same operation" for another
+   error is explained already and is not a candidate for an error of a different agent or
+   operation. Several errors of one operation before one success (retries) all have it as a
+   candidate.
+3. Each remaining candidate gets a confidence from the evidence (clamped to [0, 1]). An
+   event's *step* is its ``execution_step``, else the ``step_number`` of the step row that
+   references it (``error_event_id`` / ``success_event_id``), whose ``attempt`` is its attempt.
 
-   ==========================================================  ======
-   base: same workflow, success after the error                 +0.25
-   same agent                                                   +0.15
-   same operation                                               +0.15
-   same execution_step (the step completed after all)           +0.15
-   success_type = recovery_success                              +0.15
-   retry_count > 0                                              +0.10
-   error.recovery_attempted                                     +0.05
-   error.recovery_strategy = retry: same agent and operation    +0.15
-                             retry: anything else               -0.10
+   ===================================================================  ======
+   base: same workflow, success after the error                          +0.25
+   same agent                                                            +0.15
+   same operation                                                        +0.15
+   same step (the failed step completed after all)                       +0.15
+   success_type = recovery_success                                       +0.20
+   retry_count > 0                                                       +0.10
+   the success's step attempt is higher than the error's (a retry)       +0.10
+   error.recovery_attempted                                              +0.05
+   error.recovery_strategy = retry: same agent and operation             +0.15
+                             retry: anything else                        -0.10
                  any other named strategy (fallback, escalate,
-                 delegate, ...): another agent or operation     +0.15
-                                 same agent and operation       -0.10
-                             skip                               -0.30
-                             abort                              -0.50
-   error.recovery_successful = false (the agent says it failed) -0.40
-   more than 1 hour between error and success                   -0.10
-   ==========================================================  ======
+                 delegate, ...): another agent or operation              +0.15
+                                 same agent and operation                -0.10
+                             skip                                        -0.30
+                             abort                                       -0.50
+   error.recovery_successful = false (the agent says it failed)          -0.40
+   more than 1 hour between error and success                            -0.10
+   *new work rather than a recovery:*
+   the success shows no recovery (not recovery_success, no retries,
+   first attempt)                                                        -0.05
+   same agent and operation in another step, not a later attempt         -0.30
+   the error's agent moved on before the success: it succeeded at
+   anything, gave up (an error saying skip or abort) or started the
+   operation again in another step                                       -0.30
+   another agent's success right after an error of its own (its own
+   recovery, more likely)                                                -0.10
+   ===================================================================  ======
 
 4. The error is linked to its best candidate (highest confidence, then earliest) when that
    confidence is at least :data:`MIN_CONFIDENCE` (0.6). So the same agent redoing the same
-   operation needs one more sign that it was a recovery (the same step, a retry count, a
-   ``recovery_success``, the error's attempt or declared retry); another operation or agent
-   needs a ``recovery_success`` or a declared non-retry strategy on top; an error whose agent
-   skipped or aborted, or said the recovery failed, stays unlinked unless the evidence is
-   overwhelming. An error without a qualifying candidate stays unlinked: unrecovered.
+   step needs one more sign that it was a recovery (a retry count, a higher attempt, a
+   ``recovery_success``, a declared retry); another operation or agent needs a
+   ``recovery_success`` or a declared non-retry strategy, and the error's agent must not have
+   moved on meanwhile; an error whose agent skipped or aborted, or said the recovery failed,
+   stays unlinked unless the evidence is overwhelming. An error without a qualifying
+   candidate stays unlinked: unrecovered.
 5. Late evidence moves a link: when a run re-examines a workflow and the best candidate of an
    already linked error is now another success (e.g. its true recovery arrived late), the
-   link is moved (the old row deleted, the new one inserted, the aggregate adjusted).
+   link is moved (the old row deleted, the new one inserted, the aggregate adjusted); when an
+   error has no candidate any more (e.g. a late event shows its agent had moved on), its
+   inferred link is removed, and so are the marks the correlator set on the error. Links
+   with several rows per error, stated links and links without a ``recovery_strategy`` (not
+   the correlator's) are never removed.
 
-Justification: agents retry an operation in place (same agent and operation, ``retry_count``
-counting up) or fall back to another operation or agent, which then reports a
+Justification: agents retry an operation in place (same agent, operation and step, the
+attempt counting up) or fall back to another operation or agent, which then reports a
 ``recovery_success``. Unrelated work of the same workflow goes on meanwhile (other agents,
-other operations): it must not count as a recovery, hence the weights on agent and operation
-and the "explained already" rule. The error's own fields are the agent's statement of what it
-tried; they confirm or contradict a candidate (``is_recoverable`` is a classification of the
-error, not evidence about a success, and is not used). Measured on :mod:`debug_sink.dev.synthetic`
-workflows (default config, seed 7: 300 workflows, 1,242 errors, 964 true recoveries, 10% of
-events one to three waves late): precision 0.909, recall 0.890; the floors are asserted in
-``tests/integration/test_correlator.py``.
+other operations, the same operation for other items or in parallel branches): it must not
+count as a recovery, hence the weights on agent and operation, the step, the "explained
+already" rule and the evidence of new work. The error's own fields are the agent's statement
+of what it tried: they confirm or contradict a candidate, but an agent that names a strategy
+and then gives up is common (the false links measured on a labeled fleet, issue 13), so a
+declared strategy alone does not link (``is_recoverable`` is a classification of the error,
+not evidence about a success, and is not used). The weights were chosen on the tuning
+workloads only (:mod:`debug_sink.dev.synthetic`, default and with ``p_intended_strategy =
+0.5``); precision and recall on them and on the held-out workloads of
+:mod:`debug_sink.dev.workloads` are in the README and asserted in
+``tests/integration/jobs/test_correlator.py``.
+
+**Agreement.** The same run also infers blind, as if no agent had stated anything, and
+compares: per error that is stated, or whose blind link goes to a success that states (other)
+errors, ``correlator_agreement`` keeps the stated and the blindly inferred success, and
+``correlator_state`` the totals (agreed, wrong, missed: :class:`Agreement`). That is
+inference's precision and recall measured on the operator's own fleet, wherever agents state
+links; the ``run`` service exports the totals as metrics and ``debug-sink correlate
+--report`` shows them over a time window.
 
 Each link gets: ``recovery_strategy`` = the error's ``recovery_strategy``, else the success's
 ``success_factors`` ``recovery_strategy`` / ``strategy``, else ``retry`` (same agent and
 operation) or ``fallback`` (anything else); ``recovery_duration_ms`` = success time - error
-time; ``intermediate_steps`` = the workflow's step rows that started between the error and
-the success (the recovering step included), or, for a workflow without step rows, the
-difference of the two ``execution_step`` values minus one; ``recovery_path`` = a readable
-line such as ``TimeoutError in planner.fetch -> retry -> recovery_success in planner.fetch
-(1 retry, 2 intermediate steps, 1500 ms)``; ``confidence_score`` as above.
+time (0 for a stated success stamped before its error); ``intermediate_steps`` = the
+workflow's step rows that started between the error and the success (the recovering step
+included), or, for a workflow without step rows, the difference of the two ``execution_step``
+values minus one; ``recovery_path`` = a readable line such as ``TimeoutError in
+planner.fetch -> retry -> recovery_success in planner.fetch (stated, 1 retry, 2 intermediate
+steps, 1500 ms)``; ``confidence_score`` as above (1 when stated); ``link_source``.
 
 A linked error gets ``recovery_successful = true`` and, when the agent did not set it,
-``resolved_at`` = the recovering success's ``occurred_at`` (moved along with a moved link). An
-agent-provided ``resolved_at`` is kept. An error that loses its only candidate is not unlinked.
+``resolved_at`` = the recovering success's ``occurred_at`` (moved along with a moved link).
+An agent-provided ``resolved_at`` is kept.
 
 Incremental: each run reads only the errors and successes committed since the previous run.
 The watermark is the snapshot of the previous run (``correlator_state.seen``): a row is new
 when the transaction that inserted it (``ingest_xid``, migration 008) is not visible in that
 snapshot, which is exact under concurrent writers (a sequence would be drawn in insert order
-but commit in another). The run then examines every error and success of the workflows that
-received new events, so late arrivals are handled: an error that lands after its recovering
-success, or a success that lands long after its time, brings its workflow back. Cost: the new
-events plus the events of their workflows, never the table.
+but commit in another). The run then examines every error, success and step row of the
+workflows that received new events, so late arrivals are handled: an error that lands after
+its recovering success, or a success that lands long after its time, brings its workflow
+back. Cost: the new events plus the events of their workflows, never the table. Step rows do
+not bring a workflow back (the steps table has no watermark): a step that lands after its
+workflow's last error and success is used by the next run that examines the workflow.
 
 Atomic and idempotent: one REPEATABLE READ transaction per run reads one snapshot, writes the
 links (``ON CONFLICT DO NOTHING`` on the unique (error, success) pair), the error fields, the
-aggregate and the new watermark, and commits. A replica dying mid-run leaves nothing; the next
-run redoes the work. Single runner across replicas: a session advisory lock per schema taken
-with ``pg_try_advisory_lock`` (a replica that does not get it skips the run). A second lock
-(:data:`STATS_LOCK`) serialises the correlator with the retention purge, which decrements the
-aggregate when it deletes errors and links.
+aggregates and the new watermark, and commits. A replica dying mid-run leaves nothing; the
+next run redoes the work. Single runner across replicas: a session advisory lock per schema
+taken with ``pg_try_advisory_lock`` (a replica that does not get it skips the run). A second
+lock (:data:`STATS_LOCK`) serialises the correlator with the retention purge, which
+decrements the aggregates when it deletes errors and links.
 
 Known fixes: ``known_fix_occurrences`` counts each error once, in the run that first sees it
 (``correlator_state.counted`` is the snapshot whose errors are counted), ``known_fix_stats``
-each link per (error_type, agent, operation, strategy), both in the run's transaction; the
-retention purge subtracts what it deletes, :meth:`Correlator.rebuild_known_fixes` recomputes
-them from the rows. The SQL function ``known_fixes()`` reads only these (migration 008).
-The aggregate behind ``debug_error_recovery_patterns`` (migration 010) is not this module's:
-triggers on the links keep it, whoever writes them.
+each link per (error_type, agent, operation, strategy), with how many were stated, both in
+the run's transaction; the retention purge subtracts what it deletes,
+:meth:`Correlator.rebuild_known_fixes` recomputes them from the rows. The SQL function
+``known_fixes()`` reads only these (migrations 008, 011). The aggregate behind
+``debug_error_recovery_patterns`` (migrations 010, 011) is not this module's: triggers on the
+links keep it, whoever writes them.
 
 Not guaranteed: an error in a workflow with thousands of unlinked errors and successes costs
 their product on every run that touches the workflow; the first run on an existing database
-reads everything in one transaction.
+reads everything in one transaction; statements are taken as complete (a success that names
+some errors is not inferred to recover others).
 """
 
 from __future__ import annotations
@@ -120,9 +167,11 @@ from debug_sink.settings import Settings
 __all__ = [
     "CONFIDENT",
     "MIN_CONFIDENCE",
+    "Agreement",
     "Correlator",
     "CorrelatorResult",
     "correlator_job",
+    "export_agreement",
 ]
 
 log = structlog.get_logger("debug_sink.jobs.correlator")
@@ -138,8 +187,36 @@ def _queries() -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class Agreement:
+    """Blind inference against the links agents stated (``correlator_agreement``): per error
+    where they can be compared, inference found the stated link (``agreed``), linked it
+    elsewhere or linked an error a stating success does not name (``wrong``), or did not find
+    the stated link (``missed``; an error can be both wrong and missed)."""
+
+    agreed: int = 0
+    wrong: int = 0
+    missed: int = 0
+
+    @property
+    def precision(self) -> float | None:
+        """Of the blind links that can be checked, the share that the agents stated."""
+        made = self.agreed + self.wrong
+        return self.agreed / made if made else None
+
+    @property
+    def recall(self) -> float | None:
+        """Of the stated links, the share that blind inference found."""
+        stated = self.agreed + self.missed
+        return self.agreed / stated if stated else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "precision": self.precision, "recall": self.recall}
+
+
+@dataclass(frozen=True, slots=True)
 class CorrelatorResult:
-    """What one run did. ``ran`` is False when another replica held the lock."""
+    """What one run did. ``ran`` is False when another replica held the lock.
+    ``agreement``: the totals over every compared error after the run."""
 
     ran: bool
     new_errors: int = 0
@@ -148,13 +225,16 @@ class CorrelatorResult:
     errors_examined: int = 0
     successes_examined: int = 0
     links_made: int = 0
+    links_stated: int = 0
     links_moved: int = 0
+    links_removed: int = 0
     errors_marked_recovered: int = 0
     rows_touched: int = 0
     duration_s: float = 0.0
+    agreement: Agreement = Agreement()
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "agreement": self.agreement.as_dict()}
 
 
 class Correlator:
@@ -197,9 +277,10 @@ class Correlator:
 
     async def rebuild_known_fixes(self) -> None:
         """Recompute the known-fixes aggregate from the rows: every error present counts as
-        an occurrence (later runs count only newer ones), every link as a recovery. A repair
-        tool, and a way to fill the aggregate of a database whose links were not made by the
-        correlator (benchmarks); it does not correlate anything."""
+        an occurrence (later runs count only newer ones), every link as a recovery; and the
+        agreement totals from ``correlator_agreement``. A repair tool, and a way to fill the
+        aggregate of a database whose links were not made by the correlator (benchmarks); it
+        does not correlate anything."""
         conn = await self._connect()
         try:
             with translating(self._dsn):
@@ -215,8 +296,9 @@ class Correlator:
                         "INSERT INTO known_fix_stats (error_type, agent_name, operation_name, "
                         "recovery_strategy, recovered, confident, duration_ms_sum, "
                         "duration_count, confidence_sum, example_correlation_ids, "
-                        f"last_recovered_at) {q['expected_stats']}"
+                        f"last_recovered_at, stated) {q['expected_stats']}"
                     )
+                    await conn.execute(q["rebuild_agreement"])
         finally:
             await close_quietly(conn)
 
@@ -260,23 +342,33 @@ class Correlator:
             counts = await conn.fetchrow(q["new_event_counts"])
             assert counts is not None
             occurrence_rows = await conn.fetchval(q["count_occurrences"])
-            examined_errors = examined_successes = links = moved = marked = stats_rows = 0
+            await conn.execute(q["create_choices"])
+            examined_errors = examined_successes = links = stated = moved = removed = marked = 0
+            other_rows = 0
             after: UUID | None = None
             while True:
                 ids: list[UUID] = await conn.fetchval(q["next_workflows"], after, self._chunk)
                 if not ids:
                     break
-                row = await conn.fetchrow(q["link"], ids, self._min_confidence)
+                await conn.execute(q["clear_choices"])
+                seen = await conn.fetchrow(q["choose"], ids, self._min_confidence)
+                assert seen is not None
+                examined_errors += seen["errors_examined"]
+                examined_successes += seen["successes_examined"]
+                row = await conn.fetchrow(q["apply"])
                 assert row is not None
-                examined_errors += row["errors_examined"]
-                examined_successes += row["successes_examined"]
                 links += row["links"]
+                stated += row["stated"]
                 moved += row["moved"]
+                removed += row["removed"]
                 marked += row["marked"]
-                stats_rows += row["stats_rows"]
+                other_rows += row["unmarked"] + row["stats_rows"] + row["agreement_rows"]
                 after = ids[-1]
             elapsed = time.perf_counter() - started
-            await conn.execute(q["advance"], state["current"], links, round(elapsed * 1000))
+            totals = await conn.fetchrow(
+                q["advance"], state["current"], links, round(elapsed * 1000)
+            )
+            assert totals is not None
         new_events = counts["errors"] + counts["successes"]
         result = CorrelatorResult(
             ran=True,
@@ -286,7 +378,9 @@ class Correlator:
             errors_examined=examined_errors,
             successes_examined=examined_successes,
             links_made=links,
+            links_stated=stated,
             links_moved=moved,
+            links_removed=removed,
             errors_marked_recovered=marked,
             rows_touched=(
                 new_events
@@ -294,23 +388,39 @@ class Correlator:
                 + examined_successes
                 + links
                 + moved
+                + removed
                 + marked
-                + stats_rows
+                + other_rows
                 + occurrence_rows
                 + 1
             ),
             duration_s=time.perf_counter() - started,
+            agreement=Agreement(totals["agreed"], totals["wrong"], totals["missed"]),
         )
         level = log.info if new_events else log.debug
-        level("correlator_run", **{k: v for k, v in result.as_dict().items() if k != "ran"})
+        level(
+            "correlator_run",
+            **{k: v for k, v in asdict(result).items() if k not in ("ran", "agreement")},
+        )
         return result
+
+
+def export_agreement(metrics: Any, agreement: Agreement) -> None:
+    """Set the agreement gauges of :class:`~debug_sink.metrics.Metrics` from the totals."""
+    for outcome in ("agreed", "wrong", "missed"):
+        metrics.correlator_agreement.labels(outcome).set(getattr(agreement, outcome))
+    for measure in ("precision", "recall"):
+        value = getattr(agreement, measure)
+        if value is not None:
+            metrics.correlator_inference.labels(measure).set(value)
 
 
 def correlator_job(settings: Settings, *, metrics: Any = None) -> Job | None:
     """The ``run`` service's periodic job, or None when ``correlator_interval`` is 0.
 
-    Transient failures propagate (the service retries at the next tick); a permanent one is
-    logged and counted, and the sink keeps ingesting.
+    After each run it exports the agreement of inference with stated links
+    (:func:`export_agreement`). Transient failures propagate (the service retries at the next
+    tick); a permanent one is logged and counted, and the sink keeps ingesting.
     """
     if settings.correlator_interval <= 0:
         return None
@@ -331,5 +441,7 @@ def correlator_job(settings: Settings, *, metrics: Any = None) -> Job | None:
             log.error("correlator_failed", error=str(exc))
             return
         count("ran" if result.ran else "skipped")
+        if result.ran and metrics is not None:
+            export_agreement(metrics, result.agreement)
 
     return Job("correlator", settings.correlator_interval, job)

@@ -28,8 +28,8 @@ them ``FOR UPDATE SKIP LOCKED`` (rows a writer holds are left for the next run),
 lock is held between batches, so the sink keeps writing at full speed. Batches touching
 errors, successes or snapshots also take the correlator's aggregate lock
 (:data:`~debug_sink.jobs.correlator.STATS_LOCK`) for their few milliseconds: they decrement
-``known_fix_occurrences`` / ``known_fix_stats`` for what they delete, and must not interleave
-with a correlator run.
+``known_fix_occurrences`` / ``known_fix_stats`` (and the correlator's agreement totals) for
+what they delete, and must not interleave with a correlator run.
 
 Single runner: a session advisory lock per schema (``pg_try_advisory_lock``); a second purge
 finds it taken and returns ``ran=False``. A purge that dies midway has committed whole batches
@@ -312,6 +312,8 @@ class Retention:
                 links = await conn.fetchrow(q["purge_links"], error_ids, success_ids)
                 assert links is not None
                 result.deleted["debug_error_success_correlation"] += links["deleted"]
+                if error_ids:
+                    await conn.fetchrow(q["purge_agreement"], error_ids)
                 gone = await conn.fetchrow(q[f"purge_{side}"], ids)
                 assert gone is not None
                 result.deleted[table] += gone["deleted"]

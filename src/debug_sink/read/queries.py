@@ -269,6 +269,13 @@ class DebugQueries(Lifecycle):
         rows = await self._fetch("known_fixes", error_type, agent_name, operation_name, limit)
         return [_row(r) for r in rows]
 
+    async def correlator_agreement(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """How the correlator's blind inference compares with the links agents stated, for
+        errors that occurred since ``since`` (``None``: all retained): counts ``agreed``,
+        ``wrong``, ``missed``, in total (first row, ``agent_name`` ``None``, also when there
+        is nothing to compare) then per agent of the error."""
+        return [_row(r) for r in await self._fetch("correlator_agreement", since)]
+
     async def function_exists(self, name: str) -> bool:
         """Whether a function called ``name`` is visible in the schema."""
         rows = await self._fetch("function_exists", name)

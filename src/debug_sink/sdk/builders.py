@@ -415,13 +415,16 @@ class StepBuilder:
         """The open step and its events: a ``checkpoint`` snapshot of ``agent_state`` when
         given (the step's ``pre_state_snapshot_id`` and :attr:`Step.state`), then ``started``.
 
-        ``step_number`` defaults to the workflow's next; ``parent_step_id`` to the current
-        step of the workflow.
+        ``step_number`` defaults, for a retry (``attempt`` > 1), to the number of the failed
+        attempt of the same agent and operation (a retried step keeps its number), else to
+        the workflow's next; ``parent_step_id`` to the current step of the workflow.
         """
         events = self._events
         corr = as_uuid(correlation_id)
         if corr is None:
             raise ValueError(f"correlation_id is not a UUID: {correlation_id!r}")
+        if step_number is None and attempt > 1:
+            step_number = self._workflows.retry_number(corr, agent_name, operation_name)
         number = self._workflows.claim_step_number(corr, step_number)
         parent = as_uuid(parent_step_id) if parent_step_id is not None else None
         if parent is None:
@@ -498,9 +501,17 @@ class StepBuilder:
         )
 
     def failed(
-        self, step: Step, exc: BaseException, severity: ErrorSeverity, category: ErrorCategory
+        self,
+        step: Step,
+        exc: BaseException,
+        severity: ErrorSeverity,
+        category: ErrorCategory,
+        *,
+        retried: bool = False,
     ) -> list[Built]:
-        """The error (with :attr:`Step.state`, or ``{}``) and the step ``failed``."""
+        """The error (with :attr:`Step.state`, or ``{}``) and the step ``failed``; the error
+        is remembered for the attempt that recovers it. ``retried``: another attempt follows
+        (the error says ``recovery_strategy=retry``)."""
         events = self._events.error(
             step.correlation_id,
             step.agent_name,
@@ -512,15 +523,20 @@ class StepBuilder:
             operation_name=step.operation_name,
             execution_step=step.step_number,
             session_id=step.session_id,
+            recovery_attempted=retried,
+            recovery_strategy="retry" if retried else None,
         )
+        self._workflows.failed(step, events[-1].id)
         return [*events, self.finish(step, "failed", error_event_id=events[-1].id)]
 
     def succeeded(self, step: Step) -> list[Built]:
         """The success (with a snapshot when :attr:`Step.state` is set) and the step
-        ``completed``."""
+        ``completed``. After failed attempts of the same step, the success names their
+        errors (``recovers_error_ids``): a stated recovery, no inference needed."""
         elapsed = self._elapsed_ms(step)
+        recovers = self._workflows.recovered(step)
         # A later attempt that succeeds is a recovery: say so, for the correlator.
-        retried = step.attempt > 1
+        retried = step.attempt > 1 or bool(recovers)
         events = self._events.success(
             step.correlation_id,
             step.agent_name,
@@ -531,6 +547,7 @@ class StepBuilder:
             session_id=step.session_id,
             execution_time_ms=elapsed,
             retry_count=step.attempt - 1,
+            recovers_error_ids=recovers or None,
         )
         post = events[0].id if len(events) > 1 else None
         return [

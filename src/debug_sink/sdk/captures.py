@@ -16,7 +16,7 @@ provides what the mixin declares (``_events``, ``_send``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -25,6 +25,15 @@ from debug_sink.sdk.workflows import TransformationIds, UUIDLike
 from debug_sink.wire.events import ErrorCategory, ErrorSeverity, SnapshotType
 
 __all__ = ["CapturesMixin"]
+
+
+def _error_ids(recovers: UUIDLike | Sequence[UUIDLike] | None) -> list[UUIDLike] | None:
+    """``recovers`` as a list (one id or several; the wire model checks them)."""
+    if recovers is None:
+        return None
+    if isinstance(recovers, UUID | str):
+        return [recovers]
+    return list(recovers)
 
 
 class CapturesMixin:
@@ -141,8 +150,15 @@ class CapturesMixin:
         execution_step: int | None = None,
         session_id: UUIDLike | None = None,
         metadata: Mapping[str, Any] | None = None,
+        recovers: UUIDLike | Sequence[UUIDLike] | None = None,
     ) -> UUID:
-        """Record a success (with a ``success`` snapshot when ``agent_state`` is given)."""
+        """Record a success (with a ``success`` snapshot when ``agent_state`` is given).
+
+        ``recovers``: the id (or ids, at most 32) of the error(s) of this workflow this
+        success recovered, as :meth:`capture_error_state` returned them -- a fallback that ran
+        because of them, a retry written by hand. The correlator links them as *stated*,
+        whatever their order of arrival.
+        """
         return await self._send(
             *self._events.success(
                 correlation_id,
@@ -159,6 +175,7 @@ class CapturesMixin:
                 execution_step=execution_step,
                 session_id=session_id,
                 metadata=metadata,
+                recovers_error_ids=_error_ids(recovers),
             )
         )
 

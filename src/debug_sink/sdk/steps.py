@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from uuid import UUID
 
 from debug_sink.sdk.builders import Built, StepBuilder
-from debug_sink.sdk.workflows import Step, UUIDLike, as_uuid, entered, trace
+from debug_sink.sdk.workflows import Attempt, Step, UUIDLike, as_uuid, entered, trace
 from debug_sink.wire.events import ErrorCategory, ErrorSeverity, TerminalStepStatus
 
 __all__ = ["StepsMixin"]
@@ -135,7 +135,47 @@ class StepsMixin:
         with :attr:`Step.state` (or ``{}``), the step ``failed``, and the exception
         re-raised. On cancellation: the step ``failed`` with ``metadata.cancelled`` (no
         error event), sent without waiting, and the cancellation propagates.
+
+        A retry is the same block again with ``attempt`` + 1 (same agent and operation; the
+        step number of the failed attempt is kept unless given): when it succeeds, its
+        success names the errors of the failed attempts (``recovers_error_ids``), so the
+        correlator links them as stated. :meth:`traced` with ``retries`` does the loop.
         """
+        async with self._attempt_step(
+            correlation_id,
+            operation_name,
+            agent_name=agent_name,
+            step_type=step_type,
+            agent_state=agent_state,
+            error_severity=error_severity,
+            error_category=error_category,
+            step_number=step_number,
+            attempt=attempt,
+            step_description=step_description,
+            input_data=input_data,
+            session_id=session_id,
+        ) as step:
+            yield step
+
+    @contextlib.asynccontextmanager
+    async def _attempt_step(
+        self,
+        correlation_id: UUIDLike,
+        operation_name: str,
+        *,
+        agent_name: str,
+        step_type: str = "execution",
+        agent_state: Mapping[str, Any] | None = None,
+        error_severity: ErrorSeverity = "high",
+        error_category: ErrorCategory = "agent",
+        step_number: int | None = None,
+        attempt: int = 1,
+        step_description: str | None = None,
+        input_data: Any = None,
+        session_id: UUIDLike | None = None,
+        retried_if: Callable[[BaseException], bool] | None = None,
+    ) -> AsyncIterator[Step]:
+        """:meth:`step`, told whether a failure will be retried (``retried_if``)."""
         step = await self.start_step(
             correlation_id,
             agent_name,
@@ -152,7 +192,10 @@ class StepsMixin:
             with entered(step.correlation_id, step):
                 yield step
         except Exception as exc:
-            await self._send(*self._steps.failed(step, exc, error_severity, error_category))
+            retried = retried_if is not None and retried_if(exc)
+            await self._send(
+                *self._steps.failed(step, exc, error_severity, error_category, retried=retried)
+            )
             raise
         except BaseException:
             self._send_nowait(*self._steps.cancelled(step))
@@ -175,6 +218,9 @@ class StepsMixin:
         step_type: str = "execution",
         error_severity: ErrorSeverity = "high",
         error_category: ErrorCategory = "agent",
+        retries: int = 0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        backoff_s: float = 0.0,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def traced(
@@ -188,6 +234,9 @@ class StepsMixin:
         step_type: str = "execution",
         error_severity: ErrorSeverity = "high",
         error_category: ErrorCategory = "agent",
+        retries: int = 0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        backoff_s: float = 0.0,
     ) -> Any:
         """Decorator: every call of the function is a step, like :meth:`step`.
 
@@ -197,7 +246,16 @@ class StepsMixin:
         raises ``ValueError``. Coroutine functions are awaited (captures may wait up to
         ``max_block_ms``); plain functions are supported too, their events queued without
         waiting.
+
+        ``retries``: a call that raises one of ``retry_on`` runs again, up to that many more
+        times, after ``backoff_s`` (doubled at each retry). Each try is a step of the same
+        step number with the next ``attempt``; a failed try's error says
+        ``recovery_strategy=retry`` when another follows, and the try that succeeds names the
+        failed tries' errors in its success (``recovers_error_ids``): a stated link, with no
+        call to make. The last try's exception propagates.
         """
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, not {retries}")
         options: dict[str, Any] = {
             "agent_name": agent_name,
             "step_type": step_type,
@@ -205,13 +263,28 @@ class StepsMixin:
             "error_category": error_category,
         }
 
+        def attempt_options(attempt: Attempt) -> dict[str, Any]:
+            return {
+                **options,
+                "attempt": attempt.number,
+                "step_number": attempt.step_number,
+                "retried_if": attempt.retried_if,
+            }
+
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             return trace(
                 fn,
                 operation_name or fn.__name__,
                 correlation_id,
-                async_step=lambda corr, name: self.step(corr, name, **options),
-                sync_step=lambda corr, name: self._sync_step(corr, name, **options),
+                async_step=lambda corr, name, attempt: self._attempt_step(
+                    corr, name, **attempt_options(attempt)
+                ),
+                sync_step=lambda corr, name, attempt: self._sync_step(
+                    corr, name, **attempt_options(attempt)
+                ),
+                retries=retries,
+                retry_on=retry_on,
+                backoff_s=backoff_s,
             )
 
         return decorate(func) if func is not None else decorate
@@ -235,17 +308,28 @@ class StepsMixin:
         step_type: str,
         error_severity: ErrorSeverity,
         error_category: ErrorCategory,
+        attempt: int = 1,
+        step_number: int | None = None,
+        retried_if: Callable[[BaseException], bool] | None = None,
     ) -> Iterator[Step]:
         """:meth:`step` for plain functions: the same events, queued without waiting."""
         step, events = self._steps.start(
-            correlation_id, agent_name, operation_name, step_type=step_type
+            correlation_id,
+            agent_name,
+            operation_name,
+            step_type=step_type,
+            attempt=attempt,
+            step_number=step_number,
         )
         self._send_nowait(*events)
         try:
             with entered(step.correlation_id, step):
                 yield step
         except Exception as exc:
-            self._send_nowait(*self._steps.failed(step, exc, error_severity, error_category))
+            retried = retried_if is not None and retried_if(exc)
+            self._send_nowait(
+                *self._steps.failed(step, exc, error_severity, error_category, retried=retried)
+            )
             raise
         except BaseException:
             self._send_nowait(*self._steps.cancelled(step))

@@ -1,15 +1,21 @@
 """What the SDK remembers about workflows between captures, and which step a call runs inside.
 
 Owns the per-manager workflow registry (:class:`Workflows`: step numbering, each agent's last
-snapshot, the steps started and not yet completed), the step handle agents hold
-(:class:`Step`), the current workflow and step of the running task (a context variable, so
-concurrent tasks do not see each other's steps) and the wrapper that turns a call into a step
-(:func:`trace`). No I/O and no event building: that is :mod:`debug_sink.sdk.builders`.
+snapshot, the steps started and not yet completed, the errors of failed attempts awaiting a
+retry), the step handle agents hold (:class:`Step`), the current workflow and step of the
+running task (a context variable, so concurrent tasks do not see each other's steps) and the
+wrapper that turns a call into a step, retried or not (:func:`trace`). No I/O and no event
+building: that is :mod:`debug_sink.sdk.builders`.
 
 Guarantees:
 
 - Step numbers are assigned per workflow, 1, 2, ...; a step given its number moves the
-  next default past it.
+  next default past it. A retry (``attempt`` > 1) without a number keeps the number of the
+  failed attempt of the same agent and operation.
+- The errors of failed attempts of a step (agent, operation, step number) are remembered
+  until an attempt of that step succeeds, which takes them (:meth:`Workflows.recovered`): at
+  most :data:`~debug_sink.wire.events.MAX_RECOVERS` per step, the latest
+  :data:`PENDING_STEPS` steps per workflow.
 - A snapshot becomes the parent of the next snapshot of the same agent in the workflow only
   once it was queued (:meth:`Workflows.remember`).
 - Memory is bounded: the least recently used workflow is forgotten beyond ``max_workflows``
@@ -22,21 +28,25 @@ not of a manager).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Final, cast
 from uuid import UUID
 
-from debug_sink.wire.events import EventBase, SnapshotEvent
+from debug_sink.wire.events import MAX_RECOVERS, EventBase, SnapshotEvent
 
 __all__ = [
+    "PENDING_STEPS",
+    "Attempt",
     "Step",
     "TransformationIds",
     "UUIDLike",
@@ -49,6 +59,9 @@ __all__ = [
 ]
 
 UUIDLike = UUID | str
+
+#: Failed steps per workflow whose errors wait for a successful retry (the oldest forgotten).
+PENDING_STEPS: Final = 64
 
 
 @dataclass(slots=True)
@@ -87,10 +100,23 @@ class TransformationIds:
     snapshot_id: UUID
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """Which try of a traced call a step is: ``number`` (1 for the first), the
+    ``step_number`` of the first try (``None`` for it), and ``retried_if``: whether a failure
+    with that exception will be retried (the error then says ``recovery_strategy=retry``)."""
+
+    number: int = 1
+    step_number: int | None = None
+    retried_if: Callable[[BaseException], bool] | None = None
+
+
 @dataclass(slots=True)
 class _Workflow:
     next_step: int = 1
     last_snapshot: dict[str, UUID] = field(default_factory=dict)
+    #: (agent, operation, step number) -> errors of its failed attempts, oldest step first
+    failures: OrderedDict[tuple[str, str, int], list[UUID]] = field(default_factory=OrderedDict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +153,32 @@ class Workflows:
             step_number = workflow.next_step
         workflow.next_step = max(workflow.next_step, step_number + 1)
         return step_number
+
+    def retry_number(
+        self, correlation_id: UUID, agent_name: str, operation_name: str
+    ) -> int | None:
+        """The step number of the latest failed attempt of the agent's operation that no
+        attempt has recovered yet: where its retry belongs."""
+        for agent, operation, number in reversed(self._get(correlation_id).failures):
+            if (agent, operation) == (agent_name, operation_name):
+                return number
+        return None
+
+    def failed(self, step: Step, error_id: UUID) -> None:
+        """Note that an attempt of ``step`` failed with the error ``error_id``."""
+        failures = self._get(step.correlation_id).failures
+        key = (step.agent_name, step.operation_name, step.step_number)
+        errors = failures.setdefault(key, [])
+        failures.move_to_end(key)
+        errors.append(error_id)
+        del errors[:-MAX_RECOVERS]
+        while len(failures) > PENDING_STEPS:
+            failures.popitem(last=False)
+
+    def recovered(self, step: Step) -> list[UUID]:
+        """The errors of the failed attempts of ``step``, which just succeeded (forgotten)."""
+        failures = self._get(step.correlation_id).failures
+        return failures.pop((step.agent_name, step.operation_name, step.step_number), [])
 
     def last_snapshot(self, correlation_id: UUID, agent_name: str) -> UUID | None:
         """The last queued snapshot of ``agent_name`` in the workflow."""
@@ -199,14 +251,20 @@ def trace(
     operation_name: str,
     correlation_id: UUIDLike | None,
     *,
-    async_step: Callable[[UUIDLike, str], AbstractAsyncContextManager[Step]],
-    sync_step: Callable[[UUIDLike, str], AbstractContextManager[Step]],
+    async_step: Callable[[UUIDLike, str, Attempt], AbstractAsyncContextManager[Step]],
+    sync_step: Callable[[UUIDLike, str, Attempt], AbstractContextManager[Step]],
+    retries: int = 0,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
+    backoff_s: float = 0.0,
 ) -> Callable[..., Any]:
     """``fn`` with every call run inside ``async_step`` (coroutine functions) or
     ``sync_step`` (plain functions), given the call's workflow and ``operation_name``.
 
     The workflow is ``correlation_id``, else the call's ``correlation_id`` argument, else the
-    current workflow; with none of them the call raises ``ValueError``.
+    current workflow; with none of them the call raises ``ValueError``. A call that raises
+    one of ``retry_on`` is tried again, up to ``retries`` more times, each try a step with the
+    same step number and the next attempt, after ``backoff_s`` doubled at each retry; the last
+    exception propagates.
     """
     signature = inspect.signature(fn)
 
@@ -227,18 +285,50 @@ def trace(
             "DebugStateManager.step() or workflow()"
         )
 
+    def retried(exc: BaseException) -> bool:
+        return isinstance(exc, retry_on)
+
+    def tries() -> Iterator[tuple[int, Callable[[BaseException], bool] | None, float]]:
+        """Each try's number, whether its failure is retried, and the pause after it."""
+        for number in range(1, retries + 2):
+            yield number, (retried if number <= retries else None), backoff_s * 2 ** (number - 1)
+
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            async with async_step(workflow_of(args, kwargs), operation_name):
-                return await fn(*args, **kwargs)
+            corr = workflow_of(args, kwargs)
+            step_number: int | None = None
+            for number, retried_if, pause in tries():
+                attempt = Attempt(number, step_number, retried_if)
+                try:
+                    async with async_step(corr, operation_name, attempt) as step:
+                        step_number = step.step_number
+                        return await fn(*args, **kwargs)
+                except Exception as exc:
+                    if retried_if is None or not retried_if(exc):
+                        raise
+                if pause:
+                    await asyncio.sleep(pause)
+            raise AssertionError("unreachable: the last attempt returns or raises")
 
         return async_wrapper
 
     @functools.wraps(fn)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-        with sync_step(workflow_of(args, kwargs), operation_name):
-            return fn(*args, **kwargs)
+        corr = workflow_of(args, kwargs)
+        step_number: int | None = None
+        for number, retried_if, pause in tries():
+            attempt = Attempt(number, step_number, retried_if)
+            try:
+                with sync_step(corr, operation_name, attempt) as step:
+                    step_number = step.step_number
+                    return fn(*args, **kwargs)
+            except Exception as exc:
+                if retried_if is None or not retried_if(exc):
+                    raise
+            if pause:
+                time.sleep(pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     return sync_wrapper

@@ -94,6 +94,7 @@ COLUMNS: dict[EventKind, tuple[str, ...]] = {
         "success_factors",
         "metadata",
         "occurred_at",
+        "recovers_error_ids",
     ),
     # The identity and lifecycle columns, then those a lifecycle event folds (plan.py).
     EventKind.STEP: (

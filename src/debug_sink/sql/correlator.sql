@@ -85,35 +85,109 @@ WITH counted AS (
 )
 SELECT count(*) FROM counted
 
--- name: link
--- Links each error of the workflows $1 to the success that recovered it (or moves its link
--- to a better success that arrived since), marks it recovered and keeps known_fix_stats in
--- step. $2 = minimum confidence. The rules and weights are documented in
--- debug_sink/correlator.py; this is their only implementation.
-WITH errs AS MATERIALIZED (
-  SELECT e.id, e.correlation_id, e.error_type, e.agent_name, e.operation_name, e.occurred_at,
-         e.execution_step, e.is_recoverable, e.recovery_attempted, e.recovery_successful,
-         e.recovery_strategy, e.resolved_at
+-- name: create_choices
+-- Per examined error: what the run decided, read by `apply` (one chunk at a time).
+CREATE TEMP TABLE correlator_choice (
+  error_id UUID PRIMARY KEY,
+  correlation_id UUID NOT NULL,
+  occurred_at TIMESTAMP WITH TIME ZONE NOT NULL,
+  stated_success_id UUID,          -- the earliest success of the workflow that names it
+  inferred_success_id UUID,        -- the best inferred candidate among those not stated
+  inferred_score NUMERIC,
+  blind_success_id UUID,           -- the best inferred candidate, as if nobody stated anything
+  blind_stating BOOLEAN NOT NULL   -- blind_success_id names the errors it recovers
+) ON COMMIT DROP
+
+-- name: clear_choices
+TRUNCATE correlator_choice
+
+-- name: choose
+-- Scores every (error, later success) pair of the workflows $1 and records, per error, the
+-- stated link, the best inferred one and the blind one (correlator_choice). $2 = minimum
+-- confidence. The rules and weights are documented in debug_sink/jobs/correlator.py; this is
+-- their only implementation.
+WITH steps AS MATERIALIZED (
+  SELECT w.step_number, w.attempt, w.error_event_id, w.success_event_id
+    FROM debug_workflow_steps AS w
+   WHERE w.correlation_id = ANY ($1::uuid[])
+     AND (w.error_event_id IS NOT NULL OR w.success_event_id IS NOT NULL)
+),
+error_steps AS (
+  SELECT DISTINCT ON (w.error_event_id) w.error_event_id AS id, w.step_number, w.attempt
+    FROM steps AS w
+   WHERE w.error_event_id IS NOT NULL
+   ORDER BY w.error_event_id, w.attempt DESC
+),
+success_steps AS (
+  SELECT DISTINCT ON (w.success_event_id) w.success_event_id AS id, w.step_number, w.attempt
+    FROM steps AS w
+   WHERE w.success_event_id IS NOT NULL
+   ORDER BY w.success_event_id, w.attempt DESC
+),
+-- An event's step: its execution_step, else the number of the step row that references it.
+errs AS MATERIALIZED (
+  SELECT e.id, e.correlation_id, e.agent_name, coalesce(e.operation_name, '') AS operation_name,
+         e.occurred_at, coalesce(e.execution_step, es.step_number) AS step, es.attempt,
+         e.recovery_attempted, e.recovery_successful, lower(e.recovery_strategy) AS strategy
     FROM debug_error_events AS e
+    LEFT JOIN error_steps AS es ON es.id = e.id
    WHERE e.correlation_id = ANY ($1::uuid[])
 ),
 succ AS MATERIALIZED (
-  SELECT s.id, s.correlation_id, s.success_type, s.agent_name, s.operation_name, s.occurred_at,
-         s.execution_step, coalesce(s.retry_count, 0) AS retry_count,
-         left(coalesce(s.success_factors->>'recovery_strategy', s.success_factors->>'strategy'),
-              100) AS factor_strategy
+  SELECT s.id, s.correlation_id, s.agent_name, s.operation_name, s.occurred_at, s.success_type,
+         coalesce(s.retry_count, 0) AS retry_count,
+         coalesce(s.execution_step, ss.step_number) AS step, ss.attempt,
+         s.recovers_error_ids
     FROM debug_success_events AS s
+    LEFT JOIN success_steps AS ss ON ss.id = s.id
    WHERE s.correlation_id = ANY ($1::uuid[])
 ),
--- Existing links of these errors. An error with several links (not the correlator's doing)
--- is left alone.
-current_links AS MATERIALIZED (
-  SELECT c.error_event_id, min(c.success_event_id::text)::uuid AS success_id, count(*) AS n
-    FROM debug_error_success_correlation AS c
-   WHERE c.error_event_id IN (SELECT id FROM errs)
-   GROUP BY c.error_event_id
+-- Each agent's outcomes in time order. An error's agent has moved on (moved_at) at its next
+-- success of anything, its next error that gives up (skip, abort), or its next outcome of the
+-- same operation in another step (a new invocation, not a retry). after_error: the outcome
+-- right before this one, of the same agent, was an error.
+agent_events AS (
+  SELECT o.*,
+         CASE WHEN NOT o.is_error OR o.strategy IN ('skip', 'abort') THEN o.occurred_at END
+           AS moves_at
+    FROM (SELECT id, correlation_id, agent_name, operation_name, occurred_at, step, strategy,
+                 TRUE AS is_error
+            FROM errs
+          UNION ALL
+          SELECT id, correlation_id, agent_name, operation_name, occurred_at, step, NULL, FALSE
+            FROM succ) AS o
 ),
--- Each error's first later success of its own agent and operation: the operation worked again.
+agent_order AS (
+  SELECT a.id, a.correlation_id, a.agent_name, a.operation_name, a.occurred_at,
+         -- backwards, so that the frame only grows
+         min(a.moves_at) OVER (PARTITION BY a.correlation_id, a.agent_name
+                               ORDER BY a.occurred_at DESC, a.id DESC
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS next_move_at,
+         lag(a.is_error) OVER (PARTITION BY a.correlation_id, a.agent_name
+                               ORDER BY a.occurred_at, a.id) AS after_error,
+         CASE WHEN (lag(a.step) OVER op) IS NOT DISTINCT FROM a.step THEN 0 ELSE 1 END
+           AS new_step,
+         lead(a.occurred_at) OVER op AS next_of_operation_at
+    FROM agent_events AS a
+  WINDOW op AS (PARTITION BY a.correlation_id, a.agent_name, a.operation_name
+                ORDER BY a.occurred_at, a.id)
+),
+step_runs AS (
+  SELECT o.*, sum(o.new_step) OVER (PARTITION BY o.correlation_id, o.agent_name,
+                                                 o.operation_name
+                                    ORDER BY o.occurred_at, o.id) AS run
+    FROM agent_order AS o
+),
+moved AS MATERIALIZED (
+  SELECT r.id, coalesce(r.after_error, FALSE) AS after_error,
+         least(coalesce(r.next_move_at, 'infinity'),
+               max(coalesce(r.next_of_operation_at, 'infinity')) OVER (
+                 PARTITION BY r.correlation_id, r.agent_name, r.operation_name, r.run))
+           AS moved_at
+    FROM step_runs AS r
+),
+-- Each error's first later success of its own agent, operation and step (when both steps are
+-- known): the operation worked again.
 first_same AS MATERIALIZED (
   SELECT DISTINCT ON (e.id) e.id AS error_id, s.id AS success_id, s.occurred_at
     FROM errs AS e
@@ -122,107 +196,236 @@ first_same AS MATERIALIZED (
      AND s.agent_name = e.agent_name
      AND s.operation_name = e.operation_name
      AND s.occurred_at > e.occurred_at
+     AND (s.step IS NULL OR e.step IS NULL OR s.step = e.step)
    ORDER BY e.id, s.occurred_at, s.id
 ),
-pairs AS (
-  SELECT e.id AS error_id, s.id AS success_id, e.correlation_id, e.error_type,
-         e.agent_name AS error_agent, e.operation_name AS error_operation,
-         e.occurred_at AS error_at, e.execution_step AS error_step,
-         s.success_type, s.agent_name AS success_agent, s.operation_name AS success_operation,
-         s.occurred_at AS success_at, s.execution_step AS success_step, s.retry_count,
-         e.recovery_strategy AS declared_strategy, s.factor_strategy,
-         (e.agent_name = s.agent_name AND e.operation_name = s.operation_name) IS TRUE
-           AS same_operation,
+pairs AS MATERIALIZED (
+  SELECT e.id AS error_id, s.id AS success_id, s.occurred_at AS success_at,
+         s.recovers_error_ids IS NOT NULL AS stating,
          0.25
          + CASE WHEN e.agent_name = s.agent_name THEN 0.15 ELSE 0 END
          + CASE WHEN e.operation_name = s.operation_name THEN 0.15 ELSE 0 END
-         + CASE WHEN e.execution_step = s.execution_step THEN 0.15 ELSE 0 END
-         + CASE WHEN s.success_type = 'recovery_success' THEN 0.15 ELSE 0 END
+         + CASE WHEN e.step = s.step THEN 0.15 ELSE 0 END
+         + CASE WHEN s.success_type = 'recovery_success' THEN 0.20 ELSE 0 END
          + CASE WHEN s.retry_count > 0 THEN 0.10 ELSE 0 END
+         + CASE WHEN s.attempt > coalesce(e.attempt, 1) THEN 0.10 ELSE 0 END
          + CASE WHEN e.recovery_attempted THEN 0.05 ELSE 0 END
-         + CASE WHEN lower(e.recovery_strategy) = 'retry' THEN
+         + CASE WHEN e.strategy = 'retry' THEN
                   CASE WHEN e.agent_name = s.agent_name AND e.operation_name = s.operation_name
                        THEN 0.15 ELSE -0.10 END
-                WHEN lower(e.recovery_strategy) = 'skip' THEN -0.30
-                WHEN lower(e.recovery_strategy) = 'abort' THEN -0.50
-                WHEN e.recovery_strategy IS NOT NULL THEN  -- fallback, escalate, delegate, ...
+                WHEN e.strategy = 'skip' THEN -0.30
+                WHEN e.strategy = 'abort' THEN -0.50
+                WHEN e.strategy IS NOT NULL THEN  -- fallback, escalate, delegate, ...
                   CASE WHEN e.agent_name = s.agent_name AND e.operation_name = s.operation_name
                        THEN -0.10 ELSE 0.15 END
                 ELSE 0 END
          - CASE WHEN e.recovery_successful IS FALSE THEN 0.40 ELSE 0 END
          - CASE WHEN s.occurred_at - e.occurred_at > interval '1 hour' THEN 0.10 ELSE 0 END
+         -- new work rather than a recovery: ...
+         -- ... a success with no sign of recovering anything (first try, no retries, not typed)
+         - CASE WHEN s.success_type IS DISTINCT FROM 'recovery_success' AND s.retry_count = 0
+                     AND coalesce(s.attempt, 1) <= 1 THEN 0.05 ELSE 0 END
+         -- ... another step of the same operation, not a retry of the failed one
+         - CASE WHEN e.agent_name = s.agent_name AND e.operation_name = s.operation_name
+                     AND e.step <> s.step AND NOT coalesce(s.attempt > 1, FALSE)
+                THEN 0.30 ELSE 0 END
+         -- ... the error's agent went on to other work before this success
+         - CASE WHEN m.moved_at < s.occurred_at THEN 0.30 ELSE 0 END
+         -- ... another agent's success right after an error of its own: its own recovery
+         - CASE WHEN e.agent_name <> s.agent_name AND sm.after_error THEN 0.10 ELSE 0 END
            AS score
     FROM errs AS e
     JOIN succ AS s
       ON s.correlation_id = e.correlation_id
      AND s.occurred_at > e.occurred_at
+    JOIN moved AS m ON m.id = e.id
+    JOIN moved AS sm ON sm.id = s.id
     LEFT JOIN first_same AS f ON f.error_id = e.id
-    LEFT JOIN current_links AS cl ON cl.error_event_id = e.id
-   WHERE coalesce(cl.n, 0) <= 1
      -- nothing after the error's own operation worked again
-     AND (f.error_id IS NULL OR s.occurred_at <= f.occurred_at)
+   WHERE (f.error_id IS NULL OR s.occurred_at <= f.occurred_at)
      -- a success that is another error's own recovery is not also this one's
      AND (s.id = f.success_id
           OR NOT EXISTS (SELECT 1 FROM first_same AS c WHERE c.success_id = s.id))
 ),
-best AS (
-  SELECT DISTINCT ON (p.error_id) p.*
+-- What the agents said: the earliest success of the workflow naming the error.
+stated AS (
+  SELECT DISTINCT ON (e.id) e.id AS error_id, s.id AS success_id
+    FROM succ AS s
+   CROSS JOIN LATERAL unnest(s.recovers_error_ids) AS r(error_id)
+    JOIN errs AS e ON e.id = r.error_id AND e.correlation_id = s.correlation_id
+   ORDER BY e.id, s.occurred_at, s.id
+),
+blind AS (
+  SELECT DISTINCT ON (p.error_id) p.error_id, p.success_id, p.stating
     FROM pairs AS p
    WHERE p.score >= $2
    ORDER BY p.error_id, p.score DESC, p.success_at, p.success_id
 ),
--- New links, and links to move: the best success is no longer the linked one.
+-- Inference for the rest: not for a stated error, and not onto a success that said what it
+-- recovers.
+inferred AS (
+  SELECT DISTINCT ON (p.error_id) p.error_id, p.success_id, p.score
+    FROM pairs AS p
+   WHERE p.score >= $2
+     AND NOT p.stating
+     AND NOT EXISTS (SELECT 1 FROM stated AS st WHERE st.error_id = p.error_id)
+   ORDER BY p.error_id, p.score DESC, p.success_at, p.success_id
+),
+chosen AS (
+  INSERT INTO correlator_choice
+  SELECT e.id, e.correlation_id, e.occurred_at, st.success_id,
+         i.success_id, round(least(1, greatest(0, i.score)), 4),
+         b.success_id, coalesce(b.stating, FALSE)
+    FROM errs AS e
+    LEFT JOIN stated AS st ON st.error_id = e.id
+    LEFT JOIN inferred AS i ON i.error_id = e.id
+    LEFT JOIN blind AS b ON b.error_id = e.id
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM chosen) AS errors_examined,
+       (SELECT count(*) FROM succ) AS successes_examined
+
+-- name: apply
+-- Makes the links correlator_choice asks for: a stated link where an agent named the error,
+-- else the best inferred one; moves a link whose target changed (an inferred link never
+-- replaces a stated one: a stated error's target is its statement); removes an inferred link
+-- of the correlator's making that the evidence no longer supports (and the marks it set on
+-- the error); marks the errors recovered, keeps known_fix_stats in step and records the
+-- comparison of blind inference with the statements (correlator_agreement and its totals).
+-- An error with several links (not the correlator's doing) is left alone.
+WITH cur AS MATERIALIZED (
+  SELECT c.error_event_id, min(c.success_event_id::text)::uuid AS success_id,
+         min(c.link_source) AS source, count(*) AS n
+    FROM debug_error_success_correlation AS c
+   WHERE c.error_event_id IN (SELECT error_id FROM correlator_choice)
+   GROUP BY c.error_event_id
+),
+target AS (
+  SELECT ch.error_id, coalesce(ch.stated_success_id, ch.inferred_success_id) AS success_id,
+         CASE WHEN ch.stated_success_id IS NOT NULL THEN 'stated' ELSE 'inferred' END AS source,
+         CASE WHEN ch.stated_success_id IS NOT NULL THEN 1 ELSE ch.inferred_score END
+           AS confidence
+    FROM correlator_choice AS ch
+   WHERE coalesce(ch.stated_success_id, ch.inferred_success_id) IS NOT NULL
+),
 changes AS MATERIALIZED (
-  SELECT b.*,
-         round(least(1, greatest(0, b.score)), 4)::numeric(5, 4) AS confidence,
-         left(coalesce(b.declared_strategy, b.factor_strategy,
-                       CASE WHEN b.same_operation THEN 'retry' ELSE 'fallback' END), 100)
-           AS strategy,
-         least(floor(extract(epoch FROM b.success_at - b.error_at) * 1000), 2147483647)::integer
-           AS duration_ms,
+  SELECT t.error_id, t.success_id, t.source, t.confidence::numeric(5, 4) AS confidence,
+         e.correlation_id, e.error_type, e.agent_name AS error_agent,
+         coalesce(e.operation_name, '') AS error_operation, e.occurred_at AS error_at,
+         e.execution_step AS error_step,
+         s.success_type, s.agent_name AS success_agent, s.operation_name AS success_operation,
+         s.occurred_at AS success_at, s.execution_step AS success_step,
+         coalesce(s.retry_count, 0) AS retry_count,
+         left(coalesce(e.recovery_strategy,
+                       s.success_factors->>'recovery_strategy', s.success_factors->>'strategy',
+                       CASE WHEN e.agent_name = s.agent_name
+                                 AND e.operation_name = s.operation_name
+                            THEN 'retry' ELSE 'fallback' END), 100) AS strategy,
+         least(greatest(floor(extract(epoch FROM s.occurred_at - e.occurred_at) * 1000), 0),
+               2147483647)::integer AS duration_ms,
+         cur.success_id AS old_success_id,
+         (SELECT o.occurred_at FROM debug_success_events AS o WHERE o.id = cur.success_id)
+           AS old_success_at
+    FROM target AS t
+    JOIN debug_error_events AS e ON e.id = t.error_id
+    JOIN debug_success_events AS s ON s.id = t.success_id
+    LEFT JOIN cur ON cur.error_event_id = t.error_id
+   WHERE coalesce(cur.n, 0) <= 1
+     AND (cur.success_id IS DISTINCT FROM t.success_id OR cur.source IS DISTINCT FROM t.source)
+),
+-- Inferred links (with a strategy: the correlator's) whose error now has no candidate.
+dropped AS MATERIALIZED (
+  SELECT c.error_event_id AS error_id, c.success_event_id AS old_success_id,
+         (SELECT o.occurred_at FROM debug_success_events AS o WHERE o.id = c.success_event_id)
+           AS old_success_at
+    FROM correlator_choice AS ch
+    JOIN cur ON cur.error_event_id = ch.error_id AND cur.n = 1
+    JOIN debug_error_success_correlation AS c
+      ON c.error_event_id = cur.error_event_id AND c.success_event_id = cur.success_id
+   WHERE ch.stated_success_id IS NULL AND ch.inferred_success_id IS NULL
+     AND c.link_source = 'inferred' AND c.recovery_strategy IS NOT NULL
+),
+details AS MATERIALIZED (
+  SELECT ch.*,
          CASE WHEN EXISTS (SELECT 1 FROM debug_workflow_steps AS w
-                            WHERE w.correlation_id = b.correlation_id)
+                            WHERE w.correlation_id = ch.correlation_id)
               THEN (SELECT count(*) FROM debug_workflow_steps AS w
-                     WHERE w.correlation_id = b.correlation_id
-                       AND w.started_at > b.error_at
-                       AND w.started_at < b.success_at)::integer
-              ELSE greatest(b.success_step - b.error_step - 1, 0)
-         END AS steps_between,
-         cl.success_id AS old_success_id,
-         (SELECT s.occurred_at FROM succ AS s WHERE s.id = cl.success_id) AS old_success_at
-    FROM best AS b
-    LEFT JOIN current_links AS cl ON cl.error_event_id = b.error_id
-   WHERE cl.success_id IS DISTINCT FROM b.success_id
+                     WHERE w.correlation_id = ch.correlation_id
+                       AND w.started_at > ch.error_at
+                       AND w.started_at < ch.success_at)::integer
+              ELSE greatest(ch.success_step - ch.error_step - 1, 0)
+         END AS steps_between
+    FROM changes AS ch
+),
+described AS (
+  SELECT d.*,
+         format('%s in %s%s -> %s -> %s in %s%s (%s)',
+                d.error_type, d.error_agent, '.' || nullif(d.error_operation, ''), d.strategy,
+                d.success_type, d.success_agent, '.' || d.success_operation,
+                concat_ws(', ',
+                  CASE WHEN d.source = 'stated' THEN 'stated' END,
+                  CASE WHEN d.retry_count = 1 THEN '1 retry'
+                       WHEN d.retry_count > 1 THEN d.retry_count || ' retries' END,
+                  CASE WHEN d.steps_between IS NOT NULL
+                       THEN d.steps_between || ' intermediate steps' END,
+                  d.duration_ms || ' ms')) AS path
+    FROM details AS d
+),
+-- The links replaced, as they were (this statement's snapshot).
+prior AS MATERIALIZED (
+  SELECT c.error_event_id, c.success_event_id, c.recovery_strategy, c.recovery_duration_ms,
+         c.confidence_score, c.link_source
+    FROM debug_error_success_correlation AS c
+    JOIN (SELECT error_id, old_success_id FROM changes
+          UNION ALL
+          SELECT error_id, old_success_id FROM dropped) AS ch
+      ON ch.error_id = c.error_event_id AND ch.old_success_id = c.success_event_id
 ),
 unlinked AS (
   DELETE FROM debug_error_success_correlation AS c
-   USING changes AS ch
+   USING (SELECT error_id, old_success_id FROM changes WHERE old_success_id <> success_id
+          UNION ALL
+          SELECT error_id, old_success_id FROM dropped) AS ch
    WHERE c.error_event_id = ch.error_id AND c.success_event_id = ch.old_success_id
-  RETURNING c.error_event_id, c.recovery_strategy, c.recovery_duration_ms, c.confidence_score
+  RETURNING c.error_event_id
+),
+-- An error whose link was dropped: the marks the correlator set go (resolved_at its success's
+-- time); an agent's own resolved_at stays, and so does the recovery_successful beside it.
+unmarked AS (
+  UPDATE debug_error_events AS e
+     SET recovery_successful = NULL, resolved_at = NULL
+    FROM dropped AS d
+   WHERE e.id = d.error_id AND e.resolved_at = d.old_success_at
+  RETURNING e.id
+),
+-- Same pair, another source (a statement about a link inference had made).
+resourced AS (
+  UPDATE debug_error_success_correlation AS c
+     SET link_source = d.source, confidence_score = d.confidence, recovery_strategy = d.strategy,
+         recovery_path = d.path, recovery_duration_ms = d.duration_ms,
+         intermediate_steps = d.steps_between
+    FROM described AS d
+   WHERE c.error_event_id = d.error_id AND c.success_event_id = d.success_id
+     AND d.old_success_id = d.success_id
+  RETURNING c.error_event_id, c.success_event_id
 ),
 ins AS (
   INSERT INTO debug_error_success_correlation AS c
          (error_event_id, success_event_id, correlation_id, recovery_path,
-          recovery_duration_ms, intermediate_steps, recovery_strategy, confidence_score)
-  SELECT ch.error_id, ch.success_id, ch.correlation_id,
-         format('%s in %s%s -> %s -> %s in %s%s (%s)',
-                ch.error_type, ch.error_agent, '.' || ch.error_operation, ch.strategy,
-                ch.success_type, ch.success_agent, '.' || ch.success_operation,
-                concat_ws(', ',
-                  CASE WHEN ch.retry_count = 1 THEN '1 retry'
-                       WHEN ch.retry_count > 1 THEN ch.retry_count || ' retries' END,
-                  CASE WHEN ch.steps_between IS NOT NULL
-                       THEN ch.steps_between || ' intermediate steps' END,
-                  ch.duration_ms || ' ms')),
-         ch.duration_ms, ch.steps_between, ch.strategy, ch.confidence
-    FROM changes AS ch
+          recovery_duration_ms, intermediate_steps, recovery_strategy, confidence_score,
+          link_source)
+  SELECT d.error_id, d.success_id, d.correlation_id, d.path, d.duration_ms, d.steps_between,
+         d.strategy, d.confidence, d.source
+    FROM described AS d
+   WHERE d.old_success_id IS DISTINCT FROM d.success_id
   ON CONFLICT (error_event_id, success_event_id) DO NOTHING
   RETURNING c.error_event_id, c.success_event_id
 ),
 done AS MATERIALIZED (
-  SELECT ch.*
-    FROM changes AS ch
-    JOIN ins ON ins.error_event_id = ch.error_id AND ins.success_event_id = ch.success_id
+  SELECT d.*
+    FROM described AS d
+    JOIN (SELECT * FROM ins UNION ALL SELECT * FROM resourced) AS x
+      ON x.error_event_id = d.error_id AND x.success_event_id = d.success_id
 ),
 marked AS (
   UPDATE debug_error_events AS e
@@ -236,26 +439,30 @@ marked AS (
           OR (e.resolved_at = d.old_success_at AND d.old_success_at <> d.success_at))
   RETURNING e.id
 ),
--- known_fix_stats: +1 per new link, -1 per moved-away link (of the correlator's making).
+-- known_fix_stats: +1 per link made, -1 per link replaced (of the correlator's making).
 delta AS (
-  SELECT d.error_type, d.error_agent AS agent_name,
-         coalesce(d.error_operation, '') AS operation_name, d.strategy, 1 AS n,
+  SELECT d.error_type, d.error_agent AS agent_name, d.error_operation AS operation_name,
+         d.strategy, 1 AS n, (d.source = 'stated')::integer AS stated,
          (d.confidence >= 0.7)::integer AS confident, d.duration_ms, d.confidence,
          d.correlation_id, d.success_at
     FROM done AS d
   UNION ALL
-  SELECT e.error_type, e.agent_name, coalesce(e.operation_name, ''), u.recovery_strategy, -1,
-         -(u.confidence_score >= 0.7)::integer, -u.recovery_duration_ms, -u.confidence_score,
+  SELECT e.error_type, e.agent_name, coalesce(e.operation_name, ''), p.recovery_strategy, -1,
+         -(p.link_source = 'stated')::integer,
+         -(p.confidence_score >= 0.7)::integer, -p.recovery_duration_ms, -p.confidence_score,
          NULL, NULL
-    FROM unlinked AS u
-    JOIN errs AS e ON e.id = u.error_event_id
-   WHERE u.recovery_strategy IS NOT NULL
+    FROM prior AS p
+    JOIN debug_error_events AS e ON e.id = p.error_event_id
+   WHERE p.recovery_strategy IS NOT NULL
+     AND p.error_event_id IN (SELECT error_event_id FROM unlinked
+                              UNION ALL
+                              SELECT error_event_id FROM resourced)
 ),
 stats AS (
   INSERT INTO known_fix_stats AS k
          (error_type, agent_name, operation_name, recovery_strategy, recovered, confident,
           duration_ms_sum, duration_count, confidence_sum, example_correlation_ids,
-          last_recovered_at)
+          last_recovered_at, stated)
   SELECT d.error_type, d.agent_name, d.operation_name, d.strategy,
          sum(d.n), sum(d.confident),
          coalesce(sum(d.duration_ms), 0),
@@ -263,7 +470,7 @@ stats AS (
          coalesce(sum(d.confidence), 0),
          coalesce((array_agg(DISTINCT d.correlation_id)
                     FILTER (WHERE d.correlation_id IS NOT NULL))[1:5], '{}'),
-         max(d.success_at)
+         max(d.success_at), sum(d.stated)
     FROM delta AS d
    GROUP BY d.error_type, d.agent_name, d.operation_name, d.strategy
   ON CONFLICT (error_type, agent_name, operation_name, recovery_strategy) DO UPDATE
@@ -279,15 +486,78 @@ stats AS (
             GROUP BY x.id
             ORDER BY min(x.n)
             LIMIT 5),
-         last_recovered_at = greatest(k.last_recovered_at, EXCLUDED.last_recovered_at)
+         last_recovered_at = greatest(k.last_recovered_at, EXCLUDED.last_recovered_at),
+         stated = k.stated + EXCLUDED.stated
+  RETURNING 1
+),
+-- Blind inference against the statements, per error where they can be compared: the error is
+-- stated, or the blind link goes to a success that states (other) errors.
+compared AS (
+  SELECT ch.error_id, ch.correlation_id, ch.occurred_at, ch.stated_success_id,
+         ch.blind_success_id
+    FROM correlator_choice AS ch
+   WHERE ch.stated_success_id IS NOT NULL OR ch.blind_stating
+),
+compared_before AS MATERIALIZED (
+  SELECT a.error_event_id, a.stated_success_id, a.inferred_success_id
+    FROM correlator_agreement AS a
+   WHERE a.error_event_id IN (SELECT error_id FROM correlator_choice)
+),
+compared_gone AS (
+  DELETE FROM correlator_agreement AS a
+   USING compared_before AS b
+   WHERE a.error_event_id = b.error_event_id
+     AND NOT EXISTS (SELECT 1 FROM compared AS c WHERE c.error_id = b.error_event_id)
+  RETURNING 1
+),
+compared_now AS (
+  INSERT INTO correlator_agreement AS a
+         (error_event_id, correlation_id, occurred_at, stated_success_id, inferred_success_id)
+  SELECT c.error_id, c.correlation_id, c.occurred_at, c.stated_success_id, c.blind_success_id
+    FROM compared AS c
+   WHERE NOT EXISTS (SELECT 1 FROM compared_before AS b
+                      WHERE b.error_event_id = c.error_id
+                        AND b.stated_success_id IS NOT DISTINCT FROM c.stated_success_id
+                        AND b.inferred_success_id IS NOT DISTINCT FROM c.blind_success_id)
+  ON CONFLICT (error_event_id) DO UPDATE
+     SET stated_success_id = EXCLUDED.stated_success_id,
+         inferred_success_id = EXCLUDED.inferred_success_id,
+         occurred_at = EXCLUDED.occurred_at,
+         evaluated_at = EXCLUDED.evaluated_at
+  RETURNING 1
+),
+outcome AS (
+  SELECT x.weight,
+         (x.s IS NOT NULL AND x.s = x.i)::integer AS agreed,
+         (x.i IS NOT NULL AND x.i IS DISTINCT FROM x.s)::integer AS wrong,
+         (x.s IS NOT NULL AND x.s IS DISTINCT FROM x.i)::integer AS missed
+    FROM (SELECT 1 AS weight, c.stated_success_id AS s, c.blind_success_id AS i FROM compared AS c
+          UNION ALL
+          SELECT -1, b.stated_success_id, b.inferred_success_id FROM compared_before AS b) AS x
+),
+totals AS (
+  UPDATE correlator_state AS st
+     SET agreement_agreed = st.agreement_agreed + o.agreed,
+         agreement_wrong = st.agreement_wrong + o.wrong,
+         agreement_missed = st.agreement_missed + o.missed
+    FROM (SELECT coalesce(sum(weight * agreed), 0) AS agreed,
+                 coalesce(sum(weight * wrong), 0) AS wrong,
+                 coalesce(sum(weight * missed), 0) AS missed
+            FROM outcome) AS o
+   WHERE st.id AND (o.agreed, o.wrong, o.missed) <> (0, 0, 0)
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM errs) AS errors_examined,
-       (SELECT count(*) FROM succ) AS successes_examined,
-       (SELECT count(*) FROM ins) AS links,
-       (SELECT count(*) FROM unlinked) AS moved,
+SELECT (SELECT count(*) FROM ins) AS links,
+       (SELECT count(*) FROM ins JOIN done AS d ON d.error_id = ins.error_event_id
+                                             AND d.source = 'stated') AS stated,
+       (SELECT count(*) FROM unlinked) - (SELECT count(*) FROM dropped)
+         + (SELECT count(*) FROM resourced) AS moved,
+       (SELECT count(*) FROM dropped) AS removed,
        (SELECT count(*) FROM marked) AS marked,
-       (SELECT count(*) FROM stats) AS stats_rows
+       (SELECT count(*) FROM unmarked) AS unmarked,
+       (SELECT count(*) FROM stats) AS stats_rows,
+       (SELECT count(*) FROM compared_gone) + (SELECT count(*) FROM compared_now)
+         + (SELECT count(*) FROM totals) AS agreement_rows
 
 -- name: advance
 -- The watermark moves in the same transaction as the links: all of a run or none of it.
@@ -299,6 +569,7 @@ UPDATE correlator_state
        last_run_at = clock_timestamp(),
        last_run_ms = $3
  WHERE id
+RETURNING agreement_agreed AS agreed, agreement_wrong AS wrong, agreement_missed AS missed
 
 -- name: expected_occurrences
 -- known_fix_occurrences recomputed from the rows: the errors visible in the counted snapshot
@@ -331,9 +602,32 @@ SELECT e.error_type, e.agent_name, coalesce(e.operation_name, '') AS operation_n
        count(c.recovery_duration_ms) AS duration_count,
        coalesce(sum(c.confidence_score), 0) AS confidence_sum,
        (array_agg(DISTINCT c.correlation_id))[1:5] AS example_correlation_ids,
-       max(s.occurred_at) AS last_recovered_at
+       max(s.occurred_at) AS last_recovered_at,
+       count(*) FILTER (WHERE c.link_source = 'stated') AS stated
   FROM debug_error_success_correlation AS c
   JOIN debug_error_events AS e ON e.id = c.error_event_id
   JOIN debug_success_events AS s ON s.id = c.success_event_id
  WHERE c.recovery_strategy IS NOT NULL
  GROUP BY 1, 2, 3, 4
+
+-- name: expected_agreement
+-- The agreement totals recomputed from correlator_agreement.
+SELECT count(*) FILTER (WHERE stated_success_id = inferred_success_id) AS agreed,
+       count(*) FILTER (WHERE inferred_success_id IS NOT NULL
+                          AND inferred_success_id IS DISTINCT FROM stated_success_id) AS wrong,
+       count(*) FILTER (WHERE stated_success_id IS NOT NULL
+                          AND stated_success_id IS DISTINCT FROM inferred_success_id) AS missed
+  FROM correlator_agreement
+
+-- name: rebuild_agreement
+UPDATE correlator_state AS st
+   SET agreement_agreed = x.agreed, agreement_wrong = x.wrong, agreement_missed = x.missed
+  FROM (SELECT count(*) FILTER (WHERE stated_success_id = inferred_success_id) AS agreed,
+               count(*) FILTER (WHERE inferred_success_id IS NOT NULL
+                                  AND inferred_success_id IS DISTINCT FROM stated_success_id)
+                 AS wrong,
+               count(*) FILTER (WHERE stated_success_id IS NOT NULL
+                                  AND stated_success_id IS DISTINCT FROM inferred_success_id)
+                 AS missed
+          FROM correlator_agreement) AS x
+ WHERE st.id

@@ -87,6 +87,26 @@ SELECT *
 -- known_fixes() is defined by migration 008.
 SELECT * FROM known_fixes($1::text, $2::text, $3::text, $4::integer);
 
+-- name: correlator_agreement
+-- $1 since (the errors' occurred_at; NULL: every retained row). The correlator's blind
+-- inference against the links agents stated (correlator_agreement, migration 011): per error
+-- that can be compared, agreed = inferred the stated link, wrong = inferred a link the agents
+-- contradict, missed = did not infer the stated link; in total (agent_name NULL) and per
+-- agent of the error.
+SELECT e.agent_name::text AS agent_name,
+       count(*) FILTER (WHERE a.stated_success_id = a.inferred_success_id) AS agreed,
+       count(*) FILTER (WHERE a.inferred_success_id IS NOT NULL
+                          AND a.inferred_success_id IS DISTINCT FROM a.stated_success_id)
+         AS wrong,
+       count(*) FILTER (WHERE a.stated_success_id IS NOT NULL
+                          AND a.stated_success_id IS DISTINCT FROM a.inferred_success_id)
+         AS missed
+  FROM correlator_agreement AS a
+  JOIN debug_error_events AS e ON e.id = a.error_event_id
+ WHERE $1::timestamptz IS NULL OR a.occurred_at >= $1::timestamptz
+ GROUP BY GROUPING SETS ((), (e.agent_name))
+ ORDER BY e.agent_name NULLS FIRST;
+
 -- name: function_exists
 -- $1 function name: whether a function of that name is visible on the search_path.
 SELECT EXISTS (

@@ -37,7 +37,7 @@ WITH gone AS (
   DELETE FROM debug_error_success_correlation AS c
    WHERE c.error_event_id = ANY ($1::uuid[]) OR c.success_event_id = ANY ($2::uuid[])
   RETURNING c.error_event_id, c.correlation_id, c.recovery_strategy, c.recovery_duration_ms,
-            c.confidence_score
+            c.confidence_score, c.link_source
 ), agg AS (
   SELECT e.error_type, e.agent_name, coalesce(e.operation_name, '') AS operation_name,
          g.recovery_strategy, count(*) AS n,
@@ -45,6 +45,7 @@ WITH gone AS (
          coalesce(sum(g.recovery_duration_ms), 0) AS duration_ms_sum,
          count(g.recovery_duration_ms) AS duration_count,
          coalesce(sum(g.confidence_score), 0) AS confidence_sum,
+         count(*) FILTER (WHERE g.link_source = 'stated') AS stated,
          array_agg(DISTINCT g.correlation_id) AS ids
     FROM gone AS g
     JOIN debug_error_events AS e ON e.id = g.error_event_id
@@ -57,11 +58,34 @@ WITH gone AS (
          duration_ms_sum = greatest(k.duration_ms_sum - a.duration_ms_sum, 0),
          duration_count = greatest(k.duration_count - a.duration_count, 0),
          confidence_sum = greatest(k.confidence_sum - a.confidence_sum, 0),
+         stated = greatest(k.stated - a.stated, 0),
          example_correlation_ids = ARRAY(SELECT x FROM unnest(k.example_correlation_ids) AS x
                                           WHERE x <> ALL (a.ids))
     FROM agg AS a
    WHERE k.error_type = a.error_type AND k.agent_name = a.agent_name
      AND k.operation_name = a.operation_name AND k.recovery_strategy = a.recovery_strategy
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows
+
+-- name: purge_agreement
+-- The correlator's agreement rows of the errors $1 and their share of the totals in
+-- correlator_state (without this they would go with their errors, ON DELETE CASCADE, and the
+-- totals would keep counting them). The caller holds the aggregate lock.
+WITH gone AS (
+  DELETE FROM correlator_agreement AS a WHERE a.error_event_id = ANY ($1::uuid[])
+  RETURNING a.stated_success_id AS s, a.inferred_success_id AS i
+), counted AS (
+  UPDATE correlator_state AS st
+     SET agreement_agreed = greatest(st.agreement_agreed - x.agreed, 0),
+         agreement_wrong = greatest(st.agreement_wrong - x.wrong, 0),
+         agreement_missed = greatest(st.agreement_missed - x.missed, 0)
+    FROM (SELECT count(*) FILTER (WHERE g.s = g.i) AS agreed,
+                 count(*) FILTER (WHERE g.i IS NOT NULL AND g.i IS DISTINCT FROM g.s) AS wrong,
+                 count(*) FILTER (WHERE g.s IS NOT NULL AND g.s IS DISTINCT FROM g.i) AS missed,
+                 count(*) AS n
+            FROM gone AS g) AS x
+   WHERE st.id AND x.n > 0
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows

@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_TOPICS",
     "INT4_MAX",
     "INT4_MIN",
+    "MAX_RECOVERS",
     "MODELS",
     "SCHEMA_VERSION",
     "TABLES",
@@ -64,6 +65,9 @@ __all__ = [
 ]
 
 SCHEMA_VERSION: Final = 1
+#: At most this many error ids in a success's ``recovers_error_ids``: a retry loop's failed
+#: attempts, or the errors one fallback answers; more is a bug in the producer, not a recovery.
+MAX_RECOVERS: Final = 32
 INT4_MIN: Final = -(2**31)
 INT4_MAX: Final = 2**31 - 1
 
@@ -104,6 +108,11 @@ def _timestamp_input(value: object) -> object:
     raise ValueError(
         "must be an ISO 8601 date-time string with a UTC offset, e.g. 2025-10-11T14:03:27.512Z"
     )
+
+
+def _none_when_empty(value: list[UUID] | None) -> list[UUID] | None:
+    # An empty list states nothing, like an absent one: one representation in the table.
+    return value or None
 
 
 def _storable(value: datetime) -> datetime:
@@ -288,6 +297,14 @@ class SuccessEvent(EventBase):
     """How long the operation took, in milliseconds."""
     retry_count: Count = 0
     """Retries before this success."""
+    recovers_error_ids: Annotated[
+        list[UUID] | None, Field(max_length=MAX_RECOVERS), AfterValidator(_none_when_empty)
+    ] = None
+    """Errors of this workflow that this success recovered, when the agent knows (its retry
+    loop succeeded after those attempts failed, its fallback ran because of them). The
+    correlator links them as *stated*, whatever their order of arrival; an id of another
+    workflow, or of an error never stored, is no link. At most 32; absent or empty: the
+    agent states nothing and the correlator infers."""
     success_factors: JsonObject | None = None
     """What contributed to the success."""
     metadata: JsonObject | None = None

@@ -90,6 +90,7 @@ EXAMPLES: Final[dict[str, dict[str, Any]]] = {
         "validation_passed": True,
         "execution_time_ms": 2140,
         "retry_count": 1,
+        "recovers_error_ids": [_ERROR],
         "success_factors": {"strategy": "retry", "backoff_ms": 2000},
         "occurred_at": "2025-10-11T14:03:31.804Z",
     },

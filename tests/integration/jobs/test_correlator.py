@@ -1,12 +1,13 @@
-"""The correlator against a real PostgreSQL: rules, incremental runs, concurrency, crash
-safety, the known-fixes aggregate, and precision / recall on synthetic workflows."""
+"""The correlator against a real PostgreSQL: stated links, the rules of inference, incremental
+runs, concurrency, crash safety, the known-fixes aggregate, the agreement of inference with
+stated links, and precision / recall on the tuning and the held-out labeled workloads."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,11 +17,16 @@ import pytest
 import pytest_asyncio
 
 from debug_sink.db import sqlfiles
+from debug_sink.db.migrate import migrate_up
 from debug_sink.dev import fill, synthetic
+from debug_sink.dev.workloads import WORKLOADS
 from debug_sink.errors import TransientError
 from debug_sink.jobs.correlator import Correlator, CorrelatorResult
+from debug_sink.read.queries import DebugQueries
+from debug_sink.sdk.emitter import MemoryEmitter
 from tests import support as s
 from tests.migration.test_schema_recovery_patterns import assert_recovery_patterns_match_rows
+from tests.sdk_support import memory_manager, settings_for, write_direct
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -109,7 +115,7 @@ async def assert_aggregate_matches_rows(conn: asyncpg.Connection) -> None:
     assert got_occ == want_occ
     stat_cols = (
         "error_type, agent_name, operation_name, recovery_strategy, recovered, "
-        "confident, duration_ms_sum, duration_count, confidence_sum"
+        "confident, duration_ms_sum, duration_count, confidence_sum, stated"
     )
     want = {
         tuple(r) for r in await conn.fetch(f"SELECT {stat_cols} FROM ({q['expected_stats']}) AS x")
@@ -120,6 +126,12 @@ async def assert_aggregate_matches_rows(conn: asyncpg.Connection) -> None:
     }
     assert got == want
     await assert_recovery_patterns_match_rows(conn)
+    totals = await conn.fetchrow(
+        "SELECT agreement_agreed AS agreed, agreement_wrong AS wrong, "
+        "agreement_missed AS missed FROM correlator_state"
+    )
+    assert totals is not None
+    assert dict(totals) == dict(await conn.fetchrow(q["expected_agreement"]) or {})
 
 
 @pytest_asyncio.fixture
@@ -315,6 +327,326 @@ class TestRules:
         await assert_aggregate_matches_rows(conn)
 
 
+async def add_step(
+    conn: asyncpg.Connection,
+    corr: uuid.UUID,
+    seconds: float,
+    number: int,
+    *,
+    attempt: int = 1,
+    agent: str = "planner",
+    operation: str = "fetch",
+    error: uuid.UUID | None = None,
+    success: uuid.UUID | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO debug_workflow_steps (correlation_id, step_number, attempt, step_type, "
+        "agent_name, operation_name, status, error_event_id, success_event_id, started_at) "
+        "VALUES ($1, $2, $3, 'execution', $4, $5, $6, $7, $8, $9)",
+        corr,
+        number,
+        attempt,
+        agent,
+        operation,
+        "failed" if error else "completed",
+        error,
+        success,
+        at(seconds),
+    )
+
+
+async def sources(conn: asyncpg.Connection) -> dict[tuple[uuid.UUID, uuid.UUID], str]:
+    rows = await conn.fetch(
+        "SELECT error_event_id, success_event_id, link_source FROM debug_error_success_correlation"
+    )
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+class TestStatedLinks:
+    """A success that names the errors it recovered makes stated links, which inference never
+    overrides."""
+
+    async def test_a_stated_link_is_made_whatever_the_arrival_order(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """The success (a plain task_completion of another agent: no inference would link
+        it) lands first and names an error that has not arrived; the error lands later."""
+        corr = uuid.uuid4()
+        error_id = uuid.uuid4()
+        ok = await add_success(
+            conn, corr, 5, agent="writer", operation="draft", recovers_error_ids=[error_id]
+        )
+        assert (await correlator.run_once()).links_made == 0
+
+        await add_error(conn, corr, 0, id=error_id)
+        result = await correlator.run_once()
+
+        assert (result.links_made, result.links_stated) == (1, 1)
+        assert await sources(conn) == {(error_id, ok): "stated"}
+        row = await conn.fetchrow("SELECT * FROM debug_error_success_correlation")
+        assert row is not None
+        assert row["confidence_score"] == Decimal("1.0000")
+        assert row["recovery_path"] == (
+            "TimeoutError in planner.fetch -> fallback -> task_completion in writer.draft "
+            "(stated, 0 intermediate steps, 5000 ms)"
+        )
+        error = await conn.fetchrow(
+            "SELECT recovery_successful, resolved_at FROM debug_error_events"
+        )
+        assert error is not None
+        assert (error["recovery_successful"], error["resolved_at"]) == (True, at(5))
+        await assert_aggregate_matches_rows(conn)
+
+    async def test_a_stated_link_survives_any_later_inference(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """A statement replaces an inferred link, and no later candidate, however strong,
+        replaces the statement."""
+        corr = uuid.uuid4()
+        err = await add_error(
+            conn, corr, 0, recovery_attempted=True, recovery_strategy="retry", execution_step=2
+        )
+        inferred = await add_success(
+            conn, corr, 30, retry_count=1, success_type="recovery_success", execution_step=2
+        )
+        await correlator.run_once()
+        assert await sources(conn) == {(err, inferred): "inferred"}
+
+        stated = await add_success(
+            conn, corr, 60, agent="writer", operation="draft", recovers_error_ids=[err]
+        )
+        result = await correlator.run_once()
+        assert (result.links_made, result.links_moved) == (1, 1)
+        assert await sources(conn) == {(err, stated): "stated"}
+
+        for seconds in (1, 2, 3):  # ever stronger evidence for other successes, earlier
+            await add_success(
+                conn,
+                corr,
+                seconds,
+                retry_count=3,
+                success_type="recovery_success",
+                execution_step=2,
+            )
+            await add_step(conn, corr, seconds, 2, attempt=4)
+            await correlator.run_once()
+        assert await sources(conn) == {(err, stated): "stated"}
+        assert await conn.fetchval("SELECT resolved_at FROM debug_error_events") == at(60)
+        await assert_aggregate_matches_rows(conn)
+
+    async def test_a_stating_success_recovers_only_what_it_names(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """Statements are taken as complete: another error does not get the stating success
+        by inference, even though the evidence alone would link it."""
+        corr = uuid.uuid4()
+        named = await add_error(conn, corr, 0, operation="parse")
+        other = await add_error(conn, corr, 1, recovery_attempted=True, recovery_strategy="retry")
+        ok = await add_success(
+            conn,
+            corr,
+            2,
+            retry_count=1,
+            success_type="recovery_success",
+            recovers_error_ids=[named],
+        )
+
+        await correlator.run_once()
+
+        assert await sources(conn) == {(named, ok): "stated"}
+        assert other not in {e for e, _ in await links(conn)}
+
+    async def test_ids_of_another_workflow_or_never_stored_are_no_links(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        corr, elsewhere = uuid.uuid4(), uuid.uuid4()
+        foreign = await add_error(conn, elsewhere, 0)
+        await add_success(conn, corr, 1, recovers_error_ids=[foreign, uuid.uuid4()])
+
+        assert (await correlator.run_once()).links_made == 0
+        assert await links(conn) == set()
+
+    async def test_the_earliest_statement_wins(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        corr = uuid.uuid4()
+        err = await add_error(conn, corr, 0)
+        later = await add_success(conn, corr, 9, recovers_error_ids=[err])
+        await correlator.run_once()
+        earlier = await add_success(
+            conn, corr, 4, operation="fetch_cached", recovers_error_ids=[err]
+        )
+
+        await correlator.run_once()
+
+        assert await sources(conn) == {(err, earlier): "stated"}
+        assert later != earlier
+        await assert_aggregate_matches_rows(conn)
+
+    async def test_known_fixes_and_patterns_count_stated_and_inferred(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """3 TimeoutErrors retried: 2 stated by their retries, 1 inferred."""
+        for i in range(3):
+            corr = uuid.uuid4()
+            err = await add_error(
+                conn, corr, 0, recovery_attempted=True, recovery_strategy="retry", execution_step=1
+            )
+            await add_success(
+                conn,
+                corr,
+                2,
+                retry_count=1,
+                success_type="recovery_success",
+                execution_step=1,
+                recovers_error_ids=[err] if i < 2 else None,
+            )
+
+        await correlator.run_once()
+
+        fixes = await conn.fetch("SELECT * FROM known_fixes('TimeoutError')")
+        assert [
+            (r["recovery_strategy"], r["success_count"], r["stated_count"], r["inferred_count"])
+            for r in fixes
+        ] == [("retry", 3, 2, 1)]
+        patterns = await conn.fetch("SELECT * FROM debug_error_recovery_patterns")
+        assert [
+            (r["recovery_strategy"], r["success_count"], r["stated_count"], r["inferred_count"])
+            for r in patterns
+        ] == [("retry", 3, 2, 1)]
+        await assert_aggregate_matches_rows(conn)
+
+    async def test_a_retried_sdk_step_produces_a_stated_link_with_no_extra_call(
+        self, db_dsn: str, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """The agent only retries its step (traced with retries): the SDK's events, written
+        by the sink's own path, give the correlator stated links."""
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        calls = 0
+
+        @manager.traced(agent_name="planner", retries=2)
+        async def fetch(correlation_id: uuid.UUID) -> str:
+            nonlocal calls
+            calls += 1
+            if calls < 3:
+                raise TimeoutError("upstream timed out")
+            return "diff"
+
+        assert await fetch(corr) == "diff"
+        await manager.close()
+        emitter = manager.emitter
+        assert isinstance(emitter, MemoryEmitter)
+        await write_direct(settings_for(s.as_writer(db_dsn)), emitter.messages)
+
+        result = await correlator.run_once()
+
+        errors = {r[0] for r in await conn.fetch("SELECT id FROM debug_error_events")}
+        (success,) = [r[0] for r in await conn.fetch("SELECT id FROM debug_success_events")]
+        assert result.links_stated == 2
+        assert await sources(conn) == {(error, success): "stated" for error in errors}
+        assert await conn.fetchval(
+            "SELECT array_agg(DISTINCT recovery_strategy) FROM debug_error_success_correlation"
+        ) == ["retry"]
+
+
+class TestNewWork:
+    """Evidence that a success is new work counts against a link: the false-link shapes of
+    issue 13, each next to the recovery it must still find."""
+
+    async def test_same_agent_other_operation_after_a_declared_fallback(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """The agent said fallback, gave up and moved on: its later successes are new work.
+        With the same words, a fallback that is the agent's next success is linked."""
+        gave_up = uuid.uuid4()
+        await add_error(
+            conn,
+            gave_up,
+            0,
+            recovery_attempted=True,
+            recovery_strategy="fallback",
+            execution_step=1,
+        )
+        await add_success(conn, gave_up, 2, operation="summarize", execution_step=2)
+        await add_success(
+            conn, gave_up, 4, operation="draft", success_type="recovery_success", execution_step=3
+        )
+        fell_back = uuid.uuid4()
+        err = await add_error(
+            conn,
+            fell_back,
+            0,
+            recovery_attempted=True,
+            recovery_strategy="fallback",
+            execution_step=1,
+        )
+        ok = await add_success(
+            conn,
+            fell_back,
+            2,
+            operation="fetch_cached",
+            success_type="recovery_success",
+            execution_step=2,
+        )
+
+        await correlator.run_once()
+
+        assert await links(conn) == {(err, ok)}
+
+    async def test_same_agent_and_operation_in_another_step_after_a_declared_retry(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """Another invocation of the operation (another step, first attempt) is not the
+        retry; the retry of the failed step is found even after it."""
+        corr = uuid.uuid4()
+        err = await add_error(
+            conn, corr, 0, recovery_attempted=True, recovery_strategy="retry", execution_step=3
+        )
+        await add_step(conn, corr, 0, 3, error=err)
+        other = await add_success(conn, corr, 1, execution_step=4)
+        await add_step(conn, corr, 0.5, 4, success=other)
+        retry = await add_success(conn, corr, 5)  # its step row says step 3, attempt 2
+        await add_step(conn, corr, 4, 3, attempt=2, success=retry)
+
+        await correlator.run_once()
+
+        assert await links(conn) == {(err, retry)}
+
+    async def test_another_agent_same_operation_after_the_error_agent_moved_on(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        corr = uuid.uuid4()
+        await add_error(conn, corr, 0, recovery_strategy="fallback", agent="llm-main")
+        await add_success(conn, corr, 3, agent="llm-main", operation="complete")
+        await add_success(conn, corr, 9, agent="llm-backup", success_type="recovery_success")
+
+        await correlator.run_once()
+
+        assert await links(conn) == set()
+
+    async def test_a_link_later_evidence_contradicts_is_removed(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """A success of the agent that arrives late shows it had moved on: the inferred link
+        goes, with the marks the correlator set on the error."""
+        corr = uuid.uuid4()
+        await add_error(conn, corr, 0, recovery_attempted=True, recovery_strategy="fallback")
+        await add_success(conn, corr, 10, operation="draft", success_type="recovery_success")
+        assert (await correlator.run_once()).links_made == 1
+
+        await add_success(conn, corr, 4, operation="summarize")  # lands late
+        result = await correlator.run_once()
+
+        assert (result.links_made, result.links_removed) == (0, 1)
+        assert await links(conn) == set()
+        row = await conn.fetchrow("SELECT recovery_successful, resolved_at FROM debug_error_events")
+        assert row is not None
+        assert (row["recovery_successful"], row["resolved_at"]) == (None, None)
+        await assert_aggregate_matches_rows(conn)
+        assert await conn.fetchval("SELECT sum(recovered) FROM known_fix_stats") == 0
+
+
 class TestIncremental:
     """Runs read only what is new, pick up late arrivals, and are atomic and idempotent."""
 
@@ -505,10 +837,11 @@ class TestRebuild:
         self, db_dsn: str, conn: asyncpg.Connection, correlator: Correlator
     ) -> None:
         """Links written by someone else (a benchmark's seed) become known fixes; the first
-        run then links the rest and counts no error twice."""
+        run then links the rest and counts no error twice (the seeded link is one the evidence
+        supports: the correlator keeps it)."""
         linked, unlinked = uuid.uuid4(), uuid.uuid4()
-        err = await add_error(conn, linked, 0)
-        ok = await add_success(conn, linked, 1)
+        err = await add_error(conn, linked, 0, recovery_attempted=True)
+        ok = await add_success(conn, linked, 1, retry_count=1)
         await conn.execute(
             "INSERT INTO debug_error_success_correlation (error_event_id, success_event_id, "
             "correlation_id, recovery_duration_ms, recovery_strategy, confidence_score) "
@@ -557,28 +890,57 @@ class TestRebuild:
         assert (await correlator.run_once()).new_errors == 0
 
 
+def labeled(name: str, stated: float = 0.0) -> Callable[[], synthetic.Workload]:
+    return lambda: WORKLOADS[name].make(None, stated)
+
+
 class TestEvaluation:
-    """Precision and recall on synthetic workflows with ground truth (see
-    debug_sink.dev.synthetic): the floors leave a margin under what was measured."""
+    """Precision and recall on the labeled workloads of debug_sink.dev.workloads: the tuning
+    ones the weights were chosen on, and the held-out ones, measured once the weights were
+    fixed. The floors leave a margin under what was measured; the held-out recall is under
+    the goal of 0.90 (see the README)."""
 
     @pytest.mark.parametrize(
-        ("config", "floor"),
+        ("make", "floor"),
         [
-            # 300 workflows, 10% of events 1-3 waves late; measured: precision 0.909, recall 0.890
-            (synthetic.SyntheticConfig(), (0.88, 0.86)),
-            # 150 workflows, 30% late; measured: precision 0.908, recall 0.891
-            (synthetic.SyntheticConfig(workflows=150, late_fraction=0.3), (0.88, 0.86)),
+            # tuning; measured: precision 0.988, recall 0.887
+            (labeled("synthetic"), (0.97, 0.86)),
+            # tuning, 150 workflows, 30% late; measured: precision 0.984, recall 0.879
+            (
+                lambda: synthetic.generate(
+                    synthetic.SyntheticConfig(workflows=150, late_fraction=0.3)
+                ),
+                (0.97, 0.86),
+            ),
+            # tuning; measured: precision 0.990, recall 0.868
+            (labeled("synthetic-intended"), (0.97, 0.84)),
+            # held out, inference only; measured: precision 0.971, recall 0.725
+            (labeled("pipelines"), (0.95, 0.70)),
+            # held out, inference only; measured: precision 0.983, recall 0.824
+            (labeled("branches"), (0.95, 0.80)),
+            # held out, half the agents state their links; measured: 0.981 / 0.855
+            (labeled("pipelines", 0.5), (0.96, 0.83)),
+            # held out, half the agents state their links; measured: 0.992 / 0.904
+            (labeled("branches", 0.5), (0.97, 0.88)),
         ],
-        ids=["default", "late30"],
+        ids=[
+            "synthetic",
+            "synthetic-late30",
+            "synthetic-intended",
+            "pipelines",
+            "branches",
+            "pipelines-half-stated",
+            "branches-half-stated",
+        ],
     )
     async def test_precision_and_recall(
         self,
         db_dsn: str,
         conn: asyncpg.Connection,
-        config: synthetic.SyntheticConfig,
+        make: Callable[[], synthetic.Workload],
         floor: tuple[float, float],
     ) -> None:
-        workload = synthetic.generate(config)
+        workload = make()
         wave_of = {e.row["id"]: e.wave for wave in workload.waves for e in wave}
         late = sum(1 for e, s in workload.truth if wave_of[e] > wave_of[s])
         assert late > 10  # the workload does exercise errors landing after their recovery
@@ -592,4 +954,59 @@ class TestEvaluation:
         assert score.precision >= floor[0]
         assert score.recall >= floor[1]
         assert sum(r.new_errors for r in runs) == workload.errors
+        stated = await sources(conn)
+        assert {pair for pair, source in stated.items() if source == "stated"} == workload.stated
         await assert_aggregate_matches_rows(conn)
+
+
+class TestAgreement:
+    """Where agents state links, blind inference is measured against them: on a held-out
+    workload where half the agents state theirs, the agreement report tells an operator what
+    the ground truth says about inference."""
+
+    async def test_agreement_where_half_the_agents_state_their_links(
+        self, db_dsn: str, conn: asyncpg.Connection, empty_db_dsn: str
+    ) -> None:
+        half = WORKLOADS["pipelines"].make(None, 0.5)
+        _, runs = await fill.measure(db_dsn, half)
+        agreement = runs[-1].agreement
+
+        # what inference alone achieves on the same fleet, against the full ground truth
+        await migrate_up(empty_db_dsn)
+        blind, _ = await fill.measure(empty_db_dsn, WORKLOADS["pipelines"].make(None, 0.0))
+
+        print(f"\nagreement {agreement.as_dict()} truth {blind.precision:.3f} {blind.recall:.3f}")
+        assert agreement.agreed + agreement.missed == len(half.stated)
+        assert agreement.precision is not None
+        assert agreement.recall is not None
+        assert abs(agreement.precision - blind.precision) <= 0.05
+        assert abs(agreement.recall - blind.recall) <= 0.05
+        await assert_aggregate_matches_rows(conn)
+
+        async with await DebugQueries.connect(s.as_reader(db_dsn)) as queries:
+            report = await queries.correlator_agreement()
+            recent = await queries.correlator_agreement(datetime(2100, 1, 1, tzinfo=UTC))
+        total, *agents = report
+        assert total["agent_name"] is None
+        assert (total["agreed"], total["wrong"], total["missed"]) == (
+            agreement.agreed,
+            agreement.wrong,
+            agreement.missed,
+        )
+        assert sum(a["agreed"] + a["wrong"] + a["missed"] for a in agents) == sum(
+            total[k] for k in ("agreed", "wrong", "missed")
+        )
+        assert recent == [{"agent_name": None, "agreed": 0, "wrong": 0, "missed": 0}]
+
+    async def test_no_statements_no_agreement(
+        self, db_dsn: str, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        corr = uuid.uuid4()
+        await add_error(conn, corr, 0, recovery_attempted=True)
+        await add_success(conn, corr, 1, retry_count=1)
+
+        result = await correlator.run_once()
+
+        assert result.links_made == 1
+        assert (result.agreement.precision, result.agreement.recall) == (None, None)
+        assert await conn.fetchval("SELECT count(*) FROM correlator_agreement") == 0

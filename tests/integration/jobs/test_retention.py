@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from debug_sink.dev import fill, synthetic
+from debug_sink.dev.workloads import pipelines
 from debug_sink.jobs.correlator import Correlator
 from debug_sink.jobs.locks import LOCK_CLASS
 from debug_sink.jobs.retention import PURGE_ORDER, Retention
@@ -181,6 +182,42 @@ class TestPurge:
         await assert_aggregate_matches_rows(conn)
         # and the correlator carries on from there
         assert (await Correlator(db_dsn).run_once()).new_errors == 0
+        await assert_aggregate_matches_rows(conn)
+
+    async def test_stated_links_and_agreement_follow_the_retained_rows(
+        self, db_dsn: str, conn: asyncpg.Connection
+    ) -> None:
+        """Purged errors take their agreement rows with them and leave the totals, the
+        stated counts of known_fix_stats and the view equal to a recomputation."""
+        now = await conn.fetchval("SELECT clock_timestamp()")
+        for days, seed in ((120, 3), (10, 4)):
+            workload = pipelines.generate(
+                pipelines.PipelineConfig(
+                    workflows=15,
+                    seed=seed,
+                    waves=1,
+                    stated_fraction=0.5,
+                    start=now - timedelta(days=days),
+                    workflow_spread_s=600,
+                )
+            )
+            await fill.load(conn, workload.waves[0])
+        await Correlator(db_dsn).run_once()
+        old = now - timedelta(days=90)
+        assert await conn.fetchval(
+            "SELECT count(*) FROM correlator_agreement WHERE occurred_at < $1", old
+        )
+        assert await conn.fetchval("SELECT sum(stated) FROM known_fix_stats")
+
+        await Retention(db_dsn, batch_size=100).purge(NINETY_DAYS)
+
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM correlator_agreement WHERE occurred_at < $1", old
+            )
+            == 0
+        )
+        assert await conn.fetchval("SELECT count(*) FROM correlator_agreement") > 0
         await assert_aggregate_matches_rows(conn)
 
     async def test_dead_letters_and_parked_events_by_their_own_time(

@@ -1,4 +1,5 @@
-"""Pure parts of the periodic jobs: named SQL files, retention ages, job wiring."""
+"""Pure parts of the periodic jobs: named SQL files, retention ages, job wiring, the
+correlator's agreement arithmetic and metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 from debug_sink.cli.jobs import parse_age
 from debug_sink.db import sqlfiles
 from debug_sink.errors import ConfigurationError
+from debug_sink.jobs.correlator import Agreement, export_agreement
 from debug_sink.jobs.schedule import periodic_jobs
+from debug_sink.metrics import Metrics
 from debug_sink.settings import Settings
 
 
@@ -36,11 +39,13 @@ class TestSqlFiles:
                 {
                     "begin_run",
                     "collect_new_events",
-                    "link",
+                    "choose",
+                    "apply",
                     "advance",
                     "count_occurrences",
                     "expected_occurrences",
                     "expected_stats",
+                    "expected_agreement",
                 },
             ),
             (
@@ -49,6 +54,7 @@ class TestSqlFiles:
                     "purge_steps",
                     "pick_errors",
                     "purge_links",
+                    "purge_agreement",
                     "purge_errors",
                     "purge_successes",
                     "purge_snapshots",
@@ -102,3 +108,31 @@ class TestPeriodicJobs:
             postgres_dsn="postgresql://x@localhost/db", correlator_interval=0, retention_days=0
         )
         assert periodic_jobs(settings) == []
+
+
+class TestAgreement:
+    """Precision and recall of inference against stated links, and their metrics."""
+
+    def test_precision_and_recall(self) -> None:
+        agreement = Agreement(agreed=8, wrong=2, missed=8)
+        assert (agreement.precision, agreement.recall) == (0.8, 0.5)
+        assert (Agreement().precision, Agreement().recall) == (None, None)
+        assert agreement.as_dict() == {
+            "agreed": 8,
+            "wrong": 2,
+            "missed": 8,
+            "precision": 0.8,
+            "recall": 0.5,
+        }
+
+    def test_exported_as_gauges(self) -> None:
+        metrics = Metrics()
+        export_agreement(metrics, Agreement())
+        text = metrics.render().decode()
+        assert 'debug_sink_correlator_agreement{outcome="agreed"} 0.0' in text
+        assert "debug_sink_correlator_inference{" not in text  # nothing to measure yet
+        export_agreement(metrics, Agreement(agreed=3, wrong=1, missed=0))
+        text = metrics.render().decode()
+        assert 'debug_sink_correlator_agreement{outcome="wrong"} 1.0' in text
+        assert 'debug_sink_correlator_inference{measure="precision"} 0.75' in text
+        assert 'debug_sink_correlator_inference{measure="recall"} 1.0' in text

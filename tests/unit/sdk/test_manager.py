@@ -411,6 +411,148 @@ class TestTracedDecorator:
             await orphan()
 
 
+class TestStatedRecoveries:
+    """A retry that succeeds names the errors of the failed attempts (recovers_error_ids)
+    without any call from the agent; capture_success(recovers=...) for hand-written flows."""
+
+    async def test_a_retried_step_names_the_failed_attempts(self) -> None:
+        """The retry is the same block with attempt=2: it keeps the failed attempt's step
+        number and its success names the error."""
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        with pytest.raises(TimeoutError):
+            async with manager.step(corr, "fetch", agent_name="planner"):
+                raise TimeoutError("slow")
+        async with manager.step(corr, "other", agent_name="planner"):
+            pass
+        async with manager.step(corr, "fetch", agent_name="planner", attempt=2):
+            pass
+        await sent(manager)
+        (error,) = emitted(manager, EventKind.ERROR)
+        successes = emitted(manager, EventKind.SUCCESS)
+        assert [s.get("recovers_error_ids") for s in successes] == [None, [error["id"]]]
+        retry = successes[1]
+        assert (retry["success_type"], retry["retry_count"], retry["execution_step"]) == (
+            "recovery_success",
+            1,
+            error["execution_step"],
+        )
+        steps = [s for s in emitted(manager, EventKind.STEP) if s["status"] != "started"]
+        assert [(s["operation_name"], s["step_number"], s["attempt"]) for s in steps] == [
+            ("fetch", 1, 1),
+            ("other", 2, 1),
+            ("fetch", 1, 2),
+        ]
+
+    async def test_a_success_at_first_try_states_nothing(self) -> None:
+        manager = memory_manager()
+        async with manager.step(uuid.uuid4(), "fetch", agent_name="planner"):
+            pass
+        await sent(manager)
+        (success,) = emitted(manager, EventKind.SUCCESS)
+        assert "recovers_error_ids" not in success
+        assert success["success_type"] == "task_completion"
+
+    async def test_traced_retries_async(self) -> None:
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        calls = 0
+
+        @manager.traced(agent_name="planner", retries=3, retry_on=(TimeoutError,))
+        async def fetch(correlation_id: uuid.UUID) -> int:
+            nonlocal calls
+            calls += 1
+            if calls < 3:
+                raise TimeoutError(f"try {calls}")
+            return calls
+
+        assert await fetch(corr) == 3
+        await sent(manager)
+        errors = emitted(manager, EventKind.ERROR)
+        assert [(e["recovery_attempted"], e["recovery_strategy"]) for e in errors] == [
+            (True, "retry"),
+            (True, "retry"),
+        ]
+        (success,) = emitted(manager, EventKind.SUCCESS)
+        assert success["recovers_error_ids"] == [e["id"] for e in errors]
+        assert (success["retry_count"], success["success_type"]) == (2, "recovery_success")
+        ended = [s for s in emitted(manager, EventKind.STEP) if s["status"] != "started"]
+        assert [(s["step_number"], s["attempt"], s["status"]) for s in ended] == [
+            (1, 1, "failed"),
+            (1, 2, "failed"),
+            (1, 3, "completed"),
+        ]
+
+    async def test_traced_retries_give_up_and_filter(self) -> None:
+        """The last try's exception propagates and its error names no retry; an exception
+        outside retry_on is not retried."""
+        manager = memory_manager()
+        corr = uuid.uuid4()
+
+        @manager.traced(agent_name="planner", retries=1, retry_on=(TimeoutError,))
+        async def fetch(correlation_id: uuid.UUID, exc: Exception) -> None:
+            raise exc
+
+        with pytest.raises(TimeoutError, match="again"):
+            await fetch(corr, TimeoutError("again"))
+        with pytest.raises(KeyError):
+            await fetch(corr, KeyError("no retry"))
+        await sent(manager)
+        errors = emitted(manager, EventKind.ERROR)
+        assert [(e["error_type"], e.get("recovery_strategy")) for e in errors] == [
+            ("TimeoutError", "retry"),
+            ("TimeoutError", None),
+            ("KeyError", None),
+        ]
+        assert not emitted(manager, EventKind.SUCCESS)
+
+    async def test_traced_retries_sync(self) -> None:
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        calls = []
+
+        @manager.traced(operation_name="parse", agent_name="planner", retries=1)
+        def parse(text: str) -> int:
+            calls.append(text)
+            if len(calls) == 1:
+                raise ValueError("first try")
+            return int(text)
+
+        with manager.workflow(corr):
+            assert parse("7") == 7
+        await sent(manager)
+        (error,) = emitted(manager, EventKind.ERROR)
+        (success,) = emitted(manager, EventKind.SUCCESS)
+        assert success["recovers_error_ids"] == [error["id"]]
+
+    def test_negative_retries_are_misuse(self) -> None:
+        manager = memory_manager()
+        with pytest.raises(ValueError, match="retries"):
+            manager.traced(retries=-1)
+
+    async def test_capture_success_recovers(self) -> None:
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        first = await manager.capture_error_state(corr, "planner", TimeoutError("x"), None)
+        second = await manager.capture_error_state(corr, "planner", TimeoutError("y"), None)
+        await manager.capture_success(corr, "planner", "fetch_cached", recovers=first)
+        await manager.capture_success(
+            corr, "planner", "fetch_cached", recovers=[str(first), second]
+        )
+        await sent(manager)
+        assert [s["recovers_error_ids"] for s in emitted(manager, EventKind.SUCCESS)] == [
+            [str(first)],
+            [str(first), str(second)],
+        ]
+
+    async def test_too_many_recovered_errors_are_invalid(self) -> None:
+        manager = memory_manager(strict=True)
+        with pytest.raises(InvalidEvent, match="recovers_error_ids"):
+            await manager.capture_success(
+                uuid.uuid4(), "a", "op", recovers=[uuid.uuid4() for _ in range(33)]
+            )
+
+
 class TestInvalidValues:
     """Values the wire format rejects drop the event (counted); strict mode raises."""
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from debug_sink.wire.events import (
     DEFAULT_TOPICS,
     INT4_MAX,
+    MAX_RECOVERS,
     MODELS,
     TABLES,
     ErrorEvent,
@@ -287,3 +288,24 @@ class TestModelContract:
         assert isinstance(result, Accepted), result
         received = result.event.model_dump(exclude={"state_hash", "metadata"})
         assert received == sent.model_dump(exclude={"state_hash", "metadata"})
+
+
+class TestRecoveredErrors:
+    """A success's recovers_error_ids: at most MAX_RECOVERS ids; empty is absent."""
+
+    def test_bounds_and_empty(self) -> None:
+        base = {
+            "id": uuid4(),
+            "correlation_id": uuid4(),
+            "success_type": "recovery_success",
+            "operation_name": "fetch",
+            "agent_name": "planner",
+        }
+        ids = [uuid4() for _ in range(MAX_RECOVERS)]
+        assert SuccessEvent(**base, recovers_error_ids=ids).recovers_error_ids == ids
+        assert SuccessEvent(**base, recovers_error_ids=[]).recovers_error_ids is None
+        assert SuccessEvent(**base).recovers_error_ids is None
+        with pytest.raises(ValidationError):
+            SuccessEvent(**base, recovers_error_ids=[*ids, uuid4()])
+        with pytest.raises(ValidationError):
+            SuccessEvent(**base, recovers_error_ids=["not a uuid"])

@@ -1,0 +1,89 @@
+"""Labeled workloads to measure the correlator on, by name, and which of them it was tuned on.
+
+Owns :data:`WORKLOADS`. Each generator is pure and seeded and returns a
+:class:`~debug_sink.dev.synthetic.Workload` (events in arrival waves, the true recoveries);
+:func:`debug_sink.dev.fill.measure` loads one wave by wave, runs the correlator after each and
+scores its links.
+
+- ``synthetic`` (:mod:`debug_sink.dev.synthetic`) and ``synthetic-intended`` (the same with
+  half the given-up errors naming the strategy the agent intended, the false-link shape the
+  issue reports): the **tuning** workloads, the ones the correlator's weights were chosen on.
+- ``pipelines`` (:mod:`.pipelines`) and ``branches`` (:mod:`.branches`): **held out**,
+  written from descriptions of agent fleets before the weights were changed and never used to
+  choose them; each documents its conventions. Their scores are the ones to believe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from debug_sink.dev import synthetic
+from debug_sink.dev.synthetic import Workload
+from debug_sink.dev.workloads import branches, pipelines
+
+__all__ = ["WORKLOADS", "LabeledWorkload"]
+
+
+@dataclass(frozen=True, slots=True)
+class LabeledWorkload:
+    """A generator: ``make(seed, stated_fraction)``, ``None`` meaning its default seed."""
+
+    role: Literal["tuning", "held-out"]
+    make: Callable[[int | None, float], Workload]
+    summary: str
+
+
+def _synthetic(intended: float) -> Callable[[int | None, float], Workload]:
+    def make(seed: int | None, stated_fraction: float) -> Workload:
+        if stated_fraction:
+            raise ValueError("the synthetic workload has no agents that state their links")
+        config = synthetic.SyntheticConfig(p_intended_strategy=intended)
+        if seed is not None:
+            config = synthetic.SyntheticConfig(seed=seed, p_intended_strategy=intended)
+        return synthetic.generate(config)
+
+    return make
+
+
+def _pipelines(seed: int | None, stated_fraction: float) -> Workload:
+    config = pipelines.PipelineConfig(stated_fraction=stated_fraction)
+    if seed is not None:
+        config = pipelines.PipelineConfig(seed=seed, stated_fraction=stated_fraction)
+    return pipelines.generate(config)
+
+
+def _branches(seed: int | None, stated_fraction: float) -> Workload:
+    config = branches.BranchConfig(stated_fraction=stated_fraction)
+    if seed is not None:
+        config = branches.BranchConfig(seed=seed, stated_fraction=stated_fraction)
+    return branches.generate(config)
+
+
+#: The workloads by name.
+WORKLOADS: Final[dict[str, LabeledWorkload]] = {
+    "synthetic": LabeledWorkload(
+        "tuning",
+        _synthetic(0.0),
+        "interleaved agents, retries, fallbacks, delegation, give-ups, late arrivals",
+    ),
+    "synthetic-intended": LabeledWorkload(
+        "tuning",
+        _synthetic(0.5),
+        "synthetic, half the errors given up on naming the strategy the agent intended",
+    ),
+    "pipelines": LabeledWorkload(
+        "held-out",
+        _pipelines,
+        "long item pipelines: operations recur as new work, fallback to another agent with "
+        "the same operation, no recovery_attempted, intended strategies on giving up, "
+        "duplicates",
+    ),
+    "branches": LabeledWorkload(
+        "held-out",
+        _branches,
+        "parallel branches of one agent name and operation, delegation to another agent, "
+        "no recovery_success, agents offline for two waves, duplicates",
+    ),
+}
