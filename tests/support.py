@@ -487,12 +487,13 @@ CLI: tuple[str, ...] = (sys.executable, "-m", "debug_sink")
 
 
 def cli_env(dsn: str | None = None, **variables: str) -> dict[str, str]:
-    """This process's environment without any DEBUG_SINK_* variable or FORCE_COLOR (the
-    test decides every setting), plus ``DEBUG_SINK_POSTGRES_DSN=dsn`` and ``variables``."""
+    """This process's environment without any DEBUG_SINK_* variable, FORCE_COLOR, NO_COLOR
+    or COLUMNS (the test decides every setting and the output's look), plus
+    ``DEBUG_SINK_POSTGRES_DSN=dsn`` and ``variables``."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("DEBUG_SINK_") and k != "FORCE_COLOR"
+        if not k.startswith("DEBUG_SINK_") and k not in ("FORCE_COLOR", "NO_COLOR", "COLUMNS")
     }
     if dsn is not None:
         env["DEBUG_SINK_POSTGRES_DSN"] = dsn

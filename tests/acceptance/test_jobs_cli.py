@@ -63,7 +63,8 @@ class TestCommands:
         assert table.returncode == 0, table.stderr
         lines = table.stdout.splitlines()
         assert lines[0] == "known fixes for TimeoutError"
-        assert lines[2].split()[:3] == ["retry", "3", "75.0%"]
+        row = next(line for line in lines if line.startswith("retry"))
+        assert row.split()[:3] == ["retry", "3", "75.0%"]
         fixes = json.loads(
             run(db_dsn, "known-fixes", "TimeoutError", "--agent", "planner", "--json").stdout
         )

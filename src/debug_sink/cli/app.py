@@ -14,6 +14,7 @@ Guarantees: an error of the tree (:mod:`debug_sink.errors`) ends the process wit
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -33,7 +34,7 @@ from debug_sink.cli import (
 from debug_sink.cli.common import EXIT_INTERRUPTED, Subparsers
 from debug_sink.errors import DebugSinkError
 
-__all__ = ["main", "make_parser"]
+__all__ = ["main", "make_parser", "package_version"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -52,12 +53,21 @@ REGISTER: Final[tuple[Callable[[Subparsers], None], ...]] = (
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version (``debug-sink --version``)."""
+    try:
+        return importlib.metadata.version("debug-sink")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown (not installed)"
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="debug-sink",
         description="Kafka -> PostgreSQL sink for AI agents' debug events.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"debug-sink {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTER:
         register(sub)
