@@ -241,7 +241,7 @@ class TestFindingWorkflows:
 
 
 def test_version() -> None:
-    from debug_sink.cli.app import package_version
+    from debug_sink.version import package_version
 
     result = s.run_cli("--version")
     assert result.returncode == 0

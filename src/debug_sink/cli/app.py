@@ -14,7 +14,6 @@ Guarantees: an error of the tree (:mod:`debug_sink.errors`) ends the process wit
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -33,8 +32,9 @@ from debug_sink.cli import (
 )
 from debug_sink.cli.common import EXIT_INTERRUPTED, Subparsers
 from debug_sink.errors import DebugSinkError
+from debug_sink.version import package_version
 
-__all__ = ["main", "make_parser", "package_version"]
+__all__ = ["main", "make_parser"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -51,14 +51,6 @@ REGISTER: Final[tuple[Callable[[Subparsers], None], ...]] = (
     demo.register,
     bench.register_commands,
 )
-
-
-def package_version() -> str:
-    """The installed distribution's version (``debug-sink --version``)."""
-    try:
-        return importlib.metadata.version("debug-sink")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
-        return "unknown (not installed)"
 
 
 def make_parser() -> argparse.ArgumentParser:
