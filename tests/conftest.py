@@ -35,7 +35,7 @@ import pytest_asyncio
 from debug_sink.db.grants import grant
 from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedKafka, EmbeddedPostgres
-from tests.support import READER_ROLE, WRITER_ROLE
+from tests.support import READER_ROLE, WRITER_ROLE, suite_pg_user
 
 ENV_PG = "DEBUG_SINK_TEST_POSTGRES_DSN"
 ENV_KAFKA = "DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS"
@@ -92,6 +92,7 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             root / "data",
             settings=EMBEDDED_PG_SETTINGS,
             hba_lines=(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256",),
+            run_as=suite_pg_user(root),
         )
         try:
             server.start()

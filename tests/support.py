@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Generic, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +30,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from debug_sink.dev.embedded import SUGGESTED_PG_USER, prepare_run_as
 from debug_sink.settings import TOPIC_SUFFIXES, Settings
 from debug_sink.sink.runner import Sink
 from debug_sink.wire.events import TABLES, EventKind
@@ -56,6 +58,15 @@ SN, ER, SU, ST, TR, HK = (
 #: (conftest creates both and runs ``migrate grant`` in the template database).
 WRITER_ROLE = "dsink_writer"
 READER_ROLE = "dsink_reader"
+
+
+def suite_pg_user(*paths: Path) -> str | None:
+    """As root (CI machines): the unprivileged user the embedded PostgreSQL runs as, made if
+    missing and let through to ``paths`` -- the suite's own decision on a throwaway machine
+    (``debug-sink dev`` never does this; it asks for --pg-user)."""
+    if os.geteuid() != 0:
+        return None
+    return prepare_run_as(SUGGESTED_PG_USER, *paths)
 
 
 def as_role(dsn: str, role: str) -> str:

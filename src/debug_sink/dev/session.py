@@ -46,6 +46,7 @@ from debug_sink.dev.embedded import (
     PG_MAJOR,
     EmbeddedKafka,
     EmbeddedPostgres,
+    check_run_as,
     free_port,
     port_in_use,
 )
@@ -91,6 +92,8 @@ class DevOptions:
     demo: bool = False
     #: Stop the demo after this many workflows (None: run until stopped).
     demo_workflows: int | None = None
+    #: As root: the unprivileged user PostgreSQL runs as (it refuses root); it owns the data.
+    pg_user: str | None = None
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -357,13 +360,14 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
     pg_port = options.pg_port or free_port()
     kafka_port = options.kafka_port or free_port()
     metrics_port = options.metrics_port or free_port()
-    pg = EmbeddedPostgres(data_dir / "postgres", pg_port)
+    pg = EmbeddedPostgres(data_dir / "postgres", pg_port, run_as=options.pg_user)
     kafka = EmbeddedKafka(kafka_port, log_path=data_dir / "tansu.log")
     ports = {"PostgreSQL": pg_port, "Kafka": kafka_port, "metrics": metrics_port}
     if len(set(ports.values())) < len(ports):
         raise EmbeddedServiceError(f"the ports must differ: {ports}")
     _check_ports(ports)
     _check_not_running(pg.data_dir)
+    pg_user = check_run_as(options.pg_user, pg.data_dir)
 
     def on_term(signum: int, frame: Any) -> None:
         raise _Interrupted
@@ -373,6 +377,11 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
     steps = _Steps(out)
     try:
         out.write(f"debug-sink dev: data in {data_dir}\n")
+        if pg_user is not None:
+            out.write(
+                f"  running as root: PostgreSQL runs as user {pg_user}, which owns "
+                f"{pg.data_dir} and its log\n"
+            )
         out.flush()
         data_dir.mkdir(parents=True, exist_ok=True)
         # Not closed: the sink may log until the process ends.
