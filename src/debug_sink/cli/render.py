@@ -58,7 +58,7 @@ _MAX_DIFF_LINES: Final = 12
 _MAX_VALUE_CHARS: Final = 60
 _MAX_MESSAGE_CHARS: Final = 300
 #: Narrowest a wrapping column may become before the list is laid out as blocks.
-_MIN_TEXT_WIDTH: Final = 12
+_MIN_TEXT_WIDTH: Final = 10
 #: Between two columns of the table style: the (blank) divider and one space of padding.
 _GAP: Final = 2
 _STATUS_STYLE: Final = {

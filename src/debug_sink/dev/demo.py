@@ -295,8 +295,9 @@ def plan_workflow(rng: random.Random) -> WorkflowPlan:
 class DemoFleet:
     """Runs ``concurrency`` agents' workflows until stopped (or ``workflows`` are done).
 
-    ``burst`` workflows are emitted without pauses first; after that each step takes
-    ``pace`` seconds of real time on average (its reported durations are those of the plan).
+    ``burst`` workflows are emitted without pauses first, as history: each ends at a random
+    moment of the last ``history_s`` seconds; after that each step takes ``pace`` seconds of
+    real time on average (its reported durations are those of the plan) and ends now.
     :attr:`workflows_done` counts finished workflows, :attr:`correlation_ids` remembers the
     first few (for the "try this" hints) and :attr:`first_workflow` is set once one is done.
     """
@@ -309,6 +310,7 @@ class DemoFleet:
         workflows: int | None = None,
         burst: int = 24,
         pace: float = 0.05,
+        history_s: float = 120.0,
         seed: int | None = None,
         manager: DebugStateManager | None = None,
     ) -> None:
@@ -317,6 +319,7 @@ class DemoFleet:
         self.limit = workflows
         self.burst = burst
         self.pace = pace
+        self.history_s = history_s
         self.rng = random.Random(seed)
         self.workflows_started = 0
         self.workflows_done = 0
@@ -346,8 +349,10 @@ class DemoFleet:
             if self.limit is not None and self.workflows_started >= self.limit:
                 return
             self.workflows_started += 1
-            fast = self.workflows_started <= self.burst
-            await self.workflow(pace=0.0 if fast else self.pace)
+            if self.workflows_started <= self.burst:
+                await self.workflow(pace=0.0, ago_s=self.rng.uniform(0, self.history_s))
+            else:
+                await self.workflow(pace=self.pace)
             self.workflows_done += 1
             self.first_workflow.set()
 
@@ -356,10 +361,14 @@ class DemoFleet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.rng.uniform(0.5, 1.5) * pace)
 
-    async def workflow(self, *, pace: float, plan: WorkflowPlan | None = None) -> uuid.UUID:
-        """Plan one workflow (unless given) and emit it on its own clock, which ends now."""
+    async def workflow(
+        self, *, pace: float, ago_s: float = 0.0, plan: WorkflowPlan | None = None
+    ) -> uuid.UUID:
+        """Plan one workflow (unless given) and emit it on its own clock, which ends
+        ``ago_s`` seconds before now."""
         plan = plan or plan_workflow(self.rng)
-        clock = VirtualClock(datetime.now(UTC) - timedelta(milliseconds=plan.duration_ms))
+        end = datetime.now(UTC) - timedelta(seconds=ago_s)
+        clock = VirtualClock(end - timedelta(milliseconds=plan.duration_ms))
         _CLOCK.set(clock)
         corr = uuid.uuid4()
         if len(self.correlation_ids) < 5:

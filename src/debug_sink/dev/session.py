@@ -35,7 +35,9 @@ import asyncio
 import contextlib
 import os
 import shlex
+import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -246,19 +248,34 @@ def _banner(settings: Settings, pg: EmbeddedPostgres, data_dir: Path, log_path: 
             f"  logs         {log_path}",
             f"  group        {settings.group_id}   data dir {data_dir}",
             "",
-            "try:",
-            f"  {psql}",
+            f"try, in another terminal{_activation_hint()}:",
             f"  export {ENV_PREFIX}POSTGRES_DSN={dsn}",
             f"  export {ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}",
+            "  debug-sink workflows                 # recent workflows, their status and ids",
+            "  debug-sink show ID_OR_PREFIX         # one workflow's timeline",
             "  debug-sink errors --since 1h",
             "  debug-sink patterns --min-success-count 1",
             "  debug-sink known-fixes RateLimitError",
-            "  debug-sink show CORRELATION_ID",
+            f"  {psql}",
             "",
+            "Recoveries (patterns, known-fixes, a workflow's 'recovered' status) appear once the "
+            f"correlator has run: every {settings.correlator_interval:g} s here.",
             "Ctrl-C stops everything.",
             "",
         ]
     )
+
+
+def _activation_hint() -> str:
+    """How the terminal finds ``debug-sink``: nothing to say when it is on the PATH, else the
+    virtualenv to activate (``./scripts/dev`` runs from ``.venv``)."""
+    here = Path(sys.executable).parent
+    found = shutil.which("debug-sink")
+    if found is not None and Path(found).parent == here:
+        return ""
+    if (here / "activate").exists():
+        return f" (first: source {here / 'activate'})"
+    return f" (debug-sink is in {here})"
 
 
 # -- serving ------------------------------------------------------------------------------
