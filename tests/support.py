@@ -77,6 +77,21 @@ def as_role(dsn: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+async def least_privilege_roles(dsn: str) -> None:
+    """On a server of a test's own: the writer and reader login roles, granted on ``dsn``'s
+    migrated database (the session's server has them from conftest)."""
+    from debug_sink.db.grants import grant
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for role in (WRITER_ROLE, READER_ROLE):
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    finally:
+        await conn.close()
+    await grant(dsn, writer=WRITER_ROLE, reader=READER_ROLE)
+
+
 def as_writer(dsn: str) -> str:
     return as_role(dsn, WRITER_ROLE)
 

@@ -203,10 +203,13 @@ class TestDatabaseOutage:
         """PostgreSQL stops once the sink is writing; the rest of the workload arrives
         meanwhile. The sink retries its batch (RETRIES times seen, still running), and
         after the restart exits 0 with exactly the workload's rows."""
-        server = EmbeddedPostgres(tmp_path / "pg", settings=EMBEDDED_PG_SETTINGS)
+        server = EmbeddedPostgres(
+            tmp_path / "pg", settings=EMBEDDED_PG_SETTINGS, run_as=s.suite_pg_user(tmp_path)
+        )
         server.start()
         try:
             await migrate_up(server.dsn)
+            await s.least_privilege_roles(server.dsn)  # the sink runs as the writer
             workload = s.mixed_workload(kafka, 600, seed=21)
             half = len(workload.messages) // 2
             await s.produce(kafka, workload.messages[:half])
