@@ -24,7 +24,7 @@ irrelevant at a scale of days.
 
 How: children before parents (LLM calls, hand-overs, steps, links, errors, successes,
 snapshots), and the ON DELETE rules of migration 006 for the references that remain (SET NULL).
-Every table is read through an index on its time column (migrations 006 and 011). Each batch
+Every table is read through an index on its time column (migrations 006 and 012). Each batch
 (``batch_size`` rows, default 5,000) is one short transaction: pick the oldest rows from where
 the previous batch ended (keyset on the time column's index, so deleted entries are not
 rescanned), lock them ``FOR UPDATE SKIP LOCKED`` (rows a writer holds are left for the next

@@ -177,7 +177,7 @@ SELECT r.requested_id, s.id, s.snapshot_type, s.correlation_id, s.agent_name, s.
 -- $3 with $2: the tie-break correlation id, $4 agent_name or NULL, $5 status or NULL,
 -- $6 error_type or NULL, $7 limit, $8 seconds: an open step with activity this recent is
 -- "running".
--- Candidates come from every event table through its time index (migrations 006 and 011):
+-- Candidates come from every event table through its time index (migrations 006 and 012):
 -- what happened since $1 (the whole window, also for a later page: a workflow's last
 -- activity must be the same on every page). They are sorted before the per-workflow lookups
 -- (each through the correlation_id indexes), so a page stops after $7 matching workflows.

@@ -1,4 +1,4 @@
--- Migration 011: retention of hook_events and agent_transformation_events
+-- Migration 012: retention of hook_events and agent_transformation_events
 --
 -- The retention purge deletes by age in batches (WHERE created_at >= $from AND created_at <
 -- cutoff ORDER BY created_at LIMIT n: a keyset on the time column). Migration 006 gave every
