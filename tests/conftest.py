@@ -34,7 +34,7 @@ import pytest_asyncio
 
 from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedKafka, EmbeddedPostgres
-from tests.support import suite_pg_user
+from tests.support import least_privilege_roles, suite_pg_user
 
 ENV_PG = "DEBUG_SINK_TEST_POSTGRES_DSN"
 ENV_KAFKA = "DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS"

@@ -32,8 +32,7 @@ def _list(args: argparse.Namespace) -> int:
     since = None
     if args.since:
         invalid = "not a duration: {text!r} (use e.g. 30m, 1h, 7d)"
-        since = duration(args.since, invalid=invalid)
-        moment_ago(since, invalid.format(text=args.since))  # refuse one before year 1
+        since = moment_ago(duration(args.since, invalid=invalid), invalid.format(text=args.since))
     rows = asyncio.run(
         list_dead_letters(
             settings.require_dsn(),
