@@ -19,7 +19,7 @@ CREATE INDEX IF NOT EXISTS idx_agent_transformation_events_created_at
   ON agent_transformation_events (created_at);
 
 INSERT INTO schema_migrations (version, description, execution_time_ms)
-VALUES (11, 'time indexes on hook_events and agent_transformation_events for retention',
+VALUES (12, 'time indexes on hook_events and agent_transformation_events for retention',
         (EXTRACT(EPOCH FROM clock_timestamp() - transaction_timestamp()) * 1000)::integer)
 ON CONFLICT (version) DO UPDATE
   SET description = EXCLUDED.description, execution_time_ms = EXCLUDED.execution_time_ms;

@@ -2,4 +2,4 @@
 
 DROP INDEX IF EXISTS idx_agent_transformation_events_created_at;
 DROP INDEX IF EXISTS idx_hook_events_created_at;
-DELETE FROM schema_migrations WHERE version = 11;
+DELETE FROM schema_migrations WHERE version = 12;
