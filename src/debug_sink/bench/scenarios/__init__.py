@@ -6,13 +6,14 @@ coroutine that measures it. A scenario takes the run's
 (:class:`~debug_sink.bench.scenarios.backlogs.Backlogs`), and adds its section to the
 results:
 
-- :mod:`.throughput` -- the sink draining a backlog, against raw COPY and a naive consumer
-  (:mod:`.rivals`);
+- :mod:`.throughput` -- the sink draining a backlog, repeated, against raw COPY and two
+  consumers a platform engineer might write (:mod:`.rivals`);
 - :mod:`.latency` -- produce-to-committed time at steady rates;
 - :mod:`.rss` -- the sink's peak memory draining a backlog;
 - :mod:`.queries` -- the read paths on a database of millions of events;
 - :mod:`.scaleout` -- two sinks in one consumer group against one;
-- :mod:`.sdk` -- the agent's time in each capture call.
+- :mod:`.sdk` -- the agent's time in each capture call;
+- :mod:`.decode` -- the sink's Python cost per event, without Kafka or PostgreSQL.
 
 Guarantees: every section has exactly one scenario (a unit test holds the keys to
 ``SECTIONS``). Not guaranteed: that a scenario can run alone without another's backlog being
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from debug_sink.bench.scenarios import latency, queries, rss, scaleout, sdk, throughput
+from debug_sink.bench.scenarios import decode, latency, queries, rss, scaleout, sdk, throughput
 
 if TYPE_CHECKING:
     from debug_sink.bench.harness import Harness
@@ -43,5 +44,6 @@ SCENARIOS: Final[Mapping[str, Scenario]] = MappingProxyType(
         "queries": queries.queries,
         "scaleout": scaleout.scaleout,
         "sdk": sdk.sdk,
+        "decode": decode.decode_section,
     }
 )
