@@ -150,6 +150,8 @@ def _upsert_sql(kind: EventKind) -> str:
         for c in _STEP_FOLDED
     ]
     sets.append("started_at = LEAST(t.started_at, EXCLUDED.started_at)")
+    # A folded step is new to the correlator again (migration 013).
+    sets.append("ingest_xid = pg_current_xact_id()")
     sets.append(
         f"metadata = NULLIF(CASE WHEN {terminal} "
         "THEN COALESCE(t.metadata, '{}') || COALESCE(EXCLUDED.metadata, '{}') "
