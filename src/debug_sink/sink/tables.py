@@ -168,9 +168,7 @@ def _upsert_sql(kind: EventKind) -> str:
         f"({', '.join(expr for _, expr in columns_set)}) IS DISTINCT FROM "
         f"({', '.join(f't.{column}' for column, _ in columns_set)})"
     )
-    sets.append(
-        f"ingest_xid = CASE WHEN {changed} THEN pg_current_xact_id() ELSE t.ingest_xid END"
-    )
+    sets.append(f"ingest_xid = CASE WHEN {changed} THEN pg_current_xact_id() ELSE t.ingest_xid END")
     return f"{head} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
 
 
