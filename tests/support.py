@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Generic, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +30,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from debug_sink.dev.embedded import SUGGESTED_PG_USER, prepare_run_as
 from debug_sink.settings import TOPIC_SUFFIXES, Settings
 from debug_sink.sink.runner import Sink
 from debug_sink.wire.events import TABLES, EventKind
@@ -58,12 +60,36 @@ WRITER_ROLE = "dsink_writer"
 READER_ROLE = "dsink_reader"
 
 
+def suite_pg_user(*paths: Path) -> str | None:
+    """As root (CI machines): the unprivileged user the embedded PostgreSQL runs as, made if
+    missing and let through to ``paths`` -- the suite's own decision on a throwaway machine
+    (``debug-sink dev`` never does this; it asks for --pg-user)."""
+    if os.geteuid() != 0:
+        return None
+    return prepare_run_as(SUGGESTED_PG_USER, *paths)
+
+
 def as_role(dsn: str, role: str) -> str:
     """``dsn`` with ``role`` as its user (no password: the embedded server trusts loopback)."""
     parts = urlsplit(dsn)
     host = parts.hostname or "localhost"
     netloc = f"{role}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def least_privilege_roles(dsn: str) -> None:
+    """On a server of a test's own: the writer and reader login roles, granted on ``dsn``'s
+    migrated database (the session's server has them from conftest)."""
+    from debug_sink.db.grants import grant
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for role in (WRITER_ROLE, READER_ROLE):
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    finally:
+        await conn.close()
+    await grant(dsn, writer=WRITER_ROLE, reader=READER_ROLE)
 
 
 def as_writer(dsn: str) -> str:
@@ -487,12 +513,13 @@ CLI: tuple[str, ...] = (sys.executable, "-m", "debug_sink")
 
 
 def cli_env(dsn: str | None = None, **variables: str) -> dict[str, str]:
-    """This process's environment without any DEBUG_SINK_* variable or FORCE_COLOR (the
-    test decides every setting), plus ``DEBUG_SINK_POSTGRES_DSN=dsn`` and ``variables``."""
+    """This process's environment without any DEBUG_SINK_* variable, FORCE_COLOR, NO_COLOR
+    or COLUMNS (the test decides every setting and the output's look), plus
+    ``DEBUG_SINK_POSTGRES_DSN=dsn`` and ``variables``."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("DEBUG_SINK_") and k != "FORCE_COLOR"
+        if not k.startswith("DEBUG_SINK_") and k not in ("FORCE_COLOR", "NO_COLOR", "COLUMNS")
     }
     if dsn is not None:
         env["DEBUG_SINK_POSTGRES_DSN"] = dsn

@@ -1,19 +1,36 @@
 """Prometheus metrics and the small HTTP server for ``/metrics`` and ``/healthz``.
 
 Each :class:`Metrics` owns its own registry, so several sinks in one process (tests) do not
-collide. The HTTP server is plain asyncio: two GET endpoints need no framework.
+collide. Beside the sink's own ``debug_sink_*`` series it carries what prometheus_client's
+default registry would have -- ``process_*`` (CPU, memory, open files), ``python_info`` and
+``python_gc_*`` -- and ``debug_sink_build_info`` (the package and Python versions), so a
+dashboard sees the process and what is deployed. The HTTP server is plain asyncio: two GET
+endpoints need no framework.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from debug_sink.version import package_version
 
 
 class Metrics:
@@ -22,6 +39,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # The default registry's collectors read this process only; sharing them is safe.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
+        self.build = Info("debug_sink_build", "The running debug-sink", registry=r)
+        self.build.info({"version": package_version(), "python": platform.python_version()})
         self.consumed = Counter(
             "debug_sink_events_consumed", "Messages consumed", ["topic"], registry=r
         )
@@ -74,7 +96,8 @@ class Metrics:
         )
         self.lag = Gauge(
             "debug_sink_consumer_lag",
-            "Messages behind the high watermark",
+            "Records in the partition not yet committed to PostgreSQL (high watermark of the "
+            "latest fetch - committed offset), per assigned partition, updated every second",
             ["topic", "partition"],
             registry=r,
         )

@@ -78,9 +78,20 @@ class DevProcess:
         return psutil.Process(self.proc.pid).children(recursive=True)
 
 
-async def start_dev(data_dir: Path, *extra: str, ports: dict[str, int] | None = None) -> DevProcess:
+def as_root_flags(data_dir: Path) -> list[str]:
+    """As root: ``--pg-user`` with the suite's unprivileged user, let through to the data dir."""
+    user = s.suite_pg_user(data_dir.parent)
+    return [] if user is None else ["--pg-user", user]
+
+
+async def start_dev(
+    data_dir: Path, *extra: str, ports: dict[str, int] | None = None, root_flags: bool = True
+) -> DevProcess:
     ports = ports or {"pg": free_port(), "kafka": free_port(), "metrics": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
+    if root_flags:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        extra = (*as_root_flags(data_dir), *extra)
     proc = await asyncio.create_subprocess_exec(
         *DEV,
         "--data-dir",
@@ -239,6 +250,32 @@ class TestDevSession:
 
 
 class TestRefusals:
+    @pytest.mark.skipif(os.geteuid() != 0, reason="only root is refused")
+    async def test_root_without_pg_user_is_refused_and_nothing_changes(
+        self, tmp_path: Path
+    ) -> None:
+        """As root, dev neither creates a user nor opens directories: it says what to do."""
+        data_dir = tmp_path / "closed" / "dev"
+        data_dir.parent.mkdir(mode=0o700)
+        dev = await start_dev(data_dir, root_flags=False)
+        code, err = await dev.finish()
+        assert code == 1
+        assert "running as root: PostgreSQL will not run as root" in err
+        assert "--pg-user" in err
+        assert not data_dir.exists()
+        user = s.suite_pg_user(tmp_path)  # up to tmp_path: only "closed" stays closed
+        assert user is not None
+        dev = await start_dev(data_dir, "--pg-user", user, root_flags=False)
+        code, err = await dev.finish()
+        assert code == 1
+        assert f"cannot reach the data directory ({data_dir})" in err
+        assert f"chmod o+x {data_dir.parent}" in err
+        assert data_dir.parent.stat().st_mode & 0o777 == 0o700, "left as it was"
+        dev = await start_dev(data_dir, "--pg-user", "no-such-user-here", root_flags=False)
+        code, err = await dev.finish()
+        assert code == 1
+        assert "no user 'no-such-user-here'" in err
+
     """Nothing starts when a port is taken or the data directory is of another version."""
 
     async def test_a_taken_port_is_refused_with_one_line(self, tmp_path: Path) -> None:

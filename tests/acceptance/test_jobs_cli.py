@@ -122,8 +122,9 @@ class TestCommands:
         assert table.returncode == 0, table.stderr
         lines = table.stdout.splitlines()
         assert lines[0] == "known fixes for TimeoutError"
-        assert lines[1].split()[-2:] == ["stated", "examples"]
-        assert lines[2].split()[:3] == ["retry", "3", "75.0%"]
+        assert any("stated" in line for line in lines[:4]), table.stdout
+        row = next(line for line in lines if line.startswith("retry"))
+        assert row.split()[:3] == ["retry", "3", "75.0%"]
         fixes = json.loads(
             run(db_dsn, "known-fixes", "TimeoutError", "--agent", "planner", "--json").stdout
         )

@@ -17,14 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from debug_sink.db.grants import grant
 from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedPostgres
 from tests import support as s
-from tests.conftest import EMBEDDED_PG_SETTINGS, least_privilege_roles
+from tests.conftest import EMBEDDED_PG_SETTINGS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -205,16 +203,13 @@ class TestDatabaseOutage:
         """PostgreSQL stops once the sink is writing; the rest of the workload arrives
         meanwhile. The sink retries its batch (RETRIES times seen, still running), and
         after the restart exits 0 with exactly the workload's rows."""
-        server = EmbeddedPostgres(tmp_path / "pg", settings=EMBEDDED_PG_SETTINGS)
+        server = EmbeddedPostgres(
+            tmp_path / "pg", settings=EMBEDDED_PG_SETTINGS, run_as=s.suite_pg_user(tmp_path)
+        )
         server.start()
         try:
             await migrate_up(server.dsn)
-            admin = await asyncpg.connect(server.dsn)
-            try:  # the sink runs as the writer role here too
-                await least_privilege_roles(admin)
-            finally:
-                await admin.close()
-            await grant(server.dsn, writer=s.WRITER_ROLE, reader=s.READER_ROLE)
+            await s.least_privilege_roles(server.dsn)  # the sink runs as the writer
             workload = s.mixed_workload(kafka, 600, seed=21)
             half = len(workload.messages) // 2
             await s.produce(kafka, workload.messages[:half])

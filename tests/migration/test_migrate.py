@@ -94,6 +94,17 @@ class TestMigrationFiles:
         for migration in migrations:
             assert migration.down_sql.strip(), migration.label
 
+    def test_a_file_recording_another_version_is_refused(self, tmp_path: Path) -> None:
+        """A renumbered migration that still writes its old ledger row would leave the ledger
+        wrong after a rollback (and overwrite another migration's row on the way up)."""
+        for path in migrations_dir().glob("00[12]_*.sql"):
+            (tmp_path / path.name).write_text(path.read_text())
+        assert [m.version for m in load_migrations(tmp_path)] == [1, 2]
+        rollback = tmp_path / "002_rollback_hook_events.sql"
+        rollback.write_text(rollback.read_text().replace("version = 2;", "version = 1;"))
+        with pytest.raises(MigrationError, match="records version 1 in schema_migrations"):
+            load_migrations(tmp_path)
+
     def test_files_carry_no_transaction_control_or_cascade(self) -> None:
         """The runner owns transactions; rollbacks must never CASCADE into users' objects."""
         for path in sorted(migrations_dir().glob("*.sql")):

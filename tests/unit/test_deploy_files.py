@@ -1,9 +1,12 @@
-"""The Dockerfile and docker-compose.yml agree with the package, without a Docker engine.
+"""The Dockerfile, docker-compose.yml and the monitoring files agree with the package, without
+a Docker engine.
 
-What these tests cannot show: that the images build and the stack comes up. They show that
-everything the files name exists: settings, commands, the console script, the health
-endpoint and its port, the service dependencies and their health checks; and they run the
-image's HEALTHCHECK command against the sink's real HTTP server."""
+What these tests cannot show: that the images build and the stack comes up (the opt-in
+tests/docker does that where an engine exists). They show that everything the files name
+exists: settings, commands, the console script, the health endpoint and its port, the service
+dependencies and their health checks, the volumes that keep data, the listener for agents
+outside compose, .env.example, Prometheus's targets and Grafana's provisioning; and they run
+the image's HEALTHCHECK command against the sink's real HTTP server."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import pytest
 import yaml
 
 from debug_sink.cli.app import make_parser
+from debug_sink.dev.embedded import PG_MAJOR
 from debug_sink.metrics import HttpServer, Metrics
 from debug_sink.settings import ENV_PREFIX, Settings
 
@@ -77,12 +81,15 @@ class TestCompose:
     def test_services_and_images(self) -> None:
         services = compose()["services"]
         assert {"kafka", "postgres", "migrate", "sink", "demo"} <= set(services)
-        assert services["postgres"]["image"].startswith("postgres:16")
+        # the major of the dev mode and the tests (embedded PostgreSQL)
+        assert services["postgres"]["image"] == f"postgres:{PG_MAJOR}"
         assert services["kafka"]["image"].startswith("apache/kafka:")
         assert not any("zookeeper" in name for name in services), "KRaft, no ZooKeeper"
         kafka_env = environment(services["kafka"])
         assert set(kafka_env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
         assert services["demo"]["profiles"] == ["demo"], "the demo is optional"
+        for name in ("prometheus", "grafana"):
+            assert services[name]["profiles"] == ["monitoring"], "the default stack stays small"
 
     def test_every_debug_sink_variable_is_a_real_setting(self) -> None:
         used = {
@@ -109,7 +116,7 @@ class TestCompose:
     def test_connection_targets_are_the_compose_services(self) -> None:
         services = compose()["services"]
         kafka_env = environment(services["kafka"])
-        advertised = kafka_env["KAFKA_ADVERTISED_LISTENERS"].split("//", 1)[1]
+        advertised = listeners(kafka_env["KAFKA_ADVERTISED_LISTENERS"])["PLAINTEXT"]
         for name in ("migrate", "sink", "demo"):
             env = environment(services[name])
             assert env["DEBUG_SINK_KAFKA_BOOTSTRAP_SERVERS"] == advertised, name
@@ -178,8 +185,88 @@ class TestCompose:
         sink = compose()["services"]["sink"]
         port = int(environment(sink)["DEBUG_SINK_METRICS_PORT"])
         assert port == DEFAULT_METRICS_PORT
-        assert sink["ports"] == [str(port)]
+        assert "ports" not in sink, "no random host ports: Prometheus scrapes inside"
+        assert sink["expose"] == [str(port)]
         assert f"127.0.0.1:{port}/healthz" in " ".join(sink["healthcheck"]["test"])
+
+    def test_kafka_keeps_its_log_in_the_volume(self) -> None:
+        """apache/kafka writes to /tmp/kraft-combined-logs unless KAFKA_LOG_DIRS is set: the
+        log dir must be the mounted volume, and the cluster id fixed so it is reused."""
+        kafka = compose()["services"]["kafka"]
+        log_dirs = environment(kafka)["KAFKA_LOG_DIRS"]
+        assert kafka["volumes"] == [f"kafka-data:{log_dirs}"]
+        assert "kafka-data" in compose()["volumes"]
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", environment(kafka)["CLUSTER_ID"])
+        postgres = compose()["services"]["postgres"]
+        assert "postgres-data:/var/lib/postgresql" in postgres["volumes"], "18's PGDATA layout"
+
+    def test_agents_outside_compose_have_a_listener(self) -> None:
+        kafka = environment(compose()["services"]["kafka"])
+        ours = listeners(kafka["KAFKA_LISTENERS"])
+        advertised = listeners(kafka["KAFKA_ADVERTISED_LISTENERS"])
+        assert set(ours) == {"PLAINTEXT", "CONTROLLER", "HOST"}
+        assert set(advertised) == {"PLAINTEXT", "HOST"}
+        protocols = dict(
+            p.split(":") for p in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+        )
+        assert set(protocols) == set(ours)
+        host_port = ours["HOST"].rsplit(":", 1)[1]
+        published = compose()["services"]["kafka"]["ports"]
+        assert any(p.endswith(f":{host_port}") for p in published), published
+        assert advertised["HOST"] == "${KAFKA_ADVERTISED_HOST:-localhost}:${KAFKA_HOST_PORT:-9094}"
+
+    def test_env_example_names_every_variable(self) -> None:
+        """Every ${VAR} the compose file reads is in .env.example; passwords are empty."""
+        text = (ROOT / "docker-compose.yml").read_text()
+        used = set(re.findall(r"\$\{([A-Z_]+)(?::[-?][^}]*)?\}", text))
+        example = dict(
+            line.split("=", 1)
+            for line in (ROOT / ".env.example").read_text().splitlines()
+            if line and not line.startswith("#")
+        )
+        assert used == set(example), used ^ set(example)
+        for name, value in example.items():
+            if name.endswith("PASSWORD"):
+                assert value == "", name
+        assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+    def test_prometheus_scrapes_every_replica(self) -> None:
+        config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+        (job,) = config["scrape_configs"]
+        (sd,) = job["dns_sd_configs"]
+        assert sd["names"] == ["sink"]
+        assert sd["port"] == DEFAULT_METRICS_PORT
+        assert job["metrics_path"] == "/metrics"
+        services = compose()["services"]
+        mounted = " ".join(services["prometheus"]["volumes"])
+        assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml" in mounted
+
+    def test_grafana_is_provisioned_from_the_repository(self) -> None:
+        grafana = compose()["services"]["grafana"]
+        # {repository path: container path} of the bind mounts
+        mounts = dict(v.split(":")[:2] for v in grafana["volumes"] if v.startswith("./"))
+        assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+        providers = yaml.safe_load(
+            (ROOT / "deploy/grafana/provisioning/dashboards/debug-sink.yml").read_text()
+        )
+        (provider,) = providers["providers"]
+        assert provider["options"]["path"] == mounts["./deploy/grafana/dashboards"]
+        dashboards = list((ROOT / "deploy/grafana/dashboards").glob("*.json"))
+        assert [d.name for d in dashboards] == ["debug-sink.json"]
+        sources = yaml.safe_load(
+            (ROOT / "deploy/grafana/provisioning/datasources/debug-sink.yml").read_text()
+        )
+        uids = {d["uid"]: d for d in sources["datasources"]}
+        assert uids["debug-sink-postgres"]["user"] == "debug_sink_reader", "the read-only role"
+        used = {
+            target["datasource"]["uid"]
+            for panel in json.loads(dashboards[0].read_text())["panels"]
+            for target in panel.get("targets", [])
+        }
+        assert used <= set(uids)
+        assert environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].startswith(
+            provider["options"]["path"] + "/"
+        )
 
     def test_topics_created_are_the_settings_topics(self) -> None:
         script = " ".join(compose()["services"]["kafka-topics"]["command"])
@@ -265,6 +352,11 @@ class TestDockerfile:
             assert (await asyncio.wait_for(proc.wait(), 30) == 0) is healthy
         finally:
             await server.stop()
+
+
+def listeners(text: str) -> dict[str, str]:
+    """``NAME://host:port,...`` as {NAME: host:port}."""
+    return dict(item.split("://", 1) for item in text.split(","))
 
 
 def healthcheck_argv() -> list[str]:

@@ -35,3 +35,37 @@ class TestReadme:
         assert "./scripts/dev" in README
         assert "./scripts/test" in README
         assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def python_example() -> str:
+    """The README's one Python block: the agent example."""
+    (block,) = re.findall(r"```python\n(.*?)\n```", README, re.S)
+    return block
+
+
+class TestReadmeForNewcomers:
+    """The README stands on its own: a runnable example, every read command's output shown."""
+
+    def test_the_sdk_example_is_a_script(self) -> None:
+        """It compiles as a module (no top-level await) and runs itself with asyncio.run."""
+        import ast
+
+        tree = ast.parse(python_example())
+        assert "asyncio.run(main())" in python_example()
+        assert any(isinstance(node, ast.AsyncFunctionDef) for node in tree.body)
+        compile(python_example(), "agent.py", "exec")
+
+    def test_every_read_command_is_shown_with_its_output(self) -> None:
+        for command in (
+            "workflows",
+            "show",
+            "errors",
+            "patterns",
+            "known-fixes",
+            "dead-letters list",
+        ):
+            assert re.search(rf"^\$ debug-sink {command}\b.*\n\S", README, re.M), command
+
+    def test_no_reference_to_documents_the_reader_never_saw(self) -> None:
+        for phrase in ("user's documents", "quickstart's queries", 'the schema of "migration'):
+            assert phrase not in README, phrase

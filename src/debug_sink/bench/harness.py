@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +27,12 @@ import asyncpg
 
 from debug_sink.bench.config import PG_SETTINGS, BenchConfig
 from debug_sink.bench.internals import TABLES, EventKind, migrate_up
-from debug_sink.dev.embedded import EmbeddedKafka, EmbeddedPostgres
+from debug_sink.dev.embedded import (
+    SUGGESTED_PG_USER,
+    EmbeddedKafka,
+    EmbeddedPostgres,
+    prepare_run_as,
+)
 from debug_sink.settings import TOPIC_SUFFIXES
 
 if TYPE_CHECKING:
@@ -111,7 +117,10 @@ class Harness:
     # -- services
 
     def start_services(self) -> None:
-        self._pg = EmbeddedPostgres(self.root / "pg", settings=dict(PG_SETTINGS))
+        # As root (throwaway benchmark machines) PostgreSQL runs as an unprivileged user
+        # made for it: PostgreSQL refuses root.
+        run_as = prepare_run_as(SUGGESTED_PG_USER, self.root) if os.geteuid() == 0 else None
+        self._pg = EmbeddedPostgres(self.root / "pg", settings=dict(PG_SETTINGS), run_as=run_as)
         self._pg.start()
         self._kafka = EmbeddedKafka(log_path=self.root / "tansu.log")
         self._kafka.start()

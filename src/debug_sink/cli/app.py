@@ -33,6 +33,7 @@ from debug_sink.cli import (
 )
 from debug_sink.cli.common import EXIT_INTERRUPTED, Subparsers
 from debug_sink.errors import DebugSinkError
+from debug_sink.version import package_version
 
 __all__ = ["main", "make_parser"]
 
@@ -60,6 +61,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Kafka -> PostgreSQL sink for AI agents' debug events.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"debug-sink {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTER:
         register(sub)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,14 +38,18 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
+    "Output",
     "Subparsers",
     "add_bootstrap_flag",
     "add_connection_flags",
+    "add_output_flags",
     "configure",
     "duration",
+    "output_of",
     "print_json",
     "read",
     "settings_from",
+    "use_color",
 ]
 
 T = TypeVar("T")
@@ -148,6 +153,59 @@ def moment_ago(delta: timedelta, invalid: str) -> datetime:
 
 
 # -- output -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Output:
+    """How a read command prints for people: ``width`` columns, with colour or not."""
+
+    width: int
+    color: bool
+
+
+def _columns(text: str) -> int:
+    value = int(text)
+    if value < 20:
+        raise argparse.ArgumentTypeError(f"{value} columns is too narrow (at least 20)")
+    return value
+
+
+def add_output_flags(parser: argparse.ArgumentParser, what: str = "output") -> None:
+    """What every read command takes: ``--json``, ``--width`` and ``--no-color``."""
+    add_json_flag(parser, what)
+    parser.add_argument(
+        "--width",
+        type=_columns,
+        metavar="COLUMNS",
+        help="output width (default: the terminal's; $COLUMNS or 80 when not a terminal)",
+    )
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        help="never use colour (so does a non-empty NO_COLOR environment variable)",
+    )
+
+
+def use_color(no_color: bool = False) -> bool:
+    """Colour on standard output: not with ``--no-color`` or a non-empty ``NO_COLOR``
+    (no-color.org); with a non-empty ``FORCE_COLOR``; else only on a terminal."""
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return sys.stdout.isatty()
+
+
+def terminal_width() -> int:
+    """The terminal's width as rich detects it (``COLUMNS``, else the terminal, else 80)."""
+    from rich.console import Console
+
+    return Console(file=sys.stdout).width
+
+
+def output_of(args: argparse.Namespace) -> Output:
+    """The :class:`Output` of a command with :func:`add_output_flags`."""
+    return Output(width=args.width or terminal_width(), color=use_color(args.no_color))
 
 
 def print_json(value: Any, *, sort_keys: bool = False) -> None:

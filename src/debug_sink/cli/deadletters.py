@@ -1,6 +1,7 @@
 """``debug-sink dead-letters list``: the rejected messages, newest first.
 
-Owns the command's filters and output (a table, or ``--json``); the rows come from
+Owns the command's filters and output (text from
+:func:`~debug_sink.cli.render.render_dead_letters`, or ``--json``); the rows come from
 :func:`~debug_sink.sink.deadletters.list_dead_letters`.
 """
 
@@ -8,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from debug_sink.cli.common import (
     Subparsers,
     add_connection_flags,
-    add_json_flag,
+    add_output_flags,
     duration,
     moment_ago,
+    output_of,
     print_json,
-    printable,
     settings_from,
 )
 
@@ -42,26 +44,14 @@ def _list(args: argparse.Namespace) -> int:
             limit=args.limit,
         )
     )
+    documents = [r.as_dict() for r in rows]
     if args.json:
-        print_json([r.as_dict() for r in rows])
+        print_json(documents)
         return 0
-    if not rows:
-        print("no dead letters")
-        return 0
-    from rich.console import Console
-    from rich.table import Table
+    from debug_sink.cli.render import render_dead_letters
 
-    table = Table("id", "received", "origin", "class", "reason", "value")
-    for r in printable(rows):
-        table.add_row(
-            str(r.id),
-            r.received_at.strftime("%Y-%m-%d %H:%M:%S"),
-            f"{r.topic}[{r.partition}]@{r.offset}",
-            r.error_class,
-            r.reason,
-            f"{r.value_preview[:60]!r} ({r.value_bytes} B)",
-        )
-    Console(markup=False, highlight=False).print(table)
+    output = output_of(args)
+    sys.stdout.write(render_dead_letters(documents, width=output.width, color=output.color))
     return 0
 
 
@@ -75,5 +65,5 @@ def register(sub: Subparsers) -> None:
     listing.add_argument("--topic", help="only from this topic")
     listing.add_argument("--error-class", help="only this class, e.g. schema, not_json")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    add_json_flag(listing)
+    add_output_flags(listing)
     listing.set_defaults(handler=_list)

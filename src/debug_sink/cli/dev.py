@@ -46,6 +46,7 @@ def _dev(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         demo=args.demo,
         demo_workflows=args.demo_workflows,
+        pg_user=args.pg_user,
     )
     return run_session(options, sys.stdout, log_to=log_to)
 
@@ -94,6 +95,12 @@ def register(sub: Subparsers) -> None:
         default=DEFAULT_METRICS_PORT,
         help="/metrics and /healthz on 127.0.0.1 "
         f"(default: {DEFAULT_METRICS_PORT}; 0 = any free port)",
+    )
+    parser.add_argument(
+        "--pg-user",
+        metavar="USER",
+        help="when run as root: the existing unprivileged user PostgreSQL runs as (it "
+        "refuses root); it owns the data directory. Without it, dev refuses to run as root",
     )
     parser.add_argument(
         "--log-level",

@@ -15,16 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+import sys
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from debug_sink.cli.common import (
     Subparsers,
     add_connection_flags,
     add_json_flag,
+    add_output_flags,
     configure,
     duration,
+    output_of,
     print_json,
     printable,
     read,
@@ -176,43 +178,13 @@ def _known_fixes(args: argparse.Namespace) -> int:
         for k, v in (("agent", args.agent), ("operation", args.operation))
         if v is not None
     )
-    if not rows:
-        print(f"no recoveries recorded for {args.error_type}" + (f" ({scope})" if scope else ""))
-        return 0
-    print(f"known fixes for {args.error_type}" + (f" ({scope})" if scope else ""))
-    for line in _fixes_table(rows):
-        print(line)
+    from debug_sink.cli.render import render_known_fixes
+
+    output = output_of(args)
+    sys.stdout.write(
+        render_known_fixes(rows, args.error_type, scope, width=output.width, color=output.color)
+    )
     return 0
-
-
-def _fixes_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The strategies as aligned columns; the examples, of any length, last."""
-    header = ("strategy", "recovered", "rate", "avg time", "confidence", "stated", "examples")
-    table = [header] + [
-        (
-            str(r["recovery_strategy"]),
-            str(r["success_count"]),
-            f"{r['success_rate'] * 100:.1f}%" if r["success_rate"] is not None else "-",
-            _milliseconds(r["avg_recovery_ms"]),
-            f"{r['avg_confidence']:.2f}" if r["avg_confidence"] is not None else "-",
-            str(r["stated_count"]),
-            ", ".join(str(x) for x in r["example_correlation_ids"][:3]),
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-        + "  "
-        + row[-1]
-        for row in table
-    ]
-
-
-def _milliseconds(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
 # -- purge --------------------------------------------------------------------------------
@@ -306,7 +278,7 @@ def register(sub: Subparsers) -> None:
     fixes.add_argument("--agent", help="only errors of this agent")
     fixes.add_argument("--operation", help="only errors of this operation")
     fixes.add_argument("--limit", type=int, default=10, help="at most this many strategies")
-    add_json_flag(fixes)
+    add_output_flags(fixes)
     fixes.set_defaults(handler=_known_fixes)
 
     purge = sub.add_parser(

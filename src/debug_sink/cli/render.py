@@ -1,10 +1,19 @@
-"""The human views' text: ``show``, ``patterns`` and ``errors`` rendered for a terminal.
+"""The read commands' text: ``show``, ``workflows``, ``errors``, ``patterns``,
+``known-fixes`` and ``dead-letters list`` rendered for a terminal, in one style.
 
-Owns :class:`WorkflowView` (everything ``show`` displays about one workflow) and the three
-renderers, :func:`render_show`, :func:`render_patterns` and :func:`render_errors`.
+Owns :class:`WorkflowView` (everything ``show`` displays about one workflow), the renderers
+(``render_*``), and the layout every list shares, :func:`render_rows`: a table when its kept
+columns fit the width, else one block per row (a bold key line, then ``label  value``
+lines). Other commands with a list to show (``correlate --report``) use it too.
 
 Guarantees: pure -- data in, text out, for a given width, with colour or without -- so tests
-snapshot the text; no I/O, no database. Times are shown in UTC.
+snapshot the text; no I/O, no database. Times are shown in UTC. What tells rows apart and
+what an operator copies -- identifiers, types, counts, origins -- is never cut and never
+wrapped: its column is as wide as its longest value, or, when the columns that must stay whole
+do not fit the width together, the list is laid out as blocks instead of a table. Free text
+(messages, reasons, agent lists) wraps; only an error's last message and a dead letter's
+value preview may be shortened with ``…``. Untrusted text is passed through
+:func:`~debug_sink.cli.common.printable` and printed with markup off.
 """
 
 from __future__ import annotations
@@ -13,10 +22,11 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -30,10 +40,27 @@ if TYPE_CHECKING:
     from debug_sink.read.queries import ErrorDiff
     from debug_sink.read.timeline import TimelineEntry
 
-__all__ = ["WorkflowView", "render_errors", "render_patterns", "render_show"]
+__all__ = [
+    "Column",
+    "WorkflowView",
+    "render_dead_letters",
+    "render_errors",
+    "render_known_fixes",
+    "render_patterns",
+    "render_rows",
+    "render_show",
+    "render_workflows",
+]
 
+#: The width when none is given (the commands pass the terminal's).
+DEFAULT_WIDTH: Final = 100
 _MAX_DIFF_LINES: Final = 12
 _MAX_VALUE_CHARS: Final = 60
+_MAX_MESSAGE_CHARS: Final = 300
+#: Narrowest a wrapping column may become before the list is laid out as blocks.
+_MIN_TEXT_WIDTH: Final = 10
+#: Between two columns of the table style: the (blank) divider and one space of padding.
+_GAP: Final = 2
 _STATUS_STYLE: Final = {
     "completed": "green",
     "failed": "bold red",
@@ -45,6 +72,13 @@ _SEVERITY_STYLE: Final = {
     "medium": "yellow",
     "high": "red",
     "critical": "bold white on red",
+}
+_WORKFLOW_STYLE: Final = {
+    "running": "yellow",
+    "failed": "bold red",
+    "unrecovered": "red",
+    "recovered": "green",
+    "ok": "green",
 }
 
 
@@ -58,12 +92,27 @@ class WorkflowView:
     diffs: Mapping[UUID, ErrorDiff]
 
 
-# -- formatting helpers -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of :func:`render_rows`.
+
+    ``keep``: the values are never cut nor wrapped (identifiers, types, counts, origins).
+    Otherwise the text wraps (``overflow="fold"``) or, with ``"ellipsis"``, is shortened to
+    one line. ``detail``: shown apart from the table -- in a second table keyed by the first
+    column -- and as a line of each block when the list is laid out as blocks.
+    """
+
+    name: str
+    keep: bool = False
+    justify: Literal["left", "right"] = "left"
+    overflow: Literal["fold", "ellipsis"] = "fold"
+    detail: bool = False
 
 
-def _text(buffer: io.StringIO) -> str:
-    """The rendered text without the padding rich adds at the end of lines."""
-    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+Cell = str | Text
+
+
+# -- the shared layout --------------------------------------------------------------------
 
 
 def _console(width: int | None, color: bool) -> tuple[Console, io.StringIO]:
@@ -71,7 +120,7 @@ def _console(width: int | None, color: bool) -> tuple[Console, io.StringIO]:
     console = Console(
         file=buffer,
         markup=False,
-        width=width or 100,
+        width=width or DEFAULT_WIDTH,
         color_system="standard" if color else None,
         force_terminal=color,
         no_color=not color,
@@ -82,11 +131,130 @@ def _console(width: int | None, color: bool) -> tuple[Console, io.StringIO]:
     return console, buffer
 
 
+def _text(buffer: io.StringIO) -> str:
+    """The rendered text without the padding rich adds at the end of lines."""
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
+
+
 def _table(title: str | None = None) -> Table:
-    """The views' one table style: a rule under the header, no edges, the title on the left."""
+    """The one table style: a rule under the header, no edges, the title on the left."""
     return Table(
-        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title, title_justify="left"
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        header_style="bold",
     )
+
+
+def _cell_width(cell: Cell) -> int:
+    plain = cell.plain if isinstance(cell, Text) else cell
+    return max((cell_len(line) for line in plain.split("\n")), default=0)
+
+
+def _widths(
+    columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int
+) -> list[int] | None:
+    """Each column's width in a table of ``width`` columns, or None when it cannot be laid
+    out as one: a kept column is as wide as its longest value; the others share what is left
+    in proportion to their longest values, each at least :data:`_MIN_TEXT_WIDTH` (or its
+    longest value, when shorter) and never wider than that value."""
+    natural = [
+        max([cell_len(c.name), *(_cell_width(r[i]) for r in rows)]) for i, c in enumerate(columns)
+    ]
+    widths = [n if c.keep else 0 for n, c in zip(natural, columns, strict=True)]
+    flexible = [i for i, c in enumerate(columns) if not c.keep]
+    room = width - sum(widths) - _GAP * (len(columns) - 1)
+    floors = {i: min(natural[i], _MIN_TEXT_WIDTH) for i in flexible}
+    if room < sum(floors.values()):
+        return None
+    wanted = sum(natural[i] for i in flexible)
+    if wanted <= room:
+        for i in flexible:
+            widths[i] = natural[i]
+        return widths
+    # Shrink the widest first: every flexible column gets its floor, then the room left is
+    # shared in proportion to what each wants beyond its floor.
+    extra = room - sum(floors.values())
+    beyond = {i: natural[i] - floors[i] for i in flexible}
+    total_beyond = sum(beyond.values()) or 1
+    for i in flexible:
+        widths[i] = floors[i] + beyond[i] * extra // total_beyond
+    return widths
+
+
+def _add_column(table: Table, column: Column, width: int) -> None:
+    if column.keep:
+        table.add_column(column.name, justify=column.justify, no_wrap=True, width=width)
+    elif column.overflow == "ellipsis":
+        table.add_column(
+            column.name, justify=column.justify, no_wrap=True, overflow="ellipsis", width=width
+        )
+    else:
+        table.add_column(column.name, justify=column.justify, overflow="fold", width=width)
+
+
+def _print_table(
+    console: Console,
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+    widths: Sequence[int],
+) -> None:
+    table = _table(title)
+    for column, width in zip(columns, widths, strict=True):
+        _add_column(table, column, width)
+    for cells in rows:
+        table.add_row(*cells)
+    console.print(table)
+
+
+def render_rows(
+    console: Console,
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Cell]],
+) -> None:
+    """Print ``rows`` (one cell per column; the first column is the row's key) as a table
+    when the columns that must stay whole fit ``console.width``, else as one block per row.
+    See :class:`Column` and the module doc."""
+    main = [i for i, c in enumerate(columns) if not c.detail]
+    details = [0, *(i for i, c in enumerate(columns) if c.detail)]
+    main_columns = [columns[i] for i in main]
+    main_rows = [[row[i] for i in main] for row in rows]
+    detail_columns = [columns[i] for i in details]
+    detail_rows = [[row[i] for i in details] for row in rows]
+    main_widths = _widths(main_columns, main_rows, console.width)
+    detail_widths = _widths(detail_columns, detail_rows, console.width)
+    if main_widths is not None and detail_widths is not None:
+        _print_table(console, title, main_columns, main_rows, main_widths)
+        if len(details) > 1:
+            console.print()
+            _print_table(console, None, detail_columns, detail_rows, detail_widths)
+        return
+    if title:
+        console.print(Text(title, style="bold"))
+    label_width = max(cell_len(c.name) for c in columns[1:]) if len(columns) > 1 else 0
+    for row in rows:
+        console.print()
+        key = row[0].copy() if isinstance(row[0], Text) else Text(row[0])
+        key.stylize("bold")
+        key.overflow = "fold"
+        console.print(key)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, min_width=label_width, style="dim")
+        grid.add_column(overflow="fold")
+        for column, cell in zip(columns[1:], row[1:], strict=True):
+            if _cell_width(cell) == 0:
+                continue
+            grid.add_row(column.name, cell)
+        console.print(grid, style=None, overflow="fold")
+
+
+# -- formatting helpers -------------------------------------------------------------------
 
 
 def _time(value: datetime | str | None, first: datetime | None = None) -> str:
@@ -108,28 +276,40 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def _short_when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%m-%d %H:%M:%S") if value is not None else "-"
+def _short_when(value: datetime | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC).strftime("%m-%d %H:%M:%S")
 
 
 def _duration(ms: float | int | None) -> str:
     if ms is None:
         return ""
+    ms = float(ms)
     if ms < 1000:
         return f"{ms:.0f} ms"
     if ms < 60_000:
         return f"{ms / 1000:.1f} s"
-    minutes, seconds = divmod(ms / 1000, 60)
-    return f"{minutes:.0f} min {seconds:.0f} s"
+    if ms < 3_600_000:
+        minutes, seconds = divmod(ms / 1000, 60)
+        return f"{minutes:.0f} min {seconds:.0f} s"
+    hours, rest = divmod(ms / 1000, 3600)
+    return f"{hours:.0f} h {rest / 60:.0f} min"
 
 
 def _short(value: Any) -> str:
     return str(value)[:8] if value else "-"
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _value(value: Any) -> str:
     text = orjson.dumps(value).decode() if not isinstance(value, str) else f'"{value}"'
-    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+    return _clip(text, _MAX_VALUE_CHARS)
 
 
 def _change_line(change: Change) -> str:
@@ -142,6 +322,14 @@ def _change_line(change: Change) -> str:
 
 def _count(summary: Mapping[str, Any], key: str) -> int:
     return int(summary.get(key) or 0)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _styled(value: str, styles: Mapping[str, str]) -> Text:
+    return Text(value, style=styles.get(value, ""))
 
 
 # -- show ---------------------------------------------------------------------------------
@@ -245,7 +433,9 @@ def _diff_text(diff: ErrorDiff) -> str:
     return "\n".join(lines)
 
 
-def render_show(view: WorkflowView, *, width: int | None = 100, color: bool = False) -> str:
+def render_show(
+    view: WorkflowView, *, width: int | None = DEFAULT_WIDTH, color: bool = False
+) -> str:
     """The text of ``debug-sink show`` for ``view``."""
     view = printable(view)
     console, buffer = _console(width, color)
@@ -267,28 +457,142 @@ def render_show(view: WorkflowView, *, width: int | None = 100, color: bool = Fa
         f"llm calls {_count(s, 'llm_call_count')}, "
         f"handovers {_count(s, 'transformation_count')}"
     )
-    table = _table()
-    table.add_column("time", no_wrap=True)
-    table.add_column("event", no_wrap=True)
-    table.add_column("agent", no_wrap=True, max_width=20, overflow="ellipsis")
-    table.add_column("details", overflow="fold")
     first = view.timeline[0].at if view.timeline else None
+    rows: list[list[Cell]] = []
     for entry in view.timeline:
         label, details = _describe(entry, view)
-        table.add_row(_time(entry.at, first), label, entry.agent_name or "-", details)
+        rows.append([_time(entry.at, first), label, entry.agent_name or "-", details])
     console.print()
-    console.print(table)
+    render_rows(
+        console,
+        None,
+        [
+            Column("time", keep=True),
+            Column("event", keep=True),
+            Column("agent", keep=True),
+            Column("details"),
+        ],
+        rows,
+    )
     return _text(buffer)
 
 
-# -- patterns and errors ------------------------------------------------------------------
+# -- workflows ----------------------------------------------------------------------------
+
+
+def render_workflows(
+    rows: Sequence[Mapping[str, Any]],
+    since: datetime,
+    *,
+    width: int | None = DEFAULT_WIDTH,
+    color: bool = False,
+    more: bool = False,
+) -> str:
+    """The text of ``debug-sink workflows``: one row per workflow, newest activity first.
+    ``more``: there are older ones (the last row's ``--before`` cursor is printed)."""
+    rows = list(printable(rows))
+    console, buffer = _console(width, color)
+    if not rows:
+        console.print(f"no workflows active since {_when(since)}")
+        return _text(buffer)
+    title = (
+        f"{_plural(len(rows), 'workflow')} active since {_when(since)}, latest first (times in UTC)"
+    )
+    cells: list[list[Cell]] = []
+    for r in rows:
+        errors = int(r.get("error_count") or 0)
+        unrecovered = int(r.get("unrecovered_error_count") or 0)
+        cells.append(
+            [
+                str(r["correlation_id"]),
+                _styled(str(r["status"]), _WORKFLOW_STYLE),
+                f"{errors} ({unrecovered} open)" if unrecovered else str(errors),
+                str(r.get("success_count") or 0),
+                _duration(r.get("duration_ms")) or "0 ms",
+                _short_when(r.get("last_event_at")),
+                ", ".join(r.get("agents") or []) or "-",
+            ]
+        )
+    render_rows(
+        console,
+        title,
+        [
+            Column("workflow", keep=True),
+            Column("status", keep=True),
+            Column("errors", keep=True, justify="right"),
+            Column("successes", keep=True, justify="right"),
+            Column("duration", keep=True, justify="right"),
+            Column("last activity", keep=True),
+            Column("agents"),
+        ],
+        cells,
+    )
+    if more:
+        last = rows[-1]
+        console.print()
+        console.print(f"older: --before {last['cursor']}")
+    return _text(buffer)
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def render_errors(
+    rows: Sequence[Mapping[str, Any]],
+    since: datetime,
+    *,
+    width: int | None = DEFAULT_WIDTH,
+    color: bool = False,
+) -> str:
+    """The text of ``debug-sink errors``: one row per error type, with its latest workflow."""
+    rows = printable(rows)
+    console, buffer = _console(width, color)
+    if not rows:
+        console.print(f"no errors since {_when(since)}")
+        return _text(buffer)
+    total = sum(int(r["error_count"]) for r in rows)
+    cells: list[list[Cell]] = []
+    for r in rows:
+        cells.append(
+            [
+                str(r["error_type"]),
+                str(r["error_count"]),
+                str(r["workflow_count"]),
+                _styled(str(r.get("worst_severity")), _SEVERITY_STYLE),
+                f"{r['recovered_count']}/{r['error_count']}",
+                ", ".join(r.get("agents") or []),
+                _short_when(r.get("last_seen")),
+                _clip(str(r.get("last_message") or ""), _MAX_MESSAGE_CHARS),
+                str(r.get("last_correlation_id") or "-"),
+            ]
+        )
+    render_rows(
+        console,
+        f"{_plural(total, 'error')} since {_when(since)}, by type (times in UTC)",
+        [
+            Column("error type", keep=True),
+            Column("count", keep=True, justify="right"),
+            Column("workflows", keep=True, justify="right"),
+            Column("worst", keep=True),
+            Column("recovered", keep=True, justify="right"),
+            Column("agents"),
+            Column("last seen", keep=True),
+            Column("last message", overflow="ellipsis"),
+            Column("latest workflow", keep=True, detail=True),
+        ],
+        cells,
+    )
+    return _text(buffer)
+
+
+# -- patterns and known fixes -------------------------------------------------------------
 
 
 def render_patterns(
     rows: Sequence[Mapping[str, Any]],
     min_success_count: int,
     *,
-    width: int | None = 100,
+    width: int | None = DEFAULT_WIDTH,
     color: bool = False,
 ) -> str:
     """The text of ``debug-sink patterns``."""
@@ -297,66 +601,126 @@ def render_patterns(
     if not rows:
         console.print(f"no recovery patterns with at least {min_success_count} successes")
         return _text(buffer)
-    table = _table(f"recovery patterns (>= {min_success_count} successes)")
-    for name, justify in (
-        ("error type", "left"),
-        ("strategy", "left"),
-        ("successes", "right"),
-        ("workflows", "right"),
-        ("avg recovery", "right"),
-        ("confidence", "right"),
-        ("last seen (UTC)", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    cells: list[list[Cell]] = []
     for r in rows:
         confidence = r.get("avg_confidence")
-        table.add_row(
-            str(r.get("error_type")),
-            str(r.get("recovery_strategy") or "-"),
-            str(r.get("success_count")),
-            str(r.get("workflow_count") or "-"),
-            _duration(r.get("avg_recovery_duration_ms")) or "-",
-            f"{confidence:.2f}" if isinstance(confidence, float) else "-",
-            _short_when(r.get("last_correlated_at")),
+        cells.append(
+            [
+                str(r.get("error_type")),
+                str(r.get("recovery_strategy") or "-"),
+                str(r.get("success_count")),
+                str(r.get("workflow_count") or "-"),
+                _duration(r.get("avg_recovery_duration_ms")) or "-",
+                f"{confidence:.2f}" if isinstance(confidence, int | float) else "-",
+                _short_when(r.get("last_correlated_at")),
+            ]
         )
-    console.print(table)
+    render_rows(
+        console,
+        f"recovery patterns (>= {min_success_count} successes; times in UTC)",
+        [
+            Column("error type", keep=True),
+            Column("strategy", keep=True),
+            Column("successes", keep=True, justify="right"),
+            Column("workflows", keep=True, justify="right"),
+            Column("avg time", keep=True, justify="right"),
+            Column("confidence", keep=True, justify="right"),
+            Column("last seen", keep=True),
+        ],
+        cells,
+    )
     return _text(buffer)
 
 
-def render_errors(
+def render_known_fixes(
     rows: Sequence[Mapping[str, Any]],
-    since: datetime,
+    error_type: str,
+    scope: str = "",
     *,
-    width: int | None = 100,
+    width: int | None = DEFAULT_WIDTH,
     color: bool = False,
 ) -> str:
-    """The text of ``debug-sink errors``."""
+    """The text of ``debug-sink known-fixes``: strategies ranked by recoveries, each with its
+    example workflows."""
+    rows = printable(rows)
+    error_type, scope = printable(error_type), printable(scope)
+    console, buffer = _console(width, color)
+    where = f"{error_type}" + (f" ({scope})" if scope else "")
+    if not rows:
+        console.print(f"no recoveries recorded for {where}")
+        return _text(buffer)
+    cells: list[list[Cell]] = []
+    for r in rows:
+        rate, confidence = r.get("success_rate"), r.get("avg_confidence")
+        cells.append(
+            [
+                str(r["recovery_strategy"]),
+                str(r["success_count"]),
+                f"{rate * 100:.1f}%" if rate is not None else "-",
+                _duration(r.get("avg_recovery_ms")) or "-",
+                f"{confidence:.2f}" if confidence is not None else "-",
+                str(r.get("stated_count", "-")),
+                "\n".join(str(x) for x in r.get("example_correlation_ids") or []) or "-",
+            ]
+        )
+    render_rows(
+        console,
+        f"known fixes for {where}",
+        [
+            Column("strategy", keep=True),
+            Column("recovered", keep=True, justify="right"),
+            Column("rate", keep=True, justify="right"),
+            Column("avg time", keep=True, justify="right"),
+            Column("confidence", keep=True, justify="right"),
+            Column("stated", keep=True, justify="right"),
+            Column("example workflows", keep=True, detail=True),
+        ],
+        cells,
+    )
+    return _text(buffer)
+
+
+# -- dead letters -------------------------------------------------------------------------
+
+
+def render_dead_letters(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    width: int | None = DEFAULT_WIDTH,
+    color: bool = False,
+) -> str:
+    """The text of ``debug-sink dead-letters list``, newest first."""
     rows = printable(rows)
     console, buffer = _console(width, color)
     if not rows:
-        console.print(f"no errors since {_when(since)}")
+        console.print("no dead letters")
         return _text(buffer)
-    total = sum(int(r["error_count"]) for r in rows)
-    table = _table(f"{total} error{'' if total == 1 else 's'} since {_when(since)}, by type")
-    table.add_column("error type", overflow="fold", min_width=12)
-    table.add_column("count", justify="right", no_wrap=True)
-    table.add_column("workflows", justify="right", no_wrap=True)
-    table.add_column("worst", no_wrap=True)
-    table.add_column("recovered", justify="right", no_wrap=True)
-    table.add_column("agents", overflow="fold", min_width=8)
-    table.add_column("last seen (UTC)", no_wrap=True)
-    table.add_column("last message", overflow="ellipsis", no_wrap=True, ratio=1)
+    cells: list[list[Cell]] = []
     for r in rows:
-        severity = str(r.get("worst_severity"))
-        table.add_row(
-            str(r["error_type"]),
-            str(r["error_count"]),
-            str(r["workflow_count"]),
-            Text(severity, style=_SEVERITY_STYLE.get(severity, "")),
-            f"{r['recovered_count']}/{r['error_count']}",
-            ", ".join(r.get("agents") or []),
-            _short_when(r.get("last_seen")),
-            str(r.get("last_message") or ""),
+        received = r["received_at"]
+        if isinstance(received, str):
+            received = datetime.fromisoformat(received)
+        cells.append(
+            [
+                str(r["id"]),
+                received.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                f"{r['topic']}[{r['partition']}]@{r['offset']}",
+                str(r["error_class"]),
+                str(r["reason"]),
+                f"{_clip(repr(r['value_preview']), _MAX_VALUE_CHARS)} ({r['value_bytes']} B)",
+            ]
         )
-    console.print(table)
+    render_rows(
+        console,
+        f"{_plural(len(rows), 'dead letter')}, newest first (times in UTC)",
+        [
+            Column("id", keep=True, justify="right"),
+            Column("received", keep=True),
+            Column("origin", keep=True),
+            Column("class", keep=True),
+            Column("reason"),
+            Column("value", overflow="ellipsis"),
+        ],
+        cells,
+    )
     return _text(buffer)

@@ -1,16 +1,20 @@
-"""The human views: ``debug-sink show``, ``debug-sink patterns`` and ``debug-sink errors``.
+"""The human views: ``debug-sink workflows``, ``show``, ``patterns`` and ``errors``.
 
-Owns reading a workflow (or recent errors, or recovery patterns) through
-:class:`~debug_sink.read.queries.DebugQueries` and writing it out: as text for a terminal
-(:mod:`debug_sink.cli.render`) or as JSON with ``--json``.
+Owns reading workflows (or recent errors, or recovery patterns) through
+:class:`~debug_sink.read.queries.DebugQueries` and writing them out: as text for a terminal
+(:mod:`debug_sink.cli.render`, as wide as the terminal or ``--width``, colour unless
+``--no-color``, ``NO_COLOR`` or a pipe) or as JSON with ``--json``.
 
+- ``workflows``: recent workflows, latest activity first, with status, agents, error and
+  success counts, duration; filters ``--agent``, ``--since``, ``--status``, ``--error-type``;
+  ``--before`` pages back.
 - ``show CORRELATION_ID``: a summary line, then the timeline (causal order, see
   :mod:`debug_sink.read.timeline`): steps with status and duration, snapshots, hand-overs, LLM
   calls, errors with severity and what recovered them, successes; under each error, the diff
-  of its state against the last good snapshot before it. Exit 1 for an unknown or malformed
-  id.
+  of its state against the last good snapshot before it. The id may be a unique prefix
+  (``show 5f0c2a8e``). Exit 1 for an unknown, ambiguous or malformed id.
 - ``patterns``: ``debug_error_recovery_patterns`` as a table.
-- ``errors --since 1h``: recent errors grouped by type.
+- ``errors --since 1h``: recent errors grouped by type, each with its latest workflow.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from uuid import UUID
 from debug_sink.cli.common import (
     Subparsers,
     add_connection_flags,
-    add_json_flag,
+    add_output_flags,
+    output_of,
     print_json,
     read,
     settings_from,
@@ -39,6 +44,9 @@ if TYPE_CHECKING:
     from debug_sink.read.timeline import TimelineEntry
 
 __all__ = ["load_workflow", "register", "since_argument", "workflow_document"]
+
+#: ``workflows`` without ``--since``: the last day.
+DEFAULT_WORKFLOWS_SINCE: Final = "24h"
 
 EXIT_NOT_FOUND: Final = 1
 
@@ -101,33 +109,93 @@ def since_argument(text: str) -> datetime:
 # -- commands -----------------------------------------------------------------------------
 
 
-def _color(args: argparse.Namespace) -> bool:
-    return not args.no_color and sys.stdout.isatty()
+async def _resolve(queries: DebugQueries, text: str) -> UUID | str:
+    """The workflow ``text`` names: a full UUID as is, else the one stored workflow whose id
+    starts with it; otherwise the message that says why not."""
+    try:
+        return UUID(text)
+    except ValueError:
+        pass
+    try:
+        found = await queries.workflow_ids_with_prefix(text)
+    except ValueError:
+        return f"{text!r} is not a correlation id (a UUID) or a prefix of one"
+    if not found:
+        return f"no workflow id starts with {text!r}"
+    if len(found) > 1:
+        shown = ", ".join(str(i) for i in found[:4]) + (", ..." if len(found) > 4 else "")
+        return f"{text!r} is ambiguous: it starts {shown}; give more digits"
+    return found[0]
 
 
 def _show(args: argparse.Namespace) -> int:
     from debug_sink.cli.render import render_show
 
-    try:
-        correlation_id = UUID(args.correlation_id)
-    except ValueError:
-        print(
-            f"debug-sink: {args.correlation_id!r} is not a correlation id (a UUID)", file=sys.stderr
-        )
-        return EXIT_NOT_FOUND
     settings = settings_from(args)
-    view = read(settings, lambda queries: load_workflow(queries, correlation_id))
-    if view is None:
-        print(
-            f"debug-sink: no debug events for workflow {correlation_id} in schema "
-            f"{settings.db_schema!r}",
-            file=sys.stderr,
-        )
+
+    async def load(queries: DebugQueries) -> WorkflowView | str:
+        resolved = await _resolve(queries, args.correlation_id)
+        if isinstance(resolved, str):
+            return resolved
+        view = await load_workflow(queries, resolved)
+        if view is None:
+            return f"no debug events for workflow {resolved} in schema {settings.db_schema!r}"
+        return view
+
+    view = read(settings, load)
+    if isinstance(view, str):
+        print(f"debug-sink: {view}", file=sys.stderr)
         return EXIT_NOT_FOUND
     if args.json:
         print_json(workflow_document(view))
     else:
-        sys.stdout.write(render_show(view, width=args.width, color=_color(args)))
+        output = output_of(args)
+        sys.stdout.write(render_show(view, width=output.width, color=output.color))
+    return 0
+
+
+def _cursor(text: str) -> tuple[datetime, UUID]:
+    """``workflows --before``: the cursor printed under the previous page."""
+    from debug_sink.read.workflows import parse_cursor
+
+    try:
+        return parse_cursor(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a cursor (TIME/CORRELATION_ID, as printed under a page)"
+        ) from None
+
+
+def _workflows(args: argparse.Namespace) -> int:
+    from debug_sink.cli.render import render_workflows
+    from debug_sink.read.workflows import cursor
+
+    since: datetime = args.since
+    limit: int = args.limit
+    rows = read(
+        settings_from(args),
+        lambda queries: queries.workflows(
+            since,
+            before=args.before,
+            agent_name=args.agent,
+            status=args.status,
+            error_type=args.error_type,
+            limit=limit + 1,
+        ),
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    for row in rows:
+        row["cursor"] = cursor(row["last_event_at"], row["correlation_id"])
+    if args.json:
+        print_json(
+            {"since": since, "workflows": rows, "next_before": rows[-1]["cursor"] if more else None}
+        )
+    else:
+        output = output_of(args)
+        sys.stdout.write(
+            render_workflows(rows, since, width=output.width, color=output.color, more=more)
+        )
     return 0
 
 
@@ -140,8 +208,9 @@ def _patterns(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
+        output = output_of(args)
         sys.stdout.write(
-            render_patterns(rows, args.min_success_count, width=args.width, color=_color(args))
+            render_patterns(rows, args.min_success_count, width=output.width, color=output.color)
         )
     return 0
 
@@ -156,19 +225,50 @@ def _errors(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"since": since, "groups": rows})
     else:
-        sys.stdout.write(render_errors(rows, since, width=args.width, color=_color(args)))
+        output = output_of(args)
+        sys.stdout.write(render_errors(rows, since, width=output.width, color=output.color))
     return 0
 
 
 def _view_flags(parser: argparse.ArgumentParser) -> None:
     add_connection_flags(parser)
-    add_json_flag(parser)
-    parser.add_argument("--width", type=int, help="output width (default: the terminal's)")
-    parser.add_argument("--no-color", action="store_true", help="never use colour")
+    add_output_flags(parser)
 
 
 def register(sub: Subparsers) -> None:
-    """Add ``show``, ``patterns`` and ``errors``."""
+    """Add ``workflows``, ``show``, ``patterns`` and ``errors``."""
+    from debug_sink.read.workflows import WORKFLOW_STATUSES
+
+    workflows = sub.add_parser(
+        "workflows",
+        help="recent workflows: status, agents, errors, successes, duration",
+        description="Workflows with events since --since, latest activity first. Status: "
+        "running (a step is open and the workflow was active in the last 15 minutes), "
+        "failed (its last step failed, or it went silent with a step open), unrecovered "
+        "(an error nothing recovered yet -- recoveries appear once the correlator has run), "
+        "recovered (every error recovered), ok (no errors).",
+    )
+    workflows.add_argument(
+        "--since",
+        type=since_argument,
+        default=DEFAULT_WORKFLOWS_SINCE,
+        metavar="WHEN",
+        help="active since: a duration ago (30m, 1h, 2d, 1w) or an ISO 8601 time "
+        f"(default: {DEFAULT_WORKFLOWS_SINCE})",
+    )
+    workflows.add_argument("--agent", help="only workflows this agent took part in")
+    workflows.add_argument("--status", choices=WORKFLOW_STATUSES, help="only this status")
+    workflows.add_argument("--error-type", help="only workflows with an error of this type")
+    workflows.add_argument(
+        "--before",
+        type=_cursor,
+        metavar="CURSOR",
+        help="the next page: the cursor printed under the previous one",
+    )
+    workflows.add_argument("--limit", type=int, default=25, help="at most this many (default 25)")
+    _view_flags(workflows)
+    workflows.set_defaults(handler=_workflows)
+
     show = sub.add_parser(
         "show",
         help="a workflow's debug timeline: steps, errors, recoveries, state diffs",
@@ -176,7 +276,11 @@ def register(sub: Subparsers) -> None:
         "severity and the recovery that fixed them, LLM calls, and at each error the state "
         "diff against the last good snapshot.",
     )
-    show.add_argument("correlation_id", metavar="CORRELATION_ID", help="the workflow's UUID")
+    show.add_argument(
+        "correlation_id",
+        metavar="CORRELATION_ID",
+        help="the workflow's UUID, or a prefix of it that only one stored workflow has",
+    )
     _view_flags(show)
     show.set_defaults(handler=_show)
 

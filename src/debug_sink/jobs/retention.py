@@ -1,12 +1,14 @@
 """The retention purge: delete debug events older than N days, in small transactions.
 
-Owns deleting old rows of the sink's tables and keeping the known-fixes aggregate equal to the
-retained rows. Does not touch ``agent_transformation_events`` and ``hook_events`` (pre-existing
-tables the sink only appends to; their owners decide their retention).
+Owns deleting old rows of every table the sink writes -- the six event tables and the sink's
+own -- and keeping the known-fixes aggregate equal to the retained rows.
 
 Which time decides a row's age:
 
 ==================================  ===================================================
+hook_events                         ``created_at`` (LLM and tool calls)
+agent_transformation_events         ``created_at`` (hand-overs; references to them from
+                                    snapshots become NULL)
 debug_workflow_steps                ``started_at``
 debug_error_events                  ``occurred_at`` (its links go with it)
 debug_success_events                ``occurred_at`` (its links go with it)
@@ -20,13 +22,14 @@ sink_parked_events                  ``parked_at``, once past ``expires_at`` (``p
 Event times come from the agents; a skewed clock moves a row's purge by the skew, which is
 irrelevant at a scale of days.
 
-How: children before parents (steps, links, errors, successes, snapshots), and the ON DELETE
-rules of migration 006 for the references that remain (SET NULL). Each batch (``batch_size``
-rows, default 5,000) is one short transaction: pick the oldest rows from where the previous
-batch ended (keyset on the time column's index, so deleted entries are not rescanned), lock
-them ``FOR UPDATE SKIP LOCKED`` (rows a writer holds are left for the next run), delete. No
-lock is held between batches, so the sink keeps writing at full speed. Batches touching
-errors, successes or snapshots also take the correlator's aggregate lock
+How: children before parents (LLM calls, hand-overs, steps, links, errors, successes,
+snapshots), and the ON DELETE rules of migration 006 for the references that remain (SET NULL).
+Every table is read through an index on its time column (migrations 006 and 012). Each batch
+(``batch_size`` rows, default 5,000) is one short transaction: pick the oldest rows from where
+the previous batch ended (keyset on the time column's index, so deleted entries are not
+rescanned), lock them ``FOR UPDATE SKIP LOCKED`` (rows a writer holds are left for the next
+run), delete. No lock is held between batches, so the sink keeps writing at full speed.
+Batches touching errors, successes or snapshots also take the correlator's aggregate lock
 (:data:`~debug_sink.jobs.correlator.STATS_LOCK`) for their few milliseconds: they decrement
 ``known_fix_occurrences`` / ``known_fix_stats`` (and the correlator's agreement totals) for
 what they delete, and must not interleave with a correlator run.
@@ -63,6 +66,8 @@ log = structlog.get_logger("debug_sink.jobs.retention")
 
 #: Tables in purge order (children first), as reported in :attr:`PurgeResult.deleted`.
 PURGE_ORDER: Final = (
+    "hook_events",
+    "agent_transformation_events",
     "debug_workflow_steps",
     "debug_error_success_correlation",
     "debug_error_events",
@@ -201,6 +206,8 @@ class Retention:
             return result
         await conn.execute(f"SET lock_timeout = {self._lock_timeout_ms}")
         plan: list[tuple[str, Callable[..., Awaitable[tuple[int, datetime | None]]]]] = [
+            ("hook_events", self._simple(q["purge_hooks"], stats=False)),
+            ("agent_transformation_events", self._simple(q["purge_transformations"], stats=False)),
             ("debug_workflow_steps", self._simple(q["purge_steps"], stats=False)),
             ("debug_error_events", functools.partial(self._linked, side="errors")),
             ("debug_success_events", functools.partial(self._linked, side="successes")),

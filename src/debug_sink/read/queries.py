@@ -33,6 +33,7 @@ from debug_sink.db.pg import create_pool, translating
 from debug_sink.lifecycle import Lifecycle
 from debug_sink.read.diff import StateDiff, diff_json
 from debug_sink.read.timeline import TimelineEntry, last_good_snapshots, order_timeline
+from debug_sink.read.workflows import RUNNING_WITHIN_S, WORKFLOW_STATUSES, uuid_range
 from debug_sink.settings import Settings
 
 __all__ = ["DebugQueries", "ErrorDiff", "load_queries"]
@@ -217,6 +218,48 @@ class DebugQueries(Lifecycle):
                 "transformation_count",
             )
         )
+
+    # -- finding workflows ----------------------------------------------------------------
+
+    async def workflows(
+        self,
+        since: datetime,
+        *,
+        before: tuple[datetime, UUID] | None = None,
+        agent_name: str | None = None,
+        status: str | None = None,
+        error_type: str | None = None,
+        limit: int = 25,
+        running_within_s: float = RUNNING_WITHIN_S,
+    ) -> list[dict[str, Any]]:
+        """Workflows with any event since ``since``, latest activity first: correlation_id,
+        status (:data:`WORKFLOW_STATUSES`), agents, step/error/unrecovered/success/recovery/
+        LLM-call counts, first and last event time, duration_ms. ``before``: the
+        ``(last_event_at, correlation_id)`` of the previous page's last row (keyset
+        pagination). Filters: an agent among the workflow's agents, a status, an error type
+        that occurred in it."""
+        if status is not None and status not in WORKFLOW_STATUSES:
+            raise ValueError(f"unknown status {status!r}: one of {', '.join(WORKFLOW_STATUSES)}")
+        before_at, before_id = before if before is not None else (None, None)
+        rows = await self._fetch(
+            "workflows",
+            since,
+            before_at,
+            before_id,
+            agent_name,
+            status,
+            error_type,
+            limit,
+            running_within_s,
+        )
+        return [_row(r) for r in rows]
+
+    async def workflow_ids_with_prefix(self, prefix: str) -> list[UUID]:
+        """Correlation ids of stored workflows that start with ``prefix`` (hex digits; hyphens
+        ignored), at most 5, in order. ``ValueError`` when ``prefix`` is not hex."""
+        low, high = uuid_range(prefix)
+        rows = await self._fetch("workflow_ids_in_range", low, high)
+        return [_plain("correlation_id", r["correlation_id"]) for r in rows]
 
     # -- errors ---------------------------------------------------------------------------
 

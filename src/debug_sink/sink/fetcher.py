@@ -291,6 +291,9 @@ class Fetcher:
             await asyncio.wait_for(self._handoff.write_idle.wait(), 30)
         self.assignment.revoke(revoked)
         self._recovery.forget(revoked)
+        for tp in revoked:  # another member reports their lag now
+            with contextlib.suppress(KeyError):
+                self._metrics.lag.remove(tp.topic, str(tp.partition))
         log.info("partitions_revoked", partitions=len(revoked), dropped_uncommitted=dropped)
 
     def _observe_progress(self) -> None:

@@ -189,3 +189,112 @@ SELECT r.requested_id, s.id, s.snapshot_type, s.correlation_id, s.agent_name, s.
   FROM unnest($1::uuid[]) AS r(requested_id)
   LEFT JOIN sink_snapshot_aliases AS a ON a.alias_id = r.requested_id
   JOIN debug_state_snapshots AS s ON s.id = coalesce(a.snapshot_id, r.requested_id);
+
+-- name: workflows
+-- Recent workflows, latest activity first (keyset pagination: pass the last row's
+-- (last_event_at, correlation_id) as $2, $3 to get the next page).
+-- $1 active at or after (timestamptz), $2 last activity before this (NULL: the latest),
+-- $3 with $2: the tie-break correlation id, $4 agent_name or NULL, $5 status or NULL,
+-- $6 error_type or NULL, $7 limit, $8 seconds: an open step with activity this recent is
+-- "running".
+-- Candidates come from every event table through its time index (migrations 006 and 012):
+-- what happened since $1 (the whole window, also for a later page: a workflow's last
+-- activity must be the same on every page). They are sorted before the per-workflow lookups
+-- (each through the correlation_id indexes), so a page stops after $7 matching workflows.
+-- status: running   a step is open (started, not finished) and the workflow was active
+--                   within $8 seconds;
+--         failed    its last step (highest step_number, latest attempt) failed, or is open
+--                   and the workflow went silent;
+--         unrecovered  some error is neither linked to a recovery by the correlator, nor
+--                   marked recovered or resolved (a retry that worked counts once the
+--                   correlator has run);
+--         recovered errors, all recovered;  ok  no errors.
+WITH activity AS (
+  SELECT correlation_id, greatest(started_at, completed_at) AS at
+    FROM debug_workflow_steps
+   WHERE started_at >= $1::timestamptz
+  UNION ALL
+  SELECT correlation_id, occurred_at FROM debug_error_events
+   WHERE occurred_at >= $1::timestamptz
+  UNION ALL
+  SELECT correlation_id, occurred_at FROM debug_success_events
+   WHERE occurred_at >= $1::timestamptz
+  UNION ALL
+  SELECT correlation_id, captured_at FROM debug_state_snapshots
+   WHERE captured_at >= $1::timestamptz
+  UNION ALL
+  SELECT correlation_id, created_at FROM agent_transformation_events
+   WHERE created_at >= $1::timestamptz
+  UNION ALL
+  SELECT correlation_id, created_at FROM hook_events
+   WHERE created_at >= $1::timestamptz
+     AND correlation_id IS NOT NULL
+), candidates AS (
+  SELECT correlation_id, max(at) AS last_at
+    FROM activity
+   GROUP BY correlation_id
+), page AS (
+  SELECT correlation_id, last_at
+    FROM candidates
+   WHERE $2::timestamptz IS NULL OR (last_at, correlation_id) < ($2::timestamptz, $3::uuid)
+   ORDER BY last_at DESC, correlation_id DESC
+)
+SELECT p.correlation_id, x.status, s.agents_involved AS agents, s.step_count,
+       s.failed_step_count, s.error_count, s.unrecovered_error_count, s.success_count,
+       s.recovery_count, s.llm_call_count,
+       coalesce(least(s.first_event_at, p.last_at), p.last_at) AS first_event_at,
+       p.last_at AS last_event_at,
+       EXTRACT(EPOCH FROM p.last_at - coalesce(least(s.first_event_at, p.last_at), p.last_at))
+         * 1000 AS duration_ms
+  FROM page AS p
+ CROSS JOIN LATERAL get_workflow_debug_summary(p.correlation_id) AS s
+ CROSS JOIN LATERAL (
+   SELECT (SELECT w.status FROM debug_workflow_steps AS w
+            WHERE w.correlation_id = p.correlation_id
+            ORDER BY w.step_number DESC, w.attempt DESC LIMIT 1) AS last_status,
+          EXISTS (SELECT 1 FROM debug_workflow_steps AS w
+                   WHERE w.correlation_id = p.correlation_id AND w.status = 'started') AS open
+ ) AS st
+ CROSS JOIN LATERAL (
+   SELECT CASE
+            WHEN st.open AND p.last_at >= clock_timestamp() - make_interval(secs => $8::float8)
+              THEN 'running'
+            WHEN st.last_status IN ('failed', 'started') THEN 'failed'
+            WHEN s.unrecovered_error_count > 0 THEN 'unrecovered'
+            WHEN s.error_count > 0 THEN 'recovered'
+            ELSE 'ok'
+          END AS status
+ ) AS x
+ WHERE ($4::text IS NULL OR $4::text = ANY (s.agents_involved))
+   AND ($5::text IS NULL OR x.status = $5::text)
+   AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM debug_error_events AS e
+                                     WHERE e.correlation_id = p.correlation_id
+                                       AND e.error_type = $6::text))
+ ORDER BY p.last_at DESC, p.correlation_id DESC
+ LIMIT $7::integer;
+
+-- name: workflow_ids_in_range
+-- $1 lowest, $2 highest uuid (a prefix's range): up to 5 distinct correlation ids of stored
+-- events in the range, each table read through its correlation_id index.
+SELECT DISTINCT correlation_id FROM (
+  (SELECT DISTINCT correlation_id FROM debug_workflow_steps
+    WHERE correlation_id BETWEEN $1::uuid AND $2::uuid ORDER BY 1 LIMIT 5)
+  UNION ALL
+  (SELECT DISTINCT correlation_id FROM debug_error_events
+    WHERE correlation_id BETWEEN $1::uuid AND $2::uuid ORDER BY 1 LIMIT 5)
+  UNION ALL
+  (SELECT DISTINCT correlation_id FROM debug_success_events
+    WHERE correlation_id BETWEEN $1::uuid AND $2::uuid ORDER BY 1 LIMIT 5)
+  UNION ALL
+  (SELECT DISTINCT correlation_id FROM debug_state_snapshots
+    WHERE correlation_id BETWEEN $1::uuid AND $2::uuid ORDER BY 1 LIMIT 5)
+  UNION ALL
+  (SELECT DISTINCT correlation_id FROM agent_transformation_events
+    WHERE correlation_id BETWEEN $1::uuid AND $2::uuid ORDER BY 1 LIMIT 5)
+  UNION ALL
+  (SELECT DISTINCT correlation_id FROM hook_events
+    WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+      AND correlation_id BETWEEN $1::uuid AND $2::uuid ORDER BY 1 LIMIT 5)
+) AS found
+ORDER BY 1
+LIMIT 5;

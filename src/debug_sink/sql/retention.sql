@@ -1,7 +1,34 @@
--- Queries of the retention purge (debug_sink.retention). Every batch is its own short
+-- Queries of the retention purge (debug_sink.jobs.retention). Every batch is its own short
 -- transaction: pick at most $3 rows older than the cutoff $2, from the time $1 on (keyset: the
 -- next batch starts where this one ended, so deleted index entries are not rescanned), lock
 -- them with FOR UPDATE SKIP LOCKED (a row a writer holds is left for the next run), delete.
+
+-- name: purge_hooks
+-- LLM and tool calls (hook_events): nothing references them.
+WITH picked AS (
+  SELECT id, created_at AS at FROM hook_events
+   WHERE created_at >= $1 AND created_at < $2
+   ORDER BY created_at LIMIT $3
+     FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM hook_events AS t USING picked WHERE t.id = picked.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM picked) AS picked, (SELECT max(at) FROM picked) AS last_at,
+       (SELECT count(*) FROM gone) AS deleted
+
+-- name: purge_transformations
+-- Hand-overs between agents: a snapshot that references one keeps its row, the reference
+-- becomes NULL (migration 006).
+WITH picked AS (
+  SELECT id, created_at AS at FROM agent_transformation_events
+   WHERE created_at >= $1 AND created_at < $2
+   ORDER BY created_at LIMIT $3
+     FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM agent_transformation_events AS t USING picked WHERE t.id = picked.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM picked) AS picked, (SELECT max(at) FROM picked) AS last_at,
+       (SELECT count(*) FROM gone) AS deleted
 
 -- name: purge_steps
 WITH picked AS (
@@ -160,6 +187,9 @@ SELECT (SELECT count(*) FROM picked) AS picked, (SELECT max(at) FROM picked) AS 
 -- name: count_old
 -- What a purge with cutoff $1 would delete (dead letters and parked events: cutoff $2).
 SELECT
+  (SELECT count(*) FROM hook_events WHERE created_at < $1) AS hook_events,
+  (SELECT count(*) FROM agent_transformation_events WHERE created_at < $1)
+    AS agent_transformation_events,
   (SELECT count(*) FROM debug_workflow_steps WHERE started_at < $1) AS debug_workflow_steps,
   (SELECT count(*) FROM debug_error_success_correlation AS c
     WHERE EXISTS (SELECT 1 FROM debug_error_events AS e

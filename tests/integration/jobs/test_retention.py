@@ -43,10 +43,41 @@ SELECT
       AND NOT EXISTS (SELECT 1 FROM debug_state_snapshots n WHERE n.id = x.state_snapshot_id))
   + (SELECT count(*) FROM sink_snapshot_aliases a
       WHERE NOT EXISTS (SELECT 1 FROM debug_state_snapshots n WHERE n.id = a.snapshot_id))
+  + (SELECT count(*) FROM debug_state_snapshots n WHERE n.transformation_event_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM agent_transformation_events t
+                       WHERE t.id = n.transformation_event_id))
+"""
+
+#: $1 hook events and $1 hand-overs, one per workflow of the snapshots, 1 ms apart; the
+#: first $2 of each $3 days old. Every snapshot references its workflow's hand-over.
+HOOKS_AND_HANDOVERS_SQL = """
+WITH rows AS (
+  SELECT n, clock_timestamp() - CASE WHEN n <= $2 THEN make_interval(days => $3) ELSE '0'
+         END - n * interval '1 ms' AS at
+    FROM generate_series(1, $1::int) AS n
+), hooks AS (
+  INSERT INTO hook_events (source, resource_id, payload, metadata, created_at)
+  SELECT 'PostToolUse', 'gpt-4o', '{"quality_metrics": {"quality_score": 0.9}}',
+         jsonb_build_object('correlation_id', gen_random_uuid()), at
+    FROM rows
+), handovers AS (
+  INSERT INTO agent_transformation_events (correlation_id, source_agent, target_agent,
+                                           created_at)
+  SELECT gen_random_uuid(), 'router', 'coder', at FROM rows
+  RETURNING id, created_at
+), ranked AS (
+  SELECT id, row_number() OVER (ORDER BY created_at DESC) AS r FROM handovers
+), snaps AS (
+  SELECT id, row_number() OVER (ORDER BY captured_at DESC) AS r FROM debug_state_snapshots
+)
+UPDATE debug_state_snapshots AS s SET transformation_event_id = ranked.id
+  FROM snaps JOIN ranked USING (r) WHERE s.id = snaps.id
 """
 
 OLDEST_SQL = """
-SELECT least((SELECT min(started_at) FROM debug_workflow_steps),
+SELECT least((SELECT min(created_at) FROM hook_events),
+             (SELECT min(created_at) FROM agent_transformation_events),
+             (SELECT min(started_at) FROM debug_workflow_steps),
              (SELECT min(occurred_at) FROM debug_error_events),
              (SELECT min(occurred_at) FROM debug_success_events),
              (SELECT min(captured_at) FROM debug_state_snapshots))
@@ -63,13 +94,17 @@ class TestPurge:
     async def test_half_of_a_large_database_while_the_sink_writes(
         self, db_dsn: str, conn: asyncpg.Connection, kafka: Any
     ) -> None:
-        """10,000 workflows (101,000 rows), the older half past retention: the purge deletes
-        exactly that half in 5,000-row batches, leaves no orphans, and a sink writing new
-        events meanwhile loses nothing. (The 1M-row case is run by hand; see the report.)"""
+        """10,000 workflows (121,000 rows: LLM calls and hand-overs too), the older half past
+        retention: the purge deletes exactly that half in 5,000-row batches, leaves no
+        orphans, and a sink writing new events (LLM calls among them) meanwhile loses
+        nothing. (The 1M-row case is run by hand; see the report.)"""
         filled = await fill.bulk_fill(conn, 10_000, old=5_000, old_days=91)
         assert sum(filled.values()) == 101_000
+        await conn.execute(HOOKS_AND_HANDOVERS_SQL, 10_000, 5_000, 91)
         before = await table_counts(conn)
         expected = {
+            "hook_events": 5_000,
+            "agent_transformation_events": 5_000,
             "debug_workflow_steps": 20_000,
             "debug_error_success_correlation": 5_000,
             "debug_error_events": 10_000,
@@ -99,6 +134,7 @@ class TestPurge:
                     batch += [
                         (s.topic(kafka, EventKind.ERROR), s.error(corr)),
                         (s.topic(kafka, EventKind.SUCCESS), s.success(corr)),
+                        (s.topic(kafka, EventKind.HOOK), s.hook(corr)),
                     ]
                 produced += await s.produce(kafka, batch)
                 await asyncio.sleep(0.05)
@@ -111,8 +147,15 @@ class TestPurge:
                 )
             )
 
+        async def sink_hooks() -> int:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM hook_events WHERE resource_id = 'web_search'"
+                )
+            )
+
         async def all_landed() -> bool:
-            return await sink_rows() * 2 == produced
+            return await sink_rows() * 3 == produced and await sink_hooks() * 3 == produced
 
         try:
             await produce(3)
@@ -138,9 +181,11 @@ class TestPurge:
         assert result.ran
         assert result.deleted == expected
         assert result.skipped_tables == []
-        assert result.batches >= 2 + 2 + 2 + 1 + 2  # steps, errors, successes, snaps, sinks
+        # hooks, hand-overs, steps, errors, successes, snapshots, the sink's tables
+        assert result.batches >= 2 + 2 + 2 + 2 + 2 + 1 + 2
         assert written_during > 0
-        assert await sink_rows() * 2 == produced
+        assert await sink_rows() * 3 == produced
+        assert await sink_hooks() * 3 == produced
         assert await conn.fetchval(ORPHANS_SQL) == 0
         cutoff = result.cutoff
         assert cutoff is not None
@@ -148,6 +193,14 @@ class TestPurge:
         after = await table_counts(conn)
         assert after["debug_state_snapshots"] == before["debug_state_snapshots"] - 5_000
         assert await conn.fetchval("SELECT count(*) FROM sink_snapshot_aliases") == 500
+        # the young snapshots kept their (young) hand-overs; no reference was left dangling
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM debug_state_snapshots WHERE transformation_event_id "
+                "IS NOT NULL"
+            )
+            == after["agent_transformation_events"]
+        )
 
     async def test_known_fixes_follow_the_retained_rows(
         self, db_dsn: str, conn: asyncpg.Connection
