@@ -158,10 +158,10 @@ class Settings(BaseSettings):
         default=90, ge=0, description="Delete events older than this (0 disables)."
     )
 
-    # Claude Code hooks (debug-sink-hook; its fast path reads these with hooks.config)
+    # Claude Code hooks (debug-sink hook; its fast path reads these with hooks.config)
     hook_dir: Path | None = Field(
         default=None,
-        description="Where debug-sink-hook keeps its spool, session state, known-fixes cache "
+        description="Where `debug-sink hook` keeps its spool, session state, known-fixes cache "
         "and log (default: $XDG_STATE_HOME/debug-sink/hooks, else "
         "~/.local/state/debug-sink/hooks).",
     )

@@ -5,9 +5,11 @@ stdin exactly as ``debug-sink-hook`` does (and exits 0 whatever happens); its fl
 (``--flush``, ``--status``, ``--stop``, ``--settings``) administer the spool and its shipper
 (:mod:`debug_sink.hooks.admin`).
 
-Put ``debug-sink-hook`` in ``.claude/settings.json`` rather than ``debug-sink hook``: the
-latter loads every command module first (about a second on the machines we measured, where
-the hook's bound is 150 ms); both do the same.
+``debug-sink hook`` never reaches this module when run as a command: the package's
+:func:`~debug_sink.cli.main` hands ``hook`` to the hook command before the parser, and every
+command module, is loaded (that costs about a second; the hook's bound is 150 ms). This entry
+gives ``debug-sink --help`` its line and :func:`~debug_sink.cli.app.main` the same command.
+``debug-sink-hook`` is the same command under its own entry point.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ def register(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "hook",
         help="Claude Code hook: one hook event's JSON on stdin -> debug events (exit 0 always)",
-        description="The Claude Code hook command (prefer the faster debug-sink-hook in "
-        ".claude/settings.json; `debug-sink hook --settings` prints the block to paste). "
-        "Without flags: read one hook event's JSON from stdin, spool its debug events for "
-        "the background shipper, print known fixes for a failed tool; always exit 0.",
+        description="The Claude Code hook command (`debug-sink hook --settings` prints the "
+        "block to paste into .claude/settings.json). Without flags: read one hook event's JSON "
+        "from stdin, spool its debug events for the background shipper, print known fixes for "
+        "a failed tool; always exit 0.",
     )
     add_arguments(parser)
     parser.set_defaults(handler=_hook)

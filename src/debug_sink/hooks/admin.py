@@ -13,8 +13,9 @@ and what they do (:func:`run`):
   every hook event;
 - ``--serve`` (internal): be the shipper; hook processes start it this way.
 
-Only the commands configure logging: ``--serve`` logs JSON lines to its standard error (the
-hook log), ``--flush`` warnings to the terminal.
+A usage error exits 1 (see :class:`_Parser`). Only the commands configure logging:
+``--serve`` logs JSON lines to its standard error (the hook log), ``--flush`` warnings to the
+terminal.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from debug_sink.hooks import control
 from debug_sink.hooks.config import HookConfig
 from debug_sink.hooks.spool import Spool
 
-__all__ = ["HOOK_EVENTS", "add_arguments", "main", "run", "settings_block"]
+__all__ = ["DEFAULT_COMMAND", "HOOK_EVENTS", "add_arguments", "main", "run", "settings_block"]
 
 #: The hook events the settings block registers (every one Claude Code documents that the
 #: command maps or records).
@@ -50,7 +51,10 @@ HOOK_EVENTS: Final = (
     "Stop",
     "SessionEnd",
 )
+#: What the settings block runs: the name the README and ``debug-sink --help`` give.
+DEFAULT_COMMAND: Final = "debug-sink hook"
 EXIT_LEFT: Final = 3
+EXIT_USAGE: Final = 1
 _DEFAULT_FLUSH_S: Final = 30.0
 
 
@@ -80,14 +84,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="--status: machine-readable")
     parser.add_argument(
         "--command",
-        default="debug-sink-hook",
-        help="--settings: the command to run (default: debug-sink-hook)",
+        default=DEFAULT_COMMAND,
+        help=f"--settings: the command to run (default: {DEFAULT_COMMAND})",
     )
 
 
-def main(argv: Sequence[str]) -> int | None:
-    parser = argparse.ArgumentParser(
-        prog="debug-sink-hook",
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1, not argparse's 2: Claude Code reads a hook's exit status 2 as
+    "block this tool call", and a typo in settings.json must not block the agent."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str], *, prog: str = "debug-sink-hook") -> int | None:
+    parser = _Parser(
+        prog=prog,
         description="Claude Code hook command of debug-sink: without arguments it reads one "
         "hook event's JSON from stdin (see .claude/settings.json); with one it administers "
         "the spool and its shipper.",
@@ -116,7 +129,7 @@ def run(args: argparse.Namespace) -> int | None:
     return None
 
 
-def settings_block(command: str = "debug-sink-hook") -> dict[str, Any]:
+def settings_block(command: str = DEFAULT_COMMAND) -> dict[str, Any]:
     """``{"hooks": {...}}`` for .claude/settings.json: ``command`` for every hook event, one
     matcher (``*``: every tool, every source)."""
     entry = [{"matcher": "*", "hooks": [{"type": "command", "command": command, "timeout": 5}]}]

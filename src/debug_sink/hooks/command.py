@@ -1,4 +1,5 @@
-"""``debug-sink-hook``: the command Claude Code runs for each hook event.
+"""``debug-sink hook`` (and ``debug-sink-hook``): the command Claude Code runs for each hook
+event.
 
 Owns the fast entry point: read the hook's JSON from stdin, hand it to
 :func:`~debug_sink.hooks.handler.handle`, print its answer, exit 0 -- whatever happens.
@@ -30,13 +31,14 @@ __all__ = ["HARD_LIMIT_S", "main"]
 HARD_LIMIT_S: Final = 2.0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``debug-sink-hook [ARGS]``; the exit status (0 for the hook path)."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "debug-sink-hook") -> int:
+    """``debug-sink-hook [ARGS]`` (also ``debug-sink hook [ARGS]``: ``prog``); the exit
+    status (0 for the hook path)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args:
         from debug_sink.hooks.admin import main as admin_main
 
-        status = admin_main(args)
+        status = admin_main(args, prog=prog)
         if status is not None:
             return status
     return run_hook()

@@ -126,7 +126,7 @@ class TestCommand:
             assert entries == [
                 {
                     "matcher": "*",
-                    "hooks": [{"type": "command", "command": "debug-sink-hook", "timeout": 5}],
+                    "hooks": [{"type": "command", "command": "debug-sink hook", "timeout": 5}],
                 }
             ]
 
@@ -137,3 +137,55 @@ class TestCommand:
         assert status["pending_events"] == 0
         assert status["shipper"] == {"running": False}
         assert not os.path.exists(os.path.join(hook_dir, "spool", "events.jsonl"))
+
+
+class TestAsDebugSinkHook:
+    """``debug-sink hook`` is the same command, as fast: the package's main hands it over
+    before the full command line is built."""
+
+    def test_the_hook_path_loads_no_command_module(self, hook_dir: str) -> None:
+        code = (
+            "import sys, debug_sink.cli as cli; status = cli.main(['hook']);"
+            "print('\\n'.join(sorted(sys.modules))); sys.exit(status)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            input=b"",
+            capture_output=True,
+            text=False,
+            env=cli_env(DEBUG_SINK_HOOK_DIR=hook_dir),
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        loaded = result.stdout.decode().split()
+        assert "debug_sink.hooks.command" in loaded
+        heavy = [m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY]
+        assert heavy == ["debug_sink.cli"]  # the package itself, not its command modules
+        assert not any(m.startswith(("debug_sink.cli.", "debug_sink.bench")) for m in loaded)
+
+    def test_the_same_flags(self, hook_dir: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "debug_sink", "hook", "--status", "--json", "--dir", hook_dir],
+            capture_output=True,
+            env=cli_env(),
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["directory"] == hook_dir
+
+    def test_a_usage_error_does_not_block_claude_code(self, hook_dir: str) -> None:
+        """Exit status 2 would make Claude Code block the tool call: a typo in settings.json
+        exits 1 (a non-blocking error, shown in verbose mode)."""
+        result = subprocess.run(
+            [sys.executable, "-m", "debug_sink", "hook", "--no-such-flag"],
+            input=json.dumps(p.session(SESSION)[2]).encode(),
+            capture_output=True,
+            env=cli_env(DEBUG_SINK_HOOK_DIR=hook_dir),
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert b"unrecognized arguments: --no-such-flag" in result.stderr
+        assert result.stdout == b""
