@@ -190,9 +190,11 @@ def flush(directory: str, timeout: float) -> int:
         return EXIT_LEFT
     left = int(answer.get("pending_bytes", answer.get("left_bytes", 0)) or 0)
     pending = Spool(directory, 1).pending_events() if left else 0
+    total = answer.get("shipped_total")
     _print(
-        f"shipped {answer.get('shipped', 0)} events, dropped {answer.get('dropped', 0)}, "
-        f"{pending} waiting in the spool ({left} bytes)"
+        f"shipped {answer.get('shipped', 0)} events"
+        + (f" ({total} since the shipper started)" if total is not None else "")
+        + f", dropped {answer.get('dropped', 0)}, {pending} waiting in the spool ({left} bytes)"
     )
     return 0 if left == 0 else EXIT_LEFT
 

@@ -117,7 +117,7 @@ def render(error_type: str, rows: Sequence[Mapping[str, Any]]) -> str | None:
     recovered = sum(int(r["success_count"]) for r in useful)
     head = f"debug-sink known fixes for `{error_type}`"
     if occurred:
-        head += f" (seen {occurred} times before, recovered {min(recovered, occurred)} times)"
+        head += f" (seen {_times(occurred)} before, recovered {_times(min(recovered, occurred))})"
     lines = [head + ":"]
     for n, r in enumerate(useful, 1):
         count = int(r["success_count"])
@@ -140,6 +140,10 @@ def _occurred(rows: Sequence[Mapping[str, Any]]) -> int | None:
         if isinstance(rate, int | float) and rate > 0:
             return max(round(int(r["success_count"]) / rate), int(r["success_count"]))
     return None
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
 
 def _duration(ms: float) -> str:

@@ -129,11 +129,14 @@ def _parse(raw: bytes, directory: str) -> dict[str, Any] | None:
 
 
 def _salvage(raw: bytes) -> dict[str, Any]:
-    """The identifying fields of an input that could not be parsed, read from its start."""
-    text = raw[:_SALVAGE_CHARS].decode("utf-8", "replace")
+    """The identifying fields of an input that could not be parsed, read from its start and
+    its end (Claude Code writes ``tool_use_id`` after a large ``tool_response``)."""
+    head = raw[:_SALVAGE_CHARS].decode("utf-8", "replace")
+    tail = raw[-_SALVAGE_CHARS:].decode("utf-8", "replace") if len(raw) > _SALVAGE_CHARS else ""
     found: dict[str, Any] = {}
     for name in _SALVAGED:
-        match = re.search(_FIELD.format(name), text)
+        pattern = re.compile(_FIELD.format(name))
+        match = pattern.search(head) or (pattern.search(tail) if tail else None)
         if match is not None:
             try:
                 found[name] = json.loads(f'"{match.group(1)}"')

@@ -111,17 +111,21 @@ def map_hook(
 def strategy(tools_between: list[str], same_input: bool) -> str:
     """The recovery strategy of a success after failures of the same tool:
 
-    - ``after <tools>`` -- other tools succeeded in between (at most three, by name:
-      ``after Read``, ``after Grep, Read``), e.g. the file was read again before the edit;
+    - ``retry after <tools>`` -- other tools succeeded in between (at most three, by name:
+      ``retry after Read``, ``retry after Grep, Read``), e.g. the file was read again before
+      the edit;
     - ``retry unchanged`` -- nothing in between and the same input as the last failure;
     - ``retry with changed input`` -- nothing in between, another input.
+
+    Every name starts with "retry": the known-fixes context shows them to the model as what
+    to do next.
     """
     if tools_between:
         names = sorted(set(tools_between))
         shown = ", ".join(names[:_MAX_TOOLS_BETWEEN])
         if len(names) > _MAX_TOOLS_BETWEEN:
             shown += f" +{len(names) - _MAX_TOOLS_BETWEEN}"
-        return f"after {shown}"
+        return f"retry after {shown}"
     return "retry unchanged" if same_input else "retry with changed input"
 
 

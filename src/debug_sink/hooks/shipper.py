@@ -11,7 +11,8 @@ Owns :class:`Shipper`, the background process hook invocations start on demand
 - answers the hook processes on ``<dir>/shipper.sock``: ``wake`` (new records), ``fixes``
   (the known fixes of an error type and tool, from ``known_fixes()`` through
   :class:`~debug_sink.read.queries.DebugQueries`, cached in memory and in the fixes cache
-  files), ``flush`` (answer once the spool is shipped, or at a timeout), ``status``, ``stop``;
+  files), ``flush`` (answer once the spool is shipped, or at a timeout, with what was shipped
+  and dropped meanwhile), ``status``, ``stop``;
 - fetches the known fixes of every error type it ships that has no fresh answer, so the next
   failure of that type finds them in the cache;
 - keeps ``<dir>/status.json`` (broker reachable or not since when, what it shipped) and the
@@ -377,6 +378,7 @@ class Shipper:
             return {"rows": await self.fixes(error_type, tool)}
         if op == "flush":
             timeout = request.get("timeout")
+            shipped, dropped = self._shipped, self._dropped
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._flush_waiters.append(waiter)
             with contextlib.suppress(TimeoutError):
@@ -385,8 +387,9 @@ class Shipper:
                     float(timeout) if isinstance(timeout, int | float) else None,
                 )
             return {
-                "shipped": self._shipped,
-                "dropped": self._dropped,
+                "shipped": self._shipped - shipped,
+                "dropped": self._dropped - dropped,
+                "shipped_total": self._shipped,
                 "pending_bytes": self._pending(),
             }
         if op == "status":

@@ -61,7 +61,7 @@ class TestDebugSinkHooks:
             hook_dir,
             "Edit: old_string not found",
             "Edit",
-            [{"recovery_strategy": "after Read", "success_count": 2, "success_rate": 1.0}],
+            [{"recovery_strategy": "retry after Read", "success_count": 2, "success_rate": 1.0}],
             time.time(),
         )
         hooks = DebugSinkHooks(HookConfig(hook_dir)).register(None, HookMatcher)
@@ -73,7 +73,7 @@ class TestDebugSinkHooks:
             "hookSpecificOutput": {
                 "hookEventName": "PostToolUseFailure",
                 "additionalContext": "debug-sink known fixes for `Edit: old_string not found` "
-                "(seen 2 times before, recovered 2 times):\n1. after Read: 2/2 (100%)",
+                "(seen twice before, recovered twice):\n1. retry after Read: 2/2 (100%)",
             }
         }
         ok = await hooks["PostToolUse"][0].hooks[0](

@@ -126,7 +126,7 @@ class TestSessionStore:
 
 ROWS = [
     {
-        "recovery_strategy": "after Read",
+        "recovery_strategy": "retry after Read",
         "success_count": 12,
         "success_rate": 12 / 14,
         "avg_recovery_ms": 8200.0,
@@ -150,8 +150,16 @@ class TestKnownFixes:
         assert text == (
             "debug-sink known fixes for `Edit: old_string not found` (seen 14 times before, "
             "recovered 13 times):\n"
-            "1. after Read: 12/14 (86%), typically within 8 s\n"
+            "1. retry after Read: 12/14 (86%), typically within 8 s\n"
             "2. retry with changed input: 1/14 (7%), typically within 900 ms"
+        )
+
+    def test_render_counts_in_words(self) -> None:
+        once = [{"recovery_strategy": "retry unchanged", "success_count": 1, "success_rate": 1.0}]
+        text = render("Bash: timeout", once)
+        assert text == (
+            "debug-sink known fixes for `Bash: timeout` (seen once before, recovered once):\n"
+            "1. retry unchanged: 1/1 (100%)"
         )
 
     def test_nothing_recovered_is_no_context(self) -> None:
@@ -179,7 +187,7 @@ class TestKnownFixes:
         rows, fresh = read_cache(d, "E: x", "Edit", 200.0, 300) or (None, False)
         assert fresh
         assert rows is not None
-        assert rows[0]["recovery_strategy"] == "after Read"
+        assert rows[0]["recovery_strategy"] == "retry after Read"
         assert read_cache(d, "E: x", "Edit", 500.0, 300) == (rows, False)  # stale, usable
         assert read_cache(d, "E: x", "Bash", 200.0, 300) is None
 

@@ -23,7 +23,7 @@ from debug_sink.hooks.spool import Spool
 from tests import hook_payloads as p
 
 SESSION = "5d3f1c2a-8b7e-4f60-9a1d-2c3b4a5e6f70"
-ROWS = [{"recovery_strategy": "after Read", "success_count": 3, "success_rate": 0.75}]
+ROWS = [{"recovery_strategy": "retry after Read", "success_count": 3, "success_rate": 0.75}]
 
 
 @pytest.fixture
@@ -152,6 +152,8 @@ class TestHandle:
         assert record["event"]["source"] == "PostToolUse"
         assert record["event"]["resource_id"] == "Edit"
         assert record["event"]["payload"]["debug_sink"]["input_bytes"] > 5_000_000
+        # tool_use_id comes after the response: read from the input's end.
+        assert record["event"]["metadata"]["tool_use_id"] == "t1"
 
     def test_a_full_spool_drops_counts_and_says_so_once(
         self, hook_dir: str, spawned: list[str], capsys: pytest.CaptureFixture[str]
@@ -183,7 +185,7 @@ class TestKnownFixesContext:
         assert set(output) == {"hookSpecificOutput"}
         specific = output["hookSpecificOutput"]
         assert specific["hookEventName"] == "PostToolUseFailure"
-        assert "1. after Read: 3/4 (75%)" in specific["additionalContext"]
+        assert "1. retry after Read: 3/4 (75%)" in specific["additionalContext"]
 
     def test_from_the_shipper_within_the_budget(
         self, hook_dir: str, spawned: list[str], shipper: FakeShipper

@@ -90,7 +90,7 @@ class TestFailureAndRecovery:
         successes = {s["operation_name"]: s for s in of_kind(outs, "success")}
         assert successes["Edit"]["recovers_error_ids"] == [edit["id"]]
         assert successes["Edit"]["success_type"] == "recovery_success"
-        assert successes["Edit"]["success_factors"]["recovery_strategy"] == "after Read"
+        assert successes["Edit"]["success_factors"]["recovery_strategy"] == "retry after Read"
 
     def test_changed_command_is_a_retry_with_changed_input(self) -> None:
         outs = run_session(p.session(SESSION))
@@ -250,8 +250,8 @@ class TestStrategy:
     """The recovery strategy's name says what happened between failure and success."""
 
     def test_names(self) -> None:
-        assert strategy(["Read"], False) == "after Read"
-        assert strategy(["Read", "Grep", "Read"], True) == "after Grep, Read"
-        assert strategy(["E", "D", "C", "B", "A"], True) == "after A, B, C +2"
+        assert strategy(["Read"], False) == "retry after Read"
+        assert strategy(["Read", "Grep", "Read"], True) == "retry after Grep, Read"
+        assert strategy(["E", "D", "C", "B", "A"], True) == "retry after A, B, C +2"
         assert strategy([], True) == "retry unchanged"
         assert strategy([], False) == "retry with changed input"
