@@ -16,7 +16,8 @@ hook's fields, large values cut by :func:`~debug_sink.hooks.truncate.bounded`):
   (:func:`strategy`).
 - ``PostToolUseFailure`` -- the row and an error event (type from
   :func:`~debug_sink.hooks.classify.classify`); the error waits for the tool's next success
-  (an interrupt does not: the user stopped it, nothing is to recover).
+  (an interrupt does not: the user stopped it, nothing is to recover -- it is resolved at
+  once, ``resolved_at`` = when it happened, so that it leaves no workflow "unrecovered").
 - ``UserPromptSubmit`` -- a step (``turn``, operation ``prompt``) starts; ``Stop`` completes
   it. A new prompt while a turn is open fails the open one (interrupted: Claude Code sends
   no Stop then).
@@ -253,6 +254,8 @@ class _Invocation:
         }
         if kind.code is not None:
             error["error_code"] = kind.code
+        if interrupted:
+            error["resolved_at"] = self.at
         step = self._current_step()
         if step is not None:
             error["execution_step"] = step

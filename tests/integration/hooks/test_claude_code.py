@@ -411,7 +411,7 @@ class TestRows:
             ("Edit: old_string not found", "stated", "retry after Read", True),
             ("Bash: exit 1", "stated", "retry with changed input", True),
             ("Grep: not found", "stated", "retry with changed input", True),
-            ("Bash: interrupted", None, None, None),
+            ("Bash: interrupted", None, None, None),  # resolved by the user, not recovered
         }
 
     async def test_turns_and_the_subagent_are_steps(self, scenario: Scenario) -> None:
@@ -465,7 +465,7 @@ class TestShow:
         assert scenario.show.returncode == 0, scenario.show.stderr
         text = scenario.show.stdout
         assert f"workflow {SESSION}" in text
-        assert "steps 3 (0 failed), errors 3 (1 unrecovered), recoveries 2" in text
+        assert "steps 3 (0 failed), errors 3 (0 unrecovered), recoveries 2" in text
         assert "llm calls 4, handovers 1" in text
         in_order = [
             "checkpoint",
@@ -477,7 +477,7 @@ class TestShow:
             "recovered by retry with changed input -> recovery_success Bash",
             "claude-code -> Explore (delegation)",
             "Bash: interrupted",
-            "not recovered",
+            "resolved",
             "turn 2: Thanks. Now summarise what changed.",
         ]
         missing = [phrase for phrase in in_order if phrase not in text]
@@ -489,7 +489,7 @@ class TestShow:
 
     def test_json(self, scenario: Scenario) -> None:
         summary = scenario.show_json["summary"]
-        assert (summary["error_count"], summary["unrecovered_error_count"]) == (3, 1)
+        assert (summary["error_count"], summary["unrecovered_error_count"]) == (3, 0)
         kinds = Counter(e["kind"] for e in scenario.show_json["timeline"])
         assert kinds == {
             "step": 3,

@@ -117,6 +117,7 @@ class TestFailureAndRecovery:
         )
         assert interrupt["error_category"] == "user"
         assert interrupt["error_severity"] == "low"
+        assert interrupt["resolved_at"] == interrupt["occurred_at"]  # nothing to recover
         assert all(not a.get("pending") for a in state["agents"].values())
         assert outs[-1].lookup is None
 
