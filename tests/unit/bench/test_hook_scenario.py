@@ -48,8 +48,16 @@ class TestHookScenario:
 
     def test_report_rows(self) -> None:
         figures = {"p50": 61.2, "p95": 90.0, "p99": 120.4, "count": 400}
-        results = {"hook": {"broker_up_ms": figures, "broker_down_ms": {**figures, "p50": 70}}}
+        results = {
+            "hook": {
+                "broker_up_ms": figures,
+                "broker_down_ms": {**figures, "p50": 70},
+                "interpreter_ms": {**figures, "p50": 21, "p99": 30, "count": 100},
+            }
+        }
         text = render(report.details_table(results))
         assert "61 / 120 ms (400)" in text
         assert "70 / 120 ms (400)" in text
+        assert "21 / 30 ms (100)" in text
         assert "broker down" in text
+        assert "the floor" in text

@@ -4,10 +4,10 @@ Every invocation is a new process, started as Claude Code starts it -- the ``deb
 script installed next to this interpreter (``python -m debug_sink`` where there is none) with
 ``hook`` as its argument and the event's JSON on standard input -- and timed from the spawn
 to its exit: interpreter start-up, imports, the spool, waking the background shipper and,
-for a failed tool, the known-fixes lookup, all included. Invocations run one after another,
-as one Claude Code session sends them: a prompt, then tool calls (a ``PreToolUse`` and a
-``PostToolUse`` with a few KB of response each), one in ten failing, a ``Stop`` and a new
-prompt every ten calls.
+for a failed tool, the known-fixes lookup, all included (with the modules' bytecode cached,
+as ``pip install`` leaves it). Invocations run one after another, as one Claude Code session
+sends them: a prompt, then tool calls (a ``PreToolUse`` and a ``PostToolUse`` with a few KB
+of response each), one in ten failing, a ``Stop`` and a new prompt every ten calls.
 
 Twice: with the bench's broker and PostgreSQL up (the issue's bound: p99 <= 150 ms), and with
 the broker down (a closed port), where the hook must be no slower -- it never talks to the
@@ -15,7 +15,11 @@ broker, its shipper does. Every invocation counts, the first too: it starts the 
 Python process loading the Kafka and PostgreSQL drivers, whose start-up takes CPU from the
 hooks that follow it on a small machine.
 
-Owns the ``hook`` section of the results: the two summaries (ms), how many invocations exited
+The floor, measured alongside: the same interpreter started with nothing to do
+(``python -c pass``) -- on a loaded machine it tells the machine's share of the figures from
+the command's.
+
+Owns the ``hook`` section of the results: the three summaries (ms), how many invocations exited
 non-zero or printed to stderr, and after the broker-up run, ``--flush``'s exit status and the
 spool's counters (nothing may be dropped). Not guaranteed: figures for a loaded machine --
 the load average is recorded with the section.
@@ -58,12 +62,24 @@ async def hook(h: Harness, _backlogs: Backlogs) -> None:
     await h.create_topics(names["topic_prefix"])
     dsn = await h.database("bench_hook")
     n = _QUICK_CALLS if h.cfg.quick else _CALLS
-    task = h.progress.add_task("hook: debug-sink hook processes", total=n + n // 2)
+    task = h.progress.add_task("hook: debug-sink hook processes", total=n + n // 2 + n // 4)
     command = _command()
     up_dir = tempfile.mkdtemp(prefix="dsb-hook-up-")
     down_dir = tempfile.mkdtemp(prefix="dsb-hook-down-")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
-    base.update(DEBUG_SINK_TOPIC_PREFIX=names["topic_prefix"], DEBUG_SINK_POSTGRES_DSN=dsn)
+    bytecode = tempfile.mkdtemp(prefix="dsb-hook-pyc-")
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DEBUG_SINK_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    # As installed: pip compiles the modules' bytecode; a checkout without it (or a shell
+    # with PYTHONDONTWRITEBYTECODE) would compile every module in every process. The first
+    # process writes it here, the checkout is left alone.
+    base.update(
+        DEBUG_SINK_TOPIC_PREFIX=names["topic_prefix"],
+        DEBUG_SINK_POSTGRES_DSN=dsn,
+        PYTHONPYCACHEPREFIX=bytecode,
+    )
     up = {
         **base,
         "DEBUG_SINK_HOOK_DIR": up_dir,
@@ -87,16 +103,21 @@ async def hook(h: Harness, _backlogs: Backlogs) -> None:
         for payload in itertools.islice(session_inputs(rng), n // 2):
             down_runs.append(await asyncio.to_thread(_run, command, payload, down))
             h.progress.advance(task)
+        bare = []
+        for _ in range(n // 4):
+            bare.append(await asyncio.to_thread(_run, [sys.executable, "-c", "pass"], {}, base))
+            h.progress.advance(task)
     finally:
         for env in (up, down):
             await asyncio.to_thread(_admin, command, ["--stop"], env)
-        shutil.rmtree(up_dir, ignore_errors=True)
-        shutil.rmtree(down_dir, ignore_errors=True)
+        for directory in (up_dir, down_dir, bytecode):
+            shutil.rmtree(directory, ignore_errors=True)
     runs = up_runs + down_runs
     h.results["hook"] = {
         "command": "debug-sink hook" if len(command) == 2 else "python -m debug_sink hook",
         "broker_up_ms": summarize([ms for ms, _, _ in up_runs]),
         "broker_down_ms": summarize([ms for ms, _, _ in down_runs]),
+        "interpreter_ms": summarize([ms for ms, _, _ in bare]),
         "nonzero_exits": sum(1 for _, code, _ in runs if code != 0),
         "stderr_lines": sum(err for _, _, err in up_runs),
         "flush_exit": flush.returncode,
@@ -164,7 +185,7 @@ def _command() -> list[str]:
 def _run(
     command: list[str], payload: dict[str, Any], env: dict[str, str]
 ) -> tuple[float, int, int]:
-    """One hook process: (wall ms, exit status, lines it wrote to stderr)."""
+    """One process, ``payload`` on its stdin: (wall ms, exit status, lines on its stderr)."""
     data = json.dumps(payload).encode()
     started = time.perf_counter()
     result = subprocess.run(
