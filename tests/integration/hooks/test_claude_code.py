@@ -154,11 +154,15 @@ async def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     return await asyncio.to_thread(s.run_cli, *args, env=env)
 
 
-def hook_env(directory: str, bootstrap: str, kafka: Any, dsn: str, **extra: str) -> dict[str, str]:
+def hook_env(
+    directory: str, bootstrap: str, kafka: Any, dsn: str, bytecode: str, **extra: str
+) -> dict[str, str]:
     """The environment of Claude Code's hook processes: where the broker is, the topics, the
-    database the known fixes come from (read-only), the hook directory."""
-    return s.cli_env(
+    database the known fixes come from (read-only), the hook directory; and a bytecode cache
+    (as an installed debug-sink has: ~30 processes need not compile the modules each)."""
+    env = s.cli_env(
         s.as_reader(dsn),
+        PYTHONPYCACHEPREFIX=bytecode,
         DEBUG_SINK_HOOK_DIR=directory,
         DEBUG_SINK_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         DEBUG_SINK_TOPIC_PREFIX=kafka.topic_prefix,
@@ -166,6 +170,8 @@ def hook_env(directory: str, bootstrap: str, kafka: Any, dsn: str, **extra: str)
         DEBUG_SINK_HOOK_IDLE_SECONDS="120",
         **extra,
     )
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 async def _run_scenario(dsn: str, bootstrap: str) -> Scenario:
@@ -174,6 +180,7 @@ async def _run_scenario(dsn: str, bootstrap: str) -> Scenario:
     result = Scenario(dsn)
     up_dir = tempfile.mkdtemp(prefix="dsh-up-")
     down_dir = tempfile.mkdtemp(prefix="dsh-down-")
+    bytecode = tempfile.mkdtemp(prefix="dsh-pyc-")
     relay = Relay(bootstrap)  # closed: nothing listens on its port yet
     # The history is seconds old when the later failures ask for it: a known-fixes answer
     # is reused for 1 s here (300 s by default), and the lookup may take up to 1 s on this
@@ -183,10 +190,11 @@ async def _run_scenario(dsn: str, bootstrap: str) -> Scenario:
         bootstrap,
         kafka,
         dsn,
+        bytecode,
         DEBUG_SINK_HOOK_CONTEXT_TTL_SECONDS="1",
         DEBUG_SINK_HOOK_CONTEXT_BUDGET_MS="1000",
     )
-    down = hook_env(down_dir, relay.address, kafka, dsn)
+    down = hook_env(down_dir, relay.address, kafka, dsn, bytecode)
     down_inputs = down_session()
     try:
         for payload in down_inputs[:3]:
@@ -246,8 +254,8 @@ async def _run_scenario(dsn: str, bootstrap: str) -> Scenario:
         for env in (up, down):
             await cli("hook", "--stop", env=env)
         relay.close()
-        shutil.rmtree(up_dir, ignore_errors=True)
-        shutil.rmtree(down_dir, ignore_errors=True)
+        for directory in (up_dir, down_dir, bytecode):
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 scenario_run, scenario, test_scenario_runs = s.scenario_fixtures(
