@@ -137,7 +137,7 @@ class TestFailureAndRecovery:
         (success,) = of_kind(outs, "success")
         assert success["recovers_error_ids"] == [errors[0]["id"], errors[1]["id"]]
         assert success["retry_count"] == 2
-        assert success["success_factors"]["recovery_strategy"] == "after Bash"
+        assert success["success_factors"]["recovery_strategy"] == "retry after Bash"
 
     def test_waiting_errors_are_bounded(self) -> None:
         state: dict[str, Any] = {}
