@@ -43,6 +43,7 @@ class TestTargets:
             assert found[f"p95 {name}"] == (50.0, False, 7)
         assert found["two sinks / one sink"] == (1.4, True, 7)
         assert found["p99 SDK capture_snapshot"] == (1.0, False, 7)
+        assert found["p99 debug-sink hook wall time"] == (150.0, False, 16)
 
     def test_boundary_counts_as_met(self) -> None:
         """A value equal to its limit meets it, in either direction."""
