@@ -91,7 +91,9 @@ async def throughput(h: Harness, backlogs: Backlogs) -> None:
         load = load_average()
         sink = await backlogs.sink_drain(n)
         if files is None:
-            files = await export_rows(h, sink["dsn"], prefilled.after_xid if prefilled else None)
+            with h.step("export the rows the sink wrote"):
+                after = prefilled.after_xid if prefilled else None
+                files = await export_rows(h, sink["dsn"], after)
         await backlogs.forget(n)
         with h.step(f"(a) \\copy into the shipped schema ({n + 1})"):
             target = await backlogs.target("bench_copy_shipped")
