@@ -36,6 +36,7 @@ from debug_sink.metrics import Metrics
 from debug_sink.settings import Settings
 from debug_sink.sink import offsets, records
 from debug_sink.sink.batch import BatchBuilder, Item, Origin
+from debug_sink.sink.expand import RecordExpander
 from debug_sink.sink.handoff import Handoff
 from debug_sink.sink.interleave import TimeOrderedInterleave
 from debug_sink.sink.kafka import partition_buffer_bytes
@@ -88,6 +89,8 @@ class Fetcher:
             redact_patterns=settings.redact_patterns,
             redact_value_patterns=settings.redact_value_patterns,
         )
+        # Records of the OTLP topics carry many events each (sink/expand.py).
+        self._expander = RecordExpander(settings, self._validation)
         self._builder = BatchBuilder(
             settings.batch_max_events, settings.batch_max_bytes, settings.batch_max_age_ms / 1000
         )
@@ -206,7 +209,10 @@ class Fetcher:
             if not records:
                 return
             for msg in records:
-                builder.add(self._decode(msg))
+                if self._expander.handles(msg):
+                    builder.add_record(self._expander.items(msg))
+                else:
+                    builder.add(self._decode(msg))
 
     def _decode(self, msg: Any) -> Item:
         result: Accepted | Rejected
@@ -269,7 +275,7 @@ class Fetcher:
                 topics = await self.consumer.topics()
             except KafkaError:
                 return False
-            return not any(re.search(self.settings.topic_pattern, t) for t in topics)
+            return not any(re.search(self.settings.subscription_pattern, t) for t in topics)
         if (
             assignment.unpositioned
             or len(self._interleave)
