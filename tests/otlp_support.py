@@ -10,11 +10,14 @@ conventions; they are encoded by the encoders the OTLP exporters use
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans as encode_json
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as encode_proto
 from opentelemetry.sdk.resources import Resource
@@ -79,10 +82,34 @@ class Recorder:
         return [span for span in self.spans if span.name == name]
 
 
-def _llm(tracer: Tracer, model: str, prompt: int, completion: int, finish: str) -> None:
-    with tracer.start_as_current_span(
+class Clock:
+    """Span times of an agent that takes its time: each reading ``step`` ns after the last
+    (a model call, a tool call), from ``start`` (default: now)."""
+
+    def __init__(self, start: int | None = None, step: int = 150 * 10**6) -> None:
+        self.now = time.time_ns() - 60 * 10**9 if start is None else start
+        self.step = step
+
+    def tick(self) -> int:
+        self.now += self.step
+        return self.now
+
+
+@contextlib.contextmanager
+def _span(tracer: Tracer, clock: Clock, name: str, attributes: dict[str, Any]) -> Iterator[Any]:
+    span = tracer.start_span(name, attributes=attributes, start_time=clock.tick())
+    with trace.use_span(span, end_on_exit=False):
+        yield span
+    span.end(end_time=clock.tick())
+
+
+def _llm(tracer: Tracer, clock: Clock, model: str, *, tokens: tuple[int, int], finish: str) -> None:
+    prompt, completion = tokens
+    with _span(
+        tracer,
+        clock,
         f"chat {model}",
-        attributes={
+        {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "openai",
             "gen_ai.request.model": model,
@@ -96,10 +123,14 @@ def _llm(tracer: Tracer, model: str, prompt: int, completion: int, finish: str) 
         pass
 
 
-def _tool(tracer: Tracer, name: str, *, fail: str | None = None, result: str = "{}") -> None:
-    with tracer.start_as_current_span(
+def _tool(
+    tracer: Tracer, clock: Clock, name: str, *, fail: str | None = None, result: str = "{}"
+) -> None:
+    with _span(
+        tracer,
+        clock,
         f"execute_tool {name}",
-        attributes={
+        {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": name,
             "gen_ai.tool.call.arguments": '{"from": "OSL", "to": "LIS"}',
@@ -111,36 +142,43 @@ def _tool(tracer: Tracer, name: str, *, fail: str | None = None, result: str = "
         try:
             raise TimeoutError(fail)
         except TimeoutError as exc:
-            span.record_exception(exc)
+            span.record_exception(exc, timestamp=clock.tick())
             span.set_attribute("error.type", "TimeoutError")
             span.set_status(Status(StatusCode.ERROR, fail))
 
 
-def agent_loop(recorder: Recorder, *, conversation: str = "conv-42") -> None:
+def agent_loop(
+    recorder: Recorder, *, conversation: str = "conv-42", clock: Clock | None = None
+) -> None:
     """One run of a small travel agent, instrumented with the GenAI conventions.
 
     ``planner`` asks the model, calls ``search_flights``, which times out; the model sees the
     error and the agent calls the tool again, which works; then ``planner`` delegates to a
     nested agent ``booker`` (whose span carries the agent's state, with a leaked API key),
     which asks a model and calls ``book_flight``; ``planner`` ends with a last model call.
+    Every span starts and ends ``clock.step`` after the previous reading.
     """
-    tracer = recorder.tracer
-    with tracer.start_as_current_span(
+    tracer, clock = recorder.tracer, clock or Clock()
+    with _span(
+        tracer,
+        clock,
         "invoke_agent planner",
-        attributes={
+        {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": "planner",
             "gen_ai.conversation.id": conversation,
             "input.value": "Find me a flight from Oslo to Lisbon",
         },
     ):
-        _llm(tracer, "gpt-4o", 120, 18, "tool_calls")
-        _tool(tracer, "search_flights", fail="flight API timed out after 30 s")
-        _llm(tracer, "gpt-4o", 160, 12, "tool_calls")
-        _tool(tracer, "search_flights", result='{"flights": 3}')
-        with tracer.start_as_current_span(
+        _llm(tracer, clock, "gpt-4o", tokens=(120, 18), finish="tool_calls")
+        _tool(tracer, clock, "search_flights", fail="flight API timed out after 30 s")
+        _llm(tracer, clock, "gpt-4o", tokens=(160, 12), finish="tool_calls")
+        _tool(tracer, clock, "search_flights", result='{"flights": 3}')
+        with _span(
+            tracer,
+            clock,
             "invoke_agent booker",
-            attributes={
+            {
                 "gen_ai.operation.name": "invoke_agent",
                 "gen_ai.agent.name": "booker",
                 "agent.state": (
@@ -148,9 +186,9 @@ def agent_loop(recorder: Recorder, *, conversation: str = "conv-42") -> None:
                 ),
             },
         ):
-            _llm(tracer, "claude-sonnet-4", 300, 40, "tool_calls")
-            _tool(tracer, "book_flight", result='{"booking": "X7Q2"}')
-        _llm(tracer, "gpt-4o", 400, 60, "stop")
+            _llm(tracer, clock, "claude-sonnet-4", tokens=(300, 40), finish="tool_calls")
+            _tool(tracer, clock, "book_flight", result='{"booking": "X7Q2"}')
+        _llm(tracer, clock, "gpt-4o", tokens=(400, 60), finish="stop")
 
 
 async def produce_otlp(kafka: Any, messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
