@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from debug_sink.otlp import ids
 from debug_sink.otlp.decode import ErrorClass
@@ -260,3 +262,42 @@ class TestHostileSpans:
         (result,) = expand(local, timestamp_ms=o.NOW_MS, config=CONFIG)
         assert isinstance(result, Accepted)
         assert result.event.parent_step_id == ids.step_id(bytes(range(1, 17)), b"\x09" * 8)
+
+
+class TestNeverRaises:
+    """Whatever the bytes, a message gives at least one item and never an exception."""
+
+    @given(st.binary(max_size=256))
+    def test_any_bytes(self, raw: bytes) -> None:
+        results = expand(raw, timestamp_ms=o.NOW_MS, config=CONFIG)
+        assert results
+        assert all(isinstance(r, Accepted | Rejected) for r in results)
+
+    @given(st.data())
+    def test_mutated_real_messages(self, data: st.DataObject) -> None:
+        """A real message with bytes flipped, cut or inserted (protobuf), or a JSON message
+        with values replaced."""
+        recorder = _RECORDER
+        value = bytearray(
+            data.draw(st.sampled_from([o.proto(recorder.spans), o.json(recorder.spans)]))
+        )
+        for _ in range(data.draw(st.integers(1, 8))):
+            at = data.draw(st.integers(0, len(value) - 1))
+            action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+            if action == "flip":
+                value[at] = data.draw(st.integers(0, 255))
+            elif action == "cut":
+                del value[at : at + data.draw(st.integers(1, 16))]
+            else:
+                value[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+            if not value:
+                break
+        results = expand(bytes(value), timestamp_ms=o.NOW_MS * 2, config=CONFIG)
+        assert results
+        assert all(isinstance(r, Accepted | Rejected) for r in results)
+        assert sum(isinstance(r, Rejected) for r in results) <= 1
+        assert isinstance(results[-1], Rejected) or all(isinstance(r, Accepted) for r in results)
+
+
+_RECORDER = o.Recorder()
+o.agent_loop(_RECORDER)
