@@ -15,6 +15,7 @@ Pure functions, no state. Not guaranteed: uniqueness against ids a JSON producer
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Final
 
@@ -22,6 +23,16 @@ __all__ = ["NAMESPACE", "correlation_id", "derived", "session_id", "step_id"]
 
 #: The namespace of every id this package derives (a fixed, random UUID).
 NAMESPACE: Final = uuid.UUID("7d6f3c1e-2b4a-4f0e-9a51-0c5e8f1d2a47")
+_NAMESPACE_BYTES: Final = NAMESPACE.bytes
+#: uuid.uuid5's version and variant bits, set on the SHA-1 digest's first 16 bytes.
+_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_SET: Final = (5 << 76) | (0x8000 << 48)
+
+
+def _uuid5(name: str) -> uuid.UUID:
+    """``uuid.uuid5(NAMESPACE, name)``, a third faster (a span makes several ids)."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()
+    return uuid.UUID(int=(int.from_bytes(digest[:16], "big") & _CLEAR) | _SET)
 
 
 def correlation_id(trace_id: bytes) -> uuid.UUID:
@@ -36,7 +47,7 @@ def derived(
     name = f"{what}:{trace_id.hex()}:{span_id.hex()}"
     if index is not None:
         name += f":{index}"
-    return uuid.uuid5(NAMESPACE, name)
+    return _uuid5(name)
 
 
 def step_id(trace_id: bytes, span_id: bytes) -> uuid.UUID:
@@ -50,4 +61,4 @@ def session_id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        return uuid.uuid5(NAMESPACE, f"session:{value}")
+        return _uuid5(f"session:{value}")

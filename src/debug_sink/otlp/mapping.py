@@ -454,6 +454,7 @@ class _Context:
         if session_value is not None:
             common["session_id"] = ids.session_id(str(session_value))
         out = MappedSpan(span.index, span_hex)
+        step_id = ids.step_id(span.trace_id, span.span_id)
 
         # Snapshots of the configured state attributes.
         for name in self._state_keys:
@@ -558,6 +559,7 @@ class _Context:
                 span,
                 common=common,
                 otel=otel,
+                step_id=step_id,
                 agent=agent,
                 step_number=step_number,
                 duration=duration,
@@ -601,7 +603,7 @@ class _Context:
         if session_value is not None:
             step_otel["session"] = str(session_value)[:255]
         out.step = {
-            "id": ids.step_id(span.trace_id, span.span_id),
+            "id": step_id,
             **common,
             "step_number": step_number,
             "attempt": retry.attempt,
@@ -631,6 +633,7 @@ class _Context:
         *,
         common: dict[str, Any],
         otel: dict[str, Any],
+        step_id: UUID,
         agent: str,
         step_number: int,
         duration: int,
@@ -681,7 +684,7 @@ class _Context:
             "metadata": {
                 "agent_name": agent,
                 "execution_step": step_number,
-                "step_id": str(ids.step_id(span.trace_id, span.span_id)),
+                "step_id": str(step_id),
                 "otel": {**otel, "name": span.name},
             },
             "created_at": ended,

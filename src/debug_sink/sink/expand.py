@@ -23,7 +23,7 @@ from debug_sink.sink.batch import Item, Origin
 from debug_sink.sink.recovery import Undecodable
 from debug_sink.wire.validation import ValidationConfig
 
-__all__ = ["RecordExpander"]
+__all__ = ["ExpansionEstimate", "RecordExpander"]
 
 
 class RecordExpander:
@@ -32,6 +32,9 @@ class RecordExpander:
     def __init__(self, settings: Settings, validation: ValidationConfig) -> None:
         self._encodings: dict[str, Encoding] = settings.otlp_topic_encodings
         self._config = OtlpConfig(validation, tuple(settings.otlp_state_attributes))
+
+    def handles_topic(self, topic: str) -> bool:
+        return topic in self._encodings
 
     def handles(self, msg: Any) -> bool:
         """Whether ``msg`` is a record of an OTLP topic that this expands."""
@@ -57,3 +60,35 @@ class RecordExpander:
             )
             for part, result in enumerate(results)
         ]
+
+
+class ExpansionEstimate:
+    """How many items a record makes lately: how many records to take for a batch that has
+    room for ``room`` more items.
+
+    A record is never split across batches, so a batch can only stop between records; a take
+    of a few hundred OTLP records (hundreds of spans each) would otherwise make one batch of a
+    hundred thousand events. The estimate rises at once to a larger ratio (overshooting is
+    what costs) and decays slowly to a smaller one; :meth:`expect` raises it before anything
+    is seen (OTLP partitions assigned: take one record at a time until their size is known).
+    JSON topics only: 1, and takes are as before.
+    """
+
+    def __init__(self, weight: float = 0.2) -> None:
+        self._weight = weight
+        self.items_per_record = 1.0
+
+    def expect(self, items_per_record: float) -> None:
+        self.items_per_record = max(self.items_per_record, items_per_record)
+
+    def observe(self, records: int, items: int) -> None:
+        if not records:
+            return
+        ratio = items / records
+        if ratio >= self.items_per_record:
+            self.items_per_record = ratio
+        else:
+            self.items_per_record += self._weight * (ratio - self.items_per_record)
+
+    def records_for(self, room: int, most: int) -> int:
+        return max(1, min(most, int(room / self.items_per_record)))

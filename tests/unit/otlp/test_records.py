@@ -301,3 +301,18 @@ class TestNeverRaises:
 
 _RECORDER = o.Recorder()
 o.agent_loop(_RECORDER)
+
+
+class TestIds:
+    """The ids are UUID v5 in the package's namespace, whatever the fast path computes."""
+
+    def test_derived_is_uuid5(self) -> None:
+        for what, index in (("step", None), ("error", 3), ("snapshot", "agent.state")):
+            name = f"{what}:{'ab' * 16}:{'cd' * 8}" + ("" if index is None else f":{index}")
+            expected = uuid.uuid5(ids.NAMESPACE, name)
+            got = ids.derived(what, bytes.fromhex("ab" * 16), bytes.fromhex("cd" * 8), index)
+            assert got == expected
+            assert got.version == 5
+        assert ids.session_id("conv-42") == uuid.uuid5(ids.NAMESPACE, "session:conv-42")
+        same = "5f0c2a8e-3b1d-4c7a-9e2f-6d8b1a4c3e21"
+        assert ids.session_id(same) == uuid.UUID(same)

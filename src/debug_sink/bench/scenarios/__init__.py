@@ -12,7 +12,8 @@ results:
 - :mod:`.rss` -- the sink's peak memory draining a backlog;
 - :mod:`.queries` -- the read paths on a database of millions of events;
 - :mod:`.scaleout` -- two sinks in one consumer group against one;
-- :mod:`.sdk` -- the agent's time in each capture call.
+- :mod:`.sdk` -- the agent's time in each capture call;
+- :mod:`.otlp` -- the sink draining OTLP traces (spans/s, events/s), next to the JSON path.
 
 Guarantees: every section has exactly one scenario (a unit test holds the keys to
 ``SECTIONS``). Not guaranteed: that a scenario can run alone without another's backlog being
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from debug_sink.bench.scenarios import latency, queries, rss, scaleout, sdk, throughput
+from debug_sink.bench.scenarios import latency, otlp, queries, rss, scaleout, sdk, throughput
 
 if TYPE_CHECKING:
     from debug_sink.bench.harness import Harness
@@ -43,5 +44,6 @@ SCENARIOS: Final[Mapping[str, Scenario]] = MappingProxyType(
         "queries": queries.queries,
         "scaleout": scaleout.scaleout,
         "sdk": sdk.sdk,
+        "otlp": otlp.otlp,
     }
 )
