@@ -12,7 +12,7 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from debug_sink.db.pg import normalise_dsn, redact_dsn
@@ -221,15 +221,18 @@ class Settings(BaseSettings):
             raise ValueError(f"not a valid regex: {exc}") from exc
         return value
 
-    @model_validator(mode="after")
-    def _otlp_topics_are_their_own(self) -> Settings:
-        clash = set(self.otlp_topic_encodings) & {*self.topics, self.dead_letter_topic}
+    @field_validator("otlp_topics")
+    @classmethod
+    def _otlp_topics_are_their_own(
+        cls, value: dict[str, Encoding] | None, info: ValidationInfo
+    ) -> dict[str, Encoding] | None:
+        prefix = info.data.get("topic_prefix", "")
+        taken = {prefix + suffix for suffix in TOPIC_SUFFIXES.values()}
+        taken.add(info.data.get("dead_letter_topic", ""))
+        clash = sorted(set(value or {}) & taken)
         if clash:
-            raise ValueError(
-                f"otlp_topics: {', '.join(sorted(clash))} is also an event topic or the "
-                "dead-letter topic"
-            )
-        return self
+            raise ValueError(f"{', '.join(clash)} is also an event topic or the dead-letter topic")
+        return value
 
     @field_validator("redact_patterns", "redact_value_patterns")
     @classmethod

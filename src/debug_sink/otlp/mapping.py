@@ -248,13 +248,17 @@ def map_spans(
     out = MappedMessage()
     latest = min(_LATEST_NS, max(record_ms * 10**6, _EARLIEST_NS) + _FUTURE_SLACK_NS)
     valid: dict[tuple[bytes, bytes], Span] = {}
+    rejected: set[tuple[bytes, bytes]] = set()
     for span in spans:
         problem = _problem(span, latest)
         if problem is not None:
             out.rejected.append(f"span #{span.index} ({_span_label(span)}): {problem}")
+            rejected.add((span.trace_id, span.span_id))
         elif (span.trace_id, span.span_id) not in valid:  # a repeated span is the same span
             valid[(span.trace_id, span.span_id)] = span
-    context = _Context(valid, tuple(state_attributes))
+    # A child of a span rejected here names no parent step: it would wait for a row that
+    # will not come (the parent's ids stay in its metadata).
+    context = _Context(valid, tuple(state_attributes), rejected - valid.keys())
     for span in valid.values():
         out.spans.append(context.map(span))
     return out
@@ -361,8 +365,14 @@ class _Context:
     """The spans of one message, for what a span's mapping needs from its neighbours: the
     agent it runs in, its place in a retry sequence."""
 
-    def __init__(self, spans: dict[tuple[bytes, bytes], Span], state_keys: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        spans: dict[tuple[bytes, bytes], Span],
+        state_keys: tuple[str, ...],
+        rejected: set[tuple[bytes, bytes]],
+    ) -> None:
         self._spans = spans
+        self._rejected = rejected
         self._state_keys = state_keys
         self._types = {key: span_type(span.attributes) for key, span in spans.items()}
         self._retries = self._find_retries()
@@ -448,6 +458,7 @@ class _Context:
         retry = self._retries.get(key, _Retry())
         remote_parent = span.parent_is_remote is True
         parent = span.parent_span_id if any(span.parent_span_id) else b""
+        parent_rejected = (span.trace_id, parent) in self._rejected
         otel: dict[str, Any] = {"trace_id": trace, "span_id": span_hex}
         common: dict[str, Any] = {"correlation_id": correlation}
         session_value = self.session_of(span)
@@ -591,6 +602,8 @@ class _Context:
         }
         if remote_parent:
             step_otel["parent_is_remote"] = True
+        if parent_rejected:
+            step_otel["parent_rejected"] = True
         if retry.attempt > 1:
             step_otel["attempt"] = retry.attempt
         for name, value in (
@@ -617,7 +630,9 @@ class _Context:
             "success_event_id": out.success["id"] if out.success else None,
             "duration_ms": duration,
             "parent_step_id": (
-                ids.step_id(span.trace_id, parent) if parent and not remote_parent else None
+                ids.step_id(span.trace_id, parent)
+                if parent and not remote_parent and not parent_rejected
+                else None
             ),
             "input_data": _json_value(_first(attributes, INPUT_KEYS)),
             "output_data": _json_value(_first(attributes, OUTPUT_KEYS)),

@@ -316,3 +316,20 @@ class TestIds:
         assert ids.session_id("conv-42") == uuid.uuid5(ids.NAMESPACE, "session:conv-42")
         same = "5f0c2a8e-3b1d-4c7a-9e2f-6d8b1a4c3e21"
         assert ids.session_id(same) == uuid.UUID(same)
+
+
+class TestRejectedParent:
+    """A child of a span rejected in the same message names no parent step (it would wait for
+    a row that never comes); the parent's id stays in its metadata."""
+
+    def test_child_of_a_rejected_span(self) -> None:
+        parent = o.raw_span(1, start_time_unix_nano=0)
+        child = o.raw_span(2, parent_span_id=(1).to_bytes(8, "big"))
+        *accepted, rejected = expand(
+            o.raw_message(parent, child), timestamp_ms=o.NOW_MS, config=CONFIG
+        )
+        assert isinstance(rejected, Rejected)
+        (step,) = [r.event for r in accepted if isinstance(r, Accepted)]
+        assert step.parent_step_id is None
+        assert step.metadata["otel"]["parent_rejected"] is True
+        assert step.metadata["otel"]["parent_span_id"] == (1).to_bytes(8, "big").hex()
