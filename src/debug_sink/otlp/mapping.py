@@ -373,6 +373,7 @@ class _Context:
     ) -> None:
         self._spans = spans
         self._rejected = rejected
+        self._agents: dict[tuple[bytes, bytes], str] = {}
         self._state_keys = state_keys
         self._types = {key: span_type(span.attributes) for key, span in spans.items()}
         self._retries = self._find_retries()
@@ -423,14 +424,23 @@ class _Context:
     def agent_of(self, span: Span) -> str:
         """The span's own agent name, else its nearest ancestor's in this message, else the
         service's name."""
+        key = (span.trace_id, span.span_id)
+        known = self._agents.get(key)
+        if known is not None:
+            return known
+        agent: str | None = None
         for current in self._lineage(span):
             name = _first(current.attributes, AGENT_NAME_KEYS)
             if name is None and self._types.get((current.trace_id, current.span_id)) == "agent":
                 name = current.name.removeprefix("invoke_agent ").strip() or None
             if name is not None:
-                return str(name)[:255]
-        service = span.resource.get("service.name")
-        return str(service)[:255] if service else "unknown_agent"
+                agent = str(name)[:255]
+                break
+        if agent is None:
+            service = span.resource.get("service.name")
+            agent = str(service)[:255] if service else "unknown_agent"
+        self._agents[key] = agent
+        return agent
 
     def session_of(self, span: Span) -> Any:
         """The span's session or conversation id, else its nearest ancestor's in this
