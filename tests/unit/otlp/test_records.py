@@ -333,3 +333,76 @@ class TestRejectedParent:
         assert step.parent_step_id is None
         assert step.metadata["otel"]["parent_rejected"] is True
         assert step.metadata["otel"]["parent_span_id"] == (1).to_bytes(8, "big").hex()
+
+
+class TestOtherConventions:
+    """OpenInference and OpenLLMetry spans map like the GenAI conventions'; an unknown span
+    is still a step."""
+
+    def test_openinference(self) -> None:
+        recorder = o.Recorder()
+        tracer = recorder.tracer
+        with tracer.start_as_current_span(
+            "AgentExecutor",
+            attributes={
+                "openinference.span.kind": "AGENT",
+                "session.id": "s-1",
+                "input.value": '{"question": "weather?"}',
+            },
+        ):
+            with tracer.start_as_current_span(
+                "ChatOpenAI",
+                attributes={
+                    "openinference.span.kind": "LLM",
+                    "llm.model_name": "gpt-4o-mini",
+                    "llm.token_count.prompt": 50,
+                    "llm.token_count.completion": 7,
+                    "llm.token_count.total": 57,
+                },
+            ) as llm:
+                llm.add_event("gen_ai.evaluation.result", {"gen_ai.evaluation.score.value": 0.75})
+            with tracer.start_as_current_span(
+                "get_weather",
+                attributes={"openinference.span.kind": "TOOL", "tool.name": "get_weather"},
+            ):
+                pass
+            with tracer.start_as_current_span("http GET", attributes={"http.method": "GET"}):
+                pass
+        got = events(o.json(recorder.spans))
+        types = {s.operation_name: s.step_type for s in got[EventKind.STEP]}
+        assert types == {
+            "AgentExecutor": "agent",
+            "ChatOpenAI": "llm",
+            "get_weather": "tool",
+            "http GET": "span",
+        }
+        (call,) = got[EventKind.HOOK]
+        assert call.resource_id == "gpt-4o-mini"
+        assert call.payload["usage"] == {
+            "prompt_tokens": 50,
+            "completion_tokens": 7,
+            "total_tokens": 57,
+        }
+        assert call.payload["quality_metrics"]["quality_score"] == 0.75
+        agent = next(s for s in got[EventKind.STEP] if s.step_type == "agent")
+        assert agent.input_data == {"question": "weather?"}
+        assert {s.session_id for s in got[EventKind.STEP]} == {ids.session_id("s-1")}
+        assert {s.agent_name for s in got[EventKind.STEP]} == {"AgentExecutor"}
+
+    def test_openllmetry(self) -> None:
+        recorder = o.Recorder()
+        with (
+            recorder.tracer.start_as_current_span(
+                "plan.workflow", attributes={"traceloop.span.kind": "workflow"}
+            ),
+            recorder.tracer.start_as_current_span(
+                "search.tool",
+                attributes={"traceloop.span.kind": "tool", "traceloop.entity.output": "3 results"},
+            ),
+        ):
+            pass
+        steps = events(o.proto(recorder.spans))[EventKind.STEP]
+        assert sorted((s.step_type, s.output_data) for s in steps) == [
+            ("chain", None),
+            ("tool", "3 results"),
+        ]
