@@ -80,13 +80,16 @@ class TestStepFoldAcrossBatches:
         corr = s.uid()
         ok = s.success(corr)
         start = s.step(corr, 1, "started", started_at=s.ts(0))
+        await s.create_topics(kafka, partitions=1)
+        settings = s.sink_settings(db_dsn, kafka, kafka_session_timeout_ms=3000)
         await s.produce(kafka, [(s.topic(kafka, EventKind.STEP), start)])
-        await s.run_sink(s.sink_settings(db_dsn, kafka))
+        await s.run_sink(settings)
         conn = await asyncpg.connect(db_dsn)
         try:
             query = "SELECT status, ingest_xid::text::bigint AS xid FROM debug_workflow_steps"
             before = await conn.fetchrow(query)
-            assert before["status"] == "started" and before["xid"] is not None
+            assert before["status"] == "started"
+            assert before["xid"] is not None
             end = s.step(
                 corr,
                 1,
@@ -99,7 +102,7 @@ class TestStepFoldAcrossBatches:
                 kafka,
                 [(s.topic(kafka, EventKind.SUCCESS), ok), (s.topic(kafka, EventKind.STEP), end)],
             )
-            await s.run_sink(s.sink_settings(db_dsn, kafka))
+            await s.run_sink(settings)
             after = await conn.fetchrow(query)
             assert after["status"] == "completed"
             assert after["xid"] > before["xid"]
