@@ -13,7 +13,8 @@ results:
 - :mod:`.queries` -- the read paths on a database of millions of events;
 - :mod:`.scaleout` -- two sinks in one consumer group against one;
 - :mod:`.sdk` -- the agent's time in each capture call;
-- :mod:`.hook` -- the wall time of the Claude Code hook command, a process per event.
+- :mod:`.hook` -- the wall time of the Claude Code hook command, a process per event;
+- :mod:`.otlp` -- the sink draining OTLP traces (spans/s, events/s), next to the JSON path.
 
 Guarantees: every section has exactly one scenario (a unit test holds the keys to
 ``SECTIONS``). Not guaranteed: that a scenario can run alone without another's backlog being
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from debug_sink.bench.scenarios import hook, latency, queries, rss, scaleout, sdk, throughput
+from debug_sink.bench.scenarios import hook, latency, otlp, queries, rss, scaleout, sdk, throughput
 
 if TYPE_CHECKING:
     from debug_sink.bench.harness import Harness
@@ -45,5 +46,6 @@ SCENARIOS: Final[Mapping[str, Scenario]] = MappingProxyType(
         "scaleout": scaleout.scaleout,
         "sdk": sdk.sdk,
         "hook": hook.hook,
+        "otlp": otlp.otlp,
     }
 )
