@@ -12,11 +12,13 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from debug_sink.db.pg import normalise_dsn, redact_dsn
 from debug_sink.errors import ConfigurationError
+from debug_sink.otlp.decode import Encoding
+from debug_sink.otlp.mapping import DEFAULT_STATE_ATTRIBUTES
 from debug_sink.wire.events import EventKind
 from debug_sink.wire.redact import DEFAULT_REDACT_PATTERNS, Redactor
 from debug_sink.wire.validation import MAX_DEPTH_LIMIT
@@ -99,6 +101,18 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field(
         default="debug-sink.dead-letters",
         description="Where rejected messages go (must not match the topic pattern).",
+    )
+    otlp_topics: dict[str, Encoding] | None = Field(
+        default=None,
+        description="OTLP traces topics (the OpenTelemetry Collector's Kafka exporter) and "
+        "their encoding: auto (detected per message), otlp_proto or otlp_json, as a JSON "
+        'object, e.g. {"otlp_spans": "auto"}. Default: PREFIX + otlp_spans, auto; {} reads '
+        "none. A topic the pattern does not match is subscribed to as well.",
+    )
+    otlp_state_attributes: tuple[str, ...] = Field(
+        default=DEFAULT_STATE_ATTRIBUTES,
+        description="Span attributes that hold the agent's state (a map, or a JSON object as "
+        "a string): each becomes a state snapshot (JSON list).",
     )
 
     # Batching and memory
@@ -245,6 +259,19 @@ class Settings(BaseSettings):
             raise ValueError(f"not a valid regex: {exc}") from exc
         return value
 
+    @field_validator("otlp_topics")
+    @classmethod
+    def _otlp_topics_are_their_own(
+        cls, value: dict[str, Encoding] | None, info: ValidationInfo
+    ) -> dict[str, Encoding] | None:
+        prefix = info.data.get("topic_prefix", "")
+        taken = {prefix + suffix for suffix in TOPIC_SUFFIXES.values()}
+        taken.add(info.data.get("dead_letter_topic", ""))
+        clash = sorted(set(value or {}) & taken)
+        if clash:
+            raise ValueError(f"{', '.join(clash)} is also an event topic or the dead-letter topic")
+        return value
+
     @field_validator("redact_patterns", "redact_value_patterns")
     @classmethod
     def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -260,6 +287,23 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> dict[str, EventKind]:
         return {self.topic_prefix + suffix: kind for kind, suffix in TOPIC_SUFFIXES.items()}
+
+    @property
+    def otlp_topic_encodings(self) -> dict[str, Encoding]:
+        """OTLP traces topic -> how its messages are encoded."""
+        if self.otlp_topics is None:
+            return {self.topic_prefix + "otlp_spans": Encoding.AUTO}
+        return dict(self.otlp_topics)
+
+    @property
+    def subscription_pattern(self) -> str:
+        """What the consumer subscribes to: ``topic_pattern``, and the OTLP topics it does
+        not match."""
+        extra = [t for t in self.otlp_topic_encodings if not re.search(self.topic_pattern, t)]
+        if not extra:
+            return self.topic_pattern
+        names = "|".join(re.escape(t) for t in sorted(extra))
+        return f"(?:{self.topic_pattern})|^(?:{names})$"
 
     def topic_for(self, kind: EventKind) -> str:
         return self.topic_prefix + TOPIC_SUFFIXES[kind]

@@ -16,7 +16,17 @@ from typing import Final
 
 __all__ = ["PG_SETTINGS", "SECTIONS", "WORKLOADS", "BenchConfig"]
 
-SECTIONS: Final = ("throughput", "latency", "rss", "queries", "scaleout", "sdk", "hook", "decode")
+SECTIONS: Final = (
+    "throughput",
+    "latency",
+    "rss",
+    "queries",
+    "scaleout",
+    "sdk",
+    "hook",
+    "otlp",
+    "decode",
+)
 
 #: The workloads of the throughput sections: ``realistic`` (the headline) and ``simple`` (the
 #: best case of earlier rounds: increasing ids, empty tables, one producer in causal order,

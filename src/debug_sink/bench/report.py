@@ -149,6 +149,18 @@ def details_table(results: dict[str, Any]) -> Table:
     rss = results.get("rss") or {}
     if "peak_rss_mb" in rss:
         table.add_row(f"peak RSS, {rss.get('events', 0):,} events", f"{rss['peak_rss_mb']} MB")
+    ot = results.get("otlp") or {}
+    if "sink" in ot:
+        table.add_row(
+            "OTLP: spans/s, events/s (JSON path events/s)",
+            f"{ot['sink']['spans_per_s']:,.0f}, {ot['sink']['events_per_s']:,.0f}"
+            f" ({_fmt(ot.get('json_path_events_per_s'))})",
+        )
+    if "in_process" in ot:
+        table.add_row(
+            "OTLP decode+map+validate, one core: spans/s (\u00b5s/span)",
+            f"{ot['in_process']['spans_per_s']:,.0f} ({ot['in_process']['us_per_span']:.0f})",
+        )
     for name, s in (results.get("sdk") or {}).items():
         if isinstance(s, dict) and "p50" in s:
             table.add_row(

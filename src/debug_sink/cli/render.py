@@ -339,9 +339,14 @@ def _describe(entry: TimelineEntry, view: WorkflowView) -> tuple[Text, Text]:
     """(event label, details) of one timeline entry."""
     data = entry.data
     if entry.kind == "step":
-        label = f"step {entry.step_number}"
-        if (entry.attempt or 1) > 1:
-            label += f".{entry.attempt}"
+        metadata = data.get("metadata")
+        if isinstance(metadata, Mapping) and "otel" in metadata:
+            # A span's step number is its start time (OTel has none): not worth showing.
+            label = "span" + (f" try {entry.attempt}" if (entry.attempt or 1) > 1 else "")
+        else:
+            label = f"step {entry.step_number}"
+            if (entry.attempt or 1) > 1:
+                label += f".{entry.attempt}"
         status = str(data.get("status", ""))
         details = Text(f"{data.get('operation_name')} ({data.get('step_type')})  ")
         details.append(status, style=_STATUS_STYLE.get(status, ""))

@@ -194,7 +194,7 @@ async def _create_topics(settings: Settings, partitions: int) -> int:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-    names = [*settings.topics, settings.dead_letter_topic]
+    names = [*settings.topics, *settings.otlp_topic_encodings, settings.dead_letter_topic]
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     try:
         await admin.start()

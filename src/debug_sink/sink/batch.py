@@ -6,7 +6,10 @@ record is ``max_age`` seconds old. :meth:`BatchBuilder.take` hands over a :class
 the next offset to store for every partition it touched.
 
 Guarantee: a batch's ``next_offsets`` cover exactly the records in it, so storing them with
-the batch's rows never skips a record and never stores an offset past what was written.
+the batch's rows never skips a record and never stores an offset past what was written. A
+record that carries several events (an OTLP traces message) is several items, added together
+by :meth:`BatchBuilder.add_record`: never split across two batches, since its offset is stored
+once, with the batch that holds all of them.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ def message_size(key: bytes | None, value: bytes | None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where one message came from."""
+    """Where one event came from: its message, and ``part``, its index among the events of
+    that message (0 unless a message carries several, as an OTLP traces message does)."""
 
     topic: str
     partition: int
     offset: int
+    part: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +53,8 @@ class Item:
 
     @property
     def size(self) -> int:
-        return message_size(self.key, self.value)
+        """The message's bytes, counted once: against the first event of its message."""
+        return message_size(self.key, self.value) if self.origin.part == 0 else 0
 
 
 @dataclass(slots=True)
@@ -111,6 +117,11 @@ class BatchBuilder:
         batch.first_offsets.setdefault(key, item.origin.offset)
         previous = batch.next_offsets.get(key, -1)
         batch.next_offsets[key] = max(previous, item.origin.offset + 1)
+
+    def add_record(self, items: Iterable[Item]) -> None:
+        """Add every item of one message (its events, in order): all in this batch."""
+        for item in items:
+            self.add(item)
 
     @property
     def full(self) -> bool:

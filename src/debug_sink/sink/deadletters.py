@@ -22,9 +22,9 @@ What a letter keeps of its message (:class:`Letters`):
 Guarantees: the writer publishes a batch's dead letters to the topic before its transaction
 stores them in the table and commits the offsets; a broker that is down aborts the batch,
 which is retried, so neither channel misses a letter (a retried batch may publish a letter
-twice; the table keeps one per origin). A letter the broker refuses as too large is cut
-further until it fits: never retried as if the broker were down. Not guaranteed: exactly one
-copy on the topic.
+twice; the table keeps one per origin: message and part, the event's index within it). A
+letter the broker refuses as too large is cut further until it fits: never retried as if the
+broker were down. Not guaranteed: exactly one copy on the topic.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ DLQ_HEADERS = (
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Set when a letter's value was cut: ``original_bytes=N sha256=HEX``.
 TRUNCATED_HEADER: Final = "debug-sink.truncated"
+#: Set when the letter is one event of a message that carries several (an OTLP span): its
+#: index among them.
+PART_HEADER: Final = "debug-sink.part"
 _MAX_REASON: Final = 4000
 _MAX_KEY: Final = 1024
 _MAX_HEADER_VALUE: Final = 8192
@@ -252,6 +255,8 @@ def _kafka_headers(d: DeadLetter, value: bytes | None) -> list[tuple[str, bytes 
         (DLQ_HEADERS[3], d.error_class.encode()),
         (DLQ_HEADERS[4], d.reason.encode()),
     ]
+    if d.origin.part:
+        headers.append((PART_HEADER, str(d.origin.part).encode()))
     note = d.truncated
     if note is None and value is not None and d.value is not None and len(value) < len(d.value):
         note = (len(d.value), hashlib.sha256(d.value).hexdigest())  # cut to fit the broker
@@ -307,6 +312,7 @@ async def store(conn: Conn, letters: Sequence[DeadLetter], *, group_id: str) -> 
                     d.reason,
                     group_id,
                     _record_time(d.timestamp_ms),
+                    d.origin.part,
                 )
                 for d in letters
             ],

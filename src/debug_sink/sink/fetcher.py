@@ -38,6 +38,7 @@ from debug_sink.metrics import Metrics
 from debug_sink.settings import Settings
 from debug_sink.sink import offsets, records
 from debug_sink.sink.batch import BatchBuilder, Item, Origin
+from debug_sink.sink.expand import ExpansionEstimate, RecordExpander
 from debug_sink.sink.handoff import Handoff
 from debug_sink.sink.interleave import TimeOrderedInterleave
 from debug_sink.sink.kafka import partition_buffer_bytes
@@ -92,6 +93,9 @@ class Fetcher:
             redact_patterns=settings.redact_patterns,
             redact_value_patterns=settings.redact_value_patterns,
         )
+        # Records of the OTLP topics carry many events each (sink/expand.py).
+        self._expander = RecordExpander(settings, self._validation)
+        self._expansion = ExpansionEstimate()
         self._builder = BatchBuilder(
             settings.batch_max_events, settings.batch_max_bytes, settings.batch_max_age_ms / 1000
         )
@@ -219,11 +223,17 @@ class Fetcher:
         writer_idle = self._handoff.writer_idle
         while not builder.full:
             room = self.settings.batch_max_events - len(builder)
-            records = self._interleave.take(min(room, _TAKE), behind, may_force=writer_idle)
+            take = self._expansion.records_for(room, _TAKE)
+            records = self._interleave.take(take, behind, may_force=writer_idle)
             if not records:
                 return
+            before = len(builder)
             for msg in records:
-                builder.add(self._decode(msg))
+                if self._expander.handles(msg):
+                    builder.add_record(self._expander.items(msg))
+                else:
+                    builder.add(self._decode(msg))
+            self._expansion.observe(len(records), len(builder) - before)
             await asyncio.sleep(0)
 
     def _decode(self, msg: Any) -> Item:
@@ -287,7 +297,7 @@ class Fetcher:
                 topics = await self.consumer.topics()
             except KafkaError:
                 return False
-            return not any(re.search(self.settings.topic_pattern, t) for t in topics)
+            return not any(re.search(self.settings.subscription_pattern, t) for t in topics)
         if (
             assignment.unpositioned
             or len(self._interleave)
@@ -326,6 +336,8 @@ class Fetcher:
         self._metrics.stalled.labels("batch_retry").set(0 if stalls.batch_retry_s is None else 1)
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        if any(self._expander.handles_topic(tp.topic) for tp in assigned):
+            self._expansion.expect(self.settings.batch_max_events)
         self.assignment.assign(assigned)
         self.progress.assigned((tp.topic, tp.partition) for tp in assigned)
         if assigned:

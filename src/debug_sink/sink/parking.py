@@ -6,7 +6,7 @@ to plan. What to park is decided by :mod:`debug_sink.sink.plan`; when to release
 the writer (parents written by the same transaction) and by the sink's periodic release
 (parents written by another replica, or the grace period over).
 
-Guarantees: an event is parked at most once per origin (topic, partition, offset), so a batch
+Guarantees: an event is parked at most once per origin (topic, partition, offset, part), so a batch
 re-written after a crash does not park it twice; a parked event's offset is committed with
 the batch that parked it, so it lives here and nowhere else until it is written, aliased or
 dead-lettered -- in the same transaction that deletes it from here. Not guaranteed: release
@@ -49,6 +49,7 @@ async def park(conn: Conn, parked: Iterable[Parked], *, grace_s: float) -> None:
             [p.pending.origin.topic for p in fresh],
             [p.pending.origin.partition for p in fresh],
             [p.pending.origin.offset for p in fresh],
+            [p.pending.origin.part for p in fresh],
             datetime.now(UTC) + timedelta(seconds=grace_s),
         )
     if again:
@@ -97,4 +98,5 @@ def _uuid_list(ids: Iterable[UUID]) -> str:
 def _pending_of(row: asyncpg.Record) -> Pending:
     kind = EventKind(row["kind"])
     event = MODELS[kind].model_validate(row["event"])
-    return Pending(kind, event, Origin(row["topic"], row["partition"], row["offset"]), row["id"])
+    origin = Origin(row["topic"], row["partition"], row["offset"], row["part"])
+    return Pending(kind, event, origin, row["id"])

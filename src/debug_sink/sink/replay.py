@@ -243,7 +243,7 @@ async def plan_replay(
     """Read the matching partitions' offsets from Kafka and resolve the plan."""
     consumer = await kafka.start_client(kafka.reader(settings), settings)
     try:
-        pattern = re.compile(settings.topic_pattern)
+        pattern = re.compile(settings.subscription_pattern)
         topics = sorted(t for t in await consumer.topics() if pattern.search(t))
         tps = [
             TopicPartition(t, p)

@@ -113,10 +113,10 @@ class Sink:
         jobs: Sequence[Job] = (),
         backends: Backends | None = None,
     ) -> None:
-        if re.search(settings.topic_pattern, settings.dead_letter_topic):
+        if re.search(settings.subscription_pattern, settings.dead_letter_topic):
             raise ConfigurationError(
                 f"the dead-letter topic {settings.dead_letter_topic!r} matches the subscription "
-                f"pattern {settings.topic_pattern!r}: dead letters would be consumed again"
+                f"pattern {settings.subscription_pattern!r}: dead letters would be consumed again"
             )
         self.settings = settings
         self.metrics = metrics or Metrics()
@@ -199,11 +199,11 @@ class Sink:
             consumer = await self._wait_for("kafka", lambda: backends.consumer(settings))
             stack.push_async_callback(self._stop_consumer, consumer)
             fetcher, committer = self._compose(writer, consumer)
-            consumer.subscribe(pattern=settings.topic_pattern, listener=fetcher.listener())
+            consumer.subscribe(pattern=settings.subscription_pattern, listener=fetcher.listener())
             log.info(
                 "sink_started",
                 group_id=settings.group_id,
-                pattern=settings.topic_pattern,
+                pattern=settings.subscription_pattern,
                 postgres=redact_dsn(settings.require_dsn()),
                 kafka=settings.kafka_bootstrap_servers,
                 metrics_port=self.http_port,

@@ -2,11 +2,12 @@
 -- row, with the reason. Only debug_sink.sink.deadletters runs these.
 
 -- name: store
--- One dead letter; a message re-read after a crash is stored once.
+-- One dead letter; a message re-read after a crash is stored once. $11 part: which event of
+-- the record (migration 014; 0 unless a record carries several events).
 INSERT INTO sink_dead_letters (topic, partition, "offset", key, value, headers,
-                               error_class, reason, group_id, record_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-    ON CONFLICT (topic, partition, "offset") DO NOTHING
+                               error_class, reason, group_id, record_time, part)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT (topic, partition, "offset", part) DO NOTHING
 
 -- name: newest
 -- Newest first: since $1 (NULL: any time), of topic $2 and class $3 (NULL: any), at most $4.

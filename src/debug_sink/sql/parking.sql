@@ -5,15 +5,16 @@
 -- name: park
 -- Park fresh events in one statement (the waits trigger then runs once per batch, not once
 -- per event). waiting_for travels as comma-separated uuids: one text per row, since the
--- arrays of a batch differ in length. $9 = when they stop waiting.
+-- arrays of a batch differ in length. $10 = when they stop waiting. part: the event's index
+-- within its record (migration 014; 0 unless a record carries several events).
 INSERT INTO sink_parked_events (kind, event_id, correlation_id, event, waiting_for,
-                                expires_at, topic, partition, "offset")
+                                expires_at, topic, partition, "offset", part)
 SELECT u.kind, u.event_id, u.correlation_id, u.event,
-       string_to_array(u.waiting_for, ',')::uuid[], $9, u.topic, u.partition, u.o
+       string_to_array(u.waiting_for, ',')::uuid[], $10, u.topic, u.partition, u.o, u.part
   FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::text[], $6::text[],
-              $7::int[], $8::bigint[])
-       AS u(kind, event_id, correlation_id, event, waiting_for, topic, partition, o)
-    ON CONFLICT (topic, partition, "offset") DO NOTHING
+              $7::int[], $8::bigint[], $9::int[])
+       AS u(kind, event_id, correlation_id, event, waiting_for, topic, partition, o, part)
+    ON CONFLICT (topic, partition, "offset", part) DO NOTHING
 
 -- name: repark
 -- Parked events planned again and still missing a parent: what they wait for now.
@@ -27,7 +28,7 @@ UPDATE sink_parked_events p
 -- index of sink_parked_waits. `id = ANY (ARRAY(...))` rather than `IN`: the planner then looks
 -- each id up in the primary key (in id order, for ORDER BY) instead of walking the whole key
 -- to merge-join with the matches -- O(matches), not O(parked).
-SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset"
+SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part
   FROM sink_parked_events p
  WHERE p.id = ANY (ARRAY(SELECT w.parked_id FROM sink_parked_waits w
                           WHERE w.parent_id = ANY ($1::uuid[])))
@@ -50,7 +51,7 @@ WITH present AS (
       OR EXISTS (SELECT 1 FROM agent_transformation_events t WHERE t.id = a.parent_id)
       OR EXISTS (SELECT 1 FROM sink_snapshot_aliases t WHERE t.alias_id = a.parent_id)
 )
-SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset",
+SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part,
        p.expires_at <= statement_timestamp() AS expired
   FROM sink_parked_events p
  WHERE p.id = ANY (ARRAY(

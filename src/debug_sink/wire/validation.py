@@ -56,6 +56,7 @@ __all__ = [
     "Rejected",
     "ValidationConfig",
     "decode",
+    "validate_object",
 ]
 
 DEFAULT_MAX_STATE_BYTES: Final = 1024 * 1024
@@ -190,7 +191,21 @@ def decode(
         return Rejected(
             ErrorClass.NOT_OBJECT, f"the message is a JSON {_json_type(obj)}, not an object"
         )
+    return validate_object(kind, obj, value, timestamp_ms=timestamp_ms, config=config)
 
+
+def validate_object(
+    kind: EventKind,
+    obj: dict[str, Any],
+    value: bytes,
+    *,
+    timestamp_ms: int,
+    config: ValidationConfig,
+) -> Accepted | Rejected:
+    """Validate one event of ``kind`` given as a JSON object (``obj``, changed in place) and
+    its JSON text (``value``): every check of :func:`decode` after parsing. For events that
+    do not arrive as one JSON message each (:mod:`debug_sink.otlp` maps spans to them).
+    Never raises for bad input."""
     version = obj.get("schema_version", SCHEMA_VERSION)
     if type(version) is not int or version != SCHEMA_VERSION:
         return Rejected(

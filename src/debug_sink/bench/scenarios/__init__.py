@@ -14,6 +14,7 @@ results:
 - :mod:`.scaleout` -- two sinks in one consumer group against one;
 - :mod:`.sdk` -- the agent's time in each capture call;
 - :mod:`.hook` -- the wall time of the Claude Code hook command, a process per event;
+- :mod:`.otlp` -- the sink draining OTLP traces (spans/s, events/s), next to the JSON path;
 - :mod:`.decode` -- the sink's Python cost per event, without Kafka or PostgreSQL.
 
 Guarantees: every section has exactly one scenario (a unit test holds the keys to
@@ -31,6 +32,7 @@ from debug_sink.bench.scenarios import (
     decode,
     hook,
     latency,
+    otlp,
     queries,
     rss,
     scaleout,
@@ -55,6 +57,7 @@ SCENARIOS: Final[Mapping[str, Scenario]] = MappingProxyType(
         "scaleout": scaleout.scaleout,
         "sdk": sdk.sdk,
         "hook": hook.hook,
+        "otlp": otlp.otlp,
         "decode": decode.decode_section,
     }
 )
