@@ -68,7 +68,18 @@ class DevProcess:
         await s.eventually(printed, timeout=timeout, what=repr(text), details=lambda: self.output)
 
     async def finish(self, timeout: float = 60) -> tuple[int, str]:
-        await asyncio.wait_for(self.proc.wait(), timeout)
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            # What it was doing when it did not end: its output, its children, its stderr.
+            children = [(p.pid, p.name(), p.status()) for p in self.descendants()]
+            self.proc.kill()
+            assert self.proc.stderr is not None
+            err = await asyncio.wait_for(self.proc.stderr.read(), 10)
+            raise AssertionError(
+                f"dev did not end within {timeout} s; children {children}\n"
+                f"stdout:\n{self.output}\nstderr:\n{err.decode(errors='replace')[-5000:]}"
+            ) from None
         await self._reader
         assert self.proc.stderr is not None
         assert self.proc.returncode is not None
