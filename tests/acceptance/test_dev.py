@@ -68,22 +68,29 @@ class DevProcess:
         await s.eventually(printed, timeout=timeout, what=repr(text), details=lambda: self.output)
 
     async def finish(self, timeout: float = 60) -> tuple[int, str]:
-        try:
-            await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            # What it was doing when it did not end: its output, its children, its stderr.
-            children = [(p.pid, p.name(), p.status()) for p in self.descendants()]
-            self.proc.kill()
-            assert self.proc.stderr is not None
-            err = await asyncio.wait_for(self.proc.stderr.read(), 10)
-            raise AssertionError(
-                f"dev did not end within {timeout} s; children {children}\n"
-                f"stdout:\n{self.output}\nstderr:\n{err.decode(errors='replace')[-5000:]}"
-            ) from None
-        await self._reader
+        """Wait for the process to exit (its return code: Python 3.11's ``proc.wait()`` also
+        waits for every holder of its pipes to close them), then for its output."""
+
+        async def exited() -> bool:
+            return self.proc.returncode is not None
+
+        def state() -> str:
+            with contextlib.suppress(psutil.Error):
+                children = [(p.pid, p.name(), p.status()) for p in self.descendants()]
+                return f"children {children}; stdout so far:\n{self.output}"
+            return f"stdout so far:\n{self.output}"
+
+        await s.eventually(exited, timeout=timeout, what="dev to exit", details=state)
         assert self.proc.stderr is not None
-        assert self.proc.returncode is not None
-        return self.proc.returncode, (await self.proc.stderr.read()).decode(errors="replace")
+        try:
+            await asyncio.wait_for(self._reader, 10)
+            err = await asyncio.wait_for(self.proc.stderr.read(), 10)
+        except TimeoutError:
+            raise AssertionError(
+                f"dev exited ({self.proc.returncode}) but something still holds its output "
+                f"open:\n{self.output}"
+            ) from None
+        return self.proc.returncode, err.decode(errors="replace")
 
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
