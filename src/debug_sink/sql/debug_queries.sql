@@ -298,3 +298,235 @@ SELECT DISTINCT correlation_id FROM (
 ) AS found
 ORDER BY 1
 LIMIT 5;
+
+-- ---------------------------------------------------------------------------------------------
+-- The web view (debug_sink.ui) reads through the queries below; so may anyone else.
+-- ---------------------------------------------------------------------------------------------
+
+-- name: activity_latest
+-- The activity stream of the workflow list (DebugQueries.workflow_page), newest first: one
+-- row per event, (correlation_id, at), at or after $1 (NULL: any time), at most $2 rows.
+-- "Activity" is the time of an event as each table's time index has it: a step's start, an
+-- error's or a success's occurrence, a snapshot's capture, a hand-over's and an LLM call's
+-- creation. Each branch is a backward scan of that index (migrations 006 and 012) merged in
+-- time order, so the cost is the rows read, not the table's size.
+SELECT correlation_id, at FROM (
+  SELECT correlation_id, started_at AS at FROM debug_workflow_steps
+  UNION ALL
+  SELECT correlation_id, occurred_at FROM debug_error_events
+  UNION ALL
+  SELECT correlation_id, occurred_at FROM debug_success_events
+  UNION ALL
+  SELECT correlation_id, captured_at FROM debug_state_snapshots
+  UNION ALL
+  SELECT correlation_id, created_at FROM agent_transformation_events
+  UNION ALL
+  SELECT correlation_id, created_at FROM hook_events
+   WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+) AS a
+ WHERE at >= coalesce($1::timestamptz, '-infinity')
+ ORDER BY at DESC
+ LIMIT $2::integer;
+
+-- name: activity_before
+-- activity_latest continued below a position: events at or after $1 (NULL: any time) and
+-- before ($2 at, $3 correlation_id) -- earlier, or at the same moment of a smaller id -- at
+-- most $4 rows. (A separate query, not a NULL test in one: the cursor must be an index
+-- bound in every plan.)
+SELECT correlation_id, at FROM (
+  SELECT correlation_id, started_at AS at FROM debug_workflow_steps
+  UNION ALL
+  SELECT correlation_id, occurred_at FROM debug_error_events
+  UNION ALL
+  SELECT correlation_id, occurred_at FROM debug_success_events
+  UNION ALL
+  SELECT correlation_id, captured_at FROM debug_state_snapshots
+  UNION ALL
+  SELECT correlation_id, created_at FROM agent_transformation_events
+  UNION ALL
+  SELECT correlation_id, created_at FROM hook_events
+   WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+) AS a
+ WHERE at >= coalesce($1::timestamptz, '-infinity')
+   AND at <= $2::timestamptz
+   AND (at < $2::timestamptz OR correlation_id < $3::uuid)
+ ORDER BY at DESC
+ LIMIT $4::integer;
+
+-- name: workflow_page_rows
+-- The workflows of one slice of the activity stream, in stream order: $1 correlation ids
+-- (each at its first, i.e. latest, position in the stream), $2 those positions' times. A
+-- workflow is kept when its last activity (the latest of the times activity_latest reads)
+-- is its position -- a later event means it belongs to an earlier page -- and it passes the
+-- filters: $3 agent_name (among the agents of its steps, errors, successes or snapshots),
+-- $4 status, $5 an error type that occurred in it (NULL: any); at most $6 rows; $7 seconds:
+-- an open step with activity this recent is "running".
+-- status: the rule of the `workflows` query above (running, failed, unrecovered, recovered,
+-- ok), on the same columns; tests/integration/ui holds the two to the same answers.
+-- The cheap columns decide the filters first; get_workflow_debug_summary runs only for the
+-- rows that are kept.
+WITH candidate AS (
+  SELECT c.n, c.correlation_id, p.at AS position_at, la.last_at,
+         st.last_status, st.open, er.error_count, er.unrecovered_error_count
+    FROM unnest($1::uuid[]) WITH ORDINALITY AS c(correlation_id, n)
+    JOIN unnest($2::timestamptz[]) WITH ORDINALITY AS p(at, n) ON p.n = c.n
+   CROSS JOIN LATERAL (
+     SELECT greatest(
+       (SELECT max(w.started_at) FROM debug_workflow_steps AS w
+         WHERE w.correlation_id = c.correlation_id),
+       (SELECT max(e.occurred_at) FROM debug_error_events AS e
+         WHERE e.correlation_id = c.correlation_id),
+       (SELECT max(u.occurred_at) FROM debug_success_events AS u
+         WHERE u.correlation_id = c.correlation_id),
+       (SELECT max(s.captured_at) FROM debug_state_snapshots AS s
+         WHERE s.correlation_id = c.correlation_id),
+       (SELECT max(t.created_at) FROM agent_transformation_events AS t
+         WHERE t.correlation_id = c.correlation_id),
+       (SELECT max(h.created_at) FROM hook_events AS h
+         WHERE h.correlation_id = c.correlation_id AND h.source = 'PostToolUse')
+     ) AS last_at
+   ) AS la
+   CROSS JOIN LATERAL (
+     SELECT (SELECT w.status FROM debug_workflow_steps AS w
+              WHERE w.correlation_id = c.correlation_id
+              ORDER BY w.step_number DESC, w.attempt DESC LIMIT 1) AS last_status,
+            EXISTS (SELECT 1 FROM debug_workflow_steps AS w
+                     WHERE w.correlation_id = c.correlation_id AND w.status = 'started') AS open
+   ) AS st
+   CROSS JOIN LATERAL (
+     SELECT count(*) AS error_count,
+            count(*) FILTER (
+              WHERE e.recovery_successful IS NOT TRUE AND e.resolved_at IS NULL
+                AND NOT EXISTS (SELECT 1 FROM debug_error_success_correlation AS l
+                                 WHERE l.error_event_id = e.id)) AS unrecovered_error_count
+       FROM debug_error_events AS e
+      WHERE e.correlation_id = c.correlation_id
+   ) AS er
+), decided AS (
+  SELECT candidate.*,
+         CASE
+           WHEN open AND last_at >= clock_timestamp() - make_interval(secs => $7::float8)
+             THEN 'running'
+           WHEN last_status IN ('failed', 'started') THEN 'failed'
+           WHEN unrecovered_error_count > 0 THEN 'unrecovered'
+           WHEN error_count > 0 THEN 'recovered'
+           ELSE 'ok'
+         END AS status
+    FROM candidate
+   WHERE last_at <= position_at
+), kept AS (
+  SELECT *
+    FROM decided AS d
+   WHERE ($4::text IS NULL OR d.status = $4::text)
+     AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM debug_error_events AS e
+                                       WHERE e.correlation_id = d.correlation_id
+                                         AND e.error_type = $5::text))
+     AND ($3::text IS NULL
+          OR EXISTS (SELECT 1 FROM debug_workflow_steps AS w
+                      WHERE w.correlation_id = d.correlation_id AND w.agent_name = $3::text)
+          OR EXISTS (SELECT 1 FROM debug_error_events AS e
+                      WHERE e.correlation_id = d.correlation_id AND e.agent_name = $3::text)
+          OR EXISTS (SELECT 1 FROM debug_success_events AS u
+                      WHERE u.correlation_id = d.correlation_id AND u.agent_name = $3::text)
+          OR EXISTS (SELECT 1 FROM debug_state_snapshots AS s
+                      WHERE s.correlation_id = d.correlation_id AND s.agent_name = $3::text))
+   ORDER BY d.n
+   LIMIT $6::integer
+)
+SELECT k.n, k.correlation_id, k.status, s.agents_involved AS agents, s.step_count,
+       s.failed_step_count, k.error_count, k.unrecovered_error_count, s.success_count,
+       s.recovery_count, s.llm_call_count, s.transformation_count,
+       coalesce(least(s.first_event_at, k.last_at), k.last_at) AS first_event_at,
+       k.last_at AS last_event_at,
+       EXTRACT(EPOCH FROM k.last_at - coalesce(least(s.first_event_at, k.last_at), k.last_at))
+         * 1000 AS duration_ms,
+       (SELECT array_agg(DISTINCT e.error_type ORDER BY e.error_type)
+          FROM debug_error_events AS e
+         WHERE e.correlation_id = k.correlation_id) AS error_types
+  FROM kept AS k
+ CROSS JOIN LATERAL get_workflow_debug_summary(k.correlation_id) AS s
+ ORDER BY k.n;
+
+-- name: workflow_links
+-- $1 correlation_id. Every recovery link of the workflow (debug_error_success_correlation):
+-- the error, the success that recovered it, how (strategy, path), whether the agent stated
+-- it or the correlator inferred it, with what confidence, after how long.
+SELECT c.error_event_id, c.success_event_id, c.recovery_strategy, c.recovery_path,
+       c.recovery_duration_ms, c.intermediate_steps, c.confidence_score, c.link_source,
+       c.correlated_at, u.success_type, u.operation_name, u.agent_name::text AS agent_name,
+       u.occurred_at AS success_occurred_at
+  FROM debug_error_success_correlation AS c
+  JOIN debug_success_events AS u ON u.id = c.success_event_id
+ WHERE c.correlation_id = $1::uuid
+ ORDER BY u.occurred_at, c.error_event_id;
+
+-- name: raw_event
+-- $1 event id. The stored row of the event, whatever its kind, as JSON (every column: the
+-- full state, stack trace, step input and output, hook payload); none when unknown.
+SELECT 'step' AS kind, w.correlation_id, to_jsonb(w) AS data
+  FROM debug_workflow_steps AS w WHERE w.id = $1::uuid
+UNION ALL
+SELECT 'snapshot', s.correlation_id, to_jsonb(s)
+  FROM debug_state_snapshots AS s
+ WHERE s.id = coalesce((SELECT a.snapshot_id FROM sink_snapshot_aliases AS a
+                         WHERE a.alias_id = $1::uuid), $1::uuid)
+UNION ALL
+SELECT 'error', e.correlation_id, to_jsonb(e)
+  FROM debug_error_events AS e WHERE e.id = $1::uuid
+UNION ALL
+SELECT 'success', u.correlation_id, to_jsonb(u)
+  FROM debug_success_events AS u WHERE u.id = $1::uuid
+UNION ALL
+SELECT 'transformation', t.correlation_id, to_jsonb(t)
+  FROM agent_transformation_events AS t WHERE t.id = $1::uuid
+UNION ALL
+SELECT 'llm_call', h.correlation_id, to_jsonb(h)
+  FROM hook_events AS h WHERE h.id = $1::uuid
+ LIMIT 1;
+
+-- name: error_type_names
+-- Error types the correlator has counted (known_fix_occurrences, migration 008: a few
+-- thousand rows at most), most frequent first, at most $1: occurrences, recovered errors and
+-- the last time one occurred.
+SELECT o.error_type::text AS error_type, sum(o.occurred)::bigint AS occurred,
+       coalesce((SELECT sum(k.recovered) FROM known_fix_stats AS k
+                  WHERE k.error_type = o.error_type), 0)::bigint AS recovered,
+       max(o.last_occurred_at) AS last_occurred_at
+  FROM known_fix_occurrences AS o
+ GROUP BY o.error_type
+ ORDER BY occurred DESC, error_type
+ LIMIT $1::integer;
+
+-- name: known_fixes_overview
+-- The known fixes of the $1 most frequent error types (as error_type_names), each with its
+-- $2 best strategies (known_fixes(), migration 011), in that order.
+WITH types AS (
+  SELECT o.error_type::text AS error_type, sum(o.occurred)::bigint AS occurred,
+         max(o.last_occurred_at) AS last_occurred_at
+    FROM known_fix_occurrences AS o
+   GROUP BY o.error_type
+   ORDER BY occurred DESC, error_type
+   LIMIT $1::integer
+)
+SELECT t.error_type, t.occurred, t.last_occurred_at, f.*
+  FROM types AS t
+  LEFT JOIN LATERAL known_fixes(t.error_type, NULL, NULL, $2::integer) AS f ON TRUE
+ ORDER BY t.occurred DESC, t.error_type, f.success_count DESC NULLS LAST;
+
+-- name: agent_names
+-- The agents that ran steps, at most $1, in name order: a loose index scan of
+-- idx_debug_workflow_steps_agent (one index probe per agent, whatever the table's size).
+WITH RECURSIVE agents AS (
+  (SELECT agent_name::text AS agent_name FROM debug_workflow_steps
+    ORDER BY agent_name LIMIT 1)
+  UNION ALL
+  SELECT (SELECT w.agent_name::text FROM debug_workflow_steps AS w
+           WHERE w.agent_name > a.agent_name ORDER BY w.agent_name LIMIT 1)
+    FROM agents AS a
+   WHERE a.agent_name IS NOT NULL
+)
+SELECT agent_name FROM agents WHERE agent_name IS NOT NULL LIMIT $1::integer;
+
+-- name: correlator_state
+-- The correlator's last run (migration 008): runs so far, links made, when and how long.
+SELECT runs, links_total, last_run_at, last_run_ms FROM correlator_state;
