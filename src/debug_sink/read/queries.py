@@ -382,11 +382,15 @@ class DebugQueries(Lifecycle):
             read += len(events)
             stream = [(_plain("correlation_id", e["correlation_id"]), e["at"]) for e in events]
             ids, positions = first_positions(stream, seen)
-            if ids:
+            # Checked in stream order, a few more than the page still needs at a time
+            # (doubling): an unfiltered page looks at about its own workflows, not at every
+            # workflow of the slice.
+            start, chunk = 0, limit + 1 - len(rows)
+            while start < len(ids) and len(rows) <= limit:
                 found = await self._fetch(
                     "workflow_page_rows",
-                    ids,
-                    positions,
+                    ids[start : start + chunk],
+                    positions[start : start + chunk],
                     agent_name,
                     status,
                     error_type,
@@ -394,6 +398,8 @@ class DebugQueries(Lifecycle):
                     running_within_s,
                 )
                 rows += [_row(r) for r in found]
+                start += chunk
+                chunk *= 2
             if len(rows) > limit:
                 last = rows[limit - 1]
                 return WorkflowPage(

@@ -308,49 +308,78 @@ LIMIT 5;
 -- row per event, (correlation_id, at), at or after $1 (NULL: any time), at most $2 rows.
 -- "Activity" is the time of an event as each table's time index has it: a step's start, an
 -- error's or a success's occurrence, a snapshot's capture, a hand-over's and an LLM call's
--- creation. Each branch is a backward scan of that index (migrations 006 and 012) merged in
--- time order, so the cost is the rows read, not the table's size.
+-- creation. Each branch is a backward scan of that index (migrations 006 and 012) cut at $2
+-- rows, and the branches are merged: the cost is the rows read, not the tables' size. (The
+-- cut in each branch is what makes the planner scan hook_events' time index backwards; over
+-- the whole union it sorted every LLM call instead -- 35 ms at 1M events, 0.7 ms cut.)
+-- Ties in time go by correlation id, descending: the order activity_before continues.
 SELECT correlation_id, at FROM (
-  SELECT correlation_id, started_at AS at FROM debug_workflow_steps
+  (SELECT correlation_id, started_at AS at FROM debug_workflow_steps
+    WHERE started_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY started_at DESC, correlation_id DESC LIMIT $2::integer)
   UNION ALL
-  SELECT correlation_id, occurred_at FROM debug_error_events
+  (SELECT correlation_id, occurred_at FROM debug_error_events
+    WHERE occurred_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY occurred_at DESC, correlation_id DESC LIMIT $2::integer)
   UNION ALL
-  SELECT correlation_id, occurred_at FROM debug_success_events
+  (SELECT correlation_id, occurred_at FROM debug_success_events
+    WHERE occurred_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY occurred_at DESC, correlation_id DESC LIMIT $2::integer)
   UNION ALL
-  SELECT correlation_id, captured_at FROM debug_state_snapshots
+  (SELECT correlation_id, captured_at FROM debug_state_snapshots
+    WHERE captured_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY captured_at DESC, correlation_id DESC LIMIT $2::integer)
   UNION ALL
-  SELECT correlation_id, created_at FROM agent_transformation_events
+  (SELECT correlation_id, created_at FROM agent_transformation_events
+    WHERE created_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY created_at DESC, correlation_id DESC LIMIT $2::integer)
   UNION ALL
-  SELECT correlation_id, created_at FROM hook_events
-   WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+  (SELECT correlation_id, created_at FROM hook_events
+    WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+      AND created_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY created_at DESC, correlation_id DESC LIMIT $2::integer)
 ) AS a
- WHERE at >= coalesce($1::timestamptz, '-infinity')
- ORDER BY at DESC
+ ORDER BY at DESC, correlation_id DESC
  LIMIT $2::integer;
 
 -- name: activity_before
 -- activity_latest continued below a position: events at or after $1 (NULL: any time) and
--- before ($2 at, $3 correlation_id) -- earlier, or at the same moment of a smaller id -- at
--- most $4 rows. (A separate query, not a NULL test in one: the cursor must be an index
--- bound in every plan.)
+-- before ($2 at, $3 correlation_id) in the stream's order -- earlier, or at the same moment
+-- of a smaller id -- at most $4 rows. (A separate query, not a NULL test in one: the cursor
+-- must be an index bound in every plan.)
 SELECT correlation_id, at FROM (
-  SELECT correlation_id, started_at AS at FROM debug_workflow_steps
+  (SELECT correlation_id, started_at AS at FROM debug_workflow_steps
+    WHERE started_at >= coalesce($1::timestamptz, '-infinity') AND started_at <= $2::timestamptz
+      AND (started_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY started_at DESC, correlation_id DESC LIMIT $4::integer)
   UNION ALL
-  SELECT correlation_id, occurred_at FROM debug_error_events
+  (SELECT correlation_id, occurred_at FROM debug_error_events
+    WHERE occurred_at >= coalesce($1::timestamptz, '-infinity') AND occurred_at <= $2::timestamptz
+      AND (occurred_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY occurred_at DESC, correlation_id DESC LIMIT $4::integer)
   UNION ALL
-  SELECT correlation_id, occurred_at FROM debug_success_events
+  (SELECT correlation_id, occurred_at FROM debug_success_events
+    WHERE occurred_at >= coalesce($1::timestamptz, '-infinity') AND occurred_at <= $2::timestamptz
+      AND (occurred_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY occurred_at DESC, correlation_id DESC LIMIT $4::integer)
   UNION ALL
-  SELECT correlation_id, captured_at FROM debug_state_snapshots
+  (SELECT correlation_id, captured_at FROM debug_state_snapshots
+    WHERE captured_at >= coalesce($1::timestamptz, '-infinity') AND captured_at <= $2::timestamptz
+      AND (captured_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY captured_at DESC, correlation_id DESC LIMIT $4::integer)
   UNION ALL
-  SELECT correlation_id, created_at FROM agent_transformation_events
+  (SELECT correlation_id, created_at FROM agent_transformation_events
+    WHERE created_at >= coalesce($1::timestamptz, '-infinity') AND created_at <= $2::timestamptz
+      AND (created_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY created_at DESC, correlation_id DESC LIMIT $4::integer)
   UNION ALL
-  SELECT correlation_id, created_at FROM hook_events
-   WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+  (SELECT correlation_id, created_at FROM hook_events
+    WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+      AND created_at >= coalesce($1::timestamptz, '-infinity') AND created_at <= $2::timestamptz
+      AND (created_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY created_at DESC, correlation_id DESC LIMIT $4::integer)
 ) AS a
- WHERE at >= coalesce($1::timestamptz, '-infinity')
-   AND at <= $2::timestamptz
-   AND (at < $2::timestamptz OR correlation_id < $3::uuid)
- ORDER BY at DESC
+ ORDER BY at DESC, correlation_id DESC
  LIMIT $4::integer;
 
 -- name: workflow_page_rows
@@ -363,29 +392,16 @@ SELECT correlation_id, at FROM (
 -- an open step with activity this recent is "running".
 -- status: the rule of the `workflows` query above (running, failed, unrecovered, recovered,
 -- ok), on the same columns; tests/integration/ui holds the two to the same answers.
--- The cheap columns decide the filters first; get_workflow_debug_summary runs only for the
--- rows that are kept.
+-- Cheapest first: the status columns (three index probes) and the filters decide in
+-- `candidate` -- each filter condition there is necessary for the status it asks, so the
+-- planner drops most rows before `decided` looks up the last activity (six probes) -- and
+-- the columns of the list are looked up only for the rows that are kept: the counts and
+-- agents of get_workflow_debug_summary (the same definitions), inline, because that function
+-- (SET search_path) is not inlined and cost 0.4 ms a row at 1M events, ten times these.
 WITH candidate AS (
-  SELECT c.n, c.correlation_id, p.at AS position_at, la.last_at,
-         st.last_status, st.open, er.error_count, er.unrecovered_error_count
-    FROM unnest($1::uuid[]) WITH ORDINALITY AS c(correlation_id, n)
-    JOIN unnest($2::timestamptz[]) WITH ORDINALITY AS p(at, n) ON p.n = c.n
-   CROSS JOIN LATERAL (
-     SELECT greatest(
-       (SELECT max(w.started_at) FROM debug_workflow_steps AS w
-         WHERE w.correlation_id = c.correlation_id),
-       (SELECT max(e.occurred_at) FROM debug_error_events AS e
-         WHERE e.correlation_id = c.correlation_id),
-       (SELECT max(u.occurred_at) FROM debug_success_events AS u
-         WHERE u.correlation_id = c.correlation_id),
-       (SELECT max(s.captured_at) FROM debug_state_snapshots AS s
-         WHERE s.correlation_id = c.correlation_id),
-       (SELECT max(t.created_at) FROM agent_transformation_events AS t
-         WHERE t.correlation_id = c.correlation_id),
-       (SELECT max(h.created_at) FROM hook_events AS h
-         WHERE h.correlation_id = c.correlation_id AND h.source = 'PostToolUse')
-     ) AS last_at
-   ) AS la
+  SELECT c.n, c.correlation_id, c.position_at, st.last_status, st.open, er.error_count,
+         er.unrecovered_error_count
+    FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY AS c(correlation_id, position_at, n)
    CROSS JOIN LATERAL (
      SELECT (SELECT w.status FROM debug_workflow_steps AS w
               WHERE w.correlation_id = c.correlation_id
@@ -402,49 +418,110 @@ WITH candidate AS (
        FROM debug_error_events AS e
       WHERE e.correlation_id = c.correlation_id
    ) AS er
-), decided AS (
-  SELECT candidate.*,
-         CASE
-           WHEN open AND last_at >= clock_timestamp() - make_interval(secs => $7::float8)
-             THEN 'running'
-           WHEN last_status IN ('failed', 'started') THEN 'failed'
-           WHEN unrecovered_error_count > 0 THEN 'unrecovered'
-           WHEN error_count > 0 THEN 'recovered'
-           ELSE 'ok'
-         END AS status
-    FROM candidate
-   WHERE last_at <= position_at
-), kept AS (
-  SELECT *
-    FROM decided AS d
-   WHERE ($4::text IS NULL OR d.status = $4::text)
+   WHERE CASE $4::text
+           WHEN 'running' THEN st.open
+           WHEN 'failed' THEN st.last_status IN ('failed', 'started')
+           WHEN 'unrecovered' THEN er.unrecovered_error_count > 0
+           WHEN 'recovered' THEN er.error_count > 0 AND er.unrecovered_error_count = 0
+           WHEN 'ok' THEN er.error_count = 0
+           ELSE TRUE
+         END
      AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM debug_error_events AS e
-                                       WHERE e.correlation_id = d.correlation_id
+                                       WHERE e.correlation_id = c.correlation_id
                                          AND e.error_type = $5::text))
      AND ($3::text IS NULL
           OR EXISTS (SELECT 1 FROM debug_workflow_steps AS w
-                      WHERE w.correlation_id = d.correlation_id AND w.agent_name = $3::text)
+                      WHERE w.correlation_id = c.correlation_id AND w.agent_name = $3::text)
           OR EXISTS (SELECT 1 FROM debug_error_events AS e
-                      WHERE e.correlation_id = d.correlation_id AND e.agent_name = $3::text)
+                      WHERE e.correlation_id = c.correlation_id AND e.agent_name = $3::text)
           OR EXISTS (SELECT 1 FROM debug_success_events AS u
-                      WHERE u.correlation_id = d.correlation_id AND u.agent_name = $3::text)
+                      WHERE u.correlation_id = c.correlation_id AND u.agent_name = $3::text)
           OR EXISTS (SELECT 1 FROM debug_state_snapshots AS s
-                      WHERE s.correlation_id = d.correlation_id AND s.agent_name = $3::text))
-   ORDER BY d.n
+                      WHERE s.correlation_id = c.correlation_id AND s.agent_name = $3::text))
+), decided AS (
+  SELECT d.*, la.last_at,
+         CASE
+           WHEN d.open AND la.last_at >= clock_timestamp() - make_interval(secs => $7::float8)
+             THEN 'running'
+           WHEN d.last_status IN ('failed', 'started') THEN 'failed'
+           WHEN d.unrecovered_error_count > 0 THEN 'unrecovered'
+           WHEN d.error_count > 0 THEN 'recovered'
+           ELSE 'ok'
+         END AS status
+    FROM candidate AS d
+   CROSS JOIN LATERAL (
+     SELECT greatest(
+       (SELECT max(w.started_at) FROM debug_workflow_steps AS w
+         WHERE w.correlation_id = d.correlation_id),
+       (SELECT max(e.occurred_at) FROM debug_error_events AS e
+         WHERE e.correlation_id = d.correlation_id),
+       (SELECT max(u.occurred_at) FROM debug_success_events AS u
+         WHERE u.correlation_id = d.correlation_id),
+       (SELECT max(s.captured_at) FROM debug_state_snapshots AS s
+         WHERE s.correlation_id = d.correlation_id),
+       (SELECT max(t.created_at) FROM agent_transformation_events AS t
+         WHERE t.correlation_id = d.correlation_id),
+       (SELECT max(h.created_at) FROM hook_events AS h
+         WHERE h.correlation_id = d.correlation_id AND h.source = 'PostToolUse')
+     ) AS last_at
+   ) AS la
+   WHERE la.last_at <= d.position_at
+), kept AS (
+  SELECT *
+    FROM decided
+   WHERE $4::text IS NULL OR status = $4::text
+   ORDER BY n
    LIMIT $6::integer
 )
-SELECT k.n, k.correlation_id, k.status, s.agents_involved AS agents, s.step_count,
-       s.failed_step_count, k.error_count, k.unrecovered_error_count, s.success_count,
-       s.recovery_count, s.llm_call_count, s.transformation_count,
-       coalesce(least(s.first_event_at, k.last_at), k.last_at) AS first_event_at,
+SELECT k.n, k.correlation_id, k.status,
+       ARRAY(SELECT DISTINCT a.name FROM (
+               SELECT w.agent_name::text FROM debug_workflow_steps AS w
+                WHERE w.correlation_id = k.correlation_id
+               UNION ALL
+               SELECT e.agent_name::text FROM debug_error_events AS e
+                WHERE e.correlation_id = k.correlation_id
+               UNION ALL
+               SELECT u.agent_name::text FROM debug_success_events AS u
+                WHERE u.correlation_id = k.correlation_id
+               UNION ALL
+               SELECT s.agent_name::text FROM debug_state_snapshots AS s
+                WHERE s.correlation_id = k.correlation_id
+             ) AS a(name) ORDER BY a.name) AS agents,
+       ws.step_count, ws.failed_step_count, k.error_count, k.unrecovered_error_count,
+       (SELECT count(*) FROM debug_success_events AS u
+         WHERE u.correlation_id = k.correlation_id) AS success_count,
+       (SELECT count(*) FROM debug_error_success_correlation AS c
+         WHERE c.correlation_id = k.correlation_id) AS recovery_count,
+       (SELECT count(*) FROM hook_events AS h
+         WHERE h.correlation_id = k.correlation_id AND h.source = 'PostToolUse')
+         AS llm_call_count,
+       (SELECT count(*) FROM agent_transformation_events AS t
+         WHERE t.correlation_id = k.correlation_id) AS transformation_count,
+       fe.first_at AS first_event_at,
        k.last_at AS last_event_at,
-       EXTRACT(EPOCH FROM k.last_at - coalesce(least(s.first_event_at, k.last_at), k.last_at))
-         * 1000 AS duration_ms,
+       EXTRACT(EPOCH FROM k.last_at - fe.first_at) * 1000 AS duration_ms,
        (SELECT array_agg(DISTINCT e.error_type ORDER BY e.error_type)
           FROM debug_error_events AS e
          WHERE e.correlation_id = k.correlation_id) AS error_types
   FROM kept AS k
- CROSS JOIN LATERAL get_workflow_debug_summary(k.correlation_id) AS s
+ CROSS JOIN LATERAL (
+   SELECT count(*) AS step_count, count(*) FILTER (WHERE w.status = 'failed') AS failed_step_count
+     FROM debug_workflow_steps AS w
+    WHERE w.correlation_id = k.correlation_id
+ ) AS ws
+ CROSS JOIN LATERAL (
+   SELECT least(
+     k.last_at,
+     (SELECT min(w.started_at) FROM debug_workflow_steps AS w
+       WHERE w.correlation_id = k.correlation_id),
+     (SELECT min(e.occurred_at) FROM debug_error_events AS e
+       WHERE e.correlation_id = k.correlation_id),
+     (SELECT min(u.occurred_at) FROM debug_success_events AS u
+       WHERE u.correlation_id = k.correlation_id),
+     (SELECT min(s.captured_at) FROM debug_state_snapshots AS s
+       WHERE s.correlation_id = k.correlation_id)
+   ) AS first_at
+ ) AS fe
  ORDER BY k.n;
 
 -- name: workflow_links

@@ -130,6 +130,20 @@ class TestWorkflowList:
         expected = await queries.workflows(EPOCH, status=status, limit=200)
         assert {i for _, i, _ in listed} == {r["correlation_id"] for r in expected}
 
+    async def test_rows_count_as_get_workflow_debug_summary(
+        self, queries: DebugQueries, stored: Stored
+    ) -> None:
+        """The list's columns are get_workflow_debug_summary()'s, looked up inline."""
+        page = await queries.workflow_page(limit=200)
+        assert len(page.rows) == len(stored.demo) + 1
+        for row in page.rows:
+            summary = await queries.get_workflow_debug_summary(row["correlation_id"])
+            for column in ("step_count", "failed_step_count", "error_count",
+                           "unrecovered_error_count", "success_count", "recovery_count",
+                           "llm_call_count", "transformation_count", "first_event_at"):  # fmt: skip
+                assert row[column] == summary[column], (column, row, summary)
+            assert row["agents"] == summary["agents_involved"]
+
     async def test_demo_has_failed_and_recovered_workflows(self, queries: DebugQueries) -> None:
         """The demo gives the list something to filter (the browser tests rely on it)."""
         for status in ("failed", "recovered"):
