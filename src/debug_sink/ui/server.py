@@ -23,6 +23,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any, Final
 
+import asyncpg
 import structlog
 import uvicorn
 
@@ -35,7 +36,7 @@ from debug_sink.ui.app import create_app
 from debug_sink.ui.live import Scraper
 from debug_sink.ui.security import Access, check_bind
 
-__all__ = ["WebView"]
+__all__ = ["WebView", "init_view_connection"]
 
 log = structlog.get_logger("debug_sink")
 
@@ -44,6 +45,15 @@ _POOL_SIZE: Final = 4
 #: A page's query that runs longer is cancelled (the page says so): a view must not pile up
 #: slow queries on a busy database.
 _STATEMENT_TIMEOUT_S: Final = 15.0
+
+
+async def init_view_connection(conn: asyncpg.Connection) -> None:
+    """A connection of the view's pool: read-only (:func:`init_read_only`), and generic plans
+    for the prepared statements. The pages' queries are index lookups whatever their values;
+    planning their many subqueries on every call cost more than running them (the workflow
+    list's rows: 12 -> 10 ms at 1M events)."""
+    await init_read_only(conn)
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
 
 
 class _Server(uvicorn.Server):
@@ -100,7 +110,7 @@ class WebView(Lifecycle):
                 ssl=settings.postgres_ssl(),
                 min_size=1,
                 max_size=_POOL_SIZE,
-                init=init_read_only,
+                init=init_view_connection,
                 command_timeout=_STATEMENT_TIMEOUT_S,
             )
             app = create_app(

@@ -3,7 +3,7 @@
 A database filled as the ``queries`` section's (10M events, 1M workflows; ``--quick``: 1M
 events), its own copy. Then each page is requested ``query_samples`` times, after a warm-up,
 from the web view's ASGI application in this process (:func:`~debug_sink.ui.app.create_app`
-over a read-only pool, as ``debug-sink ui`` serves it): the time is the server's whole work
+over a pool set up as ``debug-sink ui``'s): the time is the server's whole work
 for the page -- its queries and the template -- without the network or a browser:
 
 - ``list``: ``/workflows``, the newest page (25 workflows);
@@ -118,10 +118,11 @@ def asgi_client(app: Any) -> Get:
 async def _measure(h: Harness, dsn: str, workflows: int) -> dict[str, Any]:
     import asyncpg
 
-    from debug_sink.read.queries import DebugQueries, init_read_only
+    from debug_sink.read.queries import DebugQueries
     from debug_sink.ui.app import create_app
     from debug_sink.ui.live import Scraper
     from debug_sink.ui.security import Access
+    from debug_sink.ui.server import init_view_connection
 
     q = sqlfiles.load("bench.sql")
     n = h.cfg.query_samples
@@ -132,7 +133,7 @@ async def _measure(h: Harness, dsn: str, workflows: int) -> dict[str, Any]:
             for r in await conn.fetch("SELECT DISTINCT error_type FROM debug_error_events LIMIT 20")
         ]
     random.Random(h.cfg.seed).shuffle(ids)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_read_only)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_view_connection)
     try:
         app = create_app(DebugQueries(pool), pool, access=Access(), scraper=Scraper(()))
         get = asgi_client(app)
