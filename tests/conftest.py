@@ -29,16 +29,22 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import hypothesis
 import pytest
 import pytest_asyncio
 
 from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedKafka, EmbeddedPostgres
-from tests.support import least_privilege_roles, suite_pg_user
+from tests.support import THOROUGH, least_privilege_roles, suite_pg_user
 
 ENV_PG = "DEBUG_SINK_TEST_POSTGRES_DSN"
 ENV_KAFKA = "DEBUG_SINK_TEST_KAFKA_BOOTSTRAP_SERVERS"
 ENV_CONTAINERS = "DEBUG_SINK_TEST_CONTAINERS"
+
+# Property tests without their own settings: 30 examples in the default suite, 500 when thorough.
+hypothesis.settings.register_profile("default-suite", max_examples=30)
+hypothesis.settings.register_profile("thorough", max_examples=500)
+hypothesis.settings.load_profile("thorough" if THOROUGH else "default-suite")
 #: A role whose password the embedded server really checks (everything else is trusted).
 PASSWORD_ROLE = "dsink_password_checked"
 

@@ -38,6 +38,16 @@ from debug_sink.wire.events import TABLES, EventKind
 #: The table of each event kind, in the models' order (the one list; see events.TABLES).
 EVENT_TABLES: tuple[str, ...] = tuple(TABLES.values())
 
+#: DEBUG_SINK_TEST_THOROUGH=1: property and fault tests run more examples and more rounds than
+#: the default suite can afford in its time budget (the README's "Testing" names it).
+THOROUGH = os.environ.get("DEBUG_SINK_TEST_THOROUGH", "").lower() in ("1", "true", "yes")
+
+
+def rounds(default: int, thorough: int) -> int:
+    """How many examples or rounds a property or fault test runs."""
+    return thorough if THOROUGH else default
+
+
 T0 = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 
 T = TypeVar("T")

@@ -158,6 +158,44 @@ class Settings(BaseSettings):
         default=90, ge=0, description="Delete events older than this (0 disables)."
     )
 
+    # Claude Code hooks (debug-sink hook; its fast path reads these with hooks.config)
+    hook_dir: Path | None = Field(
+        default=None,
+        description="Where `debug-sink hook` keeps its spool, session state, known-fixes cache "
+        "and log (default: $XDG_STATE_HOME/debug-sink/hooks, else "
+        "~/.local/state/debug-sink/hooks).",
+    )
+    hook_spool_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=64 * 1024,
+        le=2**40,
+        description="Most bytes of unshipped events the hook spool holds; events beyond are "
+        "dropped and counted.",
+    )
+    hook_context: bool = Field(
+        default=True,
+        description="Whether a failed tool's hook prints the known fixes of its error type "
+        "for the model (additionalContext).",
+    )
+    hook_context_budget_ms: int = Field(
+        default=60,
+        ge=0,
+        le=1000,
+        description="How long the hook waits for known fixes not in its cache (0: cache only).",
+    )
+    hook_context_ttl_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="How long a known-fixes answer is reused from the hook's cache.",
+    )
+    hook_idle_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=24 * 3600,
+        description="The hook's background shipper exits after this long without new events.",
+    )
+
     # Operations
     metrics_host: str = Field(default="0.0.0.0", description="Address of /metrics and /healthz.")
     metrics_port: int = Field(

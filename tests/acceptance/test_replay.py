@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(120)
 REPLAY = [*s.CLI, "replay"]
 
 #: Columns that differ between two databases holding the same events, by design: the
-#: writing transaction's id on errors and successes (``ingest_xid``, the correlator's ingest
+#: writing transaction's id on errors, successes and steps (``ingest_xid``, the correlator's ingest
 #: position), the dead-letter row's identity, arrival time and consumer group, and an
 #: alias's arrival time. Every event column is the same: ids and timestamps come from the
 #: events (or, when an event omits its own time, from the Kafka record timestamp, which a
@@ -30,6 +30,7 @@ REPLAY = [*s.CLI, "replay"]
 EXCLUDED = {
     "debug_error_events": ("ingest_xid",),
     "debug_success_events": ("ingest_xid",),
+    "debug_workflow_steps": ("ingest_xid",),
     "sink_dead_letters": ("id", "received_at", "group_id"),
     "sink_snapshot_aliases": ("created_at",),
 }

@@ -113,7 +113,7 @@ class TestCanonicalJson:
         samples: list[Any] = []
 
         @settings(
-            max_examples=300,
+            max_examples=s.rounds(100, 1000),
             derandomize=True,
             database=None,
             deadline=None,

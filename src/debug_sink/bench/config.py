@@ -16,7 +16,7 @@ from typing import Final
 
 __all__ = ["PG_SETTINGS", "SECTIONS", "BenchConfig"]
 
-SECTIONS: Final = ("throughput", "latency", "rss", "queries", "pages", "scaleout", "sdk")
+SECTIONS: Final = ("throughput", "latency", "rss", "queries", "pages", "scaleout", "sdk", "hook")
 
 #: PostgreSQL settings of the bench server. Durable: fsync, synchronous_commit and
 #: full_page_writes keep their defaults (on). Changed from the defaults: a buffer cache and a

@@ -148,4 +148,15 @@ def details_table(results: dict[str, Any]) -> Table:
             table.add_row(
                 f"SDK {name}: p50 / p99", f"{s['p50'] * 1000:.0f} / {s['p99'] * 1000:.0f} \u00b5s"
             )
+    for key, label in (
+        ("broker_up_ms", "debug-sink hook, broker up"),
+        ("broker_down_ms", "debug-sink hook, broker down"),
+        ("interpreter_ms", "python -c pass (the floor)"),
+    ):
+        s = lookup(results, "hook", key)
+        if isinstance(s, dict) and "p50" in s:
+            table.add_row(
+                f"{label}, process start to exit: p50 / p99 (runs)",
+                f"{s['p50']:.0f} / {s['p99']:.0f} ms ({s['count']})",
+            )
     return table

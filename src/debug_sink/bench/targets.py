@@ -130,5 +130,13 @@ def evaluate_targets(results: dict[str, Any]) -> list[Target]:
             False,
             "ms",
         ),
+        # Issue 16: the Claude Code hook command, process start to exit, broker up.
+        Target(
+            "p99 debug-sink hook wall time",
+            lookup(results, "hook", "broker_up_ms", "p99"),
+            150.0,
+            False,
+            "ms",
+        ),
     ]
     return targets

@@ -23,6 +23,7 @@ from debug_sink.cli import (
     deadletters,
     demo,
     dev,
+    hook,
     jobs,
     migrate,
     replay,
@@ -51,6 +52,7 @@ REGISTER: Final[tuple[Callable[[Subparsers], None], ...]] = (
     dev.register,
     replay.register,
     demo.register,
+    hook.register,
     bench.register_commands,
 )
 

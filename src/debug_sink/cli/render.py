@@ -347,6 +347,8 @@ def _describe(entry: TimelineEntry, view: WorkflowView) -> tuple[Text, Text]:
         details.append(status, style=_STATUS_STYLE.get(status, ""))
         if data.get("duration_ms") is not None:
             details.append(f"  {_duration(data['duration_ms'])}")
+        if data.get("step_description"):
+            details.append(f"  {_first_line(str(data['step_description']))}")
         return Text(label, style="bold"), details
     if entry.kind == "snapshot":
         details = Text(
@@ -413,7 +415,18 @@ def _recovery_text(data: Mapping[str, Any]) -> str:
     return "not recovered"
 
 
+def _first_line(text: str) -> str:
+    """A description's first line, at most twice :data:`_MAX_VALUE_CHARS` characters."""
+    stripped = text.strip()
+    line = stripped.splitlines()[0] if stripped else ""
+    if line != stripped:
+        line += " …"
+    return _clip(line, _MAX_VALUE_CHARS * 2)
+
+
 def _diff_text(diff: ErrorDiff) -> str:
+    if diff.error_snapshot_id is None:
+        return ""  # the error carries no state: nothing to compare (hook errors, for one)
     if diff.before_snapshot_id is None:
         return "\nstate: no good snapshot before this error to compare with"
     if diff.diff is None:

@@ -120,9 +120,9 @@ snapshot, which is exact under concurrent writers (a sequence would be drawn in 
 but commit in another). The run then examines every error, success and step row of the
 workflows that received new events, so late arrivals are handled: an error that lands after
 its recovering success, or a success that lands long after its time, brings its workflow
-back. Cost: the new events plus the events of their workflows, never the table. Step rows do
-not bring a workflow back (the steps table has no watermark): a step that lands after its
-workflow's last error and success is used by the next run that examines the workflow.
+back, and so does a new or folded step row of a workflow that has errors (its ``ingest_xid``,
+migration 013): a step can give an event its step number and attempt. Cost: the new events
+and step rows plus the events of their workflows, never the table.
 
 Atomic and idempotent: one REPEATABLE READ transaction per run reads one snapshot, writes the
 links (``ON CONFLICT DO NOTHING`` on the unique (error, success) pair), the error fields, the
@@ -337,7 +337,7 @@ class Correlator:
             await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             await conn.execute(q["create_new_events"])
             await conn.execute(q["collect_new_events"], state["seen"], state["counted"])
-            await conn.execute(q["create_workflows"])
+            await conn.execute(q["create_workflows"], state["seen"])
             await conn.execute(q["index_workflows"])
             counts = await conn.fetchrow(q["new_event_counts"])
             assert counts is not None

@@ -161,6 +161,14 @@ def _upsert_sql(kind: EventKind) -> str:
         "(EXTRACT(EPOCH FROM COALESCE(EXCLUDED.completed_at, t.completed_at) "
         "- LEAST(t.started_at, EXCLUDED.started_at)) * 1000)::integer)"
     )
+    # A fold that changes the row makes it new to the correlator again (migration 013); one
+    # that changes nothing (a replayed or re-delivered event) leaves its ingest position.
+    columns_set = [item.split(" = ", 1) for item in sets]
+    changed = (
+        f"({', '.join(expr for _, expr in columns_set)}) IS DISTINCT FROM "
+        f"({', '.join(f't.{column}' for column, _ in columns_set)})"
+    )
+    sets.append(f"ingest_xid = CASE WHEN {changed} THEN pg_current_xact_id() ELSE t.ingest_xid END")
     return f"{head} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
 
 

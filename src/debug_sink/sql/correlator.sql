@@ -48,9 +48,17 @@ SELECT 's', s.id, s.correlation_id, NULL, s.agent_name, s.operation_name, s.occu
         AND NOT pg_visible_in_snapshot(s.ingest_xid, $1::text::pg_snapshot))
 
 -- name: create_workflows
--- The workflows that received new events: the only ones this run examines.
+-- The workflows that received new events, or new or folded step rows while they have errors
+-- (a late step can change an event's step or attempt): the only ones this run examines.
 CREATE TEMP TABLE correlator_workflows ON COMMIT DROP AS
-SELECT DISTINCT correlation_id FROM correlator_new
+SELECT correlation_id FROM correlator_new
+UNION
+SELECT w.correlation_id
+  FROM debug_workflow_steps AS w
+ WHERE $1::text IS NOT NULL
+   AND w.ingest_xid >= pg_snapshot_xmin($1::text::pg_snapshot)
+   AND NOT pg_visible_in_snapshot(w.ingest_xid, $1::text::pg_snapshot)
+   AND EXISTS (SELECT 1 FROM debug_error_events AS e WHERE e.correlation_id = w.correlation_id)
 
 -- name: index_workflows
 ALTER TABLE correlator_workflows ADD PRIMARY KEY (correlation_id)

@@ -72,6 +72,44 @@ class TestHappyPath:
             await conn.close()
 
 
+class TestStepFoldAcrossBatches:
+    """A step's completion that lands in a later batch folds into its row and marks the row as
+    new for the correlator (its ingest position moves to the folding transaction)."""
+
+    async def test_fold_moves_the_ingest_position(self, db_dsn: str, kafka: s.Any) -> None:
+        corr = s.uid()
+        ok = s.success(corr)
+        start = s.step(corr, 1, "started", started_at=s.ts(0))
+        await s.create_topics(kafka, partitions=1)
+        settings = s.sink_settings(db_dsn, kafka, kafka_session_timeout_ms=3000)
+        await s.produce(kafka, [(s.topic(kafka, EventKind.STEP), start)])
+        await s.run_sink(settings)
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            query = "SELECT status, ingest_xid::text::bigint AS xid FROM debug_workflow_steps"
+            before = await conn.fetchrow(query)
+            assert before["status"] == "started"
+            assert before["xid"] is not None
+            end = s.step(
+                corr,
+                1,
+                "completed",
+                id=start["id"],
+                completed_at=s.ts(3),
+                success_event_id=ok["id"],
+            )
+            await s.produce(
+                kafka,
+                [(s.topic(kafka, EventKind.SUCCESS), ok), (s.topic(kafka, EventKind.STEP), end)],
+            )
+            await s.run_sink(settings)
+            after = await conn.fetchrow(query)
+            assert after["status"] == "completed"
+            assert after["xid"] > before["xid"]
+        finally:
+            await conn.close()
+
+
 class TestSchemaCheck:
     """The sink refuses to start on a schema that lacks its migrations."""
 

@@ -328,11 +328,11 @@ class TestEveryRecordAccountedFor:
     table *and* on the dead-letter topic -- and the sink returns normally, every partition
     committed to its end."""
 
-    @pytest.mark.timeout(240)
+    @pytest.mark.timeout(60 + 60 * s.rounds(2, 12))
     # A failing list is printed whole, however long: it is the reproduction.
     @pytest.mark.filterwarnings("ignore:Generating overly large repr")
     @hypothesis.settings(
-        max_examples=4,
+        max_examples=s.rounds(2, 12),
         derandomize=True,
         database=None,
         deadline=None,

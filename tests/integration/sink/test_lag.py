@@ -10,17 +10,17 @@ from debug_sink.sink.runner import Sink
 from debug_sink.wire.events import EventKind
 from tests import support as s
 
-EVENTS = 30_000
+EVENTS = 10_000
 
 
 async def test_lag_moves_while_a_backlog_drains(db_dsn: str, kafka: Any) -> None:
-    """Sampled every 50 ms while the sink drains a 30k-event backlog in 250-event batches:
+    """Sampled every 50 ms while the sink drains a 10k-event backlog in 200-event batches:
     the lag is reported non-zero before the last row is written, takes several values on the
     way down, and ends at zero."""
     await s.create_topics(kafka, partitions=2, kinds=[EventKind.ERROR])
     topic = s.topic(kafka, EventKind.ERROR)
     await s.produce(kafka, ((topic, s.error(s.uid())) for _ in range(EVENTS)))
-    settings = s.sink_settings(db_dsn, kafka, batch_max_events=250)
+    settings = s.sink_settings(db_dsn, kafka, batch_max_events=200)
     sink = Sink(settings, exit_when_idle=True, idle_grace=20.0)
     registry = sink.metrics.registry
 

@@ -37,6 +37,7 @@ class TestTargets:
             assert limits[f"p95 {name}"] == (50.0, False)
         assert limits["two sinks / one sink"] == (1.4, True)
         assert limits["p99 SDK capture_snapshot"] == (1.0, False)
+        assert limits["p99 debug-sink hook wall time"] == (150.0, False)
 
     def test_boundary_counts_as_met(self) -> None:
         """A value equal to its limit meets it, in either direction."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from debug_sink.cli.common import printable
 from debug_sink.cli.render import WorkflowView, render_errors, render_patterns, render_show
+from debug_sink.read.queries import ErrorDiff
 from debug_sink.read.timeline import TimelineEntry
 
 HOSTILE = "evil[/x] [bold red]boom[/] \x1b[31mred\x1b[0m\x07\r"
@@ -72,6 +74,64 @@ class TestRendering:
             diffs={},
         )
         assert_safe(render_show(view, width=250))
+
+
+class TestShowDetails:
+    """A step shows the first line of its description; an error without state of its own gets
+    no state line (there is nothing to compare)."""
+
+    def view(self, *entries: TimelineEntry, diffs: dict[uuid.UUID, Any] | None = None) -> str:
+        view = WorkflowView(
+            correlation_id=uuid.uuid4(), summary={}, timeline=list(entries), diffs=diffs or {}
+        )
+        return render_show(view, width=250)
+
+    def test_step_description(self) -> None:
+        data = {"status": "completed", "operation_name": "prompt", "step_type": "turn"}
+        short = TimelineEntry(
+            kind="step",
+            id=uuid.uuid4(),
+            at=NOW,
+            agent_name="a",
+            step_number=1,
+            data={**data, "step_description": "turn 1: Fix the cart total"},
+        )
+        long = TimelineEntry(
+            kind="step",
+            id=uuid.uuid4(),
+            at=NOW,
+            agent_name="a",
+            step_number=2,
+            data={**data, "step_description": "x" * 500 + "\nsecond line"},
+        )
+        hostile = TimelineEntry(
+            kind="step",
+            id=uuid.uuid4(),
+            at=NOW,
+            agent_name="a",
+            step_number=3,
+            data={**data, "step_description": HOSTILE},
+        )
+        text = self.view(short, long, hostile)
+        assert "completed  turn 1: Fix the cart total\n" in text
+        assert "x" * 119 + "…" in text
+        assert "x" * 120 not in text
+        assert "second line" not in text
+        assert_safe(text)
+
+    def test_no_state_line_for_an_error_without_state(self) -> None:
+        error_id = uuid.uuid4()
+        error = TimelineEntry(
+            kind="error",
+            id=error_id,
+            at=NOW,
+            agent_name="a",
+            data={"error_type": "Bash: exit 1", "error_message": "m", "error_severity": "medium"},
+        )
+        stateless = ErrorDiff(error_id, uuid.uuid4(), None, None)
+        assert "state" not in self.view(error, diffs={error_id: stateless})
+        missing = ErrorDiff(error_id, uuid.uuid4(), uuid.uuid4(), None)
+        assert "or the error's state is missing" in self.view(error, diffs={error_id: missing})
 
 
 class TestPrintable:

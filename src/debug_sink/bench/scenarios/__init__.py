@@ -13,7 +13,8 @@ results:
 - :mod:`.queries` -- the read paths on a database of millions of events;
 - :mod:`.pages` -- the web view's pages on such a database;
 - :mod:`.scaleout` -- two sinks in one consumer group against one;
-- :mod:`.sdk` -- the agent's time in each capture call.
+- :mod:`.sdk` -- the agent's time in each capture call;
+- :mod:`.hook` -- the wall time of the Claude Code hook command, a process per event.
 
 Guarantees: every section has exactly one scenario (a unit test holds the keys to
 ``SECTIONS``). Not guaranteed: that a scenario can run alone without another's backlog being
@@ -26,7 +27,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from debug_sink.bench.scenarios import latency, pages, queries, rss, scaleout, sdk, throughput
+from debug_sink.bench.scenarios import (
+    hook,
+    latency,
+    pages,
+    queries,
+    rss,
+    scaleout,
+    sdk,
+    throughput,
+)
 
 if TYPE_CHECKING:
     from debug_sink.bench.harness import Harness
@@ -45,5 +55,6 @@ SCENARIOS: Final[Mapping[str, Scenario]] = MappingProxyType(
         "pages": pages.pages,
         "scaleout": scaleout.scaleout,
         "sdk": sdk.sdk,
+        "hook": hook.hook,
     }
 )

@@ -1,0 +1,177 @@
+"""Talking to the shipper from a hook process: is it there, wake it, ask it, start it.
+
+Owns the client side of the shipper's Unix socket (``<dir>/shipper.sock``: one JSON request
+line, one JSON answer line), the shipper's status file (``<dir>/status.json``) and starting a
+shipper in the background (:func:`spawn`).
+
+The shipper is one process per hook directory (it holds ``<dir>/shipper.lock``); a hook
+process starts it when none answers and none holds the lock, in a new session with its
+standard streams on ``/dev/null`` and the log, so it neither holds Claude Code's pipes open
+nor dies with the hook's process group. The status file may ask not to start one before a
+time (``retry_after``: after a configuration error, so that a broken setting costs one
+attempt a minute, not one per tool call).
+
+Guarantees: :func:`request` never waits past its timeout and never raises (``None``: no
+answer). Imports the C ``_socket`` module, not :mod:`socket` (whose import costs the hook
+command ~20 ms of its start-up).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+
+from debug_sink.hooks.files import ensure_dir, read_json
+from debug_sink.hooks.problems import log_path, rotate
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
+
+try:
+    import _socket as socket_module
+except ImportError:  # pragma: no cover - CPython always has it
+    import socket as socket_module  # type: ignore[no-redef]
+
+__all__ = [
+    "LOCK_NAME",
+    "SOCKET_NAME",
+    "STATUS_NAME",
+    "read_status",
+    "request",
+    "running",
+    "socket_path",
+    "spawn",
+]
+
+SOCKET_NAME: Final = "shipper.sock"
+LOCK_NAME: Final = "shipper.lock"
+STATUS_NAME: Final = "status.json"
+#: The longest answer read (a known-fixes answer is a few hundred bytes).
+_MAX_ANSWER: Final = 1024 * 1024
+#: Unix socket paths are limited to about 107 bytes.
+_MAX_SOCKET_PATH: Final = 100
+
+
+def socket_path(directory: str) -> str:
+    return os.path.join(directory, SOCKET_NAME)
+
+
+def request(directory: str, message: Mapping[str, Any], timeout: float) -> dict[str, Any] | None:
+    """Send ``message`` to the shipper and return its answer; ``None`` if no shipper
+    answered within ``timeout`` seconds (or the socket path is too long to use)."""
+    path = socket_path(directory)
+    if len(path.encode()) > _MAX_SOCKET_PATH or timeout <= 0:
+        return None
+    sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        sock.connect(path)
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        answer = b""
+        while not answer.endswith(b"\n") and len(answer) < _MAX_ANSWER:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            sock.settimeout(remaining)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        data = json.loads(answer) if answer.strip() else None
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
+
+
+def running(directory: str) -> bool:
+    """Whether a shipper holds the directory's lock (it may still be starting)."""
+    try:
+        fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock if we took it
+    return False
+
+
+def read_status(directory: str) -> dict[str, Any]:
+    """The shipper's last status (``{}`` when it never wrote one)."""
+    data = read_json(os.path.join(directory, STATUS_NAME))
+    return data if isinstance(data, dict) else {}
+
+
+def spawn(directory: str, *, now: float | None = None, reap: bool = False) -> int | None:
+    """Start a shipper for ``directory`` unless one runs or the status says to wait; its pid,
+    or ``None`` when none was started. ``reap``: a thread waits for it to end (for a process
+    that lives on, such as an agent using the SDK helper; a hook process just exits)."""
+    now = time.time() if now is None else now
+    retry_after = read_status(directory).get("retry_after")
+    if isinstance(retry_after, int | float) and now < retry_after:
+        return None
+    if running(directory):
+        return None
+    ensure_dir(directory)
+    rotate(directory)
+    argv = [sys.executable, "-m", "debug_sink.hooks", "--serve", "--dir", directory]
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (
+            os.POSIX_SPAWN_OPEN,
+            2,
+            log_path(directory),
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+            0o600,
+        ),
+    ]
+    try:
+        pid: int | None = os.posix_spawn(
+            sys.executable, argv, dict(os.environ), file_actions=actions, setsid=True
+        )
+    except NotImplementedError:  # no POSIX_SPAWN_SETSID on this platform
+        pid = _spawn_portably(argv, directory)
+    except OSError:
+        return None
+    if reap and pid is not None:
+        import threading
+
+        threading.Thread(
+            target=_reap, args=(pid,), name="debug-sink-shipper-reaper", daemon=True
+        ).start()
+    return pid
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        return  # reaped elsewhere (a SIGCHLD handler)
+
+
+def _spawn_portably(argv: list[str], directory: str) -> int | None:
+    import subprocess
+
+    try:
+        with open(log_path(directory), "ab") as log:
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+    except OSError:
+        return None
+    return child.pid

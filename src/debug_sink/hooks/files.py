@@ -1,0 +1,62 @@
+"""Small files shared by concurrent hook processes: bounded locks, atomic replacement.
+
+Owns :func:`lock` (``flock`` that gives up after a deadline instead of waiting for ever:
+a hook must return, whatever another process does), :func:`replace` (write a file whole,
+atomically), :func:`read_json` and :func:`ensure_dir` (0700: the spool holds tool inputs and
+outputs before redaction). POSIX only, like Claude Code's hooks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
+
+__all__ = ["ensure_dir", "lock", "read_json", "replace"]
+
+_POLL_S: Final = 0.001
+
+
+def ensure_dir(path: str) -> str:
+    """``path``, created (with its parents) readable by this user only if missing."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def lock(fd: int, timeout: float) -> bool:
+    """Take an exclusive ``flock`` on ``fd``, waiting at most ``timeout`` seconds; ``False``
+    when another process held it all that time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_S)
+
+
+def replace(path: str, data: bytes) -> None:
+    """Write ``path`` whole: readers see the old content or the new, never a part."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> Any:
+    """The JSON in ``path``; ``None`` when it is missing or not JSON."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
