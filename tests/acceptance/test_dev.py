@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 
@@ -106,6 +107,7 @@ async def start_dev(
     data_dir: Path, *extra: str, ports: dict[str, int] | None = None, root_flags: bool = True
 ) -> DevProcess:
     ports = ports or {"pg": free_port(), "kafka": free_port(), "metrics": free_port()}
+    ports.setdefault("ui", free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
     if root_flags:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +122,8 @@ async def start_dev(
         str(ports["kafka"]),
         "--metrics-port",
         str(ports["metrics"]),
+        "--ui-port",
+        str(ports["ui"]),
         *extra,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -209,6 +213,13 @@ class TestDevSession:
             await s.eventually(
                 lambda: demo_delivered(dev), timeout=60, interval=0.25, what="every workflow"
             )
+            # The web view serves them, reading as its read-only role.
+            web = f"http://127.0.0.1:{dev.ports['ui']}/"
+            assert web in dev.output
+            async with httpx.AsyncClient(base_url=web) as http:
+                listing = await http.get("/workflows")
+            assert listing.status_code == 200
+            assert listing.text.count('<tr data-status="') == min(DEMO_WORKFLOWS, 25)
             last = await s.eventually(
                 lambda: written_to_the_end(dev), timeout=30, interval=0.25, what="caught up"
             )

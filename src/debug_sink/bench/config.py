@@ -16,7 +16,17 @@ from typing import Final
 
 __all__ = ["PG_SETTINGS", "SECTIONS", "BenchConfig"]
 
-SECTIONS: Final = ("throughput", "latency", "rss", "queries", "scaleout", "sdk", "hook", "otlp")
+SECTIONS: Final = (
+    "throughput",
+    "latency",
+    "rss",
+    "queries",
+    "pages",
+    "scaleout",
+    "sdk",
+    "hook",
+    "otlp",
+)
 
 #: PostgreSQL settings of the bench server. Durable: fsync, synchronous_commit and
 #: full_page_writes keep their defaults (on). Changed from the defaults: a buffer cache and a

@@ -116,6 +116,11 @@ def details_table(results: dict[str, Any]) -> Table:
             table.add_row(f"query {name}: p50 / p95", f"{q['p50']:.2f} / {q['p95']:.2f} ms")
         else:
             table.add_row(f"query {name}", str(q.get("note", "-")))
+    for name, q in (lookup(results, "pages", "pages") or {}).items():
+        if "p50" in q:
+            table.add_row(f"page {name}: p50 / p95", f"{q['p50']:.2f} / {q['p95']:.2f} ms")
+        else:
+            table.add_row(f"page {name}", str(q.get("note", "-")))
     so = results.get("scaleout") or {}
     if "events_per_s" in so:
         table.add_row(
