@@ -318,7 +318,7 @@ class TestRefusals:
         assert code == 1
         assert err.strip() == (
             f"debug-sink: error: port {port} (Kafka) already in use: stop what listens there "
-            "or choose another with --pg-port / --kafka-port / --metrics-port"
+            "or choose another with --pg-port / --kafka-port / --metrics-port / --ui-port"
         )
         assert not (tmp_path / "dev").exists(), "refused before anything was created"
 
