@@ -454,7 +454,12 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
     def on_term(signum: int, frame: Any) -> None:
         raise _Interrupted
 
+    # During start-up both signals raise at once, wherever the process is. Not asyncio.run's
+    # own SIGINT handling for the steps that use it: that cancels the step's task, and a
+    # cancellation swallowed inside a driver (Python 3.11's wait_for can lose one) let the
+    # start-up go on with the Ctrl-C forgotten (seen under load).
     previous_term = signal.signal(signal.SIGTERM, on_term)
+    previous_int = signal.signal(signal.SIGINT, on_term)
     stack = contextlib.ExitStack()
     steps = _Steps(out)
     try:
@@ -491,6 +496,7 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
         banner = _banner(settings, pg, data_dir, data_dir / LOG_FILE, ui)
         # From here on SIGINT/SIGTERM are handled by the event loop (orderly stop).
         signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
         left = asyncio.run(_serve(settings, options, out, banner=banner, ui=ui))
         if left:
             out.write(f"  {left} events were still unread in the topics (lost with them)\n")
@@ -501,6 +507,7 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
         stack.close()
         out.write("debug-sink dev stopped\n")
         out.flush()
