@@ -15,7 +15,10 @@ The modules, from the command line down:
 - :mod:`.harness` -- services, databases, topics; :mod:`.sinks` -- the sink processes and
   their logs; :mod:`.produce` -- sending the workload; :mod:`.procfs` -- CPU and memory of
   processes from ``/proc``;
-- :mod:`.workload` -- the generated events; :mod:`.stats` -- percentiles, drain windows, cores
+- :mod:`.workload` -- the generated events; :mod:`.realistic` -- the headline workload (random
+  ids, several producers, re-sent, redacted and invalid messages); :mod:`.fill` -- databases
+  of millions of events filled with SQL; :mod:`.typical` -- the rival consumers, run as
+  processes like the sink; :mod:`.stats` -- percentiles, drain windows, cores
   busy; :mod:`.targets` -- met or missed; :mod:`.report` -- the tables and the JSON;
 - :mod:`.internals` -- every name borrowed from ``debug_sink.sink``, ``.db``, ``.jobs`` and
   ``.wire``, in one place.

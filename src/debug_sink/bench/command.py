@@ -17,7 +17,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from debug_sink.bench.config import SECTIONS, BenchConfig, unknown_sections
+from debug_sink.bench.config import SECTIONS, WORKLOADS, BenchConfig, unknown_sections
 
 __all__ = ["main", "register_commands"]
 
@@ -39,7 +39,14 @@ def _bench(args: argparse.Namespace) -> int:
 
     # The SDK section runs an emitter in this process: its log lines would cut the table.
     configure_logging("warning", "auto")
-    config = BenchConfig.make(quick=args.quick, events=args.events, only=args.only)
+    config = BenchConfig.make(
+        quick=args.quick,
+        events=args.events,
+        only=args.only,
+        workload=args.workload,
+        repeats=args.repeats,
+        prefill=args.prefill,
+    )
     console = Console(stderr=True)
     results = asyncio.run(run_bench(config, console=console, keep=args.keep))
     print_report(results, args.json)
@@ -61,6 +68,27 @@ def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--events",
         type=int,
         help="events of the throughput backlog (default 200000; --quick 40000)",
+    )
+    parser.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="realistic",
+        help="realistic (default, the headline: random ids, a table already holding millions "
+        "of events, several producers, re-sent, redacted and invalid messages) or simple "
+        "(the best case: increasing ids, empty tables, one producer, all valid)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help="drains per throughput figure, reported as median and min-max (default 3)",
+    )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        metavar="EVENTS",
+        help="events already in the tables of the realistic workload "
+        "(default 5000000; --quick 500000)",
     )
     parser.add_argument(
         "--json",

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["PG_SETTINGS", "SECTIONS", "BenchConfig"]
+__all__ = ["PG_SETTINGS", "SECTIONS", "WORKLOADS", "BenchConfig"]
 
 SECTIONS: Final = (
     "throughput",
@@ -26,7 +26,13 @@ SECTIONS: Final = (
     "sdk",
     "hook",
     "otlp",
+    "decode",
 )
+
+#: The workloads of the throughput sections: ``realistic`` (the headline) and ``simple`` (the
+#: best case of earlier rounds: increasing ids, empty tables, one producer in causal order,
+#: nothing re-sent, redacted or invalid).
+WORKLOADS: Final = ("realistic", "simple")
 
 #: PostgreSQL settings of the bench server. Durable: fsync, synchronous_commit and
 #: full_page_writes keep their defaults (on). Changed from the defaults: a buffer cache and a
@@ -42,47 +48,93 @@ PG_SETTINGS: Final[dict[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class BenchConfig:
-    """What to measure and how much. :meth:`make` gives the full or the ``--quick`` sizes."""
+    """What to measure and how much. :meth:`make` gives the full or the ``--quick`` sizes.
+
+    ``workload``: one of :data:`WORKLOADS`; the realistic one is written into copies of a
+    database already holding ``prefill_events`` events, by ``producers`` producers, with
+    ``duplicates`` of the messages re-sent, ``secrets`` of the workflows carrying
+    credentials and ``invalid`` of them an invalid message. ``repeats``: drains (and copies)
+    per throughput figure, reported as median and min-max.
+    """
 
     quick: bool = False
     sections: tuple[str, ...] = SECTIONS
     events: int = 200_000
     partitions: int = 4
+    workload: str = "realistic"
+    repeats: int = 3
+    prefill_events: int = 5_000_000
+    producers: int = 4
+    duplicates: float = 0.05
+    secrets: float = 0.05
+    invalid: float = 0.02
     latency_rates: tuple[int, ...] = (2_000, 10_000)
     latency_seconds: float = 15.0
     rss_events: int = 1_000_000
     query_events: int = 10_000_000
     query_samples: int = 200
-    naive_events: int = 20_000
+    per_row_events: int = 20_000
+    decode_events: int = 20_000
     sdk_calls: int = 20_000
     rss_timeout: float = 1500.0
     latency_wait: float = 300.0
     seed: int = 1
+    #: The consumers' group session timeout: failure detection only, but Tansu holds a group
+    #: join for about half of it (with the sink's default 30 s, 15 s per drain).
+    session_timeout_ms: int = 6000
+
+    @property
+    def realistic(self) -> bool:
+        return self.workload == "realistic"
 
     @classmethod
     def make(
-        cls, *, quick: bool = False, events: int | None = None, only: Iterable[str] | None = None
+        cls,
+        *,
+        quick: bool = False,
+        events: int | None = None,
+        only: Iterable[str] | None = None,
+        workload: str = "realistic",
+        repeats: int | None = None,
+        prefill: int | None = None,
     ) -> BenchConfig:
         chosen = tuple(s for s in SECTIONS if only is None or s in set(only))
         unknown = set(only or ()) - set(SECTIONS)
         if unknown:
             raise ValueError(unknown_sections(unknown))
+        if workload not in WORKLOADS:
+            raise ValueError(f"unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}")
+        if repeats is not None and repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
         if quick:
             n = events or 40_000
             return cls(
                 quick=True,
-                sections=chosen,
                 events=n,
+                prefill_events=500_000 if prefill is None else prefill,
                 latency_seconds=4.0,
                 latency_wait=60.0,
                 rss_events=n,
                 query_events=1_000_000,
                 query_samples=50,
-                naive_events=min(n, 2_000),
+                # It runs at a few hundred to a few thousand events/s.
+                per_row_events=min(n // 4, 2_000),
+                decode_events=4_000,
                 sdk_calls=2_000,
+                session_timeout_ms=3000,
+                sections=chosen,
+                workload=workload,
+                repeats=repeats or 3,
             )
         n = events or 200_000
-        return cls(sections=chosen, events=n, naive_events=min(n, 20_000))
+        return cls(
+            events=n,
+            prefill_events=5_000_000 if prefill is None else prefill,
+            per_row_events=min(n, 20_000),
+            sections=chosen,
+            workload=workload,
+            repeats=repeats or 3,
+        )
 
 
 def unknown_sections(names: Iterable[str]) -> str:

@@ -156,13 +156,24 @@ class Harness:
 
     # -- databases
 
-    async def database(self, name: str, *, schema: str = "shipped") -> str:
+    async def database(
+        self, name: str, *, schema: str = "shipped", template: str | None = None
+    ) -> str:
         """A fresh database: ``shipped`` (every migration), ``seed`` (001-004 plus the
-        literal seed schema) or ``empty``."""
-        async with connection(self.postgres.dsn) as admin:
+        literal seed schema) or ``empty`` -- or a copy of the database ``template`` (file by
+        file: the copy has the template's physical layout, as if it had been filled
+        itself)."""
+        async with connection(self.postgres.dsn, command_timeout=None) as admin:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            if template is not None:
+                await admin.execute(
+                    f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'
+                )
+            else:
+                await admin.execute(f'CREATE DATABASE "{name}"')
         dsn = _with_database(self.postgres.dsn, name)
+        if template is not None:
+            return dsn
         if schema == "shipped":
             await migrate_up(dsn)
         elif schema == "seed":
@@ -170,6 +181,19 @@ class Harness:
             async with connection(dsn) as conn:
                 await conn.execute((_SQL_DIR / "bench_seed_schema.sql").read_text("utf-8"))
         return dsn
+
+    async def drop_foreign_keys(self, dsn: str) -> int:
+        """Drop every foreign key of the event tables in ``dsn`` (for a rival that cannot
+        order parents before children); returns how many."""
+        async with connection(dsn) as conn:
+            rows = await conn.fetch(
+                "SELECT conrelid::regclass::text AS t, conname FROM pg_constraint "
+                "WHERE contype = 'f' AND conrelid::regclass::text = ANY ($1::text[])",
+                [TABLES[kind] for kind in COPY_ORDER],
+            )
+            for r in rows:
+                await conn.execute(f'ALTER TABLE {r["t"]} DROP CONSTRAINT "{r["conname"]}"')
+        return len(rows)
 
     async def drop_database(self, name: str) -> None:
         async with connection(self.postgres.dsn) as admin:

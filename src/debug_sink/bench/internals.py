@@ -17,11 +17,12 @@ from debug_sink.db import sqlfiles
 from debug_sink.db.migrate import migrate_up
 from debug_sink.jobs.correlator import Correlator
 from debug_sink.sink.tables import COLUMNS, init_connection, record_of
-from debug_sink.wire.events import TABLES, EventKind
+from debug_sink.wire.events import MODELS, TABLES, EventKind
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
 __all__ = [
     "COLUMNS",
+    "MODELS",
     "TABLES",
     "Accepted",
     "Correlator",

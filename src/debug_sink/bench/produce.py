@@ -5,18 +5,21 @@ label's prefix), the key (the workflow's correlation id), and the time each mess
 stamped with.
 
 Guarantees: every message was acknowledged by the broker when a function returns; a backlog's
-timestamps are one millisecond apart over the last hour; a paced message carries its own send
-time. Not guaranteed: the rate asked for -- paced sending falls behind when the producer or
+timestamps are one millisecond apart over the last hour (a realistic backlog's: per producer,
+with a fixed clock skew of up to 20 ms between producers); a paced message carries its own
+send time. Not guaranteed: the rate asked for -- paced sending falls behind when the producer or
 the machine cannot keep up, which is why the achieved rate is reported next to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from debug_sink.bench.realistic import Realism, Sent, StreamCounts, producer_stream
 from debug_sink.bench.workload import (
     EVENTS_PER_WORKFLOW,
     Message,
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
     from debug_sink.bench.harness import Harness
 
-__all__ = ["new_backlog", "produce", "produce_paced"]
+__all__ = ["new_backlog", "produce", "produce_paced", "produce_realistic"]
 
 
 async def new_backlog(
@@ -44,17 +47,98 @@ async def new_backlog(
     *,
     first: int = 0,
     references: bool = True,
+    realism: Realism | None = None,
 ) -> dict[str, Any]:
     """Topics named for ``label``, and about ``events`` events (whole workflows) produced
-    into them: :meth:`~debug_sink.bench.harness.Harness.names` as ``names``, ``workflows``,
-    and what :func:`produce` returns."""
+    into them -- the realistic workload when ``realism`` is given: ``names``
+    (:meth:`~debug_sink.bench.harness.Harness.names`), ``workflows``, and what
+    :func:`produce` (or :func:`produce_realistic`) returns."""
     names = h.names(label)
     await h.create_topics(names["topic_prefix"])
     workflows = workflows_for(events)
-    produced = await produce(
-        h, names["topic_prefix"], workflows, description, first=first, references=references
-    )
+    if realism is not None:
+        produced = await produce_realistic(
+            h, names["topic_prefix"], range(first, first + workflows), realism, description
+        )
+    else:
+        produced = await produce(
+            h, names["topic_prefix"], workflows, description, first=first, references=references
+        )
     return {"names": names, "workflows": workflows, **produced}
+
+
+async def produce_realistic(
+    h: Harness, prefix: str, workflows: range, realism: Realism, label: str
+) -> dict[str, Any]:
+    """The realistic workload (:mod:`~debug_sink.bench.realistic`): ``realism.producers``
+    producers at the same time, as fast as they go. Returns what :func:`produce` returns and
+    ``counts`` (re-sent copies, invalid messages, events with secrets, per kind)."""
+    rng = random.Random(realism.seed)
+    skews = [rng.uniform(-0.02, 0.02) for _ in range(realism.producers)]
+    counts = [StreamCounts() for _ in range(realism.producers)]
+    task = h.progress.add_task(label, total=len(workflows) * EVENTS_PER_WORKFLOW)
+    base = time.time() - 3600
+    n = realism.producers
+
+    def stamp(p: int, sent: Sent) -> str:
+        return stamp_at(base + skews[p] + (sent.seq * n + p) / 1000)
+
+    started = time.perf_counter()
+    sizes = await asyncio.gather(
+        *(
+            _send_all(
+                h,
+                prefix,
+                (
+                    (s, stamp(p, s))
+                    for s in producer_stream(
+                        p, workflows, tag=h.tag, realism=realism, counts=counts[p]
+                    )
+                ),
+                task,
+            )
+            for p in range(n)
+        )
+    )
+    elapsed = time.perf_counter() - started
+    total = StreamCounts()
+    for c in counts:
+        total.add(c)
+    h.progress.update(task, completed=total.messages, total=total.messages)
+    return {
+        "events": total.messages,
+        "bytes": sum(sizes),
+        "seconds": round(elapsed, 3),
+        "events_per_s": round(total.messages / elapsed),
+        "producers": n,
+        "counts": total.as_dict(),
+    }
+
+
+async def _send_all(
+    h: Harness, prefix: str, stream: Iterable[tuple[Sent, str]], task: TaskID
+) -> int:
+    """One producer sending ``stream`` (each message with its stamp); returns the bytes."""
+    producer = h.producer()
+    await producer.start()
+    size = 0
+    try:
+        pending: list[Any] = []
+        for sent, when in stream:
+            message = sent.message
+            value = message.stamped(when)
+            size += len(value)
+            topic = prefix + TOPIC_SUFFIXES[message.kind]
+            pending.append(await producer.send(topic, value, key=message.key))
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                h.progress.advance(task, len(pending))
+                pending.clear()
+        await asyncio.gather(*pending)
+        h.progress.advance(task, len(pending))
+    finally:
+        await producer.stop()
+    return size
 
 
 async def produce(

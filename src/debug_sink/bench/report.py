@@ -54,12 +54,23 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".rstrip()
 
 
+def _mmm(figure: Any, unit: str = "") -> str:
+    """A :func:`~debug_sink.bench.stats.spread` as ``median (min-max)``."""
+    if not isinstance(figure, dict) or "median" not in figure:
+        return "-"
+    return (
+        f"{_fmt(figure['median'], unit)} ({_fmt(figure['min'], unit)}"
+        f"\u2013{_fmt(figure['max'], unit)})"
+    )
+
+
 def results_table(results: dict[str, Any], targets: Sequence[Target]) -> Table:
     """The summary table: one row per target (value, limit, met / MISSED / not measured)."""
     from rich.table import Table
 
     table = Table(title="debug-sink bench", title_justify="left")
     table.add_column("target")
+    table.add_column("issue", justify="right")
     table.add_column("measured", justify="right")
     table.add_column("limit", justify="right")
     table.add_column("status")
@@ -68,7 +79,7 @@ def results_table(results: dict[str, Any], targets: Sequence[Target]) -> Table:
             t.met
         ]
         limit = ("\u2265 " if t.higher_is_better else "\u2264 ") + _fmt(t.limit, t.unit)
-        table.add_row(t.name, _fmt(t.value, t.unit), limit, status)
+        table.add_row(t.name, str(t.issue), _fmt(t.value, t.unit), limit, status)
     notes = results.get("notes") or []
     if notes:
         table.caption = "\n".join(notes)
@@ -77,7 +88,8 @@ def results_table(results: dict[str, Any], targets: Sequence[Target]) -> Table:
 
 
 def details_table(results: dict[str, Any]) -> Table:
-    """Raw figures behind the targets: rates, latencies, query percentiles."""
+    """Raw figures behind the targets: rates (median and min-max of the repeats), CPU,
+    latencies, query percentiles."""
     from rich.table import Table
 
     table = Table(title="measurements", title_justify="left")
@@ -85,27 +97,42 @@ def details_table(results: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     tp = results.get("throughput") or {}
     if "sink" in tp:
-        sink = tp["sink"]
         table.add_row(
-            "sink: events/s (MB/s)", f"{sink['events_per_s']:,.0f} ({sink['mb_per_s']:.1f})"
+            "workload (events, already in the tables, repeats)",
+            f"{tp.get('workload', '?')} ({tp.get('events', 0):,}, "
+            f"{tp.get('prefilled_events', 0):,}, {len(tp.get('rounds', []))})",
         )
-        nr = tp.get("sink_no_references")
-        if nr:
-            table.add_row(
-                "sink, no references between events (diagnostic): events/s",
-                f"{nr['events_per_s']:,.0f} ({nr['mb_per_s']:.1f})",
-            )
         for key, label in (
-            ("copy_shipped", "(a) \\copy shipped schema"),
-            ("copy_seed", "(b) \\copy literal seed schema"),
-            ("naive", "(c) naive consumer"),
+            ("sink", "sink"),
+            ("copy_shipped", "(a) raw \\copy, shipped schema"),
+            ("copy_seed", "(b) raw \\copy, literal seed schema (empty)"),
+            ("typical", "(c) typical consumer (executemany per poll)"),
+            ("per_row", "(d) per-row autocommit consumer"),
         ):
-            if key in tp:
-                part = tp[key]
+            part = tp.get(key) or {}
+            if "events_per_s" in part:
                 table.add_row(
-                    f"{label}: rows/s (event-equivalent/s)",
-                    f"{part['rows_per_s']:,.0f} ({part['events_per_s']:,.0f})",
+                    f"{label}: events/s, median (min\u2013max)", _mmm(part["events_per_s"])
                 )
+        for key, label in (
+            ("sink", "sink + PostgreSQL"),
+            ("copy_shipped", "(a) psql + PostgreSQL"),
+            ("typical", "(c) + PostgreSQL"),
+        ):
+            part = tp.get(key) or {}
+            if part.get("events_per_cpu_s"):
+                table.add_row(f"events per CPU-second, {label}", _mmm(part["events_per_cpu_s"]))
+    for label, cores in (
+        ("one sink", (tp.get("sink") or {}).get("cores_busy")),
+        ("(c) typical consumer", (tp.get("typical") or {}).get("cores_busy")),
+        ("two sinks", (results.get("scaleout") or {}).get("cores_busy")),
+    ):
+        if cores and "sinks" in cores:
+            table.add_row(
+                f"cores busy, {label}: consumer / PostgreSQL / broker = total (medians)",
+                " / ".join(f"{cores[p]['median']:.2f}" for p in ("sinks", "postgres", "broker"))
+                + f" = {cores['total']['median']:.2f}",
+            )
     for rate, lat in (lookup(results, "latency", "rates") or {}).items():
         table.add_row(
             f"latency at {int(rate):,}/s: p50 / p99 (achieved rate)",
@@ -122,27 +149,11 @@ def details_table(results: dict[str, Any]) -> Table:
         else:
             table.add_row(f"page {name}", str(q.get("note", "-")))
     so = results.get("scaleout") or {}
-    if "events_per_s" in so:
-        table.add_row(
-            "two sinks: events/s (whole drain)",
-            f"{so['events_per_s']:,.0f} ({so.get('events_per_s_whole', 0):,.0f})",
-        )
-    nr = so.get("no_references") or {}
-    if "events_per_s" in nr:
-        table.add_row(
-            "two sinks, no references (diagnostic): events/s (ratio)",
-            f"{nr['events_per_s']:,.0f} ({nr['ratio']:.2f}x)",
-        )
-    for label, cores in (
-        ("one sink", (results.get("throughput") or {}).get("sink", {}).get("cores_busy")),
-        ("two sinks", so.get("cores_busy")),
-    ):
-        if cores:
-            table.add_row(
-                f"cores busy, {label}: sink / PostgreSQL / broker = total",
-                f"{cores['sinks']:.2f} / {cores['postgres']:.2f} / {cores['broker']:.2f}"
-                f" = {cores['total']:.2f}",
-            )
+    if isinstance(so.get("events_per_s"), dict):
+        table.add_row("two sinks: events/s, median (min\u2013max)", _mmm(so["events_per_s"]))
+    rss = results.get("rss") or {}
+    if "peak_rss_mb" in rss:
+        table.add_row(f"peak RSS, {rss.get('events', 0):,} events", f"{rss['peak_rss_mb']} MB")
     ot = results.get("otlp") or {}
     if "sink" in ot:
         table.add_row(
@@ -171,4 +182,9 @@ def details_table(results: dict[str, Any]) -> Table:
                 f"{label}, process start to exit: p50 / p99 (runs)",
                 f"{s['p50']:.0f} / {s['p99']:.0f} ms ({s['count']})",
             )
+    dec = results.get("decode") or {}
+    if "decode_us" in dec:
+        table.add_row(
+            "decode() per event, bench mix (\u00b5s, best of runs)", f"{dec['decode_us']:.1f}"
+        )
     return table

@@ -1,8 +1,9 @@
 """Sink processes under measurement: started, watched, stopped, and what their logs said.
 
 Owns the ``debug-sink run`` subprocesses of a run (:func:`start_sink`, :func:`drain`,
-:func:`stop`): their environment (the default settings except no periodic jobs, metrics port
-off, JSON logs, a 6 s Kafka session timeout), the reading of their JSON log lines into
+:func:`stop`) and of the rival consumers (``program``): their environment (the default
+settings except no periodic jobs, metrics port off, JSON logs, a short Kafka session timeout
+-- 6 s, 3 s with ``--quick``), the reading of their JSON log lines into
 :class:`SinkProcess`, their peak memory, and the CPU of sinks, PostgreSQL and the broker
 sampled while they drain (:class:`Drain`).
 
@@ -25,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -48,6 +49,14 @@ __all__ = [
 ]
 
 OnBatch = Callable[[int], None]
+
+#: ``python -m`` arguments of ``debug-sink run``. (``-m debug_sink`` is the ``debug-sink``
+#: command; ``-m debug_sink.cli.app`` would warn on stderr: the package imports the module
+#: before runpy runs it.)
+SINK: Final = ("debug_sink", "run")
+#: The rivals of :mod:`debug_sink.bench.typical`, measured like the sink.
+TYPICAL: Final = ("debug_sink.bench.typical",)
+PER_ROW: Final = ("debug_sink.bench.typical", "--per-row")
 
 
 @dataclass(slots=True)
@@ -131,8 +140,8 @@ def sink_env(h: Harness, dsn: str, names: dict[str, str]) -> dict[str, str]:
         # The write path only: periodic jobs would compete for the same two cores.
         "correlator_interval": "0",
         "retention_days": "0",
-        # Failure detection only; Tansu holds a join for about half of it (6 s, not 15 s).
-        "kafka_session_timeout_ms": "6000",
+        # Failure detection only; Tansu holds a join for about half of it.
+        "kafka_session_timeout_ms": str(h.cfg.session_timeout_ms),
     }
     env.update({f"DEBUG_SINK_{k.upper()}": v for k, v in values.items()})
     return env
@@ -146,12 +155,12 @@ async def start_sink(
     exit_when_idle: bool = True,
     on_batch: OnBatch | None = None,
     label: str = "sink",
+    program: Sequence[str] = SINK,
 ) -> tuple[SinkProcess, asyncio.Task[None]]:
-    """Start ``debug-sink run`` with ``env``; the task watches it until it exits."""
-    # ``-m debug_sink`` is the ``debug-sink`` command; ``-m debug_sink.cli.app`` would warn
-    # on stderr (the package imports the module before runpy runs it).
-    args = [sys.executable, "-m", "debug_sink", "run"]
-    if exit_when_idle:
+    """Start ``program`` (``debug-sink run`` unless told otherwise) with ``env``; the task
+    watches it until it exits."""
+    args = [sys.executable, "-m", *program]
+    if exit_when_idle and program == SINK:
         args.append("--exit-when-idle")
     proc = await asyncio.create_subprocess_exec(
         *args,
@@ -194,18 +203,20 @@ async def drain(
     processes: int = 1,
     timeout: float = 1800,
     partial_ok: bool = False,
+    program: Sequence[str] = SINK,
 ) -> Drain:
-    """Run ``processes`` sinks with ``--exit-when-idle`` until they exit. After
-    ``timeout`` they are stopped; with ``partial_ok`` what they did is returned (each
-    marked ``timed_out``), else it is an error."""
+    """Run ``processes`` sinks with ``--exit-when-idle`` (or another ``program`` that ends
+    once it has consumed ``expected`` messages) until they exit. After ``timeout`` they are
+    stopped; with ``partial_ok`` what they did is returned (each marked ``timed_out``), else
+    it is an error."""
     task = h.progress.add_task(label, total=expected)
 
     def advance(events: int) -> None:
         h.progress.advance(task, events)
 
-    env = sink_env(h, dsn, names)
+    env = {**sink_env(h, dsn, names), "BENCH_EXPECTED": str(expected)}
     started = [
-        await start_sink(h, env, i, on_batch=advance, label=names["group_id"])
+        await start_sink(h, env, i, on_batch=advance, label=names["group_id"], program=program)
         for i in range(processes)
     ]
     sinks = [s for s, _ in started]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "BatchLine",
@@ -21,6 +22,7 @@ __all__ = [
     "cores_busy",
     "drain_window",
     "percentile",
+    "spread",
     "summarize",
 ]
 
@@ -50,6 +52,20 @@ def summarize(values: Sequence[float]) -> dict[str, float | int]:
         "p99": round(percentile(values, 99), 3),
         "max": round(max(values), 3),
         "mean": round(sum(values) / len(values), 3),
+    }
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Median, min and max of repeated measurements of one figure (and the runs, in
+    order); ``{}`` when there are none. The median of an even count is the mean of the
+    middle two."""
+    if not values:
+        return {}
+    return {
+        "median": round(percentile(values, 50), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "runs": [round(v, 3) for v in values],
     }
 
 

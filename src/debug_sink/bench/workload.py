@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -124,18 +124,23 @@ STACK_TRACE: Final = (
 )
 
 
+#: The id of slot ``slot`` (0..31) of workflow ``w``: see :func:`workflow_events`.
+IdScheme = Callable[[int, int], str]
+
+
 def workflow_events(
-    w: int, tag: int, *, references: bool = True
+    w: int, tag: int, *, references: bool = True, ids: IdScheme | None = None
 ) -> list[tuple[EventKind, dict[str, Any]]]:
     """The 16 events of workflow ``w`` in causal (produce) order: 4 snapshots (three ~1 KB
     states, one ~8 KB), a transformation, 3 steps (started and ended: 6 events), an error
     with a stack trace, a success and 3 LLM hook events. Parents precede their children.
     ``references=False`` leaves out every reference to another event (a diagnostic: nothing
-    can wait for a parent)."""
+    can wait for a parent). ``ids(w, slot)`` names the ids (default: :func:`bench_uuid`,
+    increasing with ``w``)."""
     base = w * 32
 
     def uid(slot: int) -> str:
-        return bench_uuid(tag, base + slot)
+        return ids(w, slot) if ids is not None else bench_uuid(tag, base + slot)
 
     corr, session = uid(31), uid(30)
     agent, op = f"agent_{w % 12}", f"op_{w % 17}"

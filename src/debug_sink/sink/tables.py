@@ -16,6 +16,8 @@ defers them to the end of its transaction).
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -125,7 +127,6 @@ COLUMNS: dict[EventKind, tuple[str, ...]] = {
     EventKind.HOOK: ("id", "source", "resource_id", "payload", "metadata", "created_at"),
 }
 
-_DECIMAL_FIELDS = frozenset({"memory_usage_mb", "quality_score", "confidence_score"})
 #: Step columns merged on conflict like plan.fold_step folds them in a batch ("terminal wins,
 #: started fills gaps"); duration_ms has its own rule below (derived from the timestamps).
 _STEP_FOLDED = tuple(c for c in STEP_FOLDED if c != "duration_ms")
@@ -181,35 +182,65 @@ EXISTING_SQL: dict[EventKind, str] = {
 }
 
 
-def _value(kind: EventKind, event: Any, column: str) -> Any:
-    if kind is EventKind.STEP:
-        if column == "started_at":
-            return effective_started_at(event)
-        if column == "duration_ms" and event.duration_ms is None:
-            # Only from a start that was sent: one derived from completed_at would store 0,
-            # and the upsert keeps a stored duration when the real start arrives later.
-            if event.completed_at is not None and event.started_at is not None:
-                return int((event.completed_at - event.started_at) / timedelta(milliseconds=1))
-            return None
-    value = getattr(event, column)
-    if column in _DECIMAL_FIELDS and value is not None and not isinstance(value, Decimal):
-        return Decimal(str(value))
-    return value
+def _decimal(value: Any) -> Any:
+    # The models hold floats (strict JSON numbers); NUMERIC columns get their exact decimal
+    # text, as PostgreSQL would parse the JSON number.
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+def _step_duration(event: Any, sent: Any) -> Any:
+    if sent is not None:
+        return sent
+    # Only from a start that was sent: one derived from completed_at would store 0, and the
+    # upsert keeps a stored duration when the real start arrives later.
+    if event.completed_at is not None and event.started_at is not None:
+        return int((event.completed_at - event.started_at) / timedelta(milliseconds=1))
+    return None
+
+
+#: Columns computed from the snapshot's state rather than read from the event.
+_STATE_COLUMNS = ("agent_state", "state_size_bytes", "variables_count")
+#: Per kind, the columns whose attribute value needs work: column -> f(event, value).
+_FIXES: dict[EventKind, dict[str, Callable[[Any, Any], Any]]] = {
+    EventKind.SNAPSHOT: {"memory_usage_mb": lambda _, v: _decimal(v)},
+    EventKind.SUCCESS: {"quality_score": lambda _, v: _decimal(v)},
+    EventKind.TRANSFORMATION: {"confidence_score": lambda _, v: _decimal(v)},
+    EventKind.STEP: {
+        "started_at": lambda e, _: effective_started_at(e),
+        "duration_ms": _step_duration,
+    },
+}
+#: Per kind, every column's attribute in column order, read in one C-level call
+#: (``state_size_bytes`` and ``variables_count`` read ``agent_state``, replaced below).
+_GETTERS = {
+    kind: operator.attrgetter(*(c if c not in _STATE_COLUMNS else "agent_state" for c in columns))
+    for kind, columns in COLUMNS.items()
+}
+_FIX_AT = {
+    kind: tuple((COLUMNS[kind].index(c), f) for c, f in _FIXES.get(kind, {}).items())
+    for kind in COLUMNS
+}
+_STATE_AT = tuple(COLUMNS[EventKind.SNAPSHOT].index(c) for c in _STATE_COLUMNS)
 
 
 def record_of(kind: EventKind, event: Any, state_json: bytes | None = None) -> tuple[Any, ...]:
     """The COPY record of ``event``. For a snapshot, ``state_json`` is the canonical JSON of
     its agent_state when validation already computed it (see :class:`~.plan.Pending`)."""
+    values: tuple[Any, ...] = _GETTERS[kind](event)
+    fixes = _FIX_AT[kind]
+    if not fixes and kind is not EventKind.SNAPSHOT:
+        return values
+    row = list(values)
     if kind is EventKind.SNAPSHOT:
         # Serialised once (by validation, or here): stored as is and measured.
         state = canonical_json(event.agent_state) if state_json is None else state_json
-        values = {
-            "agent_state": state,
-            "state_size_bytes": len(state),
-            "variables_count": len(event.agent_state),
-        }
-        return tuple(values[c] if c in values else _value(kind, event, c) for c in COLUMNS[kind])
-    return tuple(_value(kind, event, column) for column in COLUMNS[kind])
+        at_state, at_size, at_count = _STATE_AT
+        row[at_state], row[at_size], row[at_count] = state, len(state), len(event.agent_state)
+    for index, fix in fixes:
+        row[index] = fix(event, row[index])
+    return tuple(row)
 
 
 def _encode_jsonb(value: Any) -> bytes:

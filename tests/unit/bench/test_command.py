@@ -22,5 +22,12 @@ class TestCommandLine:
         assert args.only == ("latency", "sdk")
         assert args.json == ""
         assert args.handler is command._bench
+        assert (args.workload, args.repeats, args.prefill) == ("realistic", None, None)
+        args = parser.parse_args(
+            ["bench", "--workload", "simple", "--repeats", "5", "--prefill", "1000"]
+        )
+        assert (args.workload, args.repeats, args.prefill) == ("simple", 5, 1000)
+        with pytest.raises(SystemExit):
+            parser.parse_args(["bench", "--workload", "bogus"])
         with pytest.raises(SystemExit):
             parser.parse_args(["bench", "--only", "latency,bogus"])

@@ -30,3 +30,18 @@ class TestConfiguration:
         )
         with pytest.raises(ValueError, match="unknown section"):
             config.BenchConfig.make(only=["nope"])
+
+    def test_workload_repeats_and_prefill(self) -> None:
+        """The realistic workload into 5M events, 3 repeats by default (quick: 500k); both
+        overridable; an unknown workload or fewer than one repeat is refused."""
+        full = config.BenchConfig.make()
+        assert (full.workload, full.repeats, full.prefill_events) == ("realistic", 3, 5_000_000)
+        assert full.realistic
+        quick = config.BenchConfig.make(quick=True, repeats=1, prefill=0, workload="simple")
+        assert (quick.workload, quick.repeats, quick.prefill_events) == ("simple", 1, 0)
+        assert not quick.realistic
+        assert config.BenchConfig.make(quick=True).prefill_events == 500_000
+        with pytest.raises(ValueError, match="unknown workload"):
+            config.BenchConfig.make(workload="best")
+        with pytest.raises(ValueError, match="repeats"):
+            config.BenchConfig.make(repeats=0)

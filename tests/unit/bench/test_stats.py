@@ -79,3 +79,18 @@ class TestCoresBusy:
         one = [CpuSample(at=1.0, sinks=0.0, postgres=0.0, broker=0.0)]
         assert cores_busy(one, 0.0, 2.0) == {}
         assert cores_busy(one * 2, 2.0, 2.0) == {}
+
+
+class TestSpread:
+    """spread: the median and range of repeated measurements."""
+
+    def test_median_min_max_and_runs(self) -> None:
+        """Odd and even counts (the middle two averaged); the runs kept in order."""
+        assert stats.spread([3.0, 1.0, 2.0]) == {
+            "median": 2.0,
+            "min": 1.0,
+            "max": 3.0,
+            "runs": [3.0, 1.0, 2.0],
+        }
+        assert stats.spread([4, 1, 3, 2])["median"] == 2.5
+        assert stats.spread([]) == {}

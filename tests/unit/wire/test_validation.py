@@ -119,6 +119,11 @@ class TestAccepts:
         result = accepted(SNAPSHOTS, raw)
         assert result.state_json == b'{"big":18446744073709551615,"neg":-9223372036854775808}'
 
+    def test_the_first_and_last_years_when_they_stay_in_range(self) -> None:
+        """Years 1 and 9999 are stored when their UTC time is still inside them."""
+        for when in ("9999-12-31T22:00:00-01:00", "0001-01-01T02:00:00+01:00"):
+            accepted(ERRORS, message(ERRORS, occurred_at=when))
+
     def test_offsets_are_kept_as_instants(self) -> None:
         """A timestamp with any offset is accepted and denotes the same instant."""
         result = accepted(ERRORS, message(ERRORS, occurred_at="2025-10-11T16:03:27.512+02:00"))
@@ -228,6 +233,18 @@ REJECTIONS: list[tuple[str, dict[str, Any] | bytes | None, ErrorClass, tuple[str
         ("occurred_at", "timezone"),
     ),
     (ERRORS, message(ERRORS, occurred_at="yesterday"), ErrorClass.SCHEMA, ("occurred_at",)),
+    (
+        ERRORS,
+        message(ERRORS, occurred_at="9999-12-31T23:59:59-01:00"),
+        ErrorClass.SCHEMA,
+        ("occurred_at", "out of range once converted to UTC"),
+    ),
+    (
+        ERRORS,
+        message(ERRORS, occurred_at="0001-01-01T00:30:00+01:00"),
+        ErrorClass.SCHEMA,
+        ("occurred_at", "out of range once converted to UTC"),
+    ),
     (
         ERRORS,
         message(ERRORS, occurred_at=1760191407),

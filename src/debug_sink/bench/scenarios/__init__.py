@@ -6,8 +6,8 @@ coroutine that measures it. A scenario takes the run's
 (:class:`~debug_sink.bench.scenarios.backlogs.Backlogs`), and adds its section to the
 results:
 
-- :mod:`.throughput` -- the sink draining a backlog, against raw COPY and a naive consumer
-  (:mod:`.rivals`);
+- :mod:`.throughput` -- the sink draining a backlog, repeated, against raw COPY and two
+  consumers a platform engineer might write (:mod:`.rivals`);
 - :mod:`.latency` -- produce-to-committed time at steady rates;
 - :mod:`.rss` -- the sink's peak memory draining a backlog;
 - :mod:`.queries` -- the read paths on a database of millions of events;
@@ -15,7 +15,8 @@ results:
 - :mod:`.scaleout` -- two sinks in one consumer group against one;
 - :mod:`.sdk` -- the agent's time in each capture call;
 - :mod:`.hook` -- the wall time of the Claude Code hook command, a process per event;
-- :mod:`.otlp` -- the sink draining OTLP traces (spans/s, events/s), next to the JSON path.
+- :mod:`.otlp` -- the sink draining OTLP traces (spans/s, events/s), next to the JSON path;
+- :mod:`.decode` -- the sink's Python cost per event, without Kafka or PostgreSQL.
 
 Guarantees: every section has exactly one scenario (a unit test holds the keys to
 ``SECTIONS``). Not guaranteed: that a scenario can run alone without another's backlog being
@@ -29,6 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from debug_sink.bench.scenarios import (
+    decode,
     hook,
     latency,
     otlp,
@@ -59,5 +61,6 @@ SCENARIOS: Final[Mapping[str, Scenario]] = MappingProxyType(
         "sdk": sdk.sdk,
         "hook": hook.hook,
         "otlp": otlp.otlp,
+        "decode": decode.decode_section,
     }
 )

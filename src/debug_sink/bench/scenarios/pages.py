@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
+from debug_sink.bench.fill import FILL_EVENTS_PER_WORKFLOW, fill
 from debug_sink.bench.harness import connection
 from debug_sink.bench.internals import sqlfiles
 from debug_sink.bench.stats import summarize
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["PAGES", "pages"]
 
 #: Rows per workflow of the SQL fill (``sql/bench.sql``), each standing for one event.
-_EVENTS_PER_WORKFLOW: Final = 10
+_EVENTS_PER_WORKFLOW: Final = FILL_EVENTS_PER_WORKFLOW
 #: The pages measured, in the report's order.
 PAGES: Final = (
     "list",
@@ -55,16 +56,14 @@ Get = Callable[[str], Awaitable[tuple[int, bytes]]]
 
 
 async def pages(h: Harness, _backlogs: Backlogs) -> None:
-    from debug_sink.bench.scenarios.queries import _fill
-
     workflows = max(1, h.cfg.query_events // _EVENTS_PER_WORKFLOW)
     dsn = await h.database("bench_pages")
-    fill = await _fill(h, dsn, workflows)
+    filled = await fill(h, dsn, workflows, aggregates=True, label="pages")
     measured = await _measure(h, dsn, workflows)
     h.results["pages"] = {
         "events": workflows * _EVENTS_PER_WORKFLOW,
         "workflows": workflows,
-        "fill_s": fill.get("seconds"),
+        "fill_s": filled.get("seconds"),
         "samples": h.cfg.query_samples,
         "pages": measured,
     }

@@ -1,69 +1,65 @@
 """What the sink's throughput is compared with, on the same events in the same run.
 
-Owns the three rivals of ``throughput``: (a) ``psql \\copy`` of exactly the rows the sink
-wrote (exported from its database, :func:`export_rows`) into a fresh database with the shipped
-schema -- the ceiling; (b) the same rows into the user's literal seed schema
-(``sql/bench_seed_schema.sql``) -- both :func:`copy_into`; (c) a naive consumer
-(:func:`naive`): decode and validate each event as the sink does, then one ``INSERT`` per
-event in autocommit.
+Owns the rivals of ``throughput``:
+
+- (a) ``psql \\copy`` of exactly the rows the sink wrote (exported from its database,
+  :func:`export_rows`) into a database like the one the sink wrote into (a copy of the
+  prefilled one, or a fresh one) with the shipped schema -- the ceiling;
+- (b) the same rows into the user's literal seed schema (``sql/bench_seed_schema.sql``, an
+  empty database) -- both :func:`copy_into`, which also measures the CPU of psql and of
+  PostgreSQL;
+- (c) the consumer a platform engineer would write first and (d) one ``INSERT`` per event in
+  autocommit (:mod:`debug_sink.bench.typical`), both reading the backlog from the broker as
+  the sink does (:func:`consumer_rival`).
 
 Guarantees: the copies time only the import (one psql, one transaction per table,
-foreign-key order); the naive consumer uses the sink's own decoder, column lists and records.
-Not guaranteed: a fair fight -- the naive consumer reads the events from memory in produce
-order, which spares it Kafka and the foreign-key ordering problem: both flatter it.
+foreign-key order). Not guaranteed: a fair fight -- (c) and (d) skip redaction, dead letters,
+snapshot dedupe and exactly-once, and write into a database without foreign keys (they could
+not order parents before children): all of that flatters them.
 """
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from debug_sink.bench.harness import COPY_ORDER, connection
-from debug_sink.bench.internals import (
-    COLUMNS,
-    TABLES,
-    Accepted,
-    EventKind,
-    ValidationConfig,
-    decode,
-    init_connection,
-    record_of,
-)
-from debug_sink.bench.workload import ROWS_PER_WORKFLOW, iter_workload, stamp_at, workflows_for
-from debug_sink.settings import TOPIC_SUFFIXES
+from debug_sink.bench.harness import COPY_ORDER
+from debug_sink.bench.internals import COLUMNS, TABLES, EventKind
+from debug_sink.bench.procfs import cpu_seconds, process_children
+from debug_sink.bench.scenarios.backlogs import drain_figures
+from debug_sink.bench.sinks import PER_ROW, TYPICAL, drain, in_group
 
 if TYPE_CHECKING:
     from debug_sink.bench.harness import Harness
+    from debug_sink.bench.scenarios.backlogs import Backlogs
 
-__all__ = ["SEED_SCHEMA_MISSING", "copy_into", "export_rows", "naive"]
+__all__ = ["SEED_SCHEMA_MISSING", "consumer_rival", "copy_into", "export_rows"]
 
 #: Columns the literal seed schema does not have (always NULL / 1 in the bench's rows).
 SEED_SCHEMA_MISSING: Final[dict[EventKind, tuple[str, ...]]] = {
     EventKind.SNAPSHOT: ("metadata",),
+    EventKind.SUCCESS: ("recovers_error_ids",),
     EventKind.STEP: ("attempt",),
 }
 
-#: The columns a step's later lifecycle event fills in (the sink folds them the same way).
-_STEP_LATER_COLUMNS: Final = (
-    "completed_at",
-    "duration_ms",
-    "error_event_id",
-    "success_event_id",
-    "post_state_snapshot_id",
-)
 
-
-async def export_rows(h: Harness, dsn: str) -> dict[EventKind, tuple[Path, int]]:
-    """``\\copy`` every event table's rows (the writer's columns) out of ``dsn``."""
+async def export_rows(
+    h: Harness, dsn: str, after_xid: int | None = None
+) -> dict[EventKind, tuple[Path, int]]:
+    """``\\copy`` every event table's rows (the writer's columns) out of ``dsn``: those a
+    drain wrote (``after_xid``: written by a transaction at or after it, i.e. not the
+    prefill's)."""
     directory = h.root / "export"
     directory.mkdir(exist_ok=True)
     files: dict[EventKind, tuple[Path, int]] = {}
+    where = "" if after_xid is None else f" WHERE xmin::text::bigint >= {int(after_xid)}"
     for kind in COPY_ORDER:
         path = directory / f"{TABLES[kind]}.tsv"
         cols = ", ".join(COLUMNS[kind])
-        await h.psql(dsn, f"\\copy (SELECT {cols} FROM {TABLES[kind]}) TO '{path}'")
+        await h.psql(dsn, f"\\copy (SELECT {cols} FROM {TABLES[kind]}{where}) TO '{path}'")
         with path.open("rb") as f:
             files[kind] = (path, sum(1 for _ in f))
     return files
@@ -74,9 +70,11 @@ async def copy_into(
     dsn: str,
     files: dict[EventKind, tuple[Path, int]],
     missing: Mapping[EventKind, tuple[str, ...]],
-) -> float:
-    """Seconds to ``\\copy`` the exported files into ``dsn`` (one psql, one transaction per
-    table, foreign-key order). Columns in ``missing`` are cut from the files first."""
+) -> dict[str, float]:
+    """``\\copy`` the exported files into ``dsn`` (one psql, one transaction per table,
+    foreign-key order). Columns in ``missing`` are cut from the files first. Returns the
+    ``seconds`` it took and the CPU seconds of psql and of PostgreSQL meanwhile
+    (``cpu_s``, ``psql_cpu_s``, ``postgres_cpu_s``)."""
     commands = []
     for kind in COPY_ORDER:
         path, _ = files[kind]
@@ -92,56 +90,60 @@ async def copy_into(
             cols = [cols[i] for i in keep]
             path = cut
         commands.append(f"\\copy {TABLES[kind]} ({', '.join(cols)}) FROM '{path}'")
+    pg_pid = h.postgres.pid
+    pg_before = cpu_seconds(pg_pid, children=process_children()) if pg_pid else None
+    children_before = _children_cpu()
     started = time.perf_counter()
     await h.psql(dsn, *commands)
-    return time.perf_counter() - started
-
-
-async def naive(h: Harness) -> dict[str, Any]:
-    """One INSERT per event, autocommit, after the sink's own decode and validation."""
-    dsn = await h.database("bench_naive")
-    workflows = workflows_for(h.cfg.naive_events)
-    messages = list(iter_workload(workflows, tag=h.tag))
-    prefix = "debug."
-    config = ValidationConfig(topics={prefix + s: k for k, s in TOPIC_SUFFIXES.items()})
-    sql = {kind: _insert_sql(kind) for kind in EventKind}
-    task = h.progress.add_task("(c) naive consumer", total=len(messages))
-    async with connection(dsn) as conn:
-        await init_connection(conn)
-        base = time.time() - 3600
-        started = time.perf_counter()
-        for i, message in enumerate(messages):
-            result = decode(
-                prefix + TOPIC_SUFFIXES[message.kind],
-                message.stamped(stamp_at(base + i / 1000)),
-                timestamp_ms=int(base * 1000),
-                config=config,
-            )
-            assert isinstance(result, Accepted), result
-            await conn.execute(sql[result.kind], *record_of(result.kind, result.event))
-            if i % 500 == 0:
-                h.progress.update(task, completed=i)
-        elapsed = time.perf_counter() - started
-    h.progress.update(task, completed=len(messages))
-    rows = workflows * ROWS_PER_WORKFLOW
+    seconds = time.perf_counter() - started
+    psql_cpu = _children_cpu() - children_before
+    pg_after = cpu_seconds(pg_pid, children=process_children()) if pg_pid else None
+    postgres_cpu = (pg_after - pg_before) if pg_after is not None and pg_before is not None else 0
     return {
-        "events": len(messages),
-        "rows": rows,
-        "seconds": round(elapsed, 3),
-        "events_per_s": round(len(messages) / elapsed),
-        "rows_per_s": round(rows / elapsed),
+        "seconds": round(seconds, 3),
+        "psql_cpu_s": round(psql_cpu, 3),
+        "postgres_cpu_s": round(postgres_cpu, 3),
+        "cpu_s": round(psql_cpu + postgres_cpu, 3),
     }
 
 
-def _insert_sql(kind: EventKind) -> str:
-    """The naive consumer's statement for one event of ``kind``: insert once, except that a
-    step's later lifecycle event updates its row."""
-    cols = COLUMNS[kind]
-    head = (
-        f"INSERT INTO {TABLES[kind]} AS t ({', '.join(cols)}) VALUES "
-        f"({', '.join(f'${i}' for i in range(1, len(cols) + 1))}) ON CONFLICT (id) "
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's children that have ended."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def consumer_rival(
+    h: Harness,
+    backlogs: Backlogs,
+    n: int,
+) -> dict[str, Any]:
+    """Rivals (c) and (d), the ``n``-th time: a copy of the database the sink writes into,
+    without foreign keys (see :mod:`debug_sink.bench.typical`); the typical consumer drains
+    the throughput backlog into it, then the per-row consumer drains its smaller backlog
+    into the same database. Their figures, as :func:`~.backlogs.drain_figures` gives them."""
+    backlog = await backlogs.throughput()
+    name = f"bench_rival_{n}"
+    dsn = await backlogs.target(name)
+    dropped = await h.drop_foreign_keys(dsn)
+    drained = await drain(
+        h,
+        dsn,
+        in_group(backlog["names"], f"-typical-{n}"),
+        backlog["events"],
+        f"(c) typical consumer ({n + 1})",
+        program=TYPICAL,
     )
-    if kind is EventKind.STEP:
-        sets = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, t.{c})" for c in _STEP_LATER_COLUMNS)
-        return head + f"DO UPDATE SET status = EXCLUDED.status, {sets}"
-    return head + "DO NOTHING"
+    typical = drain_figures(drained, backlog)
+    small = await backlogs.per_row()
+    drained = await drain(
+        h,
+        dsn,
+        in_group(small["names"], f"-per-row-{n}"),
+        small["events"],
+        f"(d) per-row consumer ({n + 1})",
+        program=PER_ROW,
+    )
+    per_row = drain_figures(drained, small)
+    await h.drop_database(name)
+    return {"typical": typical, "per_row": per_row, "foreign_keys_dropped": dropped}

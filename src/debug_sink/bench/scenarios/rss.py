@@ -1,8 +1,9 @@
 """``rss``: the peak resident memory of a sink draining a backlog.
 
-Peak resident memory of the sink process while it drains a backlog (1M events; ``--quick``
-reuses the throughput run): the kernel's high-water mark ``VmHWM``, with psutil polling of
-``rss`` as a fallback.
+Peak resident memory of the sink process while it drains a backlog (1M events of the run's
+workload into an empty database -- what is in flight does not depend on what the tables
+hold; ``--quick`` reuses the first throughput drain): the kernel's high-water mark
+``VmHWM``, with psutil polling of ``rss`` as a fallback.
 
 Owns the ``rss`` section of the results. Guarantees: a drain that does not finish within
 ``rss_timeout`` is stopped and reported as incomplete (``completed: false``); its peak so far
@@ -31,7 +32,8 @@ _FIRST_WORKFLOW = 10_000_000
 
 async def rss(h: Harness, backlogs: Backlogs) -> None:
     if h.cfg.rss_events <= h.cfg.events:
-        single = await backlogs.single_sink()
+        single = await backlogs.sink_drain(0)
+        await backlogs.forget(0)
         h.results["rss"] = {
             "events": (await backlogs.throughput())["events"],
             "peak_rss_mb": peak_rss_mb(single["sinks"]),
@@ -39,7 +41,12 @@ async def rss(h: Harness, backlogs: Backlogs) -> None:
         }
         return
     backlog = await new_backlog(
-        h, "rss", h.cfg.rss_events, "rss: produce backlog", first=_FIRST_WORKFLOW
+        h,
+        "rss",
+        h.cfg.rss_events,
+        "rss: produce backlog",
+        first=_FIRST_WORKFLOW,
+        realism=backlogs.realism,
     )
     dsn = await h.database("bench_rss")
     drained = await drain(
@@ -68,6 +75,6 @@ async def rss(h: Harness, backlogs: Backlogs) -> None:
     else:
         out["completed"] = True
         out["peak_rss_mb"] = peak
-        check_rows(await h.table_counts(dsn), backlog["workflows"], h.notes, "rss")
+        check_rows(await h.table_counts(dsn), backlogs.expected(backlog), h.notes, "rss")
     h.results["rss"] = out
     await h.drop_database("bench_rss")
