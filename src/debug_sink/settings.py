@@ -224,6 +224,41 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to finish the batch in flight on SIGTERM."
     )
+    # The web view (`debug-sink ui`)
+    ui_host: str = Field(
+        default="127.0.0.1",
+        description="Address the web view listens on. Any address but a loopback one needs "
+        "DEBUG_SINK_UI_TOKEN or DEBUG_SINK_UI_PASSWORD (it refuses to start without).",
+    )
+    ui_port: int = Field(
+        default=9470, ge=0, le=65535, description="Port of the web view (0: any free port)."
+    )
+    ui_token: SecretStr | None = Field(
+        default=None,
+        description="A token the web view requires: 'Authorization: Bearer TOKEN', or as "
+        "the password of HTTP basic auth with any user name (what a browser asks for).",
+    )
+    ui_username: str = Field(
+        default="debug-sink", description="The user name of DEBUG_SINK_UI_PASSWORD."
+    )
+    ui_password: SecretStr | None = Field(
+        default=None,
+        description="HTTP basic auth for the web view: DEBUG_SINK_UI_USERNAME with this password.",
+    )
+    ui_tls_cert: Path | None = Field(
+        default=None,
+        description="Certificate (PEM) to serve the web view over HTTPS, with "
+        "DEBUG_SINK_UI_TLS_KEY.",
+    )
+    ui_tls_key: Path | None = Field(
+        default=None, description="Private key (PEM) of DEBUG_SINK_UI_TLS_CERT."
+    )
+    ui_metrics_urls: tuple[str, ...] = Field(
+        default=("http://127.0.0.1:9464/metrics",),
+        description="The sinks' /metrics the web view's Live page reads (JSON list; a host "
+        "name with several addresses, such as a compose service, is read at every address).",
+    )
+
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level."
     )
@@ -236,6 +271,14 @@ class Settings(BaseSettings):
     def _schema_is_identifier(cls, value: str) -> str:
         if not _IDENTIFIER.fullmatch(value):
             raise ValueError("must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, <= 63 chars)")
+        return value
+
+    @field_validator("ui_metrics_urls")
+    @classmethod
+    def _urls_are_http(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.match(r"https?://[^/\s]+", url):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return value
 
     @field_validator("postgres_dsn")

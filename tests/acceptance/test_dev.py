@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 
@@ -68,11 +69,29 @@ class DevProcess:
         await s.eventually(printed, timeout=timeout, what=repr(text), details=lambda: self.output)
 
     async def finish(self, timeout: float = 60) -> tuple[int, str]:
-        await asyncio.wait_for(self.proc.wait(), timeout)
-        await self._reader
+        """Wait for the process to exit (its return code: Python 3.11's ``proc.wait()`` also
+        waits for every holder of its pipes to close them), then for its output."""
+
+        async def exited() -> bool:
+            return self.proc.returncode is not None
+
+        def state() -> str:
+            with contextlib.suppress(psutil.Error):
+                children = [(p.pid, p.name(), p.status()) for p in self.descendants()]
+                return f"children {children}; stdout so far:\n{self.output}"
+            return f"stdout so far:\n{self.output}"
+
+        await s.eventually(exited, timeout=timeout, what="dev to exit", details=state)
         assert self.proc.stderr is not None
-        assert self.proc.returncode is not None
-        return self.proc.returncode, (await self.proc.stderr.read()).decode(errors="replace")
+        try:
+            await asyncio.wait_for(self._reader, 10)
+            err = await asyncio.wait_for(self.proc.stderr.read(), 10)
+        except TimeoutError:
+            raise AssertionError(
+                f"dev exited ({self.proc.returncode}) but something still holds its output "
+                f"open:\n{self.output}"
+            ) from None
+        return self.proc.returncode, err.decode(errors="replace")
 
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
@@ -88,6 +107,7 @@ async def start_dev(
     data_dir: Path, *extra: str, ports: dict[str, int] | None = None, root_flags: bool = True
 ) -> DevProcess:
     ports = ports or {"pg": free_port(), "kafka": free_port(), "metrics": free_port()}
+    ports.setdefault("ui", free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
     if root_flags:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +122,8 @@ async def start_dev(
         str(ports["kafka"]),
         "--metrics-port",
         str(ports["metrics"]),
+        "--ui-port",
+        str(ports["ui"]),
         *extra,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -191,6 +213,13 @@ class TestDevSession:
             await s.eventually(
                 lambda: demo_delivered(dev), timeout=60, interval=0.25, what="every workflow"
             )
+            # The web view serves them, reading as its read-only role.
+            web = f"http://127.0.0.1:{dev.ports['ui']}/"
+            assert web in dev.output
+            async with httpx.AsyncClient(base_url=web) as http:
+                listing = await http.get("/workflows")
+            assert listing.status_code == 200
+            assert listing.text.count('<tr data-status="') == min(DEMO_WORKFLOWS, 25)
             last = await s.eventually(
                 lambda: written_to_the_end(dev), timeout=30, interval=0.25, what="caught up"
             )
@@ -289,7 +318,7 @@ class TestRefusals:
         assert code == 1
         assert err.strip() == (
             f"debug-sink: error: port {port} (Kafka) already in use: stop what listens there "
-            "or choose another with --pg-port / --kafka-port / --metrics-port"
+            "or choose another with --pg-port / --kafka-port / --metrics-port / --ui-port"
         )
         assert not (tmp_path / "dev").exists(), "refused before anything was created"
 

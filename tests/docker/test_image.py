@@ -195,7 +195,7 @@ def test_compose_config(engine: None, tmp_path: Path) -> None:
         )
     )
     base = [*command, "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml")]
-    for profiles in ([], ["--profile", "demo", "--profile", "monitoring"]):
+    for profiles in ([], ["--profile", "demo", "--profile", "monitoring", "--profile", "ui"]):
         result = subprocess.run(
             [*base, "--env-file", str(env_file), *profiles, "config", "--quiet"],
             capture_output=True,

@@ -268,6 +268,35 @@ class TestCompose:
             provider["options"]["path"] + "/"
         )
 
+    def test_web_view_is_optional_read_only_and_behind_a_password(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The ui profile: `debug-sink ui` as the reader role, listening beyond loopback only
+        with a required password, published on the host's loopback, reading every sink's
+        /metrics, its health check authenticated like a browser."""
+        services = compose()["services"]
+        ui = services["ui"]
+        assert ui["profiles"] == ["ui"]
+        cli_accepts(ui["command"])
+        env = environment(ui)
+        assert env["DEBUG_SINK_POSTGRES_DSN"].startswith("postgresql://debug_sink_reader@postgres:")
+        assert env["DEBUG_SINK_UI_PASSWORD"].startswith("${UI_PASSWORD:?")
+        for key, value in env.items():  # as the container's environment gives them
+            if key.startswith(ENV_PREFIX) and "PASSWORD" not in key:
+                monkeypatch.setenv(key, value)
+        settings = Settings(ui_password="x")
+        from debug_sink.ui.security import Access, check_bind
+
+        check_bind(settings.ui_host, Access.from_settings(settings))
+        assert settings.ui_metrics_urls == (f"http://sink:{DEFAULT_METRICS_PORT}/metrics",)
+        assert ui["ports"] == [
+            f"127.0.0.1:${{UI_HOST_PORT:-{settings.ui_port}}}:{settings.ui_port}"
+        ]
+        check = " ".join(ui["healthcheck"]["test"])
+        assert f"127.0.0.1:{settings.ui_port}/healthz" in check
+        assert "DEBUG_SINK_UI_PASSWORD" in check
+        assert ui["depends_on"]["grants"]["condition"] == "service_completed_successfully"
+
     def test_topics_created_are_the_settings_topics(self) -> None:
         script = " ".join(compose()["services"]["kafka-topics"]["command"])
         defaults = Settings()

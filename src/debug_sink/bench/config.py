@@ -21,6 +21,7 @@ SECTIONS: Final = (
     "latency",
     "rss",
     "queries",
+    "pages",
     "scaleout",
     "sdk",
     "hook",

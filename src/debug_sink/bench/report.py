@@ -143,6 +143,11 @@ def details_table(results: dict[str, Any]) -> Table:
             table.add_row(f"query {name}: p50 / p95", f"{q['p50']:.2f} / {q['p95']:.2f} ms")
         else:
             table.add_row(f"query {name}", str(q.get("note", "-")))
+    for name, q in (lookup(results, "pages", "pages") or {}).items():
+        if "p50" in q:
+            table.add_row(f"page {name}: p50 / p95", f"{q['p50']:.2f} / {q['p95']:.2f} ms")
+        else:
+            table.add_row(f"page {name}", str(q.get("note", "-")))
     so = results.get("scaleout") or {}
     if isinstance(so.get("events_per_s"), dict):
         table.add_row("two sinks: events/s, median (min\u2013max)", _mmm(so["events_per_s"]))

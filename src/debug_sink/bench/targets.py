@@ -67,6 +67,8 @@ PER_WORKFLOW_QUERIES: Final = (
     "timeline",
 )
 AGGREGATE_QUERIES: Final = ("recovery_patterns", "known_fixes")
+#: The web view's pages with a target (server time p95 <= 50 ms at 10M events, issue 18).
+WEB_PAGES: Final = ("list", "workflow", "known fixes")
 
 
 def evaluate_targets(results: dict[str, Any]) -> list[Target]:
@@ -140,6 +142,11 @@ def evaluate_targets(results: dict[str, Any]) -> list[Target]:
     for name in AGGREGATE_QUERIES:
         targets.append(
             Target(f"p95 {name}", lookup(queries, name, "p95"), 50.0, False, "ms", issue=7)
+        )
+    pages = lookup(results, "pages", "pages") or {}
+    for name in WEB_PAGES:
+        targets.append(
+            Target(f"p95 page {name}", lookup(pages, name, "p95"), 50.0, False, "ms", issue=18)
         )
     targets += [
         Target(

@@ -30,6 +30,7 @@ from debug_sink.cli import (
     run,
     schemas,
     show,
+    ui,
 )
 from debug_sink.cli.common import EXIT_INTERRUPTED, Subparsers
 from debug_sink.errors import DebugSinkError
@@ -47,6 +48,7 @@ REGISTER: Final[tuple[Callable[[Subparsers], None], ...]] = (
     deadletters.register,
     jobs.register,
     show.register,
+    ui.register,
     dev.register,
     replay.register,
     demo.register,

@@ -19,6 +19,7 @@ from debug_sink.dev.session import (
     DEFAULT_KAFKA_PORT,
     DEFAULT_METRICS_PORT,
     DEFAULT_PG_PORT,
+    DEFAULT_UI_PORT,
     DevOptions,
 )
 
@@ -44,6 +45,7 @@ def _dev(args: argparse.Namespace) -> int:
         pg_port=args.pg_port,
         kafka_port=args.kafka_port,
         metrics_port=args.metrics_port,
+        ui_port=None if args.no_ui else args.ui_port,
         demo=args.demo,
         demo_workflows=args.demo_workflows,
         pg_user=args.pg_user,
@@ -96,6 +98,13 @@ def register(sub: Subparsers) -> None:
         help="/metrics and /healthz on 127.0.0.1 "
         f"(default: {DEFAULT_METRICS_PORT}; 0 = any free port)",
     )
+    parser.add_argument(
+        "--ui-port",
+        type=_port,
+        default=DEFAULT_UI_PORT,
+        help=f"the web view on 127.0.0.1 (default: {DEFAULT_UI_PORT}; 0 = any free port)",
+    )
+    parser.add_argument("--no-ui", action="store_true", help="do not start the web view")
     parser.add_argument(
         "--pg-user",
         metavar="USER",

@@ -8,7 +8,11 @@ every operation is a step with a checkpoint snapshot and an LLM call; operations
 several error types (rate limits, timeouts, unparseable model output, context overflow, tool
 and validation errors) of different categories and severities; agents retry, fall back to a
 cheaper operation or give up, and a successful retry or fallback is recorded as a
-``recovery_success``. Agent state carries an ``api_key`` so the redaction is visible.
+``recovery_success``. A fallback runs as a child step of the operation that failed and states
+the errors it recovers (a *stated* link); a retry's recovery is left to the correlator's
+inference. A workflow whose operation gives up stops there and delivers a partial answer (its
+last step failed: the web view and ``debug-sink workflows`` call it failed). Agent state
+carries an ``api_key`` so the redaction is visible.
 
 The point is that ``show``, ``workflows``, ``patterns``, ``errors`` and ``known-fixes`` have
 something real to display within seconds of ``debug-sink dev --demo``: the first workflows
@@ -214,6 +218,9 @@ class WorkflowPlan:
     parts: list[Handover | Attempt] = field(default_factory=list)
     deliver_ms: int = 0
     deliver_quality: float = 1.0
+    #: An operation failed for good: the workflow stops there and delivers a partial answer
+    #: (its last step failed: ``debug-sink workflows`` calls it failed).
+    gave_up: bool = False
 
     @property
     def duration_ms(self) -> float:
@@ -274,18 +281,26 @@ def plan_workflow(rng: random.Random) -> WorkflowPlan:
         model=rng.choice(MODELS),
         api_key=f"sk-demo-{rng.getrandbits(64):016x}",
     )
-    plan.parts += _operation(rng, "planner", "plan")
+    work = [("planner", "plan")]
     team = [a for a in AGENTS if rng.random() < 0.75] or ["writer"]
     previous = "planner"
+    handovers = {}
     for agent in team:
-        plan.parts.append(
-            Handover(previous, agent, round(rng.uniform(0.6, 0.99), 2), rng.randint(20, 300))
+        handovers[len(work)] = Handover(
+            previous, agent, round(rng.uniform(0.6, 0.99), 2), rng.randint(20, 300)
         )
-        for operation in AGENTS[agent]:
-            plan.parts += _operation(rng, agent, operation)
+        work += [(agent, operation) for operation in AGENTS[agent]]
         previous = agent
+    for index, (agent, operation) in enumerate(work):
+        if index in handovers:
+            plan.parts.append(handovers[index])
+        attempts = _operation(rng, agent, operation)
+        plan.parts += attempts
+        if attempts[-1].failure is not None:  # gave up: the workflow stops here
+            plan.gave_up = True
+            break
     plan.deliver_ms = rng.randint(100, 800)
-    plan.deliver_quality = round(rng.uniform(0.7, 1.0), 2)
+    plan.deliver_quality = round(rng.uniform(0.7, 1.0) * (0.5 if plan.gave_up else 1.0), 2)
     return plan
 
 
@@ -387,6 +402,7 @@ class DemoFleet:
             task_description="plan the work",
         )  # fmt: skip
         last_agent, number = "planner", None
+        operation = _Operation()
         for part in plan.parts:
             if self._stopping.is_set():
                 return corr
@@ -398,14 +414,17 @@ class DemoFleet:
                     confidence_score=part.confidence,
                 )  # fmt: skip
                 continue
+            if part.new_step and not part.fallback:
+                operation = _Operation()
             number = None if part.new_step else number
-            number = await self._attempt(corr, part, number, state, clock)
+            number = await self._attempt(corr, part, number, state, clock, operation=operation)
             last_agent = part.agent
             await self._pause(pace)
         clock.advance(plan.deliver_ms)
         await debug.capture_success(
             corr, last_agent, "deliver", success_type="task_completion", agent_state=state,
-            quality_score=plan.deliver_quality, completion_status="complete",
+            quality_score=plan.deliver_quality,
+            completion_status="partial" if plan.gave_up else "complete",
             execution_time_ms=plan.deliver_ms,
         )  # fmt: skip
         return corr
@@ -417,15 +436,22 @@ class DemoFleet:
         number: int | None,
         state: dict[str, Any],
         clock: VirtualClock,
+        *,
+        operation: _Operation,
     ) -> int:
         """Emit one attempt at the clock's time, moving the clock as the attempt reports;
-        returns its step number."""
+        returns its step number. A fallback runs as a child step of the operation's first
+        step and states the errors it recovers; a retry's recovery is left to the
+        correlator's inference."""
         debug = self.debug
         state["current"] = {"agent": a.agent, "operation": a.operation, "attempt": a.attempt}
         step = await debug.start_step(
             corr, a.agent, a.operation, step_number=number, attempt=a.attempt, agent_state=state,
             step_description=f"{a.agent}: {a.operation.replace('_', ' ')}",
+            parent_step_id=operation.first_step if a.fallback else None,
         )  # fmt: skip
+        if operation.first_step is None:
+            operation.first_step = step.id
         clock.advance(a.llm_ms)
         await debug.record_llm_call(
             corr, state["model"], agent_name=a.agent, execution_step=step.step_number,
@@ -444,7 +470,9 @@ class DemoFleet:
                 retry_count=a.attempt - 1, execution_time_ms=round(a.llm_ms + a.work_ms),
                 quality_score=a.quality,
                 agent_state=state if recovered or a.success_state else None,
+                recovers=list(operation.errors) if a.fallback and operation.errors else None,
             )  # fmt: skip
+            operation.errors.clear()
             await debug.complete_step(step, "completed", success_event_id=success)
         else:
             failure = a.failure
@@ -457,8 +485,18 @@ class DemoFleet:
                 recovery_strategy=a.strategy,
             )  # fmt: skip
             await debug.complete_step(step, "failed", error_event_id=error)
+            operation.errors.append(error)
         clock.advance(a.wait_ms)
         return step.step_number
+
+
+@dataclass(slots=True)
+class _Operation:
+    """What the attempts of one operation (and its fallback) share: the step the fallback
+    runs under, and the errors not recovered yet."""
+
+    first_step: uuid.UUID | None = None
+    errors: list[uuid.UUID] = field(default_factory=list)
 
 
 def _raised(failure: Failure) -> Exception:

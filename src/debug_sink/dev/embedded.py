@@ -118,9 +118,14 @@ def prepare_run_as(user: str, *paths: Path) -> str:
     try:
         pwd.getpwnam(user)
     except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", user], check=True, capture_output=True
+        made = subprocess.run(
+            ["useradd", "--system", "--no-create-home", user], check=False, capture_output=True
         )
+        # Exit 9: another process (a parallel test worker) made it first.
+        if made.returncode not in (0, 9):
+            raise EmbeddedServiceError(
+                f"could not create user {user}: {made.stderr.decode(errors='replace').strip()}"
+            ) from None
     for path in (EmbeddedPostgres.bin_dir(), *paths):
         while (blocked := _blocking_dir(path, user)) is not None:
             blocked.chmod(blocked.stat().st_mode | stat.S_IXOTH)

@@ -3,19 +3,21 @@ Python.
 
 Owns :func:`run_session`: PostgreSQL 18 (data kept in the data directory across runs) and
 Tansu (a Kafka-compatible broker, topics in memory) as child processes, the migrations, the
-sink with its periodic jobs, optionally the demo fleet (:mod:`debug_sink.dev.demo`), the
-live status line (:mod:`debug_sink.dev.status`), the banner, and an orderly stop. Nothing
+sink with its periodic jobs, the web view (:mod:`debug_sink.ui`, as the read-only login role
+:data:`UI_READER_ROLE`, made and granted at start), optionally the demo fleet
+(:mod:`debug_sink.dev.demo`), the live status line (:mod:`debug_sink.dev.status`), the
+banner, and an orderly stop. Nothing
 here parses arguments or sets logging up: the command line does, and passes
 :class:`DevOptions` and a ``log_to`` function in.
 
 Order of start: free ports and the data directory are checked before anything starts;
-then PostgreSQL, migrations, the broker, the topics, the sink, the demo. Order of stop
-(Ctrl-C or SIGTERM): the demo stops producing and delivers what it queued, the sink drains
-what is in the topics (at most 10 s) and commits its last batch, then the broker and
-PostgreSQL stop. Ctrl-C during start-up stops what was started, in reverse order. The
-children are in their own process group (a terminal's Ctrl-C reaches only this process,
-which stops them in order) and die with this process even when it is killed with SIGKILL
-(:mod:`debug_sink.dev.embedded`).
+then PostgreSQL, migrations, the broker, the topics, the web view, the sink, the demo.
+Order of stop (Ctrl-C or SIGTERM): the demo stops producing and delivers what it queued, the
+sink drains what is in the topics (at most 10 s) and commits its last batch, then the web
+view, the broker and PostgreSQL stop. Ctrl-C during start-up stops what was started, in
+reverse order. The children are in their own process group (a terminal's Ctrl-C reaches only
+this process, which stops them in order) and die with this process even when it is killed
+with SIGKILL (:mod:`debug_sink.dev.embedded`).
 
 The broker keeps its topics in memory, so every run starts with empty topics while the
 database keeps its rows. Two consequences are handled at start: offsets stored by earlier
@@ -43,6 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from debug_sink.dev.embedded import (
     PG_MAJOR,
@@ -64,6 +67,7 @@ __all__ = [
     "DEFAULT_KAFKA_PORT",
     "DEFAULT_METRICS_PORT",
     "DEFAULT_PG_PORT",
+    "DEFAULT_UI_PORT",
     "DevOptions",
     "run_session",
 ]
@@ -72,6 +76,9 @@ DEFAULT_DATA_DIR = Path(".debug-sink")
 DEFAULT_PG_PORT = 5433
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_METRICS_PORT = 9464
+DEFAULT_UI_PORT = 9470
+#: The login role the web view reads as: SELECT and the read functions only.
+UI_READER_ROLE = "debug_sink_reader"
 #: Partitions per topic in dev mode: enough to show scale-out with a second sink.
 DEV_PARTITIONS = 3
 #: Settings whose dev-mode default differs, unless the environment sets them: the correlator
@@ -91,6 +98,8 @@ class DevOptions:
     pg_port: int = DEFAULT_PG_PORT
     kafka_port: int = DEFAULT_KAFKA_PORT
     metrics_port: int = DEFAULT_METRICS_PORT
+    #: The web view's port; None: no web view.
+    ui_port: int | None = DEFAULT_UI_PORT
     demo: bool = False
     #: Stop the demo after this many workflows (None: run until stopped).
     demo_workflows: int | None = None
@@ -135,7 +144,7 @@ def _check_ports(ports: dict[str, int]) -> None:
     if taken:
         raise EmbeddedServiceError(
             f"port {', '.join(taken)} already in use: stop what listens there or choose "
-            "another with --pg-port / --kafka-port / --metrics-port"
+            "another with --pg-port / --kafka-port / --metrics-port / --ui-port"
         )
 
 
@@ -159,10 +168,12 @@ def _check_not_running(pg_data: Path) -> None:
 
 
 async def _prepare_database(settings: Settings) -> tuple[int, int]:
-    """Migrate; forget stored offsets; write events parked by earlier runs.
+    """Migrate; the web view's read-only login role; forget stored offsets; write events
+    parked by earlier runs.
 
     Returns (migrations applied, parked events released).
     """
+    from debug_sink.db.grants import grant
     from debug_sink.db.migrate import migrate_up
     from debug_sink.sink import offsets, parking
     from debug_sink.sink.tables import create_pool
@@ -171,6 +182,11 @@ async def _prepare_database(settings: Settings) -> tuple[int, int]:
     applied = await migrate_up(settings.require_dsn(), schema=settings.db_schema)
     pool = await create_pool(settings, max_size=1)
     try:
+        async with pool.acquire() as conn:
+            role = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", UI_READER_ROLE)
+            if not role:
+                await conn.execute(f'CREATE ROLE "{UI_READER_ROLE}" LOGIN')
+        await grant(settings.require_dsn(), schema=settings.db_schema, reader=UI_READER_ROLE)
         async with pool.acquire() as conn:
             # The broker starts empty: stored offsets point into a log that is gone.
             await offsets.forget_all(conn)
@@ -224,7 +240,32 @@ def _dev_settings(pg: EmbeddedPostgres, kafka: EmbeddedKafka, metrics_port: int)
     return load_settings(**overrides)
 
 
-def _banner(settings: Settings, pg: EmbeddedPostgres, data_dir: Path, log_path: Path) -> str:
+def _ui_settings(settings: Settings, port: int) -> Settings:
+    """The web view's settings: the sink's, connecting as :data:`UI_READER_ROLE`, on
+    127.0.0.1:``port``, reading this session's sink's /metrics."""
+    from pydantic import SecretStr
+
+    parts = urlsplit(settings.require_dsn())
+    netloc = f"{UI_READER_ROLE}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return settings.model_copy(
+        update={
+            "postgres_dsn": SecretStr(urlunsplit(parts._replace(netloc=netloc))),
+            "ui_host": "127.0.0.1",
+            "ui_port": port,
+            "ui_token": None,
+            "ui_password": None,
+            "ui_metrics_urls": (f"http://127.0.0.1:{settings.metrics_port}/metrics",),
+        }
+    )
+
+
+def _banner(
+    settings: Settings,
+    pg: EmbeddedPostgres,
+    data_dir: Path,
+    log_path: Path,
+    ui: Settings | None = None,
+) -> str:
     dsn = settings.require_dsn()
     psql = shlex.join(
         [
@@ -236,10 +277,16 @@ def _banner(settings: Settings, pg: EmbeddedPostgres, data_dir: Path, log_path: 
     )
     metrics = f"http://127.0.0.1:{settings.metrics_port}"
     topics = settings.topic_prefix + "*"
+    web = (
+        [f"  web view     http://127.0.0.1:{ui.ui_port}/   (read-only, as {UI_READER_ROLE})"]
+        if ui is not None
+        else []
+    )
     return "\n".join(
         [
             "",
             "debug-sink dev is up",
+            *web,
             f"  PostgreSQL   {dsn}",
             f"               data: {pg.data_dir} (kept across runs)",
             f"  Kafka        {settings.kafka_bootstrap_servers}  topics {topics} "
@@ -281,7 +328,14 @@ def _activation_hint() -> str:
 # -- serving ------------------------------------------------------------------------------
 
 
-async def _serve(settings: Settings, options: DevOptions, out: TextIO, *, banner: str) -> int:
+async def _serve(
+    settings: Settings,
+    options: DevOptions,
+    out: TextIO,
+    *,
+    banner: str,
+    ui: Settings | None = None,
+) -> int:
     """Run the sink (and the demo) until a signal; stop in order. Returns the lag left.
 
     ``banner`` is printed once the signals stop the session in order: it says Ctrl-C does.
@@ -309,6 +363,12 @@ async def _serve(settings: Settings, options: DevOptions, out: TextIO, *, banner
 
     async def main() -> None:
         nonlocal left
+        view = None
+        if ui is not None:
+            from debug_sink.ui.server import WebView
+
+            view = WebView(ui)
+            await view.start()
         out.write(banner + "\n")
         out.flush()
         sink_task = asyncio.create_task(sink.run(), name="sink")
@@ -345,6 +405,8 @@ async def _serve(settings: Settings, options: DevOptions, out: TextIO, *, banner
                 return_exceptions=True,
             )
             await status.close()
+            if view is not None:
+                await view.close()
 
     await run_until_signal(main, stop_requested.set)
     return left or 0
@@ -377,9 +439,12 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
     pg_port = options.pg_port or free_port()
     kafka_port = options.kafka_port or free_port()
     metrics_port = options.metrics_port or free_port()
+    ui_port = None if options.ui_port is None else options.ui_port or free_port()
     pg = EmbeddedPostgres(data_dir / "postgres", pg_port, run_as=options.pg_user)
     kafka = EmbeddedKafka(kafka_port, log_path=data_dir / "tansu.log")
     ports = {"PostgreSQL": pg_port, "Kafka": kafka_port, "metrics": metrics_port}
+    if ui_port is not None:
+        ports["web view"] = ui_port
     if len(set(ports.values())) < len(ports):
         raise EmbeddedServiceError(f"the ports must differ: {ports}")
     _check_ports(ports)
@@ -389,7 +454,12 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
     def on_term(signum: int, frame: Any) -> None:
         raise _Interrupted
 
+    # During start-up both signals raise at once, wherever the process is. Not asyncio.run's
+    # own SIGINT handling for the steps that use it: that cancels the step's task, and a
+    # cancellation swallowed inside a driver (Python 3.11's wait_for can lose one) let the
+    # start-up go on with the Ctrl-C forgotten (seen under load).
     previous_term = signal.signal(signal.SIGTERM, on_term)
+    previous_int = signal.signal(signal.SIGINT, on_term)
     stack = contextlib.ExitStack()
     steps = _Steps(out)
     try:
@@ -422,10 +492,12 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
         with steps.step("topics") as result:
             count = asyncio.run(_create_topics(settings, DEV_PARTITIONS))
             result[0] = f"{count} topics x {DEV_PARTITIONS} partitions"
-        banner = _banner(settings, pg, data_dir, data_dir / LOG_FILE)
+        ui = _ui_settings(settings, ui_port) if ui_port is not None else None
+        banner = _banner(settings, pg, data_dir, data_dir / LOG_FILE, ui)
         # From here on SIGINT/SIGTERM are handled by the event loop (orderly stop).
         signal.signal(signal.SIGTERM, previous_term)
-        left = asyncio.run(_serve(settings, options, out, banner=banner))
+        signal.signal(signal.SIGINT, previous_int)
+        left = asyncio.run(_serve(settings, options, out, banner=banner, ui=ui))
         if left:
             out.write(f"  {left} events were still unread in the topics (lost with them)\n")
         return 0
@@ -435,6 +507,7 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
         stack.close()
         out.write("debug-sink dev stopped\n")
         out.flush()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -33,10 +33,16 @@ from debug_sink.db.pg import create_pool, translating
 from debug_sink.lifecycle import Lifecycle
 from debug_sink.read.diff import StateDiff, diff_json
 from debug_sink.read.timeline import TimelineEntry, last_good_snapshots, order_timeline
-from debug_sink.read.workflows import RUNNING_WITHIN_S, WORKFLOW_STATUSES, uuid_range
+from debug_sink.read.workflows import (
+    RUNNING_WITHIN_S,
+    WORKFLOW_STATUSES,
+    WorkflowPage,
+    first_positions,
+    uuid_range,
+)
 from debug_sink.settings import Settings
 
-__all__ = ["DebugQueries", "ErrorDiff", "load_queries"]
+__all__ = ["DebugQueries", "ErrorDiff", "init_connection", "init_read_only", "load_queries"]
 
 
 def load_queries() -> Mapping[str, str]:
@@ -83,7 +89,15 @@ def _float(value: Any) -> float | None:
         return None
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_read_only(conn: asyncpg.Connection) -> None:
+    """:func:`init_connection`, and every transaction of the session read-only: defence in
+    depth under the reader role (a DSN of the owner given by mistake still cannot write)."""
+    await init_connection(conn)
+    await conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """The codecs the queries' rows rely on: ``json``/``jsonb`` as Python values."""
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",
@@ -153,18 +167,22 @@ class DebugQueries(Lifecycle):
         ssl: ssl.SSLContext | str | None = None,
         min_size: int = 1,
         max_size: int = 4,
+        read_only: bool = False,
+        application_name: str = "debug-sink-queries",
+        command_timeout: float = 60,
     ) -> DebugQueries:
         """A :class:`DebugQueries` with its own pool on ``dsn``, objects looked up in
-        ``schema``."""
+        ``schema``. ``read_only``: every transaction of the pool is read-only (the web view's
+        pool), whatever the role may do."""
         pool = await create_pool(
             dsn,
             schema=schema,
-            application_name="debug-sink-queries",
+            application_name=application_name,
             ssl=ssl,
             min_size=min_size,
             max_size=max_size,
-            init=_init_connection,
-            command_timeout=60,
+            init=init_read_only if read_only else init_connection,
+            command_timeout=command_timeout,
         )
         return cls(pool, owns_pool=True)
 
@@ -324,6 +342,133 @@ class DebugQueries(Lifecycle):
         rows = await self._fetch("function_exists", name)
         return bool(rows[0][0])
 
+    # -- the web view ---------------------------------------------------------------------
+
+    async def workflow_page(
+        self,
+        *,
+        since: datetime | None = None,
+        before: tuple[datetime, UUID] | None = None,
+        agent_name: str | None = None,
+        status: str | None = None,
+        error_type: str | None = None,
+        limit: int = 25,
+        scan_events: int = 4000,
+        running_within_s: float = RUNNING_WITHIN_S,
+    ) -> WorkflowPage:
+        """Workflows with activity since ``since`` (``None``: any time) and before
+        ``before`` (a page's ``next_before``, or a moment and the highest id to start there),
+        latest activity first, with the filters of :meth:`workflows`; at most ``limit``.
+
+        Read from the activity stream in slices (see :mod:`debug_sink.read.workflows`), so
+        a page costs about the events of its workflows at any table size; with filters, at
+        most ``scan_events`` events are read and the page says how far back it looked. The
+        rows have the columns of :meth:`workflows` plus ``transformation_count`` and
+        ``error_types``.
+        """
+        if status is not None and status not in WORKFLOW_STATUSES:
+            raise ValueError(f"unknown status {status!r}: one of {', '.join(WORKFLOW_STATUSES)}")
+        position = before
+        seen: set[UUID] = set()
+        rows: list[dict[str, Any]] = []
+        read = 0
+        slice_size = max(100, (limit + 1) * 12)
+        while True:
+            want = min(slice_size, scan_events - read)
+            if position is None:
+                events = await self._fetch("activity_latest", since, want)
+            else:
+                events = await self._fetch("activity_before", since, position[0], position[1], want)
+            read += len(events)
+            stream = [(_plain("correlation_id", e["correlation_id"]), e["at"]) for e in events]
+            ids, positions = first_positions(stream, seen)
+            # Checked in stream order, a few more than the page still needs at a time
+            # (doubling): an unfiltered page looks at about its own workflows, not at every
+            # workflow of the slice.
+            start, chunk = 0, limit + 1 - len(rows)
+            while start < len(ids) and len(rows) <= limit:
+                found = await self._fetch(
+                    "workflow_page_rows",
+                    ids[start : start + chunk],
+                    positions[start : start + chunk],
+                    agent_name,
+                    status,
+                    error_type,
+                    limit + 1 - len(rows),
+                    running_within_s,
+                )
+                rows += [_row(r) for r in found]
+                start += chunk
+                chunk *= 2
+            if len(rows) > limit:
+                last = rows[limit - 1]
+                return WorkflowPage(
+                    [_page_row(r) for r in rows[:limit]],
+                    (last["last_event_at"], last["correlation_id"]),
+                    None,
+                    read,
+                )
+            if len(events) < want:  # the stream ended: nothing older is active
+                return WorkflowPage([_page_row(r) for r in rows], None, None, read)
+            position = stream[-1][1], stream[-1][0]
+            if read >= scan_events:
+                return WorkflowPage([_page_row(r) for r in rows], position, position[0], read)
+            slice_size *= 2
+
+    async def workflow_row(
+        self, correlation_id: UUID | str, *, running_within_s: float = RUNNING_WITHIN_S
+    ) -> dict[str, Any] | None:
+        """One workflow as a row of :meth:`workflow_page` (its status by the same rule);
+        ``None`` when nothing of it is stored."""
+        rows = await self._fetch(
+            "workflow_page_rows",
+            [_uuid(correlation_id)],
+            [_END_OF_TIME],
+            None,
+            None,
+            None,
+            1,
+            running_within_s,
+        )
+        return _page_row(_row(rows[0])) if rows else None
+
+    async def workflow_links(self, correlation_id: UUID | str) -> list[dict[str, Any]]:
+        """The workflow's recovery links: error, success, strategy, path, duration,
+        intermediate steps, confidence, ``link_source`` (stated or inferred), and the
+        success's type, operation, agent and time; in the successes' time order."""
+        rows = await self._fetch("workflow_links", _uuid(correlation_id))
+        return [_row(r) for r in rows]
+
+    async def raw_event(self, event_id: UUID | str) -> dict[str, Any] | None:
+        """Any stored event by its id: ``{"kind", "correlation_id", "data"}`` with every
+        column of its row (a deduplicated snapshot's id gives the kept snapshot); ``None``
+        when no table has it."""
+        rows = await self._fetch("raw_event", _uuid(event_id, "event id"))
+        return _row(rows[0]) if rows else None
+
+    async def error_type_names(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Error types the correlator has counted, most frequent first: ``occurred``,
+        ``recovered``, ``last_occurred_at``."""
+        return [_row(r) for r in await self._fetch("error_type_names", limit)]
+
+    async def known_fixes_overview(
+        self, types: int = 25, per_type: int = 3
+    ) -> list[dict[str, Any]]:
+        """The ``types`` most frequent error types, each with its ``per_type`` best
+        strategies (the columns of :meth:`known_fixes`, ``None`` for a type nothing
+        recovered yet) beside ``error_type``, ``occurred``, ``last_occurred_at``."""
+        return [_row(r) for r in await self._fetch("known_fixes_overview", types, per_type)]
+
+    async def agent_names(self, limit: int = 200) -> list[str]:
+        """Names of the agents that ran steps, in order, at most ``limit``."""
+        return [str(r["agent_name"]) for r in await self._fetch("agent_names", limit)]
+
+    async def correlator_state(self) -> dict[str, Any] | None:
+        """The correlator's last run: ``runs``, ``links_total``, ``last_run_at``,
+        ``last_run_ms``; ``None`` on a schema without it."""
+        rows = await self._fetch("correlator_state")
+        return _row(rows[0]) if rows else None
+
     # -- timeline and states --------------------------------------------------------------
 
     async def timeline(self, correlation_id: UUID | str) -> list[TimelineEntry]:
@@ -397,3 +542,14 @@ class DebugQueries(Lifecycle):
                 diff = diff_json(states[before]["agent_state"], states[after]["agent_state"])
             result[error_id] = ErrorDiff(error_id, before, after, diff)
         return result
+
+
+#: A position later than any activity: :meth:`DebugQueries.workflow_row` keeps its workflow.
+_END_OF_TIME: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def _page_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of ``workflow_page_rows`` without the slice index it was ordered by."""
+    row.pop("n", None)
+    row["error_types"] = row.get("error_types") or []
+    return row

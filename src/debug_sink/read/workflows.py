@@ -1,19 +1,40 @@
 """Finding workflows: the statuses ``debug-sink workflows`` gives them, the id range a prefix
-names, and the cursor of a page.
+names, the cursor of a page, and the pages of the web view's list.
 
 Owns :data:`WORKFLOW_STATUSES` (decided by the ``workflows`` query of
-``sql/debug_queries.sql``, in this order of precedence), :func:`uuid_range` and the page
-cursor (:func:`cursor`, :func:`parse_cursor`). Pure: no I/O, imported by the command line
-without loading a database driver.
+``sql/debug_queries.sql``, in this order of precedence), :func:`uuid_range`, the page
+cursor (:func:`cursor`, :func:`parse_cursor`), and the two pure halves of
+``DebugQueries.workflow_page``: :class:`WorkflowPage` and :func:`first_positions`. Pure: no
+I/O, imported by the command line without loading a database driver.
+
+How ``workflow_page`` finds a page, at any table size: it reads the *activity stream* --
+every event's time, newest first, through the tables' time indexes -- in slices, from the
+page's cursor down. A workflow's first position in the stream is its last activity; each
+slice's new workflows (:func:`first_positions`) are checked in one query (their last
+activity, status, filters) and kept in stream order until the page is full. So a page costs
+what it reads -- about the events of the workflows it shows -- however many events are
+stored. With a filter few workflows pass, the scan stops after ``scan_events`` events and
+the page says how far back it looked (:attr:`WorkflowPage.scanned_to`); its cursor continues
+from there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
-__all__ = ["RUNNING_WITHIN_S", "WORKFLOW_STATUSES", "cursor", "parse_cursor", "uuid_range"]
+__all__ = [
+    "RUNNING_WITHIN_S",
+    "WORKFLOW_STATUSES",
+    "WorkflowPage",
+    "cursor",
+    "first_positions",
+    "parse_cursor",
+    "uuid_range",
+]
 
 #: running: a step is open and the workflow was active within :data:`RUNNING_WITHIN_S`;
 #: failed: its last step failed, or is open and the workflow went silent; unrecovered: an
@@ -50,3 +71,35 @@ def parse_cursor(text: str) -> tuple[datetime, UUID]:
     if moment is None or moment.tzinfo is None:
         raise ValueError(f"not a cursor: {text!r}")
     return moment, correlation_id
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowPage:
+    """One page of ``DebugQueries.workflow_page``: workflows, latest activity first.
+
+    ``next_before``: where the next page starts (``None``: nothing older is active since the
+    window's start). ``scanned_to``: set when the scan stopped at its limit before the page
+    was full -- workflows active before that moment were not looked at yet, and
+    ``next_before`` continues from there. ``events_read``: rows of the activity stream read.
+    """
+
+    rows: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    next_before: tuple[datetime, UUID] | None = None
+    scanned_to: datetime | None = None
+    events_read: int = 0
+
+
+def first_positions(
+    events: Iterable[tuple[UUID, datetime]], seen: set[UUID]
+) -> tuple[list[UUID], list[datetime]]:
+    """The workflows of a slice of the activity stream (``(correlation_id, at)``, newest
+    first) not in ``seen``, each at its first position, in stream order; ``seen`` gains them.
+    """
+    ids: list[UUID] = []
+    positions: list[datetime] = []
+    for correlation_id, at in events:
+        if correlation_id not in seen:
+            seen.add(correlation_id)
+            ids.append(correlation_id)
+            positions.append(at)
+    return ids, positions

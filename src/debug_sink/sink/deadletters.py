@@ -4,8 +4,9 @@ Owns the :class:`DeadLetter` type and :class:`Letters`, which makes one from any
 whatever its key, value, headers, timestamp or size -- in a form both channels can always
 take; the two channels: the dead-letter *topic* (a copy of the message with Kafka
 Connect-style error headers, :class:`DeadLetterTopic`) and the ``sink_dead_letters`` *table*
-(:func:`store`); and the operator's listing (:func:`list_dead_letters`). Every statement on
-the table is in ``sql/deadletters.sql``.
+(:func:`store`); the operator's listing (:func:`list_dead_letters`) and the web view's
+browsing (:func:`letter_page`, :func:`letter`, :func:`letter_groups`). Every statement on the
+table is in ``sql/deadletters.sql``.
 
 What a letter keeps of its message (:class:`Letters`):
 
@@ -383,3 +384,34 @@ async def list_dead_letters(
         )
         for r in rows
     ]
+
+
+# -- browsing (the web view) --------------------------------------------------------------
+
+
+async def letter_page(
+    conn: Conn,
+    *,
+    before_id: int | None = None,
+    topic: str | None = None,
+    error_class: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Newest first, ids below ``before_id`` (the next page), filtered by topic, class and
+    time: origin, class, reason, ``value_head`` (the first 2 KB of the stored, redacted
+    value, bytes), ``value_bytes``, ``key_bytes``."""
+    rows = await conn.fetch(_sql("page"), before_id, topic, error_class, since, limit)
+    return [dict(r) for r in rows]
+
+
+async def letter(conn: Conn, letter_id: int) -> dict[str, Any] | None:
+    """One letter with its key, value (bytes, as stored) and headers; ``None`` when unknown."""
+    row = await conn.fetchrow(_sql("one"), letter_id)
+    return dict(row) if row is not None else None
+
+
+async def letter_groups(conn: Conn, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Letters since ``since`` (``None``: all retained) counted per topic and class, most
+    first: ``letters``, ``first_received_at``, ``last_received_at``."""
+    return [dict(r) for r in await conn.fetch(_sql("groups"), since)]

@@ -298,3 +298,312 @@ SELECT DISTINCT correlation_id FROM (
 ) AS found
 ORDER BY 1
 LIMIT 5;
+
+-- ---------------------------------------------------------------------------------------------
+-- The web view (debug_sink.ui) reads through the queries below; so may anyone else.
+-- ---------------------------------------------------------------------------------------------
+
+-- name: activity_latest
+-- The activity stream of the workflow list (DebugQueries.workflow_page), newest first: one
+-- row per event, (correlation_id, at), at or after $1 (NULL: any time), at most $2 rows.
+-- "Activity" is the time of an event as each table's time index has it: a step's start, an
+-- error's or a success's occurrence, a snapshot's capture, a hand-over's and an LLM call's
+-- creation. Each branch is a backward scan of that index (migrations 006 and 012) cut at $2
+-- rows, and the branches are merged: the cost is the rows read, not the tables' size. (The
+-- cut in each branch is what makes the planner scan hook_events' time index backwards; over
+-- the whole union it sorted every LLM call instead -- 35 ms at 1M events, 0.7 ms cut.)
+-- Ties in time go by correlation id, descending: the order activity_before continues.
+SELECT correlation_id, at FROM (
+  (SELECT correlation_id, started_at AS at FROM debug_workflow_steps
+    WHERE started_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY started_at DESC, correlation_id DESC LIMIT $2::integer)
+  UNION ALL
+  (SELECT correlation_id, occurred_at FROM debug_error_events
+    WHERE occurred_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY occurred_at DESC, correlation_id DESC LIMIT $2::integer)
+  UNION ALL
+  (SELECT correlation_id, occurred_at FROM debug_success_events
+    WHERE occurred_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY occurred_at DESC, correlation_id DESC LIMIT $2::integer)
+  UNION ALL
+  (SELECT correlation_id, captured_at FROM debug_state_snapshots
+    WHERE captured_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY captured_at DESC, correlation_id DESC LIMIT $2::integer)
+  UNION ALL
+  (SELECT correlation_id, created_at FROM agent_transformation_events
+    WHERE created_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY created_at DESC, correlation_id DESC LIMIT $2::integer)
+  UNION ALL
+  (SELECT correlation_id, created_at FROM hook_events
+    WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+      AND created_at >= coalesce($1::timestamptz, '-infinity')
+    ORDER BY created_at DESC, correlation_id DESC LIMIT $2::integer)
+) AS a
+ ORDER BY at DESC, correlation_id DESC
+ LIMIT $2::integer;
+
+-- name: activity_before
+-- activity_latest continued below a position: events at or after $1 (NULL: any time) and
+-- before ($2 at, $3 correlation_id) in the stream's order -- earlier, or at the same moment
+-- of a smaller id -- at most $4 rows. (A separate query, not a NULL test in one: the cursor
+-- must be an index bound in every plan.)
+SELECT correlation_id, at FROM (
+  (SELECT correlation_id, started_at AS at FROM debug_workflow_steps
+    WHERE started_at >= coalesce($1::timestamptz, '-infinity') AND started_at <= $2::timestamptz
+      AND (started_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY started_at DESC, correlation_id DESC LIMIT $4::integer)
+  UNION ALL
+  (SELECT correlation_id, occurred_at FROM debug_error_events
+    WHERE occurred_at >= coalesce($1::timestamptz, '-infinity') AND occurred_at <= $2::timestamptz
+      AND (occurred_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY occurred_at DESC, correlation_id DESC LIMIT $4::integer)
+  UNION ALL
+  (SELECT correlation_id, occurred_at FROM debug_success_events
+    WHERE occurred_at >= coalesce($1::timestamptz, '-infinity') AND occurred_at <= $2::timestamptz
+      AND (occurred_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY occurred_at DESC, correlation_id DESC LIMIT $4::integer)
+  UNION ALL
+  (SELECT correlation_id, captured_at FROM debug_state_snapshots
+    WHERE captured_at >= coalesce($1::timestamptz, '-infinity') AND captured_at <= $2::timestamptz
+      AND (captured_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY captured_at DESC, correlation_id DESC LIMIT $4::integer)
+  UNION ALL
+  (SELECT correlation_id, created_at FROM agent_transformation_events
+    WHERE created_at >= coalesce($1::timestamptz, '-infinity') AND created_at <= $2::timestamptz
+      AND (created_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY created_at DESC, correlation_id DESC LIMIT $4::integer)
+  UNION ALL
+  (SELECT correlation_id, created_at FROM hook_events
+    WHERE source = 'PostToolUse' AND correlation_id IS NOT NULL
+      AND created_at >= coalesce($1::timestamptz, '-infinity') AND created_at <= $2::timestamptz
+      AND (created_at < $2::timestamptz OR correlation_id < $3::uuid)
+    ORDER BY created_at DESC, correlation_id DESC LIMIT $4::integer)
+) AS a
+ ORDER BY at DESC, correlation_id DESC
+ LIMIT $4::integer;
+
+-- name: workflow_page_rows
+-- The workflows of one slice of the activity stream, in stream order: $1 correlation ids
+-- (each at its first, i.e. latest, position in the stream), $2 those positions' times. A
+-- workflow is kept when its last activity (the latest of the times activity_latest reads)
+-- is its position -- a later event means it belongs to an earlier page -- and it passes the
+-- filters: $3 agent_name (among the agents of its steps, errors, successes or snapshots),
+-- $4 status, $5 an error type that occurred in it (NULL: any); at most $6 rows; $7 seconds:
+-- an open step with activity this recent is "running".
+-- status: the rule of the `workflows` query above (running, failed, unrecovered, recovered,
+-- ok), on the same columns; tests/integration/ui holds the two to the same answers.
+-- Cheapest first: the status columns (three index probes) and the filters decide in
+-- `candidate` -- each filter condition there is necessary for the status it asks, so the
+-- planner drops most rows before `decided` looks up the last activity (six probes) -- and
+-- the columns of the list are looked up only for the rows that are kept: the counts and
+-- agents of get_workflow_debug_summary (the same definitions), inline, because that function
+-- (SET search_path) is not inlined and cost 0.4 ms a row at 1M events, ten times these.
+WITH candidate AS (
+  SELECT c.n, c.correlation_id, c.position_at, st.last_status, st.open, er.error_count,
+         er.unrecovered_error_count
+    FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY AS c(correlation_id, position_at, n)
+   CROSS JOIN LATERAL (
+     SELECT (SELECT w.status FROM debug_workflow_steps AS w
+              WHERE w.correlation_id = c.correlation_id
+              ORDER BY w.step_number DESC, w.attempt DESC LIMIT 1) AS last_status,
+            EXISTS (SELECT 1 FROM debug_workflow_steps AS w
+                     WHERE w.correlation_id = c.correlation_id AND w.status = 'started') AS open
+   ) AS st
+   CROSS JOIN LATERAL (
+     SELECT count(*) AS error_count,
+            count(*) FILTER (
+              WHERE e.recovery_successful IS NOT TRUE AND e.resolved_at IS NULL
+                AND NOT EXISTS (SELECT 1 FROM debug_error_success_correlation AS l
+                                 WHERE l.error_event_id = e.id)) AS unrecovered_error_count
+       FROM debug_error_events AS e
+      WHERE e.correlation_id = c.correlation_id
+   ) AS er
+   WHERE CASE $4::text
+           WHEN 'running' THEN st.open
+           WHEN 'failed' THEN st.last_status IN ('failed', 'started')
+           WHEN 'unrecovered' THEN er.unrecovered_error_count > 0
+           WHEN 'recovered' THEN er.error_count > 0 AND er.unrecovered_error_count = 0
+           WHEN 'ok' THEN er.error_count = 0
+           ELSE TRUE
+         END
+     AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM debug_error_events AS e
+                                       WHERE e.correlation_id = c.correlation_id
+                                         AND e.error_type = $5::text))
+     AND ($3::text IS NULL
+          OR EXISTS (SELECT 1 FROM debug_workflow_steps AS w
+                      WHERE w.correlation_id = c.correlation_id AND w.agent_name = $3::text)
+          OR EXISTS (SELECT 1 FROM debug_error_events AS e
+                      WHERE e.correlation_id = c.correlation_id AND e.agent_name = $3::text)
+          OR EXISTS (SELECT 1 FROM debug_success_events AS u
+                      WHERE u.correlation_id = c.correlation_id AND u.agent_name = $3::text)
+          OR EXISTS (SELECT 1 FROM debug_state_snapshots AS s
+                      WHERE s.correlation_id = c.correlation_id AND s.agent_name = $3::text))
+), decided AS (
+  SELECT d.*, la.last_at,
+         CASE
+           WHEN d.open AND la.last_at >= clock_timestamp() - make_interval(secs => $7::float8)
+             THEN 'running'
+           WHEN d.last_status IN ('failed', 'started') THEN 'failed'
+           WHEN d.unrecovered_error_count > 0 THEN 'unrecovered'
+           WHEN d.error_count > 0 THEN 'recovered'
+           ELSE 'ok'
+         END AS status
+    FROM candidate AS d
+   CROSS JOIN LATERAL (
+     SELECT greatest(
+       (SELECT max(w.started_at) FROM debug_workflow_steps AS w
+         WHERE w.correlation_id = d.correlation_id),
+       (SELECT max(e.occurred_at) FROM debug_error_events AS e
+         WHERE e.correlation_id = d.correlation_id),
+       (SELECT max(u.occurred_at) FROM debug_success_events AS u
+         WHERE u.correlation_id = d.correlation_id),
+       (SELECT max(s.captured_at) FROM debug_state_snapshots AS s
+         WHERE s.correlation_id = d.correlation_id),
+       (SELECT max(t.created_at) FROM agent_transformation_events AS t
+         WHERE t.correlation_id = d.correlation_id),
+       (SELECT max(h.created_at) FROM hook_events AS h
+         WHERE h.correlation_id = d.correlation_id AND h.source = 'PostToolUse')
+     ) AS last_at
+   ) AS la
+   WHERE la.last_at <= d.position_at
+), kept AS (
+  SELECT *
+    FROM decided
+   WHERE $4::text IS NULL OR status = $4::text
+   ORDER BY n
+   LIMIT $6::integer
+)
+SELECT k.n, k.correlation_id, k.status,
+       ARRAY(SELECT DISTINCT a.name FROM (
+               SELECT w.agent_name::text FROM debug_workflow_steps AS w
+                WHERE w.correlation_id = k.correlation_id
+               UNION ALL
+               SELECT e.agent_name::text FROM debug_error_events AS e
+                WHERE e.correlation_id = k.correlation_id
+               UNION ALL
+               SELECT u.agent_name::text FROM debug_success_events AS u
+                WHERE u.correlation_id = k.correlation_id
+               UNION ALL
+               SELECT s.agent_name::text FROM debug_state_snapshots AS s
+                WHERE s.correlation_id = k.correlation_id
+             ) AS a(name) ORDER BY a.name) AS agents,
+       ws.step_count, ws.failed_step_count, k.error_count, k.unrecovered_error_count,
+       (SELECT count(*) FROM debug_success_events AS u
+         WHERE u.correlation_id = k.correlation_id) AS success_count,
+       (SELECT count(*) FROM debug_error_success_correlation AS c
+         WHERE c.correlation_id = k.correlation_id) AS recovery_count,
+       (SELECT count(*) FROM hook_events AS h
+         WHERE h.correlation_id = k.correlation_id AND h.source = 'PostToolUse')
+         AS llm_call_count,
+       (SELECT count(*) FROM agent_transformation_events AS t
+         WHERE t.correlation_id = k.correlation_id) AS transformation_count,
+       fe.first_at AS first_event_at,
+       k.last_at AS last_event_at,
+       EXTRACT(EPOCH FROM k.last_at - fe.first_at) * 1000 AS duration_ms,
+       (SELECT array_agg(DISTINCT e.error_type ORDER BY e.error_type)
+          FROM debug_error_events AS e
+         WHERE e.correlation_id = k.correlation_id) AS error_types
+  FROM kept AS k
+ CROSS JOIN LATERAL (
+   SELECT count(*) AS step_count, count(*) FILTER (WHERE w.status = 'failed') AS failed_step_count
+     FROM debug_workflow_steps AS w
+    WHERE w.correlation_id = k.correlation_id
+ ) AS ws
+ CROSS JOIN LATERAL (
+   SELECT least(
+     k.last_at,
+     (SELECT min(w.started_at) FROM debug_workflow_steps AS w
+       WHERE w.correlation_id = k.correlation_id),
+     (SELECT min(e.occurred_at) FROM debug_error_events AS e
+       WHERE e.correlation_id = k.correlation_id),
+     (SELECT min(u.occurred_at) FROM debug_success_events AS u
+       WHERE u.correlation_id = k.correlation_id),
+     (SELECT min(s.captured_at) FROM debug_state_snapshots AS s
+       WHERE s.correlation_id = k.correlation_id)
+   ) AS first_at
+ ) AS fe
+ ORDER BY k.n;
+
+-- name: workflow_links
+-- $1 correlation_id. Every recovery link of the workflow (debug_error_success_correlation):
+-- the error, the success that recovered it, how (strategy, path), whether the agent stated
+-- it or the correlator inferred it, with what confidence, after how long.
+SELECT c.error_event_id, c.success_event_id, c.recovery_strategy, c.recovery_path,
+       c.recovery_duration_ms, c.intermediate_steps, c.confidence_score, c.link_source,
+       c.correlated_at, u.success_type, u.operation_name, u.agent_name::text AS agent_name,
+       u.occurred_at AS success_occurred_at
+  FROM debug_error_success_correlation AS c
+  JOIN debug_success_events AS u ON u.id = c.success_event_id
+ WHERE c.correlation_id = $1::uuid
+ ORDER BY u.occurred_at, c.error_event_id;
+
+-- name: raw_event
+-- $1 event id. The stored row of the event, whatever its kind, as JSON (every column: the
+-- full state, stack trace, step input and output, hook payload); none when unknown.
+SELECT 'step' AS kind, w.correlation_id, to_jsonb(w) AS data
+  FROM debug_workflow_steps AS w WHERE w.id = $1::uuid
+UNION ALL
+SELECT 'snapshot', s.correlation_id, to_jsonb(s)
+  FROM debug_state_snapshots AS s
+ WHERE s.id = coalesce((SELECT a.snapshot_id FROM sink_snapshot_aliases AS a
+                         WHERE a.alias_id = $1::uuid), $1::uuid)
+UNION ALL
+SELECT 'error', e.correlation_id, to_jsonb(e)
+  FROM debug_error_events AS e WHERE e.id = $1::uuid
+UNION ALL
+SELECT 'success', u.correlation_id, to_jsonb(u)
+  FROM debug_success_events AS u WHERE u.id = $1::uuid
+UNION ALL
+SELECT 'transformation', t.correlation_id, to_jsonb(t)
+  FROM agent_transformation_events AS t WHERE t.id = $1::uuid
+UNION ALL
+SELECT 'llm_call', h.correlation_id, to_jsonb(h)
+  FROM hook_events AS h WHERE h.id = $1::uuid
+ LIMIT 1;
+
+-- name: error_type_names
+-- Error types the correlator has counted (known_fix_occurrences, migration 008: a few
+-- thousand rows at most), most frequent first, at most $1: occurrences, recovered errors and
+-- the last time one occurred.
+SELECT o.error_type::text AS error_type, sum(o.occurred)::bigint AS occurred,
+       coalesce((SELECT sum(k.recovered) FROM known_fix_stats AS k
+                  WHERE k.error_type = o.error_type), 0)::bigint AS recovered,
+       max(o.last_occurred_at) AS last_occurred_at
+  FROM known_fix_occurrences AS o
+ GROUP BY o.error_type
+ ORDER BY occurred DESC, error_type
+ LIMIT $1::integer;
+
+-- name: known_fixes_overview
+-- The known fixes of the $1 most frequent error types (as error_type_names), each with its
+-- $2 best strategies (known_fixes(), migration 011), in that order.
+WITH types AS (
+  SELECT o.error_type::text AS error_type, sum(o.occurred)::bigint AS occurred,
+         max(o.last_occurred_at) AS last_occurred_at
+    FROM known_fix_occurrences AS o
+   GROUP BY o.error_type
+   ORDER BY occurred DESC, error_type
+   LIMIT $1::integer
+)
+SELECT t.error_type, t.occurred, t.last_occurred_at, f.*
+  FROM types AS t
+  LEFT JOIN LATERAL known_fixes(t.error_type, NULL, NULL, $2::integer) AS f ON TRUE
+ ORDER BY t.occurred DESC, t.error_type, f.success_count DESC NULLS LAST;
+
+-- name: agent_names
+-- The agents that ran steps, at most $1, in name order: a loose index scan of
+-- idx_debug_workflow_steps_agent (one index probe per agent, whatever the table's size).
+WITH RECURSIVE agents AS (
+  (SELECT agent_name::text AS agent_name FROM debug_workflow_steps
+    ORDER BY agent_name LIMIT 1)
+  UNION ALL
+  SELECT (SELECT w.agent_name::text FROM debug_workflow_steps AS w
+           WHERE w.agent_name > a.agent_name ORDER BY w.agent_name LIMIT 1)
+    FROM agents AS a
+   WHERE a.agent_name IS NOT NULL
+)
+SELECT agent_name FROM agents WHERE agent_name IS NOT NULL LIMIT $1::integer;
+
+-- name: correlator_state
+-- The correlator's last run (migration 008): runs so far, links made, when and how long.
+SELECT runs, links_total, last_run_at, last_run_ms FROM correlator_state;

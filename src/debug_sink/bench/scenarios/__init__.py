@@ -11,6 +11,7 @@ results:
 - :mod:`.latency` -- produce-to-committed time at steady rates;
 - :mod:`.rss` -- the sink's peak memory draining a backlog;
 - :mod:`.queries` -- the read paths on a database of millions of events;
+- :mod:`.pages` -- the web view's pages on such a database;
 - :mod:`.scaleout` -- two sinks in one consumer group against one;
 - :mod:`.sdk` -- the agent's time in each capture call;
 - :mod:`.hook` -- the wall time of the Claude Code hook command, a process per event;
@@ -33,6 +34,7 @@ from debug_sink.bench.scenarios import (
     hook,
     latency,
     otlp,
+    pages,
     queries,
     rss,
     scaleout,
@@ -54,6 +56,7 @@ SCENARIOS: Final[Mapping[str, Scenario]] = MappingProxyType(
         "latency": latency.latency,
         "rss": rss.rss,
         "queries": queries.queries,
+        "pages": pages.pages,
         "scaleout": scaleout.scaleout,
         "sdk": sdk.sdk,
         "hook": hook.hook,

@@ -1,0 +1,118 @@
+"""The web view as an ASGI application: routes, middlewares, error pages.
+
+Owns :func:`create_app`: the pages of :mod:`.pages` on their paths, the static files (the
+stylesheet and the one small script, served from the package: no CDN, no build step), the
+middlewares of :mod:`.security` (outermost first: security headers on every response, GET
+and HEAD only, credentials or a loopback ``Host``), and the error pages: 400 for a parameter
+a page cannot use, 404 for an unknown path or id, 503 when the database is unavailable, 500
+for anything else -- each a page of the view, never a traceback.
+
+Guarantees: no route accepts a method that writes; an error page names the problem, not
+the internals (the log has the error's class, never a request's values or a row). Not
+guaranteed: anything about the pages' content (:mod:`.pages`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from debug_sink.errors import DatabaseUnavailable, TransientError
+from debug_sink.read.queries import DebugQueries
+from debug_sink.ui import pages
+from debug_sink.ui.formatting import environment
+from debug_sink.ui.live import Scraper
+from debug_sink.ui.security import Access, Authenticate, ReadOnlyMethods, SecurityHeaders
+from debug_sink.version import package_version
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("debug_sink")
+
+
+async def _home(request: Request) -> Response:
+    return RedirectResponse("/workflows", status_code=303)
+
+
+def _error(request: Request, status: int, title: str, message: str) -> Response:
+    return pages.render(
+        request, "error.html", status_code=status, title=title, status=status, message=message
+    )
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return _error(request, 400, "Bad request", str(exc))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _error(request, 404, "Not found", str(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return _error(request, 404, "Not found", f"nothing at {request.url.path}")
+    return _error(request, exc.status_code, "Error", str(exc.detail))
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("ui_database_unavailable", error=type(exc).__name__, path=request.url.path)
+    return _error(
+        request,
+        503,
+        "Database unavailable",
+        "the database did not answer; this page will work again once it does",
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("ui_page_failed", error=type(exc).__name__, path=request.url.path)
+    return _error(request, 500, "Something went wrong", "this page failed; the view's log says why")
+
+
+def create_app(queries: DebugQueries, pool: Any, *, access: Access, scraper: Scraper) -> Starlette:
+    """The web view over ``queries`` (and ``pool``, the same read-only pool, for the dead
+    letters); ``scraper`` reads the sinks' ``/metrics`` for the Live page."""
+    routes = [
+        Route("/", _home),
+        Route("/workflows", pages.workflows),
+        Route("/workflows/{correlation_id}", pages.workflow),
+        Route("/events/{event_id}", pages.event),
+        Route("/events/{event_id}/json", pages.event_json),
+        Route("/known-fixes", pages.known_fixes),
+        Route("/dead-letters", pages.dead_letters),
+        Route("/dead-letters/{letter_id:int}", pages.dead_letter),
+        Route("/live", pages.live),
+        Route("/healthz", pages.healthz),
+        Mount("/static", StaticFiles(packages=[("debug_sink.ui", "static")]), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(ReadOnlyMethods),
+            Middleware(Authenticate, access=access),
+        ],
+        exception_handlers={
+            pages.BadRequest: _bad_request,
+            pages.NotFound: _not_found,
+            HTTPException: _http_error,
+            DatabaseUnavailable: _unavailable,
+            TransientError: _unavailable,
+            OSError: _unavailable,
+            Exception: _server_error,
+        },
+    )
+    app.state.queries = queries
+    app.state.pool = pool
+    app.state.scraper = scraper
+    app.state.templates = environment({"version": package_version()})
+    return app

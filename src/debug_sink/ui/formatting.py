@@ -1,0 +1,185 @@
+"""How the web view writes values: times (UTC), durations, counts, rates, short ids, links.
+
+Owns the Jinja filters and globals of :func:`environment`, the one template environment:
+autoescaping on for every template (agent names, error messages, states and payloads are
+written by whoever can produce to the topics), ``StrictUndefined`` (a misspelt variable is an
+error, not an empty string). No template marks data safe: every piece of markup comes from a
+template file.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+from uuid import UUID
+
+import jinja2
+
+from debug_sink.ui.statediff import json_text
+
+__all__ = [
+    "ago",
+    "clock",
+    "duration",
+    "environment",
+    "link",
+    "number",
+    "percent",
+    "printable",
+    "short",
+    "when",
+]
+
+#: C0 and C1 control characters but newline and tab: shown as \xNN, never passed through.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value: Any) -> str:
+    """``value`` as text with control characters shown as ``\\xNN`` (escaping for HTML is
+    the template's)."""
+    text = "" if value is None else str(value)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+def _moment(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            return _moment(datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
+
+
+def when(value: Any) -> str:
+    """``2026-12-02 13:57:16Z`` (UTC), ``-`` for nothing."""
+    moment = _moment(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+def clock(value: Any) -> str:
+    """``13:57:16.123`` (UTC, milliseconds)."""
+    moment = _moment(value)
+    if moment is None:
+        return "-"
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def iso(value: Any) -> str:
+    """The machine-readable time of a ``<time datetime=...>``."""
+    moment = _moment(value)
+    return moment.astimezone(UTC).isoformat() if moment else ""
+
+
+def ago(value: Any, now: datetime | None = None) -> str:
+    """``12 s ago``, ``5 min ago``, ``3 h ago``, ``2 d ago``; ``in the future`` for a clock
+    ahead of this one."""
+    moment = _moment(value)
+    if moment is None:
+        return "-"
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    if seconds < -1:
+        return "in the future"
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f} s ago"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} d ago"
+
+
+def duration(ms: Any) -> str:
+    """``832 ms``, ``4.0 s``, ``1 min 16 s``, ``2 h 5 min``; empty for nothing."""
+    if ms is None or isinstance(ms, bool):
+        return ""
+    try:
+        value = float(ms)
+    except (TypeError, ValueError):
+        return ""
+    if value < 1000:
+        return f"{value:.0f} ms"
+    if value < 60_000:
+        return f"{value / 1000:.1f} s"
+    if value < 3_600_000:
+        minutes, seconds = divmod(value / 1000, 60)
+        return f"{minutes:.0f} min {seconds:.0f} s"
+    hours, rest = divmod(value / 1000, 3600)
+    return f"{hours:.0f} h {rest / 60:.0f} min"
+
+
+def number(value: Any, digits: int = 0) -> str:
+    """``12,345`` (or with ``digits`` decimals); ``-`` for nothing."""
+    if value is None or isinstance(value, bool):
+        return "-"
+    try:
+        return f"{float(value):,.{digits}f}"
+    except (TypeError, ValueError):
+        return printable(value)
+
+
+def percent(value: Any) -> str:
+    """A fraction as ``81.6%``."""
+    if value is None:
+        return "-"
+    return f"{float(value) * 100:.1f}%"
+
+
+def short(value: Any) -> str:
+    """The first 8 characters of an id."""
+    return str(value)[:8] if value else "-"
+
+
+def link(path: str, **params: Any) -> str:
+    """``path`` with the query of ``params`` that are not None or empty."""
+    query = {k: str(v) for k, v in params.items() if v is not None and v != ""}
+    return path + ("?" + urlencode(query) if query else "")
+
+
+def workflow_url(correlation_id: UUID | str) -> str:
+    return "/workflows/" + quote(str(correlation_id), safe="")
+
+
+def event_url(event_id: UUID | str) -> str:
+    return "/events/" + quote(str(event_id), safe="")
+
+
+def environment(extra_globals: Mapping[str, Any] | None = None) -> jinja2.Environment:
+    """The templates of ``debug_sink/ui/templates`` with the filters of this module."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("debug_sink.ui", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        {
+            "when": when,
+            "clock": clock,
+            "iso": iso,
+            "ago": ago,
+            "duration": duration,
+            "number": number,
+            "percent": percent,
+            "short": short,
+            "printable": printable,
+            "json": json_text,
+        }
+    )
+    env.globals.update(
+        {
+            "link": link,
+            "workflow_url": workflow_url,
+            "event_url": event_url,
+            **(extra_globals or {}),
+        }
+    )
+    return env

@@ -1,0 +1,228 @@
+"""The Live page's figures: what the sinks report on their own ``/metrics``.
+
+Owns :class:`Scraper` (reads every configured ``/metrics`` URL -- each address of a host
+name that has several, as a compose service with replicas does -- and keeps the previous
+reading of each, so that counters become rates) and the pure parts: :func:`parse` (the
+Prometheus text format into the few figures the page shows, per sink) and :func:`rates`.
+
+Guarantees: a sink that does not answer is shown as down with the reason, never an error of
+the page; a reading is at most ``timeout`` seconds old when the page renders; the URLs come
+from the settings only, never from a request. Not guaranteed: rates on the first reading of
+a sink (there is nothing to subtract yet: the page says so, and has them on its next
+refresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = ["Reading", "Scraper", "SinkFigures", "parse", "rates"]
+
+#: Counters the page turns into rates: name in the exposition -> the page's key.
+_RATES: Final = {
+    "debug_sink_events_consumed_total": "events",
+    "debug_sink_rows_written_total": "rows",
+    "debug_sink_dead_letters_total": "dead_letters",
+    "debug_sink_batches_total": "batches",
+}
+_MAX_BYTES: Final = 4 << 20
+
+
+@dataclass(slots=True)
+class SinkFigures:
+    """One sink's figures from one reading of its ``/metrics``."""
+
+    events_consumed: float = 0.0
+    events_by_topic: dict[str, float] = field(default_factory=dict)
+    rows_written: float = 0.0
+    rows_by_kind: dict[str, float] = field(default_factory=dict)
+    dead_letters: float = 0.0
+    dead_letters_by_class: dict[str, float] = field(default_factory=dict)
+    batches: float = 0.0
+    lag: float = 0.0
+    lag_by_partition: dict[str, float] = field(default_factory=dict)
+    parked: float = 0.0
+    inflight_bytes: float = 0.0
+    stalled: dict[str, float] = field(default_factory=dict)
+    correlator_runs: dict[str, float] = field(default_factory=dict)
+    correlator_agreement: dict[str, float] = field(default_factory=dict)
+    batch_seconds_sum: float = 0.0
+    batch_seconds_count: float = 0.0
+    retries: dict[str, float] = field(default_factory=dict)
+    rss_bytes: float | None = None
+    version: str | None = None
+
+    def counter(self, key: str) -> float:
+        """The total of the counter the page calls ``key`` (see :data:`_RATES`)."""
+        return {
+            "events": self.events_consumed,
+            "rows": self.rows_written,
+            "dead_letters": self.dead_letters,
+            "batches": self.batches,
+        }[key]
+
+
+def parse(text: str) -> SinkFigures:
+    """The figures of one ``/metrics`` exposition (unknown series are ignored)."""
+    figures = SinkFigures()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, float(sample.value)
+            if name == "debug_sink_events_consumed_total":
+                figures.events_consumed += value
+                _add(figures.events_by_topic, labels.get("topic", "?"), value)
+            elif name == "debug_sink_rows_written_total":
+                figures.rows_written += value
+                _add(figures.rows_by_kind, labels.get("kind", "?"), value)
+            elif name == "debug_sink_dead_letters_total":
+                figures.dead_letters += value
+                _add(figures.dead_letters_by_class, labels.get("error_class", "?"), value)
+            elif name == "debug_sink_batches_total":
+                figures.batches += value
+            elif name == "debug_sink_consumer_lag":
+                figures.lag += value
+                where = f"{labels.get('topic', '?')}[{labels.get('partition', '?')}]"
+                figures.lag_by_partition[where] = value
+            elif name == "debug_sink_parked_rows":
+                figures.parked = value
+            elif name == "debug_sink_inflight_bytes":
+                figures.inflight_bytes = value
+            elif name == "debug_sink_stalled":
+                figures.stalled[labels.get("reason", "?")] = value
+            elif name == "debug_sink_correlator_runs_total":
+                _add(figures.correlator_runs, labels.get("outcome", "?"), value)
+            elif name == "debug_sink_correlator_agreement":
+                figures.correlator_agreement[labels.get("outcome", "?")] = value
+            elif name == "debug_sink_batch_seconds_sum":
+                figures.batch_seconds_sum = value
+            elif name == "debug_sink_batch_seconds_count":
+                figures.batch_seconds_count = value
+            elif name == "debug_sink_retries_total":
+                _add(figures.retries, labels.get("what", "?"), value)
+            elif name == "process_resident_memory_bytes":
+                figures.rss_bytes = value
+            elif name == "debug_sink_build_info":
+                figures.version = labels.get("version")
+    return figures
+
+
+def _add(into: dict[str, float], key: str, value: float) -> None:
+    into[key] = into.get(key, 0.0) + value
+
+
+def rates(before: SinkFigures, after: SinkFigures, seconds: float) -> dict[str, float]:
+    """Per second between two readings ``seconds`` apart, for each counter of
+    :data:`_RATES`; a counter that went down (the sink restarted) counts from zero."""
+    if seconds <= 0:
+        return {}
+    out = {}
+    for key in _RATES.values():
+        old, new = before.counter(key), after.counter(key)
+        out[key] = (new - old if new >= old else new) / seconds
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One sink's state on the page: where it was read, its figures (``None`` when it did
+    not answer, with ``error``), and its rates since the previous reading (``None`` on the
+    first)."""
+
+    url: str
+    figures: SinkFigures | None
+    error: str | None = None
+    rates: Mapping[str, float] | None = None
+    at: float = 0.0
+
+
+class Scraper:
+    """Reads the configured ``/metrics`` URLs; remembers each sink's previous reading."""
+
+    def __init__(self, urls: Sequence[str], *, timeout: float = 2.0) -> None:
+        self.urls = tuple(urls)
+        self.timeout = timeout
+        self._previous: dict[str, tuple[float, SinkFigures]] = {}
+
+    async def read(self) -> list[Reading]:
+        """Every sink's reading, in the order of the URLs (a host name's addresses in the
+        order the resolver gives them)."""
+        targets = [t for url in self.urls for t in await _addresses(url)]
+        return list(await asyncio.gather(*(self._read(t) for t in targets)))
+
+    async def _read(self, url: str) -> Reading:
+        try:
+            text = await asyncio.to_thread(_get, url, self.timeout)
+            figures = parse(text)
+        except (OSError, ValueError, urllib.error.URLError) as exc:
+            self._previous.pop(url, None)
+            return Reading(url, None, _reason(exc))
+        now = time.monotonic()
+        previous = self._previous.get(url)
+        self._previous[url] = (now, figures)
+        # Too close readings (two tabs) give noise, not a rate: keep the older one.
+        if previous is not None and now - previous[0] < 0.5:
+            self._previous[url] = previous
+        got = rates(previous[1], figures, now - previous[0]) if previous else None
+        return Reading(url, figures, None, got, now)
+
+
+def _get(url: str, timeout: float) -> str:
+    request = urllib.request.Request(url, headers={"Accept": "text/plain"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body: bytes = response.read(_MAX_BYTES + 1)
+    if len(body) > _MAX_BYTES:
+        raise ValueError(f"more than {_MAX_BYTES} bytes: not a sink's /metrics")
+    return body.decode("utf-8", "replace")
+
+
+async def _addresses(url: str) -> list[str]:
+    """``url`` once per address of its host (plain HTTP to a name only: HTTPS must keep the
+    name its certificate is for)."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme != "http" or host is None or _is_address(host):
+        return [url]
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, parts.port or 80, type=socket.SOCK_STREAM
+        )
+    except OSError:
+        return [url]
+    addresses = _unique(str(info[4][0]) for info in infos)
+    if len(addresses) <= 1:
+        return [url]
+    port = f":{parts.port}" if parts.port else ""
+    return [
+        urlunsplit(parts._replace(netloc=(f"[{a}]" if ":" in a else a) + port)) for a in addresses
+    ]
+
+
+def _is_address(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values:
+        seen.setdefault(value, None)
+    return list(seen)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        return f"unreachable: {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"

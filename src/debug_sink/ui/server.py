@@ -1,0 +1,187 @@
+"""Serving the web view: :class:`WebView`, the component ``debug-sink ui`` and ``debug-sink
+dev`` run.
+
+Owns the view's lifecycle: check the bind (:func:`~debug_sink.ui.security.check_bind`:
+nothing beyond loopback without credentials), open the read-only pool (the reader role's
+DSN, every transaction read-only), bind the socket itself (a taken port is an error with the
+address, before anything is served; port 0 gives a free one, :attr:`WebView.url` says which),
+then serve the app (:func:`~debug_sink.ui.app.create_app`) with uvicorn in the caller's event
+loop until :meth:`WebView.close`.
+
+Guarantees: :meth:`WebView.start` returns once the socket accepts connections; ``close``
+stops accepting, lets requests in flight finish (at most ``shutdown_timeout`` seconds) and
+closes the pool; both idempotent. Signals are the caller's (``run_until_signal`` in the
+command, the session's handler in ``dev``): uvicorn installs none. Not guaranteed: TLS
+beyond what uvicorn's ``ssl_certfile``/``ssl_keyfile`` give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any, Final
+
+import asyncpg
+import structlog
+import uvicorn
+
+from debug_sink.db.pg import create_pool
+from debug_sink.errors import ConfigurationError
+from debug_sink.lifecycle import Lifecycle
+from debug_sink.read.queries import DebugQueries, init_read_only
+from debug_sink.settings import ENV_PREFIX, Settings
+from debug_sink.ui.app import create_app
+from debug_sink.ui.live import Scraper
+from debug_sink.ui.security import Access, check_bind
+
+__all__ = ["WebView", "init_view_connection"]
+
+log = structlog.get_logger("debug_sink")
+
+#: Connections of the view's pool: pages run a few queries each, one after another.
+_POOL_SIZE: Final = 4
+#: A page's query that runs longer is cancelled (the page says so): a view must not pile up
+#: slow queries on a busy database.
+_STATEMENT_TIMEOUT_S: Final = 15.0
+
+
+async def init_view_connection(conn: asyncpg.Connection) -> None:
+    """A connection of the view's pool: read-only (:func:`init_read_only`), and generic plans
+    for the prepared statements. The pages' queries are index lookups whatever their values;
+    planning their many subqueries on every call cost more than running them (the workflow
+    list's rows: 12 -> 10 ms at 1M events)."""
+    await init_read_only(conn)
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the process's signals belong to the caller."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class WebView(Lifecycle):
+    """The web view of ``settings``' database on ``settings.ui_host``:``ui_port``."""
+
+    def __init__(self, settings: Settings, *, shutdown_timeout: int = 5) -> None:
+        self.settings = settings
+        self.access = Access.from_settings(settings)
+        self.shutdown_timeout = shutdown_timeout
+        self._pool: Any = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self._port = settings.ui_port
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.settings.ui_tls_cert else "http"
+
+    @property
+    def url(self) -> str:
+        """Where the view answers (the bound port once started)."""
+        host = self.settings.ui_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self._port}/"
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        settings = self.settings
+        check_bind(settings.ui_host, self.access)
+        if bool(settings.ui_tls_cert) != bool(settings.ui_tls_key):
+            raise ConfigurationError(
+                f"{ENV_PREFIX}UI_TLS_CERT and {ENV_PREFIX}UI_TLS_KEY go together: set both"
+            )
+        self._socket = _bind(settings.ui_host, settings.ui_port)
+        self._port = self._socket.getsockname()[1]
+        try:
+            self._pool = await create_pool(
+                settings.require_dsn(),
+                schema=settings.db_schema,
+                application_name="debug-sink-ui",
+                ssl=settings.postgres_ssl(),
+                min_size=1,
+                max_size=_POOL_SIZE,
+                init=init_view_connection,
+                command_timeout=_STATEMENT_TIMEOUT_S,
+            )
+            app = create_app(
+                DebugQueries(self._pool),
+                self._pool,
+                access=self.access,
+                scraper=Scraper(settings.ui_metrics_urls),
+            )
+            config = uvicorn.Config(
+                app,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                proxy_headers=False,
+                timeout_graceful_shutdown=self.shutdown_timeout,
+                ssl_certfile=settings.ui_tls_cert,
+                ssl_keyfile=settings.ui_tls_key,
+            )
+            self._server = _Server(config)
+            self._task = asyncio.create_task(
+                self._server.serve(sockets=[self._socket]), name="web-view"
+            )
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()  # its error, if it failed to start
+                    raise ConfigurationError("the web view stopped while starting")
+                await asyncio.sleep(0.01)
+        except BaseException:
+            await self.close()
+            raise
+        log.info("ui_started", url=self.url, auth="required" if self.access.required else "none")
+
+    async def wait(self) -> None:
+        """Until the server stops (it does when :meth:`close` is called)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def close(self) -> None:
+        server, task, pool, sock = self._server, self._task, self._pool, self._socket
+        self._server = self._task = self._pool = self._socket = None
+        if server is not None:
+            server.should_exit = True
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+        if sock is not None:
+            sock.close()
+        if pool is not None:
+            await pool.close()
+        if task is not None:
+            log.info("ui_stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port``; ConfigurationError when it cannot be."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {host}: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another with "
+            f"--port or {ENV_PREFIX}UI_PORT)"
+        ) from exc
+    return sock

@@ -1,0 +1,125 @@
+"""Helpers of the web view's tests: the demo fleet's data in a database, and a running view.
+
+:func:`load_demo` stores what ``debug-sink dev --demo`` would produce -- the demo fleet's
+workflows, emitted through the SDK -- through the sink's own decode -> BatchWriter path
+(:func:`tests.sdk_support.write_direct`), then runs the correlator once, so the pages have
+errors, recoveries (stated and inferred), LLM calls, hand-overs and known fixes to show. A
+fixed seed makes the workflows the same on every run; their times end "now".
+
+:func:`running_view` starts the web view in this process on a free loopback port, as
+``debug-sink ui`` does, reading as the least-privileged reader role.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from debug_sink.dev.demo import DemoFleet
+from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter
+from debug_sink.sdk.manager import DebugStateManager
+from debug_sink.settings import Settings
+from tests import support as s
+from tests.sdk_support import correlate, settings_for, write_direct
+
+#: The demo's seed in the web view's tests: the same fleet every run.
+DEMO_SEED = 18
+
+
+async def load_demo(dsn: str, *, workflows: int = 40, seed: int = DEMO_SEED) -> list[uuid.UUID]:
+    """``workflows`` demo workflows stored in ``dsn`` and correlated; their ids, in the
+    order they were emitted."""
+    from debug_sink.dev import demo
+
+    settings = Settings.model_construct()
+    emitter = MemoryEmitter(settings, EmitterConfig(max_queue_events=1_000_000))
+    manager = DebugStateManager(
+        settings, emitter=emitter, clock=demo._now, monotonic=demo._monotonic
+    )
+    fleet = DemoFleet(settings, seed=seed, manager=manager, history_s=3600.0)
+    ids = []
+    for _ in range(workflows):
+        ids.append(await fleet.workflow(pace=0.0, ago_s=fleet.rng.uniform(0, 3600.0)))
+    await manager.close()
+    await write_direct(settings_for(dsn), emitter.messages)
+    await correlate(dsn)
+    return ids
+
+
+async def store_dead_letter(
+    dsn: str, *, value: bytes, reason: str, error_class: str = "schema", offset: int = 1
+) -> int:
+    """One row of ``sink_dead_letters`` as the sink stores it; its id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        letter_id: int = await conn.fetchval(
+            'INSERT INTO sink_dead_letters (topic, partition, "offset", value, error_class, '
+            "reason, group_id) VALUES ('debug.error_events', 0, $1, $2, $3, $4, 'debug-sink') "
+            "RETURNING id",
+            offset,
+            value,
+            error_class,
+            reason,
+        )
+    finally:
+        await conn.close()
+    return letter_id
+
+
+def view_settings(dsn: str, **overrides: Any) -> Settings:
+    """The web view's settings on ``dsn`` as the reader role, on any free loopback port."""
+    values: dict[str, Any] = {
+        "postgres_dsn": s.as_reader(dsn),
+        "ui_host": "127.0.0.1",
+        "ui_port": 0,
+        "ui_metrics_urls": ("http://127.0.0.1:9/metrics",),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_view(settings: Settings) -> AsyncIterator[str]:
+    """The web view serving ``settings`` in this process; its base URL."""
+    from debug_sink.ui.server import WebView
+
+    async with WebView(settings) as view:
+        yield view.url
+
+
+#: Stored as an agent name, an error type and message and in a state: the pages must show it
+#: as text. ``window.__pwned`` is set and a dialog opens if any of it ever runs.
+INJECTION = '<script>window.__pwned = 1; alert("pwned")</script>'
+IMG_INJECTION = '<img src=x onerror="window.__pwned = 2; alert(2)">'
+
+
+async def store_injection(dsn: str) -> uuid.UUID:
+    """A workflow whose agent name, error message, error type and state carry markup: one
+    step of agent :data:`INJECTION` that fails with :data:`IMG_INJECTION`, after a good
+    snapshot (so the error has a state diff with the markup in it). Its correlation id."""
+    from tests.sdk_support import memory_manager
+
+    corr = uuid.uuid4()
+    manager = memory_manager()
+    good = {"note": "fine", "html": "<b>ok</b>"}
+    await manager.capture_snapshot(corr, INJECTION, good, "checkpoint")
+    step = await manager.start_step(corr, INJECTION, "render</td><td>", agent_state=good)
+    error = await manager.capture_error_state(
+        corr,
+        INJECTION,
+        IMG_INJECTION,
+        {**good, "html": INJECTION, "payload": IMG_INJECTION},
+        "high",
+        error_type="Xss<svg/onload=alert(3)>",
+        operation_name="render</td><td>",
+    )
+    await manager.complete_step(step, "failed", error_event_id=error)
+    await manager.close()
+    emitter = manager.emitter
+    assert isinstance(emitter, MemoryEmitter)
+    await write_direct(settings_for(dsn), emitter.messages)
+    return corr
