@@ -144,31 +144,31 @@ def _upsert_sql(kind: EventKind) -> str:
     if kind is not EventKind.STEP:
         return f"{head} ON CONFLICT (id) DO NOTHING"
     terminal = "EXCLUDED.status <> 'started'"
-    sets = [f"status = CASE WHEN {terminal} THEN EXCLUDED.status ELSE t.status END"]
-    sets += [
-        f"{c} = CASE WHEN {terminal} THEN COALESCE(EXCLUDED.{c}, t.{c}) "
+    folded = {"status": f"CASE WHEN {terminal} THEN EXCLUDED.status ELSE t.status END"}
+    folded |= {
+        c: f"CASE WHEN {terminal} THEN COALESCE(EXCLUDED.{c}, t.{c}) "
         f"ELSE COALESCE(t.{c}, EXCLUDED.{c}) END"
         for c in _STEP_FOLDED
-    ]
-    sets.append("started_at = LEAST(t.started_at, EXCLUDED.started_at)")
-    sets.append(
-        f"metadata = NULLIF(CASE WHEN {terminal} "
+    }
+    folded["started_at"] = "LEAST(t.started_at, EXCLUDED.started_at)"
+    folded["metadata"] = (
+        f"NULLIF(CASE WHEN {terminal} "
         "THEN COALESCE(t.metadata, '{}') || COALESCE(EXCLUDED.metadata, '{}') "
         "ELSE COALESCE(EXCLUDED.metadata, '{}') || COALESCE(t.metadata, '{}') END, '{}')"
     )
-    sets.append(
-        f"duration_ms = COALESCE(CASE WHEN {terminal} THEN EXCLUDED.duration_ms END, "
+    folded["duration_ms"] = (
+        f"COALESCE(CASE WHEN {terminal} THEN EXCLUDED.duration_ms END, "
         "t.duration_ms, EXCLUDED.duration_ms, "
         "(EXTRACT(EPOCH FROM COALESCE(EXCLUDED.completed_at, t.completed_at) "
         "- LEAST(t.started_at, EXCLUDED.started_at)) * 1000)::integer)"
     )
     # A fold that changes the row makes it new to the correlator again (migration 013); one
     # that changes nothing (a replayed or re-delivered event) leaves its ingest position.
-    columns_set = [item.split(" = ", 1) for item in sets]
     changed = (
-        f"({', '.join(expr for _, expr in columns_set)}) IS DISTINCT FROM "
-        f"({', '.join(f't.{column}' for column, _ in columns_set)})"
+        f"({', '.join(folded.values())}) IS DISTINCT FROM "
+        f"({', '.join(f't.{column}' for column in folded)})"
     )
+    sets = [f"{column} = {expr}" for column, expr in folded.items()]
     sets.append(f"ingest_xid = CASE WHEN {changed} THEN pg_current_xact_id() ELSE t.ingest_xid END")
     return f"{head} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
 
