@@ -4,6 +4,7 @@ make replays no-ops, and the spans that cannot be mapped (no services)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -76,7 +77,10 @@ class TestAgentLoop:
         types = sorted(s.step_type for s in steps.values())
         assert types == ["agent"] * 2 + ["llm"] * 4 + ["tool"] * 3
         span = recorder.named("execute_tool book_flight")[0]
-        assert book.started_at.timestamp() == pytest.approx(span.start_time / 1e9, abs=1e-6)
+        # Exact, in integers: the span's nanoseconds truncated to the column's microseconds
+        # (a float comparison is off by one microsecond for some clock readings).
+        since_epoch = book.started_at - datetime(1970, 1, 1, tzinfo=UTC)
+        assert since_epoch // timedelta(microseconds=1) == span.start_time // 1000
         assert book.duration_ms == (span.end_time - span.start_time) // 10**6
         assert book.input_data == {"from": "OSL", "to": "LIS"}
         assert book.output_data == {"booking": "X7Q2"}
