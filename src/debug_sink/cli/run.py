@@ -57,21 +57,24 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _tune_gc() -> None:
-    """Fewer, cheaper garbage collections for the long-running sink process.
+    """Fewer garbage collections for the long-running sink process -- but not too few.
 
     The sink allocates short-lived objects (decoded events) at a high rate while as many live
     ones sit in the batches in flight; with CPython's defaults (a young collection every 700
-    allocations, full ones walking every live object) collection takes a large share of the
-    process's time. Its data has almost no reference cycles, so collecting ~140x less often
-    frees the same memory, for more events/s at a slightly higher peak RSS (measured in
-    docs/PERFORMANCE.md). ``freeze`` moves the start-up objects (modules, settings, the
-    pydantic schemas) out of every future collection.
+    allocations) collection takes a share of the process's time. A young collection every
+    10,000 allocations (and the older generations every 10 of the younger) keeps most of
+    that gain. Rarer collections cost memory out of proportion: with (100,000, 50, 100) the
+    process's C heap grew for the whole drain -- 1,003 MB peak on a 1M-event backlog, 342-365
+    MB on 300k against 244-257 MB with these thresholds, for 4% more events/s -- although
+    ``gc.DEBUG_SAVEALL`` found almost no cyclic garbage (docs/PERFORMANCE.md, "Memory").
+    ``freeze`` moves the start-up objects (modules, settings, the pydantic schemas) out of
+    every future collection.
     """
     import gc
 
     gc.collect()
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(10_000, 10, 10)
 
 
 def register(sub: Subparsers) -> None:
