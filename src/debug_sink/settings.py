@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         default=8 * 1024 * 1024, ge=1024, description="... or at this many bytes of message values."
     )
     batch_max_age_ms: int = Field(
-        default=200, ge=1, description="... or when its first event is this old."
+        default=50, ge=1, description="... or when its first event is this old."
     )
     max_inflight_bytes: int = Field(
         default=64 * 1024 * 1024,
