@@ -278,12 +278,12 @@ class BatchWriter:
         return make_plan(pending, Lookups(existing, aliases, keys), expire=expire)
 
     async def _apply(self, conn: Conn, plan: Plan) -> None:
-        for kind in WRITE_ORDER:
-            events = plan.rows.get(kind)
-            if not events:
-                continue
+        kinds = [kind for kind in WRITE_ORDER if plan.rows.get(kind)]
+        if kinds:  # the staging tables of this write emptied in one statement
+            await conn.execute("TRUNCATE " + ", ".join(stage_table(k) for k in kinds))
+        for kind in kinds:
+            events = plan.rows[kind]
             stage = stage_table(kind)
-            await conn.execute(f"TRUNCATE {stage}")
             try:
                 states = plan.state_json
                 await conn.copy_records_to_table(
