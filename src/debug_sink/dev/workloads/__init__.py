@@ -11,6 +11,9 @@ scores its links.
 - ``pipelines`` (:mod:`.pipelines`) and ``branches`` (:mod:`.branches`): **held out**,
   written from descriptions of agent fleets before the weights were changed and never used to
   choose them; each documents its conventions. Their scores are the ones to believe.
+- ``support`` (:mod:`.support`): **held out** too, a customer-support fleet written from its
+  description without reading the correlator's rules or weights; it documents its
+  conventions.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Final, Literal
 
 from debug_sink.dev import synthetic
 from debug_sink.dev.synthetic import Workload
-from debug_sink.dev.workloads import branches, pipelines
+from debug_sink.dev.workloads import branches, pipelines, support
 
 __all__ = ["WORKLOADS", "LabeledWorkload"]
 
@@ -61,6 +64,13 @@ def _branches(seed: int | None, stated_fraction: float) -> Workload:
     return branches.generate(config)
 
 
+def _support(seed: int | None, stated_fraction: float) -> Workload:
+    config = support.SupportConfig(stated_fraction=stated_fraction)
+    if seed is not None:
+        config = support.SupportConfig(seed=seed, stated_fraction=stated_fraction)
+    return support.generate(config)
+
+
 #: The workloads by name.
 WORKLOADS: Final[dict[str, LabeledWorkload]] = {
     "synthetic": LabeledWorkload(
@@ -85,5 +95,12 @@ WORKLOADS: Final[dict[str, LabeledWorkload]] = {
         _branches,
         "parallel branches of one agent name and operation, delegation to another agent, "
         "no recovery_success, agents offline for two waves, duplicates",
+    ),
+    "support": LabeledWorkload(
+        "held-out",
+        _support,
+        "support tickets: tool agents in sequence or parallel, retries reported three ways, "
+        "circuit breakers, alternative tools, escalation to a human minutes to hours later, "
+        "give-ups followed by new work of the same operation, duplicates",
     ),
 }

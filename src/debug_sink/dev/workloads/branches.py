@@ -43,7 +43,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from debug_sink.dev.synthetic import Kind, Workload
-from debug_sink.dev.workloads.delivery import Delivery, count_kinds, deliver
+from debug_sink.dev.workloads.delivery import Delivery, numbered, workload
 
 __all__ = ["BranchConfig", "generate"]
 
@@ -350,19 +350,6 @@ def _job(cfg: BranchConfig, rng: random.Random) -> tuple[_Job, dict[tuple[UUID, 
     return job, offline
 
 
-def _rows(job: _Job) -> list[tuple[Kind, dict[str, Any]]]:
-    rows: list[tuple[Kind, dict[str, Any]]] = []
-    for kind, row, slot in job.rows:
-        numbered = dict(row)
-        if kind == "step":
-            assert slot is not None
-            numbered["step_number"] = slot.number
-        elif slot is not None:
-            numbered["execution_step"] = slot.number
-        rows.append((kind, numbered))
-    return rows
-
-
 def generate(cfg: BranchConfig | None = None) -> Workload:
     """The jobs' events in arrival waves and the true recoveries; deterministic per config."""
     cfg = cfg or BranchConfig()
@@ -372,7 +359,7 @@ def generate(cfg: BranchConfig | None = None) -> Workload:
         job, away = _job(cfg, rng)
         jobs.append(job)
         offline.update(away)
-    events = [row for job in jobs for row in _rows(job)]
+    events = [row for job in jobs for row in numbered(job.rows)]
     how = Delivery(
         start=cfg.start,
         span_s=cfg.workflow_spread_s + 600.0,
@@ -381,13 +368,4 @@ def generate(cfg: BranchConfig | None = None) -> Workload:
         late_waves=cfg.late_waves,
         duplicate_fraction=cfg.duplicate_fraction,
     )
-    counts = count_kinds(events)
-    return Workload(
-        waves=deliver(events, rng, how, offline=offline),
-        truth=set().union(*(job.truth for job in jobs)),
-        errors=counts["error"],
-        successes=counts["success"],
-        steps=counts["step"],
-        unrecovered_errors=sum(job.unrecovered for job in jobs),
-        stated=set().union(*(job.stated for job in jobs)),
-    )
+    return workload(jobs, events, rng, how, offline=offline)

@@ -16,12 +16,12 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
-from debug_sink.dev.synthetic import Event, Kind
+from debug_sink.dev.synthetic import Event, Kind, Workload
 
-__all__ = ["Delivery", "deliver", "event_time"]
+__all__ = ["Delivery", "Generated", "deliver", "event_time", "numbered", "workload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +79,55 @@ def count_kinds(events: Sequence[tuple[Kind, dict[str, Any]]]) -> dict[str, int]
     for kind, _ in events:
         counts[kind] += 1
     return counts
+
+
+class _Slot(Protocol):
+    number: int
+
+
+class Generated(Protocol):
+    """A generated workflow, as :func:`workload` reads it."""
+
+    truth: set[tuple[UUID, UUID]]
+    unrecovered: int
+    stated: set[tuple[UUID, UUID]]
+
+
+def numbered(
+    rows: Iterable[tuple[Kind, dict[str, Any], _Slot | None]],
+) -> list[tuple[Kind, dict[str, Any]]]:
+    """Rows whose step is known only once the workflow is complete (numbered in start order):
+    a step row gets its slot's ``step_number``, an error or success with a slot its
+    ``execution_step``."""
+    out: list[tuple[Kind, dict[str, Any]]] = []
+    for kind, row, slot in rows:
+        copy = dict(row)
+        if kind == "step":
+            assert slot is not None
+            copy["step_number"] = slot.number
+        elif slot is not None:
+            copy["execution_step"] = slot.number
+        out.append((kind, copy))
+    return out
+
+
+def workload(
+    flows: Sequence[Generated],
+    events: list[tuple[Kind, dict[str, Any]]],
+    rng: random.Random,
+    how: Delivery,
+    *,
+    offline: dict[tuple[UUID, str], float] | None = None,
+) -> Workload:
+    """The :class:`~debug_sink.dev.synthetic.Workload` of generated workflows ``flows`` whose
+    events are ``events``, delivered as ``how`` says."""
+    counts = count_kinds(events)
+    return Workload(
+        waves=deliver(events, rng, how, offline=offline),
+        truth=set().union(*(flow.truth for flow in flows)),
+        errors=counts["error"],
+        successes=counts["success"],
+        steps=counts["step"],
+        unrecovered_errors=sum(flow.unrecovered for flow in flows),
+        stated=set().union(*(flow.stated for flow in flows)),
+    )

@@ -44,7 +44,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from debug_sink.dev.synthetic import Kind, Workload
-from debug_sink.dev.workloads.delivery import Delivery, count_kinds, deliver
+from debug_sink.dev.workloads.delivery import Delivery, workload
 
 __all__ = ["PipelineConfig", "generate"]
 
@@ -453,13 +453,4 @@ def generate(cfg: PipelineConfig | None = None) -> Workload:
         late_waves=cfg.late_waves,
         duplicate_fraction=cfg.duplicate_fraction,
     )
-    counts = count_kinds(events)
-    return Workload(
-        waves=deliver(events, rng, how),
-        truth=set().union(*(job.truth for job in jobs)),
-        errors=counts["error"],
-        successes=counts["success"],
-        steps=counts["step"],
-        unrecovered_errors=sum(job.unrecovered for job in jobs),
-        stated=set().union(*(job.stated for job in jobs)),
-    )
+    return workload(jobs, events, rng, how)
