@@ -2,7 +2,8 @@
 
 Owns ``debug_error_success_correlation`` (the only writer), the recovery fields it sets on
 ``debug_error_events``, the known-fixes aggregate (``known_fix_occurrences``,
-``known_fix_stats``), the comparison of its inference with what agents state
+``known_fix_stats``), the per-operation success counts (``correlator_operations``), the
+comparison of its inference with what agents state
 (``correlator_agreement`` and the ``agreement_*`` totals) and the watermark
 ``correlator_state``. The matching is two SQL statements per chunk of workflows
 (``sql/correlator.sql``: ``choose`` scores and decides, ``apply`` writes); this module runs
@@ -36,7 +37,8 @@ is linked to at most one success, a success may recover several errors):
    same agent                                                            +0.15
    same operation                                                        +0.15
    same step (the failed step completed after all)                       +0.15
-   success_type = recovery_success                                       +0.20
+   success_type = recovery_success, or a success of a *recovering
+   operation* (below)                                                    +0.20
    retry_count > 0                                                       +0.10
    the success's step attempt is higher than the error's (a retry)       +0.10
    error.recovery_attempted                                              +0.05
@@ -50,8 +52,8 @@ is linked to at most one success, a success may recover several errors):
    error.recovery_successful = false (the agent says it failed)          -0.40
    more than 1 hour between error and success                            -0.10
    *new work rather than a recovery:*
-   the success shows no recovery (not recovery_success, no retries,
-   first attempt)                                                        -0.05
+   the success shows no recovery (not recovery_success nor of a
+   recovering operation, no retries, first attempt)                      -0.05
    same agent and operation in another step, not a later attempt         -0.30
    the error's agent moved on before the success: it succeeded at
    anything, gave up (an error saying skip or abort) or started the
@@ -60,6 +62,15 @@ is linked to at most one success, a success may recover several errors):
    recovery, more likely)                                                -0.10
    ===================================================================  ======
 
+   A *recovering operation* is an (agent, operation) whose agents typed at least a fifth of
+   its successes, of at least five, ``recovery_success`` (``correlator_operations``,
+   migration 015: each success counted once, in the run that first sees it, before that
+   run links). Fleets mix agents and code paths that type their recoveries with others that
+   report a plain ``task_completion``; a fallback operation (``search_cached``, a backup
+   model's ``complete``) is then typed in some workflows and not in others, and is a
+   recovery in all of them, while an operation that is mostly new work has few typed
+   successes (its typed retries). Statements (``recovers_error_ids``) are not counted, so
+   the blind inference compared with them learns nothing from them.
 4. The error is linked to its best candidate (highest confidence, then earliest) when that
    confidence is at least :data:`MIN_CONFIDENCE` (0.6). So the same agent redoing the same
    step needs one more sign that it was a recovery (a retry count, a higher attempt, a
@@ -135,8 +146,9 @@ decrements the aggregates when it deletes errors and links.
 Known fixes: ``known_fix_occurrences`` counts each error once, in the run that first sees it
 (``correlator_state.counted`` is the snapshot whose errors are counted), ``known_fix_stats``
 each link per (error_type, agent, operation, strategy), with how many were stated, both in
-the run's transaction; the retention purge subtracts what it deletes,
-:meth:`Correlator.rebuild_known_fixes` recomputes them from the rows. The SQL function
+the run's transaction, and ``correlator_operations`` each success once, the same way; the
+retention purge subtracts what it deletes, :meth:`Correlator.rebuild_known_fixes` recomputes
+them from the rows. The SQL function
 ``known_fixes()`` reads only these (migrations 008, 011). The aggregate behind
 ``debug_error_recovery_patterns`` (migrations 010, 011) is not this module's: triggers on the
 links keep it, whoever writes them.
@@ -291,6 +303,8 @@ class Correlator:
                     await conn.execute("DELETE FROM known_fix_occurrences")
                     await conn.execute(q["mark_counted"])
                     await conn.execute(q["rebuild_occurrences"])
+                    await conn.execute("DELETE FROM correlator_operations")
+                    await conn.execute(q["rebuild_operations"])
                     await conn.execute("DELETE FROM known_fix_stats")
                     await conn.execute(
                         "INSERT INTO known_fix_stats (error_type, agent_name, operation_name, "

@@ -20,7 +20,9 @@ CREATE TEMP TABLE correlator_new (
   agent_name TEXT NOT NULL,
   operation_name TEXT NOT NULL,
   occurred_at TIMESTAMP WITH TIME ZONE NOT NULL,
-  uncounted BOOLEAN NOT NULL      -- an error known_fix_occurrences does not count yet
+  uncounted BOOLEAN NOT NULL,     -- not counted yet: an error in known_fix_occurrences, a
+                                  -- success in correlator_operations
+  typed BOOLEAN NOT NULL          -- a success typed recovery_success
 ) ON COMMIT DROP
 
 -- name: collect_new_events
@@ -28,20 +30,25 @@ CREATE TEMP TABLE correlator_new (
 -- the previous run's snapshot ($1; NULL on the first run, which reads everything). The range
 -- condition uses idx_*_ingest_xid; the visibility test drops the rows the previous run saw
 -- (those of transactions that had committed above its xmin). $2 = the snapshot whose errors
--- known_fix_occurrences counts already (NULL: none; it never shows fewer rows than $1).
+-- known_fix_occurrences and correlator_operations count already (NULL: none; it never shows
+-- fewer rows than $1).
 INSERT INTO correlator_new
 SELECT 'e', e.id, e.correlation_id, e.error_type, e.agent_name, coalesce(e.operation_name, ''),
        e.occurred_at,
        $2::text IS NULL
          OR (e.ingest_xid IS NOT NULL
-             AND NOT pg_visible_in_snapshot(e.ingest_xid, $2::text::pg_snapshot))
+             AND NOT pg_visible_in_snapshot(e.ingest_xid, $2::text::pg_snapshot)),
+       false
   FROM debug_error_events AS e
  WHERE $1::text IS NULL
     OR (e.ingest_xid >= pg_snapshot_xmin($1::text::pg_snapshot)
         AND NOT pg_visible_in_snapshot(e.ingest_xid, $1::text::pg_snapshot))
 UNION ALL
 SELECT 's', s.id, s.correlation_id, NULL, s.agent_name, s.operation_name, s.occurred_at,
-       false
+       $2::text IS NULL
+         OR (s.ingest_xid IS NOT NULL
+             AND NOT pg_visible_in_snapshot(s.ingest_xid, $2::text::pg_snapshot)),
+       s.success_type = 'recovery_success'
   FROM debug_success_events AS s
  WHERE $1::text IS NULL
     OR (s.ingest_xid >= pg_snapshot_xmin($1::text::pg_snapshot)
@@ -78,8 +85,20 @@ SELECT coalesce(array_agg(w.correlation_id ORDER BY w.correlation_id), '{}') AS 
          LIMIT $2) AS w
 
 -- name: count_occurrences
--- Every new error counts once towards known_fix_occurrences (success_rate's denominator).
-WITH counted AS (
+-- Every new error counts once towards known_fix_occurrences (success_rate's denominator),
+-- every new success once towards correlator_operations (migration 015).
+WITH operations AS (
+  INSERT INTO correlator_operations AS o
+         (agent_name, operation_name, successes, typed_recoveries)
+  SELECT n.agent_name, n.operation_name, count(*), count(*) FILTER (WHERE n.typed)
+    FROM correlator_new AS n
+   WHERE n.kind = 's' AND n.uncounted
+   GROUP BY n.agent_name, n.operation_name
+  ON CONFLICT (agent_name, operation_name) DO UPDATE
+     SET successes = o.successes + EXCLUDED.successes,
+         typed_recoveries = o.typed_recoveries + EXCLUDED.typed_recoveries
+  RETURNING 1
+), counted AS (
   INSERT INTO known_fix_occurrences AS o
          (error_type, agent_name, operation_name, occurred, last_occurred_at)
   SELECT n.error_type, n.agent_name, n.operation_name, count(*), max(n.occurred_at)
@@ -91,7 +110,7 @@ WITH counted AS (
          last_occurred_at = greatest(o.last_occurred_at, EXCLUDED.last_occurred_at)
   RETURNING 1
 )
-SELECT count(*) FROM counted
+SELECT (SELECT count(*) FROM counted) + (SELECT count(*) FROM operations)
 
 -- name: create_choices
 -- Per examined error: what the run decided, read by `apply` (one chunk at a time).
@@ -141,13 +160,20 @@ errs AS MATERIALIZED (
     LEFT JOIN error_steps AS es ON es.id = e.id
    WHERE e.correlation_id = ANY ($1::uuid[])
 ),
+-- recovering: typed recovery_success, or of an operation whose agents type at least a fifth of
+-- its successes (of at least five) so (correlator_operations, migration 015).
 succ AS MATERIALIZED (
-  SELECT s.id, s.correlation_id, s.agent_name, s.operation_name, s.occurred_at, s.success_type,
+  SELECT s.id, s.correlation_id, s.agent_name, s.operation_name, s.occurred_at,
+         s.success_type = 'recovery_success'
+           OR coalesce(o.successes >= 5 AND o.typed_recoveries * 5 >= o.successes, FALSE)
+           AS recovering,
          coalesce(s.retry_count, 0) AS retry_count,
          coalesce(s.execution_step, ss.step_number) AS step, ss.attempt,
          s.recovers_error_ids
     FROM debug_success_events AS s
     LEFT JOIN success_steps AS ss ON ss.id = s.id
+    LEFT JOIN correlator_operations AS o
+      ON o.agent_name = s.agent_name AND o.operation_name = s.operation_name
    WHERE s.correlation_id = ANY ($1::uuid[])
 ),
 -- Each agent's outcomes in time order. An error's agent has moved on (moved_at) at its next
@@ -214,7 +240,7 @@ pairs AS MATERIALIZED (
          + CASE WHEN e.agent_name = s.agent_name THEN 0.15 ELSE 0 END
          + CASE WHEN e.operation_name = s.operation_name THEN 0.15 ELSE 0 END
          + CASE WHEN e.step = s.step THEN 0.15 ELSE 0 END
-         + CASE WHEN s.success_type = 'recovery_success' THEN 0.20 ELSE 0 END
+         + CASE WHEN s.recovering THEN 0.20 ELSE 0 END
          + CASE WHEN s.retry_count > 0 THEN 0.10 ELSE 0 END
          + CASE WHEN s.attempt > coalesce(e.attempt, 1) THEN 0.10 ELSE 0 END
          + CASE WHEN e.recovery_attempted THEN 0.05 ELSE 0 END
@@ -230,8 +256,9 @@ pairs AS MATERIALIZED (
          - CASE WHEN e.recovery_successful IS FALSE THEN 0.40 ELSE 0 END
          - CASE WHEN s.occurred_at - e.occurred_at > interval '1 hour' THEN 0.10 ELSE 0 END
          -- new work rather than a recovery: ...
-         -- ... a success with no sign of recovering anything (first try, no retries, not typed)
-         - CASE WHEN s.success_type IS DISTINCT FROM 'recovery_success' AND s.retry_count = 0
+         -- ... a success with no sign of recovering anything (first try, no retries, not typed
+         -- nor of a recovering operation)
+         - CASE WHEN NOT s.recovering AND s.retry_count = 0
                      AND coalesce(s.attempt, 1) <= 1 THEN 0.05 ELSE 0 END
          -- ... another step of the same operation, not a retry of the failed one
          - CASE WHEN e.agent_name = s.agent_name AND e.operation_name = s.operation_name
@@ -600,6 +627,23 @@ INSERT INTO known_fix_occurrences
 SELECT e.error_type, e.agent_name, coalesce(e.operation_name, ''), count(*), max(e.occurred_at)
   FROM debug_error_events AS e
  GROUP BY 1, 2, 3
+
+-- name: expected_operations
+-- correlator_operations recomputed from the rows: the successes visible in the counted
+-- snapshot.
+SELECT s.agent_name, s.operation_name, count(*) AS successes,
+       count(*) FILTER (WHERE s.success_type = 'recovery_success') AS typed_recoveries
+  FROM debug_success_events AS s, correlator_state AS st
+ WHERE st.id AND st.counted IS NOT NULL
+   AND (s.ingest_xid IS NULL OR pg_visible_in_snapshot(s.ingest_xid, st.counted))
+ GROUP BY 1, 2
+
+-- name: rebuild_operations
+INSERT INTO correlator_operations (agent_name, operation_name, successes, typed_recoveries)
+SELECT s.agent_name, s.operation_name, count(*),
+       count(*) FILTER (WHERE s.success_type = 'recovery_success')
+  FROM debug_success_events AS s
+ GROUP BY 1, 2
 
 -- name: expected_stats
 -- known_fix_stats recomputed from the rows: every link, per the linked error's kind.

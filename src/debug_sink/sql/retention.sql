@@ -142,8 +142,27 @@ WITH gone AS (
 SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows
 
 -- name: purge_successes
-WITH gone AS (DELETE FROM debug_success_events WHERE id = ANY ($1::uuid[]) RETURNING 1)
-SELECT count(*) AS deleted FROM gone
+-- The successes $1 and their share of correlator_operations (migration 015), counted like
+-- the errors' share of known_fix_occurrences above.
+WITH gone AS (
+  DELETE FROM debug_success_events AS s WHERE s.id = ANY ($1::uuid[])
+  RETURNING s.agent_name, s.operation_name, s.success_type, s.ingest_xid
+), agg AS (
+  SELECT g.agent_name, g.operation_name, count(*) AS n,
+         count(*) FILTER (WHERE g.success_type = 'recovery_success') AS typed
+    FROM gone AS g, correlator_state AS st
+   WHERE st.id AND st.counted IS NOT NULL
+     AND (g.ingest_xid IS NULL OR pg_visible_in_snapshot(g.ingest_xid, st.counted))
+   GROUP BY 1, 2
+), counted AS (
+  UPDATE correlator_operations AS o
+     SET successes = greatest(o.successes - a.n, 0),
+         typed_recoveries = greatest(o.typed_recoveries - a.typed, 0)
+    FROM agg AS a
+   WHERE o.agent_name = a.agent_name AND o.operation_name = a.operation_name
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows
 
 -- name: purge_snapshots
 -- References to a deleted snapshot become NULL (migration 006); its aliases go with it.

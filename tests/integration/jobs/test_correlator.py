@@ -125,6 +125,18 @@ async def assert_aggregate_matches_rows(conn: asyncpg.Connection) -> None:
         for r in await conn.fetch(f"SELECT {stat_cols} FROM known_fix_stats WHERE recovered > 0")
     }
     assert got == want
+    op_cols = "agent_name, operation_name, successes, typed_recoveries"
+    want_ops = {
+        tuple(r)
+        for r in await conn.fetch(f"SELECT {op_cols} FROM ({q['expected_operations']}) AS x")
+    }
+    got_ops = {
+        tuple(r)
+        for r in await conn.fetch(
+            f"SELECT {op_cols} FROM correlator_operations WHERE successes > 0"
+        )
+    }
+    assert got_ops == want_ops
     await assert_recovery_patterns_match_rows(conn)
     totals = await conn.fetchrow(
         "SELECT agreement_agreed AS agreed, agreement_wrong AS wrong, "
@@ -550,6 +562,93 @@ class TestStatedLinks:
         ) == ["retry"]
 
 
+class TestRecoveringOperations:
+    """An operation whose agents type at least a fifth of its successes (of at least five)
+    ``recovery_success`` is a recovering one (``correlator_operations``, migration 015): its
+    untyped successes count as typed ones. A fallback that some agents report as a plain
+    ``task_completion`` is still found; an operation that is mostly new work is not one."""
+
+    async def history(
+        self, conn: asyncpg.Connection, operation: str, *, typed: int, untyped: int
+    ) -> None:
+        """Earlier workflows: ``researcher.search`` failed and ``operation`` succeeded after
+        it, ``typed`` times reported as recovery_success and ``untyped`` as task_completion."""
+        for n in range(typed + untyped):
+            corr = uuid.uuid4()
+            await add_error(conn, corr, 0, agent="researcher", operation="search")
+            await add_success(
+                conn,
+                corr,
+                1,
+                agent="researcher",
+                operation=operation,
+                success_type="recovery_success" if n < typed else "task_completion",
+            )
+
+    async def fallback(self, conn: asyncpg.Connection, operation: str) -> tuple[Any, Any]:
+        """A workflow where search failed (nothing declared) and ``operation`` succeeded next,
+        typed task_completion, no retries: no sign of a recovery on the success itself."""
+        corr = uuid.uuid4()
+        err = await add_error(conn, corr, 0, agent="researcher", operation="search")
+        ok = await add_success(conn, corr, 1, agent="researcher", operation=operation)
+        return err, ok
+
+    async def test_an_untyped_success_of_a_recovering_operation_is_linked(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        await self.history(conn, "search_cached", typed=2, untyped=3)  # 2 of 5: 40%
+        await correlator.run_once()
+        # A run counts its new successes before it links: the untyped three are linked too.
+        assert len(await links(conn)) == 5
+        err, ok = await self.fallback(conn, "search_cached")
+
+        await correlator.run_once()
+
+        assert (err, ok) in await links(conn)
+        row = await conn.fetchrow(
+            "SELECT successes, typed_recoveries FROM correlator_operations "
+            "WHERE agent_name = 'researcher' AND operation_name = 'search_cached'"
+        )
+        assert row is not None
+        assert tuple(row) == (6, 2)
+        await assert_aggregate_matches_rows(conn)
+
+    @pytest.mark.parametrize(
+        ("typed", "untyped"),
+        [(1, 5), (1, 2)],  # with the new one: 1 of 7 (under a fifth); 1 of 4 (too few)
+        ids=["under-a-fifth", "too-few"],
+    )
+    async def test_an_operation_is_not_recovering_on_thin_or_weak_evidence(
+        self, conn: asyncpg.Connection, correlator: Correlator, typed: int, untyped: int
+    ) -> None:
+        await self.history(conn, "summarize", typed=typed, untyped=untyped)
+        await correlator.run_once()
+        err, ok = await self.fallback(conn, "summarize")
+
+        await correlator.run_once()
+
+        assert (err, ok) not in await links(conn)
+
+    async def test_each_success_is_counted_once(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        await self.history(conn, "search_cached", typed=2, untyped=3)
+        await correlator.run_once()
+        await correlator.run_once()  # nothing new
+        corr = uuid.uuid4()  # a late error brings an old workflow's successes back
+        await add_error(conn, corr, 0, agent="researcher", operation="search")
+        await correlator.run_once()
+        await correlator.rebuild_known_fixes()
+
+        assert (
+            await conn.fetchval(
+                "SELECT successes FROM correlator_operations WHERE operation_name = 'search_cached'"
+            )
+            == 5
+        )
+        await assert_aggregate_matches_rows(conn)
+
+
 class TestNewWork:
     """Evidence that a success is new work counts against a link: the false-link shapes of
     issue 13, each next to the recovery it must still find."""
@@ -936,31 +1035,35 @@ def labeled(name: str, stated: float = 0.0) -> Callable[[], synthetic.Workload]:
 class TestEvaluation:
     """Precision and recall on the labeled workloads of debug_sink.dev.workloads: the tuning
     ones the weights were chosen on, and the held-out ones, measured once the weights were
-    fixed. The floors leave a margin under what was measured; the held-out recall is under
-    the goal of 0.90 (see the README)."""
+    fixed. The floors leave a margin under what was measured (see the README)."""
 
     @pytest.mark.parametrize(
         ("make", "floor"),
         [
-            # tuning; measured: precision 0.988, recall 0.887
-            (labeled("synthetic"), (0.97, 0.86)),
-            # tuning, 150 workflows, 30% late; measured: precision 0.984, recall 0.879
+            # tuning; measured: precision 0.989, recall 0.936
+            (labeled("synthetic"), (0.97, 0.91)),
+            # tuning, 150 workflows, 30% late; measured: precision 0.989, recall 0.919
             (
                 lambda: synthetic.generate(
                     synthetic.SyntheticConfig(workflows=150, late_fraction=0.3)
                 ),
-                (0.97, 0.86),
+                (0.97, 0.89),
             ),
-            # tuning; measured: precision 0.990, recall 0.868
-            (labeled("synthetic-intended"), (0.97, 0.84)),
-            # held out, inference only; measured: precision 0.972, recall 0.725
-            (labeled("pipelines"), (0.95, 0.70)),
+            # tuning; measured: precision 0.988, recall 0.939
+            (labeled("synthetic-intended"), (0.97, 0.91)),
+            # held out, inference only; measured: precision 0.970, recall 0.934
+            (labeled("pipelines"), (0.95, 0.90)),
             # held out, inference only; measured: precision 1.000, recall 0.862
             (labeled("branches"), (0.97, 0.84)),
-            # held out, half the agents state their links; measured: 0.981 / 0.855
-            (labeled("pipelines", 0.5), (0.96, 0.83)),
+            # held out, half the agents state their links; measured: 0.981 / 0.958
+            (labeled("pipelines", 0.5), (0.96, 0.93)),
             # held out, half the agents state their links; measured: 1.000 / 0.924
             (labeled("branches", 0.5), (0.97, 0.90)),
+            # held out, written after the rules of migration 015 were chosen; inference
+            # only; measured: precision 0.957, recall 0.671
+            (labeled("support"), (0.95, 0.65)),
+            # held out, half the agents state their links; measured: 0.972 / 0.828
+            (labeled("support", 0.5), (0.96, 0.80)),
         ],
         ids=[
             "synthetic",
@@ -970,6 +1073,8 @@ class TestEvaluation:
             "branches",
             "pipelines-half-stated",
             "branches-half-stated",
+            "support",
+            "support-half-stated",
         ],
     )
     async def test_precision_and_recall(

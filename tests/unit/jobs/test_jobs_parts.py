@@ -44,6 +44,8 @@ class TestSqlFiles:
                     "advance",
                     "count_occurrences",
                     "expected_occurrences",
+                    "expected_operations",
+                    "rebuild_operations",
                     "expected_stats",
                     "expected_agreement",
                 },
