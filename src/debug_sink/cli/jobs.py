@@ -64,7 +64,10 @@ def _correlate(args: argparse.Namespace) -> int:
     correlator = Correlator.from_settings(settings)
     if args.rebuild_known_fixes:
         asyncio.run(correlator.rebuild_known_fixes())
-        print("known_fix_occurrences and known_fix_stats recomputed from the retained rows")
+        print(
+            "known_fix_occurrences, known_fix_stats and correlator_operations recomputed "
+            "from the retained rows"
+        )
         return 0
     if args.once:
         result = asyncio.run(correlator.run_once())
@@ -248,7 +251,8 @@ def register(sub: Subparsers) -> None:
     correlate.add_argument(
         "--rebuild-known-fixes",
         action="store_true",
-        help="recompute the known-fixes aggregate from the retained rows",
+        help="recompute the known-fixes aggregates and the per-operation success counts "
+        "from the retained rows",
     )
     correlate.add_argument(
         "--report",
