@@ -43,7 +43,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from debug_sink.dev.synthetic import Kind, Workload
-from debug_sink.dev.workloads.delivery import Delivery, numbered, workload
+from debug_sink.dev.workloads.delivery import Delivery, Slot, number_slots, numbered, workload
 
 __all__ = ["BranchConfig", "generate"]
 
@@ -85,14 +85,6 @@ class BranchConfig:
 
 
 @dataclass(slots=True)
-class _Slot:
-    """A step number to assign once every branch has run: numbers follow start order."""
-
-    first_start: datetime
-    number: int = 0
-
-
-@dataclass(slots=True)
 class _Job:
     cfg: BranchConfig
     rng: random.Random
@@ -102,7 +94,7 @@ class _Job:
     states: dict[str, bool]
     skew: dict[str, timedelta]
     ocr_free_at: datetime
-    rows: list[tuple[Kind, dict[str, Any], _Slot | None]] = field(default_factory=list)
+    rows: list[tuple[Kind, dict[str, Any], Slot | None]] = field(default_factory=list)
     truth: set[tuple[UUID, UUID]] = field(default_factory=set)
     stated: set[tuple[UUID, UUID]] = field(default_factory=set)
     unrecovered: int = 0
@@ -118,7 +110,7 @@ class _Job:
         self,
         agent: str,
         operation: str,
-        slot: _Slot,
+        slot: Slot,
         attempt: int,
         ready: datetime,
         *,
@@ -199,11 +191,11 @@ class _Job:
         return event_id, ended
 
     def operation(
-        self, agent: str, operation: str, ready: datetime, parent: UUID, slots: list[_Slot]
+        self, agent: str, operation: str, ready: datetime, parent: UUID, slots: list[Slot]
     ) -> tuple[bool, datetime]:
         """Run one operation of a branch, with its recovery: (done, when)."""
         cfg, rng = self.cfg, self.rng
-        slot = _Slot(ready)
+        slot = Slot(ready)
         slots.append(slot)
         fails = rng.random() < FAILURE_RATES[operation]
         if not fails:
@@ -250,7 +242,7 @@ class _Job:
                 )
                 return True, at
         if action == "delegate":
-            ocr_slot = _Slot(at)
+            ocr_slot = Slot(at)
             slots.append(ocr_slot)
             handed = at + timedelta(seconds=rng.uniform(0.1, 2.0))
             if rng.random() >= cfg.p_delegate_fails:
@@ -279,11 +271,11 @@ class _Job:
         self.unrecovered += len(errors)
         return False, at
 
-    def branch(self, ready: datetime, slots: list[_Slot]) -> datetime:
+    def branch(self, ready: datetime, slots: list[Slot]) -> datetime:
         """One shard: a parent step and its operations; when it ends."""
         rng = self.rng
         branch_id = self.new_id()
-        slot = _Slot(ready)
+        slot = Slot(ready)
         slots.append(slot)
         first = ("ocr", "extract_ocr") if rng.random() < self.cfg.p_image else ("worker", "extract")
         plan = [first, ("worker", "normalize")]
@@ -315,8 +307,8 @@ class _Job:
         )
         return at
 
-    def single(self, agent: str, operation: str, ready: datetime, slots: list[_Slot]) -> datetime:
-        slot = _Slot(ready)
+    def single(self, agent: str, operation: str, ready: datetime, slots: list[Slot]) -> datetime:
+        slot = Slot(ready)
         slots.append(slot)
         _, at = self.attempt(agent, operation, slot, 1, ready, parent=None, fails=False)
         return at
@@ -334,7 +326,7 @@ def _job(cfg: BranchConfig, rng: random.Random) -> tuple[_Job, dict[tuple[UUID, 
         skew={agent: timedelta(seconds=rng.uniform(-0.1, 0.1)) for agent in AGENTS},
         ocr_free_at=start,
     )
-    slots: list[_Slot] = []
+    slots: list[Slot] = []
     at = job.single("planner", "plan", start, slots)
     ends = [
         job.branch(at + timedelta(seconds=rng.uniform(0, 2.0)), slots)
@@ -342,8 +334,7 @@ def _job(cfg: BranchConfig, rng: random.Random) -> tuple[_Job, dict[tuple[UUID, 
     ]
     at = job.single("reducer", "merge", max(ends), slots)
     job.single("planner", "report", at, slots)
-    for number, slot in enumerate(sorted(slots, key=lambda s: s.first_start), start=1):
-        slot.number = number
+    number_slots(slots)
     offline: dict[tuple[UUID, str], float] = {}
     if rng.random() < cfg.p_offline:
         offline[(job.correlation_id, rng.choice(("worker", "ocr")))] = 2.0

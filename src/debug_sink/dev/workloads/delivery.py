@@ -21,7 +21,16 @@ from uuid import UUID
 
 from debug_sink.dev.synthetic import Event, Kind, Workload
 
-__all__ = ["Delivery", "Generated", "deliver", "event_time", "numbered", "workload"]
+__all__ = [
+    "Delivery",
+    "Generated",
+    "Slot",
+    "deliver",
+    "event_time",
+    "number_slots",
+    "numbered",
+    "workload",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +90,19 @@ def count_kinds(events: Sequence[tuple[Kind, dict[str, Any]]]) -> dict[str, int]
     return counts
 
 
-class _Slot(Protocol):
-    number: int
+@dataclass(slots=True)
+class Slot:
+    """A step number to assign once the workflow has run: numbers follow start order
+    (:func:`number_slots`)."""
+
+    first_start: datetime
+    number: int = 0
+
+
+def number_slots(slots: Iterable[Slot]) -> None:
+    """Number ``slots`` 1, 2, ... in the order they started."""
+    for number, slot in enumerate(sorted(slots, key=lambda s: s.first_start), start=1):
+        slot.number = number
 
 
 class Generated(Protocol):
@@ -94,7 +114,7 @@ class Generated(Protocol):
 
 
 def numbered(
-    rows: Iterable[tuple[Kind, dict[str, Any], _Slot | None]],
+    rows: Iterable[tuple[Kind, dict[str, Any], Slot | None]],
 ) -> list[tuple[Kind, dict[str, Any]]]:
     """Rows whose step is known only once the workflow is complete (numbered in start order):
     a step row gets its slot's ``step_number``, an error or success with a slot its

@@ -81,7 +81,7 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 from debug_sink.dev.synthetic import Kind, Workload
-from debug_sink.dev.workloads.delivery import Delivery, numbered, workload
+from debug_sink.dev.workloads.delivery import Delivery, Slot, number_slots, numbered, workload
 
 __all__ = ["SupportConfig", "generate"]
 
@@ -272,14 +272,6 @@ def _traits(rng: random.Random, stated_fraction: float) -> Traits:
 
 
 @dataclass(slots=True)
-class _Slot:
-    """A step number, assigned once the ticket has run: numbers follow start order."""
-
-    first_start: datetime
-    number: int = 0
-
-
-@dataclass(slots=True)
 class _Handoff:
     """Errors handed to a human, and when (if ever) the human resolves them."""
 
@@ -297,14 +289,14 @@ class _Ticket:
     skew: dict[str, timedelta]
     free_at: dict[str, datetime]
     degraded: set[tuple[str, str]]
-    rows: list[tuple[Kind, dict[str, Any], _Slot | None]] = field(default_factory=list)
+    rows: list[tuple[Kind, dict[str, Any], Slot | None]] = field(default_factory=list)
     truth: set[tuple[UUID, UUID]] = field(default_factory=set)
     stated: set[tuple[UUID, UUID]] = field(default_factory=set)
     unrecovered: int = 0
     failures_in_a_row: dict[tuple[str, str], int] = field(default_factory=dict)
     open_breakers: set[tuple[str, str]] = field(default_factory=set)
     handoffs: list[_Handoff] = field(default_factory=list)
-    slots: list[_Slot] = field(default_factory=list)
+    slots: list[Slot] = field(default_factory=list)
 
     def new_id(self) -> UUID:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
@@ -324,7 +316,7 @@ class _Ticket:
         self,
         agent: str,
         operation: str,
-        slot: _Slot,
+        slot: Slot,
         *,
         attempt: int,
         started: datetime,
@@ -361,7 +353,7 @@ class _Ticket:
         self,
         agent: str,
         operation: str,
-        slot: _Slot,
+        slot: Slot,
         *,
         error_type: str,
         at: datetime,
@@ -416,7 +408,7 @@ class _Ticket:
         self,
         agent: str,
         operation: str,
-        slot: _Slot | None,
+        slot: Slot | None,
         *,
         at: datetime,
         success_type: str,
@@ -452,8 +444,8 @@ class _Ticket:
 
     # -- behaviour --------------------------------------------------------------------------
 
-    def new_slot(self, at: datetime) -> _Slot:
-        slot = _Slot(at)
+    def new_slot(self, at: datetime) -> Slot:
+        slot = Slot(at)
         self.slots.append(slot)
         return slot
 
@@ -485,7 +477,7 @@ class _Ticket:
             return at
         errors: list[UUID] = []
         attempt, at = 1, ready
-        slot: _Slot | None = None
+        slot: Slot | None = None
         error_type = ""
         while True:
             started, ended = self.book(agent, operation, at)
@@ -749,8 +741,7 @@ def _ticket(cfg: SupportConfig, rng: random.Random) -> _Ticket:
     if rng.random() < cfg.p_approval:
         opened = at - timedelta(seconds=rng.uniform(1.0, 10.0))
         ticket.human(_Handoff(opened, opened + ticket.human_delay()), approval=True)
-    for number, slot in enumerate(sorted(ticket.slots, key=lambda s: s.first_start), start=1):
-        slot.number = number
+    number_slots(ticket.slots)
     return ticket
 
 
