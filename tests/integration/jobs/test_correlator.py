@@ -98,45 +98,33 @@ async def links(conn: asyncpg.Connection) -> set[tuple[uuid.UUID, uuid.UUID]]:
 
 
 async def assert_aggregate_matches_rows(conn: asyncpg.Connection) -> None:
-    """known_fix_* (maintained incrementally) == recomputed from the rows; so is
-    debug_error_recovery_patterns (kept by triggers, migration 010)."""
+    """known_fix_* and correlator_operations (maintained incrementally) == recomputed from
+    the rows; so is debug_error_recovery_patterns (kept by triggers, migration 010)."""
     q = sqlfiles.load("correlator.sql")
-    occ_cols = "error_type, agent_name, operation_name, occurred"
-    want_occ = {
-        tuple(r)
-        for r in await conn.fetch(f"SELECT {occ_cols} FROM ({q['expected_occurrences']}) AS x")
-    }
-    got_occ = {
-        tuple(r)
-        for r in await conn.fetch(
-            f"SELECT {occ_cols} FROM known_fix_occurrences WHERE occurred > 0"
-        )
-    }
-    assert got_occ == want_occ
-    stat_cols = (
-        "error_type, agent_name, operation_name, recovery_strategy, recovered, "
-        "confident, duration_ms_sum, duration_count, confidence_sum, stated"
-    )
-    want = {
-        tuple(r) for r in await conn.fetch(f"SELECT {stat_cols} FROM ({q['expected_stats']}) AS x")
-    }
-    got = {
-        tuple(r)
-        for r in await conn.fetch(f"SELECT {stat_cols} FROM known_fix_stats WHERE recovered > 0")
-    }
-    assert got == want
-    op_cols = "agent_name, operation_name, successes, typed_recoveries"
-    want_ops = {
-        tuple(r)
-        for r in await conn.fetch(f"SELECT {op_cols} FROM ({q['expected_operations']}) AS x")
-    }
-    got_ops = {
-        tuple(r)
-        for r in await conn.fetch(
-            f"SELECT {op_cols} FROM correlator_operations WHERE successes > 0"
-        )
-    }
-    assert got_ops == want_ops
+    for columns, expected, table, kept in (
+        (
+            "error_type, agent_name, operation_name, occurred",
+            "expected_occurrences",
+            "known_fix_occurrences",
+            "occurred > 0",
+        ),
+        (
+            "error_type, agent_name, operation_name, recovery_strategy, recovered, "
+            "confident, duration_ms_sum, duration_count, confidence_sum, stated",
+            "expected_stats",
+            "known_fix_stats",
+            "recovered > 0",
+        ),
+        (
+            "agent_name, operation_name, successes, typed_recoveries",
+            "expected_operations",
+            "correlator_operations",
+            "successes > 0",
+        ),
+    ):
+        want = {tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM ({q[expected]}) AS x")}
+        got = {tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM {table} WHERE {kept}")}
+        assert got == want, table
     await assert_recovery_patterns_match_rows(conn)
     totals = await conn.fetchrow(
         "SELECT agreement_agreed AS agreed, agreement_wrong AS wrong, "
