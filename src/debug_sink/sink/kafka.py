@@ -66,6 +66,7 @@ def partition_buffer_bytes(settings: Settings) -> int:
 
 def group_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The sink's consumer-group member (not started, not subscribed)."""
+    budget = partition_buffer_bytes(settings)
     return AIOKafkaConsumer(
         **settings.kafka_client_options(),
         group_id=settings.group_id,
@@ -75,8 +76,15 @@ def group_consumer(settings: Settings) -> AIOKafkaConsumer:
         max_poll_interval_ms=300_000,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 10),
-        fetch_max_bytes=min(settings.max_inflight_bytes // 2, 50 << 20),
-        max_partition_fetch_bytes=partition_buffer_bytes(settings),
+        # A whole fetch response, not only each partition of it, within one partition's
+        # budget: a broker may answer with much more of one partition than
+        # max_partition_fetch_bytes (Tansu gives one partition of a response up to
+        # fetch_max_bytes), and the backpressure can pause a partition only after its records
+        # have arrived. With half of max_inflight_bytes here, the sink held twice its
+        # in-flight budget, and a 1M-event drain peaked at 292 MB of RSS instead of 175.
+        # Progress is safe: a batch larger than the limit is still returned (KIP-74).
+        fetch_max_bytes=budget,
+        max_partition_fetch_bytes=budget,
         # aiokafka's default 500 ms fetch wait would add up to half a second to every
         # event's latency under light traffic; never wait longer than a batch may age.
         fetch_max_wait_ms=max(10, min(settings.batch_max_age_ms, 100)),
