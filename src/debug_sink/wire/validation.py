@@ -23,6 +23,7 @@ UTF-8), ``not_object``, ``schema_version``, ``too_deep``, ``nul_character``, ``s
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,8 @@ MAX_DEPTH_LIMIT: Final = 200
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NUL_ESCAPE: Final = b"\\u0000"
+#: How a UUID reads once validated (``str(UUID)``).
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAX_ERRORS_LISTED: Final = 8
 _MAX_REASON_CHARS: Final = 2000
 
@@ -277,12 +280,13 @@ def validate_object(
                 "a usable date to default it from",
             )
 
+    ids_added = kind is EventKind.HOOK and _put_ids_in_metadata(obj)
     try:
         event: Any = model.model_validate(obj)
     except ValidationError as exc:
         return _schema_rejection(exc, config.redactor)
 
-    if kind is EventKind.HOOK:
+    if kind is EventKind.HOOK and not ids_added:
         event = _with_ids_in_metadata(event)
     return Accepted(kind, event, hash_replaced, redacted, state_json)
 
@@ -311,6 +315,33 @@ def _redact(obj: dict[str, Any], model: type[EventBase], raw: bytes, redactor: R
                     obj[name] = cleaned
                     redacted = True
     return redacted
+
+
+def _put_ids_in_metadata(obj: dict[str, Any]) -> bool:
+    """A hook's ids copied into its ``metadata`` before validation, when they are already in
+    the form validation gives them (canonical UUID strings, as producers send them): then no
+    copy of the validated model is needed (``model_copy`` was ~10 us of a hook's ~60).
+    False when they are not (another UUID spelling, a wrong type, ``metadata`` not an
+    object): :func:`_with_ids_in_metadata` adds them after validation, or validation fails."""
+    correlation_id = obj.get("correlation_id")
+    session_id = obj.get("session_id")
+    metadata = obj.get("metadata")
+    if (
+        type(correlation_id) is not str
+        or _CANONICAL_UUID.fullmatch(correlation_id) is None
+        or (
+            session_id is not None
+            and (type(session_id) is not str or _CANONICAL_UUID.fullmatch(session_id) is None)
+        )
+        or (metadata is not None and type(metadata) is not dict)
+    ):
+        return False
+    metadata = dict(metadata) if metadata else {}
+    metadata["correlation_id"] = correlation_id
+    if session_id is not None:
+        metadata["session_id"] = session_id
+    obj["metadata"] = metadata
+    return True
 
 
 def _with_ids_in_metadata(event: HookEvent) -> HookEvent:

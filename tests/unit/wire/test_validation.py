@@ -613,6 +613,40 @@ class TestHookMetadata:
         assert event.metadata["correlation_id"] == EXAMPLES[HOOKS]["correlation_id"]
         assert event.metadata["session_id"] == EXAMPLES[HOOKS]["session_id"]
 
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {},
+            {"metadata": None},
+            {"metadata": {}},
+            {"session_id": None},
+            {"metadata": {"correlation_id": "x", "session_id": "y", "k": [1]}},
+            {"correlation_id": "5F0C2A8E-3B1D-4C7A-9E2F-6D8B1A4C3E21"},
+            {"session_id": "5f0c2a8e3b1d4c7a9e2f6d8b1a4c3e21"},
+            {"session_id": "5F0C2A8E-3B1D-4C7A-9E2F-6D8B1A4C3E21", "metadata": None},
+        ],
+        ids=repr,
+    )
+    def test_ids_in_metadata_whatever_their_spelling(self, changes: dict[str, Any]) -> None:
+        """Canonical ids are put into metadata before validation, other spellings after it:
+        either way metadata holds the producer's keys with the validated ids over them, and
+        every other field is what validation alone gives."""
+        value = message(HOOKS, **changes)
+        event = accepted(HOOKS, value).event
+        plain = HookEvent.model_validate(value)
+        expected = dict(plain.metadata or {})
+        expected["correlation_id"] = str(plain.correlation_id)
+        if plain.session_id is not None:
+            expected["session_id"] = str(plain.session_id)
+        assert event.metadata == expected
+        assert event.model_dump(exclude={"metadata"}) == plain.model_dump(exclude={"metadata"})
+
+    def test_metadata_not_an_object_is_rejected(self) -> None:
+        """The ids are not slipped into a metadata that is not an object: it is rejected."""
+        result = rejected(HOOKS, message(HOOKS, metadata=["not", "an", "object"]))
+        assert result.error_class == ErrorClass.SCHEMA
+        assert result.reason.startswith("metadata: ")
+
     def test_other_kinds_untouched(self) -> None:
         """Only hook events get the ids added."""
         event = accepted(ERRORS, EXAMPLES[ERRORS]).event
