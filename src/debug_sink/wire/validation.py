@@ -336,20 +336,25 @@ def _put_ids_in_metadata(obj: dict[str, Any]) -> bool:
         or (metadata is not None and type(metadata) is not dict)
     ):
         return False
-    metadata = dict(metadata) if metadata else {}
-    metadata["correlation_id"] = correlation_id
-    if session_id is not None:
-        metadata["session_id"] = session_id
-    obj["metadata"] = metadata
+    obj["metadata"] = _metadata_with_ids(metadata, correlation_id, session_id)
     return True
 
 
 def _with_ids_in_metadata(event: HookEvent) -> HookEvent:
-    metadata = dict(event.metadata) if event.metadata else {}
-    metadata["correlation_id"] = str(event.correlation_id)
-    if event.session_id is not None:
-        metadata["session_id"] = str(event.session_id)
+    session_id = None if event.session_id is None else str(event.session_id)
+    metadata = _metadata_with_ids(event.metadata, str(event.correlation_id), session_id)
     return event.model_copy(update={"metadata": metadata})
+
+
+def _metadata_with_ids(
+    metadata: dict[str, Any] | None, correlation_id: str, session_id: str | None
+) -> dict[str, Any]:
+    """A copy of a hook's ``metadata`` with its ids over the producer's keys."""
+    result = dict(metadata) if metadata else {}
+    result["correlation_id"] = correlation_id
+    if session_id is not None:
+        result["session_id"] = session_id
+    return result
 
 
 def _not_json(value: bytes, exc: orjson.JSONDecodeError, config: ValidationConfig) -> Rejected:
