@@ -167,12 +167,15 @@ async def create_topics(
         await admin.close()
 
 
-async def start_producer(bootstrap_servers: str) -> AIOKafkaProducer:
-    """A started producer with large batches and no idempotence (Tansu has none)."""
+async def start_producer(
+    bootstrap_servers: str, *, max_batch_size: int = 256 * 1024
+) -> AIOKafkaProducer:
+    """A started producer with large batches (unless told otherwise) and no idempotence
+    (Tansu has none)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         linger_ms=5,
-        max_batch_size=256 * 1024,
+        max_batch_size=max_batch_size,
         enable_idempotence=False,
     )
     await producer.start()
