@@ -54,7 +54,9 @@ is linked to at most one success, a success may recover several errors):
    *new work rather than a recovery:*
    the success shows no recovery (not recovery_success nor of a
    recovering operation, no retries, first attempt)                      -0.05
-   same agent and operation in another step, not a later attempt         -0.30
+   same agent and operation in another step, not a later attempt
+   (unless the success is typed recovery_success and the error's agent
+   has not moved on: an agent that reports its retry as a new step)     -0.30
    the error's agent moved on before the success: it succeeded at
    anything, gave up (an error saying skip or abort) or started the
    operation again in another step                                       -0.30
@@ -71,6 +73,13 @@ is linked to at most one success, a success may recover several errors):
    recovery in all of them, while an operation that is mostly new work has few typed
    successes (its typed retries). Statements (``recovers_error_ids``) are not counted, so
    the blind inference compared with them learns nothing from them.
+   *Retry chains:* an error whose agent's next outcome is an error of the same operation
+   in the same step (or a later attempt, or with either step unknown) was retried, and the
+   retry failed too; the errors of such a chain share the fate of its last one: each
+   candidate of an earlier error scores at least what it scores for the chain's last error.
+   So an agent that said ``retry``, retried, failed again and then fell back has all the
+   errors of the call recovered by the fallback; an error given up on, followed by the
+   operation again in another step (new work), is not part of the chain.
 4. The error is linked to its best candidate (highest confidence, then earliest) when that
    confidence is at least :data:`MIN_CONFIDENCE` (0.6). So the same agent redoing the same
    step needs one more sign that it was a recovery (a retry count, a higher attempt, a

@@ -167,6 +167,7 @@ succ AS MATERIALIZED (
          s.success_type = 'recovery_success'
            OR coalesce(o.successes >= 5 AND o.typed_recoveries * 5 >= o.successes, FALSE)
            AS recovering,
+         s.success_type = 'recovery_success' AS typed,
          coalesce(s.retry_count, 0) AS retry_count,
          coalesce(s.execution_step, ss.step_number) AS step, ss.attempt,
          s.recovers_error_ids
@@ -184,11 +185,12 @@ agent_events AS (
   SELECT o.*,
          CASE WHEN NOT o.is_error OR o.strategy IN ('skip', 'abort') THEN o.occurred_at END
            AS moves_at
-    FROM (SELECT id, correlation_id, agent_name, operation_name, occurred_at, step, strategy,
-                 TRUE AS is_error
+    FROM (SELECT id, correlation_id, agent_name, operation_name, occurred_at, step, attempt,
+                 strategy, TRUE AS is_error
             FROM errs
           UNION ALL
-          SELECT id, correlation_id, agent_name, operation_name, occurred_at, step, NULL, FALSE
+          SELECT id, correlation_id, agent_name, operation_name, occurred_at, step, attempt,
+                 NULL, FALSE
             FROM succ) AS o
 ),
 agent_order AS (
@@ -220,6 +222,33 @@ moved AS MATERIALIZED (
            AS moved_at
     FROM step_runs AS r
 ),
+-- Retry chains: an error was retried, and the retry failed too, when its agent's next outcome
+-- is an error of the same operation in the same step (or a later attempt, or either step
+-- unknown). Each candidate of a chain's error scores at least what it scores for the chain's
+-- last error (pairs).
+chain_starts AS (
+  SELECT a.id, a.correlation_id, a.agent_name, a.occurred_at, a.is_error,
+         CASE WHEN a.is_error AND lag(a.is_error) OVER w
+                   AND lag(a.operation_name) OVER w = a.operation_name
+                   AND (a.step IS NULL OR lag(a.step) OVER w IS NULL
+                        OR a.step = lag(a.step) OVER w
+                        OR a.attempt > lag(a.attempt) OVER w)
+              THEN 0 ELSE 1 END AS starts
+    FROM agent_events AS a
+  WINDOW w AS (PARTITION BY a.correlation_id, a.agent_name ORDER BY a.occurred_at, a.id)
+),
+chains AS (
+  SELECT c.*, sum(c.starts) OVER (PARTITION BY c.correlation_id, c.agent_name
+                                  ORDER BY c.occurred_at, c.id) AS chain
+    FROM chain_starts AS c
+),
+chain_last AS MATERIALIZED (
+  SELECT c.id, last_value(c.id) OVER (
+           PARTITION BY c.correlation_id, c.agent_name, c.chain ORDER BY c.occurred_at, c.id
+           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last_id
+    FROM chains AS c
+   WHERE c.is_error
+),
 -- Each error's first later success of its own agent, operation and step (when both steps are
 -- known): the operation worked again.
 first_same AS MATERIALIZED (
@@ -233,7 +262,7 @@ first_same AS MATERIALIZED (
      AND (s.step IS NULL OR e.step IS NULL OR s.step = e.step)
    ORDER BY e.id, s.occurred_at, s.id
 ),
-pairs AS MATERIALIZED (
+own_pairs AS MATERIALIZED (
   SELECT e.id AS error_id, s.id AS success_id, s.occurred_at AS success_at,
          s.recovers_error_ids IS NOT NULL AS stating,
          0.25
@@ -260,9 +289,11 @@ pairs AS MATERIALIZED (
          -- nor of a recovering operation)
          - CASE WHEN NOT s.recovering AND s.retry_count = 0
                      AND coalesce(s.attempt, 1) <= 1 THEN 0.05 ELSE 0 END
-         -- ... another step of the same operation, not a retry of the failed one
+         -- ... another step of the same operation, not a retry of the failed one (unless typed
+         -- a recovery before the agent moved on: a retry the agent reports as a new step)
          - CASE WHEN e.agent_name = s.agent_name AND e.operation_name = s.operation_name
                      AND e.step <> s.step AND NOT coalesce(s.attempt > 1, FALSE)
+                     AND NOT (s.typed AND m.moved_at >= s.occurred_at)
                 THEN 0.30 ELSE 0 END
          -- ... the error's agent went on to other work before this success
          - CASE WHEN m.moved_at < s.occurred_at THEN 0.30 ELSE 0 END
@@ -281,6 +312,14 @@ pairs AS MATERIALIZED (
      -- a success that is another error's own recovery is not also this one's
      AND (s.id = f.success_id
           OR NOT EXISTS (SELECT 1 FROM first_same AS c WHERE c.success_id = s.id))
+),
+-- Each error's candidates, with the retry chain's last error's scores where higher.
+pairs AS MATERIALIZED (
+  SELECT p.error_id, p.success_id, p.success_at, p.stating,
+         greatest(p.score, q.score) AS score
+    FROM own_pairs AS p
+    LEFT JOIN chain_last AS l ON l.id = p.error_id AND l.last_id <> p.error_id
+    LEFT JOIN own_pairs AS q ON q.error_id = l.last_id AND q.success_id = p.success_id
 ),
 -- What the agents said: the earliest success of the workflow naming the error.
 stated AS (

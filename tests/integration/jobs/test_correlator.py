@@ -712,6 +712,60 @@ class TestNewWork:
 
         assert await links(conn) == set()
 
+    async def test_the_errors_of_a_retried_call_share_its_recovery(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """The agent retried (it said so), the retry failed too and it fell back: the
+        fallback recovers both errors, though the first one said retry. An error the agent
+        gave up on, followed by the operation again as new work (another step), is not part
+        of the retried call."""
+        corr = uuid.uuid4()
+        first = await add_error(conn, corr, 0, recovery_strategy="retry", execution_step=3)
+        second = await add_error(conn, corr, 2, recovery_strategy="fallback", execution_step=3)
+        ok = await add_success(
+            conn,
+            corr,
+            4,
+            operation="fetch_cached",
+            success_type="recovery_success",
+            execution_step=4,
+        )
+        other = uuid.uuid4()
+        gave_up = await add_error(conn, other, 0, recovery_strategy="retry", execution_step=3)
+        new_work = await add_error(conn, other, 2, recovery_strategy="fallback", execution_step=5)
+        fell_back = await add_success(
+            conn,
+            other,
+            4,
+            operation="fetch_cached",
+            success_type="recovery_success",
+            execution_step=6,
+        )
+
+        await correlator.run_once()
+
+        assert await links(conn) == {(first, ok), (second, ok), (new_work, fell_back)}
+        assert gave_up not in {e for e, _ in await links(conn)}
+
+    async def test_a_success_typed_as_a_recovery_in_another_step(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """An agent that reports its retry as a new step (no attempt): typed
+        recovery_success, it is the recovery; untyped, or after the agent moved on, it is
+        new work."""
+        typed, untyped, moved = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        err = await add_error(conn, typed, 0, execution_step=3)
+        ok = await add_success(conn, typed, 2, success_type="recovery_success", execution_step=4)
+        await add_error(conn, untyped, 0, execution_step=3)
+        await add_success(conn, untyped, 2, execution_step=4)
+        await add_error(conn, moved, 0, execution_step=3)
+        await add_success(conn, moved, 1, operation="summarize", execution_step=4)
+        await add_success(conn, moved, 2, success_type="recovery_success", execution_step=5)
+
+        await correlator.run_once()
+
+        assert await links(conn) == {(err, ok)}
+
     async def test_a_link_later_evidence_contradicts_is_removed(
         self, conn: asyncpg.Connection, correlator: Correlator
     ) -> None:
