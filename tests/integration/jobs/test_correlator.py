@@ -1091,32 +1091,38 @@ class TestEvaluation:
                 ),
                 (0.97, 0.89),
             ),
-            # tuning; measured: precision 0.988, recall 0.939
+            # tuning; measured: precision 0.985, recall 0.939
             (labeled("synthetic-intended"), (0.97, 0.91)),
-            # held out, inference only; measured: precision 0.970, recall 0.934
-            (labeled("pipelines"), (0.95, 0.90)),
+            # tuning since its misses chose the retry chains; measured: 0.955 / 0.737
+            (labeled("support"), (0.945, 0.72)),
+            # held out, inference only; measured: precision 0.961, recall 0.966
+            (labeled("pipelines"), (0.95, 0.94)),
             # held out, inference only; measured: precision 1.000, recall 0.862
             (labeled("branches"), (0.97, 0.84)),
-            # held out, half the agents state their links; measured: 0.981 / 0.958
-            (labeled("pipelines", 0.5), (0.96, 0.93)),
+            # held out, written after the rules were fixed; inference only; measured:
+            # precision 0.964, recall 0.294 (fix-and-retest loops are not inferred)
+            (labeled("coding"), (0.95, 0.27)),
+            # held out, half the agents state their links; measured: 0.976 / 0.976
+            (labeled("pipelines", 0.5), (0.96, 0.95)),
             # held out, half the agents state their links; measured: 1.000 / 0.924
             (labeled("branches", 0.5), (0.97, 0.90)),
-            # held out, written after the rules of migration 015 were chosen; inference
-            # only; measured: precision 0.957, recall 0.671
-            (labeled("support"), (0.95, 0.65)),
-            # held out, half the agents state their links; measured: 0.972 / 0.828
-            (labeled("support", 0.5), (0.96, 0.80)),
+            # half the agents state their links; measured: 0.966 / 0.860
+            (labeled("support", 0.5), (0.95, 0.84)),
+            # held out, half the agents state their links; measured: 0.993 / 0.659
+            (labeled("coding", 0.5), (0.98, 0.63)),
         ],
         ids=[
             "synthetic",
             "synthetic-late30",
             "synthetic-intended",
+            "support",
             "pipelines",
             "branches",
+            "coding",
             "pipelines-half-stated",
             "branches-half-stated",
-            "support",
             "support-half-stated",
+            "coding-half-stated",
         ],
     )
     async def test_precision_and_recall(

@@ -11,9 +11,13 @@ scores its links.
 - ``pipelines`` (:mod:`.pipelines`) and ``branches`` (:mod:`.branches`): **held out**,
   written from descriptions of agent fleets before the weights were changed and never used to
   choose them; each documents its conventions. Their scores are the ones to believe.
-- ``support`` (:mod:`.support`): **held out** too, a customer-support fleet written from its
-  description without reading the correlator's rules or weights; it documents its
-  conventions.
+- ``support`` (:mod:`.support`): a customer-support fleet written from its description
+  without reading the correlator's rules or weights; it documents its conventions. Held out
+  until its misses were used to choose the retry chains and typed new-step retries of the
+  correlator (issue 13's fourth round): now a **tuning** workload.
+- ``coding`` (:mod:`.coding`): **held out**, a fleet of software-engineering agents written
+  from its description without reading the correlator's rules, weights or tests; it documents
+  its conventions and its truth.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Final, Literal
 
 from debug_sink.dev import synthetic
 from debug_sink.dev.synthetic import Workload
-from debug_sink.dev.workloads import branches, pipelines, support
+from debug_sink.dev.workloads import branches, coding, pipelines, support
 
 __all__ = ["WORKLOADS", "LabeledWorkload"]
 
@@ -71,6 +75,13 @@ def _support(seed: int | None, stated_fraction: float) -> Workload:
     return support.generate(config)
 
 
+def _coding(seed: int | None, stated_fraction: float) -> Workload:
+    config = coding.CodingConfig(stated_fraction=stated_fraction)
+    if seed is not None:
+        config = coding.CodingConfig(seed=seed, stated_fraction=stated_fraction)
+    return coding.generate(config)
+
+
 #: The workloads by name.
 WORKLOADS: Final[dict[str, LabeledWorkload]] = {
     "synthetic": LabeledWorkload(
@@ -97,10 +108,16 @@ WORKLOADS: Final[dict[str, LabeledWorkload]] = {
         "no recovery_success, agents offline for two waves, duplicates",
     ),
     "support": LabeledWorkload(
-        "held-out",
+        "tuning",
         _support,
         "support tickets: tool agents in sequence or parallel, retries reported three ways, "
         "circuit breakers, alternative tools, escalation to a human minutes to hours later, "
         "give-ups followed by new work of the same operation, duplicates",
+    ),
+    "coding": LabeledWorkload(
+        "held-out",
+        _coding,
+        "coding tasks: fix-and-retest loops of parallel subtasks, retries reported three "
+        "ways, LLM provider fallback, human approval minutes to hours later, duplicates",
     ),
 }

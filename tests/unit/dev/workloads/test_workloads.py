@@ -38,7 +38,8 @@ class TestRegistry:
             "synthetic-intended": "tuning",
             "pipelines": "held-out",
             "branches": "held-out",
-            "support": "held-out",
+            "support": "tuning",
+            "coding": "held-out",
         }
 
     def test_the_default_synthetic_workload_is_unchanged_by_the_new_knob(self) -> None:
