@@ -75,8 +75,8 @@ is linked to at most one success, a success may recover several errors):
    the blind inference compared with them learns nothing from them.
    *Retry chains:* an error whose agent's next outcome is an error of the same operation
    in the same step (or a later attempt, or with either step unknown) was retried, and the
-   retry failed too; the errors of such a chain share the fate of its last one: an earlier
-   error also has the last error's candidates, with the scores they have for it.
+   retry failed too; the errors of such a chain share the fate of its last one: each
+   candidate of an earlier error scores at least what it scores for the chain's last error.
    So an agent that said ``retry``, retried, failed again and then fell back has all the
    errors of the call recovered by the fallback; an error given up on, followed by the
    operation again in another step (new work), is not part of the chain.

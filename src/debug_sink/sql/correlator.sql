@@ -224,8 +224,8 @@ moved AS MATERIALIZED (
 ),
 -- Retry chains: an error was retried, and the retry failed too, when its agent's next outcome
 -- is an error of the same operation in the same step (or a later attempt, or either step
--- unknown). A chain's errors also have the candidates of its last error, with the scores they
--- have for it (pairs).
+-- unknown). Each candidate of a chain's error scores at least what it scores for the chain's
+-- last error (pairs).
 chain_starts AS (
   SELECT a.id, a.correlation_id, a.agent_name, a.occurred_at, a.is_error,
          CASE WHEN a.is_error AND lag(a.is_error) OVER w
@@ -313,16 +313,13 @@ own_pairs AS MATERIALIZED (
      AND (s.id = f.success_id
           OR NOT EXISTS (SELECT 1 FROM first_same AS c WHERE c.success_id = s.id))
 ),
--- Each error's candidates, and those of its retry chain's last error with their scores
--- (blind and inferred take the best of each error's rows).
-pairs AS (
-  SELECT p.error_id, p.success_id, p.success_at, p.stating, p.score
+-- Each error's candidates, scored at least what they score for its retry chain's last error.
+pairs AS MATERIALIZED (
+  SELECT p.error_id, p.success_id, p.success_at, p.stating,
+         greatest(p.score, q.score) AS score
     FROM own_pairs AS p
-  UNION ALL
-  SELECT l.id, q.success_id, q.success_at, q.stating, q.score
-    FROM chain_last AS l
-    JOIN own_pairs AS q ON q.error_id = l.last_id
-   WHERE l.last_id <> l.id
+    LEFT JOIN chain_last AS l ON l.id = p.error_id AND l.last_id <> p.error_id
+    LEFT JOIN own_pairs AS q ON q.error_id = l.last_id AND q.success_id = p.success_id
 ),
 -- What the agents said: the earliest success of the workflow naming the error.
 stated AS (
