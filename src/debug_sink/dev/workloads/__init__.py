@@ -18,19 +18,25 @@ scores its links.
 - ``coding`` (:mod:`.coding`): **held out**, a fleet of software-engineering agents written
   from its description without reading the correlator's rules, weights or tests; it documents
   its conventions and its truth.
+- ``analysis`` (:mod:`.analysis`): **held out**, a fleet of data-analysis / research agents
+  written from its description without reading the correlator's rules, weights or tests; it
+  documents its conventions and its truth.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from debug_sink.dev import synthetic
 from debug_sink.dev.synthetic import Workload
-from debug_sink.dev.workloads import branches, coding, pipelines, support
+from debug_sink.dev.workloads import analysis, branches, coding, pipelines, support
 
 __all__ = ["WORKLOADS", "LabeledWorkload"]
+
+#: ``make(seed, stated_fraction)``.
+Maker = Callable[[int | None, float], Workload]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +44,11 @@ class LabeledWorkload:
     """A generator: ``make(seed, stated_fraction)``, ``None`` meaning its default seed."""
 
     role: Literal["tuning", "held-out"]
-    make: Callable[[int | None, float], Workload]
+    make: Maker
     summary: str
 
 
-def _synthetic(intended: float) -> Callable[[int | None, float], Workload]:
+def _synthetic(intended: float) -> Maker:
     def make(seed: int | None, stated_fraction: float) -> Workload:
         if stated_fraction:
             raise ValueError("the synthetic workload has no agents that state their links")
@@ -54,32 +60,21 @@ def _synthetic(intended: float) -> Callable[[int | None, float], Workload]:
     return make
 
 
-def _pipelines(seed: int | None, stated_fraction: float) -> Workload:
-    config = pipelines.PipelineConfig(stated_fraction=stated_fraction)
-    if seed is not None:
-        config = pipelines.PipelineConfig(seed=seed, stated_fraction=stated_fraction)
-    return pipelines.generate(config)
+def _fleet(config: Callable[..., Any], generate: Callable[[Any], Workload]) -> Maker:
+    """The maker of a fleet generator whose config takes ``seed`` and ``stated_fraction``."""
+
+    def make(seed: int | None, stated_fraction: float) -> Workload:
+        seeded = {} if seed is None else {"seed": seed}
+        return generate(config(stated_fraction=stated_fraction, **seeded))
+
+    return make
 
 
-def _branches(seed: int | None, stated_fraction: float) -> Workload:
-    config = branches.BranchConfig(stated_fraction=stated_fraction)
-    if seed is not None:
-        config = branches.BranchConfig(seed=seed, stated_fraction=stated_fraction)
-    return branches.generate(config)
-
-
-def _support(seed: int | None, stated_fraction: float) -> Workload:
-    config = support.SupportConfig(stated_fraction=stated_fraction)
-    if seed is not None:
-        config = support.SupportConfig(seed=seed, stated_fraction=stated_fraction)
-    return support.generate(config)
-
-
-def _coding(seed: int | None, stated_fraction: float) -> Workload:
-    config = coding.CodingConfig(stated_fraction=stated_fraction)
-    if seed is not None:
-        config = coding.CodingConfig(seed=seed, stated_fraction=stated_fraction)
-    return coding.generate(config)
+_pipelines = _fleet(pipelines.PipelineConfig, pipelines.generate)
+_branches = _fleet(branches.BranchConfig, branches.generate)
+_support = _fleet(support.SupportConfig, support.generate)
+_coding = _fleet(coding.CodingConfig, coding.generate)
+_analysis = _fleet(analysis.AnalysisConfig, analysis.generate)
 
 
 #: The workloads by name.
@@ -119,5 +114,12 @@ WORKLOADS: Final[dict[str, LabeledWorkload]] = {
         _coding,
         "coding tasks: fix-and-retest loops of parallel subtasks, retries reported three "
         "ways, LLM provider fallback, human approval minutes to hours later, duplicates",
+    ),
+    "analysis": LabeledWorkload(
+        "held-out",
+        _analysis,
+        "analysis requests: parallel query repair loops, code repair with a chunked "
+        "fallback, proxy retries, critic rejections recovered by the critic or a human "
+        "hours later, buffered errors arriving after their recovery, 2 s clock skew",
     ),
 }

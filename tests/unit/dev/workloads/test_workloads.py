@@ -40,6 +40,7 @@ class TestRegistry:
             "branches": "held-out",
             "support": "tuning",
             "coding": "held-out",
+            "analysis": "held-out",
         }
 
     def test_the_default_synthetic_workload_is_unchanged_by_the_new_knob(self) -> None:
