@@ -107,7 +107,8 @@ and then gives up is common (the false links measured on a labeled fleet, issue 
 declared strategy alone does not link (``is_recoverable`` is a classification of the error,
 not evidence about a success, and is not used). The weights were chosen on the tuning
 workloads only (:mod:`debug_sink.dev.synthetic`, default and with ``p_intended_strategy =
-0.5``); precision and recall on them and on the held-out workloads of
+0.5``; the retry chains and the typed new-step retry on the ``support`` fleet's misses,
+which made it a tuning workload); precision and recall on them and on the held-out workloads of
 :mod:`debug_sink.dev.workloads` are in the README and asserted in
 ``tests/integration/jobs/test_correlator.py``.
 
