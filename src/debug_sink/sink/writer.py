@@ -297,7 +297,8 @@ class BatchWriter:
                 raise asyncpg.DataError(
                     f"a value of {TABLES[kind]} cannot be encoded: {exc}"
                 ) from exc
-            await conn.execute(UPSERT_SQL[kind])
+        if kinds:  # the upserts, in WRITE_ORDER, in one round trip
+            await conn.execute(";\n".join(UPSERT_SQL[kind] for kind in kinds))
         if plan.aliases:
             await conn.execute(
                 _sql("store_aliases"),
