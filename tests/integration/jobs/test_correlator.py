@@ -758,7 +758,8 @@ class TestNewWork:
         ok = await add_success(conn, typed, 2, success_type="recovery_success", execution_step=4)
         await add_error(conn, untyped, 0, execution_step=3)
         await add_success(conn, untyped, 2, execution_step=4)
-        await add_error(conn, moved, 0, execution_step=3)
+        # even with a declared retry: the agent did other work first
+        await add_error(conn, moved, 0, recovery_strategy="retry", execution_step=3)
         await add_success(conn, moved, 1, operation="summarize", execution_step=4)
         await add_success(conn, moved, 2, success_type="recovery_success", execution_step=5)
 
