@@ -103,10 +103,11 @@ from debug_sink.dev.synthetic import Kind, Workload
 from debug_sink.dev.workloads.delivery import (
     Delivery,
     Slot,
-    count_kinds,
+    collect,
     deliver,
     number_slots,
     numbered,
+    unrecovered_errors,
 )
 
 __all__ = ["AnalysisConfig", "generate"]
@@ -645,10 +646,7 @@ def _request(cfg: AnalysisConfig, rng: random.Random) -> _Request:
         at = request.code(at)
     request.review(request.compose(at))
     number_slots(request.slots)
-    recovered = {error for error, _ in request.truth}
-    request.unrecovered = sum(
-        1 for kind, row, _ in request.rows if kind == "error" and row["id"] not in recovered
-    )
+    request.unrecovered = unrecovered_errors(request.rows, request.truth)
     return request
 
 
@@ -684,13 +682,4 @@ def generate(cfg: AnalysisConfig | None = None) -> Workload:
     waves = [now + later for now, later in zip(sent, flushed, strict=True)]
     for wave in waves:
         rng.shuffle(wave)
-    counts = count_kinds(events)
-    return Workload(
-        waves=waves,
-        truth=set().union(*(request.truth for request in requests)),
-        errors=counts["error"],
-        successes=counts["success"],
-        steps=counts["step"],
-        unrecovered_errors=sum(request.unrecovered for request in requests),
-        stated=set().union(*(request.stated for request in requests)),
-    )
+    return collect(requests, events, waves)

@@ -94,7 +94,14 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 from debug_sink.dev.synthetic import Kind, Workload
-from debug_sink.dev.workloads.delivery import Delivery, Slot, number_slots, numbered, workload
+from debug_sink.dev.workloads.delivery import (
+    Delivery,
+    Slot,
+    number_slots,
+    numbered,
+    unrecovered_errors,
+    workload,
+)
 
 __all__ = ["CodingConfig", "generate"]
 
@@ -755,10 +762,7 @@ def _task(cfg: CodingConfig, rng: random.Random) -> tuple[_Task, dict[tuple[UUID
                     break
                 free = task.after(free, 1.0, 10.0)
     number_slots(task.slots)
-    recovered = {error for error, _ in task.truth}
-    task.unrecovered = sum(
-        1 for kind, row, _ in task.rows if kind == "error" and row["id"] not in recovered
-    )
+    task.unrecovered = unrecovered_errors(task.rows, task.truth)
     offline: dict[tuple[UUID, str], float] = {}
     if rng.random() < cfg.p_offline:
         offline[(task.correlation_id, rng.choice(coders))] = rng.uniform(*cfg.offline_waves)

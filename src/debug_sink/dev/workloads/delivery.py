@@ -25,10 +25,13 @@ __all__ = [
     "Delivery",
     "Generated",
     "Slot",
+    "collect",
+    "count_kinds",
     "deliver",
     "event_time",
     "number_slots",
     "numbered",
+    "unrecovered_errors",
     "workload",
 ]
 
@@ -113,6 +116,14 @@ class Generated(Protocol):
     stated: set[tuple[UUID, UUID]]
 
 
+def unrecovered_errors(
+    rows: Iterable[tuple[Kind, dict[str, Any], Slot | None]], truth: set[tuple[UUID, UUID]]
+) -> int:
+    """How many of a workflow's error ``rows`` no pair of ``truth`` recovers."""
+    recovered = {error for error, _ in truth}
+    return sum(1 for kind, row, _ in rows if kind == "error" and row["id"] not in recovered)
+
+
 def numbered(
     rows: Iterable[tuple[Kind, dict[str, Any], Slot | None]],
 ) -> list[tuple[Kind, dict[str, Any]]]:
@@ -141,9 +152,19 @@ def workload(
 ) -> Workload:
     """The :class:`~debug_sink.dev.synthetic.Workload` of generated workflows ``flows`` whose
     events are ``events``, delivered as ``how`` says."""
+    return collect(flows, events, deliver(events, rng, how, offline=offline))
+
+
+def collect(
+    flows: Sequence[Generated],
+    events: Sequence[tuple[Kind, dict[str, Any]]],
+    waves: list[list[Event]],
+) -> Workload:
+    """The :class:`~debug_sink.dev.synthetic.Workload` of ``flows`` whose ``events`` arrive in
+    ``waves`` (for a generator that delivers its events in parts)."""
     counts = count_kinds(events)
     return Workload(
-        waves=deliver(events, rng, how, offline=offline),
+        waves=waves,
         truth=set().union(*(flow.truth for flow in flows)),
         errors=counts["error"],
         successes=counts["success"],
