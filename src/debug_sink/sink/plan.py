@@ -140,6 +140,9 @@ class Plan:
     #: snapshot id -> canonical JSON of its agent_state, for the snapshot rows whose Pending
     #: carried it (see :class:`Pending`).
     state_json: dict[UUID, bytes] = field(default_factory=dict)
+    #: Per kind, the ids the database held when the plan was made (the lookups): a row of
+    #: ``rows`` whose id is here is a re-delivery, to merge (a step) or to skip.
+    stored: Mapping[EventKind, set[UUID]] = field(default_factory=dict)
 
     def count(self) -> dict[str, int]:
         return {kind.value: len(rows) for kind, rows in self.rows.items() if rows}
@@ -302,7 +305,26 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
                 plan.state_json[item.event.id] = item.state_json
     if steps:
         plan.rows[EventKind.STEP] = list(steps.values())
+    plan.stored = existing
     return plan
+
+
+def split_stored(plan: Plan, kind: EventKind) -> tuple[list[Any], list[Any]]:
+    """``kind``'s rows of ``plan`` as (new, stored): ``new`` are the first row of each id the
+    database did not hold, which a plain insert can write; ``stored`` are the rows whose id
+    it held. A repeated id within ``new`` is dropped (only steps, folded by id, may need the
+    stored rows: every other kind is insert-once)."""
+    held = plan.stored.get(kind, set())
+    new: list[Any] = []
+    stored: list[Any] = []
+    seen: set[UUID] = set()
+    for event in plan.rows.get(kind, ()):
+        if event.id in held:
+            stored.append(event)
+        elif event.id not in seen:
+            seen.add(event.id)
+            new.append(event)
+    return new, stored
 
 
 def _dangle(

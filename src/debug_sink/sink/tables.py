@@ -1,17 +1,19 @@
-"""The event tables as the writer sees them: columns, COPY records, staging and upserts.
+"""The event tables as the writer sees them: columns, COPY records, the steps' merge.
 
 Owns everything that is generated from the column lists: :data:`COLUMNS` (what is written per
 kind), :func:`record_of` (one event -> one binary-COPY record), the per-connection staging
-tables (:func:`init_connection`) and the upsert of each kind from its staging table into the
-real table (:data:`UPSERT_SQL`), plus the pool the sink writes through (:func:`create_pool`).
+table of the workflow steps (:func:`init_connection`) and the merge of staged steps into the
+rows the database already holds (:data:`STEP_MERGE_SQL`), plus the pool the sink writes
+through (:func:`create_pool`).
 
-"Upsert" here is the staging-to-table statement, ``INSERT ... SELECT ... ON CONFLICT (id)``:
-insert-once for every kind except workflow steps, whose lifecycle events fold into one row
-(``DO UPDATE``, the same rule as :func:`debug_sink.sink.plan.fold_step` inside a batch).
+The writer COPYs rows whose id is new straight into their tables. Every kind is insert-once
+except workflow steps, whose lifecycle events fold into one row: a step event whose row is
+stored already is staged and merged with ``INSERT ... SELECT ... ON CONFLICT (id) DO UPDATE``,
+the same rule as :func:`debug_sink.sink.plan.fold_step` inside a batch.
 
-Guarantees: a record's values are in :data:`COLUMNS` order; the upsert of a kind never writes
-a row twice for one id. Not guaranteed: that the rows satisfy the foreign keys (the writer
-defers them to the end of its transaction).
+Guarantees: a record's values are in :data:`COLUMNS` order; the merge never writes a row twice
+for one id. Not guaranteed: that the rows satisfy the foreign keys (the writer defers them to
+the end of its transaction).
 """
 
 from __future__ import annotations
@@ -31,7 +33,15 @@ from debug_sink.sink.plan import STEP_FOLDED, effective_started_at
 from debug_sink.wire.canonical import canonical_json
 from debug_sink.wire.events import TABLES, EventKind
 
-__all__ = ["COLUMNS", "UPSERT_SQL", "create_pool", "init_connection", "record_of", "stage_table"]
+__all__ = [
+    "COLUMNS",
+    "EXISTING_SQL",
+    "STEP_MERGE_SQL",
+    "STEP_STAGE",
+    "create_pool",
+    "init_connection",
+    "record_of",
+]
 
 #: Columns written per kind (generated columns such as hook_events.correlation_id excluded).
 COLUMNS: dict[EventKind, tuple[str, ...]] = {
@@ -132,17 +142,14 @@ COLUMNS: dict[EventKind, tuple[str, ...]] = {
 _STEP_FOLDED = tuple(c for c in STEP_FOLDED if c != "duration_ms")
 
 
-def stage_table(kind: EventKind) -> str:
-    """The temporary staging table of ``kind`` (one per connection, emptied at commit)."""
-    return f"stage_{TABLES[kind]}"
+#: The temporary staging table of the steps to merge (one per connection, emptied at commit).
+STEP_STAGE = f"stage_{TABLES[EventKind.STEP]}"
 
 
-def _upsert_sql(kind: EventKind) -> str:
-    table, columns = TABLES[kind], COLUMNS[kind]
+def _step_merge_sql() -> str:
+    columns = COLUMNS[EventKind.STEP]
     cols = ", ".join(columns)
-    head = f"INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage_table(kind)}"
-    if kind is not EventKind.STEP:
-        return f"{head} ON CONFLICT (id) DO NOTHING"
+    head = f"INSERT INTO {TABLES[EventKind.STEP]} AS t ({cols}) SELECT {cols} FROM {STEP_STAGE}"
     terminal = "EXCLUDED.status <> 'started'"
     folded = {"status": f"CASE WHEN {terminal} THEN EXCLUDED.status ELSE t.status END"}
     folded |= {
@@ -173,8 +180,8 @@ def _upsert_sql(kind: EventKind) -> str:
     return f"{head} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
 
 
-#: Staging table -> real table, per kind.
-UPSERT_SQL: dict[EventKind, str] = {kind: _upsert_sql(kind) for kind in EventKind}
+#: Staged steps -> their stored rows, folded.
+STEP_MERGE_SQL = _step_merge_sql()
 
 #: Which of the kinds' rows exist, among the ids $1.
 EXISTING_SQL: dict[EventKind, str] = {
@@ -254,16 +261,15 @@ def _decode_jsonb(data: bytes) -> Any:
 
 
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:
-    """Per-connection setup: binary jsonb codec and the staging tables."""
+    """Per-connection setup: binary jsonb codec and the steps' staging table."""
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", format="binary", encoder=_encode_jsonb, decoder=_decode_jsonb
     )
-    for kind in EventKind:
-        # ON COMMIT DELETE ROWS: staging is empty at the start of every transaction.
-        await conn.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage_table(kind)} "
-            f"(LIKE {TABLES[kind]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
+    # ON COMMIT DELETE ROWS: staging is empty at the start of every transaction.
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {STEP_STAGE} "
+        f"(LIKE {TABLES[EventKind.STEP]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
 
 
 async def create_pool(

@@ -8,10 +8,12 @@ its steps marked ``# Step N`` in the code. For each batch:
 2. plan (:mod:`debug_sink.sink.plan`): dedupe snapshots by (correlation_id, state_hash)
    against the batch and the database, resolve references, park children whose parents are
    missing (:mod:`debug_sink.sink.parking`);
-3. stage and upsert (:mod:`debug_sink.sink.tables`): binary COPY of each kind's rows into a
-   temporary staging table, then ``INSERT ... SELECT ... ON CONFLICT (id)`` into the real
-   tables, parents first, with the foreign keys deferred to the end of the transaction;
-   workflow-step lifecycle events fold into one row, every other event is insert-once. A data
+3. write (:mod:`debug_sink.sink.tables`): binary COPY of each kind's new rows (ids the
+   lookups of step 2 did not find) straight into the real tables, parents first, with the
+   foreign keys deferred to the end of the transaction. Every event is insert-once except
+   workflow-step lifecycle events, which fold into one row: a step whose row is stored
+   already is COPYed into a temporary staging table and merged (``INSERT ... SELECT ... ON
+   CONFLICT (id) DO UPDATE``); a stored row of any other kind is skipped. A data
    error (SQLSTATE classes 22, 23) bisects the events inside the transaction (savepoints)
    until the offenders are isolated; they become dead letters and the rest lands;
 4. release parked events whose parents this transaction wrote (through the index
@@ -26,7 +28,8 @@ Result: after any crash, restart, rebalance, replay or re-sent message each vali
 exactly one row, because the rows and the offsets that say "these messages are done" commit
 atomically, and every row is keyed by the producer's event id.
 
-Transient errors (connection loss, restart, a lost dedupe race with another replica)
+Transient errors (connection loss, restart, a race lost to another replica that stored the
+same event or snapshot after this transaction's lookups)
 propagate as :class:`~debug_sink.errors.DatabaseUnavailable`: nothing was committed, the
 caller retries the same batch. Other database errors are translated at the boundary of
 :mod:`debug_sink.db.pg`.
@@ -39,6 +42,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -58,14 +62,22 @@ from debug_sink.sink.plan import (
     Plan,
     lookups_needed,
     make_plan,
+    split_stored,
 )
-from debug_sink.sink.tables import COLUMNS, EXISTING_SQL, UPSERT_SQL, record_of, stage_table
+from debug_sink.sink.tables import (
+    COLUMNS,
+    EXISTING_SQL,
+    STEP_MERGE_SQL,
+    STEP_STAGE,
+    record_of,
+)
 from debug_sink.wire.events import TABLES, EventKind
 from debug_sink.wire.validation import Accepted, Rejected
 
 __all__ = ["BatchWriter", "OffsetMirror", "WriteResult"]
 
-_SNAPSHOT_PKEY = "debug_state_snapshots_pkey"
+#: The tables of the events (a unique violation in one of them is a lost race).
+_EVENT_TABLES = frozenset(TABLES.values())
 #: How many rounds of "release what waited for what was just written" one transaction runs.
 _RELEASE_ROUNDS = 16
 
@@ -242,7 +254,7 @@ class BatchWriter:
             result.add_plan(plan)
             return []
         except asyncpg.PostgresError as exc:
-            if not is_data_error(exc) or _is_dedupe_race(exc):
+            if not is_data_error(exc) or _is_lost_race(exc):
                 raise
             if len(pending) == 1:
                 if parked_rejects and pending[0].parked_id is not None:
@@ -278,27 +290,19 @@ class BatchWriter:
         return make_plan(pending, Lookups(existing, aliases, keys), expire=expire)
 
     async def _apply(self, conn: Conn, plan: Plan) -> None:
-        kinds = [kind for kind in WRITE_ORDER if plan.rows.get(kind)]
-        if kinds:  # the staging tables of this write emptied in one statement
-            await conn.execute("TRUNCATE " + ", ".join(stage_table(k) for k in kinds))
-        for kind in kinds:
-            events = plan.rows[kind]
-            stage = stage_table(kind)
-            try:
-                states = plan.state_json
-                await conn.copy_records_to_table(
-                    stage,
-                    records=[record_of(kind, e, states.get(e.id)) for e in events],
-                    columns=list(COLUMNS[kind]),
-                )
-            except (OverflowError, ValueError) as exc:
-                # The driver could not encode a value (e.g. a timestamp whose UTC value is
-                # past year 9999); it aborted the COPY. A data error of the rows: bisect.
-                raise asyncpg.DataError(
-                    f"a value of {TABLES[kind]} cannot be encoded: {exc}"
-                ) from exc
-        if kinds:  # the upserts, in WRITE_ORDER, in one round trip
-            await conn.execute(";\n".join(UPSERT_SQL[kind] for kind in kinds))
+        # New rows go straight into their tables. A stored row of an insert-once kind is a
+        # re-delivery, skipped; a stored step is staged and merged into its row. A row that
+        # another writer inserted after the lookups fails the COPY on the primary key: a
+        # lost race (_is_lost_race), the batch is retried and then finds it.
+        for kind in WRITE_ORDER:
+            new, stored = split_stored(plan, kind)
+            if new:
+                await self._copy(conn, kind, TABLES[kind], new, plan.state_json)
+            if stored and kind is EventKind.STEP:
+                # Staging is empty at the start of a transaction (ON COMMIT DELETE ROWS) and
+                # emptied after each merge, in the merge's round trip.
+                await self._copy(conn, kind, STEP_STAGE, stored, plan.state_json)
+                await conn.execute(f"{STEP_MERGE_SQL};\nTRUNCATE {STEP_STAGE}")
         if plan.aliases:
             await conn.execute(
                 _sql("store_aliases"),
@@ -307,6 +311,21 @@ class BatchWriter:
             )
         await parking.park(conn, plan.parked, grace_s=self.park_grace)
         await parking.delete(conn, plan.released)
+
+    @staticmethod
+    async def _copy(
+        conn: Conn, kind: EventKind, table: str, events: list[Any], states: Mapping[UUID, bytes]
+    ) -> None:
+        try:
+            await conn.copy_records_to_table(
+                table,
+                records=[record_of(kind, e, states.get(e.id)) for e in events],
+                columns=list(COLUMNS[kind]),
+            )
+        except (OverflowError, ValueError) as exc:
+            # The driver could not encode a value (e.g. a timestamp whose UTC value is past
+            # year 9999); it aborted the COPY. A data error of the rows: bisect.
+            raise asyncpg.DataError(f"a value of {TABLES[kind]} cannot be encoded: {exc}") from exc
 
     async def _release_loop(self, conn: Conn, written: set[UUID], result: WriteResult) -> None:
         """Write parked events waiting for ids written in this transaction, transitively."""
@@ -346,22 +365,23 @@ def _rejection(exc: asyncpg.PostgresError) -> str:
 
 @contextlib.contextmanager
 def _database_failures(what: str) -> Iterator[None]:
-    """Transient failures and a lost dedupe race become DatabaseUnavailable (nothing was
-    committed, the caller retries); the rest is translated at the db boundary."""
+    """Transient failures and a lost race (:func:`_is_lost_race`) become DatabaseUnavailable
+    (nothing was committed, the caller retries); the rest is translated at the db boundary."""
     with translating(None, doing=what):
         try:
             yield
         except asyncpg.UniqueViolationError as exc:
-            if _is_dedupe_race(exc):
+            if _is_lost_race(exc):
                 raise DatabaseUnavailable(f"{what}: {exc}".replace("\n", " ")) from exc
             raise
 
 
-def _is_dedupe_race(exc: BaseException) -> bool:
-    """A concurrent writer stored the same (correlation_id, state_hash) between our lookup and
-    our insert: retrying the batch finds it and aliases instead."""
+def _is_lost_race(exc: BaseException) -> bool:
+    """A concurrent writer stored an event between our lookups and our insert: the same id (an
+    event table's primary key; the plan inserts only ids the lookups did not find) or the
+    same snapshot (correlation_id, state_hash). Retrying the batch finds it, and skips,
+    merges or aliases instead."""
     return (
         isinstance(exc, asyncpg.UniqueViolationError)
-        and getattr(exc, "table_name", None) == "debug_state_snapshots"
-        and getattr(exc, "constraint_name", None) != _SNAPSHOT_PKEY
+        and getattr(exc, "table_name", None) in _EVENT_TABLES
     )
