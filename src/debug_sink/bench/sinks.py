@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Drain",
     "SinkProcess",
+    "Stalled",
     "drain",
     "in_group",
     "mean_batch_events",
@@ -193,6 +194,10 @@ async def stop(
     await asyncio.gather(*watchers, return_exceptions=True)
 
 
+class Stalled(RuntimeError):
+    """A drain's processes committed nothing for ``stall_s`` seconds short of the backlog."""
+
+
 async def drain(
     h: Harness,
     dsn: str,
@@ -202,16 +207,21 @@ async def drain(
     *,
     processes: int = 1,
     timeout: float = 1800,
+    stall_s: float | None = None,
     partial_ok: bool = False,
     program: Sequence[str] = SINK,
 ) -> Drain:
     """Run ``processes`` sinks with ``--exit-when-idle`` (or another ``program`` that ends
     once it has consumed ``expected`` messages) until they exit. After ``timeout`` they are
     stopped; with ``partial_ok`` what they did is returned (each marked ``timed_out``), else
-    it is an error."""
+    it is an error. With ``stall_s``, processes that commit no batch for that long (from
+    their start or their last batch) are stopped and :class:`Stalled` is raised."""
     task = h.progress.add_task(label, total=expected)
+    last_batch = time.monotonic()
 
     def advance(events: int) -> None:
+        nonlocal last_batch
+        last_batch = time.monotonic()
         h.progress.advance(task, events)
 
     env = {**sink_env(h, dsn, names), "BENCH_EXPECTED": str(expected)}
@@ -223,10 +233,22 @@ async def drain(
     watchers = [w for _, w in started]
     samples: list[CpuSample] = []
     sampler = asyncio.create_task(_sample_cpu(h, sinks, samples))
+    deadline = time.monotonic() + timeout
+    stalled = False
     try:
-        _, pending = await asyncio.wait(watchers, timeout=timeout)
+        pending: set[asyncio.Task[None]] = set(watchers)
+        while pending and time.monotonic() < deadline:
+            _, pending = await asyncio.wait(
+                pending, timeout=min(1.0, max(0.0, deadline - time.monotonic()))
+            )
+            if pending and stall_s is not None and time.monotonic() - last_batch > stall_s:
+                stalled = True
+                break
     finally:
         await _cancel(sampler)
+    if stalled:
+        await stop(sinks, watchers)
+        raise Stalled(f"{label}: no batch committed for {stall_s:.0f} s")
     if pending:
         for sink in sinks:
             sink.timed_out = sink.proc.returncode is None

@@ -30,7 +30,7 @@ from debug_sink.bench.harness import COPY_ORDER
 from debug_sink.bench.internals import COLUMNS, TABLES, EventKind
 from debug_sink.bench.procfs import cpu_seconds, process_children
 from debug_sink.bench.scenarios.backlogs import drain_figures
-from debug_sink.bench.sinks import PER_ROW, TYPICAL, drain, in_group
+from debug_sink.bench.sinks import PER_ROW, TYPICAL, Stalled, drain, in_group
 
 if TYPE_CHECKING:
     from debug_sink.bench.harness import Harness
@@ -113,6 +113,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+#: A rival that commits nothing for this long is stalled (longer than its group join can
+#: take: typical._JOIN_ATTEMPTS x typical._JOIN_TIMEOUT_S = 120 s).
+_STALL_S: Final = 180.0
+#: Drains of a rival tried before giving up on it.
+_RIVAL_ATTEMPTS: Final = 3
+
+
 async def consumer_rival(
     h: Harness,
     backlogs: Backlogs,
@@ -121,29 +128,51 @@ async def consumer_rival(
     """Rivals (c) and (d), the ``n``-th time: a copy of the database the sink writes into,
     without foreign keys (see :mod:`debug_sink.bench.typical`); the typical consumer drains
     the throughput backlog into it, then the per-row consumer drains its smaller backlog
-    into the same database. Their figures, as :func:`~.backlogs.drain_figures` gives them."""
+    into the same database. Their figures, as :func:`~.backlogs.drain_figures` gives them.
+
+    A rival has no stall recovery, and now and then one stops receiving mid-drain (seen twice
+    against Tansu). A drain that commits nothing for :data:`_STALL_S` is thrown away and run
+    again from the start, into a fresh copy with a new group; ``stalled`` counts them."""
+    stalled = 0
+    for attempt in range(_RIVAL_ATTEMPTS):
+        try:
+            result = await _consumer_rival(h, backlogs, n, attempt)
+        except Stalled as exc:
+            stalled += 1
+            h.notes.append(f"{exc}: thrown away, drained again from the start")
+            continue
+        return {**result, "stalled": stalled}
+    raise RuntimeError(f"rival {n + 1}: stalled in each of {_RIVAL_ATTEMPTS} drains")
+
+
+async def _consumer_rival(h: Harness, backlogs: Backlogs, n: int, attempt: int) -> dict[str, Any]:
     backlog = await backlogs.throughput()
     name = f"bench_rival_{n}"
     dsn = await backlogs.target(name)
-    dropped = await h.drop_foreign_keys(dsn)
-    drained = await drain(
-        h,
-        dsn,
-        in_group(backlog["names"], f"-typical-{n}"),
-        backlog["events"],
-        f"(c) typical consumer ({n + 1})",
-        program=TYPICAL,
-    )
-    typical = drain_figures(drained, backlog)
-    small = await backlogs.per_row()
-    drained = await drain(
-        h,
-        dsn,
-        in_group(small["names"], f"-per-row-{n}"),
-        small["events"],
-        f"(d) per-row consumer ({n + 1})",
-        program=PER_ROW,
-    )
-    per_row = drain_figures(drained, small)
-    await h.drop_database(name)
+    suffix = f"{n}" if attempt == 0 else f"{n}-retry{attempt}"
+    try:
+        dropped = await h.drop_foreign_keys(dsn)
+        drained = await drain(
+            h,
+            dsn,
+            in_group(backlog["names"], f"-typical-{suffix}"),
+            backlog["events"],
+            f"(c) typical consumer ({n + 1})",
+            stall_s=_STALL_S,
+            program=TYPICAL,
+        )
+        typical = drain_figures(drained, backlog)
+        small = await backlogs.per_row()
+        drained = await drain(
+            h,
+            dsn,
+            in_group(small["names"], f"-per-row-{suffix}"),
+            small["events"],
+            f"(d) per-row consumer ({n + 1})",
+            stall_s=_STALL_S,
+            program=PER_ROW,
+        )
+        per_row = drain_figures(drained, small)
+    finally:
+        await h.drop_database(name)
     return {"typical": typical, "per_row": per_row, "foreign_keys_dropped": dropped}

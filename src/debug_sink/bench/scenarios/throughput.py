@@ -112,6 +112,7 @@ async def throughput(h: Harness, backlogs: Backlogs) -> None:
                 "copy_seed": copy_b,
                 "typical": {k: rivals["typical"][k] for k in _DRAIN_FIGURES},
                 "per_row": {k: rivals["per_row"][k] for k in _DRAIN_FIGURES},
+                "rival_drains_stalled": rivals["stalled"],
             }
         )
         if n == 0:
