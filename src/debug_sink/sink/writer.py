@@ -28,10 +28,12 @@ Result: after any crash, restart, rebalance, replay or re-sent message each vali
 exactly one row, because the rows and the offsets that say "these messages are done" commit
 atomically, and every row is keyed by the producer's event id.
 
-Transient errors (connection loss, restart, a race lost to another replica that stored the
-same event or snapshot after this transaction's lookups)
-propagate as :class:`~debug_sink.errors.DatabaseUnavailable`: nothing was committed, the
-caller retries the same batch. Other database errors are translated at the boundary of
+A race lost to another writer (it stored the same event, or a snapshot of the same state,
+after this transaction's lookups, so the insert fails on a unique key) rolls the transaction
+back and runs it again at once; its lookups then find the row. Transient errors (connection
+loss, restart, a race lost five times in a row) propagate as
+:class:`~debug_sink.errors.DatabaseUnavailable`: nothing was committed, the caller retries
+the same batch. Other database errors are translated at the boundary of
 :mod:`debug_sink.db.pg`.
 """
 
@@ -46,6 +48,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import structlog
 
 from debug_sink.db import sqlfiles
 from debug_sink.db.pg import Conn, is_data_error, translating
@@ -76,8 +79,12 @@ from debug_sink.wire.validation import Accepted, Rejected
 
 __all__ = ["BatchWriter", "OffsetMirror", "WriteResult"]
 
+log = structlog.get_logger("debug_sink")
+
 #: The tables of the events (a unique violation in one of them is a lost race).
 _EVENT_TABLES = frozenset(TABLES.values())
+#: Transactions tried in a row when each loses a race to another writer (_is_lost_race).
+_RACE_ATTEMPTS = 5
 #: How many rounds of "release what waited for what was just written" one transaction runs.
 _RELEASE_ROUNDS = 16
 
@@ -140,52 +147,58 @@ class BatchWriter:
     async def write(self, batch: Batch) -> WriteResult:
         """Write one batch and store its offsets, in one transaction (steps 1-8)."""
         started = time.perf_counter()
-        result = WriteResult()
-        # Step 1: accepted events are planned, rejected messages are dead letters.
-        pending = self._sort(batch.items, result)
         with _database_failures("writing the batch"):
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(_sql("defer_constraints"))
-                # Steps 2 and 3: plan, stage, upsert; bisect what PostgreSQL rejects.
-                rejected = await self._write_bisecting(conn, pending, result)
-                by_origin = {item.origin: item for item in batch.items}
-                for bad, exc in rejected:
-                    if (item := by_origin.get(bad.origin)) is not None:
-                        letter = self.letters.of_item(item, "database", _rejection(exc))
-                        result.dead_letters.append(letter)
-                # Step 4: parked events that waited for what was just written.
-                await self._release_loop(conn, set(result.written), result)
-                # Step 5: dead letters, topic then table.
-                await self._store_dead_letters(conn, result.dead_letters)
-                # Step 6: the offsets, in the same transaction as the rows.
-                await offsets.store(conn, self.group_id, batch.next_offsets)
-            # Step 7: committed (the transaction block ended without an exception).
+            result = await _retrying_lost_races(lambda: self._write_once(batch))
         # Step 8: the Kafka mirror, for lag tools.
         if self.mirror_offsets is not None:
             await self.mirror_offsets(batch.next_offsets)
         result.duration_s = time.perf_counter() - started
         return result
 
+    async def _write_once(self, batch: Batch) -> WriteResult:
+        result = WriteResult()
+        # Step 1: accepted events are planned, rejected messages are dead letters.
+        pending = self._sort(batch.items, result)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_sql("defer_constraints"))
+            # Steps 2 and 3: plan and write; bisect what PostgreSQL rejects.
+            rejected = await self._write_bisecting(conn, pending, result)
+            by_origin = {item.origin: item for item in batch.items}
+            for bad, exc in rejected:
+                if (item := by_origin.get(bad.origin)) is not None:
+                    letter = self.letters.of_item(item, "database", _rejection(exc))
+                    result.dead_letters.append(letter)
+            # Step 4: parked events that waited for what was just written.
+            await self._release_loop(conn, set(result.written), result)
+            # Step 5: dead letters, topic then table.
+            await self._store_dead_letters(conn, result.dead_letters)
+            # Step 6: the offsets, in the same transaction as the rows.
+            await offsets.store(conn, self.group_id, batch.next_offsets)
+        # Step 7: committed (the transaction block ended without an exception).
+        return result
+
     async def release_parked(self, *, limit: int = 5000) -> WriteResult:
         """Write parked events whose parents have arrived (e.g. through another replica) and
         those past their grace period (references NULL, originals kept in metadata)."""
         started = time.perf_counter()
-        result = WriteResult()
         with _database_failures("releasing parked events"):
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(_sql("defer_constraints"))
-                fresh, expired = await parking.releasable(conn, limit=limit)
-                if not fresh and not expired:
-                    return result
-                if fresh:
-                    await self._write_bisecting(conn, fresh, result, parked_rejects=True)
-                if expired:
-                    await self._write_bisecting(
-                        conn, expired, result, expire=True, parked_rejects=True
-                    )
-                await self._release_loop(conn, set(result.written), result)
-                await self._store_dead_letters(conn, result.dead_letters)
+            result = await _retrying_lost_races(lambda: self._release_once(limit))
         result.duration_s = time.perf_counter() - started
+        return result
+
+    async def _release_once(self, limit: int) -> WriteResult:
+        result = WriteResult()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_sql("defer_constraints"))
+            fresh, expired = await parking.releasable(conn, limit=limit)
+            if not fresh and not expired:
+                return result
+            if fresh:
+                await self._write_bisecting(conn, fresh, result, parked_rejects=True)
+            if expired:
+                await self._write_bisecting(conn, expired, result, expire=True, parked_rejects=True)
+            await self._release_loop(conn, set(result.written), result)
+            await self._store_dead_letters(conn, result.dead_letters)
         return result
 
     async def parked_count(self) -> int:
@@ -363,10 +376,25 @@ def _rejection(exc: asyncpg.PostgresError) -> str:
     return f"rejected by PostgreSQL ({exc.sqlstate}): {exc}".replace("\n", " ")
 
 
+async def _retrying_lost_races(attempt: Callable[[], Awaitable[WriteResult]]) -> WriteResult:
+    """Run ``attempt`` (one transaction) again at once when it lost a race: the other
+    writer's rows were committed when our insert failed on them, so the next attempt's
+    lookups find them. After :data:`_RACE_ATTEMPTS` lost races the last one propagates."""
+    for tries in range(1, _RACE_ATTEMPTS + 1):
+        try:
+            return await attempt()
+        except asyncpg.UniqueViolationError as exc:
+            if not _is_lost_race(exc) or tries == _RACE_ATTEMPTS:
+                raise
+            log.info("lost_race_retry", table=exc.table_name, constraint=exc.constraint_name)
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def _database_failures(what: str) -> Iterator[None]:
-    """Transient failures and a lost race (:func:`_is_lost_race`) become DatabaseUnavailable
-    (nothing was committed, the caller retries); the rest is translated at the db boundary."""
+    """Transient failures and a race lost more than :data:`_RACE_ATTEMPTS` times in a row
+    (:func:`_is_lost_race`) become DatabaseUnavailable (nothing was committed, the caller
+    retries); the rest is translated at the db boundary."""
     with translating(None, doing=what):
         try:
             yield
