@@ -16,7 +16,7 @@ import subprocess
 import sys
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,8 +32,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from debug_sink.dev.embedded import SUGGESTED_PG_USER, prepare_run_as
 from debug_sink.settings import TOPIC_SUFFIXES, Settings
+from debug_sink.sink.batch import Batch, Item, Origin
 from debug_sink.sink.runner import Sink
-from debug_sink.wire.events import TABLES, EventKind
+from debug_sink.wire.events import DEFAULT_TOPICS, TABLES, EventKind
+from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 
 #: The table of each event kind, in the models' order (the one list; see events.TABLES).
 EVENT_TABLES: tuple[str, ...] = tuple(TABLES.values())
@@ -235,6 +237,27 @@ def uid() -> str:
 
 def ts(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).isoformat()
+
+
+#: The record timestamp of the batches :func:`batch_of` builds.
+RECORD_TIMESTAMP_MS = int(T0.timestamp() * 1000)
+_DEFAULT_TOPIC = {kind: topic for topic, kind in DEFAULT_TOPICS.items()}
+
+
+def batch_of(events: Iterable[tuple[EventKind, dict[str, Any]]], offsets: Iterator[int]) -> Batch:
+    """Wire-format ``events`` decoded as the consumer would (default topics and validation),
+    in one batch for :class:`~debug_sink.sink.writer.BatchWriter`: partition 0 of each topic,
+    at the next offsets of ``offsets``. Every event must be valid."""
+    config = ValidationConfig()
+    batch = Batch()
+    for kind, body in events:
+        topic, offset, value = _DEFAULT_TOPIC[kind], next(offsets), orjson.dumps(body)
+        result = decode(topic, value, timestamp_ms=RECORD_TIMESTAMP_MS, config=config)
+        assert isinstance(result, Accepted), result
+        origin = Origin(topic, 0, offset)
+        batch.items.append(Item(origin, None, value, (), RECORD_TIMESTAMP_MS, result))
+        batch.next_offsets[(topic, 0)] = offset + 1
+    return batch
 
 
 # -- event builders (wire format: one JSON object per message) ----------------------------

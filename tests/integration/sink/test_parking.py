@@ -11,22 +11,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest_asyncio
 
 from debug_sink.db import sqlfiles
-from debug_sink.sink.batch import Batch, Item, Origin
 from debug_sink.sink.tables import init_connection
 from debug_sink.sink.writer import BatchWriter, WriteResult
-from debug_sink.wire.events import DEFAULT_TOPICS, EventKind
-from debug_sink.wire.validation import Accepted, ValidationConfig, decode
+from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.support import ER, HK, SN, ST, SU, TR
 
 _RELEASE_SQL = sqlfiles.load("parking.sql")["waiting_for_written"]
-TOPIC = {kind: topic for topic, kind in DEFAULT_TOPICS.items()}
-CONFIG = ValidationConfig()
-TIMESTAMP_MS = int(s.T0.timestamp() * 1000)
 
 
 class Sink:
@@ -43,14 +37,7 @@ class Sink:
     async def write(
         self, *events: tuple[EventKind, dict[str, Any]], park_grace: float = 600
     ) -> WriteResult:
-        batch = Batch()
-        for kind, body in events:
-            topic, offset, value = TOPIC[kind], next(self._offsets), orjson.dumps(body)
-            result = decode(topic, value, timestamp_ms=TIMESTAMP_MS, config=CONFIG)
-            assert isinstance(result, Accepted), result
-            batch.items.append(Item(Origin(topic, 0, offset), None, value, (), 0, result))
-            batch.next_offsets[(topic, 0)] = offset + 1
-        return await self.writer(park_grace).write(batch)
+        return await self.writer(park_grace).write(s.batch_of(events, self._offsets))
 
     async def waits(self) -> set[tuple[str, str]]:
         """(awaited id, event id) of every parked event, checked against sink_parked_waits."""

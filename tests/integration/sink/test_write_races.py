@@ -15,41 +15,26 @@ Each case injects the other writer's commit right after this writer's lookups (a
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 import pytest_asyncio
 
 from debug_sink.errors import DatabaseUnavailable
 from debug_sink.sink import offsets
-from debug_sink.sink.batch import Batch, Item, Origin
+from debug_sink.sink.batch import Batch
 from debug_sink.sink.tables import init_connection
 from debug_sink.sink.writer import BatchWriter
-from debug_sink.wire.events import DEFAULT_TOPICS, TABLES, EventKind
-from debug_sink.wire.validation import ValidationConfig, decode
+from debug_sink.wire.events import TABLES, EventKind
 from tests import support as s
-
-CONFIG = ValidationConfig()
-TOPIC = {kind: topic for topic, kind in DEFAULT_TOPICS.items()}
-TIMESTAMP_MS = 1_767_225_600_000
 
 
 def _batch(events: list[tuple[EventKind, dict[str, Any]]], *, first_offset: int) -> Batch:
-    items = []
-    for n, (kind, body) in enumerate(events):
-        value = orjson.dumps(body)
-        result = decode(TOPIC[kind], value, timestamp_ms=TIMESTAMP_MS, config=CONFIG)
-        origin = Origin(TOPIC[kind], 0, first_offset + n)
-        items.append(Item(origin, None, value, (), TIMESTAMP_MS, result))
-    ends: dict[tuple[str, int], int] = {}
-    for item in items:
-        key = (item.origin.topic, item.origin.partition)
-        ends[key] = max(ends.get(key, 0), item.origin.offset + 1)
-    return Batch(items=items, next_offsets=ends)
+    return s.batch_of(events, itertools.count(first_offset))
 
 
 @pytest_asyncio.fixture
