@@ -124,6 +124,9 @@ class Needed:
 
 @dataclass(slots=True)
 class Parked:
+    """An event that waits; ``waiting_for``: each of its references the plan found neither
+    stored nor written (a duplicate snapshot: the snapshot it duplicates)."""
+
     pending: Pending
     waiting_for: tuple[UUID, ...]
 
@@ -229,54 +232,77 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
             kept_by_key[key] = event.id
         survivors.append(item)
 
-    # 2. Rewrite snapshot references through the aliases.
-    resolved: list[Pending] = []
-    for item in survivors:
-        update = {
-            name: aliases[value]
-            for name, parent, value in _refs(item.kind, item.event)
-            if parent is EventKind.SNAPSHOT and value in aliases
-        }
-        resolved.append(
-            replace(item, event=item.event.model_copy(update=update)) if update else item
-        )
-
-    # 3. References: available = in the database, or written by this plan. Park to fixpoint.
+    # 2. References, each read once: a reference to a duplicate snapshot is rewritten to the
+    #    kept one; then it is available if in the database or written by this plan. An event
+    #    with a reference to neither is parked, which takes its row out of the plan: whatever
+    #    relied on that row is parked in turn (``relying`` names them, so one pass and the
+    #    propagation reach the fixpoint without walking the batch again).
     writing: dict[EventKind, set[UUID]] = {kind: set() for kind in EventKind}
-    for item in resolved:
+    for item in survivors:
         writing[item.kind].add(item.event.id)
+    no_ids: set[UUID] = set()
+    resolved: list[Pending] = []
     parked_ids: set[int] = set()
-    missing_of: dict[int, tuple[UUID, ...]] = {}
-    changed = True
-    while changed:
-        changed = False
-        for index, item in enumerate(resolved):
-            if index in parked_ids:
-                continue
-            missing = tuple(
-                value
-                for _, parent, value in _refs(item.kind, item.event)
-                if value not in existing.get(parent, ()) and value not in writing[parent]
-            )
-            if (
-                missing
-                and item.kind is not EventKind.STEP
-                and item.event.id in existing.get(item.kind, ())
-            ):
-                # Already stored (a replay or re-send, e.g. of an event written with a
-                # dangling reference): its insert is a no-op, so it waits for nothing.
-                missing = ()
-            if missing:
-                if expire:
-                    resolved[index] = _dangle(item, existing, writing)
-                    plan.dangling += 1
-                    continue
-                parked_ids.add(index)
-                missing_of[index] = missing
-                writing[item.kind].discard(item.event.id)
-                changed = True
+    relying: dict[tuple[EventKind, UUID], list[int]] = {}
+    propagate: list[int] = []
 
-    # 4. Duplicates become aliases of the kept snapshot -- unless that snapshot is parked
+    def stored_already(item: Pending) -> bool:
+        # A replay or re-send (e.g. of an event written with a dangling reference): its
+        # insert is a no-op, so it waits for nothing. (A step's row may still be folded.)
+        return item.kind is not EventKind.STEP and item.event.id in existing.get(item.kind, no_ids)
+
+    def park(index: int) -> None:
+        parked_ids.add(index)
+        item = resolved[index]
+        own = writing[item.kind]
+        if item.event.id in own:
+            own.discard(item.event.id)
+            propagate.extend(relying.pop((item.kind, item.event.id), ()))
+
+    for index, survivor in enumerate(survivors):
+        update: dict[str, UUID] | None = None
+        missing = False
+        for name, parent, sent in _refs(survivor.kind, survivor.event):
+            value = sent
+            if parent is EventKind.SNAPSHOT and sent in aliases:
+                value = aliases[sent]
+                if update is None:
+                    update = {}
+                update[name] = value
+            if value in existing.get(parent, no_ids):
+                continue
+            if value in writing[parent]:
+                relying.setdefault((parent, value), []).append(index)
+            else:
+                missing = True
+        item = (
+            replace(survivor, event=survivor.event.model_copy(update=update))
+            if update
+            else survivor
+        )
+        resolved.append(item)
+        if not missing or stored_already(item):
+            continue
+        if expire:
+            resolved[index] = _dangle(item, existing, writing)
+            plan.dangling += 1
+            continue
+        park(index)
+    while propagate:
+        index = propagate.pop()
+        if index not in parked_ids and not stored_already(resolved[index]):
+            park(index)
+    # What each parked event waits for: its references unavailable once all is parked.
+    missing_of = {
+        index: tuple(
+            value
+            for _, parent, value in _refs(resolved[index].kind, resolved[index].event)
+            if value not in existing.get(parent, no_ids) and value not in writing[parent]
+        )
+        for index in parked_ids
+    }
+
+    # 3. Duplicates become aliases of the kept snapshot -- unless that snapshot is parked
     #    itself: then the duplicate waits with it (an alias must point at a stored row).
     for alias_id, item in duplicate_of.items():
         kept = aliases[alias_id]
@@ -288,7 +314,7 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
         else:
             plan.parked.append(Parked(item, (kept,)))
 
-    # 5. Rows per kind; step lifecycles folded by id.
+    # 4. Rows per kind; step lifecycles folded by id.
     steps: dict[UUID, Any] = {}
     for index, item in enumerate(resolved):
         if index in parked_ids:
