@@ -35,7 +35,8 @@ from debug_sink.wire.events import TABLES, EventKind
 
 __all__ = [
     "COLUMNS",
-    "EXISTING_SQL",
+    "LOOKUP_KINDS",
+    "LOOKUP_SQL",
     "STEP_MERGE_SQL",
     "STEP_STAGE",
     "create_pool",
@@ -183,10 +184,36 @@ def _step_merge_sql() -> str:
 #: Staged steps -> their stored rows, folded.
 STEP_MERGE_SQL = _step_merge_sql()
 
-#: Which of the kinds' rows exist, among the ids $1.
-EXISTING_SQL: dict[EventKind, str] = {
-    kind: f"SELECT id FROM {TABLES[kind]} WHERE id = ANY($1::uuid[])" for kind in EventKind
-}
+#: The kinds in the order of LOOKUP_SQL's id parameters ($1 ... $6; $1 the snapshots').
+LOOKUP_KINDS: tuple[EventKind, ...] = (
+    EventKind.SNAPSHOT,
+    *(kind for kind in EventKind if kind is not EventKind.SNAPSHOT),
+)
+_KEYS = len(LOOKUP_KINDS) + 1
+
+#: What the database holds of a batch, in one round trip (the planner's lookups; one
+#: statement per kind, plus two, cost a round trip each). Rows ``(what, id, other,
+#: state_hash)``: ``what`` a kind's value -- the row ``id`` exists, among that kind's ids;
+#: ``alias`` -- the snapshot id ``id`` (among $1) is a known alias of the kept snapshot
+#: ``other``; ``key`` -- the stored snapshot ``id`` has the key (correlation_id ``other``,
+#: ``state_hash``), among the keys $7 (correlation ids) / $8 (state hashes).
+LOOKUP_SQL: str = "\nUNION ALL ".join(
+    [
+        *(
+            f"SELECT '{kind.value}'::text AS what, id, NULL::uuid AS other, NULL::text AS "
+            f"state_hash FROM {TABLES[kind]} WHERE id = ANY(${n}::uuid[])"
+            if n == 1
+            else f"SELECT '{kind.value}', id, NULL, NULL FROM {TABLES[kind]} "
+            f"WHERE id = ANY(${n}::uuid[])"
+            for n, kind in enumerate(LOOKUP_KINDS, 1)
+        ),
+        "SELECT 'alias', alias_id, snapshot_id, NULL FROM sink_snapshot_aliases "
+        "WHERE alias_id = ANY($1::uuid[])",
+        f"SELECT 'key', s.id, s.correlation_id, s.state_hash "
+        f"FROM unnest(${_KEYS}::uuid[], ${_KEYS + 1}::text[]) AS k(correlation_id, state_hash) "
+        f"JOIN {TABLES[EventKind.SNAPSHOT]} s USING (correlation_id, state_hash)",
+    ]
+)
 
 
 def _decimal(value: Any) -> Any:

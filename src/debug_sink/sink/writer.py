@@ -69,7 +69,8 @@ from debug_sink.sink.plan import (
 )
 from debug_sink.sink.tables import (
     COLUMNS,
-    EXISTING_SQL,
+    LOOKUP_KINDS,
+    LOOKUP_SQL,
     STEP_MERGE_SQL,
     STEP_STAGE,
     record_of,
@@ -284,23 +285,26 @@ class BatchWriter:
 
     async def _plan(self, conn: Conn, pending: list[Pending], *, expire: bool) -> Plan:
         needed = lookups_needed(pending)
-        existing: dict[EventKind, set[UUID]] = {}
-        for kind, ids in needed.ids.items():
-            rows = await conn.fetch(EXISTING_SQL[kind], list(ids)) if ids else []
-            existing[kind] = {r["id"] for r in rows}
+        keys = list(needed.snapshot_keys)
+        rows = await conn.fetch(
+            LOOKUP_SQL,
+            *(list(needed.ids[kind]) for kind in LOOKUP_KINDS),
+            [correlation_id for correlation_id, _ in keys],
+            [state_hash for _, state_hash in keys],
+        )
+        existing: dict[EventKind, set[UUID]] = {kind: set() for kind in EventKind}
         aliases: dict[UUID, UUID] = {}
-        snapshot_ids = needed.ids[EventKind.SNAPSHOT]
-        if snapshot_ids:
-            rows = await conn.fetch(_sql("aliases_of"), list(snapshot_ids))
-            aliases = {r["alias_id"]: r["snapshot_id"] for r in rows}
-            # An alias target exists by construction (FK), so references to it resolve.
-            existing[EventKind.SNAPSHOT] |= set(aliases.values())
-        keys: dict[tuple[UUID, str], UUID] = {}
-        if needed.snapshot_keys:
-            correlation_ids, hashes = zip(*needed.snapshot_keys, strict=True)
-            rows = await conn.fetch(_sql("snapshots_by_key"), list(correlation_ids), list(hashes))
-            keys = {(r["correlation_id"], r["state_hash"]): r["id"] for r in rows}
-        return make_plan(pending, Lookups(existing, aliases, keys), expire=expire)
+        stored_keys: dict[tuple[UUID, str], UUID] = {}
+        for what, id_, other, state_hash in rows:
+            if what == "alias":
+                aliases[id_] = other
+            elif what == "key":
+                stored_keys[(other, state_hash)] = id_
+            else:
+                existing[EventKind(what)].add(id_)
+        # An alias target exists by construction (FK), so references to it resolve.
+        existing[EventKind.SNAPSHOT] |= set(aliases.values())
+        return make_plan(pending, Lookups(existing, aliases, stored_keys), expire=expire)
 
     async def _apply(self, conn: Conn, plan: Plan) -> None:
         # New rows go straight into their tables. A stored row of an insert-once kind is a
