@@ -260,15 +260,19 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 4,
     init: Callable[[asyncpg.Connection[Any]], Awaitable[None]] | None = None,
+    reset: Callable[[asyncpg.Connection[Any]], Awaitable[None]] | None = None,
     command_timeout: float | None = None,
 ) -> asyncpg.Pool:
-    """A pool of :func:`connect`-alike connections, each set up by ``init``."""
+    """A pool of :func:`connect`-alike connections, each set up by ``init``; ``reset``
+    replaces asyncpg's session reset on release (an open transaction is rolled back
+    either way)."""
     with translating(dsn):
         pool: asyncpg.Pool | None = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
             init=init,  # type: ignore[arg-type]
+            reset=reset,
             ssl=ssl,
             command_timeout=command_timeout,
             server_settings=_server_settings(schema, application_name),

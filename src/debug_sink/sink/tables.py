@@ -311,5 +311,14 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size or settings.postgres_pool_size,
         init=init_connection,
+        reset=_keep_session,
         command_timeout=120,
     )
+
+
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Release without asyncpg's session reset (``RESET ALL``, ``CLOSE ALL``, ``UNLISTEN``,
+    advisory unlocks: a round trip per batch). The sink's statements leave no session state
+    behind -- no ``SET`` outside a transaction, no cursor, listener or session lock -- and
+    what ``init_connection`` set up is meant to stay. An open transaction is still rolled
+    back (asyncpg does that before calling this)."""
