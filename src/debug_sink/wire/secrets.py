@@ -153,7 +153,9 @@ _PAIR: Final = re.compile(
 #: nothing in a message's raw bytes, no string of the message needs the precise (and much
 #: slower) scan. It runs on JSON as sent, so it also accepts escaped quotes (``\\"``) before
 #: the ``=``/``:`` of a secret-named pair inside a string, and not the unescaped ``"key":`` of
-#: the JSON structure itself (keys are the key redaction's business).
+#: the JSON structure itself (keys are the key redaction's business). A search only answers
+#: whether something matches, so no alternative starts with an optional prefix (a pair's
+#: name is matched by its end: ``db_password=`` by ``password=``).
 PREFILTER: Final = (
     r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}"
     r"|(?i:aws).{0,20}?(?i:key|pwd|pw|pass|token)"
@@ -176,7 +178,7 @@ PREFILTER: Final = (
     r"|(?i:(?:bearer|basic|digest)\s+[A-Za-z0-9._~+/=-]{8,})"
     r"|(?i:authorization\s*[:=])|(?i:cookie\s*:)|(?i:x-(?:api|auth)-(?:key|token)\s*:)"
     r"|PRIVATE KEY|PuTTY-User-Key-File"
-    r"|(?i:[\w.-]{0,30}(?:pass|passwd|password|pwd|secret|token|tokens|key|keys|auth|"
+    r"|(?i:(?:pass|passwd|password|pwd|secret|token|tokens|key|keys|auth|"
     r"authorization|cookie|credential|credentials|jwt|dsn|string)(?:\\\"|')?\s*[=:])"
     # ASCII letters written as \u escapes: rare in honest JSON, a way around this pass.
     r"|\\u00[2-7][0-9A-Fa-f]"
