@@ -191,8 +191,8 @@ LOOKUP_KINDS: tuple[EventKind, ...] = (
 )
 _KEYS = len(LOOKUP_KINDS) + 1
 
-#: What the database holds of a batch, in one round trip (the planner's lookups; one
-#: statement per kind, plus two, cost a round trip each). Rows ``(what, id, other,
+#: What the database holds of a batch, in one round trip (the planner's lookups, which as
+#: eight statements cost eight). Rows ``(what, id, other,
 #: state_hash)``: ``what`` a kind's value -- the row ``id`` exists, among that kind's ids;
 #: ``alias`` -- the snapshot id ``id`` (among $1) is a known alias of the kept snapshot
 #: ``other``; ``key`` -- the stored snapshot ``id`` has the key (correlation_id ``other``,
