@@ -202,9 +202,6 @@ LOOKUP_SQL: str = "\nUNION ALL ".join(
         *(
             f"SELECT '{kind.value}'::text AS what, id, NULL::uuid AS other, NULL::text AS "
             f"state_hash FROM {TABLES[kind]} WHERE id = ANY(${n}::uuid[])"
-            if n == 1
-            else f"SELECT '{kind.value}', id, NULL, NULL FROM {TABLES[kind]} "
-            f"WHERE id = ANY(${n}::uuid[])"
             for n, kind in enumerate(LOOKUP_KINDS, 1)
         ),
         "SELECT 'alias', alias_id, snapshot_id, NULL FROM sink_snapshot_aliases "
