@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -150,29 +150,27 @@ async def _consumer_rival(h: Harness, backlogs: Backlogs, n: int, attempt: int) 
     name = f"bench_rival_{n}"
     dsn = await backlogs.target(name)
     suffix = f"{n}" if attempt == 0 else f"{n}-retry{attempt}"
+
+    async def figures(
+        of: dict[str, Any], group: str, label: str, program: Sequence[str]
+    ) -> dict[str, Any]:
+        drained = await drain(
+            h,
+            dsn,
+            in_group(of["names"], f"-{group}-{suffix}"),
+            of["events"],
+            f"{label} ({n + 1})",
+            stall_s=_STALL_S,
+            program=program,
+        )
+        return drain_figures(drained, of)
+
     try:
         dropped = await h.drop_foreign_keys(dsn)
-        drained = await drain(
-            h,
-            dsn,
-            in_group(backlog["names"], f"-typical-{suffix}"),
-            backlog["events"],
-            f"(c) typical consumer ({n + 1})",
-            stall_s=_STALL_S,
-            program=TYPICAL,
+        typical = await figures(backlog, "typical", "(c) typical consumer", TYPICAL)
+        per_row = await figures(
+            await backlogs.per_row(), "per-row", "(d) per-row consumer", PER_ROW
         )
-        typical = drain_figures(drained, backlog)
-        small = await backlogs.per_row()
-        drained = await drain(
-            h,
-            dsn,
-            in_group(small["names"], f"-per-row-{suffix}"),
-            small["events"],
-            f"(d) per-row consumer ({n + 1})",
-            stall_s=_STALL_S,
-            program=PER_ROW,
-        )
-        per_row = drain_figures(drained, small)
     finally:
         await h.drop_database(name)
     return {"typical": typical, "per_row": per_row, "foreign_keys_dropped": dropped}
