@@ -52,11 +52,13 @@ from debug_sink.wire.validation import Accepted, ErrorClass, Rejected, Validatio
 log = structlog.get_logger("debug_sink")
 
 
-#: Records decoded between two yields to the writer: each of the writer's ~17 round trips
-#: per batch waits, on average, for half a slice once PostgreSQL has answered (~1 ms at 32
-#: realistic messages, ~9 ms at 256). 32 drained 7-19% faster than 256 in each of four
-#: alternating pairs (docs/PERFORMANCE.md); the heap operations per take stay negligible.
-_TAKE = 32
+#: Records decoded between two yields to the writer: each of the writer's round trips per
+#: batch waits, once PostgreSQL has answered, for the slice being decoded to end (~0.6 ms at
+#: 8 realistic messages, ~2 ms at 32, ~18 ms at 256). 32 drained 7-19% faster than 256 in
+#: each of four alternating pairs; 8 lowered p99 at 2k events/s in each of three pairs
+#: against 32, and the extra turns of the event loop cost no throughput those drains could
+#: measure (docs/PERFORMANCE.md, item 13).
+_TAKE = 8
 #: Shortest poll while the writer is busy (a due timer cannot act before the writer is free).
 _BUSY_POLL = 0.02
 
