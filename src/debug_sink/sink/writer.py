@@ -164,11 +164,13 @@ class BatchWriter:
             await conn.execute(_sql("defer_constraints"))
             # Steps 2 and 3: plan and write; bisect what PostgreSQL rejects.
             rejected = await self._write_bisecting(conn, pending, result)
-            by_origin = {item.origin: item for item in batch.items}
-            for bad, exc in rejected:
-                if (item := by_origin.get(bad.origin)) is not None:
-                    letter = self.letters.of_item(item, "database", _rejection(exc))
-                    result.dead_letters.append(letter)
+            if rejected:
+                # Built only when needed: hashing every origin cost ~1 ms per 2,500 events.
+                by_origin = {item.origin: item for item in batch.items}
+                for bad, exc in rejected:
+                    if (item := by_origin.get(bad.origin)) is not None:
+                        letter = self.letters.of_item(item, "database", _rejection(exc))
+                        result.dead_letters.append(letter)
             # Step 4: parked events that waited for what was just written.
             await self._release_loop(conn, set(result.written), result)
             # Step 5: dead letters, topic then table.
