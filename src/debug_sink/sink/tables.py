@@ -150,7 +150,13 @@ STEP_STAGE = f"stage_{TABLES[EventKind.STEP]}"
 def _step_merge_sql() -> str:
     columns = COLUMNS[EventKind.STEP]
     cols = ", ".join(columns)
-    head = f"INSERT INTO {TABLES[EventKind.STEP]} AS t ({cols}) SELECT {cols} FROM {STEP_STAGE}"
+    # The staged rows are deleted as they are merged (in the merge's own statement: one
+    # round trip, and a plan asyncpg prepares once where TRUNCATE would plan the merge on
+    # every run). The dead rows go with the table's truncation at commit.
+    head = (
+        f"WITH staged AS (DELETE FROM {STEP_STAGE} RETURNING {cols}) "
+        f"INSERT INTO {TABLES[EventKind.STEP]} AS t ({cols}) SELECT {cols} FROM staged"
+    )
     terminal = "EXCLUDED.status <> 'started'"
     folded = {"status": f"CASE WHEN {terminal} THEN EXCLUDED.status ELSE t.status END"}
     folded |= {

@@ -341,9 +341,10 @@ class BatchWriter:
                 await self._copy(conn, kind, TABLES[kind], new, plan.state_json)
             if stored and kind is EventKind.STEP:
                 # Staging is empty at the start of a transaction (ON COMMIT DELETE ROWS) and
-                # emptied after each merge, in the merge's round trip.
+                # emptied by each merge. fetch(), not execute(): a prepared statement, planned
+                # once per connection rather than on every run (~0.7 ms of ~1.1).
                 await self._copy(conn, kind, STEP_STAGE, stored, plan.state_json)
-                await conn.execute(f"{STEP_MERGE_SQL};\nTRUNCATE {STEP_STAGE}")
+                await conn.fetch(STEP_MERGE_SQL)
         if plan.aliases:
             await conn.execute(
                 _sql("store_aliases"),

@@ -109,6 +109,36 @@ class TestReleaseLookup:
         assert str(row["parent_step_id"]) == step1["id"]
         assert await sink.waits() == set()
 
+    async def test_one_step_merged_twice_in_one_transaction(self, sink: Sink) -> None:
+        """A stored step gets two events in one transaction: one in the batch (merged with
+        the batch) and one parked earlier for its post-state snapshot, which the batch
+        brings (merged in the release round). Each merge takes only its own staged rows: the
+        second would otherwise fold the first again, and PostgreSQL refuses to update a row
+        twice in one statement (the batch could then never be written)."""
+        corr = s.uid()
+        started = s.step(corr, 1, "started", started_at=s.ts(0))
+        await sink.write((ST, started))
+        snap = s.snapshot(corr, {"k": 9})
+        completed = s.step(
+            corr,
+            1,
+            "completed",
+            id=started["id"],
+            completed_at=s.ts(5),
+            post_state_snapshot_id=snap["id"],
+        )
+        assert (await sink.write((ST, completed))).parked == 1
+
+        again = s.step(corr, 1, "started", id=started["id"], started_at=s.ts(1))
+        result = await sink.write((SN, snap), (ST, again))
+        assert result.released == 1
+        row = await sink.row(ST, started)
+        assert row is not None
+        assert row["status"] == "completed"
+        assert str(row["post_state_snapshot_id"]) == snap["id"]
+        assert row["started_at"] == s.T0
+        assert await sink.waits() == set()
+
     async def test_reparked_event_is_found_by_its_remaining_parent(self, sink: Sink) -> None:
         """A step waiting for an error and a snapshot: the error's batch re-parks it waiting
         for the snapshot only (waiting_for and its waits updated); the snapshot's batch
