@@ -9,6 +9,12 @@ SET CONSTRAINTS ALL DEFERRED
 -- attributed to the events of that savepoint; defer_constraints follows it.
 SET CONSTRAINTS ALL IMMEDIATE
 
+-- name: check_then_defer_constraints
+-- The deferred foreign keys checked now, then deferred again, in one round trip (the batch
+-- written in one go, without a savepoint: a violation fails the transaction).
+SET CONSTRAINTS ALL IMMEDIATE;
+SET CONSTRAINTS ALL DEFERRED
+
 -- name: store_aliases
 INSERT INTO sink_snapshot_aliases (alias_id, snapshot_id)
 SELECT * FROM unnest($1::uuid[], $2::uuid[])

@@ -218,3 +218,67 @@ async def test_re_delivered_events_of_every_kind_are_skipped_or_merged(
             assert row["duration_ms"] == 2000
         else:
             assert after == rows, table
+
+
+async def test_a_parent_deleted_after_the_lookups_fails_the_batch_before_step_4(
+    pools: tuple[asyncpg.Pool, asyncpg.Pool],
+    conn: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another session deletes a parent (retention, an operator) between the lookups and the
+    commit, so a child's foreign key fails. The batch, written in one go, fails its check
+    before step 4: no parked event released in the same transaction is taken for the
+    offender, and no dead letter is published. Written again, the child parks for its
+    parent, the parked event is released, nothing is dead-lettered."""
+    corr = str(uuid.uuid4())
+    parent = s.snapshot(corr, {"k": "parent"})
+    later = s.snapshot(corr, {"k": "later"})
+    waiting = s.error(corr, state_snapshot_id=later["id"])
+    published: list[Any] = []
+
+    async def publish(letters: list[Any]) -> None:
+        published.extend(letters)
+
+    writer = BatchWriter(pools[0], group_id="g", park_grace=600, publish_dead_letters=publish)
+    first = await writer.write(
+        _batch([(EventKind.SNAPSHOT, parent), (EventKind.ERROR, waiting)], first_offset=0)
+    )
+    assert first.parked == 1
+
+    child = s.success(corr, state_snapshot_id=parent["id"])
+    plans = 0
+    real_plan = BatchWriter._plan
+
+    async def plan_then_delete(self: BatchWriter, c: Any, pending: Any, **kw: Any) -> Any:
+        nonlocal plans
+        plan = await real_plan(self, c, pending, **kw)
+        plans += 1
+        if plans == 1:
+            await conn.execute(
+                "DELETE FROM debug_state_snapshots WHERE id = $1", uuid.UUID(parent["id"])
+            )
+        return plan
+
+    monkeypatch.setattr(BatchWriter, "_plan", plan_then_delete)
+    result = await writer.write(
+        _batch([(EventKind.SUCCESS, child), (EventKind.SNAPSHOT, later)], first_offset=10)
+    )
+    assert published == []
+    assert result.dead_letters == []
+    assert await conn.fetchval("SELECT count(*) FROM sink_dead_letters") == 0
+    released = await conn.fetchval(
+        "SELECT state_snapshot_id FROM debug_error_events WHERE id = $1", uuid.UUID(waiting["id"])
+    )
+    assert str(released) == later["id"]
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM sink_parked_events WHERE event_id = $1", uuid.UUID(child["id"])
+        )
+        == 1
+    )
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM debug_success_events WHERE id = $1", uuid.UUID(child["id"])
+        )
+        == 0
+    )
