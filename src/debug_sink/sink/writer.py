@@ -14,7 +14,7 @@ its steps marked ``# Step N`` in the code. For each batch:
    workflow-step lifecycle events, which fold into one row: a step whose row is stored
    already is COPYed into a temporary staging table and merged (``INSERT ... SELECT ... ON
    CONFLICT (id) DO UPDATE``); a stored row of any other kind is skipped. The batch is
-   written in one go, its foreign keys checked before step 5. A data error (SQLSTATE
+   written in one go, its foreign keys checked before step 4. A data error (SQLSTATE
    classes 22, 23) rolls that transaction back, and the batch is written again, bisecting
    the events inside the transaction (savepoints) until the offenders are isolated; they
    become dead letters and the rest lands;
