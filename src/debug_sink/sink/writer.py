@@ -151,6 +151,8 @@ class BatchWriter:
     mirror_offsets: OffsetMirror | None = None
     letters: Letters = field(default_factory=Letters)
     _rows_written: int = field(default=0, init=False, repr=False)
+    #: PostgreSQL refused a row of the last batch written isolating (_write_once).
+    _isolating: bool = field(default=False, init=False, repr=False)
 
     async def write(self, batch: Batch) -> WriteResult:
         """Write one batch and store its offsets, in one transaction (steps 1-8)."""
@@ -165,14 +167,17 @@ class BatchWriter:
         return result
 
     async def _write_once(self, batch: Batch) -> WriteResult:
-        try:
-            return await self._write_transaction(batch, isolate=False)
-        except asyncpg.PostgresError as exc:
-            if not is_data_error(exc) or _is_lost_race(exc):
-                raise
-        # PostgreSQL refused a row of the batch (rare: validation catches nearly all), and
-        # the transaction is rolled back. Again, isolating the offenders this time.
-        log.info("batch_rewritten_isolating", events=len(batch.items))
+        if not self._isolating:
+            try:
+                return await self._write_transaction(batch, isolate=False)
+            except asyncpg.PostgresError as exc:
+                if not is_data_error(exc) or _is_lost_race(exc):
+                    raise
+            # PostgreSQL refused a row of the batch (rare: validation catches nearly all),
+            # and the transaction is rolled back. Again, isolating the offenders this time.
+            log.info("batch_rewritten_isolating", events=len(batch.items))
+        # Batches are written isolating for as long as PostgreSQL refuses rows in them, so
+        # that a producer sending such rows in every batch costs one write per batch, not two.
         return await self._write_transaction(batch, isolate=True)
 
     async def _write_transaction(self, batch: Batch, *, isolate: bool) -> WriteResult:
@@ -186,6 +191,7 @@ class BatchWriter:
             # again, bisecting what PostgreSQL rejects (isolate).
             if isolate:
                 rejected = await self._write_bisecting(conn, pending, result)
+                self._isolating = bool(rejected)
             else:
                 rejected = []
                 await self._write_all(conn, pending, result)
