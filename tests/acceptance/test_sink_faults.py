@@ -131,14 +131,17 @@ class TestCrashes:
         and its Kafka commit, or mid-batch; then a run to the end: exactly the workload's
         rows."""
         await s.create_topics(kafka, partitions=2)
-        workload = s.mixed_workload(kafka, 1250, seed=11)  # 16 messages each = 20k
-        assert len(workload.messages) >= 20_000
+        runs = s.rounds(3, 8)
+        # Work left for every run: one commits up to three 1,000-event batches and goes on
+        # for up to 0.5 s (~6,000 events at most here), so 8,000 messages per run (16 per
+        # workflow). With less, the last runs of eight found nothing to write and waited.
+        workload = s.mixed_workload(kafka, 500 * runs, seed=11)
+        assert len(workload.messages) >= 8_000 * runs
         await s.produce(kafka, workload.messages)
         settings = s.sink_settings(db_dsn, kafka, batch_max_events=1000)
         rng = random.Random(5)
         kills = 0
         ended_by_itself: list[str] = []
-        runs = s.rounds(3, 8)
         left = budget(40 * runs)
         for _ in range(runs):
             sink = await SinkProcess.start(settings)
