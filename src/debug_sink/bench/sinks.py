@@ -246,6 +246,10 @@ async def drain(
                 break
     finally:
         await _cancel(sampler)
+        # One more after the last commit: a drain shorter than the sampling interval (a
+        # quick run's) would otherwise end after the last sample and show no CPU at all.
+        if samples and (last := _cpu_sample(h, sinks)) is not None:
+            samples.append(last)
     if stalled:
         await stop(sinks, watchers)
         raise Stalled(f"{label}: no batch committed for {stall_s:.0f} s")
@@ -267,15 +271,20 @@ async def drain(
 async def _sample_cpu(h: Harness, sinks: Sequence[SinkProcess], into: list[CpuSample]) -> None:
     """Cumulative CPU of the sinks, PostgreSQL and the broker, twice a second, into ``into``
     (where the cores went during a drain)."""
-    pg_pid, broker_pid = h.postgres.pid, h.kafka.pid
-    while True:
-        tree = process_children()  # one scan of /proc for both
-        postgres = cpu_seconds(pg_pid, children=tree) if pg_pid else None
-        broker = cpu_seconds(broker_pid, children=tree) if broker_pid else None
-        if postgres is None or broker is None:
-            return  # not Linux: not measured
-        into.append(CpuSample(time.time(), sum(s.cpu_s for s in sinks), postgres, broker))
+    while (sample := _cpu_sample(h, sinks)) is not None:
+        into.append(sample)
         await asyncio.sleep(0.5)
+
+
+def _cpu_sample(h: Harness, sinks: Sequence[SinkProcess]) -> CpuSample | None:
+    """One sample of :func:`_sample_cpu`; None where it cannot be measured (not Linux)."""
+    pg_pid, broker_pid = h.postgres.pid, h.kafka.pid
+    tree = process_children()  # one scan of /proc for both
+    postgres = cpu_seconds(pg_pid, children=tree) if pg_pid else None
+    broker = cpu_seconds(broker_pid, children=tree) if broker_pid else None
+    if postgres is None or broker is None:
+        return None
+    return CpuSample(time.time(), sum(s.cpu_s for s in sinks), postgres, broker)
 
 
 async def _watch(sink: SinkProcess, on_batch: OnBatch | None, log: Path) -> None:
