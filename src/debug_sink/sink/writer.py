@@ -194,7 +194,8 @@ class BatchWriter:
                 self._isolating = bool(rejected)
             else:
                 rejected = []
-                await self._write_all(conn, pending, result)
+                if pending:
+                    result.add_plan(await self._write_all(conn, pending))
             if rejected:
                 # Built only when needed: hashing every origin cost ~1 ms per 2,500 events.
                 by_origin = {item.origin: item for item in batch.items}
@@ -279,17 +280,16 @@ class BatchWriter:
                 )
         return pending
 
-    async def _write_all(self, conn: Conn, pending: list[Pending], result: WriteResult) -> None:
-        """Write ``pending`` in the transaction itself; any error fails the transaction."""
-        if not pending:
-            return
-        plan = await self._plan(conn, pending, expire=False)
+    async def _write_all(self, conn: Conn, pending: list[Pending], *, expire: bool = False) -> Plan:
+        """Plan and write ``pending``, with no savepoint of its own; its deferred foreign keys
+        are checked (then deferred again) before this returns. So a violation is raised here,
+        for these events: inside _write_bisecting's savepoint, or failing the batch's
+        transaction before step 4 (whose savepoints would take it for a released event's)
+        and before step 5 publishes any dead letter."""
+        plan = await self._plan(conn, pending, expire=expire)
         await self._apply(conn, plan)
-        # The deferred foreign keys now, then deferred again: a violation fails the
-        # transaction before step 4 (whose savepoints would take it for a released event's)
-        # and before step 5 publishes any dead letter.
         await conn.execute(_sql("check_then_defer_constraints"))
-        result.add_plan(plan)
+        return plan
 
     async def _write_bisecting(
         self,
@@ -305,12 +305,7 @@ class BatchWriter:
             return []
         try:
             async with conn.transaction():  # a savepoint
-                plan = await self._plan(conn, pending, expire=expire)
-                await self._apply(conn, plan)
-                # The deferred foreign keys, checked inside this savepoint so a violation is
-                # attributed to these events; later statements defer them again.
-                await conn.execute(_sql("check_constraints"))
-                await conn.execute(_sql("defer_constraints"))
+                plan = await self._write_all(conn, pending, expire=expire)
             result.add_plan(plan)
             return []
         except asyncpg.PostgresError as exc:

@@ -4,14 +4,11 @@
 -- name: defer_constraints
 SET CONSTRAINTS ALL DEFERRED
 
--- name: check_constraints
--- Check the deferred foreign keys now, inside the current savepoint, so that a violation is
--- attributed to the events of that savepoint; defer_constraints follows it.
-SET CONSTRAINTS ALL IMMEDIATE
-
 -- name: check_then_defer_constraints
--- The deferred foreign keys checked now, then deferred again, in one round trip (the batch
--- written in one go, without a savepoint: a violation fails the transaction).
+-- Check the deferred foreign keys of the events just written now, then defer them again, in
+-- one round trip: a violation is raised for those events (inside their savepoint, or failing
+-- a batch written in one go). If the check fails the second statement does not run, and the
+-- savepoint's rollback restores the deferral.
 SET CONSTRAINTS ALL IMMEDIATE;
 SET CONSTRAINTS ALL DEFERRED
 
