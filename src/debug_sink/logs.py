@@ -27,7 +27,8 @@ def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
         return _SCRUBBER.scrub(value) if _SCRUBBER.may_contain(value) else value
     if isinstance(value, dict):
-        return {k: _scrub_value(v) for k, v in value.items()}
+        # Keys too: a context may be keyed by names from outside (topics, per partition).
+        return {_scrub_value(k): _scrub_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub_value(v) for v in value]
     return value

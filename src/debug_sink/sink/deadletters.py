@@ -31,6 +31,7 @@ broker were down. Not guaranteed: exactly one copy on the topic.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from debug_sink.db.pg import Conn, connection
 from debug_sink.errors import BrokerUnavailable
 from debug_sink.sink.batch import Item, Origin
 from debug_sink.wire.redact import REDACTED, Redactor
+from debug_sink.wire.secrets import safe_name
 
 log = structlog.get_logger("debug_sink")
 
@@ -146,11 +148,16 @@ class Letters:
         if value is not None:
             room = self.max_bytes - len(key or b"") - _headers_size(safe_headers)
             room = max(0, room - _ENVELOPE)
-            if len(value) > room:
-                truncated = (len(value), hashlib.sha256(value).hexdigest())
-                value = value[:room]
+            original = value
+            # Redacted whole, then cut: a cut message is no JSON, and its secrets by key
+            # would be out of reach of the scan of text.
             value, _ = redact.redact_bytes(value)
+            if len(value) > room:
+                truncated = (len(original), hashlib.sha256(original).hexdigest())
+                value = value[:room]
         text, _ = redact.redact_text(reason.replace("\x00", "\\x00")[:_MAX_REASON])
+        if (topic := safe_name(origin.topic)) != origin.topic:
+            origin = dataclasses.replace(origin, topic=topic)
         return DeadLetter(
             origin, key, value, safe_headers, timestamp_ms, error_class, text, truncated
         )
@@ -158,6 +165,7 @@ class Letters:
     def _header(self, key: Any, value: Any) -> tuple[str, bytes | None]:
         name = key if isinstance(key, str) else bytes(key or b"").decode("utf-8", "replace")
         name = _text(name.encode("utf-8", "backslashreplace"))[:256]
+        name, _ = self.redactor.redact_text(name)  # a token may be sent as a header's name
         if value is None:
             return name, None
         data = bytes(value)[:_MAX_HEADER_VALUE]

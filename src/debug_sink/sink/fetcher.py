@@ -47,6 +47,7 @@ from debug_sink.sink.partitions import Assignment
 from debug_sink.sink.positions import OffsetLoader, Positions
 from debug_sink.sink.progress import Progress
 from debug_sink.sink.recovery import FetchRecovery, Undecodable
+from debug_sink.wire.secrets import safe_name
 from debug_sink.wire.validation import Accepted, ErrorClass, Rejected, ValidationConfig, decode
 
 log = structlog.get_logger("debug_sink")
@@ -175,7 +176,7 @@ class Fetcher:
             for tp, messages in records.items():
                 if not self.assignment.is_positioned(tp):
                     continue  # fetched before the assignment was positioned
-                self._metrics.consumed.labels(tp.topic).inc(len(messages))
+                self._metrics.consumed.labels(safe_name(tp.topic)).inc(len(messages))
                 self._recovery.received(tp, messages)
                 self._interleave.add(tp, messages)
             now = time.monotonic()
@@ -325,7 +326,7 @@ class Fetcher:
         self._recovery.forget(revoked)
         for tp in revoked:  # another member reports their lag now
             with contextlib.suppress(KeyError):
-                self._metrics.lag.remove(tp.topic, str(tp.partition))
+                self._metrics.lag.remove(safe_name(tp.topic), str(tp.partition))
         log.info("partitions_revoked", partitions=len(revoked), dropped_uncommitted=dropped)
 
     def _observe_progress(self) -> None:
@@ -334,7 +335,7 @@ class Fetcher:
         for tp in self.assignment.positioned:
             self.progress.log_end((tp.topic, tp.partition), self.consumer.highwater(tp))
         for (topic, partition), lag in self.progress.lag().items():
-            self._metrics.lag.labels(topic, str(partition)).set(lag)
+            self._metrics.lag.labels(safe_name(topic), str(partition)).set(lag)
         stalls = self.progress.stalls(self.settings.stall_timeout_seconds)
         self._metrics.stalled.labels("partition").set(1 if stalls.partitions else 0)
         self._metrics.stalled.labels("batch_retry").set(0 if stalls.batch_retry_s is None else 1)

@@ -165,6 +165,11 @@ class Redactor:
             return self._scrub_bytes(data)
         redacted, changed = self.redact(parsed, values=True)
         if not changed:
+            # Parsing drops what the bytes still hold: a key given twice keeps its last
+            # value. When the bytes seem to hold a secret the value does not, the value
+            # (found clean) is written back instead of them.
+            if self._scrub_bytes(data)[1]:
+                return orjson.dumps(parsed), True
             return data, False
         try:
             return orjson.dumps(redacted), True

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from debug_sink.errors import ConfigurationError
 
-__all__ = ["REDACTED", "SecretScrubber", "is_secret_key", "normalise_key"]
+__all__ = ["REDACTED", "SecretScrubber", "is_secret_key", "normalise_key", "safe_name"]
 
 REDACTED: Final = "[REDACTED]"
 
@@ -141,12 +141,15 @@ _OWN_PATTERNS: Final[tuple[str, ...]] = (
     r"PuTTY-User-Key-File-\d:[\s\S]*?(?:Private-MAC: *[0-9a-f]+|$)",
 )
 
-#: ``name=value`` / ``name: value`` / ``"name": "value"`` in text; the name is checked with
-#: :func:`is_secret_key`, so only secret names cost a replacement.
-_PAIR: Final = re.compile(
+#: The ``name=`` / ``name: `` / ``"name": `` of a pair in text, up to its value; the name is
+#: checked with :func:`is_secret_key`, so only secret names cost a replacement. The value is
+#: not part of the match, so that the search goes on inside it: in ``login failed:
+#: password=x`` the pair after the label is found too.
+_PAIR_NAME: Final = re.compile(
     r"""(?<![\w-])(["']?)([A-Za-z_][\w.-]{0,60}?)\1\s*(?:=|:(?!//))\s*"""
-    r"""("[^"\r\n]*"|'[^'\r\n]*'|[^\s"',;&}\]]+)"""
 )
+#: A value that is not quoted or bracketed: up to the next separator.
+_BARE_VALUE: Final = re.compile(r"""[^\s"',;&}\]]+""")
 
 
 #: A superset of every pattern above, for RE2 (linear time, no lookarounds): when it finds
@@ -156,11 +159,17 @@ _PAIR: Final = re.compile(
 #: the JSON structure itself (keys are the key redaction's business). A search only answers
 #: whether something matches, so no alternative starts with an optional prefix (a pair's
 #: name is matched by its end: ``db_password=`` by ``password=``).
+#: Whitespace in text, or written as a JSON escape (``\\t``, ``\\n``, ``\\u0009``): the
+#: prefilter reads JSON as sent, where a tab is two characters.
+_WS: Final = r"(?:\s|\\[tnrfb]|\\u00[01][0-9A-Fa-f])"
+#: A slash, or JSON's escaped slash (``\\/``, which some encoders write for every ``/``).
+_SLASH: Final = r"(?:/|\\/)"
+
 PREFILTER: Final = (
     r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}"
     r"|(?i:aws).{0,20}?(?i:key|pwd|pw|pass|token)"
     r"|AccountKey="
-    r"|://[^\s:/@\"]+:[^\s@/\"]+@"
+    rf"|:{_SLASH}{_SLASH}[^\s:/@\"\\]+:[^\s@/\"]+@"
     r"|[MNO][\w-]{23,25}\.[\w-]{6}\.[\w-]{27}"
     r"|gh[pousr]_[A-Za-z0-9_]{20,}|github_pat_"
     r"|gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-|GR1348941"
@@ -175,13 +184,23 @@ PREFILTER: Final = (
     r"|\d{8,10}:[0-9A-Za-z_-]{35}"
     r"|AIza[0-9A-Za-z_-]{35}"
     r"|(?:hf|npm|dop_v1|shpat|shpss)_[A-Za-z0-9_-]{20,}"
-    r"|(?i:(?:bearer|basic|digest)\s+[A-Za-z0-9._~+/=-]{8,})"
-    r"|(?i:authorization\s*[:=])|(?i:cookie\s*:)|(?i:x-(?:api|auth)-(?:key|token)\s*:)"
+    rf"|(?i:(?:bearer|basic|digest){_WS}+[A-Za-z0-9._~+/=-]{{8,}})"
     r"|PRIVATE KEY|PuTTY-User-Key-File"
-    r"|(?i:(?:pass|passwd|password|pwd|secret|token|tokens|key|keys|auth|"
-    r"authorization|cookie|credential|credentials|jwt|dsn|string)(?:\\\"|')?\s*[=:])"
+    # Secret-named pairs: a name with a secret word where is_secret_key looks for it
+    # (db_password1, client_secrets, Set-Cookie, X-Api-Key, api_key_id), then "=" or ":"
+    # -- or, after the escaped quote of a JSON text inside a string, "," too: ["X-Api-Key",
+    # "..."] and {"name": "Authorization", "value": "..."} name their secret that way.
+    # (auth: not author, authenticated -- as is_secret_key has it).
+    rf"|(?i:(?:(?:passw|passphrase|secret|cookie|credential|jwt|authori[sz]ation)[\w.-]{{0,16}}|"
+    rf"auth(?:[^oe\W][\w.-]{{0,15}}|[oe](?:[^rn\W][\w.-]{{0,14}})?)?|pwd|tokens?|"
+    rf"keys?(?:[_.-]?id)?|dsn|string)(?:\\\"{_WS}*[=:,]|'?{_WS}*[=:]))"
+    rf"|(?i:\bpass(?:\\\"|')?{_WS}*[=:])"
     # ASCII letters written as \u escapes: rare in honest JSON, a way around this pass.
     r"|\\u00[2-7][0-9A-Fa-f]"
+    # Invisible characters and full-width Latin letters, raw or escaped: how a key hides
+    # from this pass ("pass\u200bword"); the key classifier sees through them.
+    "|[\u00ad\u200b-\u200f\u2060-\u2064\ufeff\uff21-\uff3a\uff41-\uff5a]"
+    r"|(?i:\\u(?:00ad|200[b-f]|206[0-4]|feff|ff[2-5][0-9a-f]))"
 )
 
 
@@ -201,6 +220,20 @@ def _detect_secrets_patterns() -> list[tuple[re.Pattern[str], bool]]:
             group = name in _GROUP_IS_SECRET or (name == "AWSKeyDetector" and pattern.groups)
             patterns.append((pattern, bool(group)))
     return patterns
+
+
+@functools.lru_cache(maxsize=4096)
+def safe_name(name: str) -> str:
+    """A name from outside (a topic: producers may create topics by producing to them) as it
+    may be shown: as is, or with the secret in it replaced, for metric labels and dead
+    letters. Built-in formats only; cached, names are few."""
+    scrubber = _default_scrubber()
+    return scrubber.scrub(name) if scrubber.may_contain(name) else name
+
+
+@functools.cache
+def _default_scrubber() -> SecretScrubber:
+    return SecretScrubber()
 
 
 def _replace_all(match: re.Match[str]) -> str:
@@ -259,8 +292,8 @@ class SecretScrubber:
         for pattern, by_group in self._patterns:
             if pattern.search(result) is not None:
                 result = pattern.sub(_replace if by_group else _replace_all, result)
-        if ("=" in result or ":" in result) and _PAIR.search(result) is not None:
-            result = _PAIR.sub(_replace_pair, result)
+        if ("=" in result or ":" in result) and _PAIR_NAME.search(result) is not None:
+            result = _scrub_pairs(result)
         return text if result == text else result
 
     def scrub_bytes(self, data: bytes) -> bytes:
@@ -271,16 +304,73 @@ class SecretScrubber:
         return data if scrubbed is text else scrubbed.encode("latin-1", "replace")
 
 
-def _replace_pair(match: re.Match[str]) -> str:
-    value = match.group(3)
-    if not is_secret_key(match.group(2)) or "REDACTED" in value:
-        return match.group(0)
-    if value[:1] in "\"'" and value[-1:] == value[:1] and len(value) >= 2:
-        replacement = value[0] + REDACTED + value[0]
-    else:
-        replacement = REDACTED
-    start = match.start(3) - match.start(0)
-    return match.group(0)[:start] + replacement
+def _scrub_pairs(text: str) -> str:
+    """``text`` with the value of every secret-named pair replaced."""
+    out: list[str] = []
+    last = 0
+    for match in _PAIR_NAME.finditer(text):
+        if match.start() < last or not is_secret_key(match.group(2)):
+            continue  # inside a value replaced already, or not a secret's name
+        start = match.end()
+        end, replacement = _pair_value(text, start)
+        if end == start or "REDACTED" in text[start:end]:
+            continue
+        out.append(text[last:start])
+        out.append(replacement)
+        last = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _pair_value(text: str, start: int) -> tuple[int, str]:
+    """Where the value starting at ``start`` ends, and what replaces it: a quoted string to
+    its closing quote (escaped quotes skipped; an unclosed one to the end of the line), an
+    array or object to its closing bracket (of a cut text: to the end), else a bare token."""
+    first = text[start : start + 1]
+    if first in ('"', "'"):
+        at = start + 1
+        while at < len(text):
+            char = text[at]
+            if char == "\\":
+                at += 2
+                continue
+            if char == first:
+                return at + 1, first + REDACTED + first
+            if char in "\r\n":
+                break
+            at += 1
+        return min(at, len(text)), first + REDACTED
+    if first in ("[", "{"):
+        return _closing(text, start), REDACTED
+    bare = _BARE_VALUE.match(text, start)
+    return (start, "") if bare is None else (bare.end(), REDACTED)
+
+
+def _closing(text: str, start: int) -> int:
+    """The end of the array or object at ``start`` (brackets inside strings skipped), or
+    of ``text`` when it is cut before that."""
+    depth = 0
+    quote = ""
+    at = start
+    while at < len(text):
+        char = text[at]
+        if quote:
+            if char == "\\":
+                at += 1
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return at + 1
+        at += 1
+    return len(text)
 
 
 def _prefilter(extra: tuple[str, ...]) -> Any:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from debug_sink.otlp import ids
 from debug_sink.otlp.decode import ErrorClass
@@ -160,6 +161,24 @@ class TestAgentLoop:
                 assert (
                     o.LEAKED_KEY not in orjson.dumps(result.event.model_dump(mode="json")).decode()
                 )
+
+    @pytest.mark.parametrize(
+        "text",
+        ["auth failed with Bearer\tZm9vYmFyYmF6cXV4NTU1", "login failed: password=pw-6t7y8u9i"],
+        ids=["tab-before-the-token", "pair-after-a-label"],
+    )
+    def test_secrets_in_shapes_json_escapes_or_labels_hide(self, text: str) -> None:
+        """A span's text is validated as orjson writes it (a tab is ``\\t`` there), and a
+        pair after a label is a pair: neither hides the secret."""
+        secret = text.rsplit("=", 1)[-1].rsplit("\t", 1)[-1]
+        status = Status(code=Status.STATUS_CODE_ERROR, message=text)
+        span = o.raw_span(1, attributes={"note": text}, status=status)
+        results = expanded(o.raw_message(span))
+        assert results
+        assert all(isinstance(r, Accepted) for r in results)
+        dumped = orjson.dumps([r.event.model_dump(mode="json") for r in results]).decode()
+        assert secret not in dumped
+        assert "[REDACTED]" in dumped
 
 
 class TestReplaySafeIds:

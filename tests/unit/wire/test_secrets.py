@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from debug_sink.wire.redact import REDACTED, Redactor
-from debug_sink.wire.secrets import SecretScrubber, is_secret_key, normalise_key
+from debug_sink.wire.secrets import SecretScrubber, is_secret_key, normalise_key, safe_name
 from tests.secrets_corpus import NOT_SECRETS, SECRET_KEYS, SECRETS, carriers
 
 REDACTOR = Redactor()
@@ -137,3 +137,94 @@ class TestPrefilter:
         """A producer escaping plain letters (\\u0073k-...) cannot slip past the pass."""
         raw = b'{"m": "\\u0073k-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"}'
         assert SecretScrubber().may_contain(raw)
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b'{"m": "connect postgres:\\/\\/agent:pw7f3a9c@db:5432\\/app"}',
+            b'{"m": "retrying with Bearer\\tZm9vYmFyYmF6cXV4OTg3NjU0"}',
+            b'{"m": "Bearer\\nZm9vYmFyYmF6cXV4MTExMjIy"}',
+            b'{"m": "db_password\\t=\\tdbpw-83jd92k"}',
+            b'{"m": "db_password\\u0009=\\u0009dbpw-83jd92k"}',
+        ],
+        ids=["escaped-slashes", "tab", "newline", "tab-around-equals", "unicode-escaped-tab"],
+    )
+    def test_json_escapes_are_read_through(self, raw: bytes) -> None:
+        """The pass reads JSON as sent: a tab is \\t there, a slash may be \\/."""
+        assert SecretScrubber().may_contain(raw)
+        assert REDACTOR.redact(orjson.loads(raw))[1]
+
+    @pytest.mark.parametrize(
+        "text",
+        ["passphrase=x1", "secrets=x1", "cookies=x1", "authorisation=x1", "password1=x1"],
+    )
+    def test_every_name_the_key_classifier_knows(self, text: str) -> None:
+        raw = orjson.dumps({"m": text})
+        assert SecretScrubber().may_contain(raw)
+        assert REDACTOR.redact(orjson.loads(raw))[0] == {
+            "m": text.partition("=")[0] + "=[REDACTED]"
+        }
+
+    @pytest.mark.parametrize(
+        "inner",
+        [
+            {"headers": [{"name": "Authorization", "value": "Token nv-4d5f6g7h8j"}]},
+            {"headers": [["X-Api-Key", "ti-9k8j7h6g5f"]]},
+            {"pass\u200bword": "zw-3e4r5t6y7u"},
+            {"\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44": "fw-8i9o0p1a2s"},
+        ],
+        ids=["name-value", "pair-list", "zero-width-key", "full-width-key"],
+    )
+    def test_json_text_whose_secret_only_a_name_gives_away(self, inner: Any) -> None:
+        message = {"args": orjson.dumps(inner).decode()}
+        assert SecretScrubber().may_contain(orjson.dumps(message))
+        redacted, changed = REDACTOR.redact(message)
+        assert changed
+        assert REDACTED in redacted["args"]
+
+    def test_stack_traces_and_counters_do_not_trigger_it(self) -> None:
+        for text in ["KeyError: 'x'", "tests passed: 3", "TokenizerError: bad", "author: Ada"]:
+            assert not SecretScrubber().may_contain(orjson.dumps({"m": text})), text
+
+
+class TestPairs:
+    """Secret-named pairs in text: every one is found, and its whole value replaced."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("login failed: password=s3cr3t!", "login failed: password=[REDACTED]"),
+            ("env: DB_PASSWORD=abc==", "env: DB_PASSWORD=[REDACTED]"),
+            ("a: b: token=t0k3n-x", "a: b: token=[REDACTED]"),
+            ("user=bob&password=x1&y=1", "user=bob&password=[REDACTED]&y=1"),
+            ('password="a\\"b c" rest', 'password="[REDACTED]" rest'),
+            ('password="cut off', 'password="[REDACTED]'),
+            ('{"password": ["arr-1", "arr-2"], "x": 1', '{"password": [REDACTED], "x": 1'),
+            ('{"api_key": {"a": {}, "b": "obj-1"}, "x"', '{"api_key": [REDACTED], "x"'),
+            ('{"secret": {"s": "}", "t": "v-1"}}', '{"secret": [REDACTED]}'),
+            ('{"token": ["never closed", "v-2"', '{"token": [REDACTED]'),
+        ],
+    )
+    def test_whole_value_replaced(self, text: str, expected: str) -> None:
+        scrubbed = SecretScrubber().scrub(text)
+        assert scrubbed == expected
+        assert SecretScrubber().scrub(scrubbed) == scrubbed  # idempotent
+
+    def test_pairs_of_other_names_are_kept(self) -> None:
+        text = "retry: attempt=3 of max_attempts=5, url=https://x.example/a?b=c"
+        assert SecretScrubber().scrub(text) is text
+
+    def test_broken_json_dead_letter(self) -> None:
+        data = b'{"error_message": "x", "password": ["arr-6y5t4r3e2w"], "cut'
+        redacted, changed = REDACTOR.redact_bytes(data)
+        assert changed
+        assert b"arr-6y5t4r3e2w" not in redacted
+
+
+class TestSafeName:
+    def test_a_name_with_a_secret_in_it(self) -> None:
+        assert safe_name("debug.sk-proj-Zq7Wx3Rt9Yp2Lm5Nb8Vc4Kd6") == "debug.[REDACTED]"
+
+    def test_ordinary_names_unchanged(self) -> None:
+        for name in ["debug.error_events", "debug.workflow_steps", "otel.traces"]:
+            assert safe_name(name) == name

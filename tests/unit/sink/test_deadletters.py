@@ -1,0 +1,64 @@
+"""Dead letters are redacted whatever shape the message has (debug_sink.sink.deadletters):
+the pure part, Letters.make. The channels (topic and table) are tested with a real broker and
+PostgreSQL in tests/integration."""
+
+from __future__ import annotations
+
+import orjson
+
+from debug_sink.sink.batch import Origin
+from debug_sink.sink.deadletters import DeadLetter, Letters
+
+ORIGIN = Origin("debug.error_events", 0, 7)
+TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def letter(
+    value: bytes, headers: tuple[tuple[str, bytes], ...] = (), max_bytes: int = 900_000
+) -> DeadLetter:
+    return Letters(max_bytes=max_bytes).make(
+        ORIGIN,
+        key=None,
+        value=value,
+        headers=headers,
+        timestamp_ms=None,
+        error_class="schema",
+        reason="error_severity: ...",
+    )
+
+
+def test_a_secret_in_a_key_given_twice_is_not_kept() -> None:
+    """JSON parsing keeps a repeated key's last value; the bytes hold the first too."""
+    value = (
+        b'{"metadata":{"password":"hunter2-plain-text"},"error_message":"'
+        + TOKEN.encode()
+        + b'","metadata":{},"error_message":"ok","error_severity":"urgent"}'
+    )
+    made = letter(value)
+    assert made.value is not None
+    assert b"hunter2" not in made.value
+    assert TOKEN.encode() not in made.value
+    assert orjson.loads(made.value) == orjson.loads(value)  # the message as parsed
+
+
+def test_a_letter_cut_to_size_is_redacted_by_key_before() -> None:
+    """A cut message is no JSON: its secrets by key (a header list, a full-width name)
+    are redacted before it is cut."""
+    state = {
+        "headers": [{"name": "Authorization", "value": "Token nv-4d5f6g7h8j"}],
+        "\uff41\uff50\uff49_\uff4b\uff45\uff59": "fw-8i9o0p1a2s",
+        "blob": "x" * 200_000,
+    }
+    made = letter(orjson.dumps({"agent_state": state}), max_bytes=100_000)
+    assert made.truncated is not None
+    assert made.value is not None
+    assert len(made.value) < 100_000
+    assert b"nv-4d5f6g7h8j" not in made.value
+    assert b"fw-8i9o0p1a2s" not in made.value
+
+
+def test_a_token_sent_as_a_header_name() -> None:
+    made = letter(b"{}", headers=((TOKEN, b"v"), ("note", b"ok")))
+    names = [name for name, _ in made.headers]
+    assert TOKEN not in " ".join(names)
+    assert "note" in names
