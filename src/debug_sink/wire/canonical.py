@@ -32,11 +32,26 @@ __all__ = ["canonical_json", "format_path", "state_hash"]
 
 
 def canonical_json(value: Any) -> bytes:
-    """The canonical JSON bytes of ``value``: sorted keys, compact, UTF-8.
+    """The canonical JSON bytes of ``value``: sorted keys, compact, UTF-8; ``-0.0`` is
+    written ``0.0`` (PostgreSQL's jsonb has no negative zero: the stored value must read
+    back to the same bytes).
 
     Raises ``orjson.JSONEncodeError`` (a ``TypeError``) for values orjson cannot serialise.
     """
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    if b"-0.0" in data:  # rare (also -0.05, or a string): walk only then
+        data = orjson.dumps(_without_negative_zero(value), option=orjson.OPT_SORT_KEYS)
+    return data
+
+
+def _without_negative_zero(value: Any) -> Any:
+    if type(value) is float:
+        return 0.0 if value == 0.0 else value
+    if isinstance(value, dict):
+        return {k: _without_negative_zero(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_negative_zero(v) for v in value]
+    return value
 
 
 def state_hash(value: Any) -> str:

@@ -102,8 +102,11 @@ class EventKind(StrEnum):
 
 
 def _timestamp_input(value: object) -> object:
-    # Lax datetime parsing would also take numbers, guessing seconds or milliseconds.
-    if isinstance(value, str | datetime):
+    # Lax datetime parsing would also take numbers, guessing seconds or milliseconds -- and
+    # numbers written as strings ("1760191407"): a date-time starts with its year and "-".
+    if isinstance(value, datetime) or (
+        isinstance(value, str) and value[4:5] == "-" and value[:4].isdigit()
+    ):
         return value
     raise ValueError(
         "must be an ISO 8601 date-time string with a UTC offset, e.g. 2025-10-11T14:03:27.512Z"

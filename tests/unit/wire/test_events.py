@@ -164,6 +164,12 @@ class TestModelContract:
         with pytest.raises(ValidationError, match="ISO 8601"):
             ErrorEvent.model_validate(example("debug.error_events", occurred_at=1760191407))
 
+    @pytest.mark.parametrize("value", ["1760191407", "1760191407000", "-1", "0", "1e9"])
+    def test_numbers_written_as_strings_rejected(self, value: str) -> None:
+        """The lax parser would read them as epoch seconds or milliseconds."""
+        with pytest.raises(ValidationError, match="ISO 8601"):
+            ErrorEvent.model_validate(example("debug.error_events", occurred_at=value))
+
     @pytest.mark.parametrize(
         ("field", "value"),
         [
