@@ -174,16 +174,24 @@ def lookups_needed(pending: Iterable[Pending]) -> Needed:
 def fold_step(current: Any, new: Any) -> Any:
     """Fold two lifecycle events of one step (same id) into the row they describe.
 
-    A terminal event (completed/failed/skipped) overrides; a ``started`` event only fills
-    what is missing. ``started_at`` is the earliest known. The same rule runs in SQL when
-    the row already exists (the steps' upsert in tables.py), so arrival order never changes
-    the result.
+    A terminal event (completed/failed/skipped) overrides -- its step number and attempt
+    too; a ``started`` event only fills what is missing. ``started_at`` is the earliest
+    known. The same rule runs in SQL when the row already exists (the steps' upsert in
+    tables.py), so arrival order never changes the result. An event of another workflow
+    (the same id sent with another ``correlation_id``) changes nothing: an id is one step
+    of one workflow, as it is one row of every other kind.
     """
+    if new.correlation_id != current.correlation_id:
+        return current
     if new.status in TERMINAL_STEP_STATUSES:
         winner, loser = new, current
     else:
         winner, loser = current, new
-    update: dict[str, Any] = {"status": winner.status}
+    update: dict[str, Any] = {
+        "status": winner.status,
+        "step_number": winner.step_number,
+        "attempt": winner.attempt,
+    }
     for name in STEP_FOLDED:
         value = getattr(winner, name)
         update[name] = value if value is not None else getattr(loser, name)
@@ -212,9 +220,12 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
     existing.setdefault(EventKind.SNAPSHOT, set()).update(lookups.snapshot_keys.values())
 
     # 1. Snapshot dedupe, in arrival order: the first of a (correlation_id, state_hash) wins.
+    #    An id stored already, or earlier in the batch, is that row whatever state it is
+    #    re-sent with (its insert is a no-op): it neither keeps nor becomes a duplicate.
     kept_by_key: dict[tuple[UUID, str], UUID] = dict(lookups.snapshot_keys)
     duplicate_of: dict[UUID, Pending] = {}
     survivors: list[Pending] = []
+    snapshot_ids = set(existing[EventKind.SNAPSHOT])
     for item in pending:
         if item.kind is EventKind.SNAPSHOT:
             event = item.event
@@ -223,6 +234,10 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
                 if item.parked_id is not None:
                     plan.released.append(item.parked_id)
                 continue
+            if event.id in snapshot_ids:
+                survivors.append(item)
+                continue
+            snapshot_ids.add(event.id)
             key = (event.correlation_id, event.state_hash)
             kept = kept_by_key.get(key)
             if kept is not None and kept != event.id:
@@ -328,7 +343,8 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
         else:
             plan.rows.setdefault(item.kind, []).append(item.event)
             if item.state_json is not None:
-                plan.state_json[item.event.id] = item.state_json
+                # The state of the row written: the first of its id (split_stored).
+                plan.state_json.setdefault(item.event.id, item.state_json)
     if steps:
         plan.rows[EventKind.STEP] = list(steps.values())
     plan.stored = existing
@@ -364,7 +380,12 @@ def _dangle(
             dangling[name] = str(value)
             update[name] = None
     metadata = dict(item.event.metadata or {})
-    metadata["dangling_references"] = {**metadata.get("dangling_references", {}), **dangling}
+    sent = metadata.get("dangling_references")
+    if sent is not None and not isinstance(sent, dict):
+        # The producer's own value under the sink's key: kept beside it, never a crash.
+        metadata["dangling_references_sent"] = sent
+        sent = None
+    metadata["dangling_references"] = {**(sent or {}), **dangling}
     update["metadata"] = metadata
     event: BaseModel = item.event.model_copy(update=update)
     return replace(item, event=event)

@@ -158,7 +158,10 @@ def _step_merge_sql() -> str:
         f"INSERT INTO {TABLES[EventKind.STEP]} AS t ({cols}) SELECT {cols} FROM staged"
     )
     terminal = "EXCLUDED.status <> 'started'"
-    folded = {"status": f"CASE WHEN {terminal} THEN EXCLUDED.status ELSE t.status END"}
+    folded = {
+        c: f"CASE WHEN {terminal} THEN EXCLUDED.{c} ELSE t.{c} END"
+        for c in ("status", "step_number", "attempt")
+    }
     folded |= {
         c: f"CASE WHEN {terminal} THEN COALESCE(EXCLUDED.{c}, t.{c}) "
         f"ELSE COALESCE(t.{c}, EXCLUDED.{c}) END"
@@ -184,7 +187,11 @@ def _step_merge_sql() -> str:
     )
     sets = [f"{column} = {expr}" for column, expr in folded.items()]
     sets.append(f"ingest_xid = CASE WHEN {changed} THEN pg_current_xact_id() ELSE t.ingest_xid END")
-    return f"{head} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
+    # An event of another workflow under the same id changes nothing (plan.fold_step).
+    return (
+        f"{head} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)} "
+        "WHERE t.correlation_id = EXCLUDED.correlation_id"
+    )
 
 
 #: Staged steps -> their stored rows, folded.

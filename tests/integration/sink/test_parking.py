@@ -5,63 +5,14 @@ release, expiry and dead-lettering."""
 
 from __future__ import annotations
 
-import itertools
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
-
-import asyncpg
-import pytest_asyncio
 
 from debug_sink.db import sqlfiles
-from debug_sink.sink.tables import init_connection
-from debug_sink.sink.writer import BatchWriter, WriteResult
-from debug_sink.wire.events import EventKind
 from tests import support as s
+from tests.integration.sink.writing import Sink
 from tests.support import ER, HK, SN, ST, SU, TR
 
 _RELEASE_SQL = sqlfiles.load("parking.sql")["waiting_for_written"]
-
-
-class Sink:
-    """A BatchWriter fed batches of wire-format events, as the consumer would."""
-
-    def __init__(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
-        self.pool = pool
-        self.conn = conn
-        self._offsets = itertools.count()
-
-    def writer(self, park_grace: float = 600) -> BatchWriter:
-        return BatchWriter(self.pool, group_id="parking", park_grace=park_grace)
-
-    async def write(
-        self, *events: tuple[EventKind, dict[str, Any]], park_grace: float = 600
-    ) -> WriteResult:
-        return await self.writer(park_grace).write(s.batch_of(events, self._offsets))
-
-    async def waits(self) -> set[tuple[str, str]]:
-        """(awaited id, event id) of every parked event, checked against sink_parked_waits."""
-        pairs = await s.parked_waits(self.conn)
-        event_of = {
-            r["id"]: str(r["event_id"])
-            for r in await self.conn.fetch("SELECT id, event_id FROM sink_parked_events")
-        }
-        return {(str(parent), event_of[parked]) for parent, parked in pairs}
-
-    async def row(self, kind: EventKind, event: dict[str, Any]) -> asyncpg.Record | None:
-        table = {SN: "debug_state_snapshots", ER: "debug_error_events", ST: "debug_workflow_steps"}
-        return await self.conn.fetchrow(
-            f"SELECT * FROM {table[kind]} WHERE id = $1::uuid", event["id"]
-        )
-
-
-@pytest_asyncio.fixture
-async def sink(db_dsn: str, conn: asyncpg.Connection) -> AsyncIterator[Sink]:
-    pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=2, init=init_connection)
-    try:
-        yield Sink(pool, conn)
-    finally:
-        await pool.close()
 
 
 class TestReleaseLookup:

@@ -129,6 +129,49 @@ class TestSnapshotDedupe:
         assert len(plan.rows[EventKind.SNAPSHOT]) == 2
         assert plan.aliases == []
 
+    def test_an_id_resent_with_another_state_in_one_batch_is_the_first(self) -> None:
+        """The row written is the first of its id; its state is the first's too."""
+        first = ev(EventKind.SNAPSHOT, agent_state={"s": "A"})
+        again = ev(EventKind.SNAPSHOT, id=first.id, agent_state={"s": "B"})
+        plan = make_plan(
+            [
+                Pending(EventKind.SNAPSHOT, first, Origin("t", 0, 0), state_json=b'{"s":"A"}'),
+                Pending(EventKind.SNAPSHOT, again, Origin("t", 0, 1), state_json=b'{"s":"B"}'),
+            ],
+            lookups(),
+        )
+        assert plan.state_json[first.id] == b'{"s":"A"}'
+        assert plan.aliases == []
+
+    def test_a_stored_id_resent_with_another_state_is_no_key_of_it(self) -> None:
+        """A stored snapshot re-sent with another state is a no-op; a new snapshot of that
+        state is kept as itself, not made an alias of the stored one (whose state differs)."""
+        stored = ev(EventKind.SNAPSHOT, agent_state={"s": "A"})
+        resent = ev(EventKind.SNAPSHOT, id=stored.id, agent_state={"s": "B"})
+        new = ev(EventKind.SNAPSHOT, agent_state={"s": "B"})
+        err = ev(EventKind.ERROR, state_snapshot_id=new.id)
+        plan = make_plan(
+            [
+                pending(EventKind.SNAPSHOT, resent),
+                pending(EventKind.SNAPSHOT, new, 1),
+                pending(EventKind.ERROR, err, 2),
+            ],
+            lookups({EventKind.SNAPSHOT: {stored.id}}),
+        )
+        assert plan.aliases == []
+        assert {r.id for r in plan.rows[EventKind.SNAPSHOT]} == {stored.id, new.id}
+        assert plan.rows[EventKind.ERROR][0].state_snapshot_id == new.id
+
+    def test_a_stored_id_resent_with_a_kept_state_is_not_made_an_alias(self) -> None:
+        stored = ev(EventKind.SNAPSHOT, agent_state={"s": "A"})
+        other = ev(EventKind.SNAPSHOT, agent_state={"s": "B"})
+        resent = ev(EventKind.SNAPSHOT, id=stored.id, agent_state={"s": "B"})
+        plan = make_plan(
+            [pending(EventKind.SNAPSHOT, resent)],
+            lookups({EventKind.SNAPSHOT: {stored.id}}, keys={(CORR, other.state_hash): other.id}),
+        )
+        assert plan.aliases == []
+
 
 class TestReferences:
     """Children of missing parents are parked, transitively; with expire they dangle."""
@@ -274,6 +317,19 @@ class TestReferences:
         assert row.metadata == {"x": 1, "dangling_references": {"state_snapshot_id": str(missing)}}
         assert plan.dangling == 1
 
+    def test_a_producers_dangling_references_that_is_no_object_is_kept_beside(self) -> None:
+        """The sink's key sent by the producer as a string, list or null: no crash (the
+        periodic release would die on it every time), the producer's value kept."""
+        for sent in ("hostile", [1, 2], None):
+            missing = uuid.uuid4()
+            err = ev(
+                EventKind.ERROR, state_snapshot_id=missing, metadata={"dangling_references": sent}
+            )
+            plan = make_plan([pending(EventKind.ERROR, err)], lookups(), expire=True)
+            metadata = plan.rows[EventKind.ERROR][0].metadata
+            assert metadata["dangling_references"] == {"state_snapshot_id": str(missing)}
+            assert metadata.get("dangling_references_sent") == sent
+
     def test_lookups_name_own_and_referenced_ids(self) -> None:
         snap = ev(EventKind.SNAPSHOT)
         err = ev(EventKind.ERROR, state_snapshot_id=snap.id)
@@ -303,6 +359,26 @@ class TestStepFolding:
             assert row.completed_at == T0 + timedelta(seconds=2)
             assert row.input_data == {"q": 1}
             assert row.output_data == {"a": 2}
+
+    def test_the_terminal_events_step_number_and_attempt_win(self) -> None:
+        sid = uuid.uuid4()
+        start = ev(EventKind.STEP, id=sid, step_number=1, attempt=1, started_at=T0)
+        end = ev(EventKind.STEP, id=sid, step_number=2, attempt=2, status="completed")
+        for row in (fold_step(start, end), fold_step(end, start)):
+            assert (row.step_number, row.attempt, row.status) == (2, 2, "completed")
+
+    def test_an_event_of_another_workflow_changes_nothing(self) -> None:
+        sid = uuid.uuid4()
+        mine = ev(EventKind.STEP, id=sid, started_at=T0)
+        theirs = ev(
+            EventKind.STEP,
+            id=sid,
+            correlation_id=uuid.uuid4(),
+            status="completed",
+            agent_name="mallory",
+            output_data={"from": "B"},
+        )
+        assert fold_step(mine, theirs) is mine
 
     def test_in_batch_lifecycle_is_one_row(self) -> None:
         sid = uuid.uuid4()
