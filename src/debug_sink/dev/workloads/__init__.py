@@ -21,6 +21,9 @@ scores its links.
 - ``analysis`` (:mod:`.analysis`): **held out**, a fleet of data-analysis / research agents
   written from its description without reading the correlator's rules, weights or tests; it
   documents its conventions and its truth.
+- ``web`` (:mod:`.web`): **held out**, a fleet of browser-automation agents written from its
+  description without reading the correlator's rules, weights or tests (issue 13, fifth
+  round, after the rules were fixed); it documents its conventions and its truth.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any, Final, Literal
 
 from debug_sink.dev import synthetic
 from debug_sink.dev.synthetic import Workload
-from debug_sink.dev.workloads import analysis, branches, coding, pipelines, support
+from debug_sink.dev.workloads import analysis, branches, coding, pipelines, support, web
 
 __all__ = ["WORKLOADS", "LabeledWorkload"]
 
@@ -75,6 +78,7 @@ _branches = _fleet(branches.BranchConfig, branches.generate)
 _support = _fleet(support.SupportConfig, support.generate)
 _coding = _fleet(coding.CodingConfig, coding.generate)
 _analysis = _fleet(analysis.AnalysisConfig, analysis.generate)
+_web = _fleet(web.WebConfig, web.generate)
 
 
 #: The workloads by name.
@@ -121,5 +125,12 @@ WORKLOADS: Final[dict[str, LabeledWorkload]] = {
         "analysis requests: parallel query repair loops, code repair with a chunked "
         "fallback, proxy retries, critic rejections recovered by the critic or a human "
         "hours later, buffered errors arriving after their recovery, 2 s clock skew",
+    ),
+    "web": LabeledWorkload(
+        "held-out",
+        _web,
+        "browser tasks: parallel tabs, transient retries reported three ways, login and "
+        "re-run after session expiry, CAPTCHAs solved by another agent minutes later, rate "
+        "limits rescheduled, selector drift, duplicates",
     ),
 }

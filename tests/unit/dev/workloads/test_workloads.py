@@ -41,6 +41,7 @@ class TestRegistry:
             "support": "tuning",
             "coding": "held-out",
             "analysis": "held-out",
+            "web": "held-out",
         }
 
     def test_the_default_synthetic_workload_is_unchanged_by_the_new_knob(self) -> None:
