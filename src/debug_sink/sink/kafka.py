@@ -72,6 +72,9 @@ def group_consumer(settings: Settings) -> AIOKafkaConsumer:
         group_id=settings.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # Only what producers committed: an event of an aborted Kafka transaction was never
+        # sent, as far as its producer knows (a broker without transactions answers alike).
+        isolation_level="read_committed",
         metadata_max_age_ms=5000,
         max_poll_interval_ms=300_000,
         session_timeout_ms=settings.kafka_session_timeout_ms,
