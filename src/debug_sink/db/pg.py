@@ -52,8 +52,10 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.
 
 #: SQLSTATE classes that mean "the server is going away or not there yet": retry.
 _TRANSIENT_CLASSES = ("08", "53", "57", "58")
-#: Specific transient SQLSTATEs outside those classes: serialization failure, deadlock.
-_TRANSIENT_STATES = ("40001", "40P01")
+#: Specific transient SQLSTATEs outside those classes: serialization failure, deadlock, a
+#: lock not granted within lock_timeout (another session holds it: an operator's LOCK TABLE,
+#: a long migration).
+_TRANSIENT_STATES = ("40001", "40P01", "55P03")
 
 
 #: libpq ``key=value`` pairs: a value is a bare word or single-quoted with ``\\`` escapes.

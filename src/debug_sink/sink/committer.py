@@ -184,8 +184,15 @@ class Committer:
     # -- parked events --------------------------------------------------------------------
 
     async def release_parked(self) -> None:
-        """One periodic release: parents now stored, or grace periods over."""
-        result = await self.writer.release_parked()
+        """One periodic release: parents now stored, or grace periods over. Also what tells
+        health whether PostgreSQL is reachable while no batch is written (an idle sink)."""
+        try:
+            result = await self.writer.release_parked()
+            parked = await self.writer.parked_count()
+        except DatabaseUnavailable:
+            self.report_db(False)
+            raise
+        self.report_db(True)
         self._count_dead_letters(result)
         if result.released or result.dangling:
             self.metrics.released.inc(result.released)
@@ -196,7 +203,7 @@ class Committer:
                 expired=result.dangling,
                 rows=result.rows,
             )
-        self.metrics.parked_rows.set(await self.writer.parked_count())
+        self.metrics.parked_rows.set(parked)
 
     async def release_all_parked(self) -> bool:
         """Release until nothing more can be released; True if anything was (or a transient

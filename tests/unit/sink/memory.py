@@ -168,6 +168,9 @@ class MemoryStore:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     attempts: int = 0
     fail: Callable[[int], Awaitable[None]] | None = None
+    #: Like ``fail``, before every periodic release of parked events.
+    release_fail: Callable[[int], Awaitable[None]] | None = None
+    releases: int = 0
     publish: Any = None
     mirror: Any = None
     closed: bool = False
@@ -195,6 +198,9 @@ class MemoryStore:
         return result
 
     async def release_parked(self) -> WriteResult:
+        self.releases += 1
+        if self.release_fail is not None:
+            await self.release_fail(self.releases)
         return WriteResult()
 
     async def parked_count(self) -> int:

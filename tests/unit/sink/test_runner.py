@@ -197,6 +197,26 @@ class TestRetries:
         await task
         assert sink.health()["postgres"] is True
 
+    async def test_health_reports_an_outage_while_no_batch_is_written(self) -> None:
+        """An idle sink learns of it from the periodic release of parked events."""
+        log = MemoryLog()
+        fill(log, partitions=1, per_partition=2)
+        outage = Outage()
+        store = MemoryStore()
+        sink = Sink(settings(park_grace_seconds=1), backends=MemoryBackends(log, store))
+        task = asyncio.create_task(sink.run())
+        try:
+            await until(lambda: len(store.written) == 2 and sink.health()["ready"])
+            store.release_fail = outage
+            await asyncio.wait_for(outage.seen.wait(), 10)
+            assert sink.health()["postgres"] is False
+            assert sink.health()["ready"] is False
+            outage.heal()
+            await until(lambda: sink.health()["ready"])
+        finally:
+            sink.stop()
+            await asyncio.wait_for(task, 10)
+
     async def test_a_permanent_failure_ends_run_with_it(self) -> None:
         """Never a half-dead sink: the writer task's crash is Sink.run's exception."""
         log = MemoryLog()
