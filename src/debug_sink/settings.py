@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from debug_sink.db.pg import normalise_dsn, redact_dsn
 from debug_sink.errors import ConfigurationError
@@ -442,3 +442,11 @@ def load_settings(**overrides: Any) -> Settings:
             for err in exc.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None
+    except SettingsError as exc:
+        # A value the environment source cannot even parse (a list that is not JSON).
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "a DEBUG_SINK_ variable"
+        raise ConfigurationError(
+            f"invalid settings: {name}: not valid JSON (a list is written as a JSON array, "
+            'e.g. ["a", "b"])'
+        ) from None

@@ -64,7 +64,7 @@ class DebugSinkHooks:
             hook = dict(input_data)
             if tool_use_id and not hook.get("tool_use_id"):
                 hook["tool_use_id"] = tool_use_id
-            raw = json.dumps(hook, ensure_ascii=False, default=str).encode()
+            raw = json.dumps(hook, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
             output = await asyncio.to_thread(handle, raw, self.config, in_process=True)
         except Exception as exc:  # an agent's hook must not fail its run
             problems.log(self.config.directory, "hook_callback_failed", error=repr(exc)[:500])

@@ -8,6 +8,7 @@ outputs before redaction). POSIX only, like Claude Code's hooks.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -23,8 +24,14 @@ _POLL_S: Final = 0.001
 
 
 def ensure_dir(path: str) -> str:
-    """``path``, created (with its parents) readable by this user only if missing."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    """``path``, created (with its parents) readable by this user only if missing -- every
+    directory it creates, not only the last (``makedirs`` gives the parents the umask's)."""
+    if not os.path.isdir(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if parent != path and not os.path.isdir(parent):
+            ensure_dir(parent)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
     return path
 
 

@@ -47,6 +47,17 @@ _WAKE_TIMEOUT: Final = 0.02
 _SALVAGE_CHARS: Final = 64 * 1024
 _FIELD: Final = '"{}"\\s*:\\s*"((?:[^"\\\\]|\\\\.){{1,512}})"'
 _SALVAGED: Final = ("session_id", "hook_event_name", "tool_name", "tool_use_id", "agent_id")
+#: A surrogate written as a JSON escape (a pair decodes to one character; half of one -- a
+#: tool output cut in the middle of an emoji -- stays a lone surrogate, which no UTF-8
+#: encoder takes), or as the bytes Python's "surrogatepass" writes (the Agent SDK's path).
+_SURROGATE: Final = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate replaced by U+FFFD."""
+    text = json.dumps(value, ensure_ascii=False)
+    clean = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value if clean == text else json.loads(clean)
 
 
 def handle(
@@ -116,7 +127,7 @@ def _parse(raw: bytes, directory: str) -> dict[str, Any] | None:
             reason = f"not JSON ({type(exc).__name__})"
         else:
             if isinstance(hook, dict):
-                return hook
+                return without_lone_surrogates(hook) if _SURROGATE.search(raw) else hook
             reason = f"a JSON {type(hook).__name__}, not an object"
     salvaged = _salvage(raw)
     problems.log(directory, "hook_input_unreadable", reason=reason, salvaged=bool(salvaged))

@@ -399,7 +399,7 @@ class _Invocation:
         agent_type = self.agent_type or "subagent"
         subagent = subagent_workflow(self.raw_session, self.agent_id)
         number = known["step"] if known else self._next_step()
-        duration = int((self.now - known["at"]) * 1000) if known else None
+        duration = max(0, int((self.now - known["at"]) * 1000)) if known else None
         self._step(
             known["id"] if known else event_id(self.workflow, "subagent", self.agent_id),
             number,

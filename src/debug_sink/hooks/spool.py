@@ -8,7 +8,8 @@ Owns :class:`Spool`, the files under ``<dir>/spool``:
   only);
 - ``counters.json`` (and ``counts.log``, for counts made while another process held the
   lock) -- what could not be spooled or shipped, by reason (``spool_full``, ``spool_busy``,
-  ``unreadable_input``, ``state_busy``, ``rejected``, ``invalid``, ``corrupt``).
+  ``spool_write_failed``, ``unreadable_input``, ``state_busy``, ``rejected``, ``invalid``,
+  ``corrupt``).
 
 Guarantees:
 
@@ -21,13 +22,16 @@ Guarantees:
   acknowledgement and the commit sends those records again: the event ids are deterministic
   and the sink stores an event once, so the rows are exactly once.
 - **Whole records.** Only complete lines are read; a line that is not a record (a write cut
-  by a crash) is skipped and counted (``corrupt``).
+  by a crash) is skipped and counted (``corrupt``), and the next append starts a new line. A
+  write the system takes only part of (a full disk) is taken back and counted
+  (``spool_write_failed``).
 
 Not guaranteed: durability across a machine crash (no fsync, for the hook's latency).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -72,16 +76,25 @@ class Spool:
             for kind, event in records
         )
         ensure_dir(self.directory)
-        fd = os.open(self._events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # Read and write: the last byte is read to know whether a torn write left a line open.
+        fd = os.open(self._events, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             if not lock(fd, LOCK_TIMEOUT):
                 self.count("spool_busy", len(records))
                 return False
-            unshipped = os.fstat(fd).st_size - self.shipped()
-            if unshipped + len(data) > self.max_bytes:
+            size = os.fstat(fd).st_size
+            if size - self.shipped() + len(data) > self.max_bytes:
                 self._count_locked("spool_full", len(records))
                 return False
-            os.write(fd, data)
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # after a torn write: the records start a line of their own
+            if not _write_all(fd, data):
+                # A full disk (or file size limit): the cut records are taken back, whole
+                # records stay readable, and the loss is counted (if the disk allows).
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                    self._count_locked("spool_write_failed", len(records))
+                return False
             return True
         finally:
             os.close(fd)
@@ -192,6 +205,20 @@ class Spool:
         """How many records are not shipped yet (counts lines)."""
         lines, _ = self.read(self.start(), limit=max(self.unshipped_bytes(), 1))
         return len([line for line in lines if line.strip()])
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    """Write all of ``data``; ``False`` when the system took only part of it, or refused."""
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                return False
+            view = view[written:]
+    except OSError:
+        return False
+    return True
 
 
 def _read_counters(path: str) -> dict[str, int]:

@@ -264,7 +264,9 @@ def trace(
     current workflow; with none of them the call raises ``ValueError``. A call that raises
     one of ``retry_on`` is tried again, up to ``retries`` more times, each try a step with the
     same step number and the next attempt, after ``backoff_s`` doubled at each retry; the last
-    exception propagates.
+    exception propagates. A generator (or async generator) function's call is one step as
+    long as its iteration, one try whatever ``retries`` says (what it yielded is not taken
+    back); it fails with what the generator raises.
     """
     signature = inspect.signature(fn)
 
@@ -292,6 +294,29 @@ def trace(
         """Each try's number, whether its failure is retried, and the pause after it."""
         for number in range(1, retries + 2):
             yield number, (retried if number <= retries else None), backoff_s * 2 ** (number - 1)
+
+    if inspect.isasyncgenfunction(fn):
+        # The step lasts as long as the iteration (one try: what was yielded is not taken
+        # back), and fails with what the generator raises.
+
+        @functools.wraps(fn)
+        async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            corr = workflow_of(args, kwargs)
+            async with async_step(corr, operation_name, Attempt(1, None, None)):
+                async for item in fn(*args, **kwargs):
+                    yield item
+
+        return async_gen_wrapper
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            corr = workflow_of(args, kwargs)
+            with sync_step(corr, operation_name, Attempt(1, None, None)):
+                return (yield from fn(*args, **kwargs))
+
+        return gen_wrapper
 
     if inspect.iscoroutinefunction(fn):
 
