@@ -131,6 +131,17 @@ def read(settings: Settings, query: Callable[[DebugQueries], Awaitable[T]]) -> T
 # -- lengths of time ----------------------------------------------------------------------
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def duration(text: str, *, invalid: str) -> timedelta:
     """``text`` in the one duration grammar (:func:`~debug_sink.durations.parse_duration`).
 
@@ -244,7 +255,7 @@ def printable(value: Any) -> Any:
     if isinstance(value, str):
         return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", value)
     if isinstance(value, Mapping):
-        return {k: printable(v) for k, v in value.items()}
+        return {printable(k): printable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(printable(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

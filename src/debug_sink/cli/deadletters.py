@@ -18,6 +18,7 @@ from debug_sink.cli.common import (
     duration,
     moment_ago,
     output_of,
+    positive_int,
     print_json,
     settings_from,
 )
@@ -64,6 +65,8 @@ def register(sub: Subparsers) -> None:
     listing.add_argument("--since", help="only this recent, e.g. 30m, 1h, 7d")
     listing.add_argument("--topic", help="only from this topic")
     listing.add_argument("--error-class", help="only this class, e.g. schema, not_json")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument(
+        "--limit", type=positive_int, default=50, help="at most this many (default 50)"
+    )
     add_output_flags(listing)
     listing.set_defaults(handler=_list)

@@ -27,6 +27,7 @@ from debug_sink.cli.common import (
     configure,
     duration,
     output_of,
+    positive_int,
     print_json,
     printable,
     read,
@@ -281,7 +282,9 @@ def register(sub: Subparsers) -> None:
     fixes.add_argument("error_type", metavar="ERROR_TYPE")
     fixes.add_argument("--agent", help="only errors of this agent")
     fixes.add_argument("--operation", help="only errors of this operation")
-    fixes.add_argument("--limit", type=int, default=10, help="at most this many strategies")
+    fixes.add_argument(
+        "--limit", type=positive_int, default=10, help="at most this many strategies"
+    )
     add_output_flags(fixes)
     fixes.set_defaults(handler=_known_fixes)
 

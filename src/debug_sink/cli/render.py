@@ -313,6 +313,12 @@ def _value(value: Any) -> str:
 
 
 def _change_line(change: Change) -> str:
+    # The state's keys and values are agents' text: shown escaped, like every other.
+    line = _change_text(change)
+    return str(printable(line))
+
+
+def _change_text(change: Change) -> str:
     if change.op == "added":
         return f"+ {change.where}: {_value(change.after)}"
     if change.op == "removed":

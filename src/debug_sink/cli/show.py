@@ -31,6 +31,7 @@ from debug_sink.cli.common import (
     add_connection_flags,
     add_output_flags,
     output_of,
+    positive_int,
     print_json,
     read,
     settings_from,
@@ -265,7 +266,9 @@ def register(sub: Subparsers) -> None:
         metavar="CURSOR",
         help="the next page: the cursor printed under the previous one",
     )
-    workflows.add_argument("--limit", type=int, default=25, help="at most this many (default 25)")
+    workflows.add_argument(
+        "--limit", type=positive_int, default=25, help="at most this many (default 25)"
+    )
     _view_flags(workflows)
     workflows.set_defaults(handler=_workflows)
 
@@ -311,6 +314,8 @@ def register(sub: Subparsers) -> None:
         metavar="WHEN",
         help="a duration ago (30m, 1h, 2d, 1w) or an ISO 8601 time (default: 1h)",
     )
-    errors.add_argument("--limit", type=int, default=50, help="at most this many error types")
+    errors.add_argument(
+        "--limit", type=positive_int, default=50, help="at most this many error types"
+    )
     _view_flags(errors)
     errors.set_defaults(handler=_errors)

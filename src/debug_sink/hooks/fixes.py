@@ -115,13 +115,13 @@ def render(error_type: str, rows: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     occurred = _occurred(useful)
     recovered = sum(int(r["success_count"]) for r in useful)
-    head = f"debug-sink known fixes for `{error_type}`"
+    head = f"debug-sink known fixes for `{_one_line(error_type)}`"
     if occurred:
         head += f" (seen {_times(occurred)} before, recovered {_times(min(recovered, occurred))})"
     lines = [head + ":"]
     for n, r in enumerate(useful, 1):
         count = int(r["success_count"])
-        line = f"{n}. {r['recovery_strategy']}: {count}"
+        line = f"{n}. {_one_line(r['recovery_strategy'])}: {count}"
         if occurred:
             line += f"/{occurred} ({100 * count / occurred:.0f}%)"
         ms = r.get("avg_recovery_ms")
@@ -130,6 +130,13 @@ def render(error_type: str, rows: Sequence[Mapping[str, Any]]) -> str | None:
         lines.append(line)
     text = "\n".join(lines)
     return text if len(text) <= MAX_CONTEXT_CHARS else text[: MAX_CONTEXT_CHARS - 1] + "…"
+
+
+def _one_line(text: Any) -> str:
+    """Stored text (agents wrote it) as one short line: line breaks and other control
+    characters would let it forge lines of this context, ranks and rates included."""
+    flat = "".join(c if c.isprintable() else " " for c in str(text))
+    return " ".join(flat.split())
 
 
 def _occurred(rows: Sequence[Mapping[str, Any]]) -> int | None:

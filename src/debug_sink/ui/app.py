@@ -30,7 +30,13 @@ from debug_sink.read.queries import DebugQueries
 from debug_sink.ui import pages
 from debug_sink.ui.formatting import environment
 from debug_sink.ui.live import Scraper
-from debug_sink.ui.security import Access, Authenticate, ReadOnlyMethods, SecurityHeaders
+from debug_sink.ui.security import (
+    Access,
+    Authenticate,
+    ReadOnlyMethods,
+    SecurityHeaders,
+    add_security_headers,
+)
 from debug_sink.version import package_version
 
 __all__ = ["create_app"]
@@ -75,7 +81,11 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.error("ui_page_failed", error=type(exc).__name__, path=request.url.path)
-    return _error(request, 500, "Something went wrong", "this page failed; the view's log says why")
+    response = _error(
+        request, 500, "Something went wrong", "this page failed; the view's log says why"
+    )
+    add_security_headers(response.headers)
+    return response
 
 
 def create_app(queries: DebugQueries, pool: Any, *, access: Access, scraper: Scraper) -> Starlette:

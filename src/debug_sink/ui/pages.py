@@ -76,10 +76,11 @@ def _queries(request: Request) -> DebugQueries:
 
 
 def _text(request: Request, name: str, max_length: int = 255) -> str | None:
-    value = request.query_params.get(name, "").strip()
+    # Exact, not stripped: a name may end with a space, and the page's own links carry it.
+    value = request.query_params.get(name, "")
     if len(value) > max_length:
         raise BadRequest(f"{name}: at most {max_length} characters")
-    return value or None
+    return value if value.strip() else None
 
 
 def _choice(request: Request, name: str, choices: Sequence[str], default: str | None) -> str | None:

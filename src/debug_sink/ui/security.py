@@ -42,6 +42,7 @@ __all__ = [
     "Authenticate",
     "ReadOnlyMethods",
     "SecurityHeaders",
+    "add_security_headers",
     "check_bind",
     "is_loopback",
 ]
@@ -166,6 +167,15 @@ class ReadOnlyMethods:
         await self.app(scope, receive, send)
 
 
+def add_security_headers(headers: MutableHeaders, *, static: bool = False) -> None:
+    """The headers of the module doc: on every response, also those made outside
+    :class:`SecurityHeaders` (Starlette answers a 500 from its outermost middleware)."""
+    for name, value in _HEADERS.items():
+        headers[name] = value
+    if not static:
+        headers["cache-control"] = "no-store"
+
+
 class SecurityHeaders:
     """The headers of the module doc on every HTTP response; pages (not ``/static``) are
     ``Cache-Control: no-store``."""
@@ -181,11 +191,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _HEADERS.items():
-                    headers[name] = value
-                if not static:
-                    headers["cache-control"] = "no-store"
+                add_security_headers(MutableHeaders(scope=message), static=static)
             await send(message)
 
         await self.app(scope, receive, with_headers)

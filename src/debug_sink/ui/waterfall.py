@@ -141,11 +141,15 @@ def _steps(entries: Sequence[TimelineEntry]) -> list[_Step]:
     return steps
 
 
+_MAX_LATENCY_MS = 86_400_000.0
+
+
 def _llm_bounds(entry: TimelineEntry) -> tuple[datetime, datetime]:
     latency = _number(entry.data.get("latency_ms"))
     if latency is None or latency < 0:
         return entry.at, entry.at
-    return entry.at - timedelta(milliseconds=latency), entry.at
+    # An agent's figure: at most a day is drawn (1e15 ms would overflow the date).
+    return entry.at - timedelta(milliseconds=min(latency, _MAX_LATENCY_MS)), entry.at
 
 
 def build_waterfall(entries: Sequence[TimelineEntry]) -> Waterfall:
@@ -290,21 +294,35 @@ def build_waterfall(entries: Sequence[TimelineEntry]) -> Waterfall:
     if None in llm_rows:
         ordered.append(llm_rows[None])
 
-    def visit(parent: int | None, depth: int) -> None:
-        siblings = sorted(
+    def siblings(parent: int | None) -> list[Row]:
+        return sorted(
             children.get(parent, []),
             key=lambda r: (r.start_ms, int(r.number) if r.number else -1),
         )
-        for row in siblings:
+
+    # Iterative (a chain of thousands of nested steps is data, not a recursion limit), and
+    # every row once: rows only reachable through a cycle of parents (agents' data) follow
+    # at the top level.
+    placed: set[int] = set()
+    roots = siblings(None)
+    every = [row for rows in children.values() for row in rows]
+    while True:
+        stack = [(row, 0) for row in reversed(roots) if id(row) not in placed]
+        while stack:
+            row, depth = stack.pop()
+            if id(row) in placed:
+                continue
+            placed.add(id(row))
             row.depth = depth
             ordered.append(row)
             llm = llm_rows.get(id(row))
             if llm is not None:
                 llm.depth = depth + 1
                 ordered.append(llm)
-            visit(id(row), depth + 1)
-
-    visit(None, 0)
+            stack.extend((child, depth + 1) for child in reversed(siblings(id(row))))
+        roots = [row for row in every if id(row) not in placed][:1]
+        if not roots:
+            break
     return Waterfall(first, span_ms, ordered)
 
 

@@ -75,9 +75,9 @@ def test_a_lone_surrogate_in_a_tool_output_keeps_the_event(tmp_path: Path) -> No
         records = _spooled(directory)
         status = json.loads(_hook(b"", env, "--status", "--json").stdout or b"{}")
         kinds = [r["kind"] for r in records]
-        assert "hook" in kinds and "error" in kinds, (
-            f"spooled kinds={kinds}; status={status}; stderr={run.stderr[-300:]!r}"
-        )
+        detail = f"spooled kinds={kinds}; status={status}; stderr={run.stderr[-300:]!r}"
+        assert "hook" in kinds, detail
+        assert "error" in kinds, detail
     finally:
         _hook(b"", env, "--stop")
 

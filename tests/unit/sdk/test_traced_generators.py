@@ -33,7 +33,8 @@ async def test_traced_generator_that_raises_is_a_failed_step() -> None:
             pass
     await manager.flush(5)
     steps, errors = _steps_and_errors(manager)
-    assert steps == ["started", "failed"] and len(errors) == 1, (steps, errors)
+    assert steps == ["started", "failed"], (steps, errors)
+    assert len(errors) == 1, (steps, errors)
 
 
 async def test_traced_async_generator_that_raises_is_a_failed_step() -> None:
@@ -51,4 +52,5 @@ async def test_traced_async_generator_that_raises_is_a_failed_step() -> None:
             pass
     await manager.flush(5)
     steps, errors = _steps_and_errors(manager)
-    assert steps == ["started", "failed"] and len(errors) == 1, (steps, errors)
+    assert steps == ["started", "failed"], (steps, errors)
+    assert len(errors) == 1, (steps, errors)

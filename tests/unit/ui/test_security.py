@@ -78,3 +78,31 @@ class TestBind:
     def test_allows_loopback_or_credentials(self) -> None:
         check_bind("127.0.0.1", Access())
         check_bind("0.0.0.0", Access(token="t"))
+
+
+class _Broken:
+    """Queries that fail the way nothing expects: the page is a 500."""
+
+    def __getattr__(self, name: str) -> object:
+        async def fail(*args: object, **kwargs: object) -> object:
+            raise RuntimeError("unexpected")
+
+        return fail
+
+
+async def test_a_failed_page_has_the_security_headers_too() -> None:
+    """Starlette answers a 500 from its outermost middleware, outside SecurityHeaders."""
+    import httpx
+
+    from debug_sink.ui.app import create_app
+    from debug_sink.ui.live import Scraper
+    from debug_sink.ui.security import CONTENT_SECURITY_POLICY
+
+    app = create_app(_Broken(), None, access=Access(), scraper=Scraper(()))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.get("/workflows")
+    assert response.status_code == 500
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"

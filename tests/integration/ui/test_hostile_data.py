@@ -1,0 +1,220 @@
+"""The web view with hostile stored data (one event, a chain or a cycle of parents, a name
+ending with a space, an absurd latency), over HTTP against the real server."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest_asyncio
+
+from debug_sink.sdk.emitter import MemoryEmitter
+from debug_sink.sink.tables import init_connection
+from debug_sink.sink.writer import BatchWriter
+from tests import support as s
+from tests.sdk_support import memory_manager, settings_for, write_direct
+from tests.support import HK, ST
+from tests.ui_support import running_view, view_settings
+
+
+async def _write(dsn: str, manager: Any) -> None:
+    await manager.close()
+    emitter = manager.emitter
+    assert isinstance(emitter, MemoryEmitter)
+    await write_direct(settings_for(dsn), emitter.messages)
+
+
+async def store_deep_chain(dsn: str, depth: int) -> uuid.UUID:
+    """A workflow of ``depth`` steps, each the child of the one before (parent_step_id)."""
+    corr = uuid.uuid4()
+    manager = memory_manager()
+    parent = None
+    for n in range(1, depth + 1):
+        step = await manager.start_step(
+            corr, "agent", f"op{n}", step_number=n, parent_step_id=parent
+        )
+        await manager.complete_step(step, "completed")
+        parent = step.id
+    await _write(dsn, manager)
+    return corr
+
+
+async def store_parent_cycle(dsn: str) -> tuple[uuid.UUID, list[str]]:
+    """A workflow whose steps 2 and 3 name each other as parent, written through the sink's
+    BatchWriter as one batch (a raw producer chooses ids and parent_step_id); step 1 is
+    ordinary."""
+    corr = str(uuid.uuid4())
+    a, b = s.uid(), s.uid()
+    events = [
+        (ST, s.step(corr, 1, "completed", operation_name="first_op", started_at=s.ts(0),
+                    completed_at=s.ts(1))),
+        (ST, s.step(corr, 2, "completed", id=a, parent_step_id=b, operation_name="second_op",
+                    started_at=s.ts(1), completed_at=s.ts(2))),
+        (ST, s.step(corr, 3, "completed", id=b, parent_step_id=a, operation_name="third_op",
+                    started_at=s.ts(2), completed_at=s.ts(3))),
+    ]  # fmt: skip
+    pool = await asyncpg.create_pool(s.as_writer(dsn), min_size=1, max_size=2, init=init_connection)
+    try:
+        result = await BatchWriter(pool, group_id="redteam", park_grace=600).write(
+            s.batch_of(events, itertools.count())
+        )
+    finally:
+        await pool.close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        n = await conn.fetchval(
+            "SELECT count(*) FROM debug_workflow_steps WHERE correlation_id = $1::uuid", corr
+        )
+    finally:
+        await conn.close()
+    assert n == 3, (n, result)
+    return uuid.UUID(corr), [a, b]
+
+
+@pytest_asyncio.fixture
+async def client(db_dsn: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        running_view(view_settings(db_dsn)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60) as http,
+    ):
+        yield http
+
+
+async def test_deeply_nested_steps_workflow_page_renders(
+    db_dsn: str, client: httpx.AsyncClient
+) -> None:
+    """A workflow of 1,200 nested steps (any producer can send parent_step_id chains): its
+    page must render, not fail with a 500."""
+    corr = await store_deep_chain(db_dsn, 1200)
+    response = await client.get(f"/workflows/{corr}")
+    assert response.status_code == 200, (response.status_code, response.text[-400:])
+
+
+async def test_steps_in_a_parent_cycle_are_shown(db_dsn: str, client: httpx.AsyncClient) -> None:
+    """README: a waterfall with "a row per step". Steps whose parent_step_ids point at each
+    other (hostile or buggy producer) must not vanish from the waterfall."""
+    corr, _ids = await store_parent_cycle(db_dsn)
+    response = await client.get(f"/workflows/{corr}")
+    assert response.status_code == 200
+    html = response.text
+    waterfall = html.split('id="waterfall"', 1)[1].split("</section>", 1)[0]
+    assert "first_op" in waterfall
+    assert "second_op" in waterfall, waterfall[:3000]
+    assert "third_op" in waterfall, waterfall[:3000]
+
+
+PAYLOADS = [
+    '"><img src=x onerror=alert(1)>',
+    "'><svg onload=alert(2)>",
+    "</textarea></title></pre><script>alert(3)</script>",
+    "javascript:alert(4)//",
+]
+
+
+async def test_hostile_strings_escaped_everywhere(db_dsn: str, client: httpx.AsyncClient) -> None:
+    """Attribute-breaking quotes, closing tags and javascript: in every free-text field,
+    on every page that shows them (control: expected to hold)."""
+    from tests.sdk_support import correlate
+
+    corr = uuid.uuid4()
+    manager = memory_manager()
+    p = " ".join(PAYLOADS)
+    good = {"k": p, p: {"n": p}}
+    await manager.capture_snapshot(corr, p, good, "checkpoint", user_request=p)
+    step = await manager.start_step(corr, p, p, step_description=p, agent_state=good)
+    error = await manager.capture_error_state(
+        corr, p, p, {**good, "k": p + "!", "new" + p: [p]}, "high", error_type=p,
+        operation_name=p, error_code=p, recovery_strategy=p,
+    )  # fmt: skip
+    await manager.complete_step(step, "failed", error_event_id=error)
+    await manager.start_step(corr, p, p, step_number=1, attempt=2)
+    await _write(db_dsn, manager)
+    await correlate(db_dsn)
+    pages = [
+        "/workflows",
+        f"/workflows/{corr}",
+        f"/events/{error}",
+        "/known-fixes",
+        "/workflows?" + httpx.QueryParams({"agent": p[:255]}).__str__(),
+        "/known-fixes?" + httpx.QueryParams({"error_type": p[:255]}).__str__(),
+        "/workflows?" + httpx.QueryParams({"q": PAYLOADS[0]}).__str__(),
+        "/workflows?" + httpx.QueryParams({"status": PAYLOADS[1]}).__str__(),
+        "/workflows/" + "%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E",
+        "/dead-letters?" + httpx.QueryParams({"topic": p[:255]}).__str__(),
+    ]
+    for path in pages:
+        response = await client.get(path)
+        assert response.status_code in (200, 400, 404), (path, response.status_code)
+        body = response.text
+        for needle in ("<img src=x", "<svg onload", "<script>alert", 'href="javascript:'):
+            assert needle not in body, (path, needle)
+        if path in ("/workflows", f"/workflows/{corr}", f"/events/{error}", "/known-fixes"):
+            assert "&lt;img src=x" in body or "&#34;&gt;&lt;img" in body, path
+
+
+async def test_agent_link_with_trailing_space_lists_that_agents_workflows(
+    db_dsn: str, client: httpx.AsyncClient
+) -> None:
+    """The agent links of a workflow page lead to "/workflows?agent=NAME". An agent named
+    "planner " (trailing space: a valid Name255) must list its own workflow, not another
+    agent's."""
+    spaced, plain = s.uid(), s.uid()
+    now = s.ts(0)
+    events = [
+        (ST, s.step(spaced, 1, "completed", agent_name="planner ", started_at=now,
+                    completed_at=now)),
+        (ST, s.step(plain, 1, "completed", agent_name="planner", started_at=now,
+                    completed_at=now)),
+    ]  # fmt: skip
+    pool = await asyncpg.create_pool(
+        s.as_writer(db_dsn), min_size=1, max_size=2, init=init_connection
+    )
+    try:
+        await BatchWriter(pool, group_id="redteam", park_grace=600).write(
+            s.batch_of(events, itertools.count())
+        )
+    finally:
+        await pool.close()
+    page = (await client.get(f"/workflows/{spaced}")).text
+    href = page.split('<a class="agent" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert href == "/workflows?agent=planner+", href
+    listed = (await client.get(href)).text
+    assert f"/workflows/{spaced}" in listed, "the spaced agent's own workflow is missing"
+    assert f"/workflows/{plain}" not in listed, "another agent's workflow is listed instead"
+
+
+async def store_huge_latency(db_dsn: str) -> str:
+    """A workflow of one step and one PostToolUse hook event whose free-form payload says
+    quality_metrics.latency_ms = 1e15 (valid JSON, accepted by the schema)."""
+    corr = s.uid()
+    now = s.ts(0)
+    events = [
+        (ST, s.step(corr, 1, "completed", started_at=now, completed_at=s.ts(1))),
+        (HK, s.hook(corr, payload={"quality_metrics": {"latency_ms": 1e15}})),
+    ]
+    pool = await asyncpg.create_pool(
+        s.as_writer(db_dsn), min_size=1, max_size=2, init=init_connection
+    )
+    try:
+        await BatchWriter(pool, group_id="redteam", park_grace=600).write(
+            s.batch_of(events, itertools.count())
+        )
+    finally:
+        await pool.close()
+    return corr
+
+
+async def test_llm_call_with_huge_latency_does_not_break_the_page(
+    db_dsn: str, client: httpx.AsyncClient
+) -> None:
+    """A PostToolUse hook event's payload is free-form JSON; its quality_metrics.latency_ms
+    becomes the LLM call's bar. A huge number there must not make the workflow page a 500."""
+    corr = await store_huge_latency(db_dsn)
+    response = await client.get(f"/workflows/{corr}")
+    result = s.run_cli("show", corr, "--no-color", env=s.cli_env(s.as_reader(db_dsn)))
+    assert result.returncode == 0, result.stderr[-600:]  # the CLI copes
+    assert response.status_code == 200, response.status_code
