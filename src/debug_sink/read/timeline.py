@@ -32,6 +32,7 @@ by key is taken next, so ordering never fails.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections import defaultdict
@@ -82,14 +83,20 @@ class TimelineEntry:
 
 
 def order_timeline(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
-    """``entries`` in timeline order (see the module docstring). Duplicated ids keep one."""
+    """``entries`` in timeline order (see the module docstring). Duplicated ids keep one.
+
+    Linear in the entries and their references: the steps of one (number, attempt) group are
+    joined to the groups before and after through two marker nodes of the group ("all of it
+    done", "it may start"), not by an edge per pair of steps, so a workflow of thousands of
+    same-numbered steps (agents' data) orders as fast as any other."""
     by_id: dict[UUID, TimelineEntry] = {}
     for entry in entries:
         by_id.setdefault(entry.id, entry)
     nodes = sorted(by_id.values(), key=lambda e: e.key)
-    successors: dict[UUID, set[UUID]] = defaultdict(set)
+    # Nodes: entry ids, and ("done", group) / ("start", group) markers, never output.
+    successors: dict[Any, set[Any]] = defaultdict(set)
 
-    def edge(before: UUID, after: UUID) -> None:
+    def edge(before: Any, after: Any) -> None:
         if before != after:
             successors[before].add(after)
 
@@ -103,48 +110,68 @@ def order_timeline(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
         if entry.kind == "step" and entry.step_number is not None:
             groups[(entry.step_number, entry.attempt or 1)].append(entry.id)
     chain = sorted(groups)
+    for group, members in groups.items():
+        for step_id in members:
+            edge(("start", group), step_id)
+            edge(step_id, ("done", group))
     for earlier, later in itertools.pairwise(chain):
-        for a in groups[earlier]:
-            for b in groups[later]:
-                edge(a, b)
+        edge(("done", earlier), ("start", later))
 
+    numbers = [g[0] for g in chain]
     for entry in nodes:
         if entry.kind == "step" or entry.step_number is None or not chain:
             continue
         n = entry.step_number
-        same = [g for g in chain if g[0] == n]
-        below = [g for g in chain if g[0] < n]
-        above = [g for g in chain if g[0] > n]
-        before_group = same[0] if same else (below[-1] if below else None)
+        first_at_or_above = bisect.bisect_left(numbers, n)
+        first_above = bisect.bisect_right(numbers, n)
+        if first_at_or_above < len(chain) and numbers[first_at_or_above] == n:
+            before_group: tuple[int, int] | None = chain[first_at_or_above]
+        else:
+            before_group = chain[first_at_or_above - 1] if first_at_or_above else None
         if before_group is not None:
-            for step_id in groups[before_group]:
-                edge(step_id, entry.id)
-        if above:
-            for step_id in groups[above[0]]:
-                edge(entry.id, step_id)
+            edge(("done", before_group), entry.id)
+        if first_above < len(chain):
+            edge(entry.id, ("start", chain[first_above]))
 
-    indegree: dict[UUID, int] = dict.fromkeys(by_id, 0)
+    indegree: dict[Any, int] = defaultdict(int)
     for targets in successors.values():
         for target in targets:
             indegree[target] += 1
-    ready = [(e.key, e.id) for e in nodes if indegree[e.id] == 0]
-    heapq.heapify(ready)
-    done: set[UUID] = set()
+    done: set[Any] = set()
+    ready: list[tuple[Any, UUID]] = []
+
+    def finish(node: Any) -> None:
+        """``node`` is placed: its successors lose a predecessor; markers pass on at once."""
+        pending = [node]
+        while pending:
+            current = pending.pop()
+            done.add(current)
+            for target in successors.get(current, ()):
+                indegree[target] -= 1
+                if indegree[target] == 0 and target not in done:
+                    if isinstance(target, tuple):
+                        pending.append(target)
+                    else:
+                        heapq.heappush(ready, (by_id[target].key, target))
+
+    for group in chain:  # markers nothing waits for
+        for marker in (("start", group), ("done", group)):
+            if indegree[marker] == 0 and marker not in done:
+                finish(marker)
+    for e in nodes:
+        if indegree[e.id] == 0:
+            heapq.heappush(ready, (e.key, e.id))
     ordered: list[TimelineEntry] = []
-    remaining = list(nodes)  # sorted by key: the fallback when a cycle blocks progress
+    fallback = iter(nodes)  # sorted by key: the next when a cycle blocks progress
     while len(ordered) < len(nodes):
         if ready:
             _, current = heapq.heappop(ready)
             if current in done:
                 continue
         else:
-            current = next(e.id for e in remaining if e.id not in done)
-        done.add(current)
+            current = next(e.id for e in fallback if e.id not in done)
         ordered.append(by_id[current])
-        for target in successors.get(current, ()):
-            indegree[target] -= 1
-            if indegree[target] == 0 and target not in done:
-                heapq.heappush(ready, (by_id[target].key, target))
+        finish(current)
     return ordered
 
 

@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from debug_sink.read.timeline import TimelineEntry, last_good_snapshots, order_timeline
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -177,6 +179,27 @@ class TestOrderTimeline:
             position[e.id.int] for e in sorted(steps, key=lambda e: e.step_number or 0)
         ]
         assert step_positions == sorted(step_positions)
+
+
+class TestLargeWorkflows:
+    """Agents' data decides the sizes: thousands of steps of one number must not make the
+    order quadratic (it took 20 s for 2 x 2,000 before the group markers; the timeout is a
+    guard against that, with a wide margin, not a speed target)."""
+
+    @pytest.mark.timeout(30)
+    def test_thousands_of_same_numbered_steps(self) -> None:
+        entries = [
+            entry("step", n, 1000 - n if n % 2 else n, step_number=1 + n % 2, attempt=1)
+            for n in range(6000)
+        ]
+        entries += [entry("snapshot", 10_000 + n, n, step_number=2) for n in range(500)]
+        ordered = order_timeline(entries)
+        assert len(ordered) == len(entries)
+        numbers = [e.step_number for e in ordered if e.kind == "step"]
+        assert numbers == sorted(numbers)  # every step 1 before every step 2
+        # A state numbered 2 comes after the steps numbered 2 (the last group here).
+        last_step = max(i for i, e in enumerate(ordered) if e.kind == "step")
+        assert min(i for i, e in enumerate(ordered) if e.kind == "snapshot") > last_step
 
 
 class TestLastGoodSnapshots:
