@@ -331,14 +331,32 @@ def _count(value: Any) -> int | None:
     return None
 
 
+#: JSON text nested deeper than this stays text: the step that carries it must validate
+#: (a whole event nests at most 64 levels; the decoder bounds attributes at 6).
+_MAX_JSON_TEXT_DEPTH = 24
+
+
 def _json_value(value: Any) -> Any:
-    """An input or output: JSON text becomes its value; anything else stays as it is."""
+    """An input or output: JSON text becomes its value (unless it nests deeper than
+    :data:`_MAX_JSON_TEXT_DEPTH`); anything else stays as it is."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
-            return orjson.loads(value)
+            parsed = orjson.loads(value)
         except orjson.JSONDecodeError:
             return value
+        return value if _deeper_than(parsed, _MAX_JSON_TEXT_DEPTH) else parsed
     return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = current.values() if isinstance(current, dict) else current
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def _state(value: Any) -> dict[str, Any]:

@@ -76,12 +76,20 @@ def expand(
     mapped = map_spans(spans, record_ms=timestamp_ms, state_attributes=config.state_attributes)
     results: list[Accepted | Rejected] = []
     problems = list(mapped.rejected)
+    # Ids of the events validation refused, in this message: what refers to them refers to
+    # nothing (a child span's step names no parent step then, as for a span that could not
+    # be mapped), rather than waiting in the parked table for a parent that never comes.
+    dropped: set[Any] = set()
     for span in mapped.spans:
-        dropped: set[Any] = set()
         for kind, obj in span.objects():
             for name in _REFERENCES:
                 if obj.get(name) in dropped:
                     obj[name] = None
+            if obj.get("parent_step_id") in dropped:
+                obj["parent_step_id"] = None
+                otel = (obj.get("metadata") or {}).get("otel")
+                if isinstance(otel, dict):
+                    otel["parent_rejected"] = True
             result = _validate(kind, obj, timestamp_ms, config.validation)
             if isinstance(result, Rejected):
                 dropped.add(obj["id"])

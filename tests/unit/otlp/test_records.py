@@ -287,6 +287,32 @@ class TestHostileSpans:
         assert result.event.parent_step_id == ids.step_id(bytes(range(1, 17)), b"\x09" * 8)
 
 
+class TestNestedInput:
+    """JSON text in ``input.value`` (OpenInference) is parsed, within a depth."""
+
+    def test_json_nested_too_deep_stays_text_and_the_step_lands(self) -> None:
+        deep = "[" * 100 + "]" * 100
+        span = o.raw_span(1, attributes={"input.value": deep})
+        got = events(o.raw_message(span))
+        (step,) = got[EventKind.STEP]
+        assert step.input_data == deep
+
+    def test_a_child_of_a_step_validation_refuses_names_no_parent(self) -> None:
+        """Validation (here: a depth limit the parent's input passes the mapper with and
+        fails the sink's) refuses the parent's step: the child names no parent step, so it
+        is not parked for one that never comes."""
+        parent = o.raw_span(1, attributes={"input.value": '{"a": {"b": {"c": {"d": 1}}}}'})
+        child = o.raw_span(2, parent_span_id=(1).to_bytes(8, "big"))
+        config = OtlpConfig(validation=ValidationConfig(max_depth=4))
+        results = expanded(o.raw_message(parent, child), config)
+        steps = {r.event.id: r.event for r in results if isinstance(r, Accepted)}
+        trace = o.raw_span(1).trace_id
+        assert ids.step_id(trace, (1).to_bytes(8, "big")) not in steps
+        got = steps[ids.step_id(trace, (2).to_bytes(8, "big"))]
+        assert got.parent_step_id is None
+        assert got.metadata["otel"]["parent_rejected"] is True
+
+
 class TestNeverRaises:
     """Whatever the bytes, a message gives at least one item and never an exception."""
 
