@@ -28,6 +28,17 @@ async def _write(dsn: str, manager: Any) -> None:
     await write_direct(settings_for(dsn), emitter.messages)
 
 
+async def _write_events(dsn: str, events: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Wire-format ``events`` through the sink's BatchWriter, as the writer role."""
+    pool = await asyncpg.create_pool(s.as_writer(dsn), min_size=1, max_size=2, init=init_connection)
+    try:
+        await BatchWriter(pool, group_id="hostile", park_grace=600).write(
+            s.batch_of(events, itertools.count())
+        )
+    finally:
+        await pool.close()
+
+
 async def store_deep_chain(dsn: str, depth: int) -> uuid.UUID:
     """A workflow of ``depth`` steps, each the child of the one before (parent_step_id)."""
     corr = uuid.uuid4()
@@ -170,15 +181,7 @@ async def test_agent_link_with_trailing_space_lists_that_agents_workflows(
         (ST, s.step(plain, 1, "completed", agent_name="planner", started_at=now,
                     completed_at=now)),
     ]  # fmt: skip
-    pool = await asyncpg.create_pool(
-        s.as_writer(db_dsn), min_size=1, max_size=2, init=init_connection
-    )
-    try:
-        await BatchWriter(pool, group_id="redteam", park_grace=600).write(
-            s.batch_of(events, itertools.count())
-        )
-    finally:
-        await pool.close()
+    await _write_events(db_dsn, events)
     page = (await client.get(f"/workflows/{spaced}")).text
     href = page.split('<a class="agent" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     assert href == "/workflows?agent=planner+", href
@@ -196,15 +199,7 @@ async def store_huge_latency(db_dsn: str) -> str:
         (ST, s.step(corr, 1, "completed", started_at=now, completed_at=s.ts(1))),
         (HK, s.hook(corr, payload={"quality_metrics": {"latency_ms": 1e15}})),
     ]
-    pool = await asyncpg.create_pool(
-        s.as_writer(db_dsn), min_size=1, max_size=2, init=init_connection
-    )
-    try:
-        await BatchWriter(pool, group_id="redteam", park_grace=600).write(
-            s.batch_of(events, itertools.count())
-        )
-    finally:
-        await pool.close()
+    await _write_events(db_dsn, events)
     return corr
 
 
