@@ -330,7 +330,9 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
             plan.parked.append(Parked(item, (kept,)))
 
     # 4. Rows per kind; step lifecycles folded by id.
-    steps: dict[UUID, Any] = {}
+    # By id and workflow: an id sent again by another workflow must not take the place of
+    # the lifecycle event of the workflow that owns the row (the merge keeps the owner's).
+    steps: dict[tuple[UUID, UUID], Any] = {}
     for index, item in enumerate(resolved):
         if index in parked_ids:
             plan.parked.append(Parked(item, missing_of[index]))
@@ -338,8 +340,9 @@ def make_plan(pending: list[Pending], lookups: Lookups, *, expire: bool = False)
         if item.parked_id is not None:
             plan.released.append(item.parked_id)
         if item.kind is EventKind.STEP:
-            current = steps.get(item.event.id)
-            steps[item.event.id] = item.event if current is None else fold_step(current, item.event)
+            key = (item.event.id, item.event.correlation_id)
+            current = steps.get(key)
+            steps[key] = item.event if current is None else fold_step(current, item.event)
         else:
             plan.rows.setdefault(item.kind, []).append(item.event)
             if item.state_json is not None:

@@ -109,3 +109,20 @@ class TestSteps:
             assert row is not None
             assert (str(row["correlation_id"]), row["agent_name"]) == (corr, "me")
             assert (row["step_number"], row["status"], row["output_data"]) == (1, "started", None)
+
+    async def test_another_workflows_event_first_in_a_batch_takes_nothing(self, sink: Sink) -> None:
+        """The owner's completion lands even when another workflow's event with the same id
+        comes before it in the batch."""
+        corr = s.uid()
+        mine = s.step(corr, 1, "started", agent_name="me")
+        await sink.write((ST, mine))
+        theirs = {**s.step(s.uid(), 7, "failed", agent_name="mallory"), "id": mine["id"]}
+        done = {**s.step(corr, 1, "completed", agent_name="me"), "id": mine["id"]}
+        await sink.write((ST, theirs), (ST, done))
+        row = await sink.row(ST, mine)
+        assert row is not None
+        assert (str(row["correlation_id"]), row["status"], row["agent_name"]) == (
+            corr,
+            "completed",
+            "me",
+        )
