@@ -314,7 +314,10 @@ class _Task:
         reports it. ``strategy``: the honest recovery_strategy (what follows the error);
         ``follows``: something follows the error; ``last``: no other attempt of the call goes
         on this step; ``recovers``: the errors a success recovers (default: the call's
-        errors); ``known``: the agent knows it recovered them."""
+        errors); ``known``: the agent knows it recovered them. An error's ``message`` is
+        the error type's, for ``operation``, unless given."""
+        if fails and not message:
+            message = self.message(error_type, operation)
         traits = self.traits[call.agent]
         if call.slot is None or new_step or traits.retry_report == "none":
             call.slot = Slot(started)
@@ -497,7 +500,6 @@ class _Task:
                 ended,
                 fails=True,
                 error_type=error_type,
-                message=self.message(error_type, operation),
                 strategy="retry" if retry else "skip",
                 follows=retry,
                 last=not retry,
@@ -559,7 +561,6 @@ class _Task:
                 ended,
                 fails=True,
                 error_type="SessionExpired",
-                message=self.message("SessionExpired", operation),
                 strategy="reauthenticate",
                 follows=True,
             )
@@ -593,7 +594,6 @@ class _Task:
                 ended,
                 fails=True,
                 error_type="CaptchaRequired",
-                message=self.message("CaptchaRequired", operation),
                 strategy="escalate",
                 follows=True,
             )
@@ -610,7 +610,6 @@ class _Task:
             ended,
             fails=True,
             error_type="SelectorNotFound",
-            message=self.message("SelectorNotFound", operation),
             strategy="fallback",
             follows=True,
             last=False,
@@ -635,7 +634,6 @@ class _Task:
             ended,
             fails=True,
             error_type="SelectorNotFound",
-            message=self.message("SelectorNotFound", operation),
             strategy="skip",
         )
         goal.dropped = True
@@ -663,7 +661,6 @@ class _Task:
                 solved_at,
                 fails=True,
                 error_type="CaptchaUnsolvable",
-                message=self.message("CaptchaUnsolvable", "solve_captcha"),
                 strategy="abort",
             )
 
@@ -681,7 +678,6 @@ class _Task:
             ended,
             fails=True,
             error_type="HTTP429",
-            message=self.message("HTTP429", operation),
             strategy="retry" if again else "abort",
             follows=again,
             last=not again,
