@@ -18,14 +18,13 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-from debug_sink.wire.secrets import SecretScrubber
-
-_SCRUBBER = SecretScrubber()
+from debug_sink.wire.secrets import default_scrubber
 
 
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _SCRUBBER.scrub(value) if _SCRUBBER.may_contain(value) else value
+        scrubber = default_scrubber()
+        return scrubber.scrub(value) if scrubber.may_contain(value) else value
     if isinstance(value, dict):
         # Keys too: a context may be keyed by names from outside (topics, per partition).
         return {_scrub_value(k): _scrub_value(v) for k, v in value.items()}

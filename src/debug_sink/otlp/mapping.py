@@ -50,6 +50,7 @@ import orjson
 
 from debug_sink.otlp import ids
 from debug_sink.otlp.decode import Span, hex_id
+from debug_sink.wire.canonical import nested_deeper_than
 from debug_sink.wire.events import INT4_MAX, MAX_RECOVERS, EventKind
 
 __all__ = [
@@ -344,19 +345,8 @@ def _json_value(value: Any) -> Any:
             parsed = orjson.loads(value)
         except orjson.JSONDecodeError:
             return value
-        return value if _deeper_than(parsed, _MAX_JSON_TEXT_DEPTH) else parsed
+        return value if nested_deeper_than(parsed, _MAX_JSON_TEXT_DEPTH, value) else parsed
     return value
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        current, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = current.values() if isinstance(current, dict) else current
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
 
 
 def _state(value: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["canonical_json", "format_path", "state_hash"]
+__all__ = ["canonical_json", "format_path", "nested_deeper_than", "state_hash"]
 
 
 def canonical_json(value: Any) -> bytes:
@@ -76,3 +76,26 @@ def format_path(path: Sequence[str | int], *, root: str = "$", shorten: bool = F
             parts.append(f"[{orjson.dumps(shown).decode()}]")
     text = "".join(parts)
     return text[:297] + "..." if shorten and len(text) > 300 else text
+
+
+def nested_deeper_than(value: Any, limit: int, text: bytes | str) -> bool:
+    """Whether parsed JSON ``value`` (parsed from ``text``) nests containers more than
+    ``limit`` levels deep. Counting brackets in the text settles most cases; else one
+    iterative pass (a recursive one would fail on what it is asked about)."""
+    if isinstance(text, bytes):
+        brackets = text.count(b"[") + text.count(b"{")
+    else:
+        brackets = text.count("[") + text.count("{")
+    if brackets <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend(
+            (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
+        )
+    return False

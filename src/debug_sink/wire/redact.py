@@ -38,6 +38,7 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from debug_sink.errors import ConfigurationError
+from debug_sink.wire.canonical import nested_deeper_than
 from debug_sink.wire.secrets import (
     REDACTED,
     SECRET_KEY_PATTERNS,
@@ -161,7 +162,7 @@ class Redactor:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
             return self._scrub_bytes(data)
-        if _deeper_than(parsed, MAX_WALK_DEPTH, data):
+        if nested_deeper_than(parsed, MAX_WALK_DEPTH, data):
             return self._scrub_bytes(data)
         redacted, changed = self.redact(parsed, values=True)
         if not changed:
@@ -217,7 +218,7 @@ class Redactor:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(parsed, dict | list) or _deeper_than(
+        if not isinstance(parsed, dict | list) or nested_deeper_than(
             parsed, MAX_WALK_DEPTH - depth, text
         ):
             return None
@@ -356,26 +357,3 @@ _NAME: Final = re.compile(r"[^\s:=]{1,64}")
 def _name_like(text: str) -> bool:
     """Short, without spaces, ``:`` or ``=``: a name, not a header line or a sentence."""
     return _NAME.fullmatch(text) is not None
-
-
-def _deeper_than(value: Any, limit: int, text: bytes | str) -> bool:
-    """Whether parsed JSON ``value`` (parsed from ``text``) nests containers more than
-    ``limit`` levels deep. Counting brackets in the text settles most cases; else one
-    iterative pass (a recursive one would fail on what it is asked about)."""
-    if isinstance(text, bytes):
-        brackets = text.count(b"[") + text.count(b"{")
-    else:
-        brackets = text.count("[") + text.count("{")
-    if brackets <= limit:
-        return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if not isinstance(node, dict | list):
-            continue
-        if depth > limit:
-            return True
-        stack.extend(
-            (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
-        )
-    return False

@@ -33,7 +33,14 @@ from typing import Any, Final
 
 from debug_sink.errors import ConfigurationError
 
-__all__ = ["REDACTED", "SecretScrubber", "is_secret_key", "normalise_key", "safe_name"]
+__all__ = [
+    "REDACTED",
+    "SecretScrubber",
+    "default_scrubber",
+    "is_secret_key",
+    "normalise_key",
+    "safe_name",
+]
 
 REDACTED: Final = "[REDACTED]"
 
@@ -227,12 +234,13 @@ def safe_name(name: str) -> str:
     """A name from outside (a topic: producers may create topics by producing to them) as it
     may be shown: as is, or with the secret in it replaced, for metric labels and dead
     letters. Built-in formats only; cached, names are few."""
-    scrubber = _default_scrubber()
+    scrubber = default_scrubber()
     return scrubber.scrub(name) if scrubber.may_contain(name) else name
 
 
 @functools.cache
-def _default_scrubber() -> SecretScrubber:
+def default_scrubber() -> SecretScrubber:
+    """The scrubber of the built-in formats, built once per process (logs, names)."""
     return SecretScrubber()
 
 
