@@ -41,7 +41,12 @@ class Settings(BaseSettings):
     """All settings. Environment variable = ``DEBUG_SINK_`` + the field name in upper case."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_file=None, validate_default=True
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="ignore",
+        env_file=None,
+        validate_default=True,
+        allow_inf_nan=False,
     )
 
     # PostgreSQL
@@ -175,7 +180,10 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Seconds between correlator runs (0 disables)."
     )
     retention_days: int = Field(
-        default=90, ge=0, description="Delete events older than this (0 disables)."
+        default=90,
+        ge=0,
+        le=999_999_999,
+        description="Delete events older than this (0 disables).",
     )
 
     # Claude Code hooks (debug-sink hook; its fast path reads these with hooks.config)

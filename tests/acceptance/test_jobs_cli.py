@@ -152,3 +152,37 @@ class TestCommands:
             "debug-sink: error: invalid age 'ninety': use a number with d (days), h, m or w, "
             "e.g. 90d"
         ]
+
+    async def test_an_age_before_year_one_keeps_everything(
+        self, db_dsn: str, conn: asyncpg.Connection
+    ) -> None:
+        """999999d is a valid age that reaches before the first date: nothing is that old, so
+        nothing goes -- no traceback, in the command or in the setting the service reads."""
+        await seed(conn)
+        for args, env in (
+            (("purge", "--older-than", "999999d", "--dry-run"), {}),
+            (("purge", "--older-than", "999999d", "--json"), {}),
+            (("purge", "--json"), {"DEBUG_SINK_RETENTION_DAYS": "1000000"}),
+        ):
+            proc = s.run_cli(
+                *args, env=s.cli_env(s.as_writer(db_dsn), DEBUG_SINK_LOG_LEVEL="warning", **env)
+            )
+            assert proc.returncode == 0, (args, proc.stderr)
+            assert "Traceback" not in proc.stderr
+        assert await conn.fetchval("SELECT count(*) FROM debug_error_events") == 4
+
+    async def test_a_correlator_interval_must_be_seconds_above_zero(self, db_dsn: str) -> None:
+        """nan would loop without waiting (hundreds of runs a second), inf never run; a
+        negative value is not 'disabled'."""
+        for value in ("nan", "inf", "-5", "0", "soon"):
+            proc = s.run_cli(
+                "correlate", f"--interval={value}", env=s.cli_env(s.as_writer(db_dsn)), timeout=20
+            )
+            assert proc.returncode == 2, (value, proc.stderr)
+            assert "argument --interval: " in proc.stderr, proc.stderr
+            assert "Traceback" not in proc.stderr
+        setting = s.run_cli(
+            "correlate", env=s.cli_env(s.as_writer(db_dsn), DEBUG_SINK_CORRELATOR_INTERVAL="nan")
+        )
+        assert setting.returncode == 1
+        assert "DEBUG_SINK_CORRELATOR_INTERVAL" in setting.stderr, setting.stderr

@@ -28,6 +28,7 @@ from debug_sink.cli.common import (
     duration,
     output_of,
     positive_int,
+    positive_seconds,
     print_json,
     printable,
     read,
@@ -246,7 +247,7 @@ def register(sub: Subparsers) -> None:
     correlate.add_argument("--once", action="store_true", help="one run, then exit")
     correlate.add_argument(
         "--interval",
-        type=float,
+        type=positive_seconds,
         help=f"seconds between runs (default: ${ENV_PREFIX}CORRELATOR_INTERVAL)",
     )
     correlate.add_argument(

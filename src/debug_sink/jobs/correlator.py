@@ -182,6 +182,7 @@ import structlog
 from debug_sink.db import sqlfiles
 from debug_sink.db.pg import close_quietly, connect, translating
 from debug_sink.errors import PermanentError, TransientError
+from debug_sink.jobs.examples import StatsKey, keys_of, refresh_examples
 from debug_sink.jobs.locks import CORRELATOR_LOCK, STATS_LOCK, lock, try_lock, unlock
 from debug_sink.jobs.periodic import Job
 from debug_sink.settings import Settings
@@ -369,6 +370,7 @@ class Correlator:
             await conn.execute(q["create_choices"])
             examined_errors = examined_successes = links = stated = moved = removed = marked = 0
             other_rows = 0
+            unlinked_keys: list[StatsKey] = []
             after: UUID | None = None
             while True:
                 ids: list[UUID] = await conn.fetchval(q["next_workflows"], after, self._chunk)
@@ -387,7 +389,9 @@ class Correlator:
                 removed += row["removed"]
                 marked += row["marked"]
                 other_rows += row["unmarked"] + row["stats_rows"] + row["agreement_rows"]
+                unlinked_keys += keys_of(row["unlinked_keys"])
                 after = ids[-1]
+            await refresh_examples(conn, unlinked_keys)
             elapsed = time.perf_counter() - started
             totals = await conn.fetchrow(
                 q["advance"], state["current"], links, round(elapsed * 1000)

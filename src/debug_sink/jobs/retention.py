@@ -56,6 +56,7 @@ import structlog
 from debug_sink.db import sqlfiles
 from debug_sink.db.pg import close_quietly, connect, translating
 from debug_sink.errors import ConfigurationError, PermanentError
+from debug_sink.jobs.examples import keys_of, refresh_examples
 from debug_sink.jobs.locks import RETENTION_LOCK, STATS_LOCK, lock_in_transaction, try_lock, unlock
 from debug_sink.jobs.periodic import Job
 from debug_sink.settings import Settings
@@ -177,15 +178,17 @@ class Retention:
         q = sqlfiles.load("retention.sql")
         started = time.perf_counter()
         now: datetime = await conn.fetchval("SELECT clock_timestamp()")
-        cutoff = now - older_than
+        cutoff = _before(now, older_than)
         sink_cutoff = {
             "sink_dead_letters": (
-                now - timedelta(days=self._dead_letter_days)
+                _before(now, timedelta(days=self._dead_letter_days))
                 if self._dead_letter_days is not None
                 else cutoff
             ),
             "sink_parked_events": (
-                now - timedelta(days=self._parked_days) if self._parked_days is not None else cutoff
+                _before(now, timedelta(days=self._parked_days))
+                if self._parked_days is not None
+                else cutoff
             ),
         }
         result = PurgeResult(ran=True, cutoff=cutoff, dry_run=dry_run)
@@ -319,12 +322,22 @@ class Retention:
                 links = await conn.fetchrow(q["purge_links"], error_ids, success_ids)
                 assert links is not None
                 result.deleted["debug_error_success_correlation"] += links["deleted"]
+                await refresh_examples(conn, keys_of(links["keys"]))
                 if error_ids:
                     await conn.fetchrow(q["purge_agreement"], error_ids)
                 gone = await conn.fetchrow(q[f"purge_{side}"], ids)
                 assert gone is not None
                 result.deleted[table] += gone["deleted"]
         return int(picked["picked"]), picked["last_at"]
+
+
+def _before(now: datetime, age: timedelta) -> datetime:
+    """``now - age``, or the earliest date there is when that is before year 1 (an age of a
+    million days keeps everything; it is not an error)."""
+    try:
+        return now - age
+    except OverflowError:
+        return datetime.min.replace(tzinfo=now.tzinfo)
 
 
 def retention_job(settings: Settings, *, interval: float = DEFAULT_INTERVAL_S) -> Job | None:

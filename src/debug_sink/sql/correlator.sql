@@ -152,10 +152,15 @@ success_steps AS (
    ORDER BY w.success_event_id, w.attempt DESC
 ),
 -- An event's step: its execution_step, else the number of the step row that references it.
+-- recovery_successful as the agent sent it, not as an earlier link marked it (migration 016).
 errs AS MATERIALIZED (
   SELECT e.id, e.correlation_id, e.agent_name, coalesce(e.operation_name, '') AS operation_name,
          e.occurred_at, coalesce(e.execution_step, es.step_number) AS step, es.attempt,
-         e.recovery_attempted, e.recovery_successful, lower(e.recovery_strategy) AS strategy
+         e.recovery_attempted,
+         CASE WHEN e.correlator_marks & 1 <> 0 THEN NULL
+              WHEN e.correlator_marks & 2 <> 0 THEN FALSE
+              ELSE e.recovery_successful END AS recovery_successful,
+         lower(e.recovery_strategy) AS strategy
     FROM debug_error_events AS e
     LEFT JOIN error_steps AS es ON es.id = e.id
    WHERE e.correlation_id = ANY ($1::uuid[])
@@ -463,13 +468,28 @@ unlinked AS (
    WHERE c.error_event_id = ch.error_id AND c.success_event_id = ch.old_success_id
   RETURNING c.error_event_id
 ),
--- An error whose link was dropped: the marks the correlator set go (resolved_at its success's
--- time); an agent's own resolved_at stays, and so does the recovery_successful beside it.
+-- An error whose link was dropped: the marks the correlator set go, and only those
+-- (correlator_marks, migration 016: 1 recovery_successful was NULL, 2 it was FALSE, 4
+-- resolved_at was NULL); the agent's own values stay. An error marked before migration 016
+-- has no record: then resolved_at equal to the old success's time says both were ours.
 unmarked AS (
   UPDATE debug_error_events AS e
-     SET recovery_successful = NULL, resolved_at = NULL
+     SET recovery_successful = CASE
+           WHEN coalesce(e.correlator_marks,
+                         CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) & 1 <> 0
+             THEN NULL
+           WHEN e.correlator_marks & 2 <> 0 THEN FALSE
+           ELSE e.recovery_successful END,
+         resolved_at = CASE
+           WHEN coalesce(e.correlator_marks,
+                         CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) & 4 <> 0
+             THEN NULL
+           ELSE e.resolved_at END,
+         correlator_marks = NULL
     FROM dropped AS d
-   WHERE e.id = d.error_id AND e.resolved_at = d.old_success_at
+   WHERE e.id = d.error_id
+     AND coalesce(e.correlator_marks,
+                  CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) <> 0
   RETURNING e.id
 ),
 -- Same pair, another source (a statement about a link inference had made).
@@ -501,16 +521,31 @@ done AS MATERIALIZED (
     JOIN (SELECT * FROM ins UNION ALL SELECT * FROM resourced) AS x
       ON x.error_event_id = d.error_id AND x.success_event_id = d.success_id
 ),
+-- The error marked recovered; what was changed is recorded (correlator_marks, see unmarked),
+-- added to what an earlier link of the correlator's had changed. A moved link moves the
+-- resolved_at the correlator had set; an agent's own resolved_at stays.
 marked AS (
   UPDATE debug_error_events AS e
      SET recovery_successful = TRUE,
-         resolved_at = CASE WHEN e.resolved_at IS NULL OR e.resolved_at = d.old_success_at
-                            THEN d.success_at ELSE e.resolved_at END
+         resolved_at = CASE
+           WHEN e.resolved_at IS NULL
+                OR coalesce(e.correlator_marks,
+                            CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END)
+                   & 4 <> 0
+             THEN d.success_at
+           ELSE e.resolved_at END,
+         correlator_marks = coalesce(e.correlator_marks,
+                                     CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END)
+           | CASE WHEN e.recovery_successful IS NULL THEN 1
+                  WHEN NOT e.recovery_successful THEN 2 ELSE 0 END
+           | CASE WHEN e.resolved_at IS NULL THEN 4 ELSE 0 END
     FROM done AS d
    WHERE e.id = d.error_id
      AND (e.recovery_successful IS NOT TRUE
           OR e.resolved_at IS NULL
-          OR (e.resolved_at = d.old_success_at AND d.old_success_at <> d.success_at))
+          OR (coalesce(e.correlator_marks,
+                       CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) & 4 <> 0
+              AND e.resolved_at IS DISTINCT FROM d.success_at))
   RETURNING e.id
 ),
 -- known_fix_stats: +1 per link made, -1 per link replaced (of the correlator's making).
@@ -631,7 +666,63 @@ SELECT (SELECT count(*) FROM ins) AS links,
        (SELECT count(*) FROM unmarked) AS unmarked,
        (SELECT count(*) FROM stats) AS stats_rows,
        (SELECT count(*) FROM compared_gone) + (SELECT count(*) FROM compared_now)
-         + (SELECT count(*) FROM totals) AS agreement_rows
+         + (SELECT count(*) FROM totals) AS agreement_rows,
+       (SELECT jsonb_agg(DISTINCT jsonb_build_array(d.error_type, d.agent_name,
+                                                    d.operation_name, d.strategy))
+          FROM delta AS d
+         WHERE d.n < 0) AS unlinked_keys
+
+-- name: prune_examples
+-- The example workflows of known_fix_stats rows ($1-$4: error type, agent, operation, strategy
+-- of each) that no longer have a link of their row: a link of the workflow was moved, removed
+-- or purged. The caller holds the aggregate lock (or is the correlator's run).
+UPDATE known_fix_stats AS k
+   SET example_correlation_ids = ARRAY(
+         SELECT x.id
+           FROM unnest(k.example_correlation_ids) WITH ORDINALITY AS x(id, n)
+          WHERE EXISTS (SELECT 1
+                          FROM debug_error_success_correlation AS c
+                          JOIN debug_error_events AS e ON e.id = c.error_event_id
+                         WHERE c.correlation_id = x.id
+                           AND c.recovery_strategy = k.recovery_strategy
+                           AND e.error_type = k.error_type
+                           AND e.agent_name = k.agent_name
+                           AND coalesce(e.operation_name, '') = k.operation_name)
+          ORDER BY x.n)
+  FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
+         AS a(error_type, agent_name, operation_name, recovery_strategy)
+ WHERE k.error_type = a.error_type AND k.agent_name = a.agent_name
+   AND k.operation_name = a.operation_name AND k.recovery_strategy = a.recovery_strategy
+
+-- name: fill_examples
+-- Rows of the keys $1-$4 with fewer examples than recoveries (up to 5) after prune_examples:
+-- filled from the workflows of the newest linked errors of their kind (the errors index on
+-- agent and type; at most the newest 10,000 errors are looked at, so a kind with many errors
+-- and few links costs a bounded read).
+UPDATE known_fix_stats AS k
+   SET example_correlation_ids = ARRAY(
+         SELECT f.id
+           FROM (SELECT x.id, x.n
+                   FROM unnest(k.example_correlation_ids) WITH ORDINALITY AS x(id, n)
+                 UNION ALL
+                 SELECT c.correlation_id, 5 + row_number() OVER (ORDER BY e.occurred_at DESC)
+                   FROM (SELECT e.id, e.occurred_at
+                           FROM debug_error_events AS e
+                          WHERE e.agent_name = k.agent_name AND e.error_type = k.error_type
+                            AND coalesce(e.operation_name, '') = k.operation_name
+                          ORDER BY e.occurred_at DESC
+                          LIMIT 10000) AS e
+                   JOIN debug_error_success_correlation AS c
+                     ON c.error_event_id = e.id AND c.recovery_strategy = k.recovery_strategy)
+                AS f
+          GROUP BY f.id
+          ORDER BY min(f.n)
+          LIMIT 5)
+  FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
+         AS a(error_type, agent_name, operation_name, recovery_strategy)
+ WHERE k.error_type = a.error_type AND k.agent_name = a.agent_name
+   AND k.operation_name = a.operation_name AND k.recovery_strategy = a.recovery_strategy
+   AND cardinality(k.example_correlation_ids) < least(5, k.recovered)
 
 -- name: advance
 -- The watermark moves in the same transaction as the links: all of a run or none of it.

@@ -72,8 +72,7 @@ WITH gone AS (
          coalesce(sum(g.recovery_duration_ms), 0) AS duration_ms_sum,
          count(g.recovery_duration_ms) AS duration_count,
          coalesce(sum(g.confidence_score), 0) AS confidence_sum,
-         count(*) FILTER (WHERE g.link_source = 'stated') AS stated,
-         array_agg(DISTINCT g.correlation_id) AS ids
+         count(*) FILTER (WHERE g.link_source = 'stated') AS stated
     FROM gone AS g
     JOIN debug_error_events AS e ON e.id = g.error_event_id
    WHERE g.recovery_strategy IS NOT NULL
@@ -85,15 +84,16 @@ WITH gone AS (
          duration_ms_sum = greatest(k.duration_ms_sum - a.duration_ms_sum, 0),
          duration_count = greatest(k.duration_count - a.duration_count, 0),
          confidence_sum = greatest(k.confidence_sum - a.confidence_sum, 0),
-         stated = greatest(k.stated - a.stated, 0),
-         example_correlation_ids = ARRAY(SELECT x FROM unnest(k.example_correlation_ids) AS x
-                                          WHERE x <> ALL (a.ids))
+         stated = greatest(k.stated - a.stated, 0)
     FROM agg AS a
    WHERE k.error_type = a.error_type AND k.agent_name = a.agent_name
      AND k.operation_name = a.operation_name AND k.recovery_strategy = a.recovery_strategy
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM counted) AS stats_rows,
+       (SELECT jsonb_agg(jsonb_build_array(a.error_type, a.agent_name, a.operation_name,
+                                           a.recovery_strategy))
+          FROM agg AS a) AS keys
 
 -- name: purge_agreement
 -- The correlator's agreement rows of the errors $1 and their share of the totals in

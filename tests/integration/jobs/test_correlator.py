@@ -126,12 +126,36 @@ async def assert_aggregate_matches_rows(conn: asyncpg.Connection) -> None:
         got = {tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM {table} WHERE {kept}")}
         assert got == want, table
     await assert_recovery_patterns_match_rows(conn)
+    await assert_examples_match_links(conn)
     totals = await conn.fetchrow(
         "SELECT agreement_agreed AS agreed, agreement_wrong AS wrong, "
         "agreement_missed AS missed FROM correlator_state"
     )
     assert totals is not None
     assert dict(totals) == dict(await conn.fetchrow(q["expected_agreement"]) or {})
+
+
+async def assert_examples_match_links(conn: asyncpg.Connection) -> None:
+    """Every known_fix_stats row's examples are workflows with a link of its kind, as many
+    as there are such workflows, up to 5 (which ones is not fixed: newest first)."""
+    rows = await conn.fetch(
+        """
+        SELECT k.error_type, k.agent_name, k.operation_name, k.recovery_strategy,
+               k.example_correlation_ids AS examples,
+               ARRAY(SELECT DISTINCT c.correlation_id
+                       FROM debug_error_success_correlation AS c
+                       JOIN debug_error_events AS e ON e.id = c.error_event_id
+                      WHERE c.recovery_strategy = k.recovery_strategy
+                        AND e.error_type = k.error_type AND e.agent_name = k.agent_name
+                        AND coalesce(e.operation_name, '') = k.operation_name) AS linked
+          FROM known_fix_stats AS k
+        """
+    )
+    for row in rows:
+        examples, linked = row["examples"], set(row["linked"])
+        assert len(examples) == len(set(examples)), dict(row)
+        assert set(examples) <= linked, dict(row)
+        assert len(examples) == min(5, len(linked)), dict(row)
 
 
 @pytest_asyncio.fixture
@@ -787,6 +811,62 @@ class TestNewWork:
         assert (row["recovery_successful"], row["resolved_at"]) == (None, None)
         await assert_aggregate_matches_rows(conn)
         assert await conn.fetchval("SELECT sum(recovered) FROM known_fix_stats") == 0
+
+    @pytest.mark.parametrize(
+        ("sent", "resolved"),
+        [(True, None), (None, 1.5), (None, 10.0)],
+        ids=["said-recovered", "own-resolved-at", "resolved-at-the-success"],
+    )
+    async def test_a_removed_link_takes_back_only_what_the_correlator_set(
+        self,
+        conn: asyncpg.Connection,
+        correlator: Correlator,
+        sent: bool | None,
+        resolved: float | None,
+    ) -> None:
+        """What the agent sent (recovery_successful, resolved_at -- even a resolved_at equal
+        to the success's time) is there again after the link it was marked by goes."""
+        corr = uuid.uuid4()
+        await add_error(
+            conn,
+            corr,
+            0,
+            recovery_attempted=True,
+            recovery_strategy="fallback",
+            recovery_successful=sent,
+            resolved_at=None if resolved is None else at(resolved),
+        )
+        await add_success(conn, corr, 10, operation="draft", success_type="recovery_success")
+        assert (await correlator.run_once()).links_made == 1
+        marked = await conn.fetchval("SELECT recovery_successful FROM debug_error_events")
+        assert marked is True
+
+        await add_success(conn, corr, 4, operation="summarize")  # lands late: moved on
+        assert (await correlator.run_once()).links_removed == 1
+
+        row = await conn.fetchrow("SELECT recovery_successful, resolved_at FROM debug_error_events")
+        assert row is not None
+        assert (row["recovery_successful"], row["resolved_at"]) == (
+            sent,
+            None if resolved is None else at(resolved),
+        )
+        await assert_aggregate_matches_rows(conn)
+
+    async def test_a_workflow_whose_link_was_removed_is_no_example(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        gone, kept = uuid.uuid4(), uuid.uuid4()
+        for corr in (gone, kept):
+            await add_error(conn, corr, 0, recovery_attempted=True, recovery_strategy="fallback")
+            await add_success(conn, corr, 10, operation="draft", success_type="recovery_success")
+        assert (await correlator.run_once()).links_made == 2
+        await add_success(conn, gone, 4, operation="summarize")  # lands late: moved on
+        assert (await correlator.run_once()).links_removed == 1
+
+        fixes = await conn.fetch("SELECT * FROM known_fixes('TimeoutError')")
+        assert [(f["recovery_strategy"], f["success_count"]) for f in fixes] == [("fallback", 1)]
+        assert fixes[0]["example_correlation_ids"] == [kept]
+        await assert_aggregate_matches_rows(conn)
 
 
 class TestIncremental:

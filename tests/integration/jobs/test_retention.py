@@ -15,7 +15,8 @@ from debug_sink.dev import fill, synthetic
 from debug_sink.dev.workloads import pipelines
 from debug_sink.jobs.correlator import Correlator
 from debug_sink.jobs.locks import LOCK_CLASS
-from debug_sink.jobs.retention import PURGE_ORDER, Retention
+from debug_sink.jobs.retention import PURGE_ORDER, Retention, retention_job
+from debug_sink.settings import Settings
 from debug_sink.sink.runner import Sink
 from debug_sink.wire.events import EventKind
 from tests import support as s
@@ -236,6 +237,64 @@ class TestPurge:
         # and the correlator carries on from there
         assert (await Correlator(db_dsn).run_once()).new_errors == 0
         await assert_aggregate_matches_rows(conn)
+
+    async def test_purged_examples_are_replaced_by_retained_ones(
+        self, db_dsn: str, conn: asyncpg.Connection
+    ) -> None:
+        """Old events that arrive late are linked last and become the newest examples; when
+        the purge takes them, the examples are the recoveries that remain, not none."""
+        now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+        correlator = Correlator(db_dsn)
+
+        async def recovered(when: datetime) -> uuid.UUID:
+            corr = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO debug_error_events (correlation_id, error_type, error_category, "
+                "error_severity, error_message, agent_name, operation_name, "
+                "recovery_attempted, recovery_strategy, occurred_at) VALUES "
+                "($1, 'TimeoutError', 'external', 'high', 'm', 'planner', 'fetch', true, "
+                "'retry', $2)",
+                corr,
+                when,
+            )
+            await conn.execute(
+                "INSERT INTO debug_success_events (correlation_id, success_type, "
+                "operation_name, agent_name, retry_count, occurred_at) "
+                "VALUES ($1, 'recovery_success', 'fetch', 'planner', 1, $2)",
+                corr,
+                when + timedelta(seconds=2),
+            )
+            return corr
+
+        recent = {await recovered(now - timedelta(days=1)) for _ in range(3)}
+        assert (await correlator.run_once()).links_made == 3
+        for _ in range(5):  # an agent offline for months flushes its old events now
+            await recovered(now - timedelta(days=100))
+        assert (await correlator.run_once()).links_made == 5
+
+        purged = await Retention(db_dsn, batch_size=2).purge(NINETY_DAYS)
+
+        assert purged.deleted["debug_error_events"] == 5
+        fixes = await conn.fetch("SELECT * FROM known_fixes('TimeoutError')")
+        assert [(f["recovery_strategy"], f["success_count"]) for f in fixes] == [("retry", 3)]
+        assert set(fixes[0]["example_correlation_ids"]) == recent
+        await assert_aggregate_matches_rows(conn)
+
+    async def test_a_huge_retention_setting_keeps_the_service_running(
+        self, db_dsn: str, conn: asyncpg.Connection
+    ) -> None:
+        """A million days reaches before year 1: the service's purge deletes nothing and
+        returns, instead of raising OverflowError (which would stop the sink)."""
+        await conn.execute(
+            "INSERT INTO debug_error_events (correlation_id, error_type, error_category, "
+            "error_severity, error_message, agent_name, occurred_at) "
+            "VALUES ($1, 'E', 'agent', 'low', 'm', 'a', now() - interval '1000 years')",
+            uuid.uuid4(),
+        )
+        job = retention_job(Settings(postgres_dsn=db_dsn, retention_days=1_000_000))
+        assert job is not None
+        await job.run()
+        assert await conn.fetchval("SELECT count(*) FROM debug_error_events") == 1
 
     async def test_stated_links_and_agreement_follow_the_retained_rows(
         self, db_dsn: str, conn: asyncpg.Connection
