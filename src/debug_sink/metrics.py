@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from debug_sink.errors import ConfigurationError
 from debug_sink.version import package_version
 
 
@@ -171,10 +172,18 @@ class HttpServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        """Listen; a port that is taken or a host that does not resolve is a
+        :class:`~debug_sink.errors.ConfigurationError` (one line, not a traceback)."""
         if self._server is None:
-            self._server = await asyncio.start_server(
-                self._handle, self._host, self._port, limit=self._max_request
-            )
+            try:
+                self._server = await asyncio.start_server(
+                    self._handle, self._host, self._port, limit=self._max_request
+                )
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot serve /metrics and /healthz on {self._host}:{self._port}: "
+                    f"{exc.strerror or exc} (choose another metrics port, or 0 for none)"
+                ) from exc
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -173,8 +173,9 @@ class Settings(BaseSettings):
     park_grace_seconds: float = Field(
         default=600.0,
         ge=0,
+        le=315_360_000,
         description="How long an event waits for a missing parent "
-        "before it is written with the reference NULL.",
+        "before it is written with the reference NULL (at most ten years).",
     )
     correlator_interval: float = Field(
         default=30.0, ge=0, description="Seconds between correlator runs (0 disables)."
@@ -306,6 +307,31 @@ class Settings(BaseSettings):
             return SecretStr(normalise_dsn(value.get_secret_value()))
         except ValueError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _servers_are_addresses(cls, value: str) -> str:
+        """Each entry ``host``, ``host:port`` or ``[v6]:port`` with a port of 1-65535: one
+        that can never work is refused here, not retried as an unreachable broker."""
+        entries = [entry.strip() for entry in value.split(",")]
+        if not any(entries):
+            raise ValueError("name at least one broker as host:port")
+        for entry in entries:
+            port: str | None = None
+            if entry.startswith("["):
+                host, close, rest = entry[1:].partition("]")
+                if not close or (rest and not rest.startswith(":")):
+                    raise ValueError(f"{entry!r} is not [address]:port")
+                port = rest[1:] if rest else None
+            elif ":" in entry:
+                host, port = entry.rsplit(":", 1)
+            else:
+                host = entry
+            if not host or any(c.isspace() for c in entry):
+                raise ValueError(f"{entry!r} is not host:port")
+            if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+                raise ValueError(f"{entry!r}: the port must be a number from 1 to 65535")
+        return ",".join(entries)
 
     @field_validator("topic_pattern")
     @classmethod

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from debug_sink.db.grants import grant
+from debug_sink.db.migrate import migrate_down, migrate_up
 from debug_sink.errors import ConfigurationError
 from tests import support as s
 
@@ -56,6 +57,28 @@ class TestWriter:
             with pytest.raises(asyncpg.PostgresError) as caught:
                 await conn.execute(statement)
             assert caught.value.sqlstate == "42501", caught.value
+        finally:
+            await conn.close()
+
+    async def test_a_ledger_made_again_is_still_not_the_writers(self, empty_db_dsn: str) -> None:
+        """After ``migrate down --to 0`` and ``up`` (grant is run once), the re-created
+        schema_migrations would get the writer's default privileges: they are taken away."""
+        await migrate_up(empty_db_dsn)
+        await s.least_privilege_roles(empty_db_dsn)
+        await migrate_down(empty_db_dsn, to=0)
+        await migrate_up(empty_db_dsn)
+        conn = await _as(empty_db_dsn, s.WRITER_ROLE)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM schema_migrations") > 0
+            for statement in (
+                "DELETE FROM schema_migrations",
+                "UPDATE schema_migrations SET checksum = 'x'",
+                "INSERT INTO schema_migrations (version, description) VALUES (99, 'x')",
+                "TRUNCATE schema_migrations",
+            ):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(statement)
+            await conn.execute("INSERT INTO sink_offsets VALUES ('g', 't', 0, 1)")
         finally:
             await conn.close()
 

@@ -350,6 +350,17 @@ class TestCliErrors:
         assert status.returncode == 1
         assert "changed" in status.stdout
 
+    async def test_up_and_down_say_the_version_the_schema_is_at(self, empty_db_dsn: str) -> None:
+        """Not the version asked for: ``up --to 3`` leaves a schema at 5 at 5, ``down --to
+        10`` one at 5 at 5."""
+        await migrate_up(empty_db_dsn, to=5)
+        for args in (("up", "--to", "3"), ("down", "--to", "10")):
+            result = s.run_cli("migrate", *args, "--dsn", empty_db_dsn)
+            assert result.returncode == 0, result.stderr
+            assert "is at version 5 (nothing to" in result.stdout, result.stdout
+        down = s.run_cli("migrate", "down", "--to", "2", "--dsn", empty_db_dsn)
+        assert down.stdout.splitlines()[-1] == "schema 'public' is at version 2"
+
     def test_status_lists_every_migration(self, db_dsn: str) -> None:
         result = run_cli("migrate", "status", "--dsn", db_dsn)
         assert result.returncode == 0, result.stderr

@@ -45,3 +45,43 @@ class TestOtlpTopics:
     def test_clashes_and_unknown_encodings_are_refused(self, topics: dict[str, str]) -> None:
         with pytest.raises(ConfigurationError, match="OTLP_TOPICS"):
             load_settings(otlp_topics=topics)
+
+
+class TestValuesThatCannotWork:
+    """Refused when the settings load (one line naming the variable), not met later as an
+    OverflowError in a batch or a loop that never waits."""
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("correlator_interval", "nan"),
+            ("correlator_interval", "inf"),
+            ("park_grace_seconds", "inf"),
+            ("park_grace_seconds", 1e12),
+            ("stall_timeout_seconds", "nan"),
+            ("retention_days", 10**10),
+        ],
+    )
+    def test_refused(self, field: str, value: object) -> None:
+        with pytest.raises(ConfigurationError, match=field.upper()):
+            load_settings(**{field: value})
+
+    @pytest.mark.parametrize(
+        ("servers", "kept"),
+        [
+            ("localhost:9092", "localhost:9092"),
+            ("kafka", "kafka"),
+            (" h1:9092, h2:9093 ", "h1:9092,h2:9093"),
+            ("[::1]:9092", "[::1]:9092"),
+        ],
+    )
+    def test_bootstrap_servers(self, servers: str, kept: str) -> None:
+        assert Settings(kafka_bootstrap_servers=servers).kafka_bootstrap_servers == kept
+
+    @pytest.mark.parametrize(
+        "servers",
+        ["", " , ", "h:99999", "h:0", "h:x", ":9092", "h:", "a b:1", "[::1", "h1:1,,h2:2"],
+    )
+    def test_bootstrap_servers_that_are_no_addresses(self, servers: str) -> None:
+        with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP_SERVERS"):
+            load_settings(kafka_bootstrap_servers=servers)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, NoReturn
 
 from debug_sink.bench import command as bench
 from debug_sink.cli import (
@@ -57,8 +57,19 @@ REGISTER: Final[tuple[Callable[[Subparsers], None], ...]] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors, which quote the command line (``unrecognized
+    arguments: --dns postgresql://u:PASSWORD@db/x``), never print a secret. Subcommands'
+    parsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        from debug_sink.wire.secrets import default_scrubber
+
+        super().error(default_scrubber().scrub(message))
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="debug-sink",
         description="Kafka -> PostgreSQL sink for AI agents' debug events.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

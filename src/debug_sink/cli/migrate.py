@@ -38,14 +38,17 @@ def _migrate(args: argparse.Namespace) -> int:
         return _grant(args, dsn, schema)
     if args.action == "up":
         done = asyncio.run(migrate.migrate_up(dsn, schema=schema, to=args.to, on_progress=progress))
-        head = args.to if args.to is not None else migrate.head_version()
-        print(f"schema {schema!r} is at version {head}" + ("" if done else " (nothing to apply)"))
+        version = asyncio.run(_version(dsn, schema))
+        print(
+            f"schema {schema!r} is at version {version}" + ("" if done else " (nothing to apply)")
+        )
     elif args.action == "down":
         done = asyncio.run(
             migrate.migrate_down(dsn, schema=schema, to=args.to, on_progress=progress)
         )
+        version = asyncio.run(_version(dsn, schema))
         print(
-            f"schema {schema!r} is at version {args.to}"
+            f"schema {schema!r} is at version {version}"
             + ("" if done else " (nothing to roll back)")
         )
     else:
@@ -61,6 +64,15 @@ def _migrate(args: argparse.Namespace) -> int:
             print("error: an applied migration's file has changed", file=sys.stderr)
             return EXIT_ERROR
     return 0
+
+
+async def _version(dsn: str, schema: str) -> int:
+    """The highest migration applied to ``schema`` (0: none): what it is at, whatever was
+    asked (``up --to 3`` on a schema at 15 leaves it at 15)."""
+    from debug_sink.db import migrate
+
+    statuses = await migrate.migration_status(dsn, schema=schema)
+    return max((s.version for s in statuses if s.state != "pending"), default=0)
 
 
 def _grant(args: argparse.Namespace, dsn: str, schema: str) -> int:

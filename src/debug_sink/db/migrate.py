@@ -48,6 +48,28 @@ _LEDGER_VERSION = re.compile(
     re.IGNORECASE,
 )
 
+#: Only the schema's owner (who migrates) writes the ledger. Run when migration 001 creates
+#: it: the writer role's default privileges (``migrate grant``) would otherwise give it
+#: INSERT, UPDATE and DELETE on a ledger re-created after ``migrate down --to 0``.
+_PROTECT_LEDGER = """
+DO $$
+DECLARE
+  ledger regclass := format('%I.schema_migrations', {schema})::regclass;
+  grantee text;
+BEGIN
+  FOR grantee IN
+    SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+      FROM pg_class AS c
+     CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+      LEFT JOIN pg_roles AS r ON r.oid = a.grantee
+     WHERE c.oid = ledger AND a.grantee <> c.relowner
+       AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+  LOOP
+    EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %s FROM %s', ledger, grantee);
+  END LOOP;
+END $$
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -213,6 +235,9 @@ async def migrate_up(
                         max(1, round(elapsed)),
                         migration.checksum,
                     )
+                    if migration.version == 1:
+                        literal = "'" + schema.replace("'", "''") + "'"
+                        await conn.execute(_PROTECT_LEDGER.format(schema=literal))
             except asyncpg.PostgresError as exc:
                 raise MigrationError(
                     f"migration {migration.label} failed and was not applied: {exc}".replace(

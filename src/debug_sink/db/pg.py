@@ -128,7 +128,10 @@ def redact_dsn(dsn: str) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for errors that should clear by themselves (connection loss, restart, overload)."""
+    """True for errors that should clear by themselves (connection loss, restart, overload).
+    Not a DSN the driver refuses to use (``sslmode=bogus``): that never clears."""
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        return False
     if isinstance(exc, CONNECTION_ERRORS):
         return True
     if isinstance(exc, asyncpg.PostgresError):
@@ -168,6 +171,8 @@ def translate_error(
         exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
     ):
         return ConfigurationError(f"PostgreSQL at {where} rejected the credentials: {message}")
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        return ConfigurationError(f"the PostgreSQL DSN cannot work: {message}")
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return ConfigurationError(f"PostgreSQL at {where}: {message}")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):

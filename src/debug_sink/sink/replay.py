@@ -257,7 +257,9 @@ async def plan_replay(
         at_time: dict[tuple[str, int], int | None] = {}
         if spec.mode == "since":
             assert spec.since is not None
-            since_ms = int(spec.since.timestamp() * 1000)
+            # Record timestamps start at the epoch: an earlier time means every record
+            # (Kafka refuses a negative target time).
+            since_ms = max(0, int(spec.since.timestamp() * 1000))
             found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
             for tp in tps:
                 hit = found.get(tp)
