@@ -391,7 +391,8 @@ changes AS MATERIALIZED (
   SELECT t.error_id, t.success_id, t.source, t.confidence::numeric(5, 4) AS confidence,
          e.correlation_id, e.error_type, e.agent_name AS error_agent,
          coalesce(e.operation_name, '') AS error_operation, e.occurred_at AS error_at,
-         e.execution_step AS error_step,
+         e.execution_step AS error_step, e.recovery_successful AS error_recovered,
+         e.resolved_at AS error_resolved_at,
          s.success_type, s.agent_name AS success_agent, s.operation_name AS success_operation,
          s.occurred_at AS success_at, s.execution_step AS success_step,
          coalesce(s.retry_count, 0) AS retry_count,
@@ -543,10 +544,13 @@ marked AS (
    WHERE e.id = d.error_id
      AND (e.recovery_successful IS NOT TRUE
           OR e.resolved_at IS NULL
+          OR e.correlator_marks IS NULL
           OR (coalesce(e.correlator_marks,
                        CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) & 4 <> 0
               AND e.resolved_at IS DISTINCT FROM d.success_at))
-  RETURNING e.id
+  RETURNING e.id,
+            d.error_recovered IS NOT TRUE
+              OR e.resolved_at IS DISTINCT FROM d.error_resolved_at AS changed
 ),
 -- known_fix_stats: +1 per link made, -1 per link replaced (of the correlator's making).
 delta AS (
@@ -662,7 +666,7 @@ SELECT (SELECT count(*) FROM ins) AS links,
        (SELECT count(*) FROM unlinked) - (SELECT count(*) FROM dropped)
          + (SELECT count(*) FROM resourced) AS moved,
        (SELECT count(*) FROM dropped) AS removed,
-       (SELECT count(*) FROM marked) AS marked,
+       (SELECT count(*) FROM marked WHERE marked.changed) AS marked,
        (SELECT count(*) FROM unmarked) AS unmarked,
        (SELECT count(*) FROM stats) AS stats_rows,
        (SELECT count(*) FROM compared_gone) + (SELECT count(*) FROM compared_now)

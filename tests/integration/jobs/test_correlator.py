@@ -814,8 +814,8 @@ class TestNewWork:
 
     @pytest.mark.parametrize(
         ("sent", "resolved"),
-        [(True, None), (None, 1.5), (None, 10.0)],
-        ids=["said-recovered", "own-resolved-at", "resolved-at-the-success"],
+        [(True, None), (None, 1.5), (None, 10.0), (True, 10.0)],
+        ids=["said-recovered", "own-resolved-at", "resolved-at-the-success", "said-both"],
     )
     async def test_a_removed_link_takes_back_only_what_the_correlator_set(
         self,
