@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import os
+import pwd
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -333,3 +335,27 @@ class TestRefusals:
         assert "belongs to PostgreSQL 16" in err
         assert "PostgreSQL 18" in err
         assert "debug-sink dev is up" not in dev.output
+
+
+class TestPgUser:
+    """As root, PostgreSQL runs as the user --pg-user names."""
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="--pg-user matters only as root")
+    async def test_pg_user_whose_primary_group_has_another_name(self, tmp_path: Path) -> None:
+        """`nobody` (in `nogroup` on Debian) runs PostgreSQL: its group is found by id, not
+        by the user's name; the data directory is its own and its group's."""
+        entry = pwd.getpwnam("nobody")
+        if grp.getgrgid(entry.pw_gid).gr_name == "nobody":
+            pytest.skip("here nobody's group is also called nobody")
+        s.suite_pg_user(tmp_path)  # let every user through to tmp_path (o+x), as the suite does
+        data_dir = tmp_path / "dev"
+        async with running(
+            await start_dev(data_dir, "--pg-user", "nobody", root_flags=False)
+        ) as dev:
+            await dev.wait_for_output("ready on 127.0.0.1", timeout=60)
+            dev.proc.send_signal(signal.SIGINT)  # PostgreSQL is what is under test: enough
+            code, err = await dev.finish()
+        assert code == 130, err
+        assert "Traceback" not in err, err
+        st = (data_dir / "postgres").stat()
+        assert (st.st_uid, st.st_gid) == (entry.pw_uid, entry.pw_gid)

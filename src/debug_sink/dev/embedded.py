@@ -11,12 +11,13 @@ data directory initialised by another PostgreSQL major version is refused with
 :class:`~debug_sink.errors.EmbeddedServiceError` before anything is started.
 
 Root: PostgreSQL refuses to run as root. As root, :class:`EmbeddedPostgres` needs ``run_as``,
-an existing unprivileged user that can reach the server's binaries and the data directory's
-parent; it then owns the data directory (and its log). Nothing else changes on the machine:
-no user is created and no permission is changed here -- a missing user or an unreachable
-directory is refused with the commands that would fix it (:func:`check_run_as`). The test
-suite and ``debug-sink bench``, which run on throwaway machines, call
-:func:`prepare_run_as` explicitly to make such a user.
+an existing unprivileged user that can reach the server's binaries and the
+data directory's parent; the server runs with that user's primary group (taken by id: it need
+not be named like the user) and its supplementary groups, and user and group own the data
+directory (and its log). Nothing else changes on the machine: no user is created and no
+permission is changed here -- a missing user or an unreachable directory is refused with the
+commands that would fix it (:func:`check_run_as`). The test suite and ``debug-sink bench``,
+which run on throwaway machines, call :func:`prepare_run_as` explicitly to make such a user.
 
 Not guaranteed: durability of the broker. Tansu runs with memory storage, so topics vanish
 when it stops; PostgreSQL data persists in its data directory.
@@ -28,7 +29,6 @@ import contextlib
 import ctypes
 import importlib.util
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -205,12 +205,26 @@ def _wait_for_port(
 
 
 def _as_user(user: str | None) -> dict[str, Any]:
-    """subprocess arguments that drop to ``user`` with its own group and no root groups."""
+    """subprocess arguments that drop to ``user`` with its primary group and its
+    supplementary groups, as a login would: the groups :func:`_blocking_dir` judged by."""
     if user is None:
         return {}
-    # Without group/extra_groups the child keeps gid 0, and a root-group directory with no
-    # group permission would then deny it even where "other" may enter.
-    return {"user": user, "group": user, "extra_groups": []}
+    import pwd
+
+    # Without group/extra_groups the child keeps gid 0 and root's groups, and a root-group
+    # directory with no group permission would then deny it even where "other" may enter.
+    # The primary group by id: it need not be named like the user (nobody is in nogroup).
+    gid = pwd.getpwnam(user).pw_gid
+    extra = [g for g in os.getgrouplist(user, gid) if g != gid]
+    return {"user": user, "group": gid, "extra_groups": extra}
+
+
+def _chown(path: Path, user: str) -> None:
+    """Make ``user`` and its primary group (by id, whatever its name) own ``path``."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 class _ChildService:
@@ -318,7 +332,7 @@ class EmbeddedPostgres(_ChildService):
         user = self._run_as()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if user is not None:
-            shutil.chown(self.data_dir, user, user)
+            _chown(self.data_dir, user)
             self.data_dir.chmod(0o700)
         if not initialised:
             result = subprocess.run(
@@ -370,7 +384,7 @@ class EmbeddedPostgres(_ChildService):
             args += ["-c", f"{key}={value}"]
         if user is not None:
             self.log_path.touch()
-            shutil.chown(self.log_path, user, user)
+            _chown(self.log_path, user)
         # SIGQUIT = immediate shutdown: the postmaster takes its backends down with it.
         self._proc = _spawn(args, self.log_path, signal.SIGQUIT, user=user)
         try:
