@@ -306,6 +306,13 @@ class TestRefusals:
         code, err = await dev.finish()
         assert code == 1
         assert "no user 'no-such-user-here'" in err
+        dev = await start_dev(data_dir, "--pg-user", "root", root_flags=False)
+        code, err = await dev.finish()
+        assert code == 1
+        assert len(err.strip().splitlines()) == 1, err
+        assert "--pg-user root: user 'root' is root (uid 0)" in err
+        assert "PostgreSQL runs as user root" not in dev.output
+        assert not data_dir.exists()
 
     """Nothing starts when a port is taken or the data directory is of another version."""
 

@@ -11,7 +11,7 @@ data directory initialised by another PostgreSQL major version is refused with
 :class:`~debug_sink.errors.EmbeddedServiceError` before anything is started.
 
 Root: PostgreSQL refuses to run as root. As root, :class:`EmbeddedPostgres` needs ``run_as``,
-an existing unprivileged user that can reach the server's binaries and the
+an existing unprivileged user (uid 0 is refused) that can reach the server's binaries and the
 data directory's parent; the server runs with that user's primary group (taken by id: it need
 not be named like the user) and its supplementary groups, and user and group own the data
 directory (and its log). Nothing else changes on the machine: no user is created and no
@@ -88,12 +88,18 @@ def check_run_as(user: str | None, data_dir: Path) -> str | None:
     import pwd
 
     try:
-        pwd.getpwnam(user)
+        entry = pwd.getpwnam(user)
     except KeyError:
         raise EmbeddedServiceError(
             f"no user {user!r}: create it (`useradd --system --no-create-home {user}`) or "
             "name another with --pg-user"
         ) from None
+    if entry.pw_uid == 0:
+        raise EmbeddedServiceError(
+            f"--pg-user {user}: user {user!r} is root (uid 0) and PostgreSQL will not run as "
+            f"root; name an unprivileged user, e.g. `useradd --system --no-create-home "
+            f"{SUGGESTED_PG_USER}` then --pg-user {SUGGESTED_PG_USER}"
+        )
     for what, path in (
         ("the PostgreSQL binaries", EmbeddedPostgres.bin_dir()),
         ("the data directory", data_dir.parent),

@@ -1,5 +1,5 @@
 """How the embedded PostgreSQL is run as root: as the named user with that user's own groups
-(found by id, whatever their names)."""
+(found by id, whatever their names), and never as root itself."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from debug_sink.dev import embedded
+from debug_sink.dev.embedded import check_run_as
+from debug_sink.errors import EmbeddedServiceError
 
 
 def _user_in_a_group_named_otherwise() -> pwd.struct_passwd:
@@ -45,3 +47,19 @@ class TestRunAsGroups:
         embedded._chown(tmp_path, entry.pw_name)
         st = tmp_path.stat()
         assert (st.st_uid, st.st_gid) == (entry.pw_uid, entry.pw_gid)
+
+
+class TestRunAsRoot:
+    """``--pg-user`` names an unprivileged user: uid 0 is refused in one line, naming the flag."""
+
+    def test_a_user_with_uid_0_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+        root = pwd.getpwuid(0).pw_name
+        with pytest.raises(EmbeddedServiceError) as refused:
+            check_run_as(root, tmp_path / "postgres")
+        message = str(refused.value)
+        assert "\n" not in message
+        assert f"--pg-user {root}" in message
+        assert "unprivileged" in message
