@@ -6,9 +6,12 @@ on loopback TCP ports; both are told to die with their parent (``PR_SET_PDEATHSI
 killed test run or dev session leaves no server behind.
 
 Guarantees: ``start()`` returns only once the service accepts connections; ``stop()`` is
-idempotent and escalates from a graceful signal to SIGKILL after a timeout. A taken port or a
-data directory initialised by another PostgreSQL major version is refused with
-:class:`~debug_sink.errors.EmbeddedServiceError` before anything is started.
+idempotent and escalates from a graceful signal to SIGKILL after a timeout. A new PostgreSQL
+cluster appears in the data directory whole or not at all (initdb works beside it: see
+:meth:`EmbeddedPostgres._initdb`), so a first start interrupted during initdb is simply
+redone by the next. A taken port or a data directory initialised by another PostgreSQL major
+version is refused with :class:`~debug_sink.errors.EmbeddedServiceError` before anything is
+started.
 
 Root: PostgreSQL refuses to run as root. As root, :class:`EmbeddedPostgres` needs ``run_as``,
 an existing unprivileged user (uid 0 is refused) that can reach the server's binaries and the
@@ -29,6 +32,7 @@ import contextlib
 import ctypes
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -40,7 +44,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import structlog
+
 from debug_sink.errors import EmbeddedServiceError
+
+log = structlog.get_logger("debug_sink.dev")
 
 PG_MAJOR = 18
 #: The unprivileged user the messages suggest (and the test suite and bench make).
@@ -329,23 +337,36 @@ class EmbeddedPostgres(_ChildService):
             )
         return True
 
-    def start(self, timeout: float = 60.0) -> None:
-        if self.running:
-            return
-        if port_in_use(self.port):
-            raise EmbeddedServiceError(f"port {self.port} is already in use (PostgreSQL)")
-        initialised = self._check_data_dir()
-        user = self._run_as()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if user is not None:
-            _chown(self.data_dir, user)
-            self.data_dir.chmod(0o700)
-        if not initialised:
+    @property
+    def _initdb_dir(self) -> Path:
+        """Where initdb makes a new cluster, before it is renamed to :attr:`data_dir`."""
+        return self.data_dir.with_name(f".{self.data_dir.name}.initdb")
+
+    def _initdb(self, user: str | None) -> None:
+        """A new cluster at :attr:`data_dir`, or none at all.
+
+        initdb writes ``PG_VERSION`` first and the databases last: stopped half-way (a
+        signal, a crash), it would leave a directory every later start takes for a finished
+        cluster (``database "postgres" does not exist``). So it runs in a sibling directory,
+        renamed into place only once initdb succeeded; that directory holds nothing but an
+        unfinished initdb's files and is removed when initdb fails, is interrupted, or was
+        left by an earlier run. The rename replaces at most an empty directory (the kernel
+        refuses a non-empty one), so a finished cluster is never touched.
+        """
+        staging = self._initdb_dir
+        if staging.exists():
+            shutil.rmtree(staging)
+            log.info("embedded_postgres_unfinished_initdb_removed", path=str(staging))
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir(mode=0o700)
+        try:
+            if user is not None:
+                _chown(staging, user)
             result = subprocess.run(
                 [
                     str(self.bin_dir() / "initdb"),
                     "-D",
-                    str(self.data_dir),
+                    str(staging),
                     "-U",
                     "postgres",
                     "--auth=trust",
@@ -361,6 +382,24 @@ class EmbeddedPostgres(_ChildService):
                 raise EmbeddedServiceError(
                     f"initdb failed: {result.stderr.decode(errors='replace').strip()}"
                 )
+            staging.rename(self.data_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self.running:
+            return
+        if port_in_use(self.port):
+            raise EmbeddedServiceError(f"port {self.port} is already in use (PostgreSQL)")
+        initialised = self._check_data_dir()
+        user = self._run_as()
+        if not initialised:
+            self._initdb(user)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if user is not None:
+            _chown(self.data_dir, user)
+            self.data_dir.chmod(0o700)
         if self.hba_lines:
             # Rewritten in place so the file keeps the server user's ownership.
             with (self.data_dir / "pg_hba.conf").open("w") as hba:

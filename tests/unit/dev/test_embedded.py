@@ -1,11 +1,12 @@
-"""How the embedded PostgreSQL is run as root: as the named user with that user's own groups
-(found by id, whatever their names), and never as root itself."""
+"""The embedded PostgreSQL: run as root, as the named user with that user's own groups (found
+by id, whatever their names) and never as root itself; its cluster made whole or not at all."""
 
 from __future__ import annotations
 
 import grp
 import os
 import pwd
+import signal
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,86 @@ class TestRunAsRoot:
         assert "\n" not in message
         assert f"--pg-user {root}" in message
         assert "unprivileged" in message
+
+
+class _Stop(Exception):
+    """What the test's SIGUSR1 handler raises: a signal arriving during initdb."""
+
+
+def fake_initdb(bin_dir: Path, then: str) -> None:
+    """An ``initdb`` that starts a cluster the way the real one does (``PG_VERSION`` first),
+    then runs the shell command ``then``; a ``postgres`` that exits at once."""
+    bin_dir.mkdir()
+    initdb, postgres = bin_dir / "initdb", bin_dir / "postgres"
+    initdb.write_text(
+        '#!/bin/sh\nwhile [ "$1" != -D ]; do shift; done\n'
+        f'mkdir -p "$2/global" && echo 18 > "$2/PG_VERSION"\n{then}\n'
+    )
+    postgres.write_text("#!/bin/sh\nexit 1\n")
+    for script in (initdb, postgres):
+        script.chmod(0o755)
+
+
+class TestInitdb:
+    """A new cluster is in the data directory whole or not at all: an initdb that fails or is
+    interrupted half-way leaves nothing the next start would take for a finished cluster."""
+
+    @pytest.fixture
+    def pg(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> embedded.EmbeddedPostgres:
+        monkeypatch.setattr(
+            embedded.EmbeddedPostgres, "bin_dir", staticmethod(lambda: tmp_path / "bin")
+        )
+        monkeypatch.setattr(embedded.EmbeddedPostgres, "_run_as", lambda self: None)
+        return embedded.EmbeddedPostgres(tmp_path / "dev" / "postgres")
+
+    def test_a_failed_initdb_leaves_no_cluster(
+        self, pg: embedded.EmbeddedPostgres, tmp_path: Path
+    ) -> None:
+        fake_initdb(tmp_path / "bin", "echo 'initdb: error: no space left' >&2; exit 1")
+        with pytest.raises(EmbeddedServiceError, match="no space left"):
+            pg.start()
+        assert not (pg.data_dir / "PG_VERSION").exists()
+        assert sorted(p.name for p in (tmp_path / "dev").iterdir()) == []
+
+    def test_an_interrupted_initdb_leaves_no_cluster(
+        self, pg: embedded.EmbeddedPostgres, tmp_path: Path
+    ) -> None:
+        def stop(signum: int, frame: object) -> None:
+            raise _Stop
+
+        fake_initdb(tmp_path / "bin", "kill -USR1 $PPID; exec sleep 30")
+        previous = signal.signal(signal.SIGUSR1, stop)
+        try:
+            with pytest.raises(_Stop):
+                pg.start()
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+        assert not (pg.data_dir / "PG_VERSION").exists()
+        assert sorted(p.name for p in (tmp_path / "dev").iterdir()) == []
+
+    def test_what_an_earlier_unfinished_initdb_left_is_redone(
+        self, pg: embedded.EmbeddedPostgres, tmp_path: Path
+    ) -> None:
+        """A run killed outright (SIGKILL) during initdb leaves its sibling directory: the next
+        start removes it and runs initdb again; the cluster is renamed into place."""
+        left = pg.data_dir.with_name(".postgres.initdb")
+        (left / "global").mkdir(parents=True)
+        (left / "PG_VERSION").write_text("18\n")
+        (left / "half-made").touch()
+        fake_initdb(tmp_path / "bin", 'touch "$2/finished"')
+        with pytest.raises(EmbeddedServiceError, match="PostgreSQL exited"):  # the fake
+            pg.start()
+        assert (pg.data_dir / "finished").exists()
+        assert not (pg.data_dir / "half-made").exists()
+        assert not left.exists()
+
+    def test_a_finished_cluster_is_never_replaced(
+        self, pg: embedded.EmbeddedPostgres, tmp_path: Path
+    ) -> None:
+        (pg.data_dir / "base").mkdir(parents=True)
+        (pg.data_dir / "PG_VERSION").write_text("18\n")
+        fake_initdb(tmp_path / "bin", "exit 0")
+        with pytest.raises(EmbeddedServiceError, match="PostgreSQL exited"):  # the fake
+            pg.start()
+        assert (pg.data_dir / "base").is_dir()
+        assert not pg.data_dir.with_name(".postgres.initdb").exists()
