@@ -12,6 +12,7 @@ import os
 import pwd
 import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +29,6 @@ from tests import support as s
 
 pytestmark = pytest.mark.timeout(120)
 
-DEV = [*s.CLI, "dev"]
 DEMO_WORKFLOWS = 12
 #: The topics of a dev session (the default prefix).
 DEV_TOPICS = [
@@ -106,8 +106,13 @@ def as_root_flags(data_dir: Path) -> list[str]:
 
 
 async def start_dev(
-    data_dir: Path, *extra: str, ports: dict[str, int] | None = None, root_flags: bool = True
+    data_dir: Path,
+    *extra: str,
+    ports: dict[str, int] | None = None,
+    root_flags: bool = True,
+    python: tuple[str, ...] = ("-m", "debug_sink"),
 ) -> DevProcess:
+    """`debug-sink dev` on free ports (``python``: how the interpreter runs the CLI)."""
     ports = ports or {"pg": free_port(), "kafka": free_port(), "metrics": free_port()}
     ports.setdefault("ui", free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
@@ -115,7 +120,9 @@ async def start_dev(
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         extra = (*as_root_flags(data_dir), *extra)
     proc = await asyncio.create_subprocess_exec(
-        *DEV,
+        sys.executable,
+        *python,
+        "dev",
         "--data-dir",
         str(data_dir),
         "--pg-port",

@@ -39,7 +39,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -54,6 +54,8 @@ PG_MAJOR = 18
 #: The unprivileged user the messages suggest (and the test suite and bench make).
 SUGGESTED_PG_USER = "debugsink_pg"
 _PR_SET_PDEATHSIG = 1
+#: The signals that stop the caller (Ctrl-C, ``kill``, ``timeout``).
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 def _blocking_dir(path: Path, user: str) -> Path | None:
@@ -160,9 +162,12 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def _die_with_parent(sig: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that asks the kernel to send ``sig`` to the child when we die."""
+    """A ``preexec_fn`` that asks the kernel to send ``sig`` to the child when we die, and
+    lets the child receive the stop signals again (:func:`stop_signals_held` holds them only
+    in this process; a signal mask survives fork and exec)."""
 
     def _preexec() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         if sys.platform.startswith("linux"):
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
@@ -170,12 +175,28 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
     return _preexec
 
 
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held pending (``pthread_sigmask``) while a child is forked.
+
+    A ``preexec_fn`` makes Python run its at-fork callbacks, and an exception raised by a
+    signal handler inside one of them is printed and dropped ("Exception ignored in ..."): a
+    Ctrl-C arriving then would be lost. Held, the signal is delivered when the block ends,
+    so the block must end with the new process recorded where ``stop()`` finds it.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _spawn(
     args: list[str], log_path: Path, death_signal: int, *, user: str | None = None
 ) -> subprocess.Popen[bytes]:
     """Start a server process logging to ``log_path``, killed with ``death_signal`` when this
     process dies, in its own process group: a terminal's Ctrl-C must reach the caller only,
-    so it can stop in order (sink first)."""
+    so it can stop in order (sink first). Call it in :func:`stop_signals_held`."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
             args,
@@ -359,31 +380,39 @@ class EmbeddedPostgres(_ChildService):
             log.info("embedded_postgres_unfinished_initdb_removed", path=str(staging))
         staging.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir(mode=0o700)
+        initdb: subprocess.Popen[bytes] | None = None
         try:
             if user is not None:
                 _chown(staging, user)
-            result = subprocess.run(
-                [
-                    str(self.bin_dir() / "initdb"),
-                    "-D",
-                    str(staging),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                ],
-                **_as_user(user),
-                capture_output=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise EmbeddedServiceError(
-                    f"initdb failed: {result.stderr.decode(errors='replace').strip()}"
+            args = [
+                str(self.bin_dir() / "initdb"),
+                "-D",
+                str(staging),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
+            with stop_signals_held():
+                initdb = subprocess.Popen(
+                    args,
+                    **_as_user(user),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    # Not left writing into a directory the next start removes.
+                    preexec_fn=_die_with_parent(signal.SIGKILL),
                 )
+            _, err = initdb.communicate()
+            if initdb.returncode != 0:
+                raise EmbeddedServiceError(f"initdb failed: {err.decode(errors='replace').strip()}")
             staging.rename(self.data_dir)
         except BaseException:
+            if initdb is not None:
+                with initdb:  # closes its pipes
+                    _stop_process(initdb, signal.SIGKILL, 5)
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
@@ -431,8 +460,9 @@ class EmbeddedPostgres(_ChildService):
             self.log_path.touch()
             _chown(self.log_path, user)
         # SIGQUIT = immediate shutdown: the postmaster takes its backends down with it.
-        self._proc = _spawn(args, self.log_path, signal.SIGQUIT, user=user)
         try:
+            with stop_signals_held():
+                self._proc = _spawn(args, self.log_path, signal.SIGQUIT, user=user)
             _wait_for_port(self.port, self._proc, "PostgreSQL", self.log_path, timeout)
             self._wait_ready(timeout)
         except BaseException:
@@ -500,8 +530,9 @@ class EmbeddedKafka(_ChildService):
         url = f"tcp://127.0.0.1:{self.port}"
         args = [self.binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
         args += ["--storage-engine", "memory://tansu/"]
-        self._proc = _spawn(args, self.log_path, signal.SIGKILL)
         try:
+            with stop_signals_held():
+                self._proc = _spawn(args, self.log_path, signal.SIGKILL)
             _wait_for_port(self.port, self._proc, "Kafka broker (Tansu)", self.log_path, timeout)
         except BaseException:
             self.stop()

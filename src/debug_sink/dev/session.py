@@ -15,9 +15,10 @@ then PostgreSQL, migrations, the broker, the topics, the web view, the sink, the
 Order of stop (Ctrl-C or SIGTERM): the demo stops producing and delivers what it queued, the
 sink drains what is in the topics (at most 10 s) and commits its last batch, then the web
 view, the broker and PostgreSQL stop. Ctrl-C during start-up stops what was started, in
-reverse order. The children are in their own process group (a terminal's Ctrl-C reaches only
-this process, which stops them in order) and die with this process even when it is killed
-with SIGKILL (:mod:`debug_sink.dev.embedded`).
+reverse order, and exits 130; it is never lost, not even when it arrives while a server is
+being forked (:class:`_StartUpSignals`). The children are in their own process group (a
+terminal's Ctrl-C reaches only this process, which stops them in order) and die with this
+process even when it is killed with SIGKILL (:mod:`debug_sink.dev.embedded`).
 
 The broker keeps its topics in memory, so every run starts with empty topics while the
 database keeps its rows. Two consequences are handled at start: offsets stored by earlier
@@ -47,6 +48,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+import structlog
+
 from debug_sink.dev.embedded import (
     PG_MAJOR,
     EmbeddedKafka,
@@ -61,6 +64,8 @@ from debug_sink.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
     from debug_sink.dev.demo import DemoFleet
+
+log = structlog.get_logger("debug_sink.dev")
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -109,6 +114,29 @@ class DevOptions:
 
 class _Interrupted(KeyboardInterrupt):
     """SIGTERM during start-up: handled like Ctrl-C."""
+
+
+class _StartUpSignals:
+    """SIGINT and SIGTERM during start-up: each stops the start-up, and none is lost.
+
+    :meth:`handle` raises :class:`_Interrupted` at once, wherever the process is (a wait for
+    a server included), and records the signal first. Python drops an exception raised where
+    it cannot propagate (an at-fork callback, a ``__del__``): :meth:`check`, called after
+    every step, raises it again. Servers are forked with the signals held
+    (:func:`~debug_sink.dev.embedded.stop_signals_held`), so there it does not happen.
+    """
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.received = signal.Signals(signum)
+        raise _Interrupted
+
+    def check(self) -> None:
+        """Raise :class:`_Interrupted` if a signal came and its exception was dropped."""
+        if self.received is not None:
+            raise _Interrupted
 
 
 # -- output -------------------------------------------------------------------------------
@@ -451,15 +479,13 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
     _check_not_running(pg.data_dir)
     pg_user = check_run_as(options.pg_user, pg.data_dir)
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise _Interrupted
-
+    signals = _StartUpSignals()
     # During start-up both signals raise at once, wherever the process is. Not asyncio.run's
     # own SIGINT handling for the steps that use it: that cancels the step's task, and a
     # cancellation swallowed inside a driver (Python 3.11's wait_for can lose one) let the
     # start-up go on with the Ctrl-C forgotten (seen under load).
-    previous_term = signal.signal(signal.SIGTERM, on_term)
-    previous_int = signal.signal(signal.SIGINT, on_term)
+    previous_term = signal.signal(signal.SIGTERM, signals.handle)
+    previous_int = signal.signal(signal.SIGINT, signals.handle)
     stack = contextlib.ExitStack()
     steps = _Steps(out)
     try:
@@ -479,19 +505,23 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
             pg.start()  # stops what it started when interrupted
             stack.callback(_stopping, out, "PostgreSQL", pg.stop)
             result[0] = f"ready on 127.0.0.1:{pg_port}"
+        signals.check()
         settings = _dev_settings(pg, kafka, metrics_port)
         with steps.step("schema") as result:
             applied, released = asyncio.run(_prepare_database(settings))
             result[0] = f"migrated ({applied} applied)" if applied else "up to date"
             if released:
                 result[0] += f"; wrote {released} events parked by an earlier run"
+        signals.check()
         with steps.step("Kafka broker") as result:
             kafka.start()
             stack.callback(_stopping, out, "Kafka broker", kafka.stop)
             result[0] = f"ready on {kafka.bootstrap_servers} (Tansu, in memory)"
+        signals.check()
         with steps.step("topics") as result:
             count = asyncio.run(_create_topics(settings, DEV_PARTITIONS))
             result[0] = f"{count} topics x {DEV_PARTITIONS} partitions"
+        signals.check()
         ui = _ui_settings(settings, ui_port) if ui_port is not None else None
         banner = _banner(settings, pg, data_dir, data_dir / LOG_FILE, ui)
         # From here on SIGINT/SIGTERM are handled by the event loop (orderly stop).
@@ -502,6 +532,10 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
             out.write(f"  {left} events were still unread in the topics (lost with them)\n")
         return 0
     except KeyboardInterrupt:
+        log.warning(
+            "dev_interrupted_during_start_up",
+            signal=(signals.received or signal.SIGINT).name,
+        )
         out.write("\ninterrupted: stopping what was started\n")
         out.flush()
         return 130

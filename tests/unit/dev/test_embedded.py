@@ -147,3 +147,31 @@ class TestInitdb:
             pg.start()
         assert (pg.data_dir / "base").is_dir()
         assert not pg.data_dir.with_name(".postgres.initdb").exists()
+
+
+class TestSignalsWhileForking:
+    """A stop signal arriving while a child is forked waits until the child is recorded; the
+    child itself receives the stop signals as usual."""
+
+    def test_a_signal_during_the_fork_is_delivered_after_it(self) -> None:
+        got: list[int] = []
+        handler = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+        try:
+            with embedded.stop_signals_held():
+                signal.raise_signal(signal.SIGTERM)
+                assert got == [], "held while the block runs"
+            assert got == [signal.SIGTERM]
+        finally:
+            signal.signal(signal.SIGTERM, handler)
+
+    def test_the_child_does_not_inherit_the_held_signals(self, tmp_path: Path) -> None:
+        with embedded.stop_signals_held():
+            child = embedded._spawn(["sleep", "30"], tmp_path / "log", signal.SIGKILL)
+        try:
+            status = Path(f"/proc/{child.pid}/status").read_text()
+            blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                assert not blocked & (1 << (sig - 1)), f"{sig.name} blocked in the child"
+        finally:
+            child.kill()
+            child.wait()
