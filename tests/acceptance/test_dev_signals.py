@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
+import asyncpg
+import httpx
 import psutil
 import pytest
 
+from debug_sink.dev.embedded import EmbeddedPostgres, free_port
+from debug_sink.wire.events import EventKind
 from tests import support as s
-from tests.acceptance.test_dev import assert_all_gone, running, start_dev
+from tests.acceptance.test_dev import DEV_TOPICS, assert_all_gone, running, start_dev
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -94,3 +100,51 @@ class TestCtrlCWhileForking:
         assert "interrupted" in dev.output
         assert "Exception ignored" not in err, err
         assert_all_gone(children)
+
+
+class TestCtrlCBeforeTheSinkIsReady:
+    async def test_events_sent_before_the_sink_joined_are_drained_at_ctrl_c(
+        self, tmp_path: Path
+    ) -> None:
+        """README: Ctrl-C stops in order -- the sink drains and commits. Events sent as soon
+        as dev is up, and a Ctrl-C while the sink is still joining its group: the sink is
+        waited for and writes them (the topics are in memory: skipped, they were lost
+        without a word)."""
+        data_dir = tmp_path / "dev"
+        workflow = str(uuid.uuid4())
+        events = [s.error(workflow, error_message=f"attempt {n}") for n in range(5)]
+        topic = DEV_TOPICS[list(EventKind).index(EventKind.ERROR)]
+        async with running(await start_dev(data_dir, "--no-ui")) as dev:
+            await dev.wait_for_output("debug-sink dev is up")
+            kafka = SimpleNamespace(bootstrap_servers=dev.bootstrap_servers)
+            await s.produce(kafka, [(topic, event) for event in events])
+            metrics = f"http://127.0.0.1:{dev.ports['metrics']}/healthz"
+            async with httpx.AsyncClient() as http:
+                health = (await http.get(metrics)).json()
+            dev.proc.send_signal(signal.SIGINT)
+            code, err = await dev.finish()
+        assert code == 0, err
+        if health["ready"]:
+            pytest.skip("the sink had joined before the Ctrl-C: nothing under test")
+        rows = await rows_after_stop(
+            data_dir / "postgres",
+            "SELECT count(*) FROM debug_error_events WHERE correlation_id = $1",
+            uuid.UUID(workflow),
+        )
+        assert rows == len(events), dev.output
+        assert "stopping: sink (joining its group to drain the topics)" in dev.output
+        assert "unread" not in dev.output, dev.output
+
+
+async def rows_after_stop(pg_data: Path, sql: str, *args: object) -> int:
+    """Start the stopped session's PostgreSQL on its own for one count."""
+    pg = EmbeddedPostgres(pg_data, free_port(), run_as=s.suite_pg_user(pg_data.parent))
+    pg.start()
+    try:
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            return int(await conn.fetchval(sql, *args))
+        finally:
+            await conn.close()
+    finally:
+        pg.stop()

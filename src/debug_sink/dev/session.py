@@ -13,12 +13,13 @@ here parses arguments or sets logging up: the command line does, and passes
 Order of start: free ports and the data directory are checked before anything starts;
 then PostgreSQL, migrations, the broker, the topics, the web view, the sink, the demo.
 Order of stop (Ctrl-C or SIGTERM): the demo stops producing and delivers what it queued, the
-sink drains what is in the topics (at most 10 s) and commits its last batch, then the web
-view, the broker and PostgreSQL stop. Ctrl-C during start-up stops what was started, in
-reverse order, and exits 130; it is never lost, not even when it arrives while a server is
-being forked (:class:`_StartUpSignals`). The children are in their own process group (a
-terminal's Ctrl-C reaches only this process, which stops them in order) and die with this
-process even when it is killed with SIGKILL (:mod:`debug_sink.dev.embedded`).
+sink drains what is in the topics (joining its group first if it had not yet; at most 10 s in
+all, and what is left unread is counted aloud: the topics die with the broker) and commits
+its last batch, then the web view, the broker and PostgreSQL stop. Ctrl-C during start-up
+stops what was started, in reverse order, and exits 130; it is never lost, not even when it
+arrives while a server is being forked (:class:`_StartUpSignals`). The children are in their
+own process group (a terminal's Ctrl-C reaches only this process, which stops them in order)
+and die with this process even when it is killed with SIGKILL (:mod:`debug_sink.dev.embedded`).
 
 The broker keeps its topics in memory, so every run starts with empty topics while the
 database keeps its rows. Two consequences are handled at start: offsets stored by earlier
@@ -363,8 +364,9 @@ async def _serve(
     *,
     banner: str,
     ui: Settings | None = None,
-) -> int:
-    """Run the sink (and the demo) until a signal; stop in order. Returns the lag left.
+) -> int | None:
+    """Run the sink (and the demo) until a signal; stop in order. Returns the events left
+    unread in the topics (None: could not be measured).
 
     ``banner`` is printed once the signals stop the session in order: it says Ctrl-C does.
     """
@@ -417,10 +419,17 @@ async def _serve(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(fleet_task), 15)
             if not sink_task.done():
-                out.write("stopping: sink (draining the topics)\n")
+                # Not ready yet (still joining its group): it is waited for within the same
+                # bound, since the topics die with the broker and their events with them.
+                ready = sink.health()["ready"]
+                out.write(
+                    "stopping: sink (draining the topics)\n"
+                    if ready
+                    else "stopping: sink (joining its group to drain the topics)\n"
+                )
                 out.flush()
-                if sink.health()["ready"]:
-                    left = await status.drain(DRAIN_TIMEOUT)
+                left = await status.drain(DRAIN_TIMEOUT)
+                log.info("dev_sink_drained", ready_at_stop=ready, unread=left)
                 sink.stop()
             await sink_task
         finally:
@@ -437,7 +446,7 @@ async def _serve(
                 await view.close()
 
     await run_until_signal(main, stop_requested.set)
-    return left or 0
+    return left
 
 
 async def _hint(fleet: DemoFleet | None, out: TextIO, status: StatusLine) -> None:
@@ -528,7 +537,9 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)
         left = asyncio.run(_serve(settings, options, out, banner=banner, ui=ui))
-        if left:
+        if left is None:
+            out.write("  could not tell whether events were still unread in the topics\n")
+        elif left:
             out.write(f"  {left} events were still unread in the topics (lost with them)\n")
         return 0
     except KeyboardInterrupt:
