@@ -13,6 +13,7 @@ import pwd
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -111,11 +112,13 @@ async def start_dev(
     ports: dict[str, int] | None = None,
     root_flags: bool = True,
     python: tuple[str, ...] = ("-m", "debug_sink"),
+    env: dict[str, str] | None = None,
 ) -> DevProcess:
-    """`debug-sink dev` on free ports (``python``: how the interpreter runs the CLI)."""
+    """`debug-sink dev` on free ports (``python``: how the interpreter runs the CLI), with no
+    ``DEBUG_SINK_`` variable but those of ``env``."""
     ports = ports or {"pg": free_port(), "kafka": free_port(), "metrics": free_port()}
     ports.setdefault("ui", free_port())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEBUG_SINK_")} | (env or {})
     if root_flags:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         extra = (*as_root_flags(data_dir), *extra)
@@ -285,6 +288,35 @@ class TestDevSession:
         if sig != signal.SIGKILL:
             assert "interrupted" in dev.output
         assert_all_gone(children)
+
+
+class TestDemoHint:
+    async def test_the_demo_hint_names_a_workflow_that_show_finds(self, tmp_path: Path) -> None:
+        """The hint "demo: try  debug-sink show ID" appears once that workflow is stored: it
+        was printed 5 s after the workflow was sent, while the sink was often still joining
+        its group, and the newcomer's first paste found no such workflow."""
+        # The sink joins in about half the session timeout on Tansu: here later than 5 s.
+        slow_join = {"DEBUG_SINK_KAFKA_SESSION_TIMEOUT_MS": "14000"}
+        demo = ("--demo", "--demo-workflows", "4", "--no-ui")
+        async with running(await start_dev(tmp_path / "dev", *demo, env=slow_join)) as dev:
+            hint = "demo: try  debug-sink show "
+            await dev.wait_for_output(hint, timeout=60)
+            workflow = dev.output.split(hint, 1)[1].split()[0]
+            conn = await asyncpg.connect(dev.dsn)
+            try:
+                stored = await conn.fetchval(
+                    "SELECT count(*) FROM debug_state_snapshots WHERE correlation_id = $1",
+                    uuid.UUID(workflow),
+                )
+            finally:
+                await conn.close()
+            shown = await asyncio.to_thread(s.run_cli, "show", workflow, env=s.cli_env(dev.dsn))
+            dev.proc.send_signal(signal.SIGINT)
+            code, err = await dev.finish()
+        assert stored, "the hint came before its workflow was stored"
+        assert shown.returncode == 0, shown.stderr
+        assert workflow in shown.stdout
+        assert code == 0, err
 
 
 class TestRefusals:

@@ -92,6 +92,8 @@ DEV_PARTITIONS = 3
 #: Tansu's group join (it waits about half of it) take seconds, not 15.
 DEV_DEFAULTS: dict[str, Any] = {"correlator_interval": 5.0, "kafka_session_timeout_ms": 10_000}
 DRAIN_TIMEOUT = 10.0
+#: How long the demo's hint waits for its workflow to be stored.
+HINT_TIMEOUT = 60.0
 #: The sink's log (JSON lines) in the data directory: the terminal shows the status.
 LOG_FILE = "debug-sink.log"
 
@@ -404,7 +406,7 @@ async def _serve(
         sink_task = asyncio.create_task(sink.run(), name="sink")
         fleet_task = asyncio.create_task(run_fleet(), name="demo") if fleet else None
         status_task = asyncio.create_task(status.run(), name="status")
-        hint_task = asyncio.create_task(_hint(fleet, out, status)) if fleet else None
+        hint_task = asyncio.create_task(_hint(settings, fleet, out, status)) if fleet else None
         stop_wait = asyncio.create_task(stop_requested.wait())
         try:
             await asyncio.wait({sink_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -449,14 +451,31 @@ async def _serve(
     return left
 
 
-async def _hint(fleet: DemoFleet | None, out: TextIO, status: StatusLine) -> None:
-    """Once the demo's first workflow is done, name it for ``debug-sink show``."""
+async def _hint(
+    settings: Settings, fleet: DemoFleet | None, out: TextIO, status: StatusLine
+) -> None:
+    """Name the demo's first workflow for ``debug-sink show`` once it is stored (the sink may
+    still be joining its group when the workflow is sent); nothing when it is not within
+    :data:`HINT_TIMEOUT`."""
+    from debug_sink.read.queries import DebugQueries
+
     if fleet is None:
         return
     await fleet.first_workflow.wait()
-    await asyncio.sleep(5)  # let the sink write it first
+    workflow = fleet.correlation_ids[0]
+    try:
+        async with await DebugQueries.from_settings(settings) as queries:
+            deadline = time.monotonic() + HINT_TIMEOUT
+            while not await queries.workflow_exists(workflow):
+                if time.monotonic() >= deadline:
+                    log.info("dev_demo_hint_skipped", correlation_id=str(workflow))
+                    return
+                await asyncio.sleep(0.5)
+    except Exception as exc:  # a hint is cosmetic: never let it fail the session
+        log.warning("dev_demo_hint_failed", error=str(exc))
+        return
     status.end_line()
-    out.write(f"demo: try  debug-sink show {fleet.correlation_ids[0]}\n")
+    out.write(f"demo: try  debug-sink show {workflow}\n")
     out.flush()
 
 
