@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 import uuid
 from typing import Any
 
@@ -94,14 +93,13 @@ class TestCanonicalJson:
             assert row["variables_count"] == len(value)
 
     async def test_generated_states_match_python(self, conn: asyncpg.Connection) -> None:
-        """Property: for generated ordinary JSON objects (any unicode text but NUL, 64-bit
-        integers, floats that orjson writes without an exponent, other than -0.0) the SQL
-        canonical text equals Python's. Exponent notation is excluded on purpose: jsonb
-        stores numbers as numeric and prints 1e16 as 10000000000000000."""
+        """Property: for generated JSON objects (any unicode text but NUL, 64-bit integers,
+        any finite float: -0.0, 1e16 and 1.5e-07 included) the SQL canonical text equals the
+        sink's (:func:`debug_sink.wire.canonical.canonical_json`), which writes numbers as
+        jsonb prints them: a state stored by the sink and the same state captured in SQL
+        hash alike."""
         text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
-        floats = st.floats(allow_nan=False, allow_infinity=False).filter(
-            lambda f: not (f == 0 and math.copysign(1, f) < 0) and b"e" not in orjson.dumps(f)
-        )
+        floats = st.floats(allow_nan=False, allow_infinity=False)
         scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | floats | text
         values = st.recursive(
             scalars,
@@ -132,9 +130,38 @@ class TestCanonicalJson:
         mismatches = [
             (value, row["c"])
             for value, row in zip(samples, canon, strict=True)
-            if row["c"].encode() != _python_canonical(value)
+            if row["c"].encode() != canonical.canonical_json(value)
         ]
         assert mismatches == []
+        assert any(b"e" in orjson.dumps(value) for value in samples)  # exponents were tried
+
+    @pytest.mark.parametrize(
+        "state",
+        [{"usd_per_call": 1.5e-07}, {"logprob": -1.2e-07, "n": 1e16}, {"z": -0.0, "big": 1e300}],
+    )
+    async def test_a_state_stored_by_the_sink_is_not_captured_again(
+        self, conn: asyncpg.Connection, state: dict[str, Any]
+    ) -> None:
+        """The sink stores the canonical bytes as jsonb and their hash; capture_state_snapshot
+        of the same state in SQL finds that row (floats with an exponent included)."""
+        correlation_id, snapshot_id = uuid.uuid4(), uuid.uuid4()
+        data = canonical.canonical_json(state)
+        await conn.execute(
+            "INSERT INTO debug_state_snapshots (id, correlation_id, snapshot_type, agent_name, "
+            "agent_state, state_hash, state_size_bytes, variables_count) "
+            "VALUES ($1, $2, 'checkpoint', 'agent', $3::jsonb, $4, $5, $6)",
+            snapshot_id,
+            correlation_id,
+            data.decode(),
+            canonical.state_hash(state),
+            len(data),
+            len(state),
+        )
+        again = await conn.fetchval(
+            CAPTURE, "checkpoint", correlation_id, "agent", orjson.dumps(state).decode()
+        )
+        assert again == snapshot_id
+        assert await _count(conn, correlation_id) == 1
 
     async def test_key_order_does_not_matter(self, conn: asyncpg.Connection) -> None:
         """The same object written with its keys in another order has the same hash (jsonb

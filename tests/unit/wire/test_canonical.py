@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,6 +65,23 @@ class TestCanonicalJson:
         """Parsing canonical JSON and canonicalising it again gives the same bytes."""
         once = canonical_json(value)
         assert canonical_json(orjson.loads(once)) == once
+
+    @pytest.mark.parametrize(
+        ("value", "written"),
+        [
+            (1.5e-07, b"0.00000015"),
+            (-1.2e-07, b"-0.00000012"),
+            (1e16, b"10000000000000000"),
+            (1.2345678901234568e17, b"123456789012345680"),
+            (2e-05, b"0.00002"),
+            (-0.0, b"0.0"),
+        ],
+    )
+    def test_numbers_are_written_as_jsonb_prints_them(self, value: float, written: bytes) -> None:
+        """No exponent (jsonb's numeric has none), no negative zero: the stored state reads
+        back to the same bytes, and SQL's debug_canonical_json agrees."""
+        assert canonical_json({"x": value}) == b'{"x":' + written + b"}"
+        assert canonical_json({"s": "1e+16 in a string"}) == b'{"s":"1e+16 in a string"}'
 
 
 class TestStateHash:
