@@ -99,15 +99,12 @@ WHERE correlation_id = (
 """
 
 # --- debug-loop-schema.md section 6, "Usage Examples" -----------------------------------------
-# Adaptation (defect 7): the document's INSERT omits error_category, which is NOT NULL; it is
-# added as the literal 'agent'. Everything else is the document's text.
+# Verbatim: the INSERT omits error_category (NOT NULL; defect 7), which migration 017 defaults.
 CAPTURE_STATE_AT_ERROR = """
     INSERT INTO debug_error_events
-    (correlation_id, agent_name, error_type, error_message, error_severity, state_snapshot_id,
-     error_category)
+    (correlation_id, agent_name, error_type, error_message, error_severity, state_snapshot_id)
     VALUES ($1, $2, $3, $4, $5,
-      (SELECT capture_state_snapshot('error', $1, $2, $6::JSONB, $7)),
-      'agent'
+      (SELECT capture_state_snapshot('error', $1, $2, $6::JSONB, $7))
     )
     RETURNING id
 """
@@ -326,8 +323,9 @@ class TestSchemaDocUsageExamples:
     """debug-loop-schema.md section 6 (and the SQL of sections 3.1 / 3.3) runs."""
 
     async def test_capture_state_at_error(self, conn: asyncpg.Connection) -> None:
-        """The error INSERT captures the state through capture_state_snapshot() in the same
-        statement and links it (defect 7 adaptation: error_category added)."""
+        """The error INSERT, verbatim, captures the state through capture_state_snapshot()
+        in the same statement and links it. Defect 7 (it names no error_category, which is
+        NOT NULL) is fixed by migration 017's default, the SDK's: 'agent'."""
         correlation_id = uuid.uuid4()
         agent_state = {"context": "data", "attempt": 2}
         error_id = await conn.fetchval(
@@ -342,7 +340,8 @@ class TestSchemaDocUsageExamples:
         )
         row = await conn.fetchrow(
             """
-            SELECT s.snapshot_type, s.agent_state, s.task_description, s.correlation_id
+            SELECT s.snapshot_type, s.agent_state, s.task_description, s.correlation_id,
+                   e.error_category
             FROM debug_error_events e JOIN debug_state_snapshots s ON s.id = e.state_snapshot_id
             WHERE e.id = $1
             """,
@@ -353,6 +352,7 @@ class TestSchemaDocUsageExamples:
         assert json.loads(row["agent_state"]) == agent_state
         assert row["task_description"] == "parse the input"
         assert row["correlation_id"] == correlation_id
+        assert row["error_category"] == "agent"
 
     async def test_track_workflow_step(self, conn: asyncpg.Connection) -> None:
         """Start a step, then complete it with a success event, as the document does."""

@@ -78,6 +78,14 @@ def _plain(key: str, value: Any) -> Any:
     return value
 
 
+def _at_least(value: Any, minimum: int, what: str) -> int:
+    """``value`` when it is a whole number of at least ``minimum``, else ValueError: a
+    ``None`` limit would read every row, a negative one reach PostgreSQL as an SQL error."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{what} must be a whole number of at least {minimum}, got {value!r}")
+    return value
+
+
 def _row(record: asyncpg.Record | Mapping[str, Any]) -> dict[str, Any]:
     return {key: _plain(key, value) for key, value in record.items()}
 
@@ -202,6 +210,10 @@ class DebugQueries(Lifecycle):
     # -- plumbing -------------------------------------------------------------------------
 
     async def _fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
+        for arg in args:
+            if isinstance(arg, str) and "\x00" in arg:
+                # PostgreSQL text cannot hold it: no stored value can match.
+                raise ValueError(f"{arg!r}: a NUL character matches no stored text")
         with translating(None, doing=f"query {name}"):
             async with self._pool.acquire() as conn:
                 if self._schema is not None:
@@ -267,7 +279,7 @@ class DebugQueries(Lifecycle):
             agent_name,
             status,
             error_type,
-            limit,
+            _at_least(limit, 1, "limit"),
             running_within_s,
         )
         return [_row(r) for r in rows]
@@ -294,13 +306,20 @@ class DebugQueries(Lifecycle):
         """Errors, newest first, filtered by any of the arguments; each with ``recovered``."""
         corr = _uuid(correlation_id) if correlation_id is not None else None
         rows = await self._fetch(
-            "errors", corr, since, error_type, agent_name, error_severity, limit
+            "errors",
+            corr,
+            since,
+            error_type,
+            agent_name,
+            error_severity,
+            _at_least(limit, 1, "limit"),
         )
         return [_row(r) for r in rows]
 
     async def get_error_groups(self, since: datetime, *, limit: int = 50) -> list[dict[str, Any]]:
         """Errors since ``since`` grouped by ``error_type``, most frequent first."""
-        return [_row(r) for r in await self._fetch("error_groups", since, limit)]
+        rows = await self._fetch("error_groups", since, _at_least(limit, 1, "limit"))
+        return [_row(r) for r in rows]
 
     async def get_llm_calls(self, correlation_id: UUID | str) -> list[dict[str, Any]]:
         """The workflow's rows of ``debug_llm_call_summary`` (quality_score as a float), with
@@ -316,7 +335,8 @@ class DebugQueries(Lifecycle):
         """``debug_error_recovery_patterns`` rows with ``success_count >= min_success_count``,
         most successful first: error_type, recovery_strategy, success_count,
         avg_recovery_duration_ms, avg_confidence, workflow_count, last_correlated_at."""
-        return [_row(r) for r in await self._fetch("recovery_patterns", min_success_count)]
+        minimum = _at_least(min_success_count, 0, "min_success_count")
+        return [_row(r) for r in await self._fetch("recovery_patterns", minimum)]
 
     async def known_fixes(
         self,
@@ -327,7 +347,9 @@ class DebugQueries(Lifecycle):
     ) -> list[dict[str, Any]]:
         """What fixed ``error_type`` before (the ``known_fixes()`` function of migration
         008), optionally narrowed to an agent and an operation."""
-        rows = await self._fetch("known_fixes", error_type, agent_name, operation_name, limit)
+        rows = await self._fetch(
+            "known_fixes", error_type, agent_name, operation_name, _at_least(limit, 1, "limit")
+        )
         return [_row(r) for r in rows]
 
     async def correlator_agreement(self, since: datetime | None = None) -> list[dict[str, Any]]:
@@ -368,6 +390,8 @@ class DebugQueries(Lifecycle):
         """
         if status is not None and status not in WORKFLOW_STATUSES:
             raise ValueError(f"unknown status {status!r}: one of {', '.join(WORKFLOW_STATUSES)}")
+        _at_least(limit, 1, "limit")
+        _at_least(scan_events, 1, "scan_events")
         position = before
         seen: set[UUID] = set()
         rows: list[dict[str, Any]] = []
@@ -449,7 +473,9 @@ class DebugQueries(Lifecycle):
     async def error_type_names(self, limit: int = 200) -> list[dict[str, Any]]:
         """Error types the correlator has counted, most frequent first: ``occurred``,
         ``recovered``, ``last_occurred_at``."""
-        return [_row(r) for r in await self._fetch("error_type_names", limit)]
+        return [
+            _row(r) for r in await self._fetch("error_type_names", _at_least(limit, 1, "limit"))
+        ]
 
     async def known_fixes_overview(
         self, types: int = 25, per_type: int = 3
@@ -457,11 +483,15 @@ class DebugQueries(Lifecycle):
         """The ``types`` most frequent error types, each with its ``per_type`` best
         strategies (the columns of :meth:`known_fixes`, ``None`` for a type nothing
         recovered yet) beside ``error_type``, ``occurred``, ``last_occurred_at``."""
-        return [_row(r) for r in await self._fetch("known_fixes_overview", types, per_type)]
+        rows = await self._fetch(
+            "known_fixes_overview", _at_least(types, 1, "types"), _at_least(per_type, 1, "per_type")
+        )
+        return [_row(r) for r in rows]
 
     async def agent_names(self, limit: int = 200) -> list[str]:
         """Names of the agents that ran steps, in order, at most ``limit``."""
-        return [str(r["agent_name"]) for r in await self._fetch("agent_names", limit)]
+        rows = await self._fetch("agent_names", _at_least(limit, 1, "limit"))
+        return [str(r["agent_name"]) for r in rows]
 
     async def correlator_state(self) -> dict[str, Any] | None:
         """The correlator's last run: ``runs``, ``links_total``, ``last_run_at``,

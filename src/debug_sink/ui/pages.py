@@ -80,6 +80,8 @@ def _text(request: Request, name: str, max_length: int = 255) -> str | None:
     value = request.query_params.get(name, "")
     if len(value) > max_length:
         raise BadRequest(f"{name}: at most {max_length} characters")
+    if "\x00" in value:
+        raise BadRequest(f"{name}: a NUL character matches no stored name")
     return value if value.strip() else None
 
 

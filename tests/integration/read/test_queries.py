@@ -273,3 +273,34 @@ class TestForeignPool:
             assert await pool.fetchval("SELECT 1") == 1
         finally:
             await pool.close()
+
+
+class TestArguments:
+    """Arguments no query can use are a ValueError naming them, before PostgreSQL: a None
+    limit would read every row, a negative one was an SQL error, a NUL an encoding error."""
+
+    @pytest.mark.parametrize("limit", [None, 0, -1, 2.5, True])
+    async def test_limits(self, queries: DebugQueries, limit: object) -> None:
+        since = T0 - timedelta(days=3650)
+        for call in (
+            lambda: queries.workflows(since, limit=limit),  # type: ignore[arg-type]
+            lambda: queries.get_errors(limit=limit),  # type: ignore[arg-type]
+            lambda: queries.get_error_groups(since, limit=limit),  # type: ignore[arg-type]
+            lambda: queries.known_fixes("TimeoutError", limit=limit),  # type: ignore[arg-type]
+            lambda: queries.workflow_page(limit=limit),  # type: ignore[arg-type]
+            lambda: queries.workflow_page(scan_events=limit),  # type: ignore[arg-type]
+            lambda: queries.error_type_names(limit),  # type: ignore[arg-type]
+            lambda: queries.agent_names(limit),  # type: ignore[arg-type]
+            lambda: queries.known_fixes_overview(limit),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ValueError, match="at least 1"):
+                await call()
+        with pytest.raises(ValueError, match="min_success_count"):
+            await queries.get_recovery_patterns(None)  # type: ignore[arg-type]
+
+    async def test_a_nul_in_a_filter(
+        self, queries: DebugQueries, review: tuple[uuid.UUID, dict[str, uuid.UUID]]
+    ) -> None:
+        with pytest.raises(ValueError, match="NUL"):
+            await queries.get_errors(error_type="Timeout\x00Error")
+        assert await queries.get_errors(limit=1)  # the review's error is there

@@ -206,7 +206,7 @@ class TestWorkflowList:
     @pytest.mark.parametrize(
         "params",
         [{"status": "exploded"}, {"limit": "0"}, {"limit": "x"}, {"before": "garbage"},
-         {"since": "2y"}],
+         {"since": "2y"}, {"error_type": "Timeout\x00Error"}, {"agent": "a\x00"}],
     )  # fmt: skip
     async def test_bad_parameters_are_400(
         self, client: httpx.AsyncClient, params: dict[str, str]
