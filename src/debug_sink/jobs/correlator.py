@@ -20,7 +20,11 @@ what it recovers is no inference candidate for other errors.
 **Inferred links**, for every other error (per workflow, i.e. per ``correlation_id``; an error
 is linked to at most one success, a success may recover several errors):
 
-1. Candidates: a success of the same ``correlation_id`` that occurred after the error.
+1. Candidates: a success of the same ``correlation_id`` that occurred after the error. An
+   error or success stored at ``infinity`` / ``-infinity`` (sent at year 1 or 9999 before the
+   sink refused those years) has no usable time and is left out, as if unsent: it is neither
+   linked nor a candidate, and the other events of its workflow, and every other workflow,
+   are correlated as usual.
 2. The first later success of the error's own agent and operation (the operation worked
    again) ends the search, unless both carry a step number and they differ (another
    invocation of the operation, e.g. a parallel branch): successes after it are later work,

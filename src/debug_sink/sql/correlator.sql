@@ -164,6 +164,9 @@ errs AS MATERIALIZED (
     FROM debug_error_events AS e
     LEFT JOIN error_steps AS es ON es.id = e.id
    WHERE e.correlation_id = ANY ($1::uuid[])
+     -- a time of +-infinity (stored before the sink refused years 1 and 9999) is no time:
+     -- the event is left out rather than fail the run's interval arithmetic for everyone
+     AND isfinite(e.occurred_at)
 ),
 -- recovering: typed recovery_success, or of an operation whose agents type at least a fifth of
 -- its successes (of at least five) so (correlator_operations, migration 015).
@@ -181,6 +184,7 @@ succ AS MATERIALIZED (
     LEFT JOIN correlator_operations AS o
       ON o.agent_name = s.agent_name AND o.operation_name = s.operation_name
    WHERE s.correlation_id = ANY ($1::uuid[])
+     AND isfinite(s.occurred_at)  -- as in errs
 ),
 -- Each agent's outcomes in time order. An error's agent has moved on (moved_at) at its next
 -- success of anything, its next error that gives up (skip, abort), or its next outcome of the

@@ -351,6 +351,38 @@ class TestRules:
         await assert_aggregate_matches_rows(conn)
 
 
+class TestInfiniteTimes:
+    """Rows stored at +-infinity (sent at years 9999 / 1 before the sink refused them) have no
+    usable time: they are left out, and every other workflow is still correlated."""
+
+    async def test_infinite_rows_do_not_stop_the_run(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        ordinary, edge = uuid.uuid4(), uuid.uuid4()
+        err = await add_error(conn, ordinary, 0, recovery_strategy="retry")
+        ok = await add_success(conn, ordinary, 5, recovers_error_ids=[err])
+        late = await add_error(conn, edge, 0, recovery_strategy="retry")
+        await add_success(conn, edge, 5, recovers_error_ids=[late], success_type="recovery_success")
+        early = await add_error(conn, edge, 1)
+        await add_success(conn, edge, 7, success_type="recovery_success", retry_count=1)
+        await conn.execute(
+            "UPDATE debug_error_events SET occurred_at = 'infinity' WHERE id = $1", late
+        )
+        await conn.execute(
+            "UPDATE debug_success_events SET occurred_at = 'infinity' WHERE correlation_id = $1 "
+            "AND recovers_error_ids IS NOT NULL",
+            edge,
+        )
+        await conn.execute(
+            "UPDATE debug_error_events SET occurred_at = '-infinity' WHERE id = $1", early
+        )
+
+        result = await correlator.run_once()
+
+        assert await links(conn) == {(err, ok)}
+        assert result.links_made == 1
+
+
 async def add_step(
     conn: asyncpg.Connection,
     corr: uuid.UUID,
