@@ -14,9 +14,10 @@ Every message is one JSON object (UTF-8, Kafka key = ``correlation_id``) with:
 - ``correlation_id`` -- the UUID of the workflow.
 
 Typing is strict for numbers, booleans and strings (``"5"`` is not an integer, ``1`` is not a
-boolean) and lax where JSON has no native type: UUIDs and timestamps are strings. Timestamps
-are ISO 8601 with a UTC offset (``2025-10-11T14:03:27.512Z``); a timestamp without an offset
-or given as a number is rejected. An event's own timestamp (``captured_at``, ``occurred_at``,
+boolean) and lax where JSON has no native type: UUIDs and timestamps are strings. Timestamps are ISO 8601
+with a UTC offset (``2025-10-11T14:03:27.512Z``) in the years 0002 through 9998 as sent
+(:data:`MIN_YEAR`, :data:`MAX_YEAR`); a timestamp without an offset, given as a number or in
+year 0001 or 9999 is rejected. An event's own timestamp (``captured_at``, ``occurred_at``,
 ``created_at``, a step's ``started_at``/``completed_at``) may be omitted: the sink fills it from
 the Kafka record timestamp, which is the same on every replay.
 
@@ -29,7 +30,7 @@ redacted or hashed until it goes through those.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Final, Literal, get_args
@@ -50,9 +51,12 @@ __all__ = [
     "INT4_MAX",
     "INT4_MIN",
     "MAX_RECOVERS",
+    "MAX_YEAR",
+    "MIN_YEAR",
     "MODELS",
     "SCHEMA_VERSION",
     "TABLES",
+    "TIMESTAMP_PATTERN",
     "ErrorEvent",
     "Event",
     "EventBase",
@@ -70,6 +74,13 @@ SCHEMA_VERSION: Final = 1
 MAX_RECOVERS: Final = 32
 INT4_MIN: Final = -(2**31)
 INT4_MAX: Final = 2**31 - 1
+#: The years a timestamp may have, as sent (with its offset): Python's and PostgreSQL's common
+#: range without its edge years (see ``_storable``).
+MIN_YEAR: Final = 2
+MAX_YEAR: Final = 9998
+#: What the JSON Schemas say of that range (ECMA-262): a date-time not in year 0000, 0001 or
+#: 9999; ``format: date-time`` says the rest.
+TIMESTAMP_PATTERN: Final = "^(?!0000|0001|9999)[0-9]{4}-"
 
 
 class EventKind(StrEnum):
@@ -119,21 +130,25 @@ def _none_when_empty(value: list[UUID] | None) -> list[UUID] | None:
 
 
 def _storable(value: datetime) -> datetime:
-    # PostgreSQL stores UTC; a time near year 1 or 9999 whose offset pushes it past Python's
-    # range cannot be converted (the driver would fail mid-COPY), so reject it here. An
-    # offset is less than a day: only those two years can overflow (the conversion itself
-    # cost ~1 us per timestamp, two or three per event).
-    if 1 < value.year < 9999:
+    # Years 1 and 9999 are refused as sent (before any conversion): Python's range ends
+    # there, so an offset can push them past it, and asyncpg writes exactly datetime.min /
+    # datetime.max as PostgreSQL -infinity / infinity, which no interval arithmetic (the
+    # correlator's, the readers') survives. Within 0002-9998 a UTC offset (less than a day)
+    # cannot leave the range, so no conversion is needed here.
+    if MIN_YEAR <= value.year <= MAX_YEAR:
         return value
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range once converted to UTC") from None
-    return value
+    raise ValueError(
+        f"is outside the accepted range: years {MIN_YEAR:04d} through {MAX_YEAR:04d}, as sent"
+    )
 
 
 #: An aware date-time, sent as an ISO 8601 string with an offset.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_input), AfterValidator(_storable)]
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_timestamp_input),
+    AfterValidator(_storable),
+    Field(json_schema_extra={"pattern": TIMESTAMP_PATTERN}),
+]
 #: A non-negative PostgreSQL ``INTEGER``.
 Count = Annotated[int, Strict(), Field(ge=0, le=INT4_MAX)]
 #: A ``DECIMAL(5,4)`` score in [0, 1].

@@ -187,6 +187,16 @@ class TestModelContract:
             ErrorEvent.model_validate(example("debug.error_events", **{field: value}))
 
     @pytest.mark.parametrize(
+        "when",
+        ["9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00Z", "9999-01-01T00:00:00+05:00"],
+    )
+    def test_edge_years_rejected_with_the_range(self, when: str) -> None:
+        """Years 1 and 9999 (datetime.min/max are PostgreSQL's -infinity/infinity) are
+        outside the accepted range, and the error says which range."""
+        with pytest.raises(ValidationError, match="years 0002 through 9998"):
+            ErrorEvent.model_validate(example("debug.error_events", occurred_at=when))
+
+    @pytest.mark.parametrize(
         ("value", "ok"), [(INT4_MAX, True), (INT4_MAX + 1, False), (-1, False)]
     )
     def test_integers_fit_int4(self, value: int, ok: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,23 @@ class TestGeneration:
         assert errors["error_type"]["maxLength"] == 255
         assert errors["error_severity"]["enum"] == ["low", "medium", "high", "critical"]
         assert errors["occurred_at"]["anyOf"][0]["format"] == "date-time"
+
+    def test_timestamps_say_the_accepted_years(self) -> None:
+        """Every timestamp's schema refuses years 0000, 0001 and 9999 (an ECMA-262 pattern
+        on top of format date-time) and allows 0002 through 9998, as the sink does."""
+        patterns = set()
+        for schema in json_schemas().values():
+            for prop in schema["properties"].values():
+                for option in prop.get("anyOf", [prop]):
+                    if option.get("format") == "date-time":
+                        patterns.add(option.get("pattern"))
+        assert len(patterns) == 1, patterns
+        assert None not in patterns
+        pattern = re.compile(patterns.pop())
+        for ok in ("0002-01-01T00:00:00Z", "2025-10-11T14:03:27.512Z", "9998-12-31T23:59:59Z"):
+            assert pattern.search(ok), ok
+        for bad in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0000-01-01T00:00Z"):
+            assert not pattern.search(bad), bad
 
     def test_write_is_deterministic_and_removes_stale_files(self, tmp_path: Path) -> None:
         """Two writes give identical bytes; old *.schema.json go, other files stay."""

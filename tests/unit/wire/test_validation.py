@@ -119,9 +119,10 @@ class TestAccepts:
         result = accepted(SNAPSHOTS, raw)
         assert result.state_json == b'{"big":18446744073709551615,"neg":-9223372036854775808}'
 
-    def test_the_first_and_last_years_when_they_stay_in_range(self) -> None:
-        """Years 1 and 9999 are stored when their UTC time is still inside them."""
-        for when in ("9999-12-31T22:00:00-01:00", "0001-01-01T02:00:00+01:00"):
+    def test_years_0002_and_9998_with_any_offset(self) -> None:
+        """The accepted range's edge years are stored whatever their offset: in UTC they stay
+        inside what Python and PostgreSQL hold as finite times."""
+        for when in ("9998-12-31T23:59:59.999999-23:59", "0002-01-01T00:00:00+23:59"):
             accepted(ERRORS, message(ERRORS, occurred_at=when))
 
     def test_offsets_are_kept_as_instants(self) -> None:
@@ -233,17 +234,29 @@ REJECTIONS: list[tuple[str, dict[str, Any] | bytes | None, ErrorClass, tuple[str
         ("occurred_at", "timezone"),
     ),
     (ERRORS, message(ERRORS, occurred_at="yesterday"), ErrorClass.SCHEMA, ("occurred_at",)),
-    (
-        ERRORS,
-        message(ERRORS, occurred_at="9999-12-31T23:59:59-01:00"),
-        ErrorClass.SCHEMA,
-        ("occurred_at", "out of range once converted to UTC"),
-    ),
-    (
-        ERRORS,
-        message(ERRORS, occurred_at="0001-01-01T00:30:00+01:00"),
-        ErrorClass.SCHEMA,
-        ("occurred_at", "out of range once converted to UTC"),
+    *(
+        (
+            topic,
+            message(topic, **{field: when}),
+            ErrorClass.SCHEMA,
+            (field, "years 0002 through 9998"),
+        )
+        for topic, field in (
+            (ERRORS, "occurred_at"),
+            (ERRORS, "resolved_at"),
+            (SNAPSHOTS, "captured_at"),
+            (STEPS, "started_at"),
+            (STEPS, "completed_at"),
+        )
+        # datetime.max / datetime.min (asyncpg's +-infinity), the edge years with an offset
+        # that leaves Python's range, and with one that does not
+        for when in (
+            "9999-12-31T23:59:59.999999Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59-01:00",
+            "0001-01-01T00:30:00+01:00",
+            "9999-06-01T00:00:00Z",
+        )
     ),
     (
         ERRORS,
