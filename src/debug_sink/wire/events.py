@@ -14,7 +14,8 @@ Every message is one JSON object (UTF-8, Kafka key = ``correlation_id``) with:
 - ``correlation_id`` -- the UUID of the workflow.
 
 Typing is strict for numbers, booleans and strings (``"5"`` is not an integer, ``1`` is not a
-boolean) and lax where JSON has no native type: UUIDs and timestamps are strings. Timestamps are ISO 8601
+boolean; ``3.0`` and ``3e0`` are the integer 3, as in JSON Schema, ``3.5`` is no integer) and
+lax where JSON has no native type: UUIDs and timestamps are strings. Timestamps are ISO 8601
 with a UTC offset (``2025-10-11T14:03:27.512Z``) in the years 0002 through 9998 as sent
 (:data:`MIN_YEAR`, :data:`MAX_YEAR`); a timestamp without an offset, given as a number or in
 year 0001 or 9999 is rejected. An event's own timestamp (``captured_at``, ``occurred_at``,
@@ -142,6 +143,15 @@ def _storable(value: datetime) -> datetime:
     )
 
 
+def _integral(value: object) -> object:
+    # JSON has one number type: 3.0 and 3e0 are integers to JSON Schema (and to the
+    # producers that write every number as a double). Only such floats become ints; bools,
+    # strings and fractions still fail the strict check that follows.
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
 #: An aware date-time, sent as an ISO 8601 string with an offset.
 Timestamp = Annotated[
     AwareDatetime,
@@ -149,8 +159,8 @@ Timestamp = Annotated[
     AfterValidator(_storable),
     Field(json_schema_extra={"pattern": TIMESTAMP_PATTERN}),
 ]
-#: A non-negative PostgreSQL ``INTEGER``.
-Count = Annotated[int, Strict(), Field(ge=0, le=INT4_MAX)]
+#: A PostgreSQL ``INTEGER`` in [ge, le]; an integral float (``3.0``, ``3e0``) is that integer.
+Count = Annotated[int, Strict(), Field(ge=0, le=INT4_MAX), BeforeValidator(_integral)]
 #: A ``DECIMAL(5,4)`` score in [0, 1].
 Score = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 #: A ``DECIMAL(10,2)`` amount of megabytes.
@@ -194,7 +204,7 @@ class EventBase(BaseModel):
 
     id: UUID
     """Producer-generated UUID: the row id and the idempotency key (re-sending is a no-op)."""
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Annotated[Literal[1], BeforeValidator(_integral)] = SCHEMA_VERSION
     """Version of this wire format; only 1 exists."""
     correlation_id: UUID
     """The workflow this event belongs to; also the Kafka message key."""
@@ -353,7 +363,7 @@ class StepEvent(EventBase):
     """The agent session, when known."""
     step_number: Count
     """Position of the step in the workflow (0-based or 1-based, the producer's choice)."""
-    attempt: Annotated[int, Strict(), Field(ge=1, le=INT4_MAX)] = 1
+    attempt: Annotated[int, Strict(), Field(ge=1, le=INT4_MAX), BeforeValidator(_integral)] = 1
     """1 for the first try; a retry is a new step id with the same step_number."""
     step_type: Name100
     """initialization, routing, execution, transformation, validation, ..."""

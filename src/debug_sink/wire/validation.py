@@ -210,6 +210,8 @@ def validate_object(
     do not arrive as one JSON message each (:mod:`debug_sink.otlp` maps spans to them).
     Never raises for bad input."""
     version = obj.get("schema_version", SCHEMA_VERSION)
+    if type(version) is float and version == SCHEMA_VERSION:
+        obj["schema_version"] = version = SCHEMA_VERSION  # 1.0 is 1, as in JSON Schema
     if type(version) is not int or version != SCHEMA_VERSION:
         return Rejected(
             ErrorClass.SCHEMA_VERSION,

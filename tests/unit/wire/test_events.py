@@ -174,7 +174,7 @@ class TestModelContract:
         ("field", "value"),
         [
             ("execution_step", "3"),
-            ("execution_step", 3.0),
+            ("execution_step", 3.5),
             ("execution_step", True),
             ("is_recoverable", 1),
             ("is_recoverable", "true"),
@@ -185,6 +185,15 @@ class TestModelContract:
         """Numbers, booleans and strings must have their JSON type; nothing is coerced."""
         with pytest.raises(ValidationError, match=field):
             ErrorEvent.model_validate(example("debug.error_events", **{field: value}))
+
+    def test_integral_floats_are_integers(self) -> None:
+        """JSON Schema's integer includes 3.0: the model takes it as the int 3 (the SDK's
+        models and the sink's alike), and schema_version 1.0 as 1."""
+        event = ErrorEvent.model_validate(
+            example("debug.error_events", execution_step=3.0, schema_version=1.0)
+        )
+        assert (event.execution_step, event.schema_version) == (3, 1)
+        assert type(event.execution_step) is int
 
     @pytest.mark.parametrize(
         "when",

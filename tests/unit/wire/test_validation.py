@@ -326,6 +326,59 @@ REJECTIONS: list[tuple[str, dict[str, Any] | bytes | None, ErrorClass, tuple[str
 ]
 
 
+class TestIntegralNumbers:
+    """An integer written with a fraction or exponent (3.0, 3e0: JSON Schema's integer, what
+    doubles-only producers write) is that integer; any other non-integer is still refused."""
+
+    @pytest.mark.parametrize(
+        ("topic", "changes", "field", "expected"),
+        [
+            (ERRORS, {"execution_step": 3.0}, "execution_step", 3),
+            ("debug.success_events", {"retry_count": 1.0}, "retry_count", 1),
+            ("debug.success_events", {"execution_time_ms": 2.14e3}, "execution_time_ms", 2140),
+            (STEPS, {"step_number": 3.0, "attempt": 2.0}, "attempt", 2),
+            (STEPS, {"duration_ms": 4292.0}, "duration_ms", 4292),
+            (STEPS, {"depends_on_steps": [1.0, 2]}, "depends_on_steps", [1, 2]),
+            (SNAPSHOTS, {"cpu_time_ms": 840.0}, "cpu_time_ms", 840),
+            (ERRORS, {"schema_version": 1.0}, "schema_version", 1),
+        ],
+    )
+    def test_integral_float_is_the_integer(
+        self, topic: str, changes: dict[str, Any], field: str, expected: Any
+    ) -> None:
+        """The stored value is the int, of type int."""
+        value = getattr(accepted(topic, message(topic, **changes)).event, field)
+        assert value == expected
+        assert type(value) is type(expected)
+        if isinstance(value, list):
+            assert all(type(item) is int for item in value)
+
+    def test_exponent_form(self) -> None:
+        """3e0 and 3E+0, as written in the raw JSON, are 3."""
+        raw = orjson.dumps(message(ERRORS, execution_step=7))
+        for spelling in (b"3e0", b"3E+0", b"0.3e1"):
+            result = accepted(
+                ERRORS, raw.replace(b'"execution_step":7', b'"execution_step":' + spelling)
+            )
+            assert result.event.execution_step == 3  # type: ignore[union-attr]
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("execution_step", 3.5), ("execution_step", 1e10), ("execution_step", -1.0)],
+    )
+    def test_fractions_and_out_of_range_floats_rejected(self, field: str, value: float) -> None:
+        """A fraction is no integer; an integral float is held to the integer's range."""
+        result = rejected(ERRORS, message(ERRORS, **{field: value}))
+        assert result.error_class == ErrorClass.SCHEMA
+        assert result.reason.startswith(f"{field}: "), result.reason
+
+    @pytest.mark.parametrize("version", [1.5, 2.0, True, "1"])
+    def test_other_schema_versions_still_rejected(self, version: object) -> None:
+        """Only 1 (and 1.0) is version 1."""
+        result = rejected(ERRORS, message(ERRORS, schema_version=version))
+        assert result.error_class == ErrorClass.SCHEMA_VERSION
+
+
 class TestRejects:
     """Every kind of bad input is rejected with its class and a reason naming the problem."""
 
