@@ -12,6 +12,9 @@ The order of the checks, cheapest and most fundamental first::
     -> nesting depth -> no NUL -> redact JSON fields -> state size, state hash
     -> fill timestamps -> model validation -> hook metadata
 
+A present ``state_hash`` must be what the schema allows (64 lower-case hex digits): one that
+is not is a ``schema`` rejection, one that differs from the computed hash is replaced.
+
 A message is parsed once; the depth and NUL walks only run when a cheap scan of the raw bytes
 says they could fail (more ``{``/``[`` than ``max_depth``, a ``\\u0000`` escape present).
 
@@ -71,6 +74,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NUL_ESCAPE: Final = b"\\u0000"
 #: How a UUID reads once validated (``str(UUID)``).
 _CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: A state_hash as the schema allows it (the model's pattern).
+_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _MAX_ERRORS_LISTED: Final = 8
 _MAX_REASON_CHARS: Final = 2000
 
@@ -260,8 +265,11 @@ def validate_object(
             state_json = bytes(memoryview(canonical))
             digest = hashlib.sha256(state_json).hexdigest()
             sent = obj.get("state_hash")
-            hash_replaced = sent is not None and sent != digest
-            obj["state_hash"] = digest
+            # A malformed hash is left for model validation to reject, as the schema does;
+            # a well-formed one that differs is replaced (and counted).
+            if sent is None or (type(sent) is str and _SHA256_HEX.fullmatch(sent)):
+                hash_replaced = sent is not None and sent != digest
+                obj["state_hash"] = digest
 
     time_field = model.RECORD_TIME_FIELD
     if kind is EventKind.STEP:

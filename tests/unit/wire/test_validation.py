@@ -587,12 +587,20 @@ class TestStateSizeAndHash:
         assert result.hash_replaced is False
         assert result.event.state_hash == digest  # type: ignore[union-attr]
 
-    @pytest.mark.parametrize("sent", ["0" * 64, "ABC", 42])
+    @pytest.mark.parametrize("sent", ["0" * 64, "f" * 64])
     def test_differing_producer_hash_replaced(self, sent: object) -> None:
-        """Any other producer value is replaced by the right hash and flagged."""
+        """A well-formed hash that differs is replaced by the right hash and flagged."""
         result = accepted(SNAPSHOTS, message(SNAPSHOTS, state_hash=sent))
         assert result.hash_replaced is True
         assert result.event.state_hash == state_hash(EXAMPLES[SNAPSHOTS]["agent_state"])  # type: ignore[union-attr]
+
+    @pytest.mark.parametrize("sent", [123, True, "not-a-hash", "A" * 64, "0" * 63, ["0" * 64]])
+    def test_malformed_producer_hash_rejected(self, sent: object) -> None:
+        """A state_hash the schema forbids (not 64 lower-case hex digits) is a schema error
+        naming the field, not silently replaced: typing is strict."""
+        result = rejected(SNAPSHOTS, message(SNAPSHOTS, state_hash=sent))
+        assert result.error_class == ErrorClass.SCHEMA
+        assert result.reason.startswith("state_hash: "), result.reason
 
     def test_hash_is_of_the_redacted_state(self) -> None:
         """Redaction happens before hashing: the hash covers what is stored."""
