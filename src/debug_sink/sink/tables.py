@@ -12,8 +12,9 @@ stored already is staged and merged with ``INSERT ... SELECT ... ON CONFLICT (id
 the same rule as :func:`debug_sink.sink.plan.fold_step` inside a batch.
 
 Guarantees: a record's values are in :data:`COLUMNS` order; the merge never writes a row twice
-for one id. Not guaranteed: that the rows satisfy the foreign keys (the writer defers them to
-the end of its transaction).
+for one id; a step's ``duration_ms`` derived from its times (none sent) is clamped into
+[0, 2147483647], here and in the merge alike. Not guaranteed: that the rows satisfy the
+foreign keys (the writer defers them to the end of its transaction).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from debug_sink.db.pg import create_pool as _create_pool
 from debug_sink.settings import Settings
 from debug_sink.sink.plan import STEP_FOLDED, effective_started_at
 from debug_sink.wire.canonical import canonical_json
-from debug_sink.wire.events import TABLES, EventKind
+from debug_sink.wire.events import INT4_MAX, TABLES, EventKind
 
 __all__ = [
     "COLUMNS",
@@ -173,11 +174,17 @@ def _step_merge_sql() -> str:
         "THEN COALESCE(t.metadata, '{}') || COALESCE(EXCLUDED.metadata, '{}') "
         "ELSE COALESCE(EXCLUDED.metadata, '{}') || COALESCE(t.metadata, '{}') END, '{}')"
     )
+    # Clamped as _step_duration clamps it. GREATEST and LEAST skip NULLs: a step not ended
+    # yet must keep a NULL duration, not become 0 ms.
+    elapsed = (
+        "EXTRACT(EPOCH FROM COALESCE(EXCLUDED.completed_at, t.completed_at) "
+        "- LEAST(t.started_at, EXCLUDED.started_at)) * 1000"
+    )
     folded["duration_ms"] = (
         f"COALESCE(CASE WHEN {terminal} THEN EXCLUDED.duration_ms END, "
         "t.duration_ms, EXCLUDED.duration_ms, "
-        "(EXTRACT(EPOCH FROM COALESCE(EXCLUDED.completed_at, t.completed_at) "
-        "- LEAST(t.started_at, EXCLUDED.started_at)) * 1000)::integer)"
+        f"CASE WHEN {elapsed} IS NOT NULL "
+        f"THEN LEAST(GREATEST({elapsed}, 0), {INT4_MAX})::integer END)"
     )
     # A fold that changes the row makes it new to the correlator again (migration 013); one
     # that changes nothing (a replayed or re-delivered event) leaves its ingest position.
@@ -239,8 +246,12 @@ def _step_duration(event: Any, sent: Any) -> Any:
         return sent
     # Only from a start that was sent: one derived from completed_at would store 0, and the
     # upsert keeps a stored duration when the real start arrives later.
+    # Clamped into the column's range, as the merge's SQL does: a step that ended before it
+    # started (clocks of two hosts) took no time, one longer than ~24.8 days is stored as the
+    # longest the INTEGER holds rather than refused by PostgreSQL.
     if event.completed_at is not None and event.started_at is not None:
-        return int((event.completed_at - event.started_at) / timedelta(milliseconds=1))
+        elapsed = int((event.completed_at - event.started_at) / timedelta(milliseconds=1))
+        return min(max(elapsed, 0), INT4_MAX)
     return None
 
 

@@ -110,6 +110,55 @@ class TestStepFoldAcrossBatches:
             await conn.close()
 
 
+class TestValuesAtTheEdges:
+    """Schema-valid values at the edges of the columns land as sent (or as the README says),
+    never as a dead letter the producer cannot understand."""
+
+    async def test_derived_durations_fit_the_integer_column(
+        self, db_dsn: str, kafka: s.Any
+    ) -> None:
+        """A duration derived from started_at/completed_at (none sent) is clamped into
+        [0, 2**31 - 1], when one event carries both times (COPY) and when the terminal event
+        folds into a stored start (the SQL merge): a 30- or 60-day step is completed, a step
+        that ended before it started took 0 ms."""
+        corr = s.uid()
+        long_start = s.step(corr, 1, "started", started_at="2025-01-01T00:00:00Z")
+        skew_start = s.step(corr, 2, "started", started_at="2025-01-01T00:00:05Z")
+        one_event = s.step(
+            corr,
+            3,
+            "completed",
+            started_at="2025-01-01T00:00:00Z",
+            completed_at="2025-01-31T00:00:00Z",
+        )
+        long_end = s.step(
+            corr, 1, "completed", id=long_start["id"], completed_at="2025-03-02T00:00:00Z"
+        )
+        skew_end = s.step(
+            corr, 2, "completed", id=skew_start["id"], completed_at="2025-01-01T00:00:00Z"
+        )
+        topic = s.topic(kafka, EventKind.STEP)
+        settings = s.sink_settings(db_dsn, kafka)
+        await s.produce(kafka, [(topic, long_start), (topic, skew_start), (topic, one_event)])
+        await s.run_sink(settings)
+        await s.produce(kafka, [(topic, long_end), (topic, skew_end)])
+        await s.run_sink(settings)
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            assert await conn.fetch("SELECT reason FROM sink_dead_letters") == []
+            rows = await conn.fetch(
+                "SELECT step_number, status, duration_ms FROM debug_workflow_steps "
+                "ORDER BY step_number"
+            )
+            assert [tuple(r) for r in rows] == [
+                (1, "completed", 2**31 - 1),
+                (2, "completed", 0),
+                (3, "completed", 2**31 - 1),
+            ]
+        finally:
+            await conn.close()
+
+
 class TestSchemaCheck:
     """The sink refuses to start on a schema that lacks its migrations."""
 

@@ -94,6 +94,35 @@ class TestRecordOf:
         assert sent.duration_ms == 5
         assert by_column(EventKind.STEP, record_of(EventKind.STEP, sent))["duration_ms"] == 5
 
+    def test_derived_duration_fits_the_integer_column(self) -> None:
+        """A derived duration is clamped into [0, 2**31 - 1]: a 30-day step stores the
+        longest duration INTEGER holds (not a refused row), a step that ended before it
+        started (clock skew) took no time, the effective start (near the accepted range's
+        first instant) is still a time."""
+        cases = [
+            (T0, T0 + timedelta(days=30), 2**31 - 1),
+            (T0 + timedelta(seconds=5), T0, 0),
+        ]
+        for started_at, completed_at, expected in cases:
+            step = ev(
+                EventKind.STEP,
+                status="completed",
+                started_at=started_at,
+                completed_at=completed_at,
+                duration_ms=None,
+            )
+            assert by_column(EventKind.STEP, record_of(EventKind.STEP, step))["duration_ms"] == (
+                expected
+            )
+        early = ev(
+            EventKind.STEP,
+            status="completed",
+            started_at=None,
+            completed_at="0002-01-01T00:00:00+23:59",
+            duration_ms=2**31 - 1,
+        )
+        assert effective_started_at(early).year == 1
+
     def test_snapshot_state_size_and_count(self) -> None:
         """A snapshot stores its canonical state, its byte length and its key count."""
         snap = ev(EventKind.SNAPSHOT, id=str(uuid.uuid4()), agent_state={"b": 1, "a": [1, 2]})
