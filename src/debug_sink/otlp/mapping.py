@@ -50,7 +50,7 @@ import orjson
 
 from debug_sink.otlp import ids
 from debug_sink.otlp.decode import Span, hex_id
-from debug_sink.wire.canonical import nested_deeper_than
+from debug_sink.wire.canonical import nested_deeper_than, parse_json
 from debug_sink.wire.events import INT4_MAX, MAX_RECOVERS, EventKind
 
 __all__ = [
@@ -342,8 +342,8 @@ def _json_value(value: Any) -> Any:
     :data:`_MAX_JSON_TEXT_DEPTH`); anything else stays as it is."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
-            parsed = orjson.loads(value)
-        except orjson.JSONDecodeError:
+            parsed = parse_json(value)
+        except ValueError:  # not JSON, or a number not even jsonb stores
             return value
         return value if nested_deeper_than(parsed, _MAX_JSON_TEXT_DEPTH, value) else parsed
     return value
@@ -354,8 +354,8 @@ def _state(value: Any) -> dict[str, Any]:
         return value
     if isinstance(value, str) and value[:1] == "{":
         try:
-            parsed = orjson.loads(value)
-        except orjson.JSONDecodeError:
+            parsed = parse_json(value)
+        except ValueError:
             parsed = None
         if isinstance(parsed, dict):
             return parsed

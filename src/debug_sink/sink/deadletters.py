@@ -117,7 +117,8 @@ class Letters:
         """The letter of a parked event. Its raw message is gone (the offset was committed
         when it was parked), so the letter holds the validated event as JSON, keyed by its
         correlation_id like the wire format."""
-        value = orjson.dumps(event.model_dump(mode="json"))
+        # Python mode: orjson writes ids, times and exactly kept numbers (orjson.Fragment).
+        value = orjson.dumps(event.model_dump())
         key = str(event.correlation_id).encode()
         return self.make(
             origin,

@@ -44,7 +44,9 @@ async def park(conn: Conn, parked: Iterable[Parked], *, grace_s: float) -> None:
             [p.pending.kind.value for p in fresh],
             [p.pending.event.id for p in fresh],
             [p.pending.event.correlation_id for p in fresh],
-            [p.pending.event.model_dump(mode="json", exclude_none=True) for p in fresh],
+            # Python mode: orjson (the jsonb codec) writes ids and times, and the numbers
+            # validation kept exactly (orjson.Fragment), which pydantic's JSON mode refuses.
+            [p.pending.event.model_dump(exclude_none=True) for p in fresh],
             [_uuid_list(p.waiting_for) for p in fresh],
             [p.pending.origin.topic for p in fresh],
             [p.pending.origin.partition for p in fresh],

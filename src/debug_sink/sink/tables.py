@@ -31,7 +31,7 @@ import orjson
 from debug_sink.db.pg import create_pool as _create_pool
 from debug_sink.settings import Settings
 from debug_sink.sink.plan import STEP_FOLDED, effective_started_at
-from debug_sink.wire.canonical import canonical_json
+from debug_sink.wire.canonical import canonical_json, parse_json
 from debug_sink.wire.events import INT4_MAX, TABLES, EventKind
 
 __all__ = [
@@ -305,7 +305,8 @@ def _encode_jsonb(value: Any) -> bytes:
 
 
 def _decode_jsonb(data: bytes) -> Any:
-    return orjson.loads(data[1:])
+    # A parked event read back keeps its big numbers as they were parked.
+    return parse_json(data[1:])
 
 
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:

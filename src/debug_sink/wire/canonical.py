@@ -9,6 +9,11 @@ recomputes what the agent SDK computed and PostgreSQL deduplicates on the result
   prints the number (``1.5e-07`` is ``0.00000015``, ``1e+16`` is ``10000000000000000``);
 - :func:`state_hash` -- SHA-256 hex of :func:`canonical_json`;
 
+- :func:`parse_json` -- JSON text to Python values, keeping every number PostgreSQL's jsonb
+  keeps: orjson, except that an integer beyond 64 bits or a number beyond a double's range
+  (``1e400``) becomes an ``orjson.Fragment`` of the number as jsonb prints it, written back
+  by orjson unchanged (where orjson alone would give a float, or refuse the message);
+
 and :func:`format_path`, how a place in a JSON value is named in messages. Redaction (run
 before hashing) is :mod:`debug_sink.wire.redact`.
 
@@ -20,13 +25,17 @@ stored as, so a state the sink stored and the same state captured in SQL
 canonicalisation schemes (RFC 8785 formats numbers differently) or with PostgreSQL's
 ``jsonb::text`` (which adds spaces and orders keys by length first).
 
-Values must be what orjson serialises: ``str`` keys, integers within 64 bits (orjson itself
-parses larger JSON integers as floats), no NaN or infinity (orjson writes them as ``null``).
+Values must be what orjson serialises: ``str`` keys, integers within 64 bits, no NaN or
+infinity (orjson writes them as ``null``); numbers beyond those are ``orjson.Fragment`` values, as
+:func:`parse_json` gives them. Not guaranteed by :func:`parse_json`: a non-zero number too
+small for a double (``1e-400``) reads as ``0.0``, as in orjson (spotting one costs a scan of
+every message); a number with more digits than a double holds reads as the nearest double.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from decimal import Decimal
@@ -34,12 +43,100 @@ from typing import Any
 
 import orjson
 
-__all__ = ["canonical_json", "format_path", "nested_deeper_than", "state_hash"]
+__all__ = [
+    "NumberOutOfRange",
+    "canonical_json",
+    "format_path",
+    "nested_deeper_than",
+    "parse_json",
+    "state_hash",
+]
 
 
 #: A number orjson wrote with an exponent (``1.5e-7``, ``1e+16``); also matches such text
 #: inside a string, which only costs a walk that changes nothing.
 _EXPONENT = re.compile(rb"\de[-+]?\d")
+
+
+#: Bytes -> ``1`` for an ASCII digit, else a space: a run of 19 digits is then a substring.
+_DIGITS = bytes(0x31 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+#: The shortest integer literal beyond 64 bits has 19 digits (-9223372036854775809); a float
+#: literal with 19 digits or more may hold such an integer's digits too (1.8e19 written out).
+_LONG_NUMBER = b"1" * 19
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+#: jsonb's numeric takes at most this many digits before the decimal point and after it.
+_NUMERIC_INTEGER_DIGITS = 131072
+_NUMERIC_SCALE = 16383
+
+
+class NumberOutOfRange(ValueError):
+    """A JSON number that PostgreSQL's jsonb cannot store either (more than 131072 digits
+    before the decimal point or 16383 after it)."""
+
+
+def parse_json(data: bytes | str) -> Any:
+    """``data`` parsed as orjson parses it, but with every number kept as jsonb keeps it
+    (see the module doc). Raises ``orjson.JSONDecodeError`` for invalid JSON, as
+    ``orjson.loads`` does, and :class:`NumberOutOfRange` for a number jsonb cannot store."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        # orjson has no error class for it: a number beyond a double's range is this message.
+        if "number is infinity" not in exc.msg:
+            raise
+        return _parse_exactly(data)
+    raw = data if isinstance(data, bytes) else data.encode()
+    # Rare, and a translate and a substring search cost ~0.7 us a message (a regex ~6).
+    if _LONG_NUMBER in raw.translate(_DIGITS):
+        return _parse_exactly(data)
+    return value
+
+
+def _parse_exactly(data: bytes | str) -> Any:
+    """The slow path of :func:`parse_json`: the standard library's parser, whose number
+    hooks see each literal's text; orjson's refusals are kept (NaN, lone surrogates)."""
+    try:
+        value = json.loads(
+            data, parse_int=_exact_int, parse_float=_exact_float, parse_constant=_no_constant
+        )
+    except RecursionError:
+        raise orjson.JSONDecodeError("recursion limit reached while parsing", "", 0) from None
+    except json.JSONDecodeError as exc:
+        raise orjson.JSONDecodeError(exc.msg, exc.doc, exc.pos) from None
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:  # a lone surrogate, or nested past orjson's limit
+        raise orjson.JSONDecodeError(str(exc), "", 0) from None
+    return value
+
+
+def _exact_int(text: str) -> Any:
+    digits = len(text) - text.startswith("-")
+    if digits < 19 or (digits < 21 and _INT64_MIN <= int(text) <= _UINT64_MAX):
+        return int(text)
+    if digits > _NUMERIC_INTEGER_DIGITS:
+        raise NumberOutOfRange(f"an integer of {digits} digits")
+    # A JSON integer literal is already how jsonb prints it (no leading zeros, no "+").
+    return orjson.Fragment(text)
+
+
+def _exact_float(text: str) -> Any:
+    number = float(text)
+    if number not in (_INF, -_INF):
+        return number
+    exact = Decimal(text)
+    exponent = int(exact.as_tuple().exponent)  # a finite literal: never "n" or "F"
+    if exact.adjusted() >= _NUMERIC_INTEGER_DIGITS or -exponent > _NUMERIC_SCALE:
+        raise NumberOutOfRange(f"a number of magnitude 1e{exact.adjusted()}")
+    return orjson.Fragment(format(exact, "f"))
+
+
+def _no_constant(text: str) -> Any:
+    raise json.JSONDecodeError(f"{text} is not JSON", text, 0)
+
+
+_INF = float("inf")
 
 
 def canonical_json(value: Any) -> bytes:

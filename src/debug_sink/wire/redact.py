@@ -38,7 +38,7 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from debug_sink.errors import ConfigurationError
-from debug_sink.wire.canonical import nested_deeper_than
+from debug_sink.wire.canonical import nested_deeper_than, parse_json
 from debug_sink.wire.secrets import (
     REDACTED,
     SECRET_KEY_PATTERNS,
@@ -56,8 +56,9 @@ DEFAULT_REDACT_PATTERNS: Final[tuple[str, ...]] = SECRET_KEY_PATTERNS
 #: (a redacted JSON is written back).
 MAX_WALK_DEPTH: Final = 254
 _CACHE_LIMIT: Final = 10_000
-_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
-_NON_TEXT: Final[frozenset[type]] = frozenset({int, float, bool, type(None)})
+#: orjson.Fragment: a number kept exactly (:func:`~debug_sink.wire.canonical.parse_json`).
+_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None), orjson.Fragment})
+_NON_TEXT: Final[frozenset[type]] = frozenset({int, float, bool, type(None), orjson.Fragment})
 _CONTAINERS: Final = (dict, list, tuple)
 #: Keys that name the other entry of a name/value pair, and that entry's keys.
 _PAIR_NAMES: Final = ("name", "key", "header", "field", "Name", "Key", "Header", "Field")
@@ -159,8 +160,8 @@ class Redactor:
         """A raw message of unknown content: JSON is redacted as JSON (keys and values) and
         written back; anything else is scanned for secret formats as bytes."""
         try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            parsed = parse_json(data)
+        except ValueError:  # not JSON, or a number not even jsonb stores
             return self._scrub_bytes(data)
         if nested_deeper_than(parsed, MAX_WALK_DEPTH, data):
             return self._scrub_bytes(data)
@@ -215,8 +216,8 @@ class Redactor:
         """JSON inside a string (tool-call arguments) found ``depth`` levels into a walk,
         redacted as JSON; None if not JSON, or too deep to walk (then it is text)."""
         try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError:
+            parsed = parse_json(text)
+        except ValueError:  # not JSON, or a number not even jsonb stores
             return None
         if not isinstance(parsed, dict | list) or nested_deeper_than(
             parsed, MAX_WALK_DEPTH - depth, text

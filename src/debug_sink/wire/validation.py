@@ -12,6 +12,9 @@ The order of the checks, cheapest and most fundamental first::
     -> nesting depth -> no NUL -> redact JSON fields -> state size, state hash
     -> fill timestamps -> model validation -> hook metadata
 
+Numbers are kept as PostgreSQL's jsonb keeps them (:func:`~debug_sink.wire.canonical.
+parse_json`): in free-form JSON an integer beyond 64 bits or a number beyond a double's range
+is an ``orjson.Fragment`` of its digits; in a typed field it is no valid value (``schema``).
 A present ``state_hash`` must be what the schema allows (64 lower-case hex digits): one that
 is not is a ``schema`` rejection, one that differs from the computed hash is replaced.
 
@@ -38,7 +41,7 @@ import orjson
 from pydantic import ValidationError
 
 from debug_sink.errors import ConfigurationError, InvalidEvent
-from debug_sink.wire.canonical import canonical_json, format_path
+from debug_sink.wire.canonical import NumberOutOfRange, canonical_json, format_path, parse_json
 from debug_sink.wire.events import (
     DEFAULT_TOPICS,
     MODELS,
@@ -192,9 +195,15 @@ def decode(
         return Rejected(ErrorClass.EMPTY, f"the message value is {what}")
 
     try:
-        obj = orjson.loads(value)
+        obj = parse_json(value)
     except orjson.JSONDecodeError as exc:
         return _not_json(value, exc, config)
+    except NumberOutOfRange as exc:
+        return Rejected(
+            ErrorClass.SCHEMA,
+            f"the message holds {exc}: beyond what PostgreSQL's jsonb stores (at most 131072 "
+            "digits before the decimal point and 16383 after it)",
+        )
     if type(obj) is not dict:
         return Rejected(
             ErrorClass.NOT_OBJECT, f"the message is a JSON {_json_type(obj)}, not an object"
@@ -391,7 +400,7 @@ def _json_type(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | orjson.Fragment):  # a Fragment: a number, exactly
         return "number"
     if isinstance(value, str):
         return "string"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import asyncpg
+import orjson
 
 from debug_sink.wire.events import EventKind
 from tests import support as s
@@ -155,6 +158,43 @@ class TestValuesAtTheEdges:
                 (2, "completed", 0),
                 (3, "completed", 2**31 - 1),
             ]
+        finally:
+            await conn.close()
+
+    async def test_big_numbers_are_stored_exactly(self, db_dsn: str, kafka: s.Any) -> None:
+        """Integers beyond 64 bits and a number beyond a double's range, in metadata and in
+        a state: jsonb holds their digits, and the stored state's canonical JSON in SQL is
+        the bytes the sink hashed."""
+        corr = s.uid()
+        snap = s.snapshot(corr, {"ticket": 0, "x": 1})
+        err = s.error(corr, metadata={"order_id": 0, "big": 1})
+        snap_raw = orjson.dumps(snap).replace(b'"ticket":0', b'"ticket":100000000000000000000')
+        snap_raw = snap_raw.replace(b'"x":1', b'"x":1e400')
+        err_raw = orjson.dumps(err).replace(b'"order_id":0', b'"order_id":18446744073709551616')
+        err_raw = err_raw.replace(b'"big":1', b'"big":-123456789012345678901234567890')
+        await s.produce(
+            kafka,
+            [
+                (s.topic(kafka, EventKind.SNAPSHOT), snap_raw),
+                (s.topic(kafka, EventKind.ERROR), err_raw),
+            ],
+        )
+        await s.run_sink(s.sink_settings(db_dsn, kafka))
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            assert await conn.fetch("SELECT reason FROM sink_dead_letters") == []
+            row = await conn.fetchrow(
+                "SELECT metadata->>'order_id' AS o, metadata->>'big' AS b FROM debug_error_events"
+            )
+            assert (row["o"], row["b"]) == (str(2**64), "-123456789012345678901234567890")
+            state = await conn.fetchrow(
+                "SELECT convert_to(debug_canonical_json(agent_state), 'UTF8') AS canonical, "
+                "state_hash, state_size_bytes FROM debug_state_snapshots"
+            )
+            expected = b'{"ticket":100000000000000000000,"x":1' + b"0" * 400 + b"}"
+            assert state["canonical"] == expected
+            assert state["state_hash"] == hashlib.sha256(expected).hexdigest()
+            assert state["state_size_bytes"] == len(expected)
         finally:
             await conn.close()
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from debug_sink.wire.canonical import canonical_json, state_hash
+from debug_sink.wire.canonical import NumberOutOfRange, canonical_json, parse_json, state_hash
 
 json_scalars = (
     st.none()
@@ -100,3 +100,46 @@ class TestStateHash:
         assert len(digest) == 64
         assert digest == digest.lower()
         int(digest, 16)
+
+
+class TestParseJson:
+    """parse_json: orjson's values, but every number as jsonb keeps it."""
+
+    @given(json_objects)
+    def test_same_as_orjson_within_its_range(self, value: dict[str, Any]) -> None:
+        """Where orjson is exact, parse_json gives what orjson.loads gives."""
+        text = orjson.dumps(value)
+        assert parse_json(text) == orjson.loads(text)
+
+    @pytest.mark.parametrize(
+        ("literal", "printed"),
+        [
+            (b"18446744073709551616", b"18446744073709551616"),
+            (b"-9223372036854775809", b"-9223372036854775809"),
+            (b"1e400", b"1" + b"0" * 400),
+            (b"1.50E+400", b"15" + b"0" * 399),
+            (b"-2.5e308", b"-25" + b"0" * 307),
+        ],
+    )
+    def test_numbers_orjson_cannot_hold_are_kept_as_printed(
+        self, literal: bytes, printed: bytes
+    ) -> None:
+        """Such a number comes back from canonical_json (and orjson.dumps) as jsonb prints
+        it, so the stored bytes and SQL's debug_canonical_json agree; anything else in the
+        message is parsed as usual."""
+        value = parse_json(b'{"b":' + literal + b',"a":[1.5,"x",18446744073709551615]}')
+        assert isinstance(value["b"], orjson.Fragment)
+        expected = b'{"a":[1.5,"x",18446744073709551615],"b":' + printed + b"}"
+        assert canonical_json(value) == expected
+        assert canonical_json(parse_json(canonical_json(value))) == expected
+
+    def test_digits_in_strings_change_nothing(self) -> None:
+        """A long run of digits inside a string takes the exact path and parses the same."""
+        text = b'{"order":"12345678901234567890123","n":3.0}'
+        assert parse_json(text) == orjson.loads(text)
+
+    @pytest.mark.parametrize("literal", [b"1e131072", b"-1.5e200000", b"1" * 131073])
+    def test_numbers_jsonb_cannot_store_raise(self, literal: bytes) -> None:
+        """Beyond numeric's limits: NumberOutOfRange, before any huge string is built."""
+        with pytest.raises(NumberOutOfRange):
+            parse_json(b"[" + literal + b", 1e400]")

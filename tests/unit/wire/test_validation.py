@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any
 from uuid import UUID
 
@@ -377,6 +378,68 @@ class TestIntegralNumbers:
         """Only 1 (and 1.0) is version 1."""
         result = rejected(ERRORS, message(ERRORS, schema_version=version))
         assert result.error_class == ErrorClass.SCHEMA_VERSION
+
+
+class TestExactNumbers:
+    """Numbers in free-form JSON are kept as jsonb keeps them: an integer beyond 64 bits or a
+    number beyond a double's range is stored with its digits, never changed or refused."""
+
+    @pytest.mark.parametrize(
+        "literal",
+        [
+            b"18446744073709551616",
+            b"-9223372036854775809",
+            b"100000000000000000000",
+            b"123456789012345678901234567890",
+        ],
+    )
+    def test_big_integer_in_metadata_and_state_keeps_its_digits(self, literal: bytes) -> None:
+        """Both the stored state (and its hash) and the metadata written by COPY hold the
+        literal's digits exactly."""
+        raw = orjson.dumps(message(SNAPSHOTS, agent_state={"n": 0}, metadata={"n": 0}))
+        raw = raw.replace(b'{"n":0}', b'{"n":' + literal + b"}")
+        result = accepted(SNAPSHOTS, raw)
+        assert result.state_json == b'{"n":' + literal + b"}"
+        assert result.event.state_hash == sha256(result.state_json).hexdigest()  # type: ignore[union-attr]
+        assert orjson.dumps(result.event.metadata) == b'{"n":' + literal + b"}"  # type: ignore[union-attr]
+
+    def test_big_token_count_is_a_count_not_a_secret(self) -> None:
+        """Redaction keeps numbers under a ``...tokens`` key, exactly kept ones too."""
+        raw = orjson.dumps(message(HOOKS)).replace(
+            b'"total_tokens":3532', b'"total_tokens":18446744073709551616'
+        )
+        payload = accepted(HOOKS, raw).event.payload  # type: ignore[union-attr]
+        assert b'"total_tokens":18446744073709551616' in orjson.dumps(payload)
+
+    def test_number_beyond_double_range_written_as_jsonb_prints_it(self) -> None:
+        """1e400 is valid JSON (jsonb stores it as numeric): kept, in positional notation."""
+        raw = orjson.dumps(message(ERRORS, metadata={"x": 0})).replace(b'"x":0', b'"x":-1.5e400')
+        result = accepted(ERRORS, raw)
+        assert orjson.dumps(result.event.metadata) == b'{"x":-15' + b"0" * 399 + b"}"  # type: ignore[union-attr]
+
+    def test_big_integer_in_a_typed_field_rejected(self) -> None:
+        """Where the column is an int4, a big integer is a schema error, not a float."""
+        raw = orjson.dumps(message(ERRORS, execution_step=7))
+        result = rejected(ERRORS, raw.replace(b'"execution_step":7', b'"execution_step":1e400'))
+        assert result.error_class == ErrorClass.SCHEMA
+        assert result.reason.startswith("execution_step: "), result.reason
+
+    def test_number_jsonb_cannot_store_rejected(self) -> None:
+        """Beyond jsonb's numeric (131072 digits before the point): a schema error, and no
+        million-digit string is ever built."""
+        raw = orjson.dumps(message(ERRORS, metadata={"x": 0})).replace(b'"x":0', b'"x":1e999999999')
+        result = rejected(ERRORS, raw)
+        assert result.error_class == ErrorClass.SCHEMA
+        assert "jsonb" in result.reason
+
+    def test_slow_path_keeps_orjsons_refusals(self) -> None:
+        """A message parsed exactly is still refused for what orjson refuses (NaN, lone
+        surrogates), as not JSON."""
+        for tail in (b"NaN", b'"\\ud800"'):
+            raw = orjson.dumps(message(ERRORS, metadata={"x": 0})).replace(
+                b'{"x":0}', b'{"x":1e400,"y":' + tail + b"}"
+            )
+            assert rejected(ERRORS, raw).error_class == ErrorClass.NOT_JSON
 
 
 class TestRejects:
