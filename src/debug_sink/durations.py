@@ -8,18 +8,20 @@ date -- is a :class:`~debug_sink.errors.ConfigurationError` with one clear line,
 traceback.
 
 Also owns the one grammar for a point in time, :func:`parse_time`: ISO 8601, ``Z`` or an
-offset accepted, a time without one taken as UTC.
+offset accepted, a time without one taken as UTC; and how a length of time is shown to
+people, :func:`show_ms` (the CLI and the web view alike).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from debug_sink.errors import ConfigurationError
 
-__all__ = ["ago", "parse_duration", "parse_time"]
+__all__ = ["ago", "parse_duration", "parse_time", "show_ms"]
 
 _DURATION: Final = re.compile(r"^\s*(?P<amount>\d{1,12})\s*(?P<unit>[smhdw]?)\s*$", re.IGNORECASE)
 _UNITS: Final = {
@@ -64,3 +66,25 @@ def parse_time(text: str) -> datetime:
             f"{text!r} is not an ISO 8601 time such as 2026-01-01T00:00:00Z"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def show_ms(ms: object) -> str:
+    """``832 ms``, ``4.0 s``, ``1 min 16 s``, ``2 h 5 min``; empty for nothing, a value that
+    is no number, or one that is not finite (a row stored at +-infinity)."""
+    if ms is None or isinstance(ms, bool):
+        return ""
+    try:
+        value = float(ms)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(value):
+        return ""
+    if value < 1000:
+        return f"{value:.0f} ms"
+    if value < 60_000:
+        return f"{value / 1000:.1f} s"
+    if value < 3_600_000:
+        minutes, seconds = divmod(value / 1000, 60)
+        return f"{minutes:.0f} min {seconds:.0f} s"
+    hours, rest = divmod(value / 1000, 3600)
+    return f"{hours:.0f} h {rest / 60:.0f} min"

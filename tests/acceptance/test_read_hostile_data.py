@@ -71,3 +71,37 @@ async def test_show_json_is_valid_with_hostile_state(db_dsn: str) -> None:
     result = s.run_cli("show", str(corr), "--json", env=s.cli_env(s.as_reader(db_dsn)))
     assert result.returncode == 0, result.stderr
     orjson.loads(result.stdout)
+
+
+async def test_rows_at_infinity_and_numbers_beyond_a_double_are_shown(db_dsn: str) -> None:
+    """Rows stored before the wire format refused the years 0001 and 9999 may hold
+    +-infinity (the driver wrote the extreme datetimes as such); jsonb keeps numbers beyond
+    a double exactly (1e400 is 401 digits). The read commands show them, no traceback."""
+    import asyncpg
+
+    corr = await _store_error_with_state(db_dsn, {"a": 1}, {"a": 2})
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute(
+            "UPDATE debug_error_events SET occurred_at = 'infinity', "
+            'metadata = \'{"big": 1e400, "id": 18446744073709551616}\' '
+            "WHERE correlation_id = $1",
+            corr,
+        )
+        await conn.execute(
+            "UPDATE debug_workflow_steps SET started_at = '-infinity' WHERE correlation_id = $1",
+            corr,
+        )
+    finally:
+        await conn.close()
+    for args in (
+        ("show", str(corr)),
+        ("show", str(corr), "--json"),
+        ("workflows", "--since", "100000d"),
+    ):
+        result = s.run_cli(*args, env=s.cli_env(s.as_reader(db_dsn)))
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+        assert "nan" not in result.stdout, result.stdout
+    shown = s.run_cli("show", str(corr), "--json", env=s.cli_env(s.as_reader(db_dsn)))
+    assert '"big"' in shown.stdout and '"id": 1.8446744073709552e+19' in shown.stdout

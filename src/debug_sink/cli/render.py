@@ -32,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from debug_sink.cli.common import printable
+from debug_sink.durations import show_ms
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -284,19 +285,7 @@ def _short_when(value: datetime | str | None) -> str:
     return value.astimezone(UTC).strftime("%m-%d %H:%M:%S")
 
 
-def _duration(ms: float | int | None) -> str:
-    if ms is None:
-        return ""
-    ms = float(ms)
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f} s"
-    if ms < 3_600_000:
-        minutes, seconds = divmod(ms / 1000, 60)
-        return f"{minutes:.0f} min {seconds:.0f} s"
-    hours, rest = divmod(ms / 1000, 3600)
-    return f"{hours:.0f} h {rest / 60:.0f} min"
+_duration = show_ms
 
 
 def _short(value: Any) -> str:

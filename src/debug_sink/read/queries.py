@@ -18,9 +18,10 @@ for bad credentials), a missing table or function (schema not migrated) to
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
@@ -104,21 +105,66 @@ async def init_read_only(conn: asyncpg.Connection) -> None:
     await conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
 
 
+def _read_json(text: str) -> Any:
+    """jsonb text as Python values. jsonb keeps numbers exactly, beyond 64 bits or a
+    double's range too (``1e400`` is printed as 401 digits), where ``orjson.loads`` fails:
+    then the standard library reads it, such a number as the nearest float (``inf``
+    beyond), so that every reader can show and re-serialise it."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text, parse_int=_read_int)
+
+
+def _read_int(text: str) -> int | float:
+    value = int(text)
+    return value if -(2**63) <= value < 2**64 else float(text)
+
+
+_PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_INFINITY_US: Final = 2**63 - 1
+
+
+def _read_timestamptz(value: tuple[int]) -> datetime:
+    """A ``timestamptz`` as an aware datetime; ``±infinity`` (rows stored before the wire
+    format refused the years 0001 and 9999) as the first or last aware datetime, where the
+    driver's own codec gives naive ones that cannot be compared with the others."""
+    (micros,) = value
+    if micros >= _INFINITY_US:
+        return datetime.max.replace(tzinfo=UTC)
+    if micros <= -_INFINITY_US - 1:
+        return datetime.min.replace(tzinfo=UTC)
+    try:
+        return _PG_EPOCH + timedelta(microseconds=micros)
+    except OverflowError:  # before year 1 or after 9999: PostgreSQL's range is wider
+        return datetime.max.replace(tzinfo=UTC) if micros > 0 else datetime.min.replace(tzinfo=UTC)
+
+
+def _write_timestamptz(value: datetime) -> tuple[int]:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _PG_EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,)
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """The codecs the queries' rows rely on: ``json``/``jsonb`` as Python values."""
+    """The codecs the queries' rows rely on: ``json``/``jsonb`` as Python values (numbers
+    beyond what orjson reads included: :func:`_read_json`), ``timestamptz`` always aware
+    (``±infinity`` too: :func:`_read_timestamptz`)."""
+    for kind in ("jsonb", "json"):
+        await conn.set_type_codec(
+            kind,
+            schema="pg_catalog",
+            format="text",
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=_read_json,
+        )
     await conn.set_type_codec(
-        "jsonb",
+        "timestamptz",
         schema="pg_catalog",
-        format="text",
-        encoder=lambda v: orjson.dumps(v).decode(),
-        decoder=orjson.loads,
-    )
-    await conn.set_type_codec(
-        "json",
-        schema="pg_catalog",
-        format="text",
-        encoder=lambda v: orjson.dumps(v).decode(),
-        decoder=orjson.loads,
+        format="tuple",
+        encoder=_write_timestamptz,
+        decoder=_read_timestamptz,
     )
 
 

@@ -20,6 +20,7 @@ from uuid import UUID
 
 import jinja2
 
+from debug_sink.durations import show_ms
 from debug_sink.ui.statediff import json_text
 
 __all__ = [
@@ -96,23 +97,7 @@ def ago(value: Any, now: datetime | None = None) -> str:
     return f"{seconds / 86400:.0f} d ago"
 
 
-def duration(ms: Any) -> str:
-    """``832 ms``, ``4.0 s``, ``1 min 16 s``, ``2 h 5 min``; empty for nothing."""
-    if ms is None or isinstance(ms, bool):
-        return ""
-    try:
-        value = float(ms)
-    except (TypeError, ValueError):
-        return ""
-    if value < 1000:
-        return f"{value:.0f} ms"
-    if value < 60_000:
-        return f"{value / 1000:.1f} s"
-    if value < 3_600_000:
-        minutes, seconds = divmod(value / 1000, 60)
-        return f"{minutes:.0f} min {seconds:.0f} s"
-    hours, rest = divmod(value / 1000, 3600)
-    return f"{hours:.0f} h {rest / 60:.0f} min"
+duration = show_ms
 
 
 def number(value: Any, digits: int = 0) -> str:
