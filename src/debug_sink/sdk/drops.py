@@ -9,13 +9,18 @@ reason after a quiet interval is logged at once, with the event's kind and id wh
 the drops that follow within ``interval`` are summarised in one line per reason when the
 interval has passed (or at :meth:`DropLog.flush`, which the emitter calls when it closes).
 
-Not guaranteed: a summary line when no event loop runs (the drops are then logged at once),
-or one per drop.
+Drops may be recorded from any thread (the counters change under a lock); the summary timer
+runs on the event loop of the thread that records, and a timer left on another loop (one
+that has ended) is replaced.
+
+Not guaranteed: a summary line when no event loop runs in the recording thread (the drops are
+then logged at once), or one per drop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
@@ -44,6 +49,7 @@ class DropReason(StrEnum):
     REJECTED = "rejected"
     CLOSED = "closed"
     CLOSE_TIMEOUT = "close_timeout"
+    CANCELLED = "cancelled"
 
 
 class DropLog:
@@ -60,16 +66,25 @@ class DropLog:
         self._unlogged: dict[str, int] = {}
         self._last_logged: dict[str, float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.RLock()
 
     @property
     def total(self) -> int:
         """Events dropped so far, for any reason."""
-        return sum(self._dropped.values())
+        with self._lock:
+            return sum(self._dropped.values())
 
     @property
     def by_reason(self) -> Mapping[str, int]:
         """Events dropped so far, by reason; a snapshot."""
-        return MappingProxyType(dict(self._dropped))
+        with self._lock:
+            return MappingProxyType(dict(self._dropped))
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock, and no timer (the parent's loop does not run)."""
+        self._lock = threading.RLock()
+        self._timer = self._timer_loop = None
 
     def record(
         self,
@@ -82,31 +97,35 @@ class DropLog:
     ) -> None:
         """Count ``count`` dropped events and log them, or leave them to the next summary."""
         key = reason.value
-        self._dropped[key] = self._dropped.get(key, 0) + count
-        self._unlogged[key] = self._unlogged.get(key, 0) + count
-        last = self._last_logged.get(key)
-        if last is None or time.monotonic() - last >= self._interval:
-            self._log(key, detail=detail, kind=kind, event_id=event_id)
-        else:
-            self._schedule()
+        with self._lock:
+            self._dropped[key] = self._dropped.get(key, 0) + count
+            self._unlogged[key] = self._unlogged.get(key, 0) + count
+            last = self._last_logged.get(key)
+            if last is None or time.monotonic() - last >= self._interval:
+                self._log(key, detail=detail, kind=kind, event_id=event_id)
+            else:
+                self._schedule(key)
 
     def flush(self) -> None:
         """Log every drop not logged yet, now."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for key in list(self._unlogged):
-            self._log(key)
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._timer_loop = None
+            for key in list(self._unlogged):
+                self._log(key)
 
-    def _schedule(self) -> None:
+    def _schedule(self, key: str) -> None:
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            self._log(key)
+            return
         if self._timer is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
+            if self._timer_loop is loop:
+                return
+            self._timer.cancel()  # of a loop that has ended, or another thread's
         self._timer = loop.call_later(self._interval, self.flush)
+        self._timer_loop = loop
 
     def _log(
         self,

@@ -20,7 +20,9 @@ Guarantees:
   full (``queue_full``), the event could not be encoded (``unserialisable``) or built from
   the values the SDK was given (``invalid``), the broker
   refused it for good (``rejected``, e.g. too large), the emitter was closed
-  (``closed``), or :meth:`Emitter.close` gave up waiting for the broker (``close_timeout``).
+  (``closed``), :meth:`Emitter.close` gave up waiting for the broker (``close_timeout``), or
+  the caller was cancelled while its event waited for room, or while :meth:`Emitter.close`
+  waited (``cancelled``; the cancellation then propagates).
 - **Delivery.** While the broker is unreachable, messages stay queued and are retried until
   they are acknowledged with ``acks=all``; retried messages go out before new ones, in their
   original order, but messages already sent meanwhile may overtake them (the sink needs no
@@ -31,10 +33,25 @@ Guarantees:
   delivered twice (an acknowledgement lost with the connection); the sink is idempotent on
   the event id, so a duplicate is a no-op. :meth:`flush` waits for everything queued so far,
   :meth:`close` flushes (bounded by ``close_timeout``), and ``async with`` closes on exit.
+  The sender hands messages to the producer in slices of about a millisecond, so that
+  captures waiting for room get their turn (aiokafka's ``send`` does not suspend while a
+  batch has room).
+- **Threads and event loops.** :meth:`emit_nowait` (what sync ``traced`` functions use) may
+  be called from any thread: the queue is thread-safe, and the sender is woken on its loop.
+  The emitter works on one event loop at a time -- the loop it was last used on -- and moves
+  to the running loop when that one has ended (a second ``asyncio.run``, pytest-asyncio's
+  loop per test) or in a forked child: its sender task, the queue's events and the producer
+  are made again there, and what was queued (or in flight on the old loop, sent again) is
+  delivered by the new loop. A sender cancelled by its loop's end (``asyncio.run`` cancels
+  what is left) stops the producer on that loop first. While the emitter's loop runs in
+  another thread, a call from a different loop does not take it over: :meth:`emit` queues
+  without waiting, :meth:`flush` and :meth:`close` run on the emitter's loop.
 
-Not guaranteed: order across topics, and delivery of what is still queued when the process
-dies. The idempotent producer is off (``enable_idempotence=False``): the embedded broker does
-not support it, and the sink's event-id idempotency makes it unnecessary.
+Not guaranteed: order across topics, delivery of what is still queued when the process
+dies, and events captured from a thread while no loop has ever used the emitter (dropped as
+``closed``: nothing could send them). The idempotent producer is off
+(``enable_idempotence=False``): the embedded broker does not support it, and the sink's
+event-id idempotency makes it unnecessary.
 
 Producer tuning, measured on this machine: see :class:`EmitterConfig`. The partitioner is
 aiokafka's default (murmur2 of the key, like the Java client) with a per-key cache
@@ -45,12 +62,13 @@ key, and the uncached pure-Python hash cost more than the rest of the send path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import os
 import time
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 import structlog
@@ -76,8 +94,25 @@ __all__ = [
 
 log = structlog.get_logger("debug_sink.sdk.emitter")
 
+T = TypeVar("T")
+
 #: Room for the rest of a message besides a state of ``max_state_bytes``.
 _ENVELOPE_BYTES: Final = 256 * 1024
+
+#: The longest the sender hands messages to the producer before it lets other tasks run.
+_SENDER_SLICE_S: Final = 0.001
+
+# Every emitter of the process, to reset in a forked child (locks, loop, producer).
+_EMITTERS: weakref.WeakSet[Emitter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for emitter in list(_EMITTERS):
+        emitter._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,18 +211,57 @@ class Emitter(Lifecycle):
         self._degraded = False
         self._closed = False
         self._finished = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Bumped whenever the emitter moves to another loop: what the old loop's sender and
+        # acknowledgements still report is ignored (its messages were put back).
+        self._epoch = 0
+        _EMITTERS.add(self)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the background sender (returns at once; the broker is connected later)."""
-        self._ensure_started()
+        if self._bind():
+            self._ensure_started()
 
     def _ensure_started(self) -> None:
-        if self._task is None and not self._closed:
+        """Start the sender on the running loop (the emitter's: see :meth:`_bind`)."""
+        if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="debug-sink-emitter"
+                self._run(self._epoch), name="debug-sink-emitter"
             )
+
+    def _bind(self) -> bool:
+        """Whether the running loop is the emitter's, after moving the emitter to it when
+        its own loop has ended; False with no running loop, or while the emitter's loop runs
+        in another thread."""
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return False
+        if loop is self._loop:
+            return True
+        if self._loop is not None and self._loop.is_running():
+            return False
+        self._epoch += 1
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()  # on a loop that no longer runs: it never resumes
+        self._abandon_transport()
+        self._queue.bind(loop)
+        self._loop = loop
+        return True
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's loop, sender and producer are not ours to use."""
+        self._queue.after_fork()
+        self._drops.after_fork()
+        self._loop = self._task = None
+        self._abandon_transport()
+
+    async def _on_own_loop(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run ``call`` on the emitter's loop, which runs in another thread."""
+        assert self._loop is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, self._loop))
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event emitted so far is acknowledged or dropped.
@@ -196,6 +270,8 @@ class Emitter(Lifecycle):
         """
         if self._queue.count == 0:
             return True
+        if not self._bind():
+            return await self._on_own_loop(self.flush(timeout))
         self._ensure_started()
         try:
             await asyncio.wait_for(self._queue.wait_until_empty(), timeout)
@@ -207,26 +283,48 @@ class Emitter(Lifecycle):
         """Flush for at most ``timeout`` (default ``close_timeout``) seconds, then stop.
 
         Whatever is still queued then is dropped (``close_timeout``), counted and logged.
-        Later :meth:`emit` calls drop (``closed``). Idempotent.
+        When ``close`` itself is cancelled (the agent's own shutdown timeout), the sender is
+        stopped at once, what is left is dropped (``cancelled``), and the cancellation
+        propagates. Later :meth:`emit` calls drop (``closed``). Idempotent.
         """
         if self._closed:
             return
+        if not self._bind():
+            await self._on_own_loop(self.close(timeout))
+            return
         wait = self.config.close_timeout if timeout is None else timeout
-        delivered = await self.flush(wait)
-        self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        # Stopping the producer may still deliver what it holds: its callbacks count.
-        await self._stop_transport()
+        try:
+            delivered = await self.flush(wait)
+            self._closed = True
+            await self._stop_sender()
+            # Stopping the producer may still deliver what it holds: its callbacks count.
+            await self._stop_transport()
+        except BaseException:
+            self._closed = True
+            if self._task is not None:
+                self._task.cancel()  # it stops the producer on its way out
+            self._finish(delivered=False, reason=DropReason.CANCELLED)
+            raise
+        self._finish(delivered=delivered, reason=DropReason.CLOSE_TIMEOUT)
+
+    async def _stop_sender(self) -> None:
+        task = self._task
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # retrieved: a sender that failed has nothing left to send
+        self._task = None
+
+    def _finish(self, *, delivered: bool, reason: DropReason) -> None:
+        """Count what is still queued as dropped (``reason``) and log the closing line."""
         self._finished = True
         if not delivered or self._queue.count:
             # In-flight messages of a stopped producer are lost as well.
             count, left = self._queue.clear()
             if count:
-                self._drop(DropReason.CLOSE_TIMEOUT, left, count=count)
+                self._drop(reason, left, count=count)
         self._drops.flush()
         stats = self.stats
         log.info(
@@ -259,36 +357,44 @@ class Emitter(Lifecycle):
         messages = self._admit(events)
         if messages is None:
             return False
+        if not self._bind():  # the emitter's loop runs in another thread: no waiting on it
+            return self._put_nowait(messages)
         self._ensure_started()
-        if self._queue.fits(messages):
-            self._queue.put(messages)
+        if self._queue.try_put(messages):
             return True
         deadline = time.monotonic() + self.config.max_block_ms / 1000
-        while not self._queue.fits(messages):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._closed:
-                reason = DropReason.QUEUE_FULL if not self._closed else DropReason.CLOSED
-                self._drop(reason, messages)
-                return False
-            await self._queue.wait_for_room(remaining)
-        self._queue.put(messages)
-        return True
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    reason = DropReason.QUEUE_FULL if not self._closed else DropReason.CLOSED
+                    self._drop(reason, messages)
+                    return False
+                await self._queue.wait_for_room(remaining)
+                if not self._closed and self._queue.try_put(messages):
+                    return True
+        except asyncio.CancelledError:
+            self._drop(DropReason.CANCELLED, messages)
+            raise
 
     def emit_nowait(self, *events: EventBase) -> bool:
-        """Like :meth:`emit` without any waiting (for sync code and cancellation paths)."""
+        """Like :meth:`emit` without any waiting (for sync code, other threads and
+        cancellation paths)."""
         messages = self._admit(events)
         if messages is None:
             return False
-        if not self._queue.fits(messages):
-            self._drop(DropReason.QUEUE_FULL, messages)
-            return False
-        try:
+        if self._bind():
             self._ensure_started()
-        except RuntimeError:  # no running event loop: nothing could ever send it
+        elif self._loop is None:  # no loop has used the emitter: nothing could send it
             self._drop(DropReason.CLOSED, messages, detail="no running event loop")
             return False
-        self._queue.put(messages)
-        return True
+        return self._put_nowait(messages)
+
+    def _put_nowait(self, messages: Sequence[OutgoingMessage]) -> bool:
+        if self._queue.try_put(messages):
+            return True
+        self._drop(DropReason.QUEUE_FULL, messages)
+        return False
 
     def record_drop(
         self,
@@ -352,26 +458,34 @@ class Emitter(Lifecycle):
 
     # -- sending --------------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, epoch: int) -> None:
+        try:
+            await self._send_queued(epoch)
+        finally:
+            # Cancelled by close(), or by the end of the loop (asyncio.run cancels what is
+            # left): the producer belongs to this loop and can only be stopped on it.
+            if epoch == self._epoch:
+                await self._stop_transport()
+
+    async def _send_queued(self, epoch: int) -> None:
         backoff = Backoff(initial=0.1, maximum=2.0)
         queue = self._queue
+        slice_started = time.monotonic()
         while True:
             item = queue.take()
             if item is None:
                 await queue.wait_for_work()
+                slice_started = time.monotonic()
                 continue
-            queue.in_flight += 1
             try:
                 await self._open_transport()
                 if self._degraded:
                     await self._wait_for_broker()
                 delivery = await self._send(item.message)
             except asyncio.CancelledError:
-                queue.in_flight -= 1
                 queue.requeue(item)
                 raise
             except Exception as exc:
-                queue.in_flight -= 1
                 if self._failed(item, exc):
                     delay = backoff.next_delay()
                     log.warning(
@@ -383,19 +497,26 @@ class Emitter(Lifecycle):
                     await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            delivery.add_done_callback(functools.partial(self._delivered, item))
+            delivery.add_done_callback(functools.partial(self._delivered, epoch, item))
+            # aiokafka's send() does not suspend while a batch has room: without a pause the
+            # whole queue would go out in one loop step, and captures waiting for room (with
+            # max_block_ms to spend) would wait for all of it.
+            if time.monotonic() - slice_started >= _SENDER_SLICE_S:
+                await asyncio.sleep(0)
+                slice_started = time.monotonic()
 
-    def _delivered(self, item: Queued, future: asyncio.Future[Any]) -> None:
-        if self._finished:  # already counted as dropped by close()
+    def _delivered(self, epoch: int, item: Queued, future: asyncio.Future[Any]) -> None:
+        # Finished: already counted as dropped by close(). Another epoch: sent on a loop the
+        # emitter has left, and put back to be sent again.
+        if self._finished or epoch != self._epoch:
             return
-        self._queue.in_flight -= 1
         if future.cancelled():
             self._queue.requeue(item)
             return
         exc = future.exception()
         if exc is None:
-            self._sent += 1
-            self._queue.release(item.message)
+            if self._queue.release(item):
+                self._sent += 1
         else:
             self._failed(item, exc)
 
@@ -406,8 +527,8 @@ class Emitter(Lifecycle):
             self._degraded = True
             self._queue.requeue(item)
             return True
-        self._queue.release(item.message)
-        self._drop(DropReason.REJECTED, [item.message], detail=describe(exc))
+        if self._queue.release(item):
+            self._drop(DropReason.REJECTED, [item.message], detail=describe(exc))
         return False
 
     async def _wait_for_broker(self) -> None:
@@ -457,6 +578,10 @@ class Emitter(Lifecycle):
     async def _stop_transport(self) -> None:
         await self._kafka.stop()
 
+    def _abandon_transport(self) -> None:
+        """Forget the transport of a loop the emitter has left (it cannot be used there)."""
+        self._kafka.abandon()
+
 
 class MemoryEmitter(Emitter):
     """An :class:`Emitter` that keeps messages in :attr:`messages` instead of sending them.
@@ -496,6 +621,11 @@ class MemoryEmitter(Emitter):
 
     async def _stop_transport(self) -> None:
         return None
+
+    def _abandon_transport(self) -> None:
+        self._resumed = asyncio.Event()
+        if not self.paused:
+            self._resumed.set()
 
     def events(self, kind: EventKind | None = None) -> list[dict[str, Any]]:
         """The decoded message values, optionally of one kind."""

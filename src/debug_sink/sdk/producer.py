@@ -7,8 +7,12 @@ tells the emitter the broker is back; which send errors are worth retrying
 (:func:`is_transient`); and the partitioner (:class:`CachedKeyPartitioner`).
 
 Guarantees: :meth:`Producer.open` returns only with a started producer (it waits as long as
-it takes); :meth:`Producer.stop` is idempotent and bounded (5 s); :meth:`Producer.probe`
-never raises. Not guaranteed: anything about delivery -- the emitter's queue owns that.
+it takes), and a cancelled :meth:`~Producer.open` stops the producer it was starting;
+:meth:`Producer.stop` is idempotent and bounded (5 s); :meth:`Producer.probe` never raises.
+An aiokafka producer belongs to the event loop it was started on: the emitter stops it before
+that loop ends, or -- when the loop is gone (a forked child) -- it is abandoned
+(:meth:`~Producer.abandon`).
+Not guaranteed: anything about delivery -- the emitter's queue owns that.
 """
 
 from __future__ import annotations
@@ -76,6 +80,10 @@ class Producer:
                 )
                 await asyncio.sleep(delay)
                 continue
+            except BaseException:  # cancelled while connecting: leave nothing unclosed
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(producer.stop(), _STOP_TIMEOUT)
+                raise
             self._producer = producer
             log.info("emitter_connected", bootstrap_servers=self._bootstrap_servers)
 
@@ -99,6 +107,11 @@ class Producer:
             message.topic, message.value, key=message.key
         )
         return future
+
+    def abandon(self) -> None:
+        """Forget the producer without stopping it: its event loop is gone (it cannot be
+        stopped there), and the next :meth:`open` starts a new one on the running loop."""
+        self._producer = None
 
     async def stop(self) -> None:
         """Stop the producer, if it runs."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from typing import Any
 
@@ -250,3 +251,45 @@ async def consume_ids(
         return seen
     finally:
         await consumer.stop()
+
+
+class TestEventLoops:
+    """A module-level manager (``@debug.traced`` needs it at import) used by two
+    ``asyncio.run`` calls delivers both runs' events; nothing raises into the agent, and
+    no producer of the first loop is left unclosed (warnings are errors here)."""
+
+    @pytest.mark.parametrize("first_run_flushes", [True, False])
+    def test_a_second_asyncio_run_delivers(self, kafka: Any, first_run_flushes: bool) -> None:
+        settings = Settings.model_construct(
+            kafka_bootstrap_servers=kafka.bootstrap_servers, topic_prefix=kafka.topic_prefix
+        )
+
+        def scenario() -> Any:
+            debug = DebugStateManager(settings)
+            corr = uuid.uuid4()
+
+            @debug.traced(agent_name="agent")
+            async def work(correlation_id: uuid.UUID) -> None:
+                return None
+
+            async def first() -> None:
+                await work(corr)  # started, success, completed
+                if first_run_flushes:
+                    assert await debug.flush(20)
+
+            async def second() -> tuple[bool, Any]:
+                await work(corr)
+                flushed = await debug.flush(20)
+                await debug.close(5)
+                return flushed, debug.stats
+
+            asyncio.run(first())
+            return asyncio.run(second())
+
+        out: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: out.update(result=scenario()))
+        thread.start()
+        thread.join(60)
+        flushed, stats = out["result"]
+        assert flushed
+        assert (stats.sent, stats.dropped) == (6, 0), stats

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
+import time
+import typing
 import uuid
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
@@ -13,12 +18,14 @@ from structlog.testing import capture_logs
 
 from debug_sink.errors import ConfigurationError
 from debug_sink.sdk import drops as drop_log_module
-from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter, OutgoingMessage
+from debug_sink.sdk.emitter import EmitterConfig, EmitterStats, MemoryEmitter, OutgoingMessage
 from debug_sink.settings import Settings
 from debug_sink.wire.events import SnapshotEvent, StepEvent
 from tests.sdk_support import completes_without_suspending, returns_while_blocked, watch_transport
 
 SETTINGS = Settings.model_construct(topic_prefix="x.")
+
+T = TypeVar("T")
 
 
 def snapshot(i: int = 0) -> SnapshotEvent:
@@ -208,4 +215,237 @@ class TestRetries:
         assert emitter.stats.dropped_by_reason == {"rejected": 1}
         assert [m.json()["agent_state"]["i"] for m in emitter.messages] == [1]
         assert any(e.get("reason") == "rejected" for e in logs)
+        await emitter.close()
+
+
+def in_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` in a fresh thread (no event loop there, so it may call ``asyncio.run``)."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "hung"
+    if "error" in out:
+        raise out["error"]
+    return typing.cast(T, out["value"])
+
+
+class TestEventLoops:
+    """An emitter kept across event loops (a module-level manager, a second asyncio.run,
+    pytest-asyncio's loop per test) moves to the running loop; what was queued carries over
+    and is delivered there; nothing raises into the caller."""
+
+    @pytest.mark.parametrize("first_run_flushes", [True, False])
+    def test_a_second_asyncio_run_delivers_what_both_runs_queued(
+        self, first_run_flushes: bool
+    ) -> None:
+        emitter = MemoryEmitter(SETTINGS)
+
+        async def first() -> None:
+            emitter.paused = not first_run_flushes
+            await emitter.emit(snapshot(0))
+            if first_run_flushes:
+                assert await emitter.flush(timeout=5)
+
+        async def second() -> tuple[bool, EmitterStats]:
+            await emitter.emit(snapshot(1))
+            emitter.resume()
+            flushed = await emitter.flush(timeout=5)
+            await emitter.close(timeout=1)
+            return flushed, emitter.stats
+
+        def scenario() -> tuple[bool, EmitterStats]:
+            asyncio.run(first())
+            return asyncio.run(second())
+
+        flushed, stats = in_thread(scenario)
+        assert flushed
+        assert sorted(m.json()["agent_state"]["i"] for m in emitter.messages) == [0, 1]
+        assert (stats.sent, stats.dropped, stats.queued, stats.in_flight) == (2, 0, 0, 0)
+
+    def test_messages_in_flight_on_an_ended_loop_are_sent_again(self) -> None:
+        """A send whose acknowledgement never came (its loop ended) is sent again by the
+        next loop: delivered twice at worst, never lost or left counted."""
+
+        class Unacknowledged(MemoryEmitter):
+            async def _send(self, message: OutgoingMessage) -> asyncio.Future[Any]:
+                self.messages.append(message)
+                return asyncio.get_running_loop().create_future()  # never resolved
+
+        emitter = Unacknowledged(SETTINGS)
+
+        async def first() -> None:
+            await emitter.emit(snapshot(0))
+            await asyncio.sleep(0.01)
+            assert emitter.stats.in_flight == 1
+
+        async def second() -> EmitterStats:
+            emitter._send = super(Unacknowledged, emitter)._send  # type: ignore[method-assign]
+            assert await emitter.flush(timeout=5)
+            await emitter.close()
+            return emitter.stats
+
+        def scenario() -> EmitterStats:
+            asyncio.run(first())
+            return asyncio.run(second())
+
+        stats = in_thread(scenario)
+        assert len(emitter.messages) == 2
+        assert (stats.sent, stats.dropped, stats.queued, stats.in_flight) == (1, 0, 0, 0)
+
+
+class TestThreads:
+    """emit_nowait() (sync traced functions) may be called from worker threads."""
+
+    def test_a_capture_from_a_thread_wakes_the_idle_sender(self) -> None:
+        """The loop has nothing else to do; the event goes out anyway."""
+
+        async def agent() -> int:
+            emitter = MemoryEmitter(SETTINGS)
+            await emitter.emit(snapshot(0))
+            assert await emitter.flush(timeout=5)
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[int] = loop.create_future()
+
+            def worker() -> None:
+                emitter.emit_nowait(snapshot(1))
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and len(emitter.messages) < 2:
+                    time.sleep(0.01)
+                loop.call_soon_threadsafe(done.set_result, len(emitter.messages))
+
+            threading.Thread(target=worker).start()
+            delivered = await done
+            await emitter.close()
+            return delivered
+
+        assert in_thread(lambda: asyncio.run(agent())) == 2
+
+    def test_a_capture_from_a_thread_under_asyncio_debug_mode(self) -> None:
+        """asyncio's debug mode (python -X dev) rejects non-thread-safe calls: a capture
+        from a thread must not raise, and close() must still end."""
+
+        async def agent() -> list[str]:
+            emitter = MemoryEmitter(SETTINGS, EmitterConfig(close_timeout=3))
+            await emitter.emit(snapshot(0))
+            assert await emitter.flush(timeout=5)  # the sender now waits for work
+            errors: list[str] = []
+
+            def worker() -> None:
+                try:
+                    emitter.emit_nowait(snapshot(1))
+                except BaseException as exc:
+                    errors.append(repr(exc))
+
+            thread = threading.Thread(target=worker)
+            thread.start()
+            thread.join()
+            await emitter.close()
+            assert emitter.stats.sent == 2, emitter.stats
+            return errors
+
+        assert in_thread(lambda: asyncio.run(agent(), debug=True)) == []
+
+    def test_counters_stay_exact_under_captures_from_many_threads(self) -> None:
+        threads, calls = 4, 2000
+
+        async def agent() -> tuple[EmitterStats, int]:
+            emitter = MemoryEmitter(SETTINGS, EmitterConfig(max_queue_events=1_000_000))
+            await emitter.start()
+            workers = [
+                threading.Thread(
+                    target=lambda: [emitter.emit_nowait(snapshot(i)) for i in range(calls)]
+                )
+                for _ in range(threads)
+            ]
+            for w in workers:
+                w.start()
+            main = 0
+            while any(w.is_alive() for w in workers):
+                main += 1
+                await emitter.emit(snapshot(-main))
+                await asyncio.sleep(0)  # the sender releases while the threads put
+            assert await emitter.flush(timeout=20)
+            await emitter.close()
+            return emitter.stats, main
+
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            stats, main = in_thread(lambda: asyncio.run(agent()))
+        finally:
+            sys.setswitchinterval(previous)
+        assert stats.sent == threads * calls + main, stats
+        assert (stats.queued, stats.queued_bytes, stats.in_flight, stats.dropped) == (0, 0, 0, 0)
+
+
+class TestCancellation:
+    """What a cancellation interrupts is counted (``cancelled``), and it propagates."""
+
+    async def test_a_capture_cancelled_while_waiting_for_room_is_counted(self) -> None:
+        emitter = MemoryEmitter(SETTINGS, EmitterConfig(max_queue_events=1, max_block_ms=60_000))
+        emitter.paused = True
+        assert await emitter.emit(snapshot(0))
+        waiting = asyncio.ensure_future(emitter.emit(snapshot(1)))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert emitter.stats.dropped_by_reason == {"cancelled": 1}
+        await emitter.close(timeout=0)
+        assert emitter.stats.dropped_by_reason == {"cancelled": 1, "close_timeout": 1}
+
+    async def test_a_cancelled_close_stops_the_sender_and_counts_the_queue(self) -> None:
+        """The agent's own shutdown timeout cancels close() while it waits for the broker:
+        the queue is counted as dropped (and logged), the sender stops, the cancellation
+        propagates."""
+        emitter = MemoryEmitter(SETTINGS, EmitterConfig(close_timeout=60))
+        emitter.paused = True
+        for i in range(5):
+            await emitter.emit(snapshot(i))
+        closing = asyncio.ensure_future(emitter.close())
+        await asyncio.sleep(0.01)
+        with capture_logs() as logs:
+            closing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+        sender = emitter._task
+        await asyncio.sleep(0)
+        assert emitter.closed
+        assert sender is None or sender.done()
+        assert emitter.stats.dropped_by_reason == {"cancelled": 5}
+        assert emitter.stats.queued == 0
+        assert any(e.get("reason") == "cancelled" for e in logs)
+
+
+class TestSenderYields:
+    """The sender hands messages to the producer in short slices, so that captures waiting
+    for room (within max_block_ms) run in between, even when the producer's send never
+    suspends (aiokafka's does not while a batch has room)."""
+
+    async def test_other_tasks_run_while_a_long_queue_is_handed_over(self) -> None:
+        class SlowSend(MemoryEmitter):
+            async def _send(self, message: OutgoingMessage) -> asyncio.Future[Any]:
+                until = time.perf_counter() + 0.0001  # 0.1 ms of CPU, no suspension
+                while time.perf_counter() < until:
+                    pass
+                return await super()._send(message)
+
+        emitter = SlowSend(SETTINGS)
+        total = 500  # 50 ms of sending: many slices
+        for i in range(total):
+            emitter.emit_nowait(snapshot(i))
+        seen = []
+        while len(emitter.messages) < total:
+            await asyncio.sleep(0)
+            seen.append(len(emitter.messages))
+        assert any(0 < n < total for n in seen), seen
         await emitter.close()

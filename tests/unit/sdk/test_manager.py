@@ -354,6 +354,33 @@ class TestStepContextManager:
         with pytest.raises(ValueError, match="was not started"):
             await manager.complete_step(uuid.uuid4())
 
+    async def test_a_step_cancelled_while_its_end_waits_for_room_is_counted(self) -> None:
+        """The block ends, then the task is cancelled while the step's success and
+        completion wait for room: every event the step meant to send is sent or counted."""
+        debug = DebugStateManager(
+            emitter=MemoryEmitter(SETTINGS, EmitterConfig(max_queue_events=3, max_block_ms=60_000))
+        )
+        debug.emitter.paused = True  # type: ignore[attr-defined]
+        corr = uuid.uuid4()
+        ended = asyncio.Event()
+
+        async def agent() -> None:
+            async with debug.step(corr, "fetch", agent_name="agent"):  # started: 1
+                await debug.capture_snapshot(corr, "agent", {"i": 1})
+                await debug.capture_snapshot(corr, "agent", {"i": 2})  # the queue is full
+                ended.set()
+
+        task = asyncio.create_task(agent())
+        await ended.wait()
+        await asyncio.sleep(0.01)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert debug.stats.dropped_by_reason == {"cancelled": 2}  # success + completed
+        await debug.close(timeout=0)
+        assert debug.stats.dropped == 5
+
 
 class TestTracedDecorator:
     """traced() makes every call a step, for coroutine and plain functions."""
