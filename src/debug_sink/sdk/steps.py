@@ -10,8 +10,8 @@ numbers the steps and knows the one a call runs inside.
 Guarantees: a step's ``started`` and terminal events share one id; a block or traced call that
 raises is recorded as ``failed`` with its error, and the exception propagates unchanged; a
 cancelled one is recorded without waiting; a step whose end is cancelled while it waits for
-room in the queue has those events counted as dropped (``cancelled``) by the emitter. The rest of the SDK's contract is stated once, in
-:mod:`debug_sink.sdk.manager`.
+room in the queue has those events counted as dropped (``cancelled``) by the emitter. The
+rest of the SDK's contract is stated once, in :mod:`debug_sink.sdk.manager`.
 
 Not guaranteed: anything outside :class:`~debug_sink.sdk.manager.DebugStateManager`, which
 provides what the mixin declares (``_steps``, ``_send``, ``_send_nowait``).
