@@ -111,13 +111,16 @@ class TestInitdb:
         def stop(signum: int, frame: object) -> None:
             raise _Stop
 
-        fake_initdb(tmp_path / "bin", "kill -USR1 $PPID; exec sleep 30")
-        previous = signal.signal(signal.SIGUSR1, stop)
+        # SIGTERM, as dev would get it: held while initdb is forked (stop_signals_held), so
+        # it is delivered once initdb is recorded -- another signal could land inside
+        # Popen, before there is a process to stop.
+        fake_initdb(tmp_path / "bin", "kill -TERM $PPID; exec sleep 30")
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             with pytest.raises(_Stop):
                 pg.start()
         finally:
-            signal.signal(signal.SIGUSR1, previous)
+            signal.signal(signal.SIGTERM, previous)
         assert not (pg.data_dir / "PG_VERSION").exists()
         assert sorted(p.name for p in (tmp_path / "dev").iterdir()) == []
 
