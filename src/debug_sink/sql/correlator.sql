@@ -396,7 +396,7 @@ changes AS MATERIALIZED (
          e.correlation_id, e.error_type, e.agent_name AS error_agent,
          coalesce(e.operation_name, '') AS error_operation, e.occurred_at AS error_at,
          e.execution_step AS error_step, e.recovery_successful AS error_recovered,
-         e.resolved_at AS error_resolved_at,
+         e.resolved_at AS error_resolved_at, e.correlator_marks AS error_marks,
          s.success_type, s.agent_name AS success_agent, s.operation_name AS success_operation,
          s.occurred_at AS success_at, s.execution_step AS success_step,
          coalesce(s.retry_count, 0) AS retry_count,
@@ -418,16 +418,22 @@ changes AS MATERIALIZED (
      AND (cur.success_id IS DISTINCT FROM t.success_id OR cur.source IS DISTINCT FROM t.source)
 ),
 -- Inferred links (with a strategy: the correlator's) whose error now has no candidate.
+-- marks: what the correlator set on the error (correlator_marks, see unmarked).
 dropped AS MATERIALIZED (
-  SELECT c.error_event_id AS error_id, c.success_event_id AS old_success_id,
-         (SELECT o.occurred_at FROM debug_success_events AS o WHERE o.id = c.success_event_id)
-           AS old_success_at
-    FROM correlator_choice AS ch
-    JOIN cur ON cur.error_event_id = ch.error_id AND cur.n = 1
-    JOIN debug_error_success_correlation AS c
-      ON c.error_event_id = cur.error_event_id AND c.success_event_id = cur.success_id
-   WHERE ch.stated_success_id IS NULL AND ch.inferred_success_id IS NULL
-     AND c.link_source = 'inferred' AND c.recovery_strategy IS NOT NULL
+  SELECT x.*,
+         coalesce(x.error_marks, CASE WHEN x.error_resolved_at = x.old_success_at THEN 5 ELSE 0 END)
+           AS marks
+    FROM (SELECT c.error_event_id AS error_id, c.success_event_id AS old_success_id,
+                 (SELECT o.occurred_at FROM debug_success_events AS o
+                   WHERE o.id = c.success_event_id) AS old_success_at,
+                 e.correlator_marks AS error_marks, e.resolved_at AS error_resolved_at
+            FROM correlator_choice AS ch
+            JOIN cur ON cur.error_event_id = ch.error_id AND cur.n = 1
+            JOIN debug_error_success_correlation AS c
+              ON c.error_event_id = cur.error_event_id AND c.success_event_id = cur.success_id
+            JOIN debug_error_events AS e ON e.id = c.error_event_id
+           WHERE ch.stated_success_id IS NULL AND ch.inferred_success_id IS NULL
+             AND c.link_source = 'inferred' AND c.recovery_strategy IS NOT NULL) AS x
 ),
 details AS MATERIALIZED (
   SELECT ch.*,
@@ -479,22 +485,13 @@ unlinked AS (
 -- has no record: then resolved_at equal to the old success's time says both were ours.
 unmarked AS (
   UPDATE debug_error_events AS e
-     SET recovery_successful = CASE
-           WHEN coalesce(e.correlator_marks,
-                         CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) & 1 <> 0
-             THEN NULL
-           WHEN e.correlator_marks & 2 <> 0 THEN FALSE
-           ELSE e.recovery_successful END,
-         resolved_at = CASE
-           WHEN coalesce(e.correlator_marks,
-                         CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) & 4 <> 0
-             THEN NULL
-           ELSE e.resolved_at END,
+     SET recovery_successful = CASE WHEN d.marks & 1 <> 0 THEN NULL
+                                    WHEN d.marks & 2 <> 0 THEN FALSE
+                                    ELSE e.recovery_successful END,
+         resolved_at = CASE WHEN d.marks & 4 <> 0 THEN NULL ELSE e.resolved_at END,
          correlator_marks = NULL
     FROM dropped AS d
-   WHERE e.id = d.error_id
-     AND coalesce(e.correlator_marks,
-                  CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) <> 0
+   WHERE e.id = d.error_id AND d.marks <> 0
   RETURNING e.id
 ),
 -- Same pair, another source (a statement about a link inference had made).
@@ -521,7 +518,9 @@ ins AS (
   RETURNING c.error_event_id, c.success_event_id
 ),
 done AS MATERIALIZED (
-  SELECT d.*
+  SELECT d.*,
+         coalesce(d.error_marks, CASE WHEN d.error_resolved_at = d.old_success_at THEN 5 ELSE 0 END)
+           AS marks
     FROM described AS d
     JOIN (SELECT * FROM ins UNION ALL SELECT * FROM resourced) AS x
       ON x.error_event_id = d.error_id AND x.success_event_id = d.success_id
@@ -532,15 +531,9 @@ done AS MATERIALIZED (
 marked AS (
   UPDATE debug_error_events AS e
      SET recovery_successful = TRUE,
-         resolved_at = CASE
-           WHEN e.resolved_at IS NULL
-                OR coalesce(e.correlator_marks,
-                            CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END)
-                   & 4 <> 0
-             THEN d.success_at
-           ELSE e.resolved_at END,
-         correlator_marks = coalesce(e.correlator_marks,
-                                     CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END)
+         resolved_at = CASE WHEN e.resolved_at IS NULL OR d.marks & 4 <> 0
+                            THEN d.success_at ELSE e.resolved_at END,
+         correlator_marks = d.marks
            | CASE WHEN e.recovery_successful IS NULL THEN 1
                   WHEN NOT e.recovery_successful THEN 2 ELSE 0 END
            | CASE WHEN e.resolved_at IS NULL THEN 4 ELSE 0 END
@@ -549,9 +542,7 @@ marked AS (
      AND (e.recovery_successful IS NOT TRUE
           OR e.resolved_at IS NULL
           OR e.correlator_marks IS NULL
-          OR (coalesce(e.correlator_marks,
-                       CASE WHEN e.resolved_at = d.old_success_at THEN 5 ELSE 0 END) & 4 <> 0
-              AND e.resolved_at IS DISTINCT FROM d.success_at))
+          OR (d.marks & 4 <> 0 AND e.resolved_at IS DISTINCT FROM d.success_at))
   RETURNING e.id,
             d.error_recovered IS NOT TRUE
               OR e.resolved_at IS DISTINCT FROM d.error_resolved_at AS changed

@@ -140,6 +140,13 @@ def _exact_float(text: str) -> Any:
     exponent = int(exact.as_tuple().exponent)  # a finite literal: never "n" or "F"
     if exact.adjusted() >= _NUMERIC_INTEGER_DIGITS or -exponent > _NUMERIC_SCALE:
         raise NumberOutOfRange(f"a number of magnitude 1e{exact.adjusted()}")
+    return _as_numeric(exact)
+
+
+def _as_numeric(exact: Decimal) -> orjson.Fragment:
+    """The number as jsonb's numeric prints it, written by orjson unchanged: the literal's
+    digits and scale, no exponent (1.5e-07 -> 0.00000015, 1e+16 -> 10000000000000000);
+    Decimal's fixed-point format is that text."""
     return orjson.Fragment(format(exact, "f"))
 
 
@@ -171,9 +178,7 @@ def _as_jsonb_prints(value: Any) -> Any:
             return 0.0
         shortest = repr(value)  # the digits orjson writes (both shortest round-trip)
         if "e" in shortest:
-            # jsonb keeps the number's digits and scale: 1.5e-07 -> 0.00000015 (scale 8),
-            # 1e+16 -> 10000000000000000; Decimal's fixed-point format is the same text.
-            return orjson.Fragment(format(Decimal(shortest), "f"))
+            return _as_numeric(Decimal(shortest))
         return value
     if isinstance(value, dict):
         return {k: _as_jsonb_prints(v) for k, v in value.items()}
