@@ -17,7 +17,6 @@ import asyncio
 import dataclasses
 import math
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ import orjson
 from debug_sink.durations import parse_duration
 from debug_sink.errors import ConfigurationError, DebugSinkError
 from debug_sink.logs import configure_logging
+from debug_sink.read.text import escape_controls
 from debug_sink.settings import ENV_PREFIX, Settings, load_settings
 from debug_sink.signals import EXIT_INTERRUPTED
 
@@ -256,17 +256,14 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-#: C0 and C1 control characters (escape sequences, bells, carriage returns) except newline
-#: and tab: text from agents must not move the cursor or recolour an operator's terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def printable(value: Any) -> Any:
-    """``value`` with every string's control characters shown as ``\\xNN`` (dicts, lists,
-    tuples and dataclasses walked). Untrusted text goes through this before it is printed;
-    the consoles print with markup off, so ``[/x]`` in an agent name is just text."""
+    """``value`` with every string's control characters, bidirectional overrides and
+    invisible characters shown escaped (:func:`~debug_sink.read.text.escape_controls`;
+    dicts, lists, tuples and dataclasses walked). Untrusted text goes through this before
+    it is printed; the consoles print with markup off, so ``[/x]`` in an agent name is just
+    text."""
     if isinstance(value, str):
-        return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", value)
+        return escape_controls(value)
     if isinstance(value, Mapping):
         return {printable(k): printable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

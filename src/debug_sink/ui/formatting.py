@@ -11,16 +11,16 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote, urlencode
 from uuid import UUID
 
 import jinja2
 
 from debug_sink.durations import show_ms
+from debug_sink.read.text import escape_controls
 from debug_sink.ui.statediff import json_text
 
 __all__ = [
@@ -36,15 +36,12 @@ __all__ = [
     "when",
 ]
 
-#: C0 and C1 control characters but newline and tab: shown as \xNN, never passed through.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 
 def printable(value: Any) -> str:
-    """``value`` as text with control characters shown as ``\\xNN`` (escaping for HTML is
-    the template's)."""
-    text = "" if value is None else str(value)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    """``value`` as text with control characters, bidirectional overrides and invisible
+    characters shown escaped (:func:`~debug_sink.read.text.escape_controls`; escaping for
+    HTML is the template's)."""
+    return escape_controls("" if value is None else str(value))
 
 
 def _moment(value: Any) -> datetime | None:
