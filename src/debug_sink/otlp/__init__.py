@@ -8,7 +8,9 @@ exactly-once path as its JSON topics; this package is what differs, one module p
 - :mod:`.mapping` -- spans -> the wire-format objects of steps, errors, recoveries, LLM
   calls and snapshots (the README's mapping table), with :mod:`.ids`, the deterministic ids
   that make a replayed or re-exported trace a no-op;
-- :mod:`.records` -- one message -> validated events plus one rejection for the rest.
+- :mod:`.records` -- one message -> validated events plus one rejection for the rest;
+- :mod:`.redact` -- a protobuf message redacted for its dead letter.
 
-Pure and synchronous throughout; the sink's fetcher calls :func:`.records.expand`.
+Pure and synchronous throughout; the sink's fetcher calls :func:`.records.expand`, its
+dead letters :func:`.redact.redact_request`.
 """

@@ -11,8 +11,11 @@ table is in ``sql/deadletters.sql``.
 What a letter keeps of its message (:class:`Letters`):
 
 - the value and key, *redacted* (:class:`~debug_sink.wire.redact.Redactor`: JSON by key and
-  by value, anything else by secret format). The raw bytes of a message that held a secret
-  are not kept anywhere;
+  by value, anything else by secret format; an OTLP topic's protobuf message decoded,
+  redacted and re-encoded: :func:`~debug_sink.otlp.redact.redact_request`). The raw bytes of
+  a message that held a secret are not kept anywhere. A value that cannot be read well
+  enough to redact (broken JSON, binary data) and that names a secret is not kept at all:
+  the letter says so, with the value's size and SHA-256 (``debug-sink.truncated``);
 - at most ``max_bytes`` of value, key and headers together: a larger message is cut, and its
   headers say so (``debug-sink.truncated``: the original size and SHA-256);
 - headers as text that PostgreSQL's jsonb stores: invalid UTF-8 and NUL escaped (``\\xNN``),
@@ -45,6 +48,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLarge
 from debug_sink.db import sqlfiles
 from debug_sink.db.pg import Conn, connection
 from debug_sink.errors import BrokerUnavailable
+from debug_sink.otlp.redact import redact_request
 from debug_sink.sink.batch import Item, Origin
 from debug_sink.wire.redact import REDACTED, Redactor
 from debug_sink.wire.secrets import safe_name
@@ -72,6 +76,11 @@ _MAX_HEADERS: Final = 64
 #: Room kept for the error headers and Kafka's own record and batch framing.
 _ENVELOPE: Final = 4096
 _SHRINK_ATTEMPTS: Final = 6
+#: Added to the reason of a letter whose value is not kept (:meth:`Letters.make`).
+_WITHHELD: Final = (
+    " [the message is not kept: it cannot be read well enough to redact (not JSON, or "
+    "binary) and it names a secret; its size and SHA-256 are in debug-sink.truncated]"
+)
 
 
 def _sql(name: str) -> str:
@@ -100,6 +109,8 @@ class Letters:
 
     redactor: Redactor = field(default_factory=Redactor)
     max_bytes: int = 900_000
+    #: Topics of OTLP messages (their protobuf is redacted decoded).
+    otlp_topics: frozenset[str] = frozenset()
 
     def of_item(self, item: Item, error_class: str, reason: str) -> DeadLetter:
         """The letter of a consumed message."""
@@ -152,8 +163,13 @@ class Letters:
             original = value
             # Redacted whole, then cut: a cut message is no JSON, and its secrets by key
             # would be out of reach of the scan of text.
-            value, _ = redact.redact_bytes(value)
-            if len(value) > room:
+            safe = self._safe_value(origin.topic, value)
+            if safe is None:
+                reason = f"{reason[: _MAX_REASON - len(_WITHHELD)]}{_WITHHELD}"
+                value = b""
+            else:
+                value = safe
+            if safe is None or len(value) > room:
                 truncated = (len(original), hashlib.sha256(original).hexdigest())
                 value = value[:room]
         text, _ = redact.redact_text(reason.replace("\x00", "\\x00")[:_MAX_REASON])
@@ -162,6 +178,14 @@ class Letters:
         return DeadLetter(
             origin, key, value, safe_headers, timestamp_ms, error_class, text, truncated
         )
+
+    def _safe_value(self, topic: str, value: bytes) -> bytes | None:
+        """``value`` redacted, or None when it cannot be made safe to keep."""
+        if topic in self.otlp_topics:
+            redacted = redact_request(value, self.redactor)
+            if redacted is not None:
+                return redacted
+        return self.redactor.redact_payload(value)
 
     def _header(self, key: Any, value: Any) -> tuple[str, bytes | None]:
         name = key if isinstance(key, str) else bytes(key or b"").decode("utf-8", "replace")

@@ -78,7 +78,11 @@ class Backends:
             park_grace=settings.park_grace_seconds,
             publish_dead_letters=publish_dead_letters,
             mirror_offsets=mirror_offsets,
-            letters=Letters(settings.redactor(), settings.dead_letter_max_bytes),
+            letters=Letters(
+                settings.redactor(),
+                settings.dead_letter_max_bytes,
+                frozenset(settings.otlp_topic_encodings),
+            ),
         )
 
     async def producer(self, settings: Settings) -> Any:

@@ -66,6 +66,21 @@ _PAIR_VALUES: Final = ("value", "val", "Value", "Val")
 _PAIR_VALUE_SET: Final = frozenset(_PAIR_VALUES)
 
 _T = TypeVar("_T")
+#: What JSON that cannot be walked parses to, for :meth:`Redactor.redact_payload`.
+_UNWALKABLE: Final = object()
+#: Control characters text does not hold (binary data: protobuf's tags and lengths).
+_BINARY: Final = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+#: Runs of characters between binary data's control bytes and quotes.
+_RUNS: Final = re.compile(r"[^\x00-\x1f\x7f\ufffd\"]{3,}")
+#: Words that secret names are made of (normalised): binary data holding one is not kept.
+_SECRET_WORD: Final = re.compile(
+    r"passw|passphrase|pwd|secret|token|key|auth|cookie|credential|jwt|dsn|connstring|"
+    r"connectionstring|databaseurl|dburl|bearer"
+)
+#: A JSON string literal (group 1, quotes included) and, when it is a key, its colon.
+_LITERAL: Final = re.compile(r'("(?:[^"\\\x00-\x1f]|\\.)*")\s*(:?)\s*')
+#: A count's value (a number, a boolean or null), kept under names ending in "tokens".
+_COUNT: Final = re.compile(r"(?:-?[0-9]|true\b|false\b|null\b)")
 
 
 class Redactor:
@@ -159,12 +174,66 @@ class Redactor:
     def redact_bytes(self, data: bytes) -> tuple[bytes, bool]:
         """A raw message of unknown content: JSON is redacted as JSON (keys and values) and
         written back; anything else is scanned for secret formats as bytes."""
+        parsed = self._walkable_json(data)
+        if parsed is _UNWALKABLE:
+            return self._scrub_bytes(data)
+        return self._redact_json_bytes(data, parsed)
+
+    def redact_payload(self, data: bytes) -> bytes | None:
+        """A whole message as a dead letter keeps it: :meth:`redact_bytes`, or None when it
+        cannot be made safe to keep.
+
+        JSON it can walk is redacted by key and by value. Anything else (broken JSON,
+        protobuf, other binary data) can only be scanned as text -- secret formats and
+        ``"name": value`` pairs -- which does not see a secret named in any other shape: a
+        name/value pair list (OTLP/JSON's ``{"key": "authorization", "value": ...}``), a
+        name written with escapes (``"pass\\u0077ord"``), the length-prefixed strings of
+        binary data. Such a message that names a secret in a way the scan did not redact is
+        not kept.
+        """
+        parsed = self._walkable_json(data)
+        if parsed is not _UNWALKABLE:
+            return self._redact_json_bytes(data, parsed)[0]
+        scrubbed = self._scrubber.scrub_bytes(data)
+        return None if self._names_unredacted_secret(scrubbed) else scrubbed
+
+    def _walkable_json(self, data: bytes) -> Any:
         try:
             parsed = parse_json(data)
         except ValueError:  # not JSON, or a number not even jsonb stores
-            return self._scrub_bytes(data)
-        if nested_deeper_than(parsed, MAX_WALK_DEPTH, data):
-            return self._scrub_bytes(data)
+            return _UNWALKABLE
+        return _UNWALKABLE if nested_deeper_than(parsed, MAX_WALK_DEPTH, data) else parsed
+
+    def _names_unredacted_secret(self, data: bytes) -> bool:
+        """Whether ``data`` (not walkable JSON, scanned already) may name a secret whose
+        value the scan of text left in place (see :meth:`redact_payload`)."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None or _BINARY.search(text):
+            # Binary: no structure to read. Any run of text naming a secret, or holding a
+            # word secret names are made of, is enough.
+            runs = _RUNS.findall(data.decode("utf-8", "replace"))
+            return any(_SECRET_WORD.search(normalise_key(r)) or self.matches(r) for r in runs)
+        for literal in _LITERAL.finditer(text):
+            try:
+                name = orjson.loads(literal[1])
+            except orjson.JSONDecodeError:
+                name = literal[1][1:-1]
+            if type(name) is not str or not self.matches(name):
+                continue
+            if not literal[2]:
+                return True  # a secret's name as a value: a name/value pair, a header list
+            after = text[literal.end() :]
+            if after.startswith(f'"{REDACTED}"'):
+                continue
+            if name in self._counts and _COUNT.match(after):
+                continue
+            return True
+        return False
+
+    def _redact_json_bytes(self, data: bytes, parsed: Any) -> tuple[bytes, bool]:
         redacted, changed = self.redact(parsed, values=True)
         if not changed:
             # Parsing drops what the bytes still hold: a key given twice keeps its last

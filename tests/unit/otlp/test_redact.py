@@ -1,0 +1,76 @@
+"""otlp.redact.redact_request: a protobuf request as its dead letter keeps it -- every
+attribute list and free-text field redacted like JSON, still a request of the same spans."""
+
+from __future__ import annotations
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from debug_sink.otlp.redact import redact_request
+from debug_sink.wire.redact import Redactor
+from tests import otlp_support as o
+
+REDACTOR = Redactor()
+BEARER = "Bearer abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _request() -> bytes:
+    span = o.raw_span(
+        1,
+        name="call sk-ant-api03-abcdefghijklmnopqrstuvwxyz",
+        attributes={"api_key": "Mauve-Otter", "gen_ai.system": "anthropic"},
+    )
+    span.attributes.append(
+        KeyValue(key="gen_ai.usage.input_tokens", value=AnyValue(int_value=1234))
+    )
+    nested = KeyValueList(
+        values=[
+            KeyValue(key="password", value=AnyValue(string_value="Tr0ubadour")),
+            KeyValue(key="user", value=AnyValue(string_value="alice")),
+        ]
+    )
+    span.attributes.append(KeyValue(key="config", value=AnyValue(kvlist_value=nested)))
+    span.attributes.append(KeyValue(key="note", value=AnyValue(string_value=f"sent {BEARER}")))
+    span.status.message = f"401 for {BEARER}"
+    event = Span.Event(name="login")
+    event.attributes.append(KeyValue(key="client_secret", value=AnyValue(string_value="Cob")))
+    span.events.append(event)
+    link = Span.Link(trace_id=bytes(range(1, 17)), span_id=(9).to_bytes(8, "big"))
+    link.attributes.append(KeyValue(key="authorization", value=AnyValue(string_value="Zeb")))
+    span.links.append(link)
+    return o.raw_message(span, o.raw_span(2))
+
+
+def test_redacted_and_still_a_request() -> None:
+    out = redact_request(_request(), REDACTOR)
+    assert out is not None
+    request = ExportTraceServiceRequest.FromString(out)
+    first, second = request.resource_spans[0].scope_spans[0].spans
+    attributes = {kv.key: kv.value for kv in first.attributes}
+    assert attributes["api_key"].string_value == "[REDACTED]"
+    assert attributes["gen_ai.system"].string_value == "anthropic"
+    assert attributes["gen_ai.usage.input_tokens"].int_value == 1234  # a count, kept
+    config = {kv.key: kv.value.string_value for kv in attributes["config"].kvlist_value.values}
+    assert config == {"password": "[REDACTED]", "user": "alice"}
+    assert "abcdefghijklmnopqrstuvwxyz0123456789" not in attributes["note"].string_value
+    assert "abcdefghijklmnopqrstuvwxyz0123456789" not in first.status.message
+    assert "sk-ant-api03" not in first.name
+    assert first.events[0].attributes[0].value.string_value == "[REDACTED]"
+    assert first.links[0].attributes[0].value.string_value == "[REDACTED]"
+    assert second.name == "step 2"
+    assert b"Mauve-Otter" not in out
+    assert b"Tr0ubadour" not in out
+
+
+def test_unknown_fields_are_dropped() -> None:
+    """Bytes the schema does not know cannot be redacted: they are not kept."""
+    unknown = b"\xfa\x07\x13password=Tr0ubadour"  # field 127, length-delimited
+    out = redact_request(_request() + unknown, REDACTOR)
+    assert out is not None
+    assert b"Tr0ubadour" not in out
+
+
+def test_not_a_protobuf_request() -> None:
+    assert redact_request(b'{"resourceSpans": []}', REDACTOR) is None
+    assert redact_request(b"\xff\xff\xff\xff", REDACTOR) is None
