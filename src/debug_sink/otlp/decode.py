@@ -235,7 +235,9 @@ def decode_request(
             return Rejected(
                 ErrorClass.NOT_OTLP,
                 f"not an OTLP ExportTraceServiceRequest (otlp_proto): the {len(value)} bytes "
-                "are not valid protobuf of that message (corrupt, truncated or another format)",
+                "are not valid protobuf of that message (corrupt, truncated or another "
+                "format; or a string in it is not UTF-8, or it nests values deeper than the "
+                "protobuf parser's 100 levels)",
             )
     else:
         rejected = _parse_json(value, request)
@@ -257,14 +259,67 @@ def _parse_json(value: bytes, request: ExportTraceServiceRequest) -> Rejected | 
         return Rejected(ErrorClass.NOT_OTLP, "not OTLP/JSON: the message is not a JSON object")
     try:
         _ids_to_base64(obj)
+        _cut_deep_values(obj)
         json_format.ParseDict(obj, request, ignore_unknown_fields=True)
     except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        # ParseError quotes the offending value: keep the path, never the value.
-        reason = _QUOTED.sub("<value>", str(exc).replace("\n", " "))[:_MAX_REASON]
+        # ParseError quotes the offending value: keep the path, never the value. It nests
+        # "Failed to parse X field: " per level, with the cause at the end: keep both ends.
+        reason = _QUOTED.sub("<value>", str(exc).replace("\n", " "))
+        if len(reason) > _MAX_REASON:
+            half = _MAX_REASON // 2
+            reason = f"{reason[:half]} … {reason[-half:]}"
         return Rejected(
             ErrorClass.NOT_OTLP, f"not an OTLP/JSON ExportTraceServiceRequest: {reason}"
         )
     return None
+
+
+#: AnyValue levels kept before protobuf's JSON parser sees the request: it refuses a message
+#: nested past 100 levels (about three per AnyValue level), which would lose every span of
+#: the request for one attribute. The reader cuts deeper at ``Limits.max_depth`` anyway.
+_MAX_JSON_VALUE_DEPTH: Final = 20
+_TOO_DEEP: Final = "…[nested too deep]"
+
+
+def _cut_deep_values(obj: dict[str, Any]) -> None:
+    """Attribute values nested deeper than :data:`_MAX_JSON_VALUE_DEPTH`, replaced in place
+    by a string saying so (the rest of the span, and the other spans, are kept)."""
+    for resource in _list(obj, "resourceSpans", "resource_spans"):
+        _cut_attributes(resource.get("resource"))
+        for scope in _list(resource, "scopeSpans", "scope_spans"):
+            _cut_attributes(scope.get("scope"))
+            for span in _list(scope, "spans"):
+                _cut_attributes(span)
+                for item in (*_list(span, "events"), *_list(span, "links")):
+                    _cut_attributes(item)
+
+
+def _cut_attributes(owner: Any) -> None:
+    for kv in _list(owner, "attributes"):
+        if type(kv) is dict:
+            _cut_value(kv, "value", 0)
+
+
+def _cut_value(parent: dict[str, Any], name: str, depth: int) -> None:
+    value = parent.get(name)
+    if type(value) is not dict:
+        return
+    for kind in ("arrayValue", "array_value", "kvlistValue", "kvlist_value"):
+        inner = value.get(kind)
+        if type(inner) is not dict:
+            continue
+        if depth >= _MAX_JSON_VALUE_DEPTH:
+            parent[name] = {"stringValue": _TOO_DEEP}
+            return
+        for item in _list(inner, "values"):
+            if type(item) is dict and kind.startswith("kvlist"):
+                _cut_value(item, "value", depth + 1)
+            elif type(item) is dict:
+                holder = {"value": item}
+                _cut_value(holder, "value", depth + 1)
+                if holder["value"] is not item:
+                    item.clear()
+                    item.update(holder["value"])
 
 
 _ID_KEYS: Final = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
