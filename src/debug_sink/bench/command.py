@@ -46,6 +46,7 @@ def _bench(args: argparse.Namespace) -> int:
         workload=args.workload,
         repeats=args.repeats,
         prefill=args.prefill,
+        wal_segments=args.wal_segments,
     )
     console = Console(stderr=True)
     results = asyncio.run(run_bench(config, console=console, keep=args.keep))
@@ -89,6 +90,13 @@ def register_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="EVENTS",
         help="events already in the tables of the realistic workload "
         "(default 5000000; --quick 500000)",
+    )
+    parser.add_argument(
+        "--wal-segments",
+        type=int,
+        metavar="N",
+        help="WAL segments the bench server prepares before measuring, recycled as on a "
+        "server that has run for a while (default 32; 0 = a new server's cold WAL)",
     )
     parser.add_argument(
         "--json",

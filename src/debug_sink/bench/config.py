@@ -46,6 +46,10 @@ PG_SETTINGS: Final[dict[str, str]] = {
 }
 
 
+#: WAL segments the bench server prepares before measuring (``--wal-segments``).
+DEFAULT_WAL_SEGMENTS: Final = 32
+
+
 @dataclass(frozen=True, slots=True)
 class BenchConfig:
     """What to measure and how much. :meth:`make` gives the full or the ``--quick`` sizes.
@@ -78,6 +82,9 @@ class BenchConfig:
     sdk_calls: int = 20_000
     rss_timeout: float = 1500.0
     latency_wait: float = 300.0
+    #: WAL segments the server prepares before measuring (:meth:`Harness.warm_wal`); 0 =
+    #: the cold WAL of a new server, which zero-fills a 16 MB file every ~11,000 events.
+    wal_segments: int = DEFAULT_WAL_SEGMENTS
     seed: int = 1
     #: The consumers' group session timeout: failure detection only, but Tansu holds a group
     #: join for about half of it (with the sink's default 30 s, 15 s per drain).
@@ -97,6 +104,7 @@ class BenchConfig:
         workload: str = "realistic",
         repeats: int | None = None,
         prefill: int | None = None,
+        wal_segments: int | None = None,
     ) -> BenchConfig:
         chosen = tuple(s for s in SECTIONS if only is None or s in set(only))
         unknown = set(only or ()) - set(SECTIONS)
@@ -106,6 +114,9 @@ class BenchConfig:
             raise ValueError(f"unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}")
         if repeats is not None and repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
+        if wal_segments is not None and not 0 <= wal_segments <= 256:
+            raise ValueError(f"wal segments must be between 0 and 256, got {wal_segments}")
+        wal = DEFAULT_WAL_SEGMENTS if wal_segments is None else wal_segments
         if quick:
             n = events or 40_000
             return cls(
@@ -125,6 +136,7 @@ class BenchConfig:
                 sections=chosen,
                 workload=workload,
                 repeats=repeats or 3,
+                wal_segments=wal,
             )
         n = events or 200_000
         return cls(
@@ -134,6 +146,7 @@ class BenchConfig:
             sections=chosen,
             workload=workload,
             repeats=repeats or 3,
+            wal_segments=wal,
         )
 
 

@@ -147,6 +147,24 @@ class Harness:
     def bootstrap(self) -> str:
         return str(self.kafka.bootstrap_servers)
 
+    async def warm_wal(self, segments: int) -> int:
+        """Bring the server's WAL to a steady state; returns the WAL files ready.
+
+        A new server has one WAL segment and zero-fills a new 16 MB file each time one is
+        full (about every 11,000 events here): a write in ~84 then took 3x the median, which
+        a server that has run for a while does not see -- at each checkpoint it renames old
+        segments for reuse. Switching ``segments`` times and checkpointing leaves that many
+        recycled segments ahead (each switch needs a WAL record since the last one: a
+        logical message, no table).
+        """
+        async with connection(self.postgres.dsn) as conn:
+            for _ in range(segments):
+                await conn.execute("SELECT pg_logical_emit_message(false, 'debug-sink-bench', '')")
+                await conn.execute("SELECT pg_switch_wal()")
+            if segments:
+                await conn.execute("CHECKPOINT")
+            return int(await conn.fetchval("SELECT count(*) FROM pg_ls_waldir()"))
+
     async def postgres_info(self) -> dict[str, Any]:
         """The server's version and the settings that shape the figures."""
         async with connection(self.postgres.dsn) as conn:

@@ -60,7 +60,10 @@ async def run_bench(
         with progress:
             with h.step("start PostgreSQL and Tansu"):
                 await asyncio.to_thread(h.start_services)
+            with h.step(f"prepare {config.wal_segments} WAL segments"):
+                wal_files = await h.warm_wal(config.wal_segments)
             results["postgres"] = await h.postgres_info()
+            results["postgres"]["wal_files_at_start"] = wal_files
             for section in config.sections:
                 t = time.perf_counter()
                 load_before = load_average()

@@ -27,6 +27,8 @@ class TestCommandLine:
             ["bench", "--workload", "simple", "--repeats", "5", "--prefill", "1000"]
         )
         assert (args.workload, args.repeats, args.prefill) == ("simple", 5, 1000)
+        assert args.wal_segments is None
+        assert parser.parse_args(["bench", "--wal-segments", "0"]).wal_segments == 0
         with pytest.raises(SystemExit):
             parser.parse_args(["bench", "--workload", "bogus"])
         with pytest.raises(SystemExit):

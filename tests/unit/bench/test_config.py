@@ -45,3 +45,12 @@ class TestConfiguration:
             config.BenchConfig.make(workload="best")
         with pytest.raises(ValueError, match="repeats"):
             config.BenchConfig.make(repeats=0)
+
+    def test_wal_segments(self) -> None:
+        """32 WAL segments prepared by default, full and quick; 0 (a cold server) allowed;
+        negative or absurd counts refused."""
+        assert config.BenchConfig.make().wal_segments == 32
+        assert config.BenchConfig.make(quick=True, wal_segments=0).wal_segments == 0
+        for bad in (-1, 257):
+            with pytest.raises(ValueError, match="wal segments"):
+                config.BenchConfig.make(wal_segments=bad)
