@@ -135,6 +135,9 @@ _OWN_PATTERNS: Final[tuple[str, ...]] = (
     # The 40-character secret that follows an AWS access key id in the same text.
     r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}[^A-Za-z0-9/+]{1,30}"
     r"(?:[A-Za-z_ ]{0,40}[=:]\s*['\"]?)?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+    # The password of a URL whose user name is empty (redis://:password@host); with a user
+    # name, detect-secrets' BasicAuthDetector has it.
+    r"://:([^\s:/?#@\"'\\]+)@",
     # HTTP credentials: the value after the scheme word (with a digit or a symbol in it, so
     # that "Basic information" is prose, "Bearer 4f9a..." a credential).
     r"(?i:\b(?:bearer|basic|digest)\s+((?=[A-Za-z._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}))",
@@ -153,8 +156,11 @@ _OWN_PATTERNS: Final[tuple[str, ...]] = (
 #: not part of the match, so that the search goes on inside it: in ``login failed:
 #: password=x`` the pair after the label is found too.
 _PAIR_NAME: Final = re.compile(
-    r"""(?<![\w-])(["']?)([A-Za-z_][\w.-]{0,60}?)\1\s*(?:=|:(?!//))\s*"""
+    r"""(?<![\w-])(?:(-{1,2})(?=[A-Za-z_]))?(["']?)([A-Za-z_][\w.-]{0,60}?)\2"""
+    r"""(?:\s*(?:=|:(?!//))\s*|(?<=[\w.-])(?(1)[ \t]+(?=[^\s-])|(?!)))"""
 )
+#: Group 1: a command-line flag's dashes (``--password=x``, ``--token x``: a flag's value
+#: may follow a space); group 3: the name; ``=`` or ``:`` (not a URL's ``://``) after it.
 #: A value that is not quoted or bracketed: up to the next separator.
 _BARE_VALUE: Final = re.compile(r"""[^\s"',;&}\]]+""")
 
@@ -176,7 +182,7 @@ PREFILTER: Final = (
     r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}"
     r"|(?i:aws).{0,20}?(?i:key|pwd|pw|pass|token)"
     r"|AccountKey="
-    rf"|:{_SLASH}{_SLASH}[^\s:/@\"\\]+:[^\s@/\"]+@"
+    rf"|:{_SLASH}{_SLASH}[^\s:/@\"\\]*:[^\s@/\"]+@"
     r"|[MNO][\w-]{23,25}\.[\w-]{6}\.[\w-]{27}"
     r"|gh[pousr]_[A-Za-z0-9_]{20,}|github_pat_"
     r"|gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-|GR1348941"
@@ -202,6 +208,9 @@ PREFILTER: Final = (
     rf"auth(?:[^oe\W][\w.-]{{0,15}}|[oe](?:[^rn\W][\w.-]{{0,14}})?)?|pwd|tokens?|"
     rf"keys?(?:[_.-]?id)?|dsn|string)(?:\\\"{_WS}*[=:,]|'?{_WS}*[=:]))"
     rf"|(?i:\bpass(?:\\\"|')?{_WS}*[=:])"
+    # A command-line flag with a secret's name and its value after a space (--token abc).
+    rf"|(?i:-(?:passw|passphrase|secret|cookie|credential|jwt|authori[sz]ation|auth|pwd|pass|"
+    rf"tokens?|(?:api|access|secret|private|client)[_-]?keys?)[\w.-]{{0,16}}{_WS})"
     # ASCII letters written as \u escapes: rare in honest JSON, a way around this pass.
     r"|\\u00[2-7][0-9A-Fa-f]"
     # Invisible characters and full-width Latin letters, raw or escaped: how a key hides
@@ -300,7 +309,9 @@ class SecretScrubber:
         for pattern, by_group in self._patterns:
             if pattern.search(result) is not None:
                 result = pattern.sub(_replace if by_group else _replace_all, result)
-        if ("=" in result or ":" in result) and _PAIR_NAME.search(result) is not None:
+        if ("=" in result or ":" in result or "-" in result) and _PAIR_NAME.search(
+            result
+        ) is not None:
             result = _scrub_pairs(result)
         return text if result == text else result
 
@@ -317,7 +328,7 @@ def _scrub_pairs(text: str) -> str:
     out: list[str] = []
     last = 0
     for match in _PAIR_NAME.finditer(text):
-        if match.start() < last or not is_secret_key(match.group(2)):
+        if match.start() < last or not is_secret_key(match.group(3)):
             continue  # inside a value replaced already, or not a secret's name
         start = match.end()
         end, replacement = _pair_value(text, start)

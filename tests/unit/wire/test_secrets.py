@@ -210,6 +210,32 @@ class TestPairs:
         assert scrubbed == expected
         assert SecretScrubber().scrub(scrubbed) == scrubbed  # idempotent
 
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("mysql --password=Hunter2xyz -h db", "mysql --password=[REDACTED] -h db"),
+            ("curl --token=abc123def -s", "curl --token=[REDACTED] -s"),
+            ("tool --api-key=KEY123 go", "tool --api-key=[REDACTED] go"),
+            ("tool --api-key KEY123 go", "tool --api-key [REDACTED] go"),
+            ("gh auth login -token abc123xyz", "gh auth login -token [REDACTED]"),
+            (
+                "redis-cli -u redis://:pw12345@cache:6379/0",
+                "redis-cli -u redis://:[REDACTED]@cache:6379/0",
+            ),
+        ],
+    )
+    def test_command_line_flags_and_urls(self, text: str, expected: str) -> None:
+        """A command line names its secrets as flags (README: Bash commands are redacted), a
+        URL may hold a password without a user name."""
+        scrubber = SecretScrubber()
+        assert scrubber.may_contain(text)
+        assert scrubber.may_contain(orjson.dumps({"command": text}))
+        assert scrubber.scrub(text) == expected
+
+    def test_flags_of_other_names_are_kept(self) -> None:
+        text = "pytest --count 3 --maxfail=2 -k token_tests"
+        assert SecretScrubber().scrub(text) is text
+
     def test_pairs_of_other_names_are_kept(self) -> None:
         text = "retry: attempt=3 of max_attempts=5, url=https://x.example/a?b=c"
         assert SecretScrubber().scrub(text) is text
