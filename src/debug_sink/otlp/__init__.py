@@ -4,7 +4,8 @@ The OpenTelemetry Collector's Kafka exporter writes one ``ExportTraceServiceRequ
 message (``otlp_proto`` or ``otlp_json``). The sink reads such topics through the same
 exactly-once path as its JSON topics; this package is what differs, one module per step:
 
-- :mod:`.decode` -- bytes -> bounded, flattened spans (or why the message is unreadable);
+- :mod:`.decode` -- bytes -> bounded, flattened spans (or why the message is unreadable),
+  with :mod:`.protowire`, the repair of a protobuf request the parser refuses whole;
 - :mod:`.mapping` -- spans -> the wire-format objects of steps, errors, recoveries, LLM
   calls and snapshots (the README's mapping table), with :mod:`.ids`, the deterministic ids
   that make a replayed or re-exported trace a no-op;

@@ -15,7 +15,10 @@ position), strings are cut at ``max_value_chars`` with a ``…[truncated N chars
 at all: their size is checked as a state), nested arrays and maps at ``max_items`` entries and
 ``max_depth`` levels, events at ``max_events``. What was left out is counted in the span's
 ``dropped_attributes`` / ``dropped_events``. NUL characters (PostgreSQL cannot store them)
-become U+FFFD.
+become U+FFFD. Before parsing, values nested past 20 levels are cut (protobuf's parsers
+refuse a request nested past 100 levels): in OTLP/JSON always; in protobuf, when the parser
+refused the request, by :mod:`debug_sink.otlp.protowire`, which also replaces what is not
+UTF-8 (another cause of refusal) and parses once more.
 
 Pure and synchronous, no I/O; never raises for bad input. Not checked here: whether ids and
 times make sense (:mod:`debug_sink.otlp.mapping` rejects such spans one by one).
@@ -37,7 +40,9 @@ import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from debug_sink.otlp import protowire
 from debug_sink.wire.validation import Rejected
 
 __all__ = [
@@ -229,15 +234,13 @@ def decode_request(
         encoding = Encoding.JSON if value.lstrip()[:1] == b"{" else Encoding.PROTO
     request = ExportTraceServiceRequest()
     if encoding is Encoding.PROTO:
-        try:
-            request.ParseFromString(value)
-        except DecodeError:
+        if not _parse_proto(value, request):
             return Rejected(
                 ErrorClass.NOT_OTLP,
                 f"not an OTLP ExportTraceServiceRequest (otlp_proto): the {len(value)} bytes "
                 "are not valid protobuf of that message (corrupt, truncated or another "
-                "format; or a string in it is not UTF-8, or it nests values deeper than the "
-                "protobuf parser's 100 levels)",
+                "format), even with its strings made UTF-8 and its values nested past "
+                f"{_MAX_VALUE_DEPTH} levels cut",
             )
     else:
         rejected = _parse_json(value, request)
@@ -274,15 +277,43 @@ def _parse_json(value: bytes, request: ExportTraceServiceRequest) -> Rejected | 
     return None
 
 
-#: AnyValue levels kept before protobuf's JSON parser sees the request: it refuses a message
+#: AnyValue levels kept before protobuf's parsers see the request: they refuse a message
 #: nested past 100 levels (about three per AnyValue level), which would lose every span of
 #: the request for one attribute. The reader cuts deeper at ``Limits.max_depth`` anyway.
-_MAX_JSON_VALUE_DEPTH: Final = 20
+_MAX_VALUE_DEPTH: Final = 20
 _TOO_DEEP: Final = "…[nested too deep]"
+_TOO_DEEP_VALUE: Final = AnyValue(string_value=_TOO_DEEP).SerializeToString()
+
+
+def _parse_proto(value: bytes, request: ExportTraceServiceRequest) -> bool:
+    """Parse ``value`` into ``request``; whether it is one. The parser refuses a request
+    whole for a string that is not UTF-8 or values nested past its 100 levels: then the
+    bytes are repaired (:func:`debug_sink.otlp.protowire.repair`: U+FFFD, values past
+    :data:`_MAX_VALUE_DEPTH` levels cut, like the JSON path's) and parsed once more."""
+    try:
+        request.ParseFromString(value)
+    except DecodeError:
+        pass
+    else:
+        return True
+    repaired = protowire.repair(
+        value,
+        ExportTraceServiceRequest.DESCRIPTOR,
+        deep=AnyValue.DESCRIPTOR,
+        max_depth=_MAX_VALUE_DEPTH,
+        placeholder=_TOO_DEEP_VALUE,
+    )
+    if repaired is None or repaired is value:
+        return False  # malformed, or nothing to repair: it would be refused again
+    try:
+        request.ParseFromString(repaired)
+    except DecodeError:
+        return False
+    return True
 
 
 def _cut_deep_values(obj: dict[str, Any]) -> None:
-    """Attribute values nested deeper than :data:`_MAX_JSON_VALUE_DEPTH`, replaced in place
+    """Attribute values nested deeper than :data:`_MAX_VALUE_DEPTH`, replaced in place
     by a string saying so (the rest of the span, and the other spans, are kept)."""
     for resource in _list(obj, "resourceSpans", "resource_spans"):
         _cut_attributes(resource.get("resource"))
@@ -308,7 +339,7 @@ def _cut_value(parent: dict[str, Any], name: str, depth: int) -> None:
         inner = value.get(kind)
         if type(inner) is not dict:
             continue
-        if depth >= _MAX_JSON_VALUE_DEPTH:
+        if depth >= _MAX_VALUE_DEPTH:
             parent[name] = {"stringValue": _TOO_DEEP}
             return
         for item in _list(inner, "values"):
