@@ -241,11 +241,12 @@ def _messages() -> list[bytes]:
             pspan(M_DEEP_PROTO, 3).SerializeToString(),
         )
     )
-    # 4: protobuf, the middle span's name is not UTF-8
+    # 4: protobuf, the middle span's name is not UTF-8 (a byte replaced by one: the length
+    # prefixes still hold)
     marked = o.raw_message(
-        pspan(M_BAD_UTF8, 1), pspan(M_BAD_UTF8, 2, name="MARKER-NAME"), pspan(M_BAD_UTF8, 3)
+        pspan(M_BAD_UTF8, 1), pspan(M_BAD_UTF8, 2, name="step 2 (X)"), pspan(M_BAD_UTF8, 3)
     )
-    messages.append(marked.replace(b"MARKER-NAME", b"MARKER\xff\xfeNAME"))
+    messages.append(marked.replace(b"step 2 (X)", b"step 2 (\xff)"))
     # 5: OTLP/JSON: hex ids, base64 ids, and six spans that cannot be mapped, a repeated span
     n = M_MIXED
     mixed = jmessage(
@@ -472,20 +473,26 @@ class TestOneBadSpanKeepsItsNeighbours:
         assert cut[0] == 1
 
     async def test_protobuf_deep_attribute(self, run: dict[str, Any]) -> None:
-        """The same in protobuf (README: a known limit): the parser refuses the whole
-        request, which is one `not_otlp` letter whose reason names the nesting."""
-        assert await _steps(run["dsn"], M_DEEP_PROTO) == []
-        (letter,) = await _letters(run["dsn"], M_DEEP_PROTO)
-        assert letter["error_class"] == "not_otlp"
-        assert "nests values deeper than the protobuf parser's 100 levels" in letter["reason"]
+        """The same in protobuf (past upb's 100 message levels, which refuses the request
+        whole): the bytes are repaired -- the value cut at 20 levels, like the JSON path --
+        and read; every span lands, no dead letter."""
+        assert await _steps(run["dsn"], M_DEEP_PROTO) == ["step 1", "step 2", "step 3"]
+        assert await _letters(run["dsn"], M_DEEP_PROTO) == []
+        (cut,) = await _fetch(
+            run["dsn"],
+            "SELECT count(*) FROM debug_workflow_steps t WHERE correlation_id = $1 "
+            "AND operation_name = 'step 2' AND t::text LIKE '%nested too deep%'",
+            corr(M_DEEP_PROTO),
+        )
+        assert cut[0] == 1
 
     async def test_protobuf_invalid_utf8_in_one_span_name(self, run: dict[str, Any]) -> None:
-        """Protobuf, the middle span's name is not UTF-8 (proto3 requires it): the request is
-        refused whole, and the reason says that this is one of the causes."""
-        assert await _steps(run["dsn"], M_BAD_UTF8) == []
-        (letter,) = await _letters(run["dsn"], M_BAD_UTF8)
-        assert letter["error_class"] == "not_otlp"
-        assert "a string in it is not UTF-8" in letter["reason"]
+        """Protobuf, the middle span's name is not UTF-8 (proto3 requires it; upb refuses the
+        request whole): the bytes are repaired and read, the name with U+FFFD for the bad
+        byte; every span lands, no dead letter."""
+        steps = await _steps(run["dsn"], M_BAD_UTF8)
+        assert steps == ["step 1", "step 2 (\ufffd)", "step 3"]
+        assert await _letters(run["dsn"], M_BAD_UTF8) == []
 
 
 class TestMixedMessages:
