@@ -52,6 +52,7 @@ __all__ = [
     "Span",
     "SpanEvent",
     "decode_request",
+    "parse_proto",
 ]
 
 _HAS_IS_REMOTE: Final = 0x100
@@ -234,7 +235,7 @@ def decode_request(
         encoding = Encoding.JSON if value.lstrip()[:1] == b"{" else Encoding.PROTO
     request = ExportTraceServiceRequest()
     if encoding is Encoding.PROTO:
-        if not _parse_proto(value, request):
+        if not parse_proto(value, request):
             return Rejected(
                 ErrorClass.NOT_OTLP,
                 f"not an OTLP ExportTraceServiceRequest (otlp_proto): the {len(value)} bytes "
@@ -285,7 +286,7 @@ _TOO_DEEP: Final = "…[nested too deep]"
 _TOO_DEEP_VALUE: Final = AnyValue(string_value=_TOO_DEEP).SerializeToString()
 
 
-def _parse_proto(value: bytes, request: ExportTraceServiceRequest) -> bool:
+def parse_proto(value: bytes, request: ExportTraceServiceRequest) -> bool:
     """Parse ``value`` into ``request``; whether it is one. The parser refuses a request
     whole for a string that is not UTF-8 or values nested past its 100 levels: then the
     bytes are repaired (:func:`debug_sink.otlp.protowire.repair`: U+FFFD, values past

@@ -11,7 +11,9 @@ every other string a person writes (span and event names, status messages, trace
 
 Guarantees: the result is a valid ``ExportTraceServiceRequest`` of the same spans; fields the
 schema does not know are dropped (they cannot be redacted: nothing says what they hold);
-None when the bytes are not such a request (the caller falls back to
+None when the bytes are not such a request, even repaired as the sink reads it (its strings
+made UTF-8, values nested too deep cut: :func:`~debug_sink.otlp.decode.parse_proto`; the
+caller falls back to
 :meth:`~debug_sink.wire.redact.Redactor.redact_payload`). An attribute whose value was
 changed inside an array or map is written back from its JSON form (a ``bytes`` value in it
 becomes its base64 string).
@@ -24,9 +26,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from debug_sink.otlp.decode import parse_proto
 from debug_sink.wire.redact import Redactor
 
 __all__ = ["redact_request"]
@@ -37,9 +39,7 @@ def redact_request(value: bytes, redactor: Redactor) -> bytes | None:
     if value.lstrip()[:1] == b"{":
         return None  # OTLP/JSON: redacted as JSON
     request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(value)
-    except DecodeError:
+    if not parse_proto(value, request):
         return None
     request.DiscardUnknownFields()
     text = _Text(redactor)

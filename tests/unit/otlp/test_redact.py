@@ -3,6 +3,8 @@ attribute list and free-text field redacted like JSON, still a request of the sa
 
 from __future__ import annotations
 
+import pytest
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -74,3 +76,17 @@ def test_unknown_fields_are_dropped() -> None:
 def test_not_a_protobuf_request() -> None:
     assert redact_request(b'{"resourceSpans": []}', REDACTOR) is None
     assert redact_request(b"\xff\xff\xff\xff", REDACTOR) is None
+
+
+def test_a_request_the_parser_refuses_is_repaired_as_the_sink_reads_it() -> None:
+    """A span name that is not UTF-8 makes protobuf refuse the whole request; the sink reads
+    it repaired, so its letter is the repaired request, redacted -- not withheld."""
+    span = o.raw_span(1, name="step (X)", attributes={"api_key": "Mauve-Otter"})
+    raw = o.raw_message(span, o.raw_span(2)).replace(b"step (X)", b"step (\xff)")
+    with pytest.raises(DecodeError):
+        ExportTraceServiceRequest.FromString(raw)
+    out = redact_request(raw, REDACTOR)
+    assert out is not None
+    first, _ = ExportTraceServiceRequest.FromString(out).resource_spans[0].scope_spans[0].spans
+    assert first.name == "step (\ufffd)"
+    assert first.attributes[0].value.string_value == "[REDACTED]"
