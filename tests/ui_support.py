@@ -8,13 +8,18 @@ fixed seed makes the workflows the same on every run; their times end "now".
 
 :func:`running_view` starts the web view in this process on a free loopback port, as
 ``debug-sink ui`` does, reading as the least-privileged reader role.
+
+:func:`metrics_server` stands in for a sink's ``/metrics`` that answers however a test says
+(not HTTP, cut short, a byte at a time...).
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -123,3 +128,44 @@ async def store_injection(dsn: str) -> uuid.UUID:
     assert isinstance(emitter, MemoryEmitter)
     await write_direct(settings_for(dsn), emitter.messages)
     return corr
+
+
+@contextlib.contextmanager
+def metrics_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on a free loopback port that reads each connection's request and runs
+    ``answer`` on the connection, in a thread of its own; the URL of its ``/metrics``.
+    (Threads, not the test's event loop: an answer that sleeps must not hold the view.)"""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                continue
+            threading.Thread(target=_answer, args=(answer, client), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/metrics"
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def _answer(answer: Callable[[socket.socket], None], client: socket.socket) -> None:
+    with contextlib.suppress(OSError), client:
+        client.settimeout(30)
+        client.recv(65536)
+        answer(client)
+
+
+def answer_with(head: bytes, body: bytes = b"") -> Callable[[socket.socket], None]:
+    """An answer of these bytes (a status line and headers, then a body), then closed."""
+    return lambda client: client.sendall(head + body)

@@ -5,16 +5,20 @@ name that has several, as a compose service with replicas does -- and keeps the 
 reading of each, so that counters become rates) and the pure parts: :func:`parse` (the
 Prometheus text format into the few figures the page shows, per sink) and :func:`rates`.
 
-Guarantees: a sink that does not answer is shown as down with the reason, never an error of
-the page; a reading is at most ``timeout`` seconds old when the page renders; the URLs come
-from the settings only, never from a request. Not guaranteed: rates on the first reading of
-a sink (there is nothing to subtract yet: the page says so, and has them on its next
-refresh).
+Guarantees: a sink whose ``/metrics`` fails in any way (refused, not HTTP, not the
+Prometheus format, cut short, too large) is shown as down with a short reason, never an
+error of the page, and the page shows the other sinks; the page and the reasons never show
+a URL's user name, password or query; a reading is at most ``timeout`` seconds old when the
+page renders; the URLs come from the settings only, never from a request. Not guaranteed:
+rates on the first reading of a sink (there is nothing to subtract yet: the page says so,
+and has them on its next refresh).
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import os
 import socket
 import time
 import urllib.error
@@ -26,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Reading", "Scraper", "SinkFigures", "parse", "rates"]
+__all__ = ["Reading", "Scraper", "SinkFigures", "parse", "rates", "shown"]
 
 #: Counters the page turns into rates: name in the exposition -> the page's key.
 _RATES: Final = {
@@ -134,9 +138,9 @@ def rates(before: SinkFigures, after: SinkFigures, seconds: float) -> dict[str, 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One sink's state on the page: where it was read, its figures (``None`` when it did
-    not answer, with ``error``), and its rates since the previous reading (``None`` on the
-    first)."""
+    """One sink's state on the page: where it was read (as :func:`shown`), its figures
+    (``None`` when it did not answer, with ``error``), and its rates since the previous
+    reading (``None`` on the first)."""
 
     url: str
     figures: SinkFigures | None
@@ -156,16 +160,16 @@ class Scraper:
     async def read(self) -> list[Reading]:
         """Every sink's reading, in the order of the URLs (a host name's addresses in the
         order the resolver gives them)."""
-        targets = [t for url in self.urls for t in await _addresses(url)]
+        targets = [t for url in self.urls for t in await _targets(url)]
         return list(await asyncio.gather(*(self._read(t) for t in targets)))
 
     async def _read(self, url: str) -> Reading:
         try:
             text = await asyncio.to_thread(_get, url, self.timeout)
             figures = parse(text)
-        except (OSError, ValueError, urllib.error.URLError) as exc:
+        except Exception as exc:  # whatever one sink answers, the page shows the others
             self._previous.pop(url, None)
-            return Reading(url, None, _reason(exc))
+            return Reading(shown(url), None, _reason(exc))
         now = time.monotonic()
         previous = self._previous.get(url)
         self._previous[url] = (now, figures)
@@ -173,7 +177,7 @@ class Scraper:
         if previous is not None and now - previous[0] < 0.5:
             self._previous[url] = previous
         got = rates(previous[1], figures, now - previous[0]) if previous else None
-        return Reading(url, figures, None, got, now)
+        return Reading(shown(url), figures, None, got, now)
 
 
 def _get(url: str, timeout: float) -> str:
@@ -181,8 +185,20 @@ def _get(url: str, timeout: float) -> str:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body: bytes = response.read(_MAX_BYTES + 1)
     if len(body) > _MAX_BYTES:
-        raise ValueError(f"more than {_MAX_BYTES} bytes: not a sink's /metrics")
+        raise _Invalid(f"more than {_MAX_BYTES >> 20} MiB: not a sink's /metrics")
     return body.decode("utf-8", "replace")
+
+
+class _Invalid(Exception):
+    """An answer that is not a sink's ``/metrics``: the page shows this message (ours, short,
+    never the URL or the answer's bytes)."""
+
+
+async def _targets(url: str) -> list[str]:
+    try:
+        return await _addresses(url)
+    except Exception:  # read as it is: its reading says what is wrong with it
+        return [url]
 
 
 async def _addresses(url: str) -> list[str]:
@@ -222,7 +238,39 @@ def _unique(values: Iterable[str]) -> list[str]:
     return list(seen)
 
 
+def shown(url: str) -> str:
+    """``url`` as the page shows it: without a user name, a password or a query (they can
+    hold credentials), which become ``...``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "...@" + netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
+
+
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        return f"unreachable: {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"
+    """Why a sink shows as down, in a few words of ours: never the URL (it can hold
+    credentials) nor the answer's bytes."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"invalid: HTTP {exc.code}"
+    if isinstance(exc, urllib.error.URLError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, _Invalid):
+        return f"invalid: {exc}"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "invalid: answer cut short"
+    if isinstance(exc, http.client.InvalidURL):
+        return "invalid: not a valid URL"
+    if isinstance(exc, http.client.HTTPException):
+        return "invalid: not an HTTP answer"
+    if isinstance(exc, TimeoutError):
+        return "unreachable: timed out"
+    if isinstance(exc, socket.gaierror):
+        return "unreachable: the host name does not resolve"
+    if isinstance(exc, OSError):
+        return f"unreachable: {os.strerror(exc.errno) if exc.errno else 'cannot connect'}"
+    if isinstance(exc, urllib.error.URLError):
+        return "unreachable: cannot connect"
+    if isinstance(exc, ValueError):
+        return "invalid: not the Prometheus text format"
+    return f"invalid: {type(exc).__name__}"
