@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -131,10 +133,13 @@ async def store_injection(dsn: str) -> uuid.UUID:
 
 
 @contextlib.contextmanager
-def metrics_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+def metrics_server(
+    answer: Callable[[socket.socket], None], *, tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
     """A server on a free loopback port that reads each connection's request and runs
-    ``answer`` on the connection, in a thread of its own; the URL of its ``/metrics``.
-    (Threads, not the test's event loop: an answer that sleeps must not hold the view.)"""
+    ``answer`` on the connection, in a thread of its own; the URL of its ``/metrics``
+    (``https`` with ``tls``). (Threads, not the test's event loop: an answer that sleeps
+    must not hold the view.)"""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(16)
@@ -147,25 +152,51 @@ def metrics_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
                 client, _ = server.accept()
             except OSError:
                 continue
-            threading.Thread(target=_answer, args=(answer, client), daemon=True).start()
+            threading.Thread(target=_answer, args=(answer, client, tls), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/metrics"
+        scheme = "https" if tls else "http"
+        yield f"{scheme}://127.0.0.1:{server.getsockname()[1]}/metrics"
     finally:
         stop.set()
         thread.join(5)
         server.close()
 
 
-def _answer(answer: Callable[[socket.socket], None], client: socket.socket) -> None:
+def _answer(
+    answer: Callable[[socket.socket], None], client: socket.socket, tls: ssl.SSLContext | None
+) -> None:
     with contextlib.suppress(OSError), client:
         client.settimeout(30)
-        client.recv(65536)
-        answer(client)
+        if tls is None:
+            client.recv(65536)
+            answer(client)
+            return
+        with tls.wrap_socket(client, server_side=True) as secure:
+            secure.recv(65536)
+            answer(secure)
 
 
 def answer_with(head: bytes, body: bytes = b"") -> Callable[[socket.socket], None]:
     """An answer of these bytes (a status line and headers, then a body), then closed."""
     return lambda client: client.sendall(head + body)
+
+
+def trickling(seconds: float, *, headers_too: bool = False) -> Callable[[socket.socket], None]:
+    """An answer that comes a byte every 0.5 s for ``seconds``: every read of it is quick,
+    the whole never is (``headers_too``: from the status line's end on, else the body)."""
+
+    def answer(client: socket.socket) -> None:
+        if headers_too:
+            client.sendall(b"HTTP/1.1 200 OK\r\n")
+            byte = b"X"
+        else:
+            client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+            byte = b"#"
+        for _ in range(int(seconds / 0.5)):
+            client.sendall(byte)
+            time.sleep(0.5)
+
+    return answer

@@ -6,23 +6,26 @@ reading of each, so that counters become rates) and the pure parts: :func:`parse
 Prometheus text format into the few figures the page shows, per sink) and :func:`rates`.
 
 Guarantees: a sink whose ``/metrics`` fails in any way (refused, not HTTP, not the
-Prometheus format, cut short, too large) is shown as down with a short reason, never an
-error of the page, and the page shows the other sinks; the page and the reasons never show
-a URL's user name, password or query; a reading is at most ``timeout`` seconds old when the
-page renders; the URLs come from the settings only, never from a request. Not guaranteed:
-rates on the first reading of a sink (there is nothing to subtract yet: the page says so,
-and has them on its next refresh).
+Prometheus format, cut short, too large, too slow) is shown as down with a short reason,
+never an error of the page, and the page shows the other sinks; the page waits at most
+``timeout`` seconds for all of them together (every URL is read at the same time, each
+against one deadline for the whole request: resolving, connecting, the answer's every
+byte), and a body is read up to 4 MiB; a reading is at most ``timeout`` seconds old when
+the page renders; the URLs come from the settings only, never from a request or an answer
+(a redirect is shown as its status, not followed; no proxy); the page and the reasons
+never show a URL's user name, password or query. Not guaranteed: rates on the first
+reading of a sink (there is nothing to subtract yet: the page says so, and has them on its
+next refresh).
 """
 
 from __future__ import annotations
 
 import asyncio
-import http.client
 import os
+import re
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -40,6 +43,10 @@ _RATES: Final = {
     "debug_sink_batches_total": "batches",
 }
 _MAX_BYTES: Final = 4 << 20
+#: The status line and headers of an answer: at most this many bytes, this many headers.
+_MAX_HEAD_BYTES: Final = 64 * 1024
+_MAX_HEADERS: Final = 100
+_STATUS: Final = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?:[ \t][^\r\n]*)?\r?\n\Z")
 
 
 @dataclass(slots=True)
@@ -159,17 +166,27 @@ class Scraper:
 
     async def read(self) -> list[Reading]:
         """Every sink's reading, in the order of the URLs (a host name's addresses in the
-        order the resolver gives them)."""
-        targets = [t for url in self.urls for t in await _targets(url)]
-        return list(await asyncio.gather(*(self._read(t) for t in targets)))
+        order the resolver gives them), all read at once within ``timeout`` seconds."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        found = await asyncio.gather(*(self._read_url(url, deadline) for url in self.urls))
+        return [reading for readings in found for reading in readings]
 
-    async def _read(self, url: str) -> Reading:
+    async def _read_url(self, url: str, deadline: float) -> list[Reading]:
         try:
-            text = await asyncio.to_thread(_get, url, self.timeout)
+            async with asyncio.timeout_at(deadline):
+                targets = await _addresses(url)
+        except Exception:  # read as it is: its reading says what is wrong with it
+            targets = [url]
+        return list(await asyncio.gather(*(self._read(t, deadline) for t in targets)))
+
+    async def _read(self, url: str, deadline: float) -> Reading:
+        try:
+            async with asyncio.timeout_at(deadline):
+                text = await _get(url)
             figures = parse(text)
         except Exception as exc:  # whatever one sink answers, the page shows the others
             self._previous.pop(url, None)
-            return Reading(shown(url), None, _reason(exc))
+            return Reading(shown(url), None, _reason(exc, self.timeout))
         now = time.monotonic()
         previous = self._previous.get(url)
         self._previous[url] = (now, figures)
@@ -180,25 +197,137 @@ class Scraper:
         return Reading(shown(url), figures, None, got, now)
 
 
-def _get(url: str, timeout: float) -> str:
-    request = urllib.request.Request(url, headers={"Accept": "text/plain"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        body: bytes = response.read(_MAX_BYTES + 1)
-    if len(body) > _MAX_BYTES:
-        raise _Invalid(f"more than {_MAX_BYTES >> 20} MiB: not a sink's /metrics")
-    return body.decode("utf-8", "replace")
-
-
 class _Invalid(Exception):
     """An answer that is not a sink's ``/metrics``: the page shows this message (ours, short,
     never the URL or the answer's bytes)."""
 
 
-async def _targets(url: str) -> list[str]:
+async def _get(url: str) -> str:
+    """The body of ``GET url`` (HTTP/1.1, status 200), as text. Bounded in size, not in
+    time: the caller's deadline cancels it, which closes the connection."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise _Invalid("not an http:// or https:// URL")
     try:
-        return await _addresses(url)
-    except Exception:  # read as it is: its reading says what is wrong with it
-        return [url]
+        port = parts.port
+    except ValueError:
+        raise _Invalid("not a valid port") from None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    where = parts.netloc.rpartition("@")[2]  # the Host header: no user name or password
+    if not (target + where).isascii() or any(c <= " " or c == "\x7f" for c in target + where):
+        raise _Invalid("a URL with spaces, controls or non-ASCII characters (percent-encode)")
+    tls = ssl.create_default_context() if parts.scheme == "https" else None
+    reader, writer = await asyncio.open_connection(
+        host,
+        port or (443 if tls else 80),
+        ssl=tls,
+        server_hostname=host if tls else None,
+        limit=_MAX_HEAD_BYTES,
+    )
+    try:
+        writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: {where}\r\nAccept: text/plain\r\n"
+            "Accept-Encoding: identity\r\nUser-Agent: debug-sink-ui\r\n"
+            "Connection: close\r\n\r\n".encode("ascii")
+        )
+        await writer.drain()
+        status, headers = await _head(reader)
+        if status != 200:
+            raise _Invalid(f"HTTP {status}")
+        if headers.get("content-encoding", "identity").lower() != "identity":
+            raise _Invalid("a compressed answer (not asked for)")
+        body = await _body(reader, headers)
+    finally:
+        writer.transport.abort()
+    return body.decode("utf-8", "replace")
+
+
+async def _head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """The status and the headers (lower-case names) of the final answer (1xx skipped)."""
+    for _ in range(5):
+        line = await _line(reader)
+        if not line:
+            raise _Invalid("closed without an answer")
+        match = _STATUS.match(line)
+        if match is None:
+            raise _Invalid("not an HTTP answer")
+        headers: dict[str, str] = {}
+        size = 0
+        while (line := await _line(reader)) not in (b"\r\n", b"\n"):
+            size += len(line)
+            if not line:
+                raise _Invalid("answer cut short")
+            if size > _MAX_HEAD_BYTES or len(headers) >= _MAX_HEADERS:
+                raise _Invalid("headers too large")
+            name, colon, value = line.decode("latin-1").partition(":")
+            if not colon:
+                raise _Invalid("not an HTTP answer")
+            headers[name.strip().lower()] = value.strip()
+        status = int(match.group(1))
+        if not 100 <= status < 200:
+            return status, headers
+    raise _Invalid("no final answer")
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readline()
+    except ValueError:  # longer than the reader's limit
+        raise _Invalid("headers too large") from None
+
+
+async def _body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
+    """The body: chunked, of a Content-Length, or up to the end; at most :data:`_MAX_BYTES`."""
+    too_large = _Invalid(f"more than {_MAX_BYTES >> 20} MiB: not a sink's /metrics")
+    try:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return await _chunked(reader, too_large)
+        if "content-length" in headers:
+            length = headers["content-length"]
+            if not (length.isascii() and length.isdigit()):
+                raise _Invalid("not an HTTP answer (Content-Length)")
+            if int(length) > _MAX_BYTES:
+                raise too_large
+            return await reader.readexactly(int(length))
+        body = await reader.read(_MAX_BYTES + 1)
+        while len(body) <= _MAX_BYTES and (more := await reader.read(_MAX_BYTES + 1 - len(body))):
+            body += more
+    except asyncio.IncompleteReadError:
+        raise _Invalid("answer cut short") from None
+    if len(body) > _MAX_BYTES:
+        raise too_large
+    return body
+
+
+async def _chunked(reader: asyncio.StreamReader, too_large: _Invalid) -> bytes:
+    body = bytearray()
+    while True:
+        size_text = (await _line(reader)).split(b";", 1)[0].strip()
+        if not size_text:
+            raise _Invalid("answer cut short")
+        if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text):
+            raise _Invalid("not an HTTP answer (chunk size)")
+        size = int(size_text, 16)
+        if size == 0:
+            while (await _line(reader)) not in (b"\r\n", b"\n", b""):  # trailers
+                pass
+            return bytes(body)
+        if len(body) + size > _MAX_BYTES:
+            raise too_large
+        body += await reader.readexactly(size)
+        if (await _line(reader)) not in (b"\r\n", b"\n"):
+            raise _Invalid("not an HTTP answer (chunk end)")
+
+
+def shown(url: str) -> str:
+    """``url`` as the page shows it: without a user name, a password or a query (they can
+    hold credentials), which become ``...``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "...@" + netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
 
 
 async def _addresses(url: str) -> list[str]:
@@ -238,39 +367,21 @@ def _unique(values: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def shown(url: str) -> str:
-    """``url`` as the page shows it: without a user name, a password or a query (they can
-    hold credentials), which become ``...``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "...@" + netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
-
-
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, timeout: float) -> str:
     """Why a sink shows as down, in a few words of ours: never the URL (it can hold
     credentials) nor the answer's bytes."""
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"invalid: HTTP {exc.code}"
-    if isinstance(exc, urllib.error.URLError):
-        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, TimeoutError) and exc.errno is None:  # the deadline, not a socket's
+        return f"unreachable: no whole answer within {timeout:g} s"
     if isinstance(exc, _Invalid):
         return f"invalid: {exc}"
-    if isinstance(exc, http.client.IncompleteRead):
-        return "invalid: answer cut short"
-    if isinstance(exc, http.client.InvalidURL):
-        return "invalid: not a valid URL"
-    if isinstance(exc, http.client.HTTPException):
-        return "invalid: not an HTTP answer"
-    if isinstance(exc, TimeoutError):
-        return "unreachable: timed out"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"unreachable: TLS certificate refused ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"unreachable: TLS failed ({exc.reason or type(exc).__name__})"
     if isinstance(exc, socket.gaierror):
         return "unreachable: the host name does not resolve"
     if isinstance(exc, OSError):
         return f"unreachable: {os.strerror(exc.errno) if exc.errno else 'cannot connect'}"
-    if isinstance(exc, urllib.error.URLError):
-        return "unreachable: cannot connect"
     if isinstance(exc, ValueError):
         return "invalid: not the Prometheus text format"
     return f"invalid: {type(exc).__name__}"

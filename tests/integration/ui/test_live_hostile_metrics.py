@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from tests.ui_support import answer_with, metrics_server, running_view, view_settings
+from tests.ui_support import answer_with, metrics_server, running_view, trickling, view_settings
 
 NOT_HTTP = answer_with(b"\x00\x00\x00\x10garbage-not-http\r\n\r\n")
+CUT_BODY = answer_with(
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5000\r\n\r\n",
+    b"# HELP debug_sink_events_consumed_total x\n",
+)
 NOT_PROMETHEUS = answer_with(b"HTTP/1.1 200 OK\r\n\r\n", b"<html>a login page</html>\n")
 
 
@@ -27,8 +32,9 @@ def _good(client: socket.socket) -> None:
 
 @pytest.mark.parametrize(
     ("answer", "reason"),
-    [(NOT_HTTP, "not an HTTP answer"), (NOT_PROMETHEUS, "not the Prometheus text format")],
-    ids=["not-http", "not-prometheus"],
+    [(NOT_HTTP, "not an HTTP answer"), (CUT_BODY, "cut short"),
+     (NOT_PROMETHEUS, "not the Prometheus text format")],
+    ids=["not-http", "cut-body", "not-prometheus"],
 )  # fmt: skip
 async def test_a_broken_metrics_answer_shows_the_sink_down_not_a_500(
     db_dsn: str, answer: Callable[[socket.socket], None], reason: str
@@ -42,6 +48,21 @@ async def test_a_broken_metrics_answer_shows_the_sink_down_not_a_500(
     assert reason in response.text
     assert response.text.count('class="badge status-ok">up') == 1
     assert "4,321" in response.text  # the other sink's figures
+
+
+async def test_a_trickling_metrics_answer_does_not_hold_the_page(db_dsn: str) -> None:
+    """Three sinks that answer a byte every half second for 20 s: the page answers within the
+    scrape timeout (2 s) and some slack, not after 20 s (or 60 s, one after the other)."""
+    with metrics_server(trickling(20)) as metrics:
+        urls = tuple(f"{metrics}?sink={n}" for n in range(3))
+        settings = view_settings(db_dsn, ui_metrics_urls=urls)
+        async with running_view(settings) as url, httpx.AsyncClient(base_url=url) as http:
+            started = time.monotonic()
+            response = await http.get("/live", timeout=60)
+            took = time.monotonic() - started
+    assert response.status_code == 200
+    assert took < 6, f"the Live page took {took:.1f} s (scrape timeout 2 s)"
+    assert response.text.count("no whole answer within 2 s") == 3
 
 
 async def test_credentials_in_a_metrics_url_are_not_on_the_page(db_dsn: str) -> None:
