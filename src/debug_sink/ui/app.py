@@ -99,7 +99,7 @@ def create_app(queries: DebugQueries, pool: Any, *, access: Access, scraper: Scr
         Route("/events/{event_id}/json", pages.event_json),
         Route("/known-fixes", pages.known_fixes),
         Route("/dead-letters", pages.dead_letters),
-        Route("/dead-letters/{letter_id:int}", pages.dead_letter),
+        Route("/dead-letters/{letter_id}", pages.dead_letter),
         Route("/live", pages.live),
         Route("/healthz", pages.healthz),
         Mount("/static", StaticFiles(packages=[("debug_sink.ui", "static")]), name="static"),

@@ -9,10 +9,13 @@ template (:mod:`.waterfall`, :mod:`.statediff`) and renders it. Every value reac
 page through the template's autoescaping.
 
 Guarantees: read-only (GET handlers over the read-only pool); an unknown workflow, event or
-dead letter is a 404 page; a page's size is bounded by its ``limit`` (at most
-:data:`MAX_LIMIT` rows), never by the table's. Not guaranteed: that the workflow list shows
-a full page when a filter matches few workflows -- it says how far back it looked (see
-``DebugQueries.workflow_page``).
+dead letter is a 404 page; every parameter of a path or a query is checked against the type
+of what it is compared with before any query runs (a uuid, a bigint id, text without NUL, a
+number of rows; see :func:`_bigint`), so no request makes PostgreSQL refuse a value: a query
+parameter it would refuse is a 400, a path's id it would refuse a 404; a page's size is
+bounded by its ``limit`` (at most :data:`MAX_LIMIT` rows), never by the table's. Not
+guaranteed: that the workflow list shows a full page when a filter matches few workflows --
+it says how far back it looked (see ``DebugQueries.workflow_page``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from debug_sink.ui.formatting import link, workflow_url
 from debug_sink.ui.statediff import diff_rows, json_text
 from debug_sink.ui.waterfall import build_waterfall
 
-__all__ = ["MAX_LIMIT", "PERIODS", "BadRequest", "NotFound", "render"]
+__all__ = ["BIGINT_MAX", "MAX_LIMIT", "PERIODS", "BadRequest", "NotFound", "render"]
 
 #: The list's time ranges: the value of ``since`` -> how far back (None: any time).
 PERIODS: Final[Mapping[str, timedelta | None]] = {
@@ -53,6 +56,8 @@ FILTER_CHOICES_TTL_S: Final = 30.0
 _DEFAULT_LIMIT: Final = 25
 #: Bytes of a dead letter's value shown on its page (the list shows its first 2 KB).
 _LETTER_BYTES: Final = 64 * 1024
+#: The largest PostgreSQL bigint: the type of dead letters' ids.
+BIGINT_MAX: Final = 2**63 - 1
 
 
 class BadRequest(ValueError):
@@ -98,9 +103,23 @@ def _limit(request: Request) -> int:
     value = _text(request, "limit", 6)
     if value is None:
         return _DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    limit = _bigint(value)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit: a number from 1 to {MAX_LIMIT}")
-    return int(value)
+    return limit
+
+
+def _bigint(text: str) -> int | None:
+    """``text`` as a number a PostgreSQL bigint holds (0 to :data:`BIGINT_MAX`), else
+    ``None``. ASCII digits only: ``str.isdigit`` also takes a superscript two, which
+    ``int`` refuses, and a full-width five, which it reads. A number longer than a bigint's
+    is never converted (``int`` refuses more than 4,300 digits)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(BIGINT_MAX)) or int(digits) > BIGINT_MAX:
+        return None
+    return int(digits)
 
 
 def _uuid(text: str, what: str) -> UUID:
@@ -337,9 +356,9 @@ async def dead_letters(request: Request) -> Response:
     error_class = _text(request, "error_class")
     limit = _limit(request)
     before_text = _text(request, "before", 20)
-    if before_text is not None and not before_text.isdigit():
+    before = _bigint(before_text) if before_text is not None else None
+    if before_text is not None and before is None:
         raise BadRequest("before: not a page of this list (follow the Older link)")
-    before = int(before_text) if before_text else None
     async with request.app.state.pool.acquire() as conn:
         groups = await deadletters.letter_groups(conn)
         letters = await deadletters.letter_page(
@@ -368,7 +387,10 @@ async def dead_letters(request: Request) -> Response:
 async def dead_letter(request: Request) -> Response:
     """``/dead-letters/{id}``: one letter with its key, value and headers (as stored:
     redacted when the sink stored it)."""
-    letter_id = request.path_params["letter_id"]
+    text = request.path_params["letter_id"]
+    letter_id = _bigint(text)
+    if letter_id is None:  # no id of a letter is anything else
+        raise NotFound(f"no dead letter {text[:40]!r} is stored")
     async with request.app.state.pool.acquire() as conn:
         letter = await deadletters.letter(conn, letter_id)
     if letter is None:

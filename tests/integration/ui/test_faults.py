@@ -1,13 +1,15 @@
 """The web view when PostgreSQL goes away under it, and hostile requests: host names that
-rebind.
+rebind, parameters that are odd, huge, or beyond what the columns they reach can hold.
 
 PostgreSQL "goes down" through a TCP relay in front of the suite's server: closing the relay
 resets the pool's connections and refuses new ones, as a restarted or crashed server does.
 
-(From a red team's tests.)"""
+(From a red team's tests; the parameters beyond a column's type were 500s: asyncpg's
+DataError for a number past a bigint, ValueError for digits ``int`` does not read.)"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +18,7 @@ import pytest
 
 from tests import support as s
 from tests.integration.hooks.relay import Relay
-from tests.ui_support import running_view, store_injection, view_settings
+from tests.ui_support import running_view, store_dead_letter, store_injection, view_settings
 
 PASSWORD = "Pg-Passw0rd-Must-Not-Leak"
 PAGES = ["/workflows", "/known-fixes", "/dead-letters", "/live", "/workflows?agent=x"]
@@ -98,3 +100,95 @@ async def test_rebinding_host_names_are_refused(db_dsn: str, host: str) -> None:
     async with running_view(view_settings(db_dsn)) as url, httpx.AsyncClient(base_url=url) as http:
         response = await http.get("/workflows", headers={"host": host})
         assert response.status_code in (400, 421), (host, response.status_code)
+
+
+async def test_huge_and_odd_query_parameters_are_400_or_ignored(db_dsn: str) -> None:
+    async with running_view(view_settings(db_dsn)) as url, httpx.AsyncClient(base_url=url) as http:
+        checks = {
+            "/workflows?limit=-1": {400},
+            "/workflows?limit=99999999999999999999": {400},
+            "/workflows?limit=1e3": {400},
+            "/workflows?limit=%EF%BC%95": {200, 400},  # full-width 5: int() reads it
+            "/workflows?limit=%D9%A5": {200, 400},  # Arabic-indic 5
+            "/workflows?before=" + "A" * 100: {400},
+            "/workflows?agent=" + "x" * 10_000: {400},
+            "/workflows?agent=%27%3B%20DROP%20TABLE%20hook_events%3B--": {200},
+            "/workflows?q=%27%20OR%201%3D1--": {400, 200},
+            "/dead-letters?before=-5": {400},
+            "/dead-letters?before=99999999999999999999999": {400},
+            "/dead-letters?limit=5&before=" + "9" * 20: {400},
+            "/workflows/" + "f" * 250: {404, 400, 200},
+            "/events/" + str(uuid.UUID(int=0)) + "/json": {404},
+            "/dead-letters/99999999999999999999999": {404},
+            "/known-fixes?error_type=%00": {400},
+            "/events/..%2F..%2Fetc%2Fpasswd": {404},
+            "/static/..%2F..%2Fsettings.py": {404},
+            "/static/../app.py": {404},
+            "/workflows/%00": {400, 404},
+            "/workflows/%C0%AF": {400, 404},
+            "/workflows/abc%20def": {400, 404},
+            "/events/%00": {404},
+            "/dead-letters/-1": {404},
+            "/workflows?since=%00": {400},
+            "/workflows?status=failed%27--": {400},
+            "/known-fixes?error_type=" + "x" * 300: {400},
+            "/workflows?error_type=%F0%9F%92%A5%E2%80%AE": {200},
+        }
+        wrong = {}
+        for path, allowed in checks.items():
+            response = await http.get(path)
+            if response.status_code not in allowed or "Traceback" in response.text:
+                wrong[path[:70]] = response.status_code
+            assert not re.search(r"root:.*:0:0:", response.text)
+        assert not wrong, f"unexpected statuses: {wrong}"
+
+
+BIGINT_MAX = 2**63 - 1
+UUID0 = uuid.UUID(int=0)
+
+
+BEYOND_THEIR_TYPES = {
+    # dead letters' ids are bigints: one past is a 400 (a page) or a 404 (an id)
+    f"/dead-letters?before={BIGINT_MAX + 1}": 400,
+    f"/dead-letters?before={BIGINT_MAX}": 200,
+    "/dead-letters?before=0": 200,
+    f"/dead-letters/{BIGINT_MAX + 1}": 404,
+    f"/dead-letters/{BIGINT_MAX}": 404,
+    "/dead-letters/" + "0" * 30 + "7": 404,
+    "/dead-letters/" + "9" * 5000: 404,  # more digits than int() reads
+    "/dead-letters/0x10": 404,
+    "/dead-letters/%EF%BC%95": 404,  # a full-width 5
+    # digits int() does not read, or reads though they are not ASCII
+    "/dead-letters?before=%C2%B2": 400,  # a superscript 2
+    "/dead-letters?before=%EF%BC%95": 400,
+    "/dead-letters?limit=%C2%B2": 400,
+    "/workflows?limit=%C2%B2": 400,
+    "/workflows?limit=%EF%BC%95": 400,
+    "/workflows?limit=%D9%A5": 400,  # an Arabic-Indic 5
+    "/workflows?limit=0025": 200,
+    # uuids, and the list's cursor (a moment and a uuid) at the ends of their types
+    f"/workflows?before=0001-01-01T00:00:00%2B05:00/{UUID0}": 200,
+    f"/workflows?before=9999-12-31T23:59:59-05:00/{UUID0}": 200,
+    f"/workflows?before=2024-01-01T00:00:00%2B00:00/{'f' * 33}": 400,
+    f"/workflows/{UUID0}": 404,
+    "/workflows/" + "f" * 33: 400,
+    "/workflows?q=" + "f" * 33: 400,
+    f"/events/urn:uuid:{UUID0}": 404,
+    f"/events/{UUID0}/json": 404,
+    # text compared with text columns: no NUL, and no lone surrogate once decoded
+    "/dead-letters?topic=a%00b": 400,
+    "/dead-letters?error_class=%00": 400,
+    "/workflows?agent=%ED%A0%80": 200,
+    "/known-fixes?error_type=%ED%A0%80": 200,
+}
+
+
+async def test_parameters_postgresql_would_refuse_never_reach_it(db_dsn: str) -> None:
+    """README: a parameter a page cannot use is a 400, an unknown id a 404 -- whatever the
+    value, never a 500 from PostgreSQL (or int()) refusing it."""
+    letter = await store_dead_letter(db_dsn, value=b"{}", reason="test")
+    expected = {**BEYOND_THEIR_TYPES, "/dead-letters/" + "0" * 30 + str(letter): 200}
+    async with running_view(view_settings(db_dsn)) as url, httpx.AsyncClient(base_url=url) as http:
+        got = {path: (await http.get(path)).status_code for path in expected}
+    wrong = {p[:70]: (got[p], want) for p, want in expected.items() if got[p] != want}
+    assert not wrong, f"(status, expected) per path: {wrong}"
