@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -70,6 +72,20 @@ SN, ER, SU, ST, TR, HK = (
 #: (conftest creates both and runs ``migrate grant`` in the template database).
 WRITER_ROLE = "dsink_writer"
 READER_ROLE = "dsink_reader"
+
+
+@pytest.fixture(name="tmp_path")
+def tmp_path_outside_basetemp() -> Iterator[Path]:
+    """``tmp_path`` outside pytest's base directory. As root, PostgreSQL runs as the suite's
+    user, which must pass through every parent of the data directory; pytest resets its
+    ``/tmp/pytest-of-<user>`` to 0700 whenever a pytest process (an xdist worker, another
+    run on the machine) first asks for a temporary directory, so a dev started under it
+    could find its way closed in the middle of a test."""
+    root = Path(tempfile.mkdtemp(prefix="debug-sink-test-dev-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def suite_pg_user(*paths: Path) -> str | None:

@@ -27,6 +27,7 @@ from debug_sink.dev.embedded import free_port
 from debug_sink.settings import Settings
 from debug_sink.wire.events import EventKind
 from tests import support as s
+from tests.support import tmp_path_outside_basetemp  # noqa: F401 (this module's tmp_path)
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,6 +20,7 @@ from debug_sink.dev.embedded import EmbeddedPostgres, free_port
 from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.acceptance.test_dev import DEV_TOPICS, assert_all_gone, running, start_dev
+from tests.support import tmp_path_outside_basetemp  # noqa: F401 (this module's tmp_path)
 
 pytestmark = pytest.mark.timeout(120)
 

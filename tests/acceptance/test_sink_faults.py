@@ -23,6 +23,7 @@ from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedPostgres
 from tests import support as s
 from tests.conftest import EMBEDDED_PG_SETTINGS
+from tests.support import tmp_path_outside_basetemp  # noqa: F401 (this module's tmp_path)
 
 pytestmark = pytest.mark.timeout(300)
 
