@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 import ssl
 import time
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = ["Reading", "Scraper", "SinkFigures", "parse", "rates", "shown"]
@@ -43,10 +43,6 @@ _RATES: Final = {
     "debug_sink_batches_total": "batches",
 }
 _MAX_BYTES: Final = 4 << 20
-#: The status line and headers of an answer: at most this many bytes, this many headers.
-_MAX_HEAD_BYTES: Final = 64 * 1024
-_MAX_HEADERS: Final = 100
-_STATUS: Final = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?:[ \t][^\r\n]*)?\r?\n\Z")
 
 
 @dataclass(slots=True)
@@ -203,121 +199,71 @@ class _Invalid(Exception):
 
 
 async def _get(url: str) -> str:
-    """The body of ``GET url`` (HTTP/1.1, status 200), as text. Bounded in size, not in
-    time: the caller's deadline cancels it, which closes the connection."""
+    """The body of ``GET url`` (status 200) as text, at most :data:`_MAX_BYTES`. Bounded in
+    size, not in time: the caller's deadline cancels it, which closes the connection.
+    httpx speaks HTTP (framing, TLS); no redirect is followed and no proxy variable read
+    (the URLs are the settings', and a sink answers itself)."""
     parts = urlsplit(url)
-    host = parts.hostname
-    if parts.scheme not in ("http", "https") or not host:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _Invalid("not an http:// or https:// URL")
     try:
-        port = parts.port
+        parts.port  # noqa: B018 -- raises for a port that is no number
     except ValueError:
         raise _Invalid("not a valid port") from None
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    where = parts.netloc.rpartition("@")[2]  # the Host header: no user name or password
-    if not (target + where).isascii() or any(c <= " " or c == "\x7f" for c in target + where):
-        raise _Invalid("a URL with spaces, controls or non-ASCII characters (percent-encode)")
-    tls = ssl.create_default_context() if parts.scheme == "https" else None
-    reader, writer = await asyncio.open_connection(
-        host,
-        port or (443 if tls else 80),
-        ssl=tls,
-        server_hostname=host if tls else None,
-        limit=_MAX_HEAD_BYTES,
-    )
     try:
-        writer.write(
-            f"GET {target} HTTP/1.1\r\nHost: {where}\r\nAccept: text/plain\r\n"
-            "Accept-Encoding: identity\r\nUser-Agent: debug-sink-ui\r\n"
-            "Connection: close\r\n\r\n".encode("ascii")
-        )
-        await writer.drain()
-        status, headers = await _head(reader)
-        if status != 200:
-            raise _Invalid(f"HTTP {status}")
-        if headers.get("content-encoding", "identity").lower() != "identity":
-            raise _Invalid("a compressed answer (not asked for)")
-        body = await _body(reader, headers)
-    finally:
-        writer.transport.abort()
+        async with (
+            httpx.AsyncClient(
+                verify=ssl.create_default_context(),
+                trust_env=False,
+                follow_redirects=False,
+                timeout=None,
+            ) as client,
+            client.stream("GET", url, headers=_HEADERS) as response,
+        ):
+            if response.status_code != 200:
+                raise _Invalid(f"HTTP {response.status_code}")
+            if response.headers.get("content-encoding", "identity").lower() != "identity":
+                raise _Invalid("a compressed answer (not asked for)")
+            length = response.headers.get("content-length", "0")
+            if length.isascii() and length.isdigit() and int(length) > _MAX_BYTES:
+                raise _TOO_LARGE
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > _MAX_BYTES:
+                    raise _TOO_LARGE
+    except httpx.TransportError as exc:
+        raise _transport_error(exc) from None
     return body.decode("utf-8", "replace")
 
 
-async def _head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    """The status and the headers (lower-case names) of the final answer (1xx skipped)."""
-    for _ in range(5):
-        line = await _line(reader)
-        if not line:
-            raise _Invalid("closed without an answer")
-        match = _STATUS.match(line)
-        if match is None:
-            raise _Invalid("not an HTTP answer")
-        headers: dict[str, str] = {}
-        size = 0
-        while (line := await _line(reader)) not in (b"\r\n", b"\n"):
-            size += len(line)
-            if not line:
-                raise _Invalid("answer cut short")
-            if size > _MAX_HEAD_BYTES or len(headers) >= _MAX_HEADERS:
-                raise _Invalid("headers too large")
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon:
-                raise _Invalid("not an HTTP answer")
-            headers[name.strip().lower()] = value.strip()
-        status = int(match.group(1))
-        if not 100 <= status < 200:
-            return status, headers
-    raise _Invalid("no final answer")
+_HEADERS: Final = {"Accept": "text/plain", "Accept-Encoding": "identity"}
+_TOO_LARGE: Final = _Invalid(f"more than {_MAX_BYTES >> 20} MiB: not a sink's /metrics")
 
 
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await reader.readline()
-    except ValueError:  # longer than the reader's limit
-        raise _Invalid("headers too large") from None
-
-
-async def _body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
-    """The body: chunked, of a Content-Length, or up to the end; at most :data:`_MAX_BYTES`."""
-    too_large = _Invalid(f"more than {_MAX_BYTES >> 20} MiB: not a sink's /metrics")
-    try:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return await _chunked(reader, too_large)
-        if "content-length" in headers:
-            length = headers["content-length"]
-            if not (length.isascii() and length.isdigit()):
-                raise _Invalid("not an HTTP answer (Content-Length)")
-            if int(length) > _MAX_BYTES:
-                raise too_large
-            return await reader.readexactly(int(length))
-        body = await reader.read(_MAX_BYTES + 1)
-        while len(body) <= _MAX_BYTES and (more := await reader.read(_MAX_BYTES + 1 - len(body))):
-            body += more
-    except asyncio.IncompleteReadError:
-        raise _Invalid("answer cut short") from None
-    if len(body) > _MAX_BYTES:
-        raise too_large
-    return body
-
-
-async def _chunked(reader: asyncio.StreamReader, too_large: _Invalid) -> bytes:
-    body = bytearray()
-    while True:
-        size_text = (await _line(reader)).split(b";", 1)[0].strip()
-        if not size_text:
-            raise _Invalid("answer cut short")
-        if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text):
-            raise _Invalid("not an HTTP answer (chunk size)")
-        size = int(size_text, 16)
-        if size == 0:
-            while (await _line(reader)) not in (b"\r\n", b"\n", b""):  # trailers
-                pass
-            return bytes(body)
-        if len(body) + size > _MAX_BYTES:
-            raise too_large
-        body += await reader.readexactly(size)
-        if (await _line(reader)) not in (b"\r\n", b"\n"):
-            raise _Invalid("not an HTTP answer (chunk end)")
+def _transport_error(exc: httpx.TransportError) -> BaseException:
+    """What went wrong under httpx, as :func:`_reason` reads it: the socket's or TLS's own
+    error where there is one, else an :class:`_Invalid` of ours (h11's words quote bytes of
+    the answer: never shown)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError):  # ssl.SSLError and socket.gaierror are OSErrors
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc).lower()
+        if "without sending a response" in text or "disconnected" in text:
+            return _Invalid("closed without an answer")
+        if "incomplete" in text or "complete message body" in text:
+            return _Invalid("answer cut short")
+        if "too long" in text or "too large" in text or "buffer" in text:
+            return _Invalid("headers too large")
+        if "chunk" in text:
+            return _Invalid("not an HTTP answer (chunk size)")
+        return _Invalid("not an HTTP answer")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError):
+        return _Invalid("not a URL this page can read")
+    return _Invalid(f"unreadable answer ({type(exc).__name__})")
 
 
 def shown(url: str) -> str:

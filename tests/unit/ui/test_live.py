@@ -111,7 +111,7 @@ BAD: dict[str, tuple[Callable[[socket.socket], None], str]] = {
     "cut-chunk": (answer_with(CHUNKED, b"100\r\nabc"), "cut short"),
     "bad-chunk-size": (answer_with(CHUNKED, b"zz\r\nabc\r\n0\r\n\r\n"), "chunk size"),
     "bad-header": (answer_with(b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"), "not an HTTP"),
-    "huge-header": (answer_with(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000), "too large"),
+    "huge-header": (answer_with(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 200_000), "too large"),
     "not-found": (answer_with(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"), "HTTP 404"),
     "redirect": (
         answer_with(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\n\r\n"),
