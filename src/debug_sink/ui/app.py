@@ -70,7 +70,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("ui_database_unavailable", error=type(exc).__name__, path=request.url.path)
+    log.warning("ui_database_unavailable", error=type(exc).__name__, route=_route(request))
     return _error(
         request,
         503,
@@ -79,8 +79,15 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+def _route(request: Request) -> str:
+    """The route a request matched, as written (``/dead-letters/{letter_id}``): a path holds
+    ids and search text, which the log never does."""
+    route = request.scope.get("route")
+    return str(getattr(route, "path", None) or "(no route)")
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.error("ui_page_failed", error=type(exc).__name__, path=request.url.path)
+    log.error("ui_page_failed", error=type(exc).__name__, route=_route(request))
     response = _error(
         request, 500, "Something went wrong", "this page failed; the view's log says why"
     )

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import structlog
 
 from tests import support as s
 from tests.integration.hooks.relay import Relay
@@ -50,11 +51,17 @@ async def test_database_down_under_a_running_view_is_a_clear_503(db_dsn: str) ->
                 assert (await http.get(path)).status_code == 200, path
             relay.close()  # PostgreSQL is gone
             answers = {}
-            for path in [*paths, f"/events/{uuid.uuid4()}", "/healthz"]:
-                response = await http.get(path)
-                answers[path] = (response.status_code, _leaks(response.text, relay))
+            event = uuid.uuid4()
+            with structlog.testing.capture_logs() as logs:
+                for path in [*paths, f"/events/{event}", "/healthz"]:
+                    response = await http.get(path)
+                    answers[path] = (response.status_code, _leaks(response.text, relay))
             wrong = {p: a for p, a in answers.items() if a[1] or a[0] != 503}
             assert not wrong, f"status and leaks per page: {answers}"
+            # The log names the route, never a request's ids or search text.
+            routes = {e["route"] for e in logs if e["event"] == "ui_database_unavailable"}
+            assert "/events/{event_id}" in routes, routes
+            assert not [e for e in logs if str(event) in str(e) or str(corr) in str(e)]
     finally:
         relay.close()
 
