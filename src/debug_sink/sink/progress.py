@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from debug_sink.wire.secrets import safe_name
+
 #: (topic, partition)
 Key: TypeAlias = tuple[str, int]
 
@@ -106,7 +108,9 @@ class Progress:
                 and state.end > state.committed
             )
             if waiting and now - state.moved_at >= timeout:
-                stalls.partitions[f"{topic}[{partition}]"] = now - state.moved_at
+                # Shown on /healthz: a topic's name (producers may create topics) as the
+                # metric labels show it, with a secret in it replaced.
+                stalls.partitions[f"{safe_name(topic)}[{partition}]"] = now - state.moved_at
         if self._retrying_since is not None and now - self._retrying_since >= timeout:
             stalls.batch_retry_s = now - self._retrying_since
         return stalls
