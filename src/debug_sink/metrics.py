@@ -32,12 +32,20 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from debug_sink.errors import ConfigurationError
 from debug_sink.version import package_version
+from debug_sink.wire.secrets import safe_name
+
+#: The ``topic`` label of every topic the settings do not name. Producers may create topics
+#: (a topic the subscription pattern matches is consumed, and its messages dead-lettered), and
+#: each would otherwise be new series of every per-topic metric, without bound.
+OTHER_TOPIC = "(other)"
 
 
 class Metrics:
     """Every metric the sink exports, prefixed ``debug_sink_``."""
 
     def __init__(self) -> None:
+        #: The topics the settings name (:meth:`topic`); None: every topic has its own label.
+        self.topics: frozenset[str] | None = None
         self.registry = CollectorRegistry()
         r = self.registry
         # The default registry's collectors read this process only; sharing them is safe.
@@ -49,7 +57,10 @@ class Metrics:
             "debug_sink_events_consumed", "Messages consumed", ["topic"], registry=r
         )
         self.written = Counter(
-            "debug_sink_rows_written", "Event rows written (per table kind)", ["kind"], registry=r
+            "debug_sink_rows_written",
+            "Event rows inserted, per table kind (a re-delivered event adds none)",
+            ["kind"],
+            registry=r,
         )
         self.dead_letters = Counter(
             "debug_sink_dead_letters",
@@ -131,6 +142,13 @@ class Metrics:
             ["measure"],
             registry=r,
         )
+
+    def topic(self, name: str) -> str:
+        """The ``topic`` label of ``name``: :data:`OTHER_TOPIC` for a topic the settings do
+        not name (when :attr:`topics` is set), else the name with a secret in it replaced."""
+        if self.topics is not None and name not in self.topics:
+            return OTHER_TOPIC
+        return safe_name(name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

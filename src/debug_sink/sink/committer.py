@@ -179,7 +179,8 @@ class Committer:
 
     def _count_dead_letters(self, result: WriteResult) -> None:
         for letter in result.dead_letters:
-            self.metrics.dead_letters.labels(letter.origin.topic, letter.error_class).inc()
+            topic = self.metrics.topic(letter.origin.topic)
+            self.metrics.dead_letters.labels(topic, letter.error_class).inc()
 
     # -- parked events --------------------------------------------------------------------
 

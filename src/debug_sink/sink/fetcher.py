@@ -34,7 +34,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from debug_sink.metrics import Metrics
+from debug_sink.metrics import OTHER_TOPIC, Metrics
 from debug_sink.settings import Settings
 from debug_sink.sink import offsets, records
 from debug_sink.sink.batch import BatchBuilder, Item, Origin
@@ -47,7 +47,6 @@ from debug_sink.sink.partitions import Assignment
 from debug_sink.sink.positions import OffsetLoader, Positions
 from debug_sink.sink.progress import Progress
 from debug_sink.sink.recovery import FetchRecovery, Undecodable
-from debug_sink.wire.secrets import safe_name
 from debug_sink.wire.validation import Accepted, ErrorClass, Rejected, ValidationConfig, decode
 
 log = structlog.get_logger("debug_sink")
@@ -176,7 +175,7 @@ class Fetcher:
             for tp, messages in records.items():
                 if not self.assignment.is_positioned(tp):
                     continue  # fetched before the assignment was positioned
-                self._metrics.consumed.labels(safe_name(tp.topic)).inc(len(messages))
+                self._metrics.consumed.labels(self._metrics.topic(tp.topic)).inc(len(messages))
                 self._recovery.received(tp, messages)
                 self._interleave.add(tp, messages)
             now = time.monotonic()
@@ -325,8 +324,9 @@ class Fetcher:
         self.assignment.revoke(revoked)
         self._recovery.forget(revoked)
         for tp in revoked:  # another member reports their lag now
-            with contextlib.suppress(KeyError):
-                self._metrics.lag.remove(safe_name(tp.topic), str(tp.partition))
+            if self._metrics.topic(tp.topic) != OTHER_TOPIC:
+                with contextlib.suppress(KeyError):
+                    self._metrics.lag.remove(self._metrics.topic(tp.topic), str(tp.partition))
         log.info("partitions_revoked", partitions=len(revoked), dropped_uncommitted=dropped)
 
     def _observe_progress(self) -> None:
@@ -335,7 +335,9 @@ class Fetcher:
         for tp in self.assignment.positioned:
             self.progress.log_end((tp.topic, tp.partition), self.consumer.highwater(tp))
         for (topic, partition), lag in self.progress.lag().items():
-            self._metrics.lag.labels(safe_name(topic), str(partition)).set(lag)
+            label = self._metrics.topic(topic)
+            if label != OTHER_TOPIC:  # topics nobody configured: their stalls still show
+                self._metrics.lag.labels(label, str(partition)).set(lag)
         stalls = self.progress.stalls(self.settings.stall_timeout_seconds)
         self._metrics.stalled.labels("partition").set(1 if stalls.partitions else 0)
         self._metrics.stalled.labels("batch_retry").set(0 if stalls.batch_retry_s is None else 1)

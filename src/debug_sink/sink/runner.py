@@ -124,6 +124,7 @@ class Sink:
             )
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.metrics.topics = frozenset(settings.topics) | frozenset(settings.otlp_topic_encodings)
         self.exit_when_idle = exit_when_idle
         self.idle_grace = idle_grace
         self._jobs = list(jobs)

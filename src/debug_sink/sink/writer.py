@@ -107,6 +107,7 @@ def _sql(name: str) -> str:
 class WriteResult:
     """What one transaction did."""
 
+    #: New rows per kind (what the tables gained).
     rows: dict[str, int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     parked: int = 0
@@ -122,7 +123,11 @@ class WriteResult:
 
     def add_plan(self, plan: Plan) -> None:
         for kind, rows in plan.rows.items():
-            self.rows[kind.value] = self.rows.get(kind.value, 0) + len(rows)
+            # New rows only: a re-delivered event, or a step's later event merged into its
+            # row, adds none (debug_sink_rows_written_total counts rows the tables gained).
+            new, _ = split_stored(plan, kind)
+            if new:
+                self.rows[kind.value] = self.rows.get(kind.value, 0) + len(new)
             if kind in PARENT_KINDS:
                 self.written.update(event.id for event in rows)
         self.written.update(alias for alias, _ in plan.aliases)
