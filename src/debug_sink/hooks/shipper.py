@@ -49,7 +49,7 @@ from debug_sink.hooks.spool import Spool
 from debug_sink.hooks.state import SessionStore
 from debug_sink.sdk.emitter import Emitter, EmitterConfig
 from debug_sink.settings import Settings
-from debug_sink.wire.events import ErrorEvent
+from debug_sink.wire.events import ErrorEvent, EventBase
 
 __all__ = ["LOOKUP_TIMEOUT_S", "ShipResult", "Shipper"]
 
@@ -195,15 +195,14 @@ class Shipper:
         for line in lines:
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-                model = self._finisher.finish(str(record["kind"]), record["event"])
-            except (ValueError, KeyError, TypeError, Unfinished) as exc:
-                reason = "invalid" if isinstance(exc, Unfinished) else "corrupt"
-                self._count(reason)
-                log.warning("hook_record_dropped", reason=reason, error=str(exc)[:300])
+            model = self._model(line)
+            if model is None:
                 continue
-            await self._emitter.emit(model)
+            try:
+                await self._emitter.emit(model)
+            except Exception as exc:  # one record must not stop the spool (see _model)
+                self._drop_record("invalid", exc)
+                continue
             sent += 1
             if isinstance(model, ErrorEvent) and model.operation_name:
                 self._want_fixes(model.error_type, model.operation_name)
@@ -218,6 +217,31 @@ class Shipper:
             log.warning("hook_events_rejected", events=rejected)
         self._shipped += sent - rejected
         return True
+
+    def _model(self, line: bytes) -> EventBase | None:
+        """The record of one spool line, finished; ``None`` when it is dropped (counted).
+
+        Any exception counts: a line is whatever the disk holds (a crash's torn write,
+        garbage), and one that ``json.loads`` or the finisher cannot take -- a
+        ``RecursionError`` for 100,000 nested brackets, a ``MemoryError`` -- must not stop
+        every later record from shipping. Only cancellation passes."""
+        try:
+            record = json.loads(line)
+            return self._finisher.finish(str(record["kind"]), record["event"])
+        except Unfinished as exc:
+            self._drop_record("invalid", exc)
+        except Exception as exc:
+            self._drop_record("corrupt", exc)
+        return None
+
+    def _drop_record(self, reason: str, exc: BaseException) -> None:
+        self._count(reason)
+        log.warning(
+            "hook_record_dropped",
+            reason=reason,
+            error_type=type(exc).__name__,
+            error=str(exc)[:300],
+        )
 
     def _drained(self) -> None:
         for waiter in self._flush_waiters:
