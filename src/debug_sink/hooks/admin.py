@@ -75,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dir", help="hook directory (default: $DEBUG_SINK_HOOK_DIR, else the XDG state dir)"
     )
+    parser.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--timeout",
         type=float,
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int | None:
         os.environ["DEBUG_SINK_HOOK_DIR"] = os.path.abspath(args.dir)
     directory = os.path.abspath(args.dir) if args.dir else HookConfig.from_environ().directory
     if args.serve:
-        return serve(directory)
+        return serve(directory, lock_fd=_inherited_lock(directory, args.lock_fd))
     if args.flush:
         return flush(directory, args.timeout)
     if args.status:
@@ -151,6 +152,24 @@ def take_lock(directory: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _inherited_lock(directory: str, fd: int | None) -> int | None:
+    """``fd`` when it is the directory's ``shipper.lock``, locked (the hook that started this
+    shipper took it and passed it on); else ``None`` (take it here)."""
+    if fd is None:
+        return None
+    try:
+        held = os.fstat(fd)
+        path = os.stat(os.path.join(directory, control.LOCK_NAME))
+        if (held.st_dev, held.st_ino) == (path.st_dev, path.st_ino):
+            # The same open file holds the lock already: this only confirms it.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.set_inheritable(fd, False)
+            return fd
+    except OSError:
+        pass
+    return None
 
 
 def serve(directory: str, *, lock_fd: int | None = None) -> int:

@@ -7,7 +7,10 @@ shipper in the background (:func:`spawn`).
 The shipper is one process per hook directory (it holds ``<dir>/shipper.lock``); a hook
 process starts it when none answers and none holds the lock, in a new session with its
 standard streams on ``/dev/null`` and the log, so it neither holds Claude Code's pipes open
-nor dies with the hook's process group. The status file may ask not to start one before a
+nor dies with the hook's process group. The hook takes the lock itself and hands it to the
+shipper it starts (an inherited descriptor, ``--lock-fd``): a burst of parallel hooks starts
+one shipper, not one per hook that found none yet (each costs a Python start-up on a CPU the
+hooks need). The status file may ask not to start one before a
 time (``retry_after``: after a configuration error, so that a broken setting costs one
 attempt a minute, not one per tool call).
 
@@ -38,6 +41,7 @@ except ImportError:  # pragma: no cover - CPython always has it
     import socket as socket_module  # type: ignore[no-redef]
 
 __all__ = [
+    "LOCK_FD",
     "LOCK_NAME",
     "SOCKET_NAME",
     "STATUS_NAME",
@@ -50,6 +54,8 @@ __all__ = [
 
 SOCKET_NAME: Final = "shipper.sock"
 LOCK_NAME: Final = "shipper.lock"
+#: The descriptor of the held ``shipper.lock`` in a shipper a hook started.
+LOCK_FD: Final = 3
 STATUS_NAME: Final = "status.json"
 #: The longest answer read (a known-fixes answer is a few hundred bytes).
 _MAX_ANSWER: Final = 1024 * 1024
@@ -120,11 +126,44 @@ def spawn(directory: str, *, now: float | None = None, reap: bool = False) -> in
     retry_after = read_status(directory).get("retry_after")
     if isinstance(retry_after, int | float) and now < retry_after:
         return None
-    if running(directory):
+    try:
+        ensure_dir(directory)
+        lock = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
         return None
-    ensure_dir(directory)
-    rotate(directory)
-    argv = [sys.executable, "-m", "debug_sink.hooks", "--serve", "--dir", directory]
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # a shipper runs, or another hook is starting one
+        rotate(directory)
+        pid = _spawn(directory, lock)
+    finally:
+        os.close(lock)  # the shipper's copy keeps the lock (or, if none started, it is free)
+    if reap and pid is not None:
+        import threading
+
+        threading.Thread(
+            target=_reap, args=(pid,), name="debug-sink-shipper-reaper", daemon=True
+        ).start()
+    return pid
+
+
+def _spawn(directory: str, lock: int) -> int | None:
+    """Start ``--serve`` holding ``lock`` (the locked ``shipper.lock``), as the child's
+    descriptor :data:`LOCK_FD` (never ``lock`` itself: a ``dup2`` onto the same number
+    keeps its close-on-exec flag on some C libraries)."""
+    child_fd = LOCK_FD if lock != LOCK_FD else LOCK_FD + 1
+    argv = [
+        sys.executable,
+        "-m",
+        "debug_sink.hooks",
+        "--serve",
+        "--dir",
+        directory,
+        "--lock-fd",
+        str(child_fd),
+    ]
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
@@ -135,22 +174,17 @@ def spawn(directory: str, *, now: float | None = None, reap: bool = False) -> in
             os.O_WRONLY | os.O_APPEND | os.O_CREAT,
             0o600,
         ),
+        (os.POSIX_SPAWN_DUP2, lock, child_fd),
     ]
     try:
-        pid: int | None = os.posix_spawn(
+        return os.posix_spawn(
             sys.executable, argv, dict(os.environ), file_actions=actions, setsid=True
         )
     except NotImplementedError:  # no POSIX_SPAWN_SETSID on this platform
-        pid = _spawn_portably(argv, directory)
+        argv[-1] = str(lock)
+        return _spawn_portably(argv, directory, lock)
     except OSError:
         return None
-    if reap and pid is not None:
-        import threading
-
-        threading.Thread(
-            target=_reap, args=(pid,), name="debug-sink-shipper-reaper", daemon=True
-        ).start()
-    return pid
 
 
 def _reap(pid: int) -> None:
@@ -160,7 +194,7 @@ def _reap(pid: int) -> None:
         return  # reaped elsewhere (a SIGCHLD handler)
 
 
-def _spawn_portably(argv: list[str], directory: str) -> int | None:
+def _spawn_portably(argv: list[str], directory: str, lock: int) -> int | None:
     import subprocess
 
     try:
@@ -171,6 +205,7 @@ def _spawn_portably(argv: list[str], directory: str) -> int | None:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,
+                pass_fds=(lock,),
             )
     except OSError:
         return None
