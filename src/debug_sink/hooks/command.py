@@ -10,7 +10,9 @@ With arguments it is the hook's administration (``--flush``, ``--status``, ``--s
 Guarantees for the hook path: exit status 0 always (a broken setting, disk or broker is
 reported once on stderr and in the local log, never by the exit status); standard output
 holds the answer's JSON or nothing; the process ends within :data:`HARD_LIMIT_S` even if a
-file system hangs (a timer ends it). Imports only the standard library's light modules and
+file system hangs (a timer ends it). The timer is disarmed (and its signal ignored) before
+the interpreter shuts down, so it can never end the process with SIGALRM's default action
+instead of exit 0. Imports only the standard library's light modules and
 the hook package's fast path -- no pydantic, Kafka or PostgreSQL driver, no asyncio: the
 start-up is most of the command's latency (a unit test holds the list).
 """
@@ -63,6 +65,8 @@ def run_hook() -> int:
             sys.stdout.flush()
     except BaseException as exc:  # the hook must never fail Claude Code
         _report(directory, exc)
+    finally:
+        _disarm_timer()
     return 0
 
 
@@ -74,6 +78,18 @@ def _arm_timer() -> None:
         signal.setitimer(signal.ITIMER_REAL, HARD_LIMIT_S)
     except (ImportError, AttributeError, ValueError, OSError):
         pass  # no timer on this platform or thread
+
+
+def _disarm_timer() -> None:
+    """No SIGALRM from here on: at interpreter shutdown Python restores the default action,
+    which would end the process with status -14 instead of 0."""
+    try:
+        import signal
+
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
 
 
 def _out_of_time(signum: int, frame: object) -> None:
