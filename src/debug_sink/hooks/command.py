@@ -10,15 +10,19 @@ With arguments it is the hook's administration (``--flush``, ``--status``, ``--s
 Guarantees for the hook path: exit status 0 always (a broken setting, disk or broker is
 reported once on stderr and in the local log, never by the exit status); standard output
 holds the answer's JSON or nothing; the process ends within :data:`HARD_LIMIT_S` even if a
-file system hangs (a timer ends it). The timer is disarmed (and its signal ignored) before
-the interpreter shuts down, so it can never end the process with SIGALRM's default action
-instead of exit 0. Imports only the standard library's light modules and
-the hook package's fast path -- no pydantic, Kafka or PostgreSQL driver, no asyncio: the
-start-up is most of the command's latency (a unit test holds the list).
+file system hangs (a timer ends it). An input given up at the bound before its events were
+spooled is counted (``time_limit``, in the spool's counters ``--status`` shows) and said on
+stderr; an input lost to an unforeseen error is counted too (``hook_failed``): nothing is
+lost silently. The timer is disarmed (and its signal ignored) before the interpreter shuts
+down, so it can never end the process with SIGALRM's default action instead of exit 0.
+Imports only the standard library's light modules and the hook package's fast path -- no
+pydantic, Kafka or PostgreSQL driver, no asyncio: the start-up is most of the command's
+latency (a unit test holds the list).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -31,6 +35,31 @@ __all__ = ["HARD_LIMIT_S", "main"]
 
 #: Past this, the hook process ends (exit 0) whatever it was doing.
 HARD_LIMIT_S: Final = 2.0
+#: The counts-log lines of an input the hook gave up (:class:`~debug_sink.hooks.spool.Spool`).
+_TIME_LIMIT: Final = b"time_limit\t1\n"
+_HOOK_FAILED: Final = b"hook_failed\t1\n"
+_GAVE_UP: Final = (
+    f"debug-sink hook: gave up after {HARD_LIMIT_S:g} s (its time limit); "
+    "its event was not spooled and is counted as dropped (time_limit)\n"
+).encode()
+_GAVE_UP_SPOOLED: Final = (
+    f"debug-sink hook: gave up after {HARD_LIMIT_S:g} s (its time limit); its events were spooled\n"
+).encode()
+
+
+class _Bound:
+    """What the timer's handler may touch: the spool's counts log, opened before it can fire
+    (the handler makes ``write`` calls on open descriptors and ``_exit``, nothing that takes
+    a lock or opens a file), and whether this input's events are spooled or counted."""
+
+    __slots__ = ("counts_fd", "settled")
+
+    def __init__(self) -> None:
+        self.counts_fd = -1
+        self.settled = False
+
+
+_bound = _Bound()
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "debug-sink-hook") -> int:
@@ -48,16 +77,19 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "debug-sink-hook") ->
 
 def run_hook() -> int:
     """The hook path: stdin in, answer out, exit status 0."""
-    _arm_timer()
+    _bound.settled = False
+    _arm_timer(HARD_LIMIT_S)
     directory = None
     try:
         from debug_sink.hooks.config import HookConfig
-        from debug_sink.hooks.handler import handle
 
         config = HookConfig.from_environ()
         directory = config.directory
+        _open_counts(directory)
+        from debug_sink.hooks.handler import handle
+
         raw = sys.stdin.buffer.read()
-        output = handle(raw, config)
+        output = handle(raw, config, settled=_mark_settled)
         if output is not None:
             import json
 
@@ -67,15 +99,21 @@ def run_hook() -> int:
         _report(directory, exc)
     finally:
         _disarm_timer()
+        _close_counts()
     return 0
 
 
-def _arm_timer() -> None:
+def _mark_settled() -> None:
+    """The input's events are spooled, or counted as dropped: giving up loses nothing."""
+    _bound.settled = True
+
+
+def _arm_timer(seconds: float) -> None:
     try:
         import signal
 
         signal.signal(signal.SIGALRM, _out_of_time)
-        signal.setitimer(signal.ITIMER_REAL, HARD_LIMIT_S)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
     except (ImportError, AttributeError, ValueError, OSError):
         pass  # no timer on this platform or thread
 
@@ -92,15 +130,57 @@ def _disarm_timer() -> None:
         pass
 
 
-def _out_of_time(signum: int, frame: object) -> None:
+def _open_counts(directory: str) -> None:
+    """Open the spool's counts log for :func:`_out_of_time` (no lock needed: one
+    ``O_APPEND`` write of a whole line, as :meth:`~debug_sink.hooks.spool.Spool.count` makes
+    when the spool's lock is busy)."""
     try:
-        sys.stderr.write(f"debug-sink hook: gave up after {HARD_LIMIT_S} s\n")
-        sys.stderr.flush()
+        from debug_sink.hooks.files import ensure_dir
+
+        spool = ensure_dir(os.path.join(directory, "spool"))
+        _bound.counts_fd = os.open(
+            os.path.join(spool, "counts.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+        )
+    except OSError:
+        _bound.counts_fd = -1  # a broken disk: said by the handler's own attempt
+
+
+def _close_counts() -> None:
+    fd, _bound.counts_fd = _bound.counts_fd, -1
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _count_lost(line: bytes) -> None:
+    """Count this input as dropped, unless its events are spooled or counted already."""
+    if not _bound.settled and _bound.counts_fd >= 0:
+        os.write(_bound.counts_fd, line)
+        _mark_settled()
+
+
+def _give_up() -> None:
+    try:
+        message = _GAVE_UP_SPOOLED if _bound.settled else _GAVE_UP
+        _count_lost(_TIME_LIMIT)
+        os.write(2, message)
+    except OSError:
+        pass
+
+
+def _out_of_time(signum: int, frame: object) -> None:
+    """SIGALRM: the bound is reached. Python runs this between two bytecodes of the main
+    thread, which may be in the middle of anything (a buffered write to stderr, an import):
+    so only ``os.write`` on descriptors opened before, then ``os._exit``."""
+    try:
+        _give_up()
     finally:
         os._exit(0)
 
 
 def _report(directory: str | None, exc: BaseException) -> None:
+    with contextlib.suppress(BaseException):
+        _count_lost(_HOOK_FAILED)
     try:
         from debug_sink.hooks import problems
 

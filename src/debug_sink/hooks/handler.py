@@ -34,6 +34,7 @@ from debug_sink.hooks.state import SessionStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Final
 
 __all__ = ["MAX_PARSED_BYTES", "handle"]
@@ -61,11 +62,17 @@ def without_lone_surrogates(value: Any) -> Any:
 
 
 def handle(
-    raw: bytes, config: HookConfig, *, now: float | None = None, in_process: bool = False
+    raw: bytes,
+    config: HookConfig,
+    *,
+    now: float | None = None,
+    in_process: bool = False,
+    settled: Callable[[], object] | None = None,
 ) -> dict[str, Any] | None:
     """Process one hook input (the bytes Claude Code wrote to stdin); the JSON to print, or
     ``None`` to print nothing. ``in_process``: the caller lives on after (the SDK helper), so
-    a shipper it starts is reaped when it ends."""
+    a shipper it starts is reaped when it ends. ``settled`` is called once the input's events
+    are in the spool or counted as dropped (from then on, giving up loses nothing)."""
     started = time.monotonic()
     now = time.time() if now is None else now
     directory = config.directory
@@ -74,6 +81,8 @@ def handle(
         problems.log(directory, "hook_setting_ignored", problem=problem)
     hook = _parse(raw, directory)
     if hook is None:
+        if settled is not None:
+            settled()  # unreadable: counted
         return None
     session_id = str(hook.get("session_id") or "unknown")
     digest = input_digest(raw)
@@ -89,11 +98,15 @@ def handle(
             state = session.data
         if state.get("last") == digest:
             # The same input again: its events are spooled already; answer as before.
+            if settled is not None:
+                settled()
             mapped = map_hook(hook, json.loads(json.dumps(state)), now)
         else:
             mapped = map_hook(hook, state, now, stateless_key=digest if session is None else None)
             if not spool.append(mapped.records):
                 _spool_refused(directory, spool, len(mapped.records))
+            if settled is not None:
+                settled()  # spooled, or counted as dropped
             if session is not None:
                 state["last"] = digest
                 session.save()

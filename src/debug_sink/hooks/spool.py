@@ -7,9 +7,10 @@ Owns :class:`Spool`, the files under ``<dir>/spool``:
 - ``shipped`` -- how many bytes of it the broker has acknowledged (written by the shipper
   only);
 - ``counters.json`` (and ``counts.log``, for counts made while another process held the
-  lock) -- what could not be spooled or shipped, by reason (``spool_full``, ``spool_busy``,
-  ``spool_write_failed``, ``unreadable_input``, ``state_busy``, ``rejected``, ``invalid``,
-  ``corrupt``).
+  lock, and by a hook giving up at its time bound) -- what could not be spooled or shipped, by
+  reason (``spool_full``, ``spool_busy``, ``spool_write_failed``, ``unreadable_input``,
+  ``time_limit``, ``hook_failed``, ``rejected``, ``invalid``, ``corrupt``), and
+  ``state_busy`` (a hook that went on without its session's state: its events are spooled).
 
 Guarantees:
 

@@ -1,16 +1,22 @@
-"""The hook process's time bound: the timer never outlives the hook's work (an alarm at
-interpreter shutdown would end the process with SIGALRM instead of exit 0)."""
+"""The hook process's time bound: an input given up at the bound is counted as dropped, and
+the timer never outlives the hook's work (an alarm at interpreter shutdown would end the
+process with SIGALRM instead of exit 0). The time margins are wide (a loaded 2-core
+machine)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from debug_sink.hooks.command import HARD_LIMIT_S
+from debug_sink.hooks.spool import Spool
 from tests.support import cli_env
 
 SESSION = "2b7c4d1e-9f8a-4b6c-8d5e-1f2a3b4c5d6e"
@@ -23,6 +29,8 @@ PAYLOAD = json.dumps(
         "tool_use_id": "toolu_bound_1",
     }
 ).encode()
+#: Room for a loaded machine to run the process once its bound is reached.
+SLACK_S = 0.9
 
 
 @pytest.fixture
@@ -46,6 +54,45 @@ def _env(directory: str) -> dict[str, str]:
     )
 
 
+def _start(directory: str) -> tuple[subprocess.Popen[bytes], float]:
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "debug_sink.hooks"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(directory),
+    )
+    return proc, started
+
+
+def _end(proc: subprocess.Popen[bytes], started: float) -> tuple[float, bytes, bytes]:
+    """Wait for the hook (its stdin left open: the input never comes); seconds from its
+    start, stdout, stderr."""
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    try:
+        proc.wait(timeout=30)
+        seconds = time.monotonic() - started
+        return seconds, proc.stdout.read(), proc.stderr.read()
+    finally:
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+
+
+def test_an_input_that_never_comes_is_given_up_at_the_bound_and_counted(
+    hook_dir: str,
+) -> None:
+    proc, started = _start(hook_dir)
+    seconds, out, err = _end(proc, started)
+    assert proc.returncode == 0
+    assert out == b""
+    assert HARD_LIMIT_S - 0.1 <= seconds <= HARD_LIMIT_S + SLACK_S, seconds
+    assert b"gave up after 2 s" in err
+    assert Spool(hook_dir, 1).counters() == {"time_limit": 1}
+
+
 def test_the_timer_is_disarmed_before_the_interpreter_shuts_down(hook_dir: str) -> None:
     """Python restores SIGALRM's default action at shutdown: a timer still armed then ends
     the process with status -14. After the hook's work: no timer, the signal ignored."""
@@ -66,3 +113,21 @@ def test_the_timer_is_disarmed_before_the_interpreter_shuts_down(hook_dir: str) 
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.decode().split()[-2:] == ["0.0", "True"], done.stderr
+
+
+def test_an_unforeseen_failure_before_the_spool_is_counted(hook_dir: str) -> None:
+    """An exception before the input's events are spooled (here: the spool's file is a
+    directory) is counted as dropped (``hook_failed``), not only logged."""
+    os.makedirs(os.path.join(hook_dir, "spool", "events.jsonl"), mode=0o700)
+    done = subprocess.run(
+        [sys.executable, "-m", "debug_sink.hooks"],
+        input=PAYLOAD,
+        capture_output=True,
+        env=_env(hook_dir),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert done.stdout == b""
+    assert b"debug-sink hook: failed" in done.stderr
+    assert Spool(hook_dir, 1).counters() == {"hook_failed": 1}
