@@ -9,8 +9,10 @@ With arguments it is the hook's administration (``--flush``, ``--status``, ``--s
 
 Guarantees for the hook path: exit status 0 always (a broken setting, disk or broker is
 reported once on stderr and in the local log, never by the exit status); standard output
-holds the answer's JSON or nothing; the process ends within :data:`HARD_LIMIT_S` even if a
-file system hangs (a timer ends it). An input given up at the bound before its events were
+holds the answer's JSON or nothing; the process ends within :data:`HARD_LIMIT_S` of its
+creation -- Python's start-up included, on Linux (elsewhere of the moment this module runs) --
+even if a file system blocks it interruptibly (a timer ends it; a process stuck in the kernel,
+uninterruptible, is beyond any timer). An input given up at the bound before its events were
 spooled is counted (``time_limit``, in the spool's counters ``--status`` shows) and said on
 stderr; an input lost to an unforeseen error is counted too (``hook_failed``): nothing is
 lost silently. The timer is disarmed (and its signal ignored) before the interpreter shuts
@@ -33,17 +35,22 @@ if TYPE_CHECKING:
 
 __all__ = ["HARD_LIMIT_S", "main"]
 
-#: Past this, the hook process ends (exit 0) whatever it was doing.
+#: Past this (counted from the process's creation where the system tells it), the hook
+#: process ends (exit 0) whatever it was doing.
 HARD_LIMIT_S: Final = 2.0
+#: A process age outside this range is not believed (a /proc of another clock): the bound
+#: then counts from the moment the timer is armed.
+_PLAUSIBLE_AGE_S: Final = 60.0
 #: The counts-log lines of an input the hook gave up (:class:`~debug_sink.hooks.spool.Spool`).
 _TIME_LIMIT: Final = b"time_limit\t1\n"
 _HOOK_FAILED: Final = b"hook_failed\t1\n"
 _GAVE_UP: Final = (
-    f"debug-sink hook: gave up after {HARD_LIMIT_S:g} s (its time limit); "
+    f"debug-sink hook: gave up after {HARD_LIMIT_S:g} s (its time limit, start-up included); "
     "its event was not spooled and is counted as dropped (time_limit)\n"
 ).encode()
 _GAVE_UP_SPOOLED: Final = (
-    f"debug-sink hook: gave up after {HARD_LIMIT_S:g} s (its time limit); its events were spooled\n"
+    f"debug-sink hook: gave up after {HARD_LIMIT_S:g} s (its time limit, start-up included); "
+    "its events were spooled\n"
 ).encode()
 
 
@@ -78,7 +85,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "debug-sink-hook") ->
 def run_hook() -> int:
     """The hook path: stdin in, answer out, exit status 0."""
     _bound.settled = False
-    _arm_timer(HARD_LIMIT_S)
+    left = _time_left()
+    if left > 0:
+        _arm_timer(left)
     directory = None
     try:
         from debug_sink.hooks.config import HookConfig
@@ -86,6 +95,9 @@ def run_hook() -> int:
         config = HookConfig.from_environ()
         directory = config.directory
         _open_counts(directory)
+        if left <= 0:
+            _give_up()  # the start-up alone took the whole bound
+            return 0
         from debug_sink.hooks.handler import handle
 
         raw = sys.stdin.buffer.read()
@@ -106,6 +118,28 @@ def run_hook() -> int:
 def _mark_settled() -> None:
     """The input's events are spooled, or counted as dropped: giving up loses nothing."""
     _bound.settled = True
+
+
+def _time_left() -> float:
+    """Seconds left of :data:`HARD_LIMIT_S` (negative when the start-up took longer)."""
+    age = _process_age()
+    return HARD_LIMIT_S - age if age is not None else HARD_LIMIT_S
+
+
+def _process_age() -> float | None:
+    """Seconds since this process was created (Linux: ``/proc/self/stat``'s start time
+    against ``CLOCK_BOOTTIME``, to the clock tick); ``None`` where the system cannot say."""
+    try:
+        import time
+
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        # Field 22, counted after the command name (field 2, in parentheses, may hold spaces).
+        start_ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return age if 0 <= age <= _PLAUSIBLE_AGE_S else None
 
 
 def _arm_timer(seconds: float) -> None:
