@@ -36,9 +36,11 @@ own workflow (:func:`~debug_sink.hooks.ids.subagent_workflow`), ``SubagentStart`
 recovery per workflow and tool.
 
 Ids are deterministic (:mod:`debug_sink.hooks.ids`): a tool event's from its ``tool_use_id``,
-any other from a per-session count of that hook event. The caller recognises a hook run again
-with the same input (:func:`input_digest` equal to the state's ``last``) and publishes nothing
-new then.
+any other (and a turn's step) from a per-session count of that hook event and the state's
+``nonce`` (drawn when the state was created: a session whose state expired or broke counts
+from 1 again under a new nonce, so its new events never take its first ones' ids -- the sink
+stores an id once). The caller recognises a hook run again with the same input
+(:func:`input_digest` equal to the state's ``last``) and publishes nothing new then.
 """
 
 from __future__ import annotations
@@ -314,7 +316,7 @@ class _Invocation:
         self._close_turn("failed", "interrupted: a new prompt came before Stop")
         turns = self._count("turns")
         number = self._next_step()
-        step_id = event_id(self.workflow, "turn", str(number))
+        step_id = self._turn_id(number)
         self.state["turn"] = {"n": turns, "step": number, "id": step_id, "at": self.now}
         prompt = _text(self.hook.get("prompt") or "")
         self._step(
@@ -338,7 +340,7 @@ class _Invocation:
         turns = self._count("turns")
         number = self._next_step()
         self._step(
-            event_id(self.workflow, "turn", str(number)),
+            self._turn_id(number),
             number,
             "completed",
             step_type="turn",
@@ -552,7 +554,16 @@ class _Invocation:
             return f"{self.scope}/{self.tool_use_id}"
         if self.stateless_key is not None:
             return f"{self.scope}/~{self.stateless_key}"
-        return f"{self.scope}/#{self._sequence()}"
+        return f"{self.scope}/#{self._nonce()}{self._sequence()}"
+
+    def _turn_id(self, number: int) -> str:
+        return event_id(self.workflow, "turn", f"{self._nonce()}{number}")
+
+    def _nonce(self) -> str:
+        """The state's nonce and a separator (``""`` for a state made before nonces: its
+        ids go on as they began)."""
+        nonce = self.state.get("nonce")
+        return f"{nonce}." if isinstance(nonce, str) and nonce else ""
 
     def _sequence(self) -> int:
         cached = getattr(self, "_seq", None)

@@ -10,8 +10,12 @@ Guarantees: one invocation at a time reads and writes a session's state; a lock 
 another process longer than the timeout makes :meth:`SessionStore.open` return ``None``
 instead of waiting (the caller goes on without state); a file that is not valid JSON (a
 crash mid-write) is read as a fresh state. Files untouched for :data:`EXPIRE_DAYS` are
-removed by :meth:`SessionStore.expire`. Not guaranteed: durability across a machine crash
-(no fsync: the state is a convenience, the events are in the spool).
+removed by :meth:`SessionStore.expire`. Every fresh state holds a random ``nonce`` of its
+own, which the ids counted from the state include
+(:meth:`~debug_sink.hooks.mapping.map_hook`): a session whose state was lost (expired,
+broken) counts its events from 1 again, but never repeats the ids of its first ones. Not
+guaranteed: durability across a machine crash (no fsync: the state is a convenience, the
+events are in the spool).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
-__all__ = ["EXPIRE_DAYS", "SessionState", "SessionStore"]
+__all__ = ["EXPIRE_DAYS", "SessionState", "SessionStore", "fresh_state"]
 
 #: Session files not written for this long are deleted (a resumed session older than that
 #: starts its turn numbering again).
@@ -118,14 +122,20 @@ class SessionStore:
         return removed
 
 
+def fresh_state() -> dict[str, Any]:
+    """The state of a session never seen (or whose state was lost): its version and a new
+    random nonce (64 bits: the ids of two states of one session never meet)."""
+    return {"v": STATE_VERSION, "nonce": os.urandom(8).hex()}
+
+
 def _load(fd: int) -> dict[str, Any]:
     size = os.fstat(fd).st_size
     if size == 0 or size > _MAX_BYTES:
-        return {"v": STATE_VERSION}
+        return fresh_state()
     try:
         data = json.loads(os.pread(fd, size, 0))
-    except ValueError:
-        return {"v": STATE_VERSION}
+    except (ValueError, RecursionError):
+        return fresh_state()
     if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
-        return {"v": STATE_VERSION}
+        return fresh_state()
     return data

@@ -108,7 +108,34 @@ class TestSessionStore:
         Path(store.path("s1")).write_text('{"v": 1, "turn": ')
         with store.open("s1", 1.0) as state:
             assert state is not None
-            assert state.data == {"v": 1}
+            assert state.data.keys() == {"v", "nonce"}
+            assert state.data["v"] == 1
+
+    def test_every_fresh_state_has_a_nonce_of_its_own_and_keeps_it(self, tmp_path: Path) -> None:
+        store = SessionStore(str(tmp_path))
+        nonces = []
+        for name in ("s1", "s2"):
+            with store.open(name, 1.0) as state:
+                assert state is not None
+                nonces.append(state.data["nonce"])
+                state.save()
+        with store.open("s1", 1.0) as state:
+            assert state is not None
+            assert state.data["nonce"] == nonces[0]
+        os.unlink(store.path("s1"))  # expired, or lost
+        with store.open("s1", 1.0) as state:
+            assert state is not None
+            nonces.append(state.data["nonce"])
+        assert len(set(nonces)) == 3
+        assert all(len(n) == 16 for n in nonces)
+
+    def test_a_deeply_nested_file_is_a_fresh_state(self, tmp_path: Path) -> None:
+        store = SessionStore(str(tmp_path))
+        os.makedirs(store.directory)
+        Path(store.path("s1")).write_text("[" * 100_000)
+        with store.open("s1", 1.0) as state:
+            assert state is not None
+            assert state.data["v"] == 1
 
     def test_old_sessions_expire(self, tmp_path: Path) -> None:
         store = SessionStore(str(tmp_path))

@@ -10,6 +10,7 @@ import orjson
 
 from debug_sink.hooks.ids import session_uuid, subagent_workflow
 from debug_sink.hooks.mapping import MAX_RECOVERS, Mapped, map_hook, strategy
+from debug_sink.hooks.state import fresh_state
 from debug_sink.wire.events import DEFAULT_TOPICS, EventKind
 from debug_sink.wire.validation import Accepted, ValidationConfig, decode
 from tests import hook_payloads as p
@@ -226,6 +227,43 @@ class TestIds:
         second = [e["id"] for _, e in records(run_session(p.session(SESSION)))]
         assert first == second
         assert len(set(first)) == len(first) - 3  # 3 steps: started and completed share an id
+
+    def test_a_lost_state_does_not_give_the_first_ids_again(self) -> None:
+        """A session resumed after its state expired (or broke) counts from 1 again: under
+        the new state's nonce its prompts, turns and snapshots get ids of their own (the
+        sink would store the first ones' ids once, dropping the new events); a tool event's
+        id is its tool call's, a subagent's its agent id's, whatever the state."""
+        inputs = p.session(SESSION)
+        first = records(run_session(inputs, fresh_state()))
+        again = records(run_session(inputs, fresh_state()))
+        by_tool = {"PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest"}
+
+        def counted(recs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+            return {
+                e["id"]
+                for kind, e in recs
+                if kind == "snapshot"
+                or (kind == "step" and e["step_type"] == "turn")
+                or (kind == "hook" and e["source"] not in by_tool)
+            }
+
+        def of_tools(recs: list[tuple[str, dict[str, Any]]]) -> set[str]:
+            return {
+                e["id"]
+                for kind, e in recs
+                if kind == "hook" and e["source"] in by_tool and e["payload"].get("tool_use_id")
+            }
+
+        assert counted(first)
+        assert not counted(first) & counted(again)
+        assert of_tools(first) == of_tools(again)
+
+    def test_the_same_state_gives_the_same_ids(self) -> None:
+        inputs = p.session(SESSION)
+        state = fresh_state()
+        one = records(run_session(inputs, copy.deepcopy(state)))
+        two = records(run_session(inputs, copy.deepcopy(state)))
+        assert [e["id"] for _, e in one] == [e["id"] for _, e in two]
 
     def test_a_session_id_that_is_no_uuid_still_makes_a_workflow(self) -> None:
         (out,) = run_session([{"session_id": "abc123", "hook_event_name": "Notification"}])
