@@ -21,13 +21,14 @@ terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TextIO, cast
 
 from debug_sink.hooks import control
 from debug_sink.hooks.config import HookConfig
@@ -182,7 +183,11 @@ def serve(directory: str, *, lock_fd: int | None = None) -> int:
     from debug_sink.logs import configure_logging
 
     level = os.environ.get("DEBUG_SINK_LOG_LEVEL", "info").lower()
-    configure_logging(level if level in ("debug", "info", "warning", "error") else "info", "json")
+    configure_logging(
+        level if level in ("debug", "info", "warning", "error") else "info",
+        "json",
+        stream=cast("TextIO", _LogStream()),
+    )
     try:
         ship(directory)
     except ConfigurationError:
@@ -190,6 +195,29 @@ def serve(directory: str, *, lock_fd: int | None = None) -> int:
     finally:
         os.close(fd)
     return 0
+
+
+class _LogStream:
+    """The shipper's log lines to its standard error (the hook log, often on the disk it
+    ships from): whole lines, one ``write`` each (the hooks append to the same file), and a
+    line the disk refuses (full) is skipped -- a print that raises would end the shipper."""
+
+    def __init__(self, fd: int = 2) -> None:
+        self._fd = fd
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines, newline, self._partial = (self._partial + text).rpartition("\n")
+        if newline:
+            with contextlib.suppress(OSError):
+                os.write(self._fd, (lines + newline).encode("utf-8", "replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
 
 
 def flush(directory: str, timeout: float) -> int:

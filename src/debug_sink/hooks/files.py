@@ -9,6 +9,7 @@ outputs before redaction). POSIX only, like Claude Code's hooks.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -50,14 +51,26 @@ def lock(fd: int, timeout: float) -> bool:
 
 
 def replace(path: str, data: bytes) -> None:
-    """Write ``path`` whole: readers see the old content or the new, never a part."""
+    """Write ``path`` whole: readers see the old content or the new, never a part. On a
+    failure (a full disk: ``OSError``, raised) ``path`` keeps its old content and no
+    temporary file is left behind."""
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), tmp)
+                view = view[written:]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_json(path: str) -> Any:

@@ -62,6 +62,8 @@ _DELIVERY_WAIT_S: Final = 3.0
 _POLL_S: Final = 0.25
 _DB_RETRY_S: Final = 30.0
 _CONNECT_TIMEOUT_S: Final = 10.0
+#: How often a spool position the disk refused is tried again.
+_COMMIT_RETRY_S: Final = 1.0
 
 
 class ShipResult:
@@ -105,6 +107,8 @@ class Shipper:
         self._shipped = 0
         self._dropped = 0
         self._offset = 0
+        self._uncommitted = False
+        self._commit_retry_at = 0.0
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._fixes: dict[tuple[str, str], tuple[float, list[dict[str, Any]] | None]] = {}
         self._queries: Any = None
@@ -123,8 +127,10 @@ class Shipper:
         try:
             await self._ship_loop()
         finally:
+            if self._uncommitted:
+                self._commit()  # a last try: the next shipper starts from what is written
             await self._close()
-        return ShipResult(self._shipped, self._dropped, self.spool.unshipped_bytes())
+        return ShipResult(self._shipped, self._dropped, self._pending())
 
     async def _start(self) -> None:
         SessionStore(self.directory).expire()
@@ -153,7 +159,7 @@ class Shipper:
         if self._queries is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._queries.close(), 5)
-        left = self.spool.unshipped_bytes()
+        left = self._pending()
         # What the emitter still holds was never committed: the next shipper sends it again
         # (the emitter counts it as dropped on close; it is not lost).
         await self._emitter.close(timeout=0 if self._broker_down_since else 1.0)
@@ -175,11 +181,11 @@ class Shipper:
                 self._last_activity = time.monotonic()
                 if not await self._ship(lines):
                     return  # idle or deadline while the broker was away
-                self.spool.commit(next_offset)
                 self._offset = next_offset
-                if self._offset >= self.spool.size() and self.spool.compact():
-                    self._offset = 0
+                self._commit()
                 continue
+            if self._uncommitted and time.monotonic() >= self._commit_retry_at:
+                self._commit()
             self._drained()
             if self.drain or self._out_of_time() or self._idle():
                 return
@@ -243,6 +249,32 @@ class Shipper:
             error=str(exc)[:300],
         )
 
+    def _commit(self) -> None:
+        """Write the spool position (everything before ``_offset`` is acknowledged) and empty
+        the spool once it is all shipped. On a full disk the position lives on in memory --
+        this shipper goes on from it, sends nothing twice, and tries to write it again every
+        :data:`_COMMIT_RETRY_S` -- and emptying the spool (which needs no room) writes it
+        as 0. Said once in the log, and once more when it is written again."""
+        try:
+            if self._offset >= self.spool.size() and self.spool.compact(self._offset):
+                self._offset = 0
+            else:
+                self.spool.commit(self._offset)
+        except OSError as exc:
+            self._commit_retry_at = time.monotonic() + _COMMIT_RETRY_S
+            if not self._uncommitted:
+                log.warning(
+                    "hook_spool_position_not_saved",
+                    error=str(exc)[:300],
+                    offset=self._offset,
+                    detail="this shipper goes on from it; it is written once the disk allows",
+                )
+            self._uncommitted = True
+            return
+        if self._uncommitted:
+            log.info("hook_spool_position_saved", offset=self._offset)
+        self._uncommitted = False
+
     def _drained(self) -> None:
         for waiter in self._flush_waiters:
             if not waiter.done():
@@ -262,11 +294,16 @@ class Shipper:
         return self.deadline is not None and time.monotonic() > self.deadline
 
     def _pending(self) -> int:
-        return self.spool.unshipped_bytes()
+        """Bytes not shipped yet (from this shipper's position: the one on disk may be
+        behind it, on a full disk)."""
+        return max(0, self.spool.size() - self._offset)
 
     def _count(self, reason: str, n: int = 1) -> None:
         self._dropped += n
-        self.spool.count(reason, n)
+        try:
+            self.spool.count(reason, n)
+        except OSError as exc:  # a full disk: the log line is all there is
+            log.warning("hook_count_not_saved", reason=reason, events=n, error=str(exc)[:300])
 
     # -- the broker's state ---------------------------------------------------------------
 

@@ -21,7 +21,9 @@ Guarantees:
   ``shipped`` past them (:meth:`Spool.commit`); once everything is shipped the file is
   emptied under the lock (:meth:`Spool.compact`). A shipper that dies between the
   acknowledgement and the commit sends those records again: the event ids are deterministic
-  and the sink stores an event once, so the rows are exactly once.
+  and the sink stores an event once, so the rows are exactly once. A position the disk
+  refuses (full) raises; the shipper keeps it in memory and goes on from it. Emptying needs
+  no room: position 0 is no ``shipped`` file, removed before the file is truncated.
 - **Whole records.** Only complete lines are read; a line that is not a record (a write cut
   by a crash) is skipped and counted (``corrupt``), and the next append starts a new line. A
   write the system takes only part of (a full disk) is taken back and counted
@@ -112,16 +114,23 @@ class Spool:
                 return
         finally:
             os.close(fd)
+        self._log_count(reason, n)
+
+    def _count_locked(self, reason: str, n: int) -> None:
+        counters = _read_counters(self._counters)
+        counters[reason] = counters.get(reason, 0) + n
+        try:
+            replace(self._counters, json.dumps(counters, sort_keys=True).encode())
+        except OSError:
+            # No room for a new counters file (a full disk): one short line may still fit.
+            self._log_count(reason, n)
+
+    def _log_count(self, reason: str, n: int) -> None:
         log = os.open(self._counts_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(log, f"{reason}\t{n}\n".encode())
         finally:
             os.close(log)
-
-    def _count_locked(self, reason: str, n: int) -> None:
-        counters = _read_counters(self._counters)
-        counters[reason] = counters.get(reason, 0) + n
-        replace(self._counters, json.dumps(counters, sort_keys=True).encode())
 
     def counters(self) -> dict[str, int]:
         """Counts by reason of what was not spooled or not shipped."""
@@ -181,12 +190,20 @@ class Spool:
         return shipped if shipped <= self.size() else 0
 
     def commit(self, offset: int) -> None:
-        """The broker acknowledged everything before ``offset``."""
+        """The broker acknowledged everything before ``offset``. Raises ``OSError`` when the
+        position cannot be written (a full disk): the caller keeps it and tries again."""
+        if offset == 0:
+            # No file is position 0: removing one needs no room on a full disk.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._shipped)
+            return
         ensure_dir(self.directory)
         replace(self._shipped, str(offset).encode())
 
-    def compact(self) -> bool:
-        """Empty the file if everything in it is shipped; whether it was emptied."""
+    def compact(self, shipped: int | None = None) -> bool:
+        """Empty the file if everything in it is shipped (``shipped``: the shipper's own
+        position, when it could not be written); whether it was emptied. Emptying needs no
+        room on the disk, and gives some back."""
         try:
             fd = os.open(self._events, os.O_WRONLY)
         except FileNotFoundError:
@@ -194,10 +211,12 @@ class Spool:
         try:
             if not lock(fd, LOCK_TIMEOUT):
                 return False
-            if os.fstat(fd).st_size != self.shipped():
+            if os.fstat(fd).st_size != (self.shipped() if shipped is None else shipped):
                 return False
-            os.ftruncate(fd, 0)
+            # Position 0 first: a crash between the two sends the records again (the sink
+            # stores them once), never skips new ones.
             self.commit(0)
+            os.ftruncate(fd, 0)
             return True
         finally:
             os.close(fd)
