@@ -310,7 +310,7 @@ def status(directory: str, *, as_json: bool) -> int:
         f"({document['pending_bytes']} bytes)",
         "dropped: "
         + (", ".join(f"{k} {v}" for k, v in sorted(document["dropped"].items())) or "none"),
-        "shipper: " + (f"running (pid {live.get('pid')})" if live is not None else "not running"),
+        "shipper: " + _shipper_line(live, document["shipper"]),
     ]
     if last.get("state"):
         lines.append(
@@ -319,6 +319,14 @@ def status(directory: str, *, as_json: bool) -> int:
         )
     _print("\n".join(lines))
     return 0
+
+
+def _shipper_line(live: dict[str, Any] | None, shipper: dict[str, Any]) -> str:
+    if live is not None:
+        return f"running (pid {live.get('pid')})"
+    if shipper.get("running"):
+        return "running (not answering on its socket)"
+    return "not running"
 
 
 def _print(text: str) -> None:

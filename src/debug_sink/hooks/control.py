@@ -14,6 +14,14 @@ hooks need). The status file may ask not to start one before a
 time (``retry_after``: after a configuration error, so that a broken setting costs one
 attempt a minute, not one per tool call).
 
+The socket's path may be longer than a Unix socket address holds (about 107 bytes: a hook
+directory deep in a project): then it is bound and reached through the directory's open
+descriptor, ``/proc/self/fd/<fd>/shipper.sock`` (Linux), which names the same file in the
+same directory -- its permissions (0700, the user's) are the socket's protection, as for a
+short path; nothing is put in a shared place another user could take first. Where there is
+no ``/proc``, a shipper of such a directory runs without its socket (hooks then do not wait
+for known fixes, and ``--status``/``--stop``/``--flush`` cannot reach it).
+
 Guarantees: :func:`request` never waits past its timeout and never raises (``None``: no
 answer). Imports the C ``_socket`` module, not :mod:`socket` (whose import costs the hook
 command ~20 ms of its start-up).
@@ -48,6 +56,7 @@ __all__ = [
     "read_status",
     "request",
     "running",
+    "socket_address",
     "socket_path",
     "spawn",
 ]
@@ -59,25 +68,56 @@ LOCK_FD: Final = 3
 STATUS_NAME: Final = "status.json"
 #: The longest answer read (a known-fixes answer is a few hundred bytes).
 _MAX_ANSWER: Final = 1024 * 1024
-#: Unix socket paths are limited to about 107 bytes.
+#: Unix socket paths are limited to about 107 bytes (103 on BSDs).
 _MAX_SOCKET_PATH: Final = 100
 
 
 def socket_path(directory: str) -> str:
+    """Where the shipper's socket is (the name to ``unlink``; to bind or connect, use
+    :func:`socket_address`)."""
     return os.path.join(directory, SOCKET_NAME)
+
+
+def socket_address(directory: str) -> tuple[str, int] | None:
+    """The address to bind or connect the directory's socket with, and a descriptor to
+    close once that is done (``-1``: none); ``None`` when the path is too long to use and
+    the system offers no way around it. A short path is itself; a long one goes through the
+    directory's descriptor (module doc)."""
+    path = socket_path(directory)
+    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
+        return path, -1
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0))
+    except OSError:
+        return None
+    via = f"/proc/self/fd/{fd}"
+    if len(via) + 1 + len(SOCKET_NAME) <= _MAX_SOCKET_PATH and os.path.isdir(via):
+        return f"{via}/{SOCKET_NAME}", fd
+    os.close(fd)
+    return None
 
 
 def request(directory: str, message: Mapping[str, Any], timeout: float) -> dict[str, Any] | None:
     """Send ``message`` to the shipper and return its answer; ``None`` if no shipper
-    answered within ``timeout`` seconds (or the socket path is too long to use)."""
-    path = socket_path(directory)
-    if len(path.encode()) > _MAX_SOCKET_PATH or timeout <= 0:
+    answered within ``timeout`` seconds (or its socket cannot be reached)."""
+    if timeout <= 0:
         return None
-    sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+    try:
+        sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+    except OSError:
+        return None
     try:
         sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
-        sock.connect(path)
+        address = socket_address(directory)
+        if address is None:
+            return None
+        path, fd = address
+        try:
+            sock.connect(path)
+        finally:
+            if fd >= 0:
+                os.close(fd)
         sock.sendall(json.dumps(message).encode() + b"\n")
         answer = b""
         while not answer.endswith(b"\n") and len(answer) < _MAX_ANSWER:

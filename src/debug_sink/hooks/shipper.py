@@ -138,11 +138,22 @@ class Shipper:
         self._offset = self.spool.start()
         if self.settings.postgres_dsn is not None and self.settings.hook_context:
             self._db_task = asyncio.create_task(self._connect_db(), name="hook-shipper-db")
-        path = control.socket_path(self.directory)
-        if len(path.encode()) <= 100:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)  # a dead shipper's: we hold the lock
-            self._server = await asyncio.start_unix_server(self._serve_client, path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(control.socket_path(self.directory))  # a dead shipper's: we hold the lock
+        address = control.socket_address(self.directory)
+        if address is None:
+            log.warning(
+                "hook_shipper_without_socket",
+                path=control.socket_path(self.directory),
+                detail="too long for a Unix socket and no /proc to bind it through",
+            )
+        else:
+            path, fd = address
+            try:
+                self._server = await asyncio.start_unix_server(self._serve_client, path)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
         self._write_status(state="running")
         log.info("hook_shipper_started", directory=self.directory, pending=self._pending())
 
