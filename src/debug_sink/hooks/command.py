@@ -29,6 +29,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from debug_sink.hooks.files import ensure_dir
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
@@ -41,6 +43,9 @@ HARD_LIMIT_S: Final = 2.0
 #: A process age outside this range is not believed (a /proc of another clock): the bound
 #: then counts from the moment the timer is armed.
 _PLAUSIBLE_AGE_S: Final = 60.0
+#: With less left than this after the start-up, the hook gives up at once (counted) rather
+#: than race its timer.
+_MIN_LEFT_S: Final = 0.05
 #: The counts-log lines of an input the hook gave up (:class:`~debug_sink.hooks.spool.Spool`).
 _TIME_LIMIT: Final = b"time_limit\t1\n"
 _HOOK_FAILED: Final = b"hook_failed\t1\n"
@@ -52,17 +57,24 @@ _GAVE_UP_SPOOLED: Final = (
     f"debug-sink hook: gave up after {HARD_LIMIT_S:g} s (its time limit, start-up included); "
     "its events were spooled\n"
 ).encode()
+_GAVE_UP_UNCOUNTED: Final = (
+    f"debug-sink hook: gave up after {HARD_LIMIT_S:g} s (its time limit, start-up included); "
+    "its event was not spooled, and the spool's counts log could not be written\n"
+).encode()
 
 
 class _Bound:
-    """What the timer's handler may touch: the spool's counts log, opened before it can fire
-    (the handler makes ``write`` calls on open descriptors and ``_exit``, nothing that takes
-    a lock or opens a file), and whether this input's events are spooled or counted."""
+    """What the timer's handler may touch: the spool's counts log (opened as soon as the
+    directory is known; by the handler itself only if it fires before that), the directory,
+    and whether this input's events are spooled or counted. The handler makes system calls
+    (``write``, at most ``mkdir``/``open``) and ``_exit``: nothing that imports, takes a
+    lock or uses a buffered stream the main thread may be in the middle of."""
 
-    __slots__ = ("counts_fd", "settled")
+    __slots__ = ("counts_fd", "directory", "settled")
 
     def __init__(self) -> None:
         self.counts_fd = -1
+        self.directory: str | None = None
         self.settled = False
 
 
@@ -86,17 +98,17 @@ def run_hook() -> int:
     """The hook path: stdin in, answer out, exit status 0."""
     _bound.settled = False
     left = _time_left()
-    if left > 0:
+    if left >= _MIN_LEFT_S:
         _arm_timer(left)
     directory = None
     try:
         from debug_sink.hooks.config import HookConfig
 
         config = HookConfig.from_environ()
-        directory = config.directory
+        directory = _bound.directory = config.directory
         _open_counts(directory)
-        if left <= 0:
-            _give_up()  # the start-up alone took the whole bound
+        if left < _MIN_LEFT_S:
+            _give_up()  # the start-up alone took (about) the whole bound
             return 0
         from debug_sink.hooks.handler import handle
 
@@ -112,6 +124,7 @@ def run_hook() -> int:
     finally:
         _disarm_timer()
         _close_counts()
+        _bound.directory = None
     return 0
 
 
@@ -169,8 +182,6 @@ def _open_counts(directory: str) -> None:
     ``O_APPEND`` write of a whole line, as :meth:`~debug_sink.hooks.spool.Spool.count` makes
     when the spool's lock is busy)."""
     try:
-        from debug_sink.hooks.files import ensure_dir
-
         spool = ensure_dir(os.path.join(directory, "spool"))
         _bound.counts_fd = os.open(
             os.path.join(spool, "counts.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
@@ -186,26 +197,37 @@ def _close_counts() -> None:
             os.close(fd)
 
 
-def _count_lost(line: bytes) -> None:
-    """Count this input as dropped, unless its events are spooled or counted already."""
-    if not _bound.settled and _bound.counts_fd >= 0:
-        os.write(_bound.counts_fd, line)
-        _mark_settled()
+def _count_lost(line: bytes) -> bool:
+    """Count this input as dropped, unless its events are spooled or counted already;
+    whether it was counted now."""
+    if _bound.settled:
+        return False
+    if _bound.counts_fd < 0 and _bound.directory is not None:
+        _open_counts(_bound.directory)  # the timer came before the run got to it
+    if _bound.counts_fd < 0:
+        return False
+    os.write(_bound.counts_fd, line)
+    _mark_settled()
+    return True
 
 
 def _give_up() -> None:
+    message = _GAVE_UP_UNCOUNTED
     try:
-        message = _GAVE_UP_SPOOLED if _bound.settled else _GAVE_UP
-        _count_lost(_TIME_LIMIT)
-        os.write(2, message)
+        if _bound.settled:
+            message = _GAVE_UP_SPOOLED
+        elif _count_lost(_TIME_LIMIT):
+            message = _GAVE_UP
     except OSError:
         pass
+    with contextlib.suppress(OSError):
+        os.write(2, message)
 
 
 def _out_of_time(signum: int, frame: object) -> None:
     """SIGALRM: the bound is reached. Python runs this between two bytecodes of the main
     thread, which may be in the middle of anything (a buffered write to stderr, an import):
-    so only ``os.write`` on descriptors opened before, then ``os._exit``."""
+    so only system calls (:class:`_Bound`), then ``os._exit``."""
     try:
         _give_up()
     finally:

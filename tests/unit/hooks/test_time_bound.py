@@ -15,9 +15,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from debug_sink.hooks import command
 from debug_sink.hooks.command import HARD_LIMIT_S
 from debug_sink.hooks.spool import Spool
 from tests.support import cli_env
@@ -162,3 +164,17 @@ def test_an_unforeseen_failure_before_the_spool_is_counted(hook_dir: str) -> Non
     assert done.stdout == b""
     assert b"debug-sink hook: failed" in done.stderr
     assert Spool(hook_dir, 1).counters() == {"hook_failed": 1}
+
+
+def test_a_timer_that_fires_before_the_counts_log_is_open_still_counts(tmp_path: Path) -> None:
+    """The handler opens the counts log itself when the run has not got to it yet (only
+    system calls: it may interrupt anything)."""
+    bound = command._bound
+    bound.directory, bound.settled, bound.counts_fd = str(tmp_path), False, -1
+    try:
+        assert command._count_lost(command._TIME_LIMIT)
+        assert not command._count_lost(command._TIME_LIMIT)  # once per input
+    finally:
+        command._close_counts()
+        bound.directory, bound.settled = None, False
+    assert Spool(str(tmp_path), 1).counters() == {"time_limit": 1}
