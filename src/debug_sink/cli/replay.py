@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -67,16 +68,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     """The replay's settings: its own consumer group, the topics and metrics port asked for."""
     from debug_sink.sink.replay import default_group_id
 
-    live = settings_from(args, group_id=None).group_id  # the environment's: the live sink's
+    base = settings_from(args, group_id=None)  # the environment's: the live sink's
     group_id = args.group_id or default_group_id()
-    if group_id == live:
+    if group_id == base.group_id:
         raise ConfigurationError(
             f"--group-id {group_id!r} is the live sink's consumer group "
             f"({ENV_PREFIX}GROUP_ID); a replay needs a group of its own"
         )
-    return settings_from(
-        args, group_id=group_id, topic_pattern=args.topics, metrics_port=args.metrics_port
-    )
+    overrides = {"group_id": group_id, "topic_pattern": args.topics}
+    settings = settings_from(args, **overrides, metrics_port=args.metrics_port)
+    if args.topics is None:
+        return settings
+    # --topics is the whole selection: the OTLP topics it does not match are not replayed
+    # (the live sink subscribes to them beside its pattern; a replay of one topic does not).
+    pattern = settings.topic_pattern
+    otlp = {t: e for t, e in settings.otlp_topic_encodings.items() if re.search(pattern, t)}
+    return settings_from(args, **overrides, otlp_topics=otlp, metrics_port=args.metrics_port)
 
 
 def _print_plan(plan: Sequence[PartitionPlan], out: TextIO) -> None:
@@ -93,6 +100,14 @@ def _print_plan(plan: Sequence[PartitionPlan], out: TextIO) -> None:
             file=out,
         )
     print(f"total: {sum(per_topic.values())} events in {len(plan)} partitions", file=out)
+    for p in plan:
+        if p.asked is not None:
+            where = "past the end" if p.asked > p.end else "below the log start"
+            print(
+                f"note: {p.topic}[{p.partition}]: offset {p.asked} asked is {where}; "
+                f"read from {p.start}",
+                file=out,
+            )
 
 
 def _progress_printer(

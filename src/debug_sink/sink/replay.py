@@ -94,6 +94,9 @@ class PartitionPlan:
     partition: int
     start: int
     end: int
+    #: The offset ``--from-offsets`` asked for, when it was clamped (below the log start,
+    #: or past the end) -- the plan says so rather than silently read nothing.
+    asked: int | None = None
 
     @property
     def count(self) -> int:
@@ -106,6 +109,7 @@ class PartitionPlan:
             "start": self.start,
             "end": self.end,
             "count": self.count,
+            "asked": self.asked,
         }
 
 
@@ -200,7 +204,9 @@ def resolve_starts(
             start = end if found is None else found
         else:
             start = (stored or {}).get(tp, begin)
-        plan.append(PartitionPlan(tp[0], tp[1], min(max(start, begin), end), end))
+        clamped = min(max(start, begin), end)
+        asked = start if spec.mode == "offsets" and clamped != start else None
+        plan.append(PartitionPlan(tp[0], tp[1], clamped, end, asked))
     return plan
 
 

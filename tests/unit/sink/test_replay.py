@@ -73,6 +73,9 @@ class TestResolveStarts:
         spec = StartSpec("offsets", offsets={PARTS[0]: 90, PARTS[1]: 1})
         plan = resolve_starts(spec, PARTS, BEGIN, END)
         assert [(p.start, p.count) for p in plan] == [(90, 10), (5, 45), (0, 0)]
+        assert [p.asked for p in plan] == [None, 1, None]  # the clamp is said in the plan
+        past = resolve_starts(StartSpec("offsets", offsets={PARTS[0]: 1_000}), PARTS, BEGIN, END)
+        assert (past[0].start, past[0].count, past[0].asked) == (100, 0, 1_000)
 
     def test_from_offsets_of_unknown_partition(self) -> None:
         spec = StartSpec("offsets", offsets={("debug.nope", 0): 1})

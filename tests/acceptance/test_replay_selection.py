@@ -1,0 +1,63 @@
+"""`debug-sink replay --dry-run`: what it selects is what the operator asked for, and an
+offset it cannot honour is said, not silently read as nothing.
+
+(From a red team's tests: `--topics` also listed the OTLP topic, which the live sink
+subscribes to beside its pattern; an offset past the end was a silent no-op.)"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from debug_sink.wire.events import EventKind
+from tests import support as s
+
+pytestmark = pytest.mark.timeout(150)
+
+
+async def replay_cli(settings: Any, *args: str, timeout: float = 90) -> tuple[int, str, str]:
+    settings = settings.model_copy(update={"kafka_session_timeout_ms": 3000})
+    proc = await asyncio.create_subprocess_exec(
+        *s.CLI,
+        "replay",
+        *args,
+        env=s.sink_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def test_topics_is_the_whole_selection(db_dsn: str, kafka: Any) -> None:
+    await s.create_topics(kafka, partitions=1, kinds=[EventKind.HOOK])
+    hooks = s.topic(kafka, EventKind.HOOK)
+    otlp = kafka.topic_prefix + "otlp_spans"
+    await s.produce(kafka, [(hooks, s.hook(s.uid())) for _ in range(3)])
+    await s.produce(kafka, [(otlp, b"not an otlp request") for _ in range(2)])
+    settings = s.sink_settings(db_dsn, kafka)
+    pattern = "^" + hooks.replace(".", r"\.") + "$"
+    code, out, err = await replay_cli(
+        settings, "--dry-run", "--from-beginning", "--topics", pattern
+    )
+    assert code == 0, err
+    assert otlp not in out
+    assert "total: 3 events in 1 partitions" in out
+    # Without --topics the OTLP topic is replayed too, as the live sink reads it.
+    code, out, err = await replay_cli(settings, "--dry-run", "--from-beginning")
+    assert code == 0, err
+    assert otlp in out
+
+
+async def test_an_offset_past_the_end_is_said(db_dsn: str, kafka: Any) -> None:
+    await s.create_topics(kafka, partitions=1, kinds=[EventKind.HOOK])
+    topic = s.topic(kafka, EventKind.HOOK)
+    await s.produce(kafka, [(topic, s.hook(s.uid())) for _ in range(5)])
+    code, out, err = await replay_cli(
+        s.sink_settings(db_dsn, kafka), "--dry-run", "--from-offsets", f"{topic}:0:1000000"
+    )
+    assert code == 0, err
+    assert f"note: {topic}[0]: offset 1000000 asked is past the end; read from 5" in out
