@@ -20,6 +20,9 @@ Guarantees:
   once it was queued (:meth:`Workflows.remember`).
 - Memory is bounded: the least recently used workflow is forgotten beyond ``max_workflows``
   (its numbering then restarts at 1 and its next snapshot has no parent).
+- The above holds across threads: :class:`Workflows` changes its state under a lock, so
+  sync traced functions in worker threads and tasks on the event loop never get the same
+  step number, and a success takes only the errors of its own step.
 
 Not guaranteed: that a step left open (started, never completed) is ever forgotten; the
 current step is shared by every manager in the task (it is a property of the running code,
@@ -32,7 +35,10 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import os
+import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -139,74 +145,97 @@ def as_uuid(value: Any) -> UUID | None:
 
 
 class Workflows:
-    """The workflows one manager has seen, least recently used first, and its open steps."""
+    """The workflows one manager has seen, least recently used first, and its open steps.
+
+    Thread-safe: sync traced functions run in worker threads while tasks capture on the
+    event loop, so every method reads and changes the registry under one lock (held for a
+    few dictionary operations, never across I/O or an await). A forked child gets a fresh
+    lock (another thread of the parent may have held it).
+    """
 
     def __init__(self, max_workflows: int) -> None:
         self._workflows: OrderedDict[UUID, _Workflow] = OrderedDict()
         self._max_workflows = max_workflows
         self._open_steps: dict[UUID, Step] = {}
+        self._lock = threading.Lock()
+        _REGISTRIES.add(self)
 
     def claim_step_number(self, correlation_id: UUID, step_number: int | None) -> int:
         """``step_number``, or the workflow's next one; later defaults continue after it."""
-        workflow = self._get(correlation_id)
-        if step_number is None:
-            step_number = workflow.next_step
-        workflow.next_step = max(workflow.next_step, step_number + 1)
-        return step_number
+        with self._lock:
+            workflow = self._get(correlation_id)
+            if step_number is None:
+                step_number = workflow.next_step
+            workflow.next_step = max(workflow.next_step, step_number + 1)
+            return step_number
 
     def retry_number(
         self, correlation_id: UUID, agent_name: str, operation_name: str
     ) -> int | None:
         """The step number of the latest failed attempt of the agent's operation that no
         attempt has recovered yet: where its retry belongs."""
-        for agent, operation, number in reversed(self._get(correlation_id).failures):
-            if (agent, operation) == (agent_name, operation_name):
-                return number
-        return None
+        with self._lock:
+            for agent, operation, number in reversed(self._get(correlation_id).failures):
+                if (agent, operation) == (agent_name, operation_name):
+                    return number
+            return None
 
     def failed(self, step: Step, error_id: UUID) -> None:
         """Note that an attempt of ``step`` failed with the error ``error_id``."""
-        failures = self._get(step.correlation_id).failures
         key = (step.agent_name, step.operation_name, step.step_number)
-        errors = failures.setdefault(key, [])
-        failures.move_to_end(key)
-        errors.append(error_id)
-        del errors[:-MAX_RECOVERS]
-        while len(failures) > PENDING_STEPS:
-            failures.popitem(last=False)
+        with self._lock:
+            failures = self._get(step.correlation_id).failures
+            errors = failures.setdefault(key, [])
+            failures.move_to_end(key)
+            errors.append(error_id)
+            del errors[:-MAX_RECOVERS]
+            while len(failures) > PENDING_STEPS:
+                failures.popitem(last=False)
 
     def recovered(self, step: Step) -> list[UUID]:
         """The errors of the failed attempts of ``step``, which just succeeded (forgotten)."""
-        failures = self._get(step.correlation_id).failures
-        return failures.pop((step.agent_name, step.operation_name, step.step_number), [])
+        key = (step.agent_name, step.operation_name, step.step_number)
+        with self._lock:
+            return self._get(step.correlation_id).failures.pop(key, [])
 
     def last_snapshot(self, correlation_id: UUID, agent_name: str) -> UUID | None:
         """The last queued snapshot of ``agent_name`` in the workflow."""
-        return self._get(correlation_id).last_snapshot.get(agent_name)
+        with self._lock:
+            return self._get(correlation_id).last_snapshot.get(agent_name)
 
     def remember(self, events: Iterable[EventBase]) -> None:
         """Note the snapshots among ``events``, which were just queued."""
         # Only queued snapshots become parents: a reference to a dropped one would make the
         # sink park the child until its grace period ends.
-        for event in events:
-            if isinstance(event, SnapshotEvent):
+        snapshots = [event for event in events if isinstance(event, SnapshotEvent)]
+        if not snapshots:
+            return
+        with self._lock:
+            for event in snapshots:
                 self._get(event.correlation_id).last_snapshot[event.agent_name] = event.id
 
     def open(self, step: Step) -> None:
         """Note ``step`` as started."""
-        self._open_steps[step.id] = step
+        with self._lock:
+            self._open_steps[step.id] = step
 
     def close(self, step: Step | UUIDLike) -> Step:
         """The open step ``step`` (or its id), no longer open; ``ValueError`` if it is not."""
         step_id = step.id if isinstance(step, Step) else as_uuid(step)
-        handle = self._open_steps.pop(step_id, None) if step_id is not None else None
+        with self._lock:
+            handle = self._open_steps.pop(step_id, None) if step_id is not None else None
         if handle is None:
             raise ValueError(
                 f"step {step_id or step!r} was not started by this manager, or is already complete"
             )
         return handle
 
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held the parent's)."""
+        self._lock = threading.Lock()
+
     def _get(self, correlation_id: UUID) -> _Workflow:
+        """The workflow's record, made when new; the caller holds the lock."""
         workflow = self._workflows.get(correlation_id)
         if workflow is None:
             workflow = self._workflows[correlation_id] = _Workflow()
@@ -215,6 +244,19 @@ class Workflows:
         else:
             self._workflows.move_to_end(correlation_id)
         return workflow
+
+
+# Every registry of the process, to give a forked child fresh locks.
+_REGISTRIES: weakref.WeakSet[Workflows] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for registry in list(_REGISTRIES):
+        registry._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- the current workflow and step ----------------------------------------------------------
