@@ -32,7 +32,8 @@ Guarantees:
   can be acknowledged after a restart and still be unreadable). A message may be
   delivered twice (an acknowledgement lost with the connection); the sink is idempotent on
   the event id, so a duplicate is a no-op. :meth:`flush` waits for everything queued so far,
-  :meth:`close` flushes (bounded by ``close_timeout``), and ``async with`` closes on exit.
+  :meth:`close` flushes and stops the producer, both within its timeout (``close_timeout``
+  by default) even with the broker gone, and ``async with`` closes on exit.
   The sender hands messages to the producer in slices of about a millisecond, so that
   captures waiting for room get their turn (aiokafka's ``send`` does not suspend while a
   batch has room).
@@ -141,7 +142,8 @@ class EmitterConfig:
     256 KB or 1 MB: the ratio holds, 1 MB buys nothing. Lingering costs an agent nothing --
     sending happens in the background -- and lets batches fill when events trickle in.
     ``request_timeout_ms``: how long one produce attempt may take before it is retried.
-    ``close_timeout``: how long :meth:`Emitter.close` waits for queued events.
+    ``close_timeout``: how long :meth:`Emitter.close` may take (delivering queued events,
+    then stopping the producer) when given no timeout.
     ``drop_log_interval``: drops are summarised in at most one log line per reason per
     interval (seconds); the first drop after a quiet interval is logged at once.
     """
@@ -207,10 +209,14 @@ class Emitter(Lifecycle):
             bootstrap_servers=settings.kafka_bootstrap_servers,
             probe_timeout=self.config.request_timeout_ms / 1000,
             queued=lambda: self._queue.count,
+            stop_within=self._stop_within,
         )
         self._degraded = False
         self._closed = False
         self._finished = False
+        # When close() must be done (time.monotonic()): stopping the producer takes what is
+        # left of its timeout.
+        self._stop_by: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Bumped whenever the emitter moves to another loop: what the old loop's sender and
         # acknowledgements still report is ignored (its messages were put back).
@@ -282,7 +288,10 @@ class Emitter(Lifecycle):
     async def close(self, timeout: float | None = None) -> None:
         """Flush for at most ``timeout`` (default ``close_timeout``) seconds, then stop.
 
-        Whatever is still queued then is dropped (``close_timeout``), counted and logged.
+        The whole call keeps to ``timeout`` (plus at most a fraction of a second to close
+        the producer's connections): stopping the producer gets what flushing left of it,
+        and what the producer still holds then is not waited for. Whatever was not
+        delivered is dropped (``close_timeout``), counted and logged.
         When ``close`` itself is cancelled (the agent's own shutdown timeout), the sender is
         stopped at once, what is left is dropped (``cancelled``), and the cancellation
         propagates. Later :meth:`emit` calls drop (``closed``). Idempotent.
@@ -293,6 +302,7 @@ class Emitter(Lifecycle):
             await self._on_own_loop(self.close(timeout))
             return
         wait = self.config.close_timeout if timeout is None else timeout
+        self._stop_by = time.monotonic() + wait
         try:
             delivered = await self.flush(wait)
             self._closed = True
@@ -517,8 +527,10 @@ class Emitter(Lifecycle):
         if exc is None:
             if self._queue.release(item):
                 self._sent += 1
-        else:
+        elif not (self._closed and is_transient(exc)):
             self._failed(item, exc)
+        # Else the producer failed it while close() stopped it: not retried (there is no
+        # sender left), it stays in flight and close() counts it as dropped.
 
     def _failed(self, item: Queued, exc: BaseException) -> bool:
         """Queue a message whose send failed again (transiently: True), or drop it."""
@@ -548,6 +560,11 @@ class Emitter(Lifecycle):
         log.info("emitter_broker_back", queued=self._queue.count)
 
     # -- transport (overridden by MemoryEmitter) ------------------------------------------
+
+    def _stop_within(self) -> float | None:
+        """How long stopping the producer may take now: what is left of close()'s timeout
+        while it closes, else ``None`` (the producer's own bound)."""
+        return None if self._stop_by is None else self._stop_by - time.monotonic()
 
     async def _probe(self) -> bool:
         """True when the broker answers a metadata request."""

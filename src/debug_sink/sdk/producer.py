@@ -8,7 +8,9 @@ tells the emitter the broker is back; which send errors are worth retrying
 
 Guarantees: :meth:`Producer.open` returns only with a started producer (it waits as long as
 it takes), and a cancelled :meth:`~Producer.open` stops the producer it was starting;
-:meth:`Producer.stop` is idempotent and bounded (5 s); :meth:`Producer.probe` never raises.
+:meth:`Producer.stop` is idempotent and bounded: by the time ``stop_within`` gives (the emitter's
+close passes what is left of its timeout), else 5 s -- what the producer still holds when that
+runs out is failed, not waited for; :meth:`Producer.probe` never raises.
 An aiokafka producer belongs to the event loop it was started on: the emitter stops it before
 that loop ends, or -- when the loop is gone (a forked child) -- it is abandoned
 (:meth:`~Producer.abandon`).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import structlog
@@ -35,13 +37,17 @@ __all__ = ["CachedKeyPartitioner", "Producer", "describe", "is_transient"]
 # The emitter's logger: these lines have always come from it, and log filters may rely on that.
 log = structlog.get_logger("debug_sink.sdk.emitter")
 
-_STOP_TIMEOUT: Final = 5.0
+#: How long stopping a producer may take when nobody gave a bound.
+STOP_TIMEOUT: Final = 5.0
+#: How long each step of stopping a producer at once may take (closing its connections).
+_ABORT_TIMEOUT: Final = 0.2
 
 
 class Producer:
     """One aiokafka producer, made from ``options()`` (called at every connection attempt).
 
-    ``queued`` gives the emitter's queue level for the log lines.
+    ``queued`` gives the emitter's queue level for the log lines; ``stop_within`` how long
+    stopping may take now (``None``: :data:`STOP_TIMEOUT`).
     """
 
     def __init__(
@@ -51,11 +57,13 @@ class Producer:
         bootstrap_servers: str,
         probe_timeout: float,
         queued: Callable[[], int],
+        stop_within: Callable[[], float | None] = lambda: None,
     ) -> None:
         self._options = options
         self._bootstrap_servers = bootstrap_servers
         self._probe_timeout = probe_timeout
         self._queued = queued
+        self._stop_within = stop_within
         self._producer: AIOKafkaProducer | None = None
 
     async def open(self) -> None:
@@ -81,8 +89,7 @@ class Producer:
                 await asyncio.sleep(delay)
                 continue
             except BaseException:  # cancelled while connecting: leave nothing unclosed
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), _STOP_TIMEOUT)
+                await _stop(producer, self._stop_timeout())
                 raise
             self._producer = producer
             log.info("emitter_connected", bootstrap_servers=self._bootstrap_servers)
@@ -114,11 +121,58 @@ class Producer:
         self._producer = None
 
     async def stop(self) -> None:
-        """Stop the producer, if it runs."""
+        """Stop the producer, if it runs, within the time ``stop_within`` gives."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), _STOP_TIMEOUT)
+            await _stop(producer, self._stop_timeout())
+
+    def _stop_timeout(self) -> float:
+        within = self._stop_within()
+        return STOP_TIMEOUT if within is None else max(0.0, within)
+
+
+async def _stop(producer: AIOKafkaProducer, timeout: float) -> None:
+    """Stop ``producer``: gracefully for at most ``timeout`` seconds (what it holds may still
+    be delivered), then at once.
+
+    aiokafka's ``stop`` waits until every batch it holds is delivered, which with the broker
+    gone is never. Past ``timeout`` its batches are failed (their futures raise
+    ``KafkaTimeoutError``), so that stopping has nothing left to wait for, and it is stopped
+    again: its sender, then its connections, each step bounded. aiokafka has no public call
+    for that, hence the private attributes, each looked up defensively.
+    """
+    if await _within(producer.stop(), timeout):
+        return
+    accumulator = getattr(producer, "_message_accumulator", None)
+    if accumulator is not None:
+        with contextlib.suppress(Exception):
+            accumulator.fail_all(KafkaTimeoutError("the producer was stopped before delivery"))
+    # A stop cut off before it began (no time left at all) now runs through at once; one cut
+    # off on its way may have left the sender and the connections open.
+    await _within(producer.stop(), _ABORT_TIMEOUT)
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        await _within(sender.close(), _ABORT_TIMEOUT)
+    await _within(producer.client.close(), _ABORT_TIMEOUT)
+
+
+async def _within(call: Coroutine[Any, Any, Any], timeout: float) -> bool:
+    """Run ``call`` for at most ``timeout`` seconds; whether it finished. What it raises is
+    ignored (a producer stopping raises what its tasks met, cancellations included); past
+    ``timeout`` it is cancelled, without waiting for it to wind down."""
+    task = asyncio.ensure_future(call)
+    try:
+        await asyncio.wait({task}, timeout=max(0.0, timeout))
+    finally:
+        if not task.done():
+            task.cancel()
+    task.add_done_callback(_retrieve)
+    return task.done() and not task.cancelled()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class CachedKeyPartitioner:
