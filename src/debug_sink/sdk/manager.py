@@ -24,7 +24,8 @@ What the SDK guarantees to the agent:
   the wire format rejects instead, for development). Misuse of the API itself -- completing a
   step that was never started, a decorated call with no workflow -- raises ``ValueError``.
 - **It sends what the sink would store** (:mod:`~debug_sink.sdk.sanitize` has the details):
-  plain JSON, ``NUL`` characters as U+FFFD, secrets redacted with the sink's
+  plain JSON (keys of any type strings), ``NUL`` characters and lone surrogates as U+FFFD,
+  secrets redacted with the sink's
   :class:`~debug_sink.wire.canonical.Redactor` and patterns, ``state_hash`` that of the
   redacted state, strings cut to their column (``error_type`` keeps its end, the class name)
   and free text at 64 KiB with a visible marker. A value that cannot be JSON at all (a

@@ -5,13 +5,24 @@ values the wire models accept and the sink stores unchanged. Pure: no I/O, no cl
 
 Guarantees:
 
-- **Plain JSON.** Tuples become lists, non-string keys strings, sets sorted lists (their
-  ``str()`` when unorderable), Decimals floats (non-finite ones strings), bytes UTF-8 text,
-  enums their value, pydantic models their JSON dump, anything else its ``str()``.
+- **Plain JSON.** Tuples become lists, non-string keys strings (numbers, booleans, ``None``,
+  dates, UUIDs and enums as orjson writes them, any other key its ``str()``, cut at
+  :data:`MAX_KEY_CHARS`; a key whose ``str()`` raises its type's name), sets sorted lists
+  (their ``str()`` when unorderable), Decimals floats (non-finite ones strings), bytes UTF-8
+  text, enums their value, pydantic models their JSON dump, anything else its ``str()``.
 - **No NUL characters** (PostgreSQL cannot store them): they become U+FFFD in strings and keys.
+- **No lone surrogates** (no UTF-8 encoder takes them; a string cut in the middle of an
+  emoji has one): each becomes U+FFFD in strings and keys, and a surrogate pair the
+  character it encodes. The rest of the value is kept.
+- **No entry is lost to a key made a string.** A key that becomes equal to another key of
+  its object gets a suffix (``"(0, 1) #2"``), as the redactor does with keys it scrubs.
+  (Not covered: an integer key equal to a string key, ``{1: .., "1": ..}``, which orjson
+  writes twice and the last one wins.)
 - **A value that cannot be JSON at all** (a reference cycle, an integer beyond 64 bits)
   becomes ``{"_unserialisable": true, "_error": ..., "_type": ...}``, logged
   (``sdk_value_unserialisable``).
+- **Cheap when nothing needs mending.** Keys that are not strings and lone surrogates are
+  found and mended only when orjson refuses the value: the value is then walked once.
 - **The sink finds nothing to change.** Secrets are redacted with the sink's
   :class:`~debug_sink.wire.redact.Redactor` and a state's hash is
   :func:`~debug_sink.wire.canonical.state_hash` of the redacted state.
@@ -30,6 +41,7 @@ original's size, hash, top-level keys and the start of its JSON only.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import types
 from collections.abc import Iterator, Mapping
@@ -48,6 +60,7 @@ from debug_sink.wire.redact import Redactor
 
 __all__ = [
     "MAX_JSON_FIELD_BYTES",
+    "MAX_KEY_CHARS",
     "MAX_TEXT_CHARS",
     "Sanitizer",
     "depth",
@@ -58,6 +71,7 @@ __all__ = [
     "nul_free",
     "plain_json",
     "replace_nul",
+    "without_surrogates",
 ]
 
 log = structlog.get_logger("debug_sink.sdk.sanitize")
@@ -66,6 +80,8 @@ log = structlog.get_logger("debug_sink.sdk.sanitize")
 MAX_TEXT_CHARS: Final = 64 * 1024
 #: JSON fields other than agent_state are truncated above this many bytes.
 MAX_JSON_FIELD_BYTES: Final = 64 * 1024
+#: A key made a string from another type is cut at this many characters.
+MAX_KEY_CHARS: Final = 256
 # The truncation marker's own sizes: it is a JSON value, not a column, so no model bounds them.
 _PREVIEW_CHARS: Final = 2000
 _MAX_KEYS_LISTED: Final = 50
@@ -74,6 +90,9 @@ _MAX_ERROR_CHARS: Final = 500
 _NUL_ESCAPE: Final = b"\\u0000"
 _REPLACEMENT: Final = "\ufffd"
 _ELLIPSIS: Final = "…"
+_OPTIONS: Final = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# Containers nested deeper are not walked: orjson refuses more than 254 levels anyway.
+_MAX_MEND_DEPTH: Final = 256
 
 
 class Sanitizer:
@@ -125,6 +144,18 @@ class Sanitizer:
 def nul_free(value: str) -> str:
     """``value`` with every NUL character replaced by U+FFFD."""
     return value.replace("\x00", _REPLACEMENT)
+
+
+def without_surrogates(value: str) -> str:
+    """``value`` with every lone surrogate replaced by U+FFFD; a surrogate pair (two code
+    points, as Python keeps them) becomes the character it encodes."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return value
 
 
 @functools.cache
@@ -200,23 +231,18 @@ def _constraints(metadata: list[Any], annotation: Any) -> Iterator[Any]:
 
 
 def plain_json(value: Any) -> tuple[Any, bytes]:
-    """``value`` as plain JSON types (and its JSON bytes), NUL characters replaced.
+    """``value`` as plain JSON types (and its JSON bytes), NUL characters and lone surrogates
+    replaced, keys strings.
 
-    A value that cannot be made JSON at all (a reference cycle, an integer beyond 64 bits)
-    becomes ``{"_unserialisable": true, "_error": ..., "_type": ...}``, logged.
+    When orjson refuses ``value``, it is mended (:func:`_mended`: keys of other types made
+    strings, lone surrogates replaced) and tried again. A value that cannot be made JSON at
+    all (a reference cycle, an integer beyond 64 bits) becomes ``{"_unserialisable": true,
+    "_error": ..., "_type": ...}``, logged.
     """
     try:
-        data = orjson.dumps(
-            value, default=_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-        )
-    except TypeError as exc:
-        log.warning("sdk_value_unserialisable", type=type(value).__name__, error=str(exc))
-        value = {
-            "_unserialisable": True,
-            "_error": str(exc)[:_MAX_ERROR_CHARS],
-            "_type": type(value).__qualname__,
-        }
-        data = orjson.dumps(value)
+        data = orjson.dumps(value, default=_default, option=_OPTIONS)
+    except TypeError as refused:
+        data = _mended_json(value, refused)
     tree = orjson.loads(data)
     if _NUL_ESCAPE in data:
         tree = replace_nul(tree)
@@ -224,12 +250,125 @@ def plain_json(value: Any) -> tuple[Any, bytes]:
     return tree, data
 
 
+def _mended_json(value: Any, refused: TypeError) -> bytes:
+    """The JSON of ``value`` mended, or of the ``_unserialisable`` marker (logged)."""
+    exc: Exception = refused
+    try:
+        return orjson.dumps(_mended(value, 0, set()), default=_default, option=_OPTIONS)
+    except TypeError as again:  # not a key or a surrogate: an integer beyond 64 bits, ...
+        exc = again
+    except (_Unmendable, RecursionError):  # a cycle, or nested too deep: orjson's own words
+        pass
+    log.warning("sdk_value_unserialisable", type=type(value).__name__, error=str(exc))
+    return orjson.dumps(
+        {
+            "_unserialisable": True,
+            "_error": without_surrogates(str(exc))[:_MAX_ERROR_CHARS],
+            "_type": type(value).__qualname__,
+        }
+    )
+
+
+class _Unmendable(Exception):
+    """A value that no mending makes JSON: a reference cycle, or nested too deep."""
+
+
+def _mended(value: Any, depth: int, active: set[int]) -> Any:
+    """``value`` with what orjson refuses and can be mended mended: keys of types it does not
+    take become strings, lone surrogates U+FFFD (in strings and keys). What orjson writes
+    as it is stays as it is; other objects become what :func:`_default` makes of them.
+
+    ``active``: the ids of the containers being walked (a cycle raises
+    :class:`_Unmendable`, as does nesting past orjson's limit).
+    """
+    if isinstance(value, str):
+        return without_surrogates(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > _MAX_MEND_DEPTH:
+        raise _Unmendable("nested too deep")
+    # The containers orjson writes itself: dicts and lists (subclasses too) and tuples.
+    if isinstance(value, dict | list) or type(value) is tuple:
+        if id(value) in active:
+            raise _Unmendable("a reference cycle")
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return _mended_dict(value, depth, active)
+            return [_mended(item, depth + 1, active) for item in value]
+        finally:
+            active.discard(id(value))
+    try:
+        orjson.dumps(value, default=_default, option=_OPTIONS)
+    except TypeError:
+        pass
+    else:
+        return value  # a datetime, a UUID, a numpy array, ...: orjson writes it as it is
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # orjson writes a dataclass as its fields, leaving out those named _private.
+        fields = dataclasses.fields(value)
+        converted: Any = {f.name: getattr(value, f.name) for f in fields if f.name[:1] != "_"}
+    else:
+        try:
+            converted = _default(value)
+        except Exception as exc:  # e.g. a __str__ that raises: nothing to show of it
+            raise _Unmendable(f"{type(value).__qualname__}: {exc}") from exc
+    return _mended(converted, depth + 1, active)
+
+
+def _mended_dict(mapping: dict[Any, Any], depth: int, active: set[int]) -> dict[str, Any]:
+    """:func:`_mended` of a dict: every key a string. String keys that need nothing keep
+    their place; a key made a string that would equal another gets a suffix."""
+    kept = {key for key in mapping if type(key) is str and without_surrogates(key) is key}
+    mended: dict[str, Any] = {}
+    for key, item in mapping.items():
+        name = key if key in kept and type(key) is str else _unique(_key_text(key), mended, kept)
+        mended[name] = _mended(item, depth + 1, active)
+    return mended
+
+
+def _key_text(key: Any) -> str:
+    """``key`` as a string: as orjson writes the keys it takes (numbers, booleans, ``None``,
+    dates, UUIDs, enums), else its ``str()`` cut at :data:`MAX_KEY_CHARS`; never raises."""
+    if isinstance(key, str) and not isinstance(key, Enum):
+        return without_surrogates(key)
+    try:
+        written = orjson.loads(orjson.dumps({key: None}, option=orjson.OPT_NON_STR_KEYS))
+        return without_surrogates(next(iter(written)))
+    except (TypeError, ValueError):
+        pass
+    try:
+        text = str(key)
+    except Exception:  # a __str__ that raises
+        text = f"<{type(key).__qualname__}>"
+    text = without_surrogates(text)
+    return text if len(text) <= MAX_KEY_CHARS else text[: MAX_KEY_CHARS - 1] + _ELLIPSIS
+
+
+def _unique(name: str, taken: Mapping[str, Any], reserved: set[Any]) -> str:
+    """``name``, or with a suffix (``"name #2"``, ``#3``, ...) when another key of the object
+    has it already (``taken``) or keeps it (``reserved``), as the redactor's scrubbed keys."""
+    candidate, n = name, 1
+    while candidate in taken or candidate in reserved:
+        n += 1
+        candidate = f"{name} #{n}"
+    return candidate
+
+
 def replace_nul(value: Any) -> Any:
-    """A JSON tree with NUL characters replaced by U+FFFD in every string and key."""
+    """A JSON tree with NUL characters replaced by U+FFFD in every string and key; a key
+    that would then equal another gets a suffix (``"k\ufffd #2"``): no entry is lost."""
     if isinstance(value, str):
         return nul_free(value)
     if isinstance(value, dict):
-        return {nul_free(k): replace_nul(v) for k, v in value.items()}
+        if not any("\x00" in key for key in value):
+            return {key: replace_nul(item) for key, item in value.items()}
+        kept = {key for key in value if "\x00" not in key}
+        replaced: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key if key in kept else _unique(nul_free(key), replaced, kept)
+            replaced[name] = replace_nul(item)
+        return replaced
     if isinstance(value, list):
         return [replace_nul(v) for v in value]
     return value

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import sys
+import uuid
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import PurePosixPath
 from types import MappingProxyType
@@ -14,8 +18,10 @@ import pytest
 from pydantic import BaseModel
 from structlog.testing import capture_logs
 
+from debug_sink.sdk import sanitize
 from debug_sink.sdk.sanitize import (
     MAX_JSON_FIELD_BYTES,
+    MAX_KEY_CHARS,
     MAX_TEXT_CHARS,
     Sanitizer,
     depth,
@@ -24,6 +30,7 @@ from debug_sink.sdk.sanitize import (
     marker,
     max_length,
     plain_json,
+    without_surrogates,
 )
 from debug_sink.wire.canonical import canonical_json, state_hash
 from debug_sink.wire.events import MODELS, ErrorEvent, EventBase, HookEvent, StepEvent
@@ -174,6 +181,125 @@ class TestPlainJson:
         assert tree["_error"]
         assert orjson.loads(data) == tree
         assert [entry["event"] for entry in logs] == ["sdk_value_unserialisable"]
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+@dataclasses.dataclass
+class Record:
+    text: str
+    _private: int = 0
+
+
+class TestKeysAndSurrogates:
+    """What orjson refuses but can be mended -- keys of other types, lone surrogates -- is
+    mended, on that path only, and the rest of the value kept; no entry is lost to a key
+    that becomes equal to another."""
+
+    def test_keys_of_any_type_become_strings_and_the_rest_is_kept(self) -> None:
+        tree, data = plain_json(
+            {
+                "task": "route",
+                "grid": {(0, 1): "wall", (2, 3): "door"},
+                frozenset({1}): "set key",
+                Unprintable(): "its type",
+                ("x" * 1000,): "long",
+                7: "int",
+                None: "none",
+                date(2026, 1, 2): "date",
+                uuid.UUID(int=1): "uuid",
+                Colour.RED: "enum",
+            }
+        )
+        assert orjson.loads(data) == tree
+        assert tree["task"] == "route"
+        assert tree["grid"] == {"(0, 1)": "wall", "(2, 3)": "door"}
+        assert tree["frozenset({1})"] == "set key"
+        assert tree["<Unprintable>"] == "its type"
+        (long_key,) = [k for k, v in tree.items() if v == "long"]
+        assert len(long_key) == MAX_KEY_CHARS
+        assert long_key.startswith("('xxx")
+        assert long_key.endswith("…")
+        # the keys orjson takes, as it writes them
+        assert tree["7"] == "int"
+        assert tree["null"] == "none"
+        assert tree["2026-01-02"] == "date"
+        assert tree["00000000-0000-0000-0000-000000000001"] == "uuid"
+        assert tree["red"] == "enum"
+
+    def test_a_key_made_a_string_never_takes_another_keys_place(self) -> None:
+        tree, _ = plain_json({(0, 1): "tuple", "(0, 1)": "string", "(0, 1) #2": "also"})
+        assert tree == {"(0, 1)": "string", "(0, 1) #2": "also", "(0, 1) #3": "tuple"}
+
+    def test_lone_surrogates_become_replacement_characters(self) -> None:
+        state: dict[str, Any] = {
+            "step": 4,
+            "tool_output": "emoji cut: \ud83d",
+            "pair": "\ud83d\ude00",
+            "nested": [("\udcff",), {"k\udcff": Record("r\ud800", 1)}],
+            "k\ud800": "mended key",
+        }
+        state["k\ufffd"] = "clean key"  # what the key above becomes
+        tree, data = plain_json(state)
+        assert orjson.loads(data) == tree
+        assert tree["step"] == 4
+        assert tree["tool_output"] == "emoji cut: \ufffd"
+        assert tree["pair"] == "\U0001f600"
+        assert tree["nested"] == [["\ufffd"], {"k\ufffd": {"text": "r\ufffd"}}]
+        assert tree["k\ufffd"] == "clean key"
+        assert tree["k\ufffd #2"] == "mended key"
+
+    def test_nul_keys_that_collide_keep_both(self) -> None:
+        tree, _ = plain_json({"k\x00": 1, "k\ufffd": 2})
+        assert tree == {"k\ufffd #2": 1, "k\ufffd": 2}
+
+    def test_without_surrogates(self) -> None:
+        assert without_surrogates("plain") == "plain"
+        assert without_surrogates("café") == "café"
+        assert without_surrogates("a\ud83db\udcff") == "a\ufffdb\ufffd"
+        assert without_surrogates("\ud83d\ude00") == "\U0001f600"
+
+    def test_a_value_orjson_takes_is_not_walked(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def no_walk(*args: Any) -> Any:
+            raise AssertionError("walked")
+
+        monkeypatch.setattr(sanitize, "_mended", no_walk)
+        tree, _ = plain_json({"a": [1, "é", {2: (3,)}], "when": date(2026, 1, 2)})
+        assert tree == {"a": [1, "é", {"2": [3]}], "when": "2026-01-02"}
+
+    @pytest.mark.parametrize("levels", [300, 5000])
+    def test_too_deep_to_mend_is_the_marker(self, levels: int) -> None:
+        value: dict[Any, Any] = {(0,): "tuple key"}
+        for _ in range(levels):
+            value = {"next": value}
+        with capture_logs():
+            tree, _ = plain_json(value)
+        assert tree["_unserialisable"] is True
+
+    def test_mending_deep_in_the_agents_stack_is_the_marker(self) -> None:
+        """The walk recurses: where the agent's own stack leaves it too little room, the
+        value is the marker, never a RecursionError in the agent."""
+        value: dict[Any, Any] = {(0,): "tuple key"}
+        for _ in range(200):
+            value = {"next": value}
+
+        def deep(frames: int) -> Any:
+            return deep(frames - 1) if frames else plain_json(value)[0]
+
+        with capture_logs():
+            tree = deep(sys.getrecursionlimit() - 150)
+        assert tree["_unserialisable"] is True
+
+    def test_a_cycle_with_a_key_to_mend_is_the_marker(self) -> None:
+        value: dict[Any, Any] = {(0,): "tuple key"}
+        value["self"] = [value]
+        with capture_logs():
+            tree, _ = plain_json(value)
+        assert tree["_unserialisable"] is True
+        assert tree["_error"]
 
 
 class TestDepth:
