@@ -12,8 +12,9 @@ Guarantees:
   text, enums their value, pydantic models their JSON dump, anything else its ``str()``.
 - **No NUL characters** (PostgreSQL cannot store them): they become U+FFFD in strings and keys.
 - **No lone surrogates** (no UTF-8 encoder takes them; a string cut in the middle of an
-  emoji has one): each becomes U+FFFD in strings and keys, and a surrogate pair the
-  character it encodes. The rest of the value is kept.
+  emoji, or a file name decoded with ``surrogateescape``, has one): each becomes U+FFFD in
+  strings and keys, and in text (:func:`fit`, :func:`free_text`); a surrogate pair becomes
+  the character it encodes. The rest of the value is kept.
 - **No entry is lost to a key made a string.** A key that becomes equal to another key of
   its object gets a suffix (``"(0, 1) #2"``), as the redactor does with keys it scrubs.
   (Not covered: an integer key equal to a string key, ``{1: .., "1": ..}``, which orjson
@@ -186,7 +187,8 @@ def fit(
     *,
     keep: Literal["start", "end"] = "start",
 ) -> str | None:
-    """``value`` NUL-free and cut to the ``max_length`` of ``model``'s field ``name``.
+    """``value`` without NULs or lone surrogates (U+FFFD instead), cut to the ``max_length``
+    of ``model``'s field ``name``.
 
     A cut value ends (``keep="start"``) or, with ``keep="end"``, starts with ``…`` and is
     exactly ``max_length`` characters long. ``None`` stays ``None``.
@@ -194,7 +196,7 @@ def fit(
     if value is None:
         return None
     limit = max_length(model, name)
-    value = nul_free(str(value))
+    value = without_surrogates(nul_free(str(value)))
     if len(value) <= limit:
         return value
     if keep == "end":
@@ -203,11 +205,11 @@ def fit(
 
 
 def free_text(value: str | None) -> str | None:
-    """Free text, NUL-free, cut at :data:`MAX_TEXT_CHARS` with a marker saying how much was
-    cut; ``None`` stays ``None``."""
+    """Free text without NULs or lone surrogates (U+FFFD instead), cut at
+    :data:`MAX_TEXT_CHARS` with a marker saying how much was cut; ``None`` stays ``None``."""
     if value is None:
         return None
-    value = nul_free(str(value))
+    value = without_surrogates(nul_free(str(value)))
     if len(value) <= MAX_TEXT_CHARS:
         return value
     cut = len(value) - MAX_TEXT_CHARS

@@ -136,6 +136,30 @@ class TestCaptureErrorState:
         assert snapshot["agent_state"] == {"k\ufffd": "v\ufffd"}
         assert error["error_type"] == "Error"
 
+    async def test_lone_surrogates_in_text_and_names(self) -> None:
+        """A message or a name with a lone surrogate (a file name decoded with
+        surrogateescape, a tool output cut in an emoji) is sent with U+FFFD in its place:
+        neither the error group (unencodable) nor the success (a name the model rejects) is
+        lost."""
+        manager = memory_manager()
+        corr = uuid.uuid4()
+        await manager.capture_error_state(
+            corr,
+            "agent\udcff",
+            "cannot open report-\udcff.csv",
+            {"k": "v"},
+            "high",
+            operation_name="open\ud83d",
+        )
+        await manager.capture_success(corr, "agent\udcff", "open\ud83d")
+        assert manager.stats.dropped == 0, dict(manager.stats.dropped_by_reason)
+        messages = await sent(manager)
+        decode_all(messages)
+        _, error, success = (m.json() for m in messages)
+        assert error["error_message"] == "cannot open report-\ufffd.csv"
+        assert (error["agent_name"], error["operation_name"]) == ("agent\ufffd", "open\ufffd")
+        assert (success["agent_name"], success["operation_name"]) == ("agent\ufffd", "open\ufffd")
+
 
 class TestSinkEquivalence:
     """What the SDK sends is what the sink stores: decode() finds nothing to change."""
