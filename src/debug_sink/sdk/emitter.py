@@ -46,7 +46,8 @@ Guarantees:
   delivered by the new loop. A sender cancelled by its loop's end (``asyncio.run`` cancels
   what is left) stops the producer on that loop first. While the emitter's loop runs in
   another thread, a call from a different loop does not take it over: :meth:`emit` queues
-  without waiting, :meth:`flush` and :meth:`close` run on the emitter's loop.
+  without waiting, :meth:`flush` and :meth:`close` run on the emitter's loop (when loops of
+  two threads find the emitter's loop ended at once, one takes it over, under a lock).
 
 Not guaranteed: order across topics, delivery of what is still queued when the process
 dies, and events captured from a thread while no loop has ever used the emitter (dropped as
@@ -65,6 +66,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
 import time
 import weakref
 from collections.abc import Coroutine, Mapping, Sequence
@@ -221,6 +223,7 @@ class Emitter(Lifecycle):
         # Bumped whenever the emitter moves to another loop: what the old loop's sender and
         # acknowledgements still report is ignored (its messages were put back).
         self._epoch = 0
+        self._bind_lock = threading.Lock()
         _EMITTERS.add(self)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -246,21 +249,25 @@ class Emitter(Lifecycle):
             return False
         if loop is self._loop:
             return True
-        if self._loop is not None and self._loop.is_running():
-            return False
-        self._epoch += 1
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()  # on a loop that no longer runs: it never resumes
-        self._abandon_transport()
-        self._queue.bind(loop)
-        self._loop = loop
-        return True
+        # Loops of two threads may both find the emitter's loop ended: one takes it over,
+        # then the other finds that one running.
+        with self._bind_lock:
+            if self._loop is not None and self._loop.is_running():
+                return False
+            self._epoch += 1
+            task, self._task = self._task, None
+            if task is not None and not task.done():
+                task.cancel()  # on a loop that no longer runs: it never resumes
+            self._abandon_transport()
+            self._queue.bind(loop)
+            self._loop = loop
+            return True
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's loop, sender and producer are not ours to use."""
         self._queue.after_fork()
         self._drops.after_fork()
+        self._bind_lock = threading.Lock()
         self._loop = self._task = None
         self._abandon_transport()
 

@@ -385,6 +385,55 @@ class TestThreads:
         assert stats.sent == threads * calls + main, stats
         assert (stats.queued, stats.queued_bytes, stats.in_flight, stats.dropped) == (0, 0, 0, 0)
 
+    def test_loops_of_two_threads_that_find_the_emitter_free_take_turns(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Four threads, each with its own event loop, capture at once into an emitter no
+        loop has used: one loop at a time takes it over (the others then find that one
+        running, and queue without waiting). Binding is made slow here so that they all
+        arrive while the first binds; without the lock all four bound at once, and one's
+        sender was cancelled by another (CancelledError in the agent)."""
+        threads, calls = 4, 100
+        emitter = MemoryEmitter(SETTINGS)
+        queue_bind = type(emitter._queue).bind
+        binding: list[int] = []
+        at_once: list[int] = []
+        count = threading.Lock()
+
+        def slow_bind(queue: Any, loop: asyncio.AbstractEventLoop) -> None:
+            with count:
+                binding.append(1)
+                at_once.append(len(binding))
+            time.sleep(0.01)
+            queue_bind(queue, loop)
+            with count:
+                binding.pop()
+
+        monkeypatch.setattr(type(emitter._queue), "bind", slow_bind)
+        start = threading.Barrier(threads, timeout=10)
+        errors: list[str] = []
+
+        async def agent() -> None:
+            start.wait()
+            for i in range(calls):
+                await emitter.emit(snapshot(i))
+            assert await emitter.flush(timeout=10)
+
+        def run() -> None:
+            try:
+                asyncio.run(agent())
+            except BaseException as exc:
+                errors.append(repr(exc))
+
+        pool = [threading.Thread(target=run) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join(30)
+        assert not errors, errors
+        assert max(at_once) == 1, f"{max(at_once)} loops bound the emitter at once"
+        assert emitter.stats.sent == threads * calls, emitter.stats
+
 
 class TestCancellation:
     """What a cancellation interrupts is counted (``cancelled``), and it propagates."""
