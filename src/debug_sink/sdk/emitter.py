@@ -38,7 +38,9 @@ Guarantees:
   captures waiting for room get their turn (aiokafka's ``send`` does not suspend while a
   batch has room).
 - **Threads and event loops.** :meth:`emit_nowait` (what sync ``traced`` functions use) may
-  be called from any thread: the queue is thread-safe, and the sender is woken on its loop.
+  be called from any thread: the queue is thread-safe, and the sender is woken on its loop;
+  one that races :meth:`close` is delivered or counted as dropped (``closed``), never left
+  behind in the closed queue.
   The emitter works on one event loop at a time -- the loop it was last used on -- and moves
   to the running loop when that one has ended (a second ``asyncio.run``, pytest-asyncio's
   loop per test) or in a forked child: its sender task, the queue's events and the producer
@@ -311,7 +313,7 @@ class Emitter(Lifecycle):
         wait = self.config.close_timeout if timeout is None else timeout
         self._stop_by = time.monotonic() + wait
         try:
-            delivered = await self.flush(wait)
+            await self.flush(wait)
             self._closed = True
             await self._stop_sender()
             # Stopping the producer may still deliver what it holds: its callbacks count.
@@ -320,9 +322,9 @@ class Emitter(Lifecycle):
             self._closed = True
             if self._task is not None:
                 self._task.cancel()  # it stops the producer on its way out
-            self._finish(delivered=False, reason=DropReason.CANCELLED)
+            self._finish(DropReason.CANCELLED)
             raise
-        self._finish(delivered=delivered, reason=DropReason.CLOSE_TIMEOUT)
+        self._finish(DropReason.CLOSE_TIMEOUT)
 
     async def _stop_sender(self) -> None:
         task = self._task
@@ -334,14 +336,15 @@ class Emitter(Lifecycle):
             task.exception()  # retrieved: a sender that failed has nothing left to send
         self._task = None
 
-    def _finish(self, *, delivered: bool, reason: DropReason) -> None:
+    def _finish(self, reason: DropReason) -> None:
         """Count what is still queued as dropped (``reason``) and log the closing line."""
         self._finished = True
-        if not delivered or self._queue.count:
-            # In-flight messages of a stopped producer are lost as well.
-            count, left = self._queue.clear()
-            if count:
-                self._drop(reason, left, count=count)
+        # In-flight messages of a stopped producer are lost as well. Closed for good: a put
+        # from another thread that passed the closed check just before is refused, not
+        # left behind in a queue nobody sends.
+        count, left = self._queue.clear(close=True)
+        if count:
+            self._drop(reason, left, count=count)
         self._drops.flush()
         stats = self.stats
         log.info(
@@ -410,7 +413,7 @@ class Emitter(Lifecycle):
     def _put_nowait(self, messages: Sequence[OutgoingMessage]) -> bool:
         if self._queue.try_put(messages):
             return True
-        self._drop(DropReason.QUEUE_FULL, messages)
+        self._drop(DropReason.CLOSED if self._queue.closed else DropReason.QUEUE_FULL, messages)
         return False
 
     def record_drop(

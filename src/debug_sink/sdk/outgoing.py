@@ -84,6 +84,7 @@ class OutgoingQueue:
         self._flying: dict[int, Queued] = {}
         self._seq = itertools.count()
         self._lock = threading.Lock()
+        self._closed = False
         self.count = 0
         self.bytes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,11 +127,17 @@ class OutgoingQueue:
     def _fits(self, count: int, size: int) -> bool:
         return self.count + count <= self._max_events and self.bytes + size <= self._max_bytes
 
+    @property
+    def closed(self) -> bool:
+        """Whether the queue was cleared for good (:meth:`clear` with ``close``)."""
+        return self._closed
+
     def try_put(self, messages: Sequence[OutgoingMessage]) -> bool:
-        """Queue all of ``messages`` if they fit, else none; whether they were queued."""
+        """Queue all of ``messages`` if they fit (and the queue is not closed), else none;
+        whether they were queued."""
         size = sum(m.size for m in messages)
         with self._lock:
-            if not self._fits(len(messages), size):
+            if self._closed or not self._fits(len(messages), size):
                 return False
             for message in messages:
                 self._pending.append(Queued(next(self._seq), message))
@@ -176,10 +183,12 @@ class OutgoingQueue:
             self._wake(self._empty)
         return True
 
-    def clear(self) -> tuple[int, list[OutgoingMessage]]:
+    def clear(self, *, close: bool = False) -> tuple[int, list[OutgoingMessage]]:
         """Empty the queue, in-flight messages included: how many it held, and the waiting
-        ones."""
+        ones. ``close``: for good -- later puts are refused, also one from another thread
+        that decided to put before this."""
         with self._lock:
+            self._closed = self._closed or close
             left = [q.message for q in (*self._retry, *self._pending)]
             self._retry.clear()
             self._pending.clear()

@@ -385,6 +385,39 @@ class TestThreads:
         assert stats.sent == threads * calls + main, stats
         assert (stats.queued, stats.queued_bytes, stats.in_flight, stats.dropped) == (0, 0, 0, 0)
 
+    def test_a_capture_from_a_thread_that_races_close_is_counted(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A thread's capture passed the closed check, then close() ran to its end before
+        the capture was queued: it is refused and counted (closed), not left behind in a
+        queue nobody sends. (The thread is held at that point by a _bind that waits.)"""
+        emitter = MemoryEmitter(SETTINGS)
+        closed = threading.Event()
+        bind = emitter._bind
+
+        def held_bind() -> bool:
+            if asyncio._get_running_loop() is None:  # the worker thread, not the loop's
+                closed.wait(5)
+            return bind()
+
+        async def agent() -> bool:
+            await emitter.start()
+            monkeypatch.setattr(emitter, "_bind", held_bind)
+            worker = asyncio.ensure_future(asyncio.to_thread(emitter.emit_nowait, snapshot(1)))
+            await asyncio.sleep(0.05)  # the thread is past the closed check, held
+            await emitter.close()
+            closed.set()
+            return await worker
+
+        queued = in_thread(lambda: asyncio.run(agent()))
+        stats = emitter.stats
+        assert not queued
+        assert (stats.queued, stats.dropped, dict(stats.dropped_by_reason)) == (
+            0,
+            1,
+            {"closed": 1},
+        )
+
     def test_loops_of_two_threads_that_find_the_emitter_free_take_turns(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
