@@ -6,12 +6,15 @@ else one opened on first use -- on the given pool, else the given DSN, else
 connects. :class:`ReadMixin` gives the manager its read calls on top of it.
 
 Guarantees: a ``DebugQueries`` or pool the caller passed in is never closed here; one opened
-here is closed by :meth:`ReadSide.close` (idempotent). Not guaranteed: that the database is
-reachable -- connecting fails as :meth:`DebugQueries.connect` does.
+here is closed by :meth:`ReadSide.close` (idempotent). Tasks that read at once while nothing
+is open share one connection attempt: one pool is opened, not one per task (the others
+would never be closed). Not guaranteed: that the database is reachable -- connecting fails
+as :meth:`DebugQueries.connect` does (and the next read tries again).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from debug_sink.errors import ConfigurationError
@@ -42,26 +45,43 @@ class ReadSide:
         self._pool = pool
         self._dsn = dsn
         self._owned = False
+        self._connecting: asyncio.Future[DebugQueries] | None = None
 
     async def queries(self) -> DebugQueries:
         """The queries; :class:`~debug_sink.errors.ConfigurationError` without a DSN/pool."""
-        if self._queries is None:
-            if self._pool is not None:
-                self._queries = DebugQueries(self._pool, schema=self._settings.db_schema)
-            else:
-                dsn = self._dsn
-                if dsn is None and self._settings.postgres_dsn is not None:
-                    dsn = self._settings.postgres_dsn.get_secret_value()
-                if dsn is None:
-                    raise ConfigurationError(
-                        "the read side needs PostgreSQL: pass dsn=, pool= or queries=, or set "
-                        "DEBUG_SINK_POSTGRES_DSN"
-                    )
-                self._queries = await DebugQueries.connect(
-                    dsn, schema=self._settings.db_schema, ssl=self._settings.postgres_ssl()
-                )
-                self._owned = True
-        return self._queries
+        if self._queries is not None:
+            return self._queries
+        if self._pool is not None:
+            self._queries = DebugQueries(self._pool, schema=self._settings.db_schema)
+            return self._queries
+        dsn = self._dsn
+        if dsn is None and self._settings.postgres_dsn is not None:
+            dsn = self._settings.postgres_dsn.get_secret_value()
+        if dsn is None:
+            raise ConfigurationError(
+                "the read side needs PostgreSQL: pass dsn=, pool= or queries=, or set "
+                "DEBUG_SINK_POSTGRES_DSN"
+            )
+        connecting = self._connecting
+        if connecting is None or connecting.get_loop() is not asyncio.get_running_loop():
+            connecting = self._connecting = asyncio.ensure_future(self._connect(dsn))
+            connecting.add_done_callback(self._connected)
+        # Shielded: a reader that is cancelled does not cancel the others' connection.
+        return await asyncio.shield(connecting)
+
+    async def _connect(self, dsn: str) -> DebugQueries:
+        queries = await DebugQueries.connect(
+            dsn, schema=self._settings.db_schema, ssl=self._settings.postgres_ssl()
+        )
+        self._queries, self._owned = queries, True
+        return queries
+
+    def _connected(self, connecting: asyncio.Future[DebugQueries]) -> None:
+        """The attempt is over (the next read after a failure tries again)."""
+        if self._connecting is connecting:
+            self._connecting = None
+        if not connecting.cancelled():
+            connecting.exception()  # retrieved: every reader waiting has been told
 
     async def close(self) -> None:
         """Close what :meth:`queries` opened; idempotent."""

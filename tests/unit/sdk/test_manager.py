@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from debug_sink.errors import ConfigurationError, InvalidEvent
+from debug_sink.sdk import reading
 from debug_sink.sdk.builders import error_type_of
 from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter
 from debug_sink.sdk.manager import DebugStateManager
@@ -700,6 +701,43 @@ class TestReadSide:
         manager = memory_manager()
         with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
             await manager.get_workflow_debug_summary(uuid.uuid4())
+
+    async def test_tasks_reading_at_once_open_one_pool(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Ten tasks read at once on a manager that has not connected: one pool is opened
+        (each task used to open its own, and only the last one was ever closed); a failed
+        attempt is told to every reader, and the next read tries again."""
+        opened: list[FakeQueries] = []
+        fail = [True]
+
+        class FakeQueries:
+            closed = False
+
+            @classmethod
+            async def connect(cls, dsn: str, **kwargs: Any) -> FakeQueries:
+                await asyncio.sleep(0.01)
+                if fail[0]:
+                    raise OSError("connection refused")
+                opened.append(cls())
+                return opened[-1]
+
+            async def close(self) -> None:
+                self.closed = True
+
+        monkeypatch.setattr(reading, "DebugQueries", FakeQueries)
+        manager = DebugStateManager(emitter=MemoryEmitter(SETTINGS), dsn="postgresql://x/y")
+        failed = await asyncio.gather(
+            *(manager.queries() for _ in range(3)), return_exceptions=True
+        )
+        assert [type(r) for r in failed] == [OSError] * 3
+        fail[0] = False
+        got = await asyncio.gather(*(manager.queries() for _ in range(10)))
+        assert len(opened) == 1
+        assert all(q is opened[0] for q in got)
+        assert await manager.queries() is opened[0]
+        await manager.close()
+        assert opened[0].closed
 
 
 class TestBoundedQueue:
