@@ -6,7 +6,8 @@ else one opened on first use -- on the given pool, else the given DSN, else
 connects. :class:`ReadMixin` gives the manager its read calls on top of it.
 
 Guarantees: a ``DebugQueries`` or pool the caller passed in is never closed here; one opened
-here is closed by :meth:`ReadSide.close` (idempotent). Tasks that read at once while nothing
+here is closed by :meth:`ReadSide.close` (idempotent; an attempt still connecting is
+cancelled, or closed once open). Tasks that read at once while nothing
 is open share one connection attempt: one pool is opened, not one per task (the others
 would never be closed). Not guaranteed: that the database is reachable -- connecting fails
 as :meth:`DebugQueries.connect` does (and the next read tries again).
@@ -84,7 +85,13 @@ class ReadSide:
             connecting.exception()  # retrieved: every reader waiting has been told
 
     async def close(self) -> None:
-        """Close what :meth:`queries` opened; idempotent."""
+        """Close what :meth:`queries` opened, an attempt still connecting included (it goes
+        on when the reader that started it gives up: left alone, it would open a pool after
+        this that nothing closes); idempotent."""
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None and connecting.get_loop() is asyncio.get_running_loop():
+            connecting.cancel()
+            await asyncio.wait({connecting})  # finished first: the pool is closed below
         if self._owned and self._queries is not None:
             await self._queries.close()
             self._queries = None

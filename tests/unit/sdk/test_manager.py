@@ -739,6 +739,34 @@ class TestReadSide:
         await manager.close()
         assert opened[0].closed
 
+    async def test_close_while_connecting_leaves_no_pool_open(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A reader gives up (its timeout) while the pool is still being opened, then the
+        manager is closed: the attempt, which goes on for the other readers, is not left
+        to open a pool after close() that nothing would ever close."""
+        opened: list[FakeQueries] = []
+
+        class FakeQueries:
+            closed = False
+
+            @classmethod
+            async def connect(cls, dsn: str, **kwargs: Any) -> FakeQueries:
+                await asyncio.sleep(0.2)
+                opened.append(cls())
+                return opened[-1]
+
+            async def close(self) -> None:
+                self.closed = True
+
+        monkeypatch.setattr(reading, "DebugQueries", FakeQueries)
+        manager = DebugStateManager(emitter=MemoryEmitter(SETTINGS), dsn="postgresql://x/y")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(manager.queries(), 0.05)
+        await manager.close()
+        await asyncio.sleep(0.3)
+        assert all(q.closed for q in opened)
+
 
 class TestBoundedQueue:
     """With the transport stalled, captures return within the bound and drops are exact."""
