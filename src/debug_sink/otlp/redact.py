@@ -7,11 +7,14 @@ length-prefixed strings). Here the message is decoded and every attribute list -
 resource, the scope, each span, its events and its links -- is redacted exactly as the
 sink redacts JSON (:meth:`~debug_sink.wire.redact.Redactor.redact`: values under secret
 names, name/value pairs, secret formats in every string, JSON inside strings), and so is
-every other string a person writes (span and event names, status messages, trace states).
+every other string a person writes (span and event names, status messages, trace states,
+schema URLs, scope versions).
 
 Guarantees: the result is a valid ``ExportTraceServiceRequest`` of the same spans; fields the
 schema does not know are dropped (they cannot be redacted: nothing says what they hold);
-None when the bytes are not such a request, even repaired as the sink reads it (its strings
+no secret format left anywhere in it (one that no field above covers -- bytes written as an
+id -- makes it None); None when the bytes are not such a request, even repaired as the sink
+reads it (its strings
 made UTF-8, values nested too deep cut: :func:`~debug_sink.otlp.decode.parse_proto`; the
 caller falls back to
 :meth:`~debug_sink.wire.redact.Redactor.redact_payload`). An attribute whose value was
@@ -45,9 +48,12 @@ def redact_request(value: bytes, redactor: Redactor) -> bytes | None:
     text = _Text(redactor)
     for resource_spans in request.resource_spans:
         _attributes(resource_spans.resource.attributes, redactor)
+        resource_spans.schema_url = text(resource_spans.schema_url)
         for scope_spans in resource_spans.scope_spans:
             _attributes(scope_spans.scope.attributes, redactor)
+            scope_spans.schema_url = text(scope_spans.schema_url)
             scope_spans.scope.name = text(scope_spans.scope.name)
+            scope_spans.scope.version = text(scope_spans.scope.version)
             for span in scope_spans.spans:
                 span.name = text(span.name)
                 span.trace_state = text(span.trace_state)
@@ -59,7 +65,12 @@ def redact_request(value: bytes, redactor: Redactor) -> bytes | None:
                 for link in span.links:
                     link.trace_state = text(link.trace_state)
                     _attributes(link.attributes, redactor)
-    return request.SerializeToString()
+    redacted = request.SerializeToString()
+    if redactor.may_contain(redacted) and redactor.redact_bytes(redacted)[1]:
+        # A secret format left where no field above is redacted (an id's bytes): the scan
+        # of bytes the caller falls back to finds it.
+        return None
+    return redacted
 
 
 class _Text:

@@ -90,3 +90,30 @@ def test_a_request_the_parser_refuses_is_repaired_as_the_sink_reads_it() -> None
     first, _ = ExportTraceServiceRequest.FromString(out).resource_spans[0].scope_spans[0].spans
     assert first.name == "step (\ufffd)"
     assert first.attributes[0].value.string_value == "[REDACTED]"
+
+
+def test_schema_urls_and_scope_versions_are_redacted() -> None:
+    """Schema URLs and a scope's version are strings a producer writes too: a secret in
+    them is redacted (the scan of bytes these letters had before found it there)."""
+    request = ExportTraceServiceRequest.FromString(_request())
+    resource_spans = request.resource_spans[0]
+    resource_spans.schema_url = "https://bob:Tr0ubadour@schemas.example/1"
+    resource_spans.scope_spans[0].schema_url = "https://:Sh4dowfax@schemas.example/2"
+    resource_spans.scope_spans[0].scope.version = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"
+    out = redact_request(request.SerializeToString(), REDACTOR)
+    assert out is not None
+    for secret in (b"Tr0ubadour", b"Sh4dowfax", b"sk-ant-api03"):
+        assert secret not in out
+    redacted = ExportTraceServiceRequest.FromString(out).resource_spans[0]
+    assert redacted.schema_url == "https://bob:[REDACTED]@schemas.example/1"
+    assert redacted.scope_spans[0].schema_url == "https://:[REDACTED]@schemas.example/2"
+    assert len(redacted.scope_spans[0].spans) == 2
+
+
+def test_a_secret_where_no_field_is_redacted_is_not_kept() -> None:
+    """A secret format in bytes no redaction of a field reaches (an id): the request is not
+    kept re-encoded (None), so the letter falls back to the scan of bytes."""
+    request = ExportTraceServiceRequest.FromString(_request())
+    span = request.resource_spans[0].scope_spans[0].spans[1]
+    span.trace_id = b"ghp_abcdefghijklmnopqrstuvwxyz0123"
+    assert redact_request(request.SerializeToString(), REDACTOR) is None
