@@ -208,9 +208,11 @@ PREFILTER: Final = (
     rf"auth(?:[^oe\W][\w.-]{{0,15}}|[oe](?:[^rn\W][\w.-]{{0,14}})?)?|pwd|tokens?|"
     rf"keys?(?:[_.-]?id)?|dsn|string)(?:\\\"{_WS}*[=:,]|'?{_WS}*[=:]))"
     rf"|(?i:\bpass(?:\\\"|')?{_WS}*[=:])"
-    # A command-line flag with a secret's name and its value after a space (--token abc).
-    rf"|(?i:-(?:passw|passphrase|secret|cookie|credential|jwt|authori[sz]ation|auth|pwd|pass|"
-    rf"tokens?|(?:api|access|secret|private|client)[_-]?keys?)[\w.-]{{0,16}}{_WS})"
+    # A command-line flag with a secret's name and its value after a space (--token abc):
+    # a secret word anywhere in the flag's name, as is_secret_key searches it (--dbpassword,
+    # --signing-key, --database-url).
+    rf"|(?i:-[\w.-]{{0,60}}?(?:pass|secret|cookie|credential|jwt|auth|pwd|tokens?|keys?|dsn|"
+    rf"(?:database|db)[_.-]?url|string)[\w.-]{{0,16}}{_WS})"
     # ASCII letters written as \u escapes: rare in honest JSON, a way around this pass.
     r"|\\u00[2-7][0-9A-Fa-f]"
     # Invisible characters and full-width Latin letters, raw or escaped: how a key hides

@@ -232,6 +232,30 @@ class TestPairs:
         assert scrubber.may_contain(orjson.dumps({"command": text}))
         assert scrubber.scrub(text) == expected
 
+    @pytest.mark.parametrize(
+        "flag",
+        [
+            "--dbpassword",
+            "--apitoken",
+            "--signing-key",
+            "--master-key",
+            "--encryption-key",
+            "--account-key",
+            "--database-url",
+            "--db-url",
+            "--dsn",
+            "--connection-string",
+        ],
+    )
+    def test_every_flag_name_the_key_classifier_knows(self, flag: str) -> None:
+        """A flag whose value follows a space is redacted whatever secret name it has (the
+        key classifier's), not only those whose secret word follows its dash: the
+        linear-time pass lets the precise scan see it."""
+        assert is_secret_key(flag.lstrip("-"))
+        message = {"command": f"tool {flag} Hunter2xyz -v"}
+        assert SecretScrubber().may_contain(orjson.dumps(message))
+        assert REDACTOR.redact(message)[0] == {"command": f"tool {flag} [REDACTED] -v"}
+
     def test_flags_of_other_names_are_kept(self) -> None:
         text = "pytest --count 3 --maxfail=2 -k token_tests"
         assert SecretScrubber().scrub(text) is text
