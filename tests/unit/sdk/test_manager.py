@@ -708,36 +708,19 @@ class TestReadSide:
         """Ten tasks read at once on a manager that has not connected: one pool is opened
         (each task used to open its own, and only the last one was ever closed); a failed
         attempt is told to every reader, and the next read tries again."""
-        opened: list[FakeQueries] = []
-        fail = [True]
-
-        class FakeQueries:
-            closed = False
-
-            @classmethod
-            async def connect(cls, dsn: str, **kwargs: Any) -> FakeQueries:
-                await asyncio.sleep(0.01)
-                if fail[0]:
-                    raise OSError("connection refused")
-                opened.append(cls())
-                return opened[-1]
-
-            async def close(self) -> None:
-                self.closed = True
-
-        monkeypatch.setattr(reading, "DebugQueries", FakeQueries)
+        fake = FakeQueries.patched(monkeypatch, delay=0.01, fail=True)
         manager = DebugStateManager(emitter=MemoryEmitter(SETTINGS), dsn="postgresql://x/y")
         failed = await asyncio.gather(
             *(manager.queries() for _ in range(3)), return_exceptions=True
         )
         assert [type(r) for r in failed] == [OSError] * 3
-        fail[0] = False
+        fake.fail = False
         got = await asyncio.gather(*(manager.queries() for _ in range(10)))
-        assert len(opened) == 1
-        assert all(q is opened[0] for q in got)
-        assert await manager.queries() is opened[0]
+        assert len(fake.opened) == 1
+        assert all(q is fake.opened[0] for q in got)
+        assert await manager.queries() is fake.opened[0]
         await manager.close()
-        assert opened[0].closed
+        assert fake.opened[0].closed
 
     async def test_close_while_connecting_leaves_no_pool_open(
         self, monkeypatch: pytest.MonkeyPatch
@@ -745,27 +728,44 @@ class TestReadSide:
         """A reader gives up (its timeout) while the pool is still being opened, then the
         manager is closed: the attempt, which goes on for the other readers, is not left
         to open a pool after close() that nothing would ever close."""
-        opened: list[FakeQueries] = []
-
-        class FakeQueries:
-            closed = False
-
-            @classmethod
-            async def connect(cls, dsn: str, **kwargs: Any) -> FakeQueries:
-                await asyncio.sleep(0.2)
-                opened.append(cls())
-                return opened[-1]
-
-            async def close(self) -> None:
-                self.closed = True
-
-        monkeypatch.setattr(reading, "DebugQueries", FakeQueries)
+        fake = FakeQueries.patched(monkeypatch, delay=0.2, fail=False)
         manager = DebugStateManager(emitter=MemoryEmitter(SETTINGS), dsn="postgresql://x/y")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(manager.queries(), 0.05)
         await manager.close()
         await asyncio.sleep(0.3)
-        assert all(q.closed for q in opened)
+        assert all(q.closed for q in fake.opened)
+
+
+class FakeQueries:
+    """DebugQueries as the read side uses it: ``connect`` takes ``delay`` seconds, then
+    fails (``fail``) or opens one (kept in ``opened``)."""
+
+    delay = 0.0
+    fail = False
+    opened: typing.ClassVar[list[FakeQueries]]
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    @classmethod
+    def patched(
+        cls, monkeypatch: pytest.MonkeyPatch, *, delay: float, fail: bool
+    ) -> type[FakeQueries]:
+        fake = type("FakeQueries", (cls,), {"delay": delay, "fail": fail, "opened": []})
+        monkeypatch.setattr(reading, "DebugQueries", fake)
+        return fake
+
+    @classmethod
+    async def connect(cls, dsn: str, **kwargs: Any) -> FakeQueries:
+        await asyncio.sleep(cls.delay)
+        if cls.fail:
+            raise OSError("connection refused")
+        cls.opened.append(cls())
+        return cls.opened[-1]
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 class TestBoundedQueue:
