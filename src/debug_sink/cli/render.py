@@ -58,6 +58,9 @@ DEFAULT_WIDTH: Final = 100
 _MAX_DIFF_LINES: Final = 12
 _MAX_VALUE_CHARS: Final = 60
 _MAX_MESSAGE_CHARS: Final = 300
+#: An error's message and a hand-over's reason in ``show`` (free text, up to the broker's
+#: message size): longer ones end with ``…`` and their length.
+_MAX_TEXT_CHARS: Final = 2000
 #: Narrowest a wrapping column may become before the list is laid out as blocks.
 _MIN_TEXT_WIDTH: Final = 10
 #: Between two columns of the table style: the (blank) divider and one space of padding.
@@ -89,8 +92,11 @@ class WorkflowView:
 
     correlation_id: UUID
     summary: Mapping[str, Any]
+    #: The first events by time, at most the reader's limit (see ``more``).
     timeline: Sequence[TimelineEntry]
     diffs: Mapping[UUID, ErrorDiff]
+    #: The workflow has events after the last of ``timeline`` that are not shown.
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +369,7 @@ def _describe(entry: TimelineEntry, view: WorkflowView) -> tuple[Text, Text]:
             f"({data.get('transformation_type')})"
         )
         if data.get("reason"):
-            details.append(f"  {data['reason']}")
+            details.append(f"  {_long_text(str(data['reason']))}")
         return Text("handover", style="magenta"), details
     if entry.kind == "llm_call":
         details = Text(str(data.get("tool_name") or "?"))
@@ -379,7 +385,7 @@ def _describe(entry: TimelineEntry, view: WorkflowView) -> tuple[Text, Text]:
         severity = str(data.get("error_severity", ""))
         details = Text()
         details.append(f"[{severity}]", style=_SEVERITY_STYLE.get(severity, ""))
-        details.append(f" {data.get('error_type')}: {data.get('error_message')}")
+        details.append(f" {data.get('error_type')}: {_long_text(str(data.get('error_message')))}")
         details.append("\n" + _recovery_text(data))
         diff = view.diffs.get(entry.id)
         if diff is not None:
@@ -424,7 +430,16 @@ def _first_line(text: str) -> str:
     return _clip(line, _MAX_VALUE_CHARS * 2)
 
 
+def _long_text(text: str) -> str:
+    """Free text cut at :data:`_MAX_TEXT_CHARS`, with its length when cut."""
+    if len(text) <= _MAX_TEXT_CHARS:
+        return text
+    return f"{text[:_MAX_TEXT_CHARS]}… ({len(text):,} characters)"
+
+
 def _diff_text(diff: ErrorDiff) -> str:
+    if diff.skipped:
+        return "\nstate: not compared (the states of earlier errors used the reading budget)"
     if diff.error_snapshot_id is None:
         return ""  # the error carries no state: nothing to compare (hook errors, for one)
     if diff.before_snapshot_id is None:
@@ -487,6 +502,11 @@ def render_show(
         ],
         rows,
     )
+    if view.more:
+        console.print(
+            f"\nshown: the first {len(view.timeline):,} events by time; the workflow has more "
+            "(show --limit N for more)"
+        )
     return _text(buffer)
 
 

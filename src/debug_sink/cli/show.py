@@ -12,7 +12,10 @@ Owns reading workflows (or recent errors, or recovery patterns) through
   :mod:`debug_sink.read.timeline`): steps with status and duration, snapshots, hand-overs, LLM
   calls, errors with severity and what recovered them, successes; under each error, the diff
   of its state against the last good snapshot before it. The id may be a unique prefix
-  (``show 5f0c2a8e``). Exit 1 for an unknown, ambiguous or malformed id.
+  (``show 5f0c2a8e``). Exit 1 for an unknown, ambiguous or malformed id. Bounded whatever
+  the workflow's size: its first ``--limit`` events by time (2,000 by default; the output
+  says when there are more), error diffs from at most 16 MiB of states, messages cut at
+  2,000 characters.
 - ``patterns``: ``debug_error_recovery_patterns`` as a table.
 - ``errors --since 1h``: recent errors grouped by type, each with its latest workflow.
 """
@@ -50,23 +53,34 @@ __all__ = ["load_workflow", "register", "since_argument", "workflow_document"]
 DEFAULT_WORKFLOWS_SINCE: Final = "24h"
 
 EXIT_NOT_FOUND: Final = 1
+#: ``show`` without ``--limit``: the first this many events of a workflow (a fleet's
+#: workflow may have hundreds of thousands).
+DEFAULT_SHOW_LIMIT: Final = 2000
+#: Bytes of agent states (canonical JSON, up to 1 MB each) read for the error diffs of one
+#: ``show``; errors beyond say their diff was not computed.
+SHOW_STATE_BYTES: Final = 16 * 1024 * 1024
 
 
-async def load_workflow(queries: DebugQueries, correlation_id: UUID) -> WorkflowView | None:
-    """The workflow's summary, ordered timeline and error diffs; ``None`` when unknown."""
+async def load_workflow(
+    queries: DebugQueries, correlation_id: UUID, *, limit: int = DEFAULT_SHOW_LIMIT
+) -> WorkflowView | None:
+    """The workflow's summary, its first ``limit`` events by time in timeline order, and
+    their errors' diffs (at most :data:`SHOW_STATE_BYTES` of states read); ``None`` when
+    unknown."""
     from debug_sink.cli.render import WorkflowView
 
     if not await queries.workflow_exists(correlation_id):
         return None
     summary = await queries.get_workflow_debug_summary(correlation_id)
-    timeline = await queries.timeline(correlation_id)
-    diffs = await queries.error_diffs(timeline)
-    return WorkflowView(correlation_id, summary, timeline, diffs)
+    timeline, more = await queries.timeline_head(correlation_id, limit)
+    diffs = await queries.error_diffs(timeline, max_state_bytes=SHOW_STATE_BYTES)
+    return WorkflowView(correlation_id, summary, timeline, diffs, more)
 
 
 def workflow_document(view: WorkflowView) -> dict[str, Any]:
     """The ``--json`` document of ``show``: summary, timeline (each error with its
-    ``state_diff``)."""
+    ``state_diff``), ``timeline_complete`` (false: the workflow has events after the last
+    one shown)."""
     timeline = []
     for entry in view.timeline:
         item = _entry(entry)
@@ -78,6 +92,7 @@ def workflow_document(view: WorkflowView) -> dict[str, Any]:
         "correlation_id": view.correlation_id,
         "summary": dict(view.summary),
         "timeline": timeline,
+        "timeline_complete": not view.more,
     }
 
 
@@ -138,7 +153,7 @@ def _show(args: argparse.Namespace) -> int:
         resolved = await _resolve(queries, args.correlation_id)
         if isinstance(resolved, str):
             return resolved
-        view = await load_workflow(queries, resolved)
+        view = await load_workflow(queries, resolved, limit=args.limit)
         if view is None:
             return f"no debug events for workflow {resolved} in schema {settings.db_schema!r}"
         return view
@@ -283,6 +298,13 @@ def register(sub: Subparsers) -> None:
         "correlation_id",
         metavar="CORRELATION_ID",
         help="the workflow's UUID, or a prefix of it that only one stored workflow has",
+    )
+    show.add_argument(
+        "--limit",
+        type=positive_int,
+        default=DEFAULT_SHOW_LIMIT,
+        help=f"the first this many events by time (default {DEFAULT_SHOW_LIMIT}); the output "
+        "says when the workflow has more",
     )
     _view_flags(show)
     show.set_defaults(handler=_show)

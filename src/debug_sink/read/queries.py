@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -171,7 +171,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 class ErrorDiff:
     """The state at one error against the last good snapshot before it."""
 
-    __slots__ = ("before_snapshot_id", "diff", "error_id", "error_snapshot_id")
+    __slots__ = ("before_snapshot_id", "diff", "error_id", "error_snapshot_id", "skipped")
 
     def __init__(
         self,
@@ -179,12 +179,18 @@ class ErrorDiff:
         before_snapshot_id: UUID | None,
         error_snapshot_id: UUID | None,
         diff: StateDiff | None,
+        *,
+        skipped: bool = False,
     ) -> None:
         self.error_id = error_id
         self.before_snapshot_id = before_snapshot_id
         self.error_snapshot_id = error_snapshot_id
-        #: ``None`` when one side is missing (no good snapshot before the error, or no state).
+        #: ``None`` when one side is missing (no good snapshot before the error, or no
+        #: state), or when the diff was :attr:`skipped`.
         self.diff = diff
+        #: Not computed: its states were beyond the reader's byte budget
+        #: (``DebugQueries.error_diffs(max_state_bytes=...)``).
+        self.skipped = skipped
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +198,7 @@ class ErrorDiff:
             "before_snapshot_id": str(self.before_snapshot_id) if self.before_snapshot_id else None,
             "error_snapshot_id": str(self.error_snapshot_id) if self.error_snapshot_id else None,
             "diff": self.diff.as_dict() if self.diff is not None else None,
+            "skipped": self.skipped,
         }
 
 
@@ -554,9 +561,28 @@ class DebugQueries(Lifecycle):
         Each entry's ``data`` is its row (JSON types: timestamps as ISO strings) without the
         bulky columns; an error's ``data["recoveries"]`` lists the successes that recovered
         it (``debug_error_success_correlation``) with their strategy.
+
+        All of them, however many the workflow has: a fleet's workflow may hold hundreds of
+        thousands of events; :meth:`timeline_head` reads a bounded part.
         """
-        rows = await self._fetch("timeline", _uuid(correlation_id))
-        entries = [
+        return order_timeline(await self._timeline_entries(correlation_id, None))
+
+    async def timeline_head(
+        self, correlation_id: UUID | str, limit: int
+    ) -> tuple[list[TimelineEntry], bool]:
+        """The workflow's first ``limit`` events by time (ties by kind and id), as
+        :meth:`timeline` orders them, and whether it has more. Costs about ``limit`` rows
+        of each kind of event, however large the workflow."""
+        entries = await self._timeline_entries(correlation_id, _at_least(limit, 1, "limit") + 1)
+        more = len(entries) > limit
+        return order_timeline(entries[:limit]), more
+
+    async def _timeline_entries(
+        self, correlation_id: UUID | str, limit: int | None
+    ) -> list[TimelineEntry]:
+        """The rows of the ``timeline`` query (by time, kind and id) as entries."""
+        rows = await self._fetch("timeline", _uuid(correlation_id), limit)
+        return [
             TimelineEntry(
                 kind=r["kind"],
                 id=_plain("id", r["id"]),
@@ -569,7 +595,6 @@ class DebugQueries(Lifecycle):
             )
             for r in rows
         ]
-        return order_timeline(entries)
 
     async def get_snapshots(self, snapshot_ids: Sequence[UUID | str]) -> dict[UUID, dict[str, Any]]:
         """Requested id -> the snapshot row with its ``agent_state``. A duplicate's id (dropped
@@ -599,9 +624,18 @@ class DebugQueries(Lifecycle):
 
         return diff_json(state(snapshot_a), state(snapshot_b))
 
-    async def error_diffs(self, ordered: Sequence[TimelineEntry]) -> dict[UUID, ErrorDiff]:
+    async def error_diffs(
+        self, ordered: Sequence[TimelineEntry], *, max_state_bytes: int | None = None
+    ) -> dict[UUID, ErrorDiff]:
         """For each error of an ordered timeline: its state against the last good snapshot
-        before it (:func:`~debug_sink.read.timeline.last_good_snapshots`)."""
+        before it (:func:`~debug_sink.read.timeline.last_good_snapshots`).
+
+        ``max_state_bytes``: read at most that many bytes of states (their canonical JSON),
+        errors in timeline order; an error whose two states would go beyond it is
+        :attr:`ErrorDiff.skipped` (no diff computed) and later, smaller ones still are
+        diffed. ``None``: every state, however large and many (agent states reach 1 MB
+        each, and a workflow may have thousands of errors).
+        """
         befores = last_good_snapshots(ordered)
         afters: dict[UUID, UUID | None] = {}
         for entry in ordered:
@@ -609,6 +643,23 @@ class DebugQueries(Lifecycle):
                 raw = entry.data.get("state_snapshot_id")
                 afters[entry.id] = _uuid(raw, "snapshot id") if raw else None
         wanted = {i for i in (*befores.values(), *afters.values()) if i is not None}
+        skipped: set[UUID] = set()
+        if max_state_bytes is not None and wanted:
+            sizes = await self._snapshot_sizes(wanted)
+            chosen: set[UUID] = set()
+            used = 0
+            for error_id, before in befores.items():
+                after = afters.get(error_id)
+                if before is None or after is None:
+                    continue
+                new = {before, after} - chosen
+                cost = sum(sizes.get(i, 0) for i in new)
+                if used + cost > max_state_bytes:
+                    skipped.add(error_id)
+                    continue
+                chosen |= new
+                used += cost
+            wanted = chosen
         states = await self.get_snapshots(sorted(wanted, key=str)) if wanted else {}
         result: dict[UUID, ErrorDiff] = {}
         for error_id, before in befores.items():
@@ -616,8 +667,13 @@ class DebugQueries(Lifecycle):
             diff = None
             if before in states and after in states:
                 diff = diff_json(states[before]["agent_state"], states[after]["agent_state"])
-            result[error_id] = ErrorDiff(error_id, before, after, diff)
+            result[error_id] = ErrorDiff(error_id, before, after, diff, skipped=error_id in skipped)
         return result
+
+    async def _snapshot_sizes(self, snapshot_ids: Iterable[UUID]) -> dict[UUID, int]:
+        """Snapshot id -> bytes of its state, without reading the states."""
+        rows = await self._fetch("snapshot_sizes", sorted(snapshot_ids, key=str))
+        return {_plain("requested_id", r["requested_id"]): int(r["state_bytes"] or 0) for r in rows}
 
 
 #: A position later than any activity: :meth:`DebugQueries.workflow_row` keeps its workflow.

@@ -117,20 +117,24 @@ SELECT EXISTS (
 );
 
 -- name: timeline
--- $1 correlation_id. Every event of the workflow as (kind, id, at, agent_name, step_number,
--- attempt, follows, data): follows = ids that must come before it (see debug_sink.timeline);
--- data = the row without its bulky columns (agent_state, stack trace, step input/output).
+-- $1 correlation_id, $2 at most this many events (NULL: all). The workflow's events as (kind,
+-- id, at, agent_name, step_number, attempt, follows, data): follows = ids that must come
+-- before it (see debug_sink.timeline); data = the row without its bulky columns (agent_state,
+-- stack trace, step input/output). With $2, the first $2 events by (at, kind, id): each
+-- table gives at most its own first $2 rows (by time, through its correlation_id index where
+-- it has one) before any row is turned into JSON, so a workflow of millions of events costs
+-- a page of them.
 SELECT 'step' AS kind, s.id, s.started_at AS at, s.agent_name::text AS agent_name,
        s.step_number, s.attempt, ARRAY[]::uuid[] AS follows,
        to_jsonb(s) - 'input_data' - 'output_data' AS data
-  FROM debug_workflow_steps AS s
- WHERE s.correlation_id = $1::uuid
+  FROM (SELECT * FROM debug_workflow_steps WHERE correlation_id = $1::uuid
+         ORDER BY started_at, id LIMIT $2::bigint) AS s
 UNION ALL
 SELECT 'snapshot', n.id, n.captured_at, n.agent_name::text, n.execution_step, NULL,
        array_remove(ARRAY[n.parent_snapshot_id], NULL),
        to_jsonb(n) - 'agent_state'
-  FROM debug_state_snapshots AS n
- WHERE n.correlation_id = $1::uuid
+  FROM (SELECT * FROM debug_state_snapshots WHERE correlation_id = $1::uuid
+         ORDER BY captured_at, id LIMIT $2::bigint) AS n
 UNION ALL
 SELECT 'error', e.id, e.occurred_at, e.agent_name::text, e.execution_step, NULL,
        array_remove(ARRAY[e.state_snapshot_id], NULL)
@@ -150,8 +154,8 @@ SELECT 'error', e.id, e.occurred_at, e.agent_name::text, e.execution_step, NULL,
                 FROM debug_error_success_correlation AS c
                 JOIN debug_success_events AS se ON se.id = c.success_event_id
                WHERE c.error_event_id = e.id), '[]'::jsonb))
-  FROM debug_error_events AS e
- WHERE e.correlation_id = $1::uuid
+  FROM (SELECT * FROM debug_error_events WHERE correlation_id = $1::uuid
+         ORDER BY occurred_at, id LIMIT $2::bigint) AS e
 UNION ALL
 SELECT 'success', u.id, u.occurred_at, u.agent_name::text, u.execution_step, NULL,
        array_remove(ARRAY[u.state_snapshot_id], NULL)
@@ -160,14 +164,14 @@ SELECT 'success', u.id, u.occurred_at, u.agent_name::text, u.execution_step, NUL
          || ARRAY(SELECT c.error_event_id FROM debug_error_success_correlation AS c
                    WHERE c.success_event_id = u.id),
        to_jsonb(u)
-  FROM debug_success_events AS u
- WHERE u.correlation_id = $1::uuid
+  FROM (SELECT * FROM debug_success_events WHERE correlation_id = $1::uuid
+         ORDER BY occurred_at, id LIMIT $2::bigint) AS u
 UNION ALL
 SELECT 'transformation', t.id, t.created_at, t.source_agent::text, NULL, NULL,
        array_remove(ARRAY[t.state_snapshot_id, t.error_event_id], NULL),
        to_jsonb(t)
-  FROM agent_transformation_events AS t
- WHERE t.correlation_id = $1::uuid
+  FROM (SELECT * FROM agent_transformation_events WHERE correlation_id = $1::uuid
+         ORDER BY created_at, id LIMIT $2::bigint) AS t
 UNION ALL
 SELECT 'llm_call', h.id, h.created_at, h.metadata->>'agent_name',
        CASE WHEN h.metadata->>'execution_step' ~ '^[0-9]{1,9}$'
@@ -178,14 +182,26 @@ SELECT 'llm_call', h.id, h.created_at, h.metadata->>'agent_name',
                           'latency_ms', h.payload->'quality_metrics'->'latency_ms',
                           'success_classification', h.payload->'success_classification',
                           'usage', h.payload->'usage', 'metadata', h.metadata)
-  FROM hook_events AS h
- WHERE h.correlation_id = $1::uuid AND h.source = 'PostToolUse';
+  FROM (SELECT * FROM hook_events WHERE correlation_id = $1::uuid AND source = 'PostToolUse'
+         ORDER BY created_at, id LIMIT $2::bigint) AS h
+ ORDER BY at, kind, id
+ LIMIT $2::bigint;
 
 -- name: snapshots
 -- $1 snapshot ids (a duplicate's id resolves to the kept snapshot through
 -- sink_snapshot_aliases). One row per id found: requested_id, and the snapshot with its state.
 SELECT r.requested_id, s.id, s.snapshot_type, s.correlation_id, s.agent_name, s.agent_state,
        s.state_hash, s.state_size_bytes, s.execution_step, s.captured_at
+  FROM unnest($1::uuid[]) AS r(requested_id)
+  LEFT JOIN sink_snapshot_aliases AS a ON a.alias_id = r.requested_id
+  JOIN debug_state_snapshots AS s ON s.id = coalesce(a.snapshot_id, r.requested_id);
+
+-- name: snapshot_sizes
+-- $1 snapshot ids (a duplicate's id resolves as in `snapshots`). One row per id found:
+-- requested_id and the bytes of its state (state_size_bytes, the sink's canonical JSON;
+-- else the stored size), without reading the state.
+SELECT r.requested_id,
+       coalesce(s.state_size_bytes, pg_column_size(s.agent_state))::bigint AS state_bytes
   FROM unnest($1::uuid[]) AS r(requested_id)
   LEFT JOIN sink_snapshot_aliases AS a ON a.alias_id = r.requested_id
   JOIN debug_state_snapshots AS s ON s.id = coalesce(a.snapshot_id, r.requested_id);

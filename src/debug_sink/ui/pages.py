@@ -13,7 +13,10 @@ dead letter is a 404 page; every parameter of a path or a query is checked again
 of what it is compared with before any query runs (a uuid, a bigint id, text without NUL, a
 number of rows; see :func:`_bigint`), so no request makes PostgreSQL refuse a value: a query
 parameter it would refuse is a 400, a path's id it would refuse a 404; a page's size is
-bounded by its ``limit`` (at most :data:`MAX_LIMIT` rows), never by the table's. Not
+bounded by its ``limit`` (at most :data:`MAX_LIMIT` rows), never by the table's; a
+workflow's page by :data:`WORKFLOW_EVENTS` events (the first by time; it says when there are
+more), :data:`WORKFLOW_STATE_BYTES` of states read for its diffs, :data:`DIFF_ROWS` rows per
+diff and :data:`MESSAGE_CHARS` characters per error message, never by the workflow's size. Not
 guaranteed: that the workflow list shows a full page when a filter matches few workflows --
 it says how far back it looked (see ``DebugQueries.workflow_page``).
 """
@@ -50,6 +53,16 @@ PERIODS: Final[Mapping[str, timedelta | None]] = {
     "all": None,
 }
 MAX_LIMIT: Final = 200
+#: A workflow's page shows its first this many events by time (a fleet's workflow may have
+#: hundreds of thousands: all of them made a page of hundreds of MB); the page says so.
+WORKFLOW_EVENTS: Final = 2000
+#: Bytes of agent states (canonical JSON, up to 1 MB each) read for one workflow page's
+#: state diffs; an error beyond says its diff was not computed.
+WORKFLOW_STATE_BYTES: Final = 16 * 1024 * 1024
+#: Rows of one error's state diff on the page (two 1 MB states may differ in 100,000 keys).
+DIFF_ROWS: Final = 500
+#: Characters of an error's message on the page (the raw event has all of it).
+MESSAGE_CHARS: Final = 4000
 #: How long the list's filter choices (agent and error-type names) are reused: they change
 #: rarely, and reading them on every page cost a tenth of the page.
 FILTER_CHOICES_TTL_S: Final = 30.0
@@ -225,8 +238,8 @@ async def workflow(request: Request) -> Response:
     row = await queries.workflow_row(correlation_id)
     if row is None:
         raise NotFound(f"no workflow {correlation_id} is stored")
-    entries = await queries.timeline(correlation_id)
-    diffs = await queries.error_diffs(entries)
+    entries, more = await queries.timeline_head(correlation_id, WORKFLOW_EVENTS)
+    diffs = await queries.error_diffs(entries, max_state_bytes=WORKFLOW_STATE_BYTES)
     links: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
     for found in await queries.workflow_links(correlation_id):
         links[found["error_event_id"]].append(found)
@@ -235,13 +248,18 @@ async def workflow(request: Request) -> Response:
         if entry.kind != "error":
             continue
         diff = diffs.get(entry.id)
+        changes = diff.diff.changes if diff and diff.diff is not None else ()
+        message = str(entry.data.get("error_message") or "")
         errors.append(
             {
                 "entry": entry,
                 "data": entry.data,
+                "message": message[:MESSAGE_CHARS],
+                "message_chars": len(message) if len(message) > MESSAGE_CHARS else None,
                 "links": links.get(entry.id, []),
                 "diff": diff,
-                "rows": diff_rows(diff.diff.changes) if diff and diff.diff is not None else [],
+                "rows": diff_rows(changes[:DIFF_ROWS]),
+                "more_changes": max(len(changes) - DIFF_ROWS, 0),
             }
         )
     return render(
@@ -258,6 +276,7 @@ async def workflow(request: Request) -> Response:
         llm_calls=[e for e in entries if e.kind == "llm_call"],
         transformations=[e for e in entries if e.kind == "transformation"],
         entries=entries,
+        more_events=more,
         labels={e.id: _label(e) for e in entries},
     )
 

@@ -32,12 +32,22 @@ from uuid import UUID
 
 from debug_sink.read.timeline import TimelineEntry
 
-__all__ = ["WIDTH", "Marker", "Row", "Segment", "Waterfall", "build_waterfall"]
+__all__ = [
+    "MARKER_LABEL_CHARS",
+    "WIDTH",
+    "Marker",
+    "Row",
+    "Segment",
+    "Waterfall",
+    "build_waterfall",
+]
 
 #: The axis of every row's SVG: 0 is the workflow's first moment, WIDTH its last.
 WIDTH: Final = 1000.0
 #: The narrowest bar drawn, so that a 1 ms step is still visible.
 _MIN_BAR: Final = 2.0
+#: Characters of a mark's label (an error's type and message): the page shows it twice.
+MARKER_LABEL_CHARS: Final = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +295,8 @@ def build_waterfall(entries: Sequence[TimelineEntry]) -> Waterfall:
                 )
             target = home or workflow_row
             offset = ms(entry.at)
+            if len(label) > MARKER_LABEL_CHARS:  # an error's message: free text, any length
+                label = label[:MARKER_LABEL_CHARS] + "…"
             target.markers.append(Marker(entry.id, entry.kind, x(offset), offset, label))
 
     # -- display order: depth first, siblings by start then number

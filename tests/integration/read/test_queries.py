@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 
@@ -10,6 +11,8 @@ import pytest
 
 from debug_sink.errors import ConfigurationError
 from debug_sink.read.queries import DebugQueries
+from debug_sink.sink.tables import init_connection
+from debug_sink.sink.writer import BatchWriter
 from tests import support as s
 from tests.sdk_support import (
     T0,
@@ -304,3 +307,85 @@ class TestArguments:
         with pytest.raises(ValueError, match="NUL"):
             await queries.get_errors(error_type="Timeout\x00Error")
         assert await queries.get_errors(limit=1)  # the review's error is there
+
+
+async def _write_events(dsn: str, events: list) -> None:
+    """Wire-format ``events`` through the sink's BatchWriter, as the writer role."""
+    pool = await asyncpg.create_pool(s.as_writer(dsn), min_size=1, max_size=2, init=init_connection)
+    try:
+        await BatchWriter(pool, group_id="large", park_grace=600).write(
+            s.batch_of(events, itertools.count())
+        )
+    finally:
+        await pool.close()
+
+
+async def _many_steps(dsn: str, corr: uuid.UUID, n: int) -> None:
+    """``n`` completed steps of one workflow, one millisecond apart, written in one INSERT
+    (a fleet's long-running workflow, faster than through the sink)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO debug_workflow_steps (correlation_id, step_number, step_type, "
+            "agent_name, operation_name, status, started_at, completed_at) "
+            "SELECT $1::uuid, g, 'execution', 'agent', 'op' || g, 'completed', "
+            "$2::timestamptz + g * interval '1 ms', $2::timestamptz + g * interval '1 ms' "
+            "FROM generate_series(1, $3::integer) AS g",
+            corr,
+            s.T0,
+            n,
+        )
+    finally:
+        await conn.close()
+
+
+class TestLargeWorkflows:
+    """A workflow of thousands of events, or of large states: the bounded reads."""
+
+    async def test_timeline_head_reads_the_first_events(
+        self, db_dsn: str, queries: DebugQueries
+    ) -> None:
+        corr = uuid.uuid4()
+        await _many_steps(db_dsn, corr, 3000)
+        entries, more = await queries.timeline_head(corr, 100)
+        assert more
+        assert [e.step_number for e in entries] == list(range(1, 101))
+        entries, more = await queries.timeline_head(corr, 3000)
+        assert not more
+        assert len(entries) == 3000
+        assert len(await queries.timeline(corr)) == 3000
+
+    async def test_error_diffs_read_states_within_the_budget(
+        self, db_dsn: str, queries: DebugQueries
+    ) -> None:
+        """Four errors, each with its own 20 KB state after a good snapshot of 20 KB: a
+        budget of 70 KB reads the states of the first two errors (and the good one) only;
+        the others say their diff was skipped."""
+        corr = str(uuid.uuid4())
+        good = s.snapshot(corr, {"k": "g" * 20_000}, captured_at=s.ts(0))
+        events: list = [(s.SN, good)]
+        error_ids = []
+        for n in range(4):
+            state = s.snapshot(
+                corr, {"k": str(n) * 20_000}, snapshot_type="error", captured_at=s.ts(n + 1)
+            )
+            error = s.error(corr, state_snapshot_id=state["id"], occurred_at=s.ts(n + 1))
+            events += [(s.SN, state), (s.ER, error)]
+            error_ids.append(uuid.UUID(error["id"]))
+        await _write_events(db_dsn, events)
+        ordered = await queries.timeline(corr)
+        asked: list[int] = []
+        get_snapshots = queries.get_snapshots
+
+        async def counting(ids):  # type: ignore[no-untyped-def]
+            asked.append(len(ids))
+            return await get_snapshots(ids)
+
+        queries.get_snapshots = counting  # type: ignore[method-assign]
+        diffs = await queries.error_diffs(ordered, max_state_bytes=70_000)
+        assert asked == [3]
+        assert [diffs[e].diff is not None for e in error_ids] == [True, True, False, False]
+        assert [diffs[e].skipped for e in error_ids] == [False, False, True, True]
+        assert diffs[error_ids[2]].as_dict()["skipped"] is True
+        everything = await queries.error_diffs(ordered)
+        assert all(everything[e].diff for e in error_ids)

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest_asyncio
 
 from debug_sink.sdk.emitter import MemoryEmitter
@@ -213,3 +214,76 @@ async def test_llm_call_with_huge_latency_does_not_break_the_page(
     result = s.run_cli("show", corr, "--no-color", env=s.cli_env(s.as_reader(db_dsn)))
     assert result.returncode == 0, result.stderr[-600:]  # the CLI copes
     assert response.status_code == 200, response.status_code
+
+
+async def store_long_workflow(db_dsn: str, steps: int) -> uuid.UUID:
+    """A workflow of ``steps`` completed steps, one millisecond apart (one INSERT: a fleet's
+    long-running workflow), then one error with a 100,000-character message whose state
+    differs from a good snapshot before it in 2,000 keys."""
+    corr = uuid.uuid4()
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO debug_workflow_steps (correlation_id, step_number, step_type, "
+            "agent_name, operation_name, status, started_at, completed_at) "
+            "SELECT $1::uuid, g, 'execution', 'agent', 'op' || g, 'completed', "
+            "$2::timestamptz + g * interval '1 ms', $2::timestamptz + g * interval '1 ms' "
+            "FROM generate_series(1, $3::integer) AS g",
+            corr,
+            s.T0,
+            steps,
+        )
+    finally:
+        await conn.close()
+    good = s.snapshot(str(corr), {f"k{n}": n for n in range(2000)}, captured_at=s.ts(-2))
+    state = s.snapshot(
+        str(corr),
+        {f"k{n}": -n - 1 for n in range(2000)},
+        snapshot_type="error",
+        captured_at=s.ts(-1),
+    )
+    error = s.error(
+        str(corr), state_snapshot_id=state["id"], occurred_at=s.ts(-1), error_message="m" * 100_000
+    )
+    await _write_events(db_dsn, [(s.SN, good), (s.SN, state), (s.ER, error)])
+    return corr
+
+
+async def test_workflow_of_many_events_shows_a_bounded_page(
+    db_dsn: str, client: httpx.AsyncClient
+) -> None:
+    """A workflow of more events than a page shows (a fleet's workflows reach hundreds of
+    thousands: the page was hundreds of MB, built for tens of seconds while the view's
+    event loop waited): the first WORKFLOW_EVENTS by time, and the page says there are
+    more; an error's long message and large diff are cut, and say so."""
+    from debug_sink.ui.pages import DIFF_ROWS, MESSAGE_CHARS, WORKFLOW_EVENTS
+
+    corr = await store_long_workflow(db_dsn, WORKFLOW_EVENTS + 500)
+    response = await client.get(f"/workflows/{corr}")
+    assert response.status_code == 200
+    html = response.text
+    assert 'id="events-cut"' in html
+    assert html.count('<li class="wf-row ') <= WORKFLOW_EVENTS
+    assert f"op{WORKFLOW_EVENTS + 500}<" not in html  # the last step: beyond the page
+    assert "m" * (MESSAGE_CHARS + 1) not in html
+    assert "100,000 characters" in html
+    assert html.count('<tr class="diff-changed">') == DIFF_ROWS
+    assert f"{2000 - DIFF_ROWS:,} more changes" in html
+    assert len(response.content) < 4_000_000
+
+
+async def test_show_of_many_events_is_bounded(db_dsn: str) -> None:
+    """``show`` reads the first --limit events by time (the whole workflow before) and says
+    when there are more, in text and in JSON."""
+    corr = await store_long_workflow(db_dsn, 30)
+    env = s.cli_env(s.as_reader(db_dsn))
+    result = s.run_cli("show", str(corr), "--limit", "10", "--no-color", env=env)
+    assert result.returncode == 0, result.stderr[-600:]
+    assert "the first 10 events by time" in result.stdout
+    assert "m" * 2001 not in result.stdout
+    result = s.run_cli("show", str(corr), "--limit", "10", "--json", env=env)
+    document = orjson.loads(result.stdout)
+    assert len(document["timeline"]) == 10
+    assert document["timeline_complete"] is False
+    result = s.run_cli("show", str(corr), "--json", env=env)
+    assert orjson.loads(result.stdout)["timeline_complete"] is True
