@@ -29,7 +29,7 @@ import orjson
 from debug_sink.durations import parse_duration
 from debug_sink.errors import ConfigurationError, DebugSinkError
 from debug_sink.logs import configure_logging
-from debug_sink.read.text import escape_controls
+from debug_sink.read.text import escape_controls, escape_json_controls
 from debug_sink.settings import ENV_PREFIX, Settings, load_settings
 from debug_sink.signals import EXIT_INTERRUPTED
 
@@ -233,7 +233,9 @@ def output_of(args: argparse.Namespace) -> Output:
 
 
 def print_json(value: Any, *, sort_keys: bool = False) -> None:
-    """``value`` as indented JSON and a newline on standard output, UTF-8 whatever the locale.
+    """``value`` as indented JSON and a newline on standard output, UTF-8 whatever the locale,
+    with control, bidirectional and invisible characters as ``\\uNNNN`` escapes
+    (:func:`~debug_sink.read.text.escape_json_controls`).
 
     Beyond what orjson knows: ``Decimal`` as a number, any ``UUID`` (asyncpg's own type too)
     as its string, ``timedelta`` as seconds.
@@ -242,7 +244,9 @@ def print_json(value: Any, *, sort_keys: bool = False) -> None:
     if sort_keys:
         option |= orjson.OPT_SORT_KEYS
     sys.stdout.flush()
-    sys.stdout.buffer.write(orjson.dumps(value, default=_jsonable, option=option) + b"\n")
+    text = orjson.dumps(value, default=_jsonable, option=option).decode()
+    # Agents' text: an 8-bit CSI or a bidi override must reach the terminal as an escape.
+    sys.stdout.buffer.write(escape_json_controls(text).encode() + b"\n")
     sys.stdout.buffer.flush()
 
 

@@ -7,8 +7,9 @@ reorder what follows, so ``report\\u202egpj.exe`` would read as ``reportexe.jpg`
 Source"), no invisible zero-width space, word joiner or byte-order mark (``ad\\u200bmin``
 would look like ``admin``) and no line or paragraph separator; each is shown as ``\\xNN`` or
 ``\\uNNNN``. Joiners that scripts and emoji need (U+200C, U+200D) and the implicit
-direction marks of right-to-left text are kept. Not done here: HTML escaping (the
-templates') and markup (the consoles print with markup off).
+direction marks of right-to-left text are kept. :func:`escape_json_controls` does the same
+to JSON text (``--json`` output) as JSON escapes, so the document means what it meant. Not
+done here: HTML escaping (the templates') and markup (the consoles print with markup off).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["escape_controls"]
+__all__ = ["escape_controls", "escape_json_controls"]
 
 _UNSAFE: Final = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
@@ -31,3 +32,15 @@ def _escaped(match: re.Match[str]) -> str:
 def escape_controls(text: str) -> str:
     """``text`` with every character named in the module's guarantees shown escaped."""
     return _UNSAFE.sub(_escaped, text)
+
+
+def _json_escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
+def escape_json_controls(json_text: str) -> str:
+    """JSON text with every character named in the module's guarantees written as a
+    ``\\uNNNN`` escape: the same document, nothing a terminal acts on. (A serialiser puts
+    such characters only inside strings, where the escape means the same character; it
+    escapes C0 characters itself, but not DEL, C1 or the invisible and bidi ones.)"""
+    return _UNSAFE.sub(_json_escaped, json_text)
