@@ -520,13 +520,25 @@ def render_workflows(
     width: int | None = DEFAULT_WIDTH,
     color: bool = False,
     more: bool = False,
+    older: str | None = None,
+    scanned_to: datetime | None = None,
 ) -> str:
     """The text of ``debug-sink workflows``: one row per workflow, newest activity first.
-    ``more``: there are older ones (the last row's ``--before`` cursor is printed)."""
+    ``more``: there are older ones (the last row's ``--before`` cursor is printed);
+    ``older``: the cursor of the next page, printed; ``scanned_to``: the list stopped
+    looking at that moment before the page was full (said, with ``older``)."""
     rows = list(printable(rows))
     console, buffer = _console(width, color)
+    if older is None and more and rows:
+        older = str(rows[-1]["cursor"])
+    stopped = (
+        f"looked back to {_when(scanned_to)} without filling the page; older: --before {older}"
+        if scanned_to is not None and older is not None
+        else None
+    )
     if not rows:
-        console.print(f"no workflows active since {_when(since)}")
+        console.print(f"no workflows active since {_when(since)}" if stopped is None else
+                      f"no workflows found since {_when(since)}: {stopped}")  # fmt: skip
         return _text(buffer)
     title = (
         f"{_plural(len(rows), 'workflow')} active since {_when(since)}, latest first (times in UTC)"
@@ -560,10 +572,12 @@ def render_workflows(
         ],
         cells,
     )
-    if more:
-        last = rows[-1]
+    if stopped is not None:
         console.print()
-        console.print(f"older: --before {last['cursor']}")
+        console.print(stopped)
+    elif older is not None:
+        console.print()
+        console.print(f"older: --before {older}")
     return _text(buffer)
 
 

@@ -320,7 +320,11 @@ class DebugQueries(Lifecycle):
         LLM-call counts, first and last event time, duration_ms. ``before``: the
         ``(last_event_at, correlation_id)`` of the previous page's last row (keyset
         pagination). Filters: an agent among the workflow's agents, a status, an error type
-        that occurred in it."""
+        that occurred in it.
+
+        Reads every event of the window and, with a filter, summarises every workflow in it
+        until ``limit`` pass (seconds at hundreds of thousands of workflows): a bounded page
+        is :meth:`workflow_page`'s, which ``debug-sink workflows`` and the web view use."""
         if status is not None and status not in WORKFLOW_STATUSES:
             raise ValueError(f"unknown status {status!r}: one of {', '.join(WORKFLOW_STATUSES)}")
         before_at, before_id = before if before is not None else (None, None)
