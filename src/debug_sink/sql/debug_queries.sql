@@ -36,27 +36,42 @@ SELECT e.id, e.correlation_id, e.session_id, e.error_type, e.error_category, e.e
 
 -- name: error_groups
 -- $1 occurred at or after, $2 limit. Errors since $1 grouped by error_type, most frequent
--- first; severity is the worst seen; last_* describe the most recent error of the group.
-SELECT e.error_type,
-       count(*) AS error_count,
-       count(DISTINCT e.correlation_id) AS workflow_count,
-       (ARRAY['low', 'medium', 'high', 'critical'])[max(
-         CASE e.error_severity WHEN 'low' THEN 1 WHEN 'medium' THEN 2 WHEN 'high' THEN 3
-                               ELSE 4 END)] AS worst_severity,
-       count(*) FILTER (
-         WHERE e.recovery_successful IS TRUE OR e.resolved_at IS NOT NULL
-            OR EXISTS (SELECT 1 FROM debug_error_success_correlation AS c
-                        WHERE c.error_event_id = e.id)) AS recovered_count,
-       array_agg(DISTINCT e.agent_name::text ORDER BY e.agent_name::text) AS agents,
-       min(e.occurred_at) AS first_seen,
-       max(e.occurred_at) AS last_seen,
-       (array_agg(e.error_message ORDER BY e.occurred_at DESC, e.id))[1] AS last_message,
-       (array_agg(e.correlation_id ORDER BY e.occurred_at DESC, e.id))[1] AS last_correlation_id
-  FROM debug_error_events AS e
- WHERE e.occurred_at >= $1::timestamptz
- GROUP BY e.error_type
- ORDER BY error_count DESC, e.error_type
- LIMIT $2;
+-- first; severity is the worst seen; last_* describe the most recent error of the group
+-- (looked up once per group through the occurred_at index: an array of every message of
+-- a group was built before, which passed PostgreSQL's 1 GB limit -- an error, and a GB of
+-- memory -- with 17,000 messages of 64 KiB).
+WITH groups AS (
+  SELECT e.error_type,
+         count(*) AS error_count,
+         count(DISTINCT e.correlation_id) AS workflow_count,
+         (ARRAY['low', 'medium', 'high', 'critical'])[max(
+           CASE e.error_severity WHEN 'low' THEN 1 WHEN 'medium' THEN 2 WHEN 'high' THEN 3
+                                 ELSE 4 END)] AS worst_severity,
+         count(*) FILTER (
+           WHERE e.recovery_successful IS TRUE OR e.resolved_at IS NOT NULL
+              OR EXISTS (SELECT 1 FROM debug_error_success_correlation AS c
+                          WHERE c.error_event_id = e.id)) AS recovered_count,
+         array_agg(DISTINCT e.agent_name::text ORDER BY e.agent_name::text) AS agents,
+         min(e.occurred_at) AS first_seen,
+         max(e.occurred_at) AS last_seen
+    FROM debug_error_events AS e
+   WHERE e.occurred_at >= $1::timestamptz
+   GROUP BY e.error_type
+   ORDER BY error_count DESC, e.error_type
+   LIMIT $2
+)
+SELECT g.error_type, g.error_count, g.workflow_count, g.worst_severity, g.recovered_count,
+       g.agents, g.first_seen, g.last_seen, l.error_message AS last_message,
+       l.correlation_id AS last_correlation_id
+  FROM groups AS g
+ CROSS JOIN LATERAL (
+   SELECT x.error_message, x.correlation_id
+     FROM debug_error_events AS x
+    WHERE x.occurred_at = g.last_seen AND x.error_type = g.error_type
+    ORDER BY x.id
+    LIMIT 1
+ ) AS l
+ ORDER BY g.error_count DESC, g.error_type;
 
 -- name: llm_calls
 -- $1 correlation_id. The rows of debug_llm_call_summary with the hook's agent, step and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from datetime import timedelta
@@ -389,3 +390,28 @@ class TestLargeWorkflows:
         assert diffs[error_ids[2]].as_dict()["skipped"] is True
         everything = await queries.error_diffs(ordered)
         assert all(everything[e].diff for e in error_ids)
+
+
+async def test_error_groups_of_many_long_messages(db_dsn: str, queries: DebugQueries) -> None:
+    """17,000 errors of one type with 64 KiB messages in the window (an hour of a fleet's
+    timeouts): ``errors`` failed with PostgreSQL's "array size exceeds the maximum allowed"
+    (it built an array of every message of the group to take the latest)."""
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO debug_error_events (correlation_id, error_type, error_category, "
+            "error_severity, error_message, agent_name, occurred_at) "
+            "SELECT md5(g::text)::uuid, 'TimeoutError', 'external', 'high', "
+            "repeat(md5(g::text), 2048), 'agent', $1::timestamptz - g * interval '10 ms' "
+            "FROM generate_series(1, 17000) AS g",
+            s.T0,
+        )
+    finally:
+        await conn.close()
+    groups = await queries.get_error_groups(s.T0 - timedelta(hours=1))
+    assert len(groups) == 1
+    group = groups[0]
+    assert group["error_count"] == 17_000
+    latest = uuid.UUID(hashlib.md5(b"1").hexdigest())
+    assert group["last_correlation_id"] == latest
+    assert group["last_message"] == hashlib.md5(b"1").hexdigest() * 2048
