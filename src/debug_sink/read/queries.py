@@ -520,6 +520,20 @@ class DebugQueries(Lifecycle):
         rows = await self._fetch("workflow_links", _uuid(correlation_id))
         return [_row(r) for r in rows]
 
+    async def error_links(
+        self, error_ids: Sequence[UUID | str], *, per_error: int = 20
+    ) -> dict[UUID, list[dict[str, Any]]]:
+        """The recovery links of these errors (the columns of :meth:`workflow_links`), at
+        most ``per_error`` each in their successes' time order; errors without one are
+        absent. Costs the errors asked about, not the workflow's."""
+        ids = [_uuid(i, "error id") for i in error_ids]
+        rows = await self._fetch("error_links", ids, _at_least(per_error, 1, "per_error"))
+        found: dict[UUID, list[dict[str, Any]]] = {}
+        for r in rows:
+            row = _row(r)
+            found.setdefault(row["error_event_id"], []).append(row)
+        return found
+
     async def raw_event(self, event_id: UUID | str) -> dict[str, Any] | None:
         """Any stored event by its id: ``{"kind", "correlation_id", "data"}`` with every
         column of its row (a deduplicated snapshot's id gives the kept snapshot); ``None``

@@ -568,6 +568,24 @@ SELECT c.error_event_id, c.success_event_id, c.recovery_strategy, c.recovery_pat
  WHERE c.correlation_id = $1::uuid
  ORDER BY u.occurred_at, c.error_event_id;
 
+-- name: error_links
+-- $1 error ids, $2 at most this many links per error. The recovery links of those errors
+-- (the columns of workflow_links), each error's in its successes' time order: a page's
+-- errors only, through the error_event_id index, however many the workflow has.
+SELECT l.*
+  FROM unnest($1::uuid[]) AS r(error_event_id)
+ CROSS JOIN LATERAL (
+   SELECT c.error_event_id, c.success_event_id, c.recovery_strategy, c.recovery_path,
+          c.recovery_duration_ms, c.intermediate_steps, c.confidence_score, c.link_source,
+          c.correlated_at, u.success_type, u.operation_name, u.agent_name::text AS agent_name,
+          u.occurred_at AS success_occurred_at
+     FROM debug_error_success_correlation AS c
+     JOIN debug_success_events AS u ON u.id = c.success_event_id
+    WHERE c.error_event_id = r.error_event_id
+    ORDER BY u.occurred_at, c.success_event_id
+    LIMIT $2::integer
+ ) AS l;
+
 -- name: raw_event
 -- $1 event id. The stored row of the event, whatever its kind, as JSON (every column: the
 -- full state, stack trace, step input and output, hook payload); none when unknown.

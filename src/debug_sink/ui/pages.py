@@ -24,7 +24,6 @@ it says how far back it looked (see ``DebugQueries.workflow_page``).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -240,9 +239,8 @@ async def workflow(request: Request) -> Response:
         raise NotFound(f"no workflow {correlation_id} is stored")
     entries, more = await queries.timeline_head(correlation_id, WORKFLOW_EVENTS)
     diffs = await queries.error_diffs(entries, max_state_bytes=WORKFLOW_STATE_BYTES)
-    links: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
-    for found in await queries.workflow_links(correlation_id):
-        links[found["error_event_id"]].append(found)
+    # The page's errors' links only: a workflow may have hundreds of thousands.
+    links = await queries.error_links([e.id for e in entries if e.kind == "error"])
     errors = []
     for entry in entries:
         if entry.kind != "error":

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+import pytest
 import pytest_asyncio
 
 from debug_sink.sdk.emitter import MemoryEmitter
@@ -287,3 +288,45 @@ async def test_show_of_many_events_is_bounded(db_dsn: str) -> None:
     assert document["timeline_complete"] is False
     result = s.run_cli("show", str(corr), "--json", env=env)
     assert orjson.loads(result.stdout)["timeline_complete"] is True
+
+
+async def test_workflow_page_reads_no_more_rows_than_it_shows(
+    db_dsn: str, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workflow of 3,000 errors, each recovered by its own success: no query of its page
+    returns more rows than the page shows events (its recovery links were read for every
+    error of the workflow, not only for those on the page)."""
+    from debug_sink.read.queries import DebugQueries
+    from debug_sink.ui.pages import WORKFLOW_EVENTS
+
+    corr = uuid.uuid4()
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute(
+            "CREATE TEMP TABLE pair AS SELECT g, gen_random_uuid() AS e, gen_random_uuid() AS u "
+            "FROM generate_series(1, 3000) AS g;"
+            "INSERT INTO debug_error_events (id, correlation_id, error_type, error_category, "
+            "error_severity, error_message, agent_name, occurred_at) "
+            f"SELECT e, '{corr}', 'TimeoutError', 'external', 'high', 'x', 'agent', "
+            "now() - interval '1 hour' + g * interval '1 s' FROM pair;"
+            "INSERT INTO debug_success_events (id, correlation_id, success_type, operation_name, "
+            f"agent_name, occurred_at) SELECT u, '{corr}', 'recovery_success', 'op', 'agent', "
+            "now() - interval '1 hour' + g * interval '1 s' + interval '1 ms' FROM pair;"
+            "INSERT INTO debug_error_success_correlation (error_event_id, success_event_id, "
+            f"correlation_id, recovery_strategy) SELECT e, u, '{corr}', 'retry' FROM pair"
+        )
+    finally:
+        await conn.close()
+    returned: dict[str, int] = {}
+    fetch = DebugQueries._fetch
+
+    async def counting(self: DebugQueries, name: str, *args: Any) -> Any:
+        rows = await fetch(self, name, *args)
+        returned[name] = max(returned.get(name, 0), len(rows))
+        return rows
+
+    monkeypatch.setattr(DebugQueries, "_fetch", counting)
+    response = await client.get(f"/workflows/{corr}")
+    assert response.status_code == 200
+    assert 'id="events-cut"' in response.text
+    assert max(returned.values()) <= WORKFLOW_EVENTS + 1, returned
