@@ -135,7 +135,8 @@ SELECT EXISTS (
 -- $1 correlation_id, $2 at most this many events (NULL: all). The workflow's events as (kind,
 -- id, at, agent_name, step_number, attempt, follows, data): follows = ids that must come
 -- before it (see debug_sink.timeline); data = the row without its bulky columns (agent_state,
--- stack trace, step input/output). With $2, the first $2 events by (at, kind, id): each
+-- stack trace, step input/output; a snapshot's columns are named, so that its state -- up to
+-- 1 MB -- is not even read). With $2, the first $2 events by (at, kind, id): each
 -- table gives at most its own first $2 rows (by time, through its correlation_id index where
 -- it has one) before any row is turned into JSON, so a workflow of millions of events costs
 -- a page of them.
@@ -147,8 +148,12 @@ SELECT 'step' AS kind, s.id, s.started_at AS at, s.agent_name::text AS agent_nam
 UNION ALL
 SELECT 'snapshot', n.id, n.captured_at, n.agent_name::text, n.execution_step, NULL,
        array_remove(ARRAY[n.parent_snapshot_id], NULL),
-       to_jsonb(n) - 'agent_state'
-  FROM (SELECT * FROM debug_state_snapshots WHERE correlation_id = $1::uuid
+       to_jsonb(n)
+  FROM (SELECT id, snapshot_type, correlation_id, session_id, agent_name, state_hash,
+               execution_step, task_description, user_request, state_size_bytes,
+               variables_count, context_depth, memory_usage_mb, cpu_time_ms, wall_time_ms,
+               transformation_event_id, parent_snapshot_id, metadata, captured_at
+          FROM debug_state_snapshots WHERE correlation_id = $1::uuid
          ORDER BY captured_at, id LIMIT $2::bigint) AS n
 UNION ALL
 SELECT 'error', e.id, e.occurred_at, e.agent_name::text, e.execution_step, NULL,
