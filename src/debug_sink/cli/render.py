@@ -61,6 +61,8 @@ _MAX_MESSAGE_CHARS: Final = 300
 #: An error's message and a hand-over's reason in ``show`` (free text, up to the broker's
 #: message size): longer ones end with ``…`` and their length.
 _MAX_TEXT_CHARS: Final = 2000
+#: Agent names of one workflow in ``show`` and ``workflows``.
+_AGENTS_SHOWN: Final = 20
 #: Narrowest a wrapping column may become before the list is laid out as blocks.
 _MIN_TEXT_WIDTH: Final = 10
 #: Between two columns of the table style: the (blank) divider and one space of padding.
@@ -430,6 +432,16 @@ def _first_line(text: str) -> str:
     return _clip(line, _MAX_VALUE_CHARS * 2)
 
 
+def _agents(names: Sequence[str] | None) -> str:
+    """At most :data:`_AGENTS_SHOWN` agent names, and how many more (a workflow's steps may
+    run in thousands of differently named workers)."""
+    names = names or []
+    shown = ", ".join(names[:_AGENTS_SHOWN]) or "-"
+    if len(names) > _AGENTS_SHOWN:
+        shown += f" and {len(names) - _AGENTS_SHOWN:,} more"
+    return shown
+
+
 def _long_text(text: str) -> str:
     """Free text cut at :data:`_MAX_TEXT_CHARS`, with its length when cut."""
     if len(text) <= _MAX_TEXT_CHARS:
@@ -469,8 +481,7 @@ def render_show(
     console, buffer = _console(width, color)
     s = view.summary
     console.print(Text(f"workflow {view.correlation_id}", style="bold"))
-    agents = ", ".join(s.get("agents_involved") or []) or "-"
-    console.print(f"agents: {agents}")
+    console.print(f"agents: {_agents(s.get('agents_involved'))}")
     console.print(
         f"from {_when(s.get('first_event_at'))} to {_when(s.get('last_event_at'))}"
         f" ({_duration(s.get('duration_ms')) or '0 ms'})"
@@ -555,7 +566,7 @@ def render_workflows(
                 str(r.get("success_count") or 0),
                 _duration(r.get("duration_ms")) or "0 ms",
                 _short_when(r.get("last_event_at")),
-                ", ".join(r.get("agents") or []) or "-",
+                _agents(r.get("agents")),
             ]
         )
     render_rows(

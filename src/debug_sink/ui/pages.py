@@ -16,7 +16,8 @@ parameter it would refuse is a 400, a path's id it would refuse a 404; a page's 
 bounded by its ``limit`` (at most :data:`MAX_LIMIT` rows), never by the table's; a
 workflow's page by :data:`WORKFLOW_EVENTS` events (the first by time; it says when there are
 more), :data:`WORKFLOW_STATE_BYTES` of states read for its diffs, :data:`DIFF_ROWS` rows per
-diff and :data:`MESSAGE_CHARS` characters per error message, never by the workflow's size. Not
+diff, :data:`MESSAGE_CHARS` characters per error message and :data:`AGENTS_SHOWN` agents
+per workflow, never by the workflow's size. Not
 guaranteed: that the workflow list shows a full page when a filter matches few workflows --
 it says how far back it looked (see ``DebugQueries.workflow_page``).
 """
@@ -62,6 +63,9 @@ WORKFLOW_STATE_BYTES: Final = 16 * 1024 * 1024
 DIFF_ROWS: Final = 500
 #: Characters of an error's message on the page (the raw event has all of it).
 MESSAGE_CHARS: Final = 4000
+#: Agents named per workflow, in the list and on a workflow's page (a fleet may run one
+#: workflow's steps in thousands of differently named workers); the rest are counted.
+AGENTS_SHOWN: Final = 20
 #: How long the list's filter choices (agent and error-type names) are reused: they change
 #: rarely, and reading them on every page cost a tenth of the page.
 FILTER_CHOICES_TTL_S: Final = 30.0
@@ -192,6 +196,7 @@ async def workflows(request: Request) -> Response:
         newest=link("/workflows", **filters_on) if before is not None else None,
         scanned_to=page.scanned_to,
         limit=limit,
+        agents_shown=AGENTS_SHOWN,
     )
 
 
@@ -275,6 +280,7 @@ async def workflow(request: Request) -> Response:
         transformations=[e for e in entries if e.kind == "transformation"],
         entries=entries,
         more_events=more,
+        agents_shown=AGENTS_SHOWN,
         labels={e.id: _label(e) for e in entries},
     )
 

@@ -330,3 +330,32 @@ async def test_workflow_page_reads_no_more_rows_than_it_shows(
     assert response.status_code == 200
     assert 'id="events-cut"' in response.text
     assert max(returned.values()) <= WORKFLOW_EVENTS + 1, returned
+
+
+async def test_a_workflow_of_thousands_of_agents_names_a_few(
+    db_dsn: str, client: httpx.AsyncClient
+) -> None:
+    """One workflow whose 3,000 steps ran in 3,000 differently named workers: the list's
+    row and the page's summary named every one (a row of the list as large as the page)."""
+    from debug_sink.ui.pages import AGENTS_SHOWN
+
+    corr = uuid.uuid4()
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO debug_workflow_steps (correlation_id, step_number, step_type, "
+            "agent_name, operation_name, status, started_at, completed_at) "
+            "SELECT $1::uuid, g, 'execution', 'worker-' || g, 'op', 'completed', "
+            "now() - interval '1 minute', now() - interval '1 minute' "
+            "FROM generate_series(1, 3000) AS g",
+            corr,
+        )
+    finally:
+        await conn.close()
+    page = (await client.get(f"/workflows/{corr}")).text
+    summary = page.split('<dd class="agents">', 1)[1].split("</dd>", 1)[0]
+    assert summary.count('class="agent"') == AGENTS_SHOWN
+    assert f"and {3000 - AGENTS_SHOWN:,} more" in summary
+    listed = (await client.get("/workflows")).text
+    row = listed.split(f"/workflows/{corr}", 1)[1].split("</tr>", 1)[0]
+    assert row.count('class="agent"') == AGENTS_SHOWN

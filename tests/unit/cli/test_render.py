@@ -140,3 +140,27 @@ class TestPrintable:
     def test_nested(self) -> None:
         value = {"a": ["x\x1by", ("\x00", 1)], "b": "ok\n\ttab"}
         assert printable(value) == {"a": ["x\\x1by", ("\\x00", 1)], "b": "ok\n\ttab"}
+
+
+def test_thousands_of_agents_are_counted_not_listed() -> None:
+    """A workflow whose steps ran in 3,000 differently named workers: ``workflows`` and
+    ``show`` name 20 and count the rest (every name was printed, in every row)."""
+    import datetime as dt
+
+    from debug_sink.cli.render import render_workflows
+
+    agents = [f"worker-{n}" for n in range(3000)]
+    row = {
+        "correlation_id": uuid.uuid4(),
+        "status": "ok",
+        "agents": agents,
+        "error_count": 0,
+        "success_count": 0,
+        "duration_ms": 1.0,
+        "last_event_at": dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        "cursor": "x",
+    }
+    text = render_workflows([row], dt.datetime(2026, 12, 1, tzinfo=dt.UTC), width=200)
+    assert "worker-19" in text
+    assert "worker-20" not in text  # nor 200, 2000...
+    assert "2,980 more" in text
