@@ -105,7 +105,7 @@ WITH operations AS (
     FROM correlator_new AS n
    WHERE n.kind = 'e' AND n.uncounted
    GROUP BY n.error_type, n.agent_name, n.operation_name
-  ON CONFLICT (error_type, agent_name, operation_name) DO UPDATE
+  ON CONFLICT (error_type, (md5(agent_name)), (md5(operation_name))) DO UPDATE  -- migration 018
      SET occurred = o.occurred + EXCLUDED.occurred,
          last_occurred_at = greatest(o.last_occurred_at, EXCLUDED.last_occurred_at)
   RETURNING 1
@@ -581,7 +581,8 @@ stats AS (
          max(d.success_at), sum(d.stated)
     FROM delta AS d
    GROUP BY d.error_type, d.agent_name, d.operation_name, d.strategy
-  ON CONFLICT (error_type, agent_name, operation_name, recovery_strategy) DO UPDATE
+  ON CONFLICT (error_type, (md5(agent_name)), (md5(operation_name)), recovery_strategy)
+  DO UPDATE  -- migration 018
      SET recovered = k.recovered + EXCLUDED.recovered,
          confident = k.confident + EXCLUDED.confident,
          duration_ms_sum = k.duration_ms_sum + EXCLUDED.duration_ms_sum,

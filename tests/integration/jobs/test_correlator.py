@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,9 @@ from debug_sink.dev.workloads import WORKLOADS
 from debug_sink.errors import TransientError
 from debug_sink.jobs.correlator import Correlator, CorrelatorResult
 from debug_sink.read.queries import DebugQueries
-from debug_sink.sdk.emitter import MemoryEmitter
+from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter
+from debug_sink.settings import Settings
+from debug_sink.wire.events import ErrorEvent, EventBase, SuccessEvent
 from tests import support as s
 from tests.migration.test_schema_recovery_patterns import assert_recovery_patterns_match_rows
 from tests.sdk_support import memory_manager, settings_for, write_direct
@@ -381,6 +384,62 @@ class TestInfiniteTimes:
 
         assert await links(conn) == {(err, ok)}
         assert result.links_made == 1
+
+
+class TestLongNames:
+    """Names as long as the wire format allows, in characters of four UTF-8 bytes, are a kind
+    like any other: they do not stop the run (an index key of the aggregate over 2,704 bytes
+    did, on every run, for every workflow)."""
+
+    async def test_a_kind_too_long_for_an_index_key_is_counted_and_linked(
+        self, db_dsn: str, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        rng = random.Random(7)
+
+        def wide(n: int) -> str:  # CJK extension B: 4 bytes each, nothing for pglz to reuse
+            return "".join(chr(rng.randrange(0x20000, 0x2A6DF)) for _ in range(n))
+
+        error_type, agent, operation = wide(255), wide(255), wide(255)
+        hostile, ordinary = uuid.uuid4(), uuid.uuid4()
+        events: list[EventBase] = []
+        for corr, kind in ((hostile, (error_type, agent, operation)), (ordinary, None)):
+            error = ErrorEvent(
+                id=uuid.uuid4(),
+                correlation_id=corr,
+                error_type=kind[0] if kind else "TimeoutError",
+                error_category="external",
+                error_severity="high",
+                error_message="boom",
+                agent_name=kind[1] if kind else "planner",
+                operation_name=kind[2] if kind else "fetch",
+                recovery_strategy=wide(100) if kind else "retry",
+                occurred_at=at(0),
+            )
+            success = SuccessEvent(
+                id=uuid.uuid4(),
+                correlation_id=corr,
+                success_type="recovery_success",
+                agent_name=error.agent_name,
+                operation_name=error.operation_name or "fetch",
+                occurred_at=at(1),
+                recovers_error_ids=[error.id],
+            )
+            events += [error, success]
+        emitter = MemoryEmitter(Settings.model_construct(), EmitterConfig())
+        await write_direct(settings_for(s.as_writer(db_dsn)), [emitter.encode(e) for e in events])
+
+        result = await correlator.run_once()
+
+        assert result.links_stated == 2
+        assert {
+            r[0]
+            for r in await conn.fetch("SELECT correlation_id FROM debug_error_success_correlation")
+        } == {hostile, ordinary}
+        (fix,) = await conn.fetch("SELECT * FROM known_fixes($1)", error_type)
+        assert (fix["success_count"], fix["success_rate"]) == (1, 1)
+        await assert_aggregate_matches_rows(conn)
+        await correlator.rebuild_known_fixes()
+        await assert_aggregate_matches_rows(conn)
 
 
 async def add_step(
