@@ -20,7 +20,10 @@ what it recovers is no inference candidate for other errors.
 **Inferred links**, for every other error (per workflow, i.e. per ``correlation_id``; an error
 is linked to at most one success, a success may recover several errors):
 
-1. Candidates: a success of the same ``correlation_id`` that occurred after the error. An
+1. Candidates: a success of the same ``correlation_id`` that occurred after the error, among
+   the first :data:`MAX_CANDIDATES` (200) successes of the workflow after it (in time, then
+   id order): a recovery further away than that is not inferred (a stated one still links),
+   and a workflow of E errors and S successes costs at most E x 200 pairs, not E x S. An
    error or success stored at ``infinity`` / ``-infinity`` (sent at year 1 or 9999 before the
    sink refused those years) has no usable time and is left out, as if unsent: it is neither
    linked nor a candidate, and the other events of its workflow, and every other workflow,
@@ -167,8 +170,9 @@ them from the rows. The SQL function
 ``debug_error_recovery_patterns`` (migrations 010, 011) is not this module's: triggers on the
 links keep it, whoever writes them.
 
-Not guaranteed: an error in a workflow with thousands of unlinked errors and successes costs
-their product on every run that touches the workflow; the first run on an existing database
+Not guaranteed: a workflow is re-examined whole on every run that touches it (a workflow of
+E errors costs up to E x 200 pairs each time it receives an event); the first run on an
+existing database
 reads everything in one transaction; statements are taken as complete (a success that names
 some errors is not inferred to recover others).
 """
@@ -193,6 +197,7 @@ from debug_sink.settings import Settings
 
 __all__ = [
     "CONFIDENT",
+    "MAX_CANDIDATES",
     "MIN_CONFIDENCE",
     "Agreement",
     "Correlator",
@@ -205,6 +210,9 @@ log = structlog.get_logger("debug_sink.jobs.correlator")
 
 #: Links below this confidence are not made.
 MIN_CONFIDENCE: Final = 0.6
+#: An error is compared with at most this many successes of its workflow, the first after it
+#: (none of the labeled workloads has more than 164 successes after any error).
+MAX_CANDIDATES: Final = 200
 #: The design document's threshold for a confident recovery (debug_error_recovery_patterns).
 CONFIDENT: Final = 0.7
 
@@ -251,6 +259,7 @@ class CorrelatorResult:
     workflows: int = 0
     errors_examined: int = 0
     successes_examined: int = 0
+    pairs_scored: int = 0
     links_made: int = 0
     links_stated: int = 0
     links_moved: int = 0
@@ -279,6 +288,7 @@ class Correlator:
         ssl: Any = None,
         chunk_workflows: int = 500,
         min_confidence: float = MIN_CONFIDENCE,
+        max_candidates: int = MAX_CANDIDATES,
         lock_timeout_s: float = 60.0,
     ) -> None:
         self._dsn = dsn
@@ -286,6 +296,7 @@ class Correlator:
         self._ssl = ssl
         self._chunk = chunk_workflows
         self._min_confidence = min_confidence
+        self._max_candidates = max_candidates
         self._lock_timeout_ms = int(lock_timeout_s * 1000)
 
     @classmethod
@@ -372,7 +383,8 @@ class Correlator:
             assert counts is not None
             occurrence_rows = await conn.fetchval(q["count_occurrences"])
             await conn.execute(q["create_choices"])
-            examined_errors = examined_successes = links = stated = moved = removed = marked = 0
+            examined_errors = examined_successes = pairs = 0
+            links = stated = moved = removed = marked = 0
             other_rows = 0
             unlinked_keys: list[StatsKey] = []
             after: UUID | None = None
@@ -381,10 +393,18 @@ class Correlator:
                 if not ids:
                     break
                 await conn.execute(q["clear_choices"])
-                seen = await conn.fetchrow(q["choose"], ids, self._min_confidence)
+                # Every join of choose is on equal ids or names: hash joins. A nested loop,
+                # chosen on the guesses the planner makes for its CTEs, rescans one CTE per
+                # row of another (a workflow's size squared).
+                await conn.execute("SET LOCAL enable_nestloop = off")
+                seen = await conn.fetchrow(
+                    q["choose"], ids, self._min_confidence, self._max_candidates
+                )
+                await conn.execute("SET LOCAL enable_nestloop = on")
                 assert seen is not None
                 examined_errors += seen["errors_examined"]
                 examined_successes += seen["successes_examined"]
+                pairs += seen["pairs_scored"]
                 row = await conn.fetchrow(q["apply"])
                 assert row is not None
                 links += row["links"]
@@ -409,6 +429,7 @@ class Correlator:
             workflows=counts["workflows"],
             errors_examined=examined_errors,
             successes_examined=examined_successes,
+            pairs_scored=pairs,
             links_made=links,
             links_stated=stated,
             links_moved=moved,

@@ -129,10 +129,10 @@ CREATE TEMP TABLE correlator_choice (
 TRUNCATE correlator_choice
 
 -- name: choose
--- Scores every (error, later success) pair of the workflows $1 and records, per error, the
--- stated link, the best inferred one and the blind one (correlator_choice). $2 = minimum
--- confidence. The rules and weights are documented in debug_sink/jobs/correlator.py; this is
--- their only implementation.
+-- Scores every (error, later success) pair of the workflows $1 (each error with the first $3
+-- successes after it) and records, per error, the stated link, the best inferred one and the
+-- blind one (correlator_choice). $2 = minimum confidence. The rules and weights are
+-- documented in debug_sink/jobs/correlator.py; this is their only implementation.
 WITH steps AS MATERIALIZED (
   SELECT w.step_number, w.attempt, w.error_event_id, w.success_event_id
     FROM debug_workflow_steps AS w
@@ -258,14 +258,35 @@ chain_last AS MATERIALIZED (
     FROM chains AS c
    WHERE c.is_error
 ),
+-- The successes an error is compared with: the first $3 of its workflow after it. candidates
+-- holds every error (all of errs) once per such success (success_id), taken from a slice of
+-- its workflow's successes in time order (before: how many occurred at or before the error;
+-- successes sort before errors of the same time, and the frame takes in its peers). A
+-- workflow of E errors and S successes costs at most E x $3 pairs, not E x S, and every join
+-- after this one is on an id.
+success_order AS MATERIALIZED (
+  SELECT s.correlation_id, array_agg(s.id ORDER BY s.occurred_at, s.id) AS ids
+    FROM succ AS s
+   GROUP BY s.correlation_id
+),
+candidates AS MATERIALIZED (
+  SELECT e.*, c.success_id
+    FROM errs AS e
+    JOIN (SELECT a.id, a.is_error,
+                 count(*) FILTER (WHERE NOT a.is_error) OVER (
+                   PARTITION BY a.correlation_id ORDER BY a.occurred_at, a.is_error) AS before
+            FROM agent_events AS a) AS p
+      ON p.id = e.id AND p.is_error
+    JOIN success_order AS o ON o.correlation_id = e.correlation_id
+   CROSS JOIN LATERAL unnest(o.ids[p.before + 1:p.before + $3]) AS c(success_id)
+),
 -- Each error's first later success of its own agent, operation and step (when both steps are
 -- known): the operation worked again.
 first_same AS MATERIALIZED (
   SELECT DISTINCT ON (e.id) e.id AS error_id, s.id AS success_id, s.occurred_at
-    FROM errs AS e
-    JOIN succ AS s
-      ON s.correlation_id = e.correlation_id
-     AND s.agent_name = e.agent_name
+    FROM candidates AS e
+    JOIN succ AS s ON s.id = e.success_id
+   WHERE s.agent_name = e.agent_name
      AND s.operation_name = e.operation_name
      AND s.occurred_at > e.occurred_at
      AND (s.step IS NULL OR e.step IS NULL OR s.step = e.step)
@@ -309,10 +330,8 @@ own_pairs AS MATERIALIZED (
          -- ... another agent's success right after an error of its own: its own recovery
          - CASE WHEN e.agent_name <> s.agent_name AND sm.after_error THEN 0.10 ELSE 0 END
            AS score
-    FROM errs AS e
-    JOIN succ AS s
-      ON s.correlation_id = e.correlation_id
-     AND s.occurred_at > e.occurred_at
+    FROM candidates AS e
+    JOIN succ AS s ON s.id = e.success_id AND s.occurred_at > e.occurred_at
     JOIN moved AS m ON m.id = e.id
     JOIN moved AS sm ON sm.id = s.id
     LEFT JOIN first_same AS f ON f.error_id = e.id
@@ -366,7 +385,8 @@ chosen AS (
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM chosen) AS errors_examined,
-       (SELECT count(*) FROM succ) AS successes_examined
+       (SELECT count(*) FROM succ) AS successes_examined,
+       (SELECT count(*) FROM own_pairs) AS pairs_scored
 
 -- name: apply
 -- Makes the links correlator_choice asks for: a stated link where an agent named the error,

@@ -22,7 +22,7 @@ from debug_sink.db.migrate import migrate_up
 from debug_sink.dev import fill, synthetic
 from debug_sink.dev.workloads import WORKLOADS
 from debug_sink.errors import TransientError
-from debug_sink.jobs.correlator import Correlator, CorrelatorResult
+from debug_sink.jobs.correlator import MAX_CANDIDATES, Correlator, CorrelatorResult
 from debug_sink.read.queries import DebugQueries
 from debug_sink.sdk.emitter import EmitterConfig, MemoryEmitter
 from debug_sink.settings import Settings
@@ -1180,6 +1180,54 @@ class TestIncremental:
         assert result.links_made == 5
         idle = await correlator.run_once()
         assert idle.rows_touched == 1
+
+    async def test_one_huge_workflow_costs_a_bounded_number_of_pairs(
+        self, conn: asyncpg.Connection, correlator: Correlator
+    ) -> None:
+        """A workflow of many errors followed by many successes scores each error against at
+        most MAX_CANDIDATES successes: their product made every run that touched it grow with
+        the square of its size (2,000 + 2,000 took 6.6 s), and no workflow of anyone is linked
+        before the run ends. An error recovered within them still is."""
+        huge, ordinary = uuid.uuid4(), uuid.uuid4()
+        n = 3 * MAX_CANDIDATES
+        await conn.execute(
+            "INSERT INTO debug_error_events (id, correlation_id, error_type, error_category, "
+            "error_severity, error_message, agent_name, operation_name, occurred_at, "
+            "recovery_attempted, recovery_strategy) "
+            "SELECT gen_random_uuid(), $1, 'TimeoutError', 'external', 'high', 'x', 'planner', "
+            "'fetch', $2::timestamptz + g * interval '1 second', TRUE, 'fallback' "
+            "FROM generate_series(1, $3) AS g",
+            huge,
+            T0,
+            n,
+        )
+        await conn.execute(
+            "INSERT INTO debug_success_events (id, correlation_id, success_type, agent_name, "
+            "operation_name, occurred_at) "
+            "SELECT gen_random_uuid(), $1, 'task_completion', 'worker', 'other', "
+            "$2::timestamptz + ($3 + g) * interval '1 second' FROM generate_series(1, $3) AS g",
+            huge,
+            T0,
+            n,
+        )
+        last = await add_error(conn, huge, 3 * n, recovery_strategy="fallback")
+        recovery = await add_success(
+            conn,
+            huge,
+            3 * n + 1,
+            agent="backup",
+            operation="fetch",
+            success_type="recovery_success",
+        )
+        err = await add_error(conn, ordinary, 0, recovery_attempted=True)
+        ok = await add_success(conn, ordinary, 1, retry_count=1)
+
+        result = await correlator.run_once()
+
+        assert result.errors_examined == n + 2
+        assert result.pairs_scored <= MAX_CANDIDATES * result.errors_examined
+        assert {(last, recovery), (err, ok)} <= await links(conn)
+        await assert_aggregate_matches_rows(conn)
 
 
 class TestRebuild:
