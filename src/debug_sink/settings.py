@@ -12,7 +12,14 @@ import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from debug_sink.db.pg import normalise_dsn, redact_dsn
@@ -365,6 +372,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from exc
         return value
 
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        """SASL (PLAIN or SCRAM) cannot authenticate without a user name and a password:
+        refused here, not met as the Kafka client's ValueError when the sink connects."""
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username
+            and self.kafka_sasl_password
+            and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                f"{ENV_PREFIX}KAFKA_SASL_USERNAME and {ENV_PREFIX}KAFKA_SASL_PASSWORD"
+            )
+        return self
+
     # -- derived views handed to components ---------------------------------------------
 
     @property
@@ -401,20 +423,16 @@ class Settings(BaseSettings):
         return self.postgres_dsn.get_secret_value()
 
     def postgres_ssl(self) -> ssl.SSLContext | str | None:
-        """What asyncpg's ``ssl=`` argument should get (None: as the DSN says)."""
+        """What asyncpg's ``ssl=`` argument should get (None: as the DSN says). A TLS file
+        that cannot be used is a ConfigurationError naming its variable."""
         if self.postgres_ssl_ca or self.postgres_ssl_cert:
-            context = ssl.create_default_context(
-                cafile=str(self.postgres_ssl_ca) if self.postgres_ssl_ca else None
-            )
+            context = _tls_context("POSTGRES", self.postgres_ssl_ca)
             if self.postgres_ssl_mode in ("require", "verify-ca"):
                 context.check_hostname = False
             if self.postgres_ssl_mode == "require":
                 context.verify_mode = ssl.CERT_NONE
             if self.postgres_ssl_cert:
-                context.load_cert_chain(
-                    str(self.postgres_ssl_cert),
-                    str(self.postgres_ssl_key) if self.postgres_ssl_key else None,
-                )
+                _load_cert_chain(context, "POSTGRES", self.postgres_ssl_cert, self.postgres_ssl_key)
             return context
         return self.postgres_ssl_mode
 
@@ -425,19 +443,15 @@ class Settings(BaseSettings):
             "security_protocol": self.kafka_security_protocol,
         }
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            context = ssl.create_default_context(
-                cafile=str(self.kafka_ssl_ca) if self.kafka_ssl_ca else None
-            )
+            context = _tls_context("KAFKA", self.kafka_ssl_ca)
             if self.kafka_ssl_cert:
                 password = (
                     self.kafka_ssl_key_password.get_secret_value()
                     if self.kafka_ssl_key_password
                     else None
                 )
-                context.load_cert_chain(
-                    str(self.kafka_ssl_cert),
-                    str(self.kafka_ssl_key) if self.kafka_ssl_key else None,
-                    password,
+                _load_cert_chain(
+                    context, "KAFKA", self.kafka_ssl_cert, self.kafka_ssl_key, password
                 )
             options["ssl_context"] = context
         if self.kafka_security_protocol.startswith("SASL"):
@@ -463,6 +477,43 @@ class Settings(BaseSettings):
         return summary
 
 
+def _tls_problem(exc: OSError) -> str:
+    """Why a TLS file could not be used, in a few words (never the file's content)."""
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or "not a PEM file it can use"
+    return exc.strerror or type(exc).__name__
+
+
+def _tls_context(service: str, ca: Path | None) -> ssl.SSLContext:
+    """A default client context trusting ``ca`` (the system's CAs when None)."""
+    try:
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+    except OSError as exc:  # ssl.SSLError is an OSError
+        raise ConfigurationError(
+            f"invalid settings: {ENV_PREFIX}{service}_SSL_CA: cannot use {ca}: {_tls_problem(exc)}"
+        ) from None
+
+
+def _load_cert_chain(
+    context: ssl.SSLContext,
+    service: str,
+    cert: Path,
+    key: Path | None,
+    password: str | None = None,
+) -> None:
+    """The client certificate and key (mTLS) into ``context``."""
+    try:
+        context.load_cert_chain(str(cert), str(key) if key else None, password)
+    except OSError as exc:
+        names = f"{ENV_PREFIX}{service}_SSL_CERT" + (
+            f"/{ENV_PREFIX}{service}_SSL_KEY" if key else ""
+        )
+        files = f"{cert}" + (f" and {key}" if key else "")
+        raise ConfigurationError(
+            f"invalid settings: {names}: cannot use {files}: {_tls_problem(exc)}"
+        ) from None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the given values (command-line flags) taking
     precedence; ``None`` means "not given". Invalid values raise one
@@ -473,6 +524,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(
             f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else err["msg"].removeprefix("Value error, ")  # a check of several names them
             for err in exc.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,47 @@ class TestValuesThatCannotWork:
     def test_bootstrap_servers_that_are_no_addresses(self, servers: str) -> None:
         with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP_SERVERS"):
             load_settings(kafka_bootstrap_servers=servers)
+
+
+class TestTlsAndSaslThatCannotWork:
+    """A TLS file that cannot be read, or SASL without its credentials, is one
+    ConfigurationError naming the variable -- not a FileNotFoundError, ssl.SSLError or
+    aiokafka's ValueError shown to the operator as a traceback."""
+
+    @pytest.mark.parametrize("field", ["postgres_ssl_ca", "postgres_ssl_cert"])
+    def test_a_postgres_tls_file_that_does_not_exist(self, field: str, tmp_path: Path) -> None:
+        settings = Settings(**{field: tmp_path / "missing.pem"})
+        with pytest.raises(ConfigurationError, match=field.upper()) as caught:
+            settings.postgres_ssl()
+        assert "missing.pem" in str(caught.value)
+
+    def test_a_postgres_ca_that_is_no_certificate(self, tmp_path: Path) -> None:
+        not_pem = tmp_path / "ca.pem"
+        not_pem.write_text("not a certificate\n")
+        with pytest.raises(ConfigurationError, match="POSTGRES_SSL_CA"):
+            Settings(postgres_ssl_ca=not_pem).postgres_ssl()
+
+    @pytest.mark.parametrize("field", ["kafka_ssl_ca", "kafka_ssl_cert"])
+    def test_a_kafka_tls_file_that_does_not_exist(self, field: str, tmp_path: Path) -> None:
+        settings = Settings(kafka_security_protocol="SSL", **{field: tmp_path / "missing.pem"})
+        with pytest.raises(ConfigurationError, match=field.upper()):
+            settings.kafka_client_options()
+
+    @pytest.mark.parametrize("protocol", ["SASL_PLAINTEXT", "SASL_SSL"])
+    @pytest.mark.parametrize(
+        "given",
+        [{}, {"kafka_sasl_username": "sink"}, {"kafka_sasl_password": "pw-not-shown"}],
+    )
+    def test_sasl_without_its_credentials(self, protocol: str, given: dict[str, str]) -> None:
+        with pytest.raises(ConfigurationError, match="KAFKA_SASL_") as caught:
+            load_settings(kafka_security_protocol=protocol, **given)
+        assert "pw-not-shown" not in str(caught.value)
+
+    def test_sasl_with_its_credentials(self) -> None:
+        options = load_settings(
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_username="sink",
+            kafka_sasl_password="pw",
+        ).kafka_client_options()
+        assert options["sasl_plain_username"] == "sink"
+        assert options["sasl_plain_password"] == "pw"
