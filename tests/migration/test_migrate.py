@@ -21,7 +21,7 @@ from debug_sink.db.migrate import (
     migrations_dir,
 )
 from debug_sink.dev.embedded import free_port
-from debug_sink.errors import MigrationError
+from debug_sink.errors import DatabaseUnavailable, MigrationError
 from tests import support as s
 from tests.conftest import ENV_PG, PASSWORD_ROLE, with_database
 from tests.support import run_cli
@@ -367,3 +367,56 @@ class TestCliErrors:
         lines = result.stdout.splitlines()
         assert len(lines) == head_version()
         assert all(" applied " in line for line in lines)
+
+
+class TestTlsSettings:
+    """``migrate`` connects as every other command does: with the DEBUG_SINK_POSTGRES_SSL_*
+    settings, never silently in plain text when the operator asked for TLS."""
+
+    @pytest.mark.parametrize("action", [("up",), ("down", "--to", "5"), ("status",), ("grant",)])
+    def test_required_tls_is_not_dropped(self, db_dsn: str, action: tuple[str, ...]) -> None:
+        # The test server speaks no TLS: a client that honours `require` cannot connect.
+        env = s.cli_env(db_dsn, DEBUG_SINK_POSTGRES_SSL_MODE="require")
+        args = (*action, "--writer", "postgres") if action == ("grant",) else action
+        result = run_cli("migrate", *args, env=env)
+        TestCliErrors.assert_one_line_error(result, "SSL")
+        assert result.returncode == 3
+        assert run_cli("migrate", "status", "--dsn", db_dsn).returncode == 0
+
+    def test_a_ca_that_does_not_exist(self, db_dsn: str, tmp_path: Path) -> None:
+        env = s.cli_env(db_dsn, DEBUG_SINK_POSTGRES_SSL_CA=str(tmp_path / "nope.pem"))
+        result = run_cli("migrate", "up", env=env)
+        TestCliErrors.assert_one_line_error(result, "DEBUG_SINK_POSTGRES_SSL_CA", "nope.pem")
+        assert result.returncode == 1
+
+
+async def test_a_migration_whose_connection_is_killed_is_not_applied_and_reruns(
+    empty_db_dsn: str,
+) -> None:
+    """The connection of a migration in progress is terminated (a failover, an operator's
+    pg_terminate_backend): one transient error saying nothing was applied -- not the
+    driver's InterfaceError -- and the next `migrate up` completes the schema."""
+    await migrate_up(empty_db_dsn, to=5)
+    blocker, admin = await asyncpg.connect(empty_db_dsn), await asyncpg.connect(empty_db_dsn)
+    try:
+        # Migration 006 alters debug_state_snapshots: it waits for this lock.
+        await blocker.execute("BEGIN; LOCK TABLE debug_state_snapshots IN ACCESS EXCLUSIVE MODE")
+        running = asyncio.create_task(migrate_up(empty_db_dsn))
+        await s.eventually(
+            lambda: admin.fetchval(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'debug-sink-migrate' AND wait_event_type = 'Lock'"
+            ),
+            timeout=30,
+            what="the migration waiting for the lock",
+        )
+        with pytest.raises(DatabaseUnavailable, match="006_retention_and_write_cost"):
+            await asyncio.wait_for(running, 30)
+        await blocker.execute("ROLLBACK")
+    finally:
+        await blocker.close()
+        await admin.close()
+    statuses = await migration_status(empty_db_dsn)
+    assert max(x.version for x in statuses if x.state == "applied") == 5
+    await migrate_up(empty_db_dsn)
+    assert {x.state for x in await migration_status(empty_db_dsn)} == {"applied"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from debug_sink.cli.common import (
     EXIT_ERROR,
@@ -30,29 +31,33 @@ def _migrate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     dsn = settings.require_dsn()
     schema = settings.db_schema
+    # TLS as every other command connects: never plain text when the settings ask for TLS.
+    ssl = settings.postgres_ssl()
 
     def progress(what: str, migration: migrate.Migration, elapsed_ms: float) -> None:
         print(f"{what} {migration.label} in {elapsed_ms:.0f} ms", flush=True)
 
     if args.action == "grant":
-        return _grant(args, dsn, schema)
+        return _grant(args, dsn, schema, ssl)
     if args.action == "up":
-        done = asyncio.run(migrate.migrate_up(dsn, schema=schema, to=args.to, on_progress=progress))
-        version = asyncio.run(_version(dsn, schema))
+        done = asyncio.run(
+            migrate.migrate_up(dsn, schema=schema, to=args.to, on_progress=progress, ssl=ssl)
+        )
+        version = asyncio.run(_version(dsn, schema, ssl))
         print(
             f"schema {schema!r} is at version {version}" + ("" if done else " (nothing to apply)")
         )
     elif args.action == "down":
         done = asyncio.run(
-            migrate.migrate_down(dsn, schema=schema, to=args.to, on_progress=progress)
+            migrate.migrate_down(dsn, schema=schema, to=args.to, on_progress=progress, ssl=ssl)
         )
-        version = asyncio.run(_version(dsn, schema))
+        version = asyncio.run(_version(dsn, schema, ssl))
         print(
             f"schema {schema!r} is at version {version}"
             + ("" if done else " (nothing to roll back)")
         )
     else:
-        statuses = asyncio.run(migrate.migration_status(dsn, schema=schema))
+        statuses = asyncio.run(migrate.migration_status(dsn, schema=schema, ssl=ssl))
         if args.json:
             print_json(migrate.status_rows(statuses))
         else:
@@ -66,16 +71,16 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _version(dsn: str, schema: str) -> int:
+async def _version(dsn: str, schema: str, ssl: Any) -> int:
     """The highest migration applied to ``schema`` (0: none): what it is at, whatever was
     asked (``up --to 3`` on a schema at 15 leaves it at 15)."""
     from debug_sink.db import migrate
 
-    statuses = await migrate.migration_status(dsn, schema=schema)
+    statuses = await migrate.migration_status(dsn, schema=schema, ssl=ssl)
     return max((s.version for s in statuses if s.state != "pending"), default=0)
 
 
-def _grant(args: argparse.Namespace, dsn: str, schema: str) -> int:
+def _grant(args: argparse.Namespace, dsn: str, schema: str, ssl: Any) -> int:
     from debug_sink.db.grants import grant
 
     if args.writer is None and args.reader is None:
@@ -87,6 +92,7 @@ def _grant(args: argparse.Namespace, dsn: str, schema: str) -> int:
             writer=args.writer,
             reader=args.reader,
             create_roles=args.create_roles,
+            ssl=ssl,
         )
     )
     for role, what in ((args.writer, "write rows (run)"), (args.reader, "read (queries)")):

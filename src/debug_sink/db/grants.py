@@ -13,7 +13,7 @@ create login roles (or members of the granted roles) their own way.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 from debug_sink.db import sqlfiles
 from debug_sink.db.pg import connection
@@ -40,6 +40,7 @@ async def grant(
     writer: str | None = None,
     reader: str | None = None,
     create_roles: bool = False,
+    ssl: Any = None,
 ) -> list[str]:
     """Grant the writer's and the reader's privileges on ``schema``; the statements run."""
     for role in (r for r in (writer, reader) if r is not None):
@@ -48,7 +49,11 @@ async def grant(
     queries = sqlfiles.load("grants.sql")
     done: list[str] = []
     async with connection(
-        dsn, schema=schema, application_name="debug-sink-migrate", permanent=MigrationError
+        dsn,
+        schema=schema,
+        application_name="debug-sink-migrate",
+        ssl=ssl,
+        permanent=MigrationError,
     ) as conn:
         database = await conn.fetchval("SELECT current_database()")
         wanted = [(r, n) for r, n in ((writer, "writer"), (reader, "reader")) if r is not None]

@@ -35,8 +35,17 @@ from typing import Any
 
 import asyncpg
 
-from debug_sink.db.pg import Conn, close_quietly, connect, connection, translate_error
-from debug_sink.errors import MigrationError
+from debug_sink.db.pg import (
+    DATABASE_ERRORS,
+    Conn,
+    close_quietly,
+    connect,
+    connection,
+    is_transient,
+    redact_dsn,
+    translate_error,
+)
+from debug_sink.errors import DatabaseUnavailable, DebugSinkError, MigrationError
 
 _FILE = re.compile(r"^(?P<version>\d{3})_(?P<rollback>rollback_)?(?P<name>[a-z0-9_]+)\.sql$")
 #: Arbitrary constant first half of the advisory-lock key: "debug-sink migrate".
@@ -146,9 +155,11 @@ def _check_ledger_version(name: str, version: int, text: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _locked_connection(
-    dsn: str, schema: str, *, create_schema: bool
+    dsn: str, schema: str, *, create_schema: bool, ssl: Any = None
 ) -> AsyncIterator[asyncpg.Connection]:
-    conn = await connect(dsn, application_name="debug-sink-migrate", permanent=MigrationError)
+    conn = await connect(
+        dsn, application_name="debug-sink-migrate", ssl=ssl, permanent=MigrationError
+    )
     try:
         await conn.execute("SET lock_timeout = 0; SET client_min_messages = warning")
         await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", _LOCK_CLASS, schema)
@@ -157,10 +168,23 @@ async def _locked_connection(
             if not exists:
                 await conn.execute(f'CREATE SCHEMA "{schema}"')
         yield conn
-    except asyncpg.PostgresError as exc:
+    except DATABASE_ERRORS as exc:
         raise translate_error(exc, dsn, permanent=MigrationError) from exc
     finally:
         await close_quietly(conn)
+
+
+def _not_done(exc: BaseException, what: str, dsn: str) -> DebugSinkError:
+    """The error of a migration (or rollback) whose transaction failed, ``what`` saying
+    what was and was not done: transient (exit 3, run it again) when the connection was
+    lost or the server is going away, else a :class:`MigrationError`."""
+    message = str(exc).replace("\n", " ") or type(exc).__name__
+    if is_transient(exc):
+        return DatabaseUnavailable(
+            f"{what}: the connection to PostgreSQL at {redact_dsn(dsn)} was lost ({message}); "
+            "run the command again"
+        )
+    return MigrationError(f"{what}: {message}")
 
 
 async def _applied(conn: Conn, schema: str) -> dict[int, asyncpg.Record]:
@@ -207,15 +231,17 @@ async def migrate_up(
     to: int | None = None,
     on_progress: Progress | None = None,
     directory: Path | None = None,
+    ssl: Any = None,
 ) -> list[Migration]:
-    """Apply pending migrations up to ``to`` (default: all). Returns those applied."""
+    """Apply pending migrations up to ``to`` (default: all). Returns those applied. ``ssl``:
+    asyncpg's (:meth:`~debug_sink.settings.Settings.postgres_ssl`)."""
     migrations = load_migrations(directory)
     head = migrations[-1].version
     if to is not None and not 0 <= to <= head:
         raise MigrationError(f"unknown target version {to}: migrations go from 1 to {head}")
     target = head if to is None else to
     done: list[Migration] = []
-    async with _locked_connection(dsn, schema, create_schema=True) as conn:
+    async with _locked_connection(dsn, schema, create_schema=True, ssl=ssl) as conn:
         applied = await _applied(conn, schema)
         _check_unchanged(migrations, applied)
         for migration in migrations:
@@ -238,11 +264,9 @@ async def migrate_up(
                     if migration.version == 1:
                         literal = "'" + schema.replace("'", "''") + "'"
                         await conn.execute(_PROTECT_LEDGER.format(schema=literal))
-            except asyncpg.PostgresError as exc:
-                raise MigrationError(
-                    f"migration {migration.label} failed and was not applied: {exc}".replace(
-                        "\n", " "
-                    )
+            except DATABASE_ERRORS as exc:
+                raise _not_done(
+                    exc, f"migration {migration.label} failed and was not applied", dsn
                 ) from exc
             done.append(migration)
             if on_progress:
@@ -257,6 +281,7 @@ async def migrate_down(
     to: int,
     on_progress: Progress | None = None,
     directory: Path | None = None,
+    ssl: Any = None,
 ) -> list[Migration]:
     """Roll back applied migrations above ``to``, newest first. Returns those rolled back."""
     migrations = load_migrations(directory)
@@ -264,7 +289,7 @@ async def migrate_down(
     if not 0 <= to <= head:
         raise MigrationError(f"unknown target version {to}: migrations go from 0 to {head}")
     done: list[Migration] = []
-    async with _locked_connection(dsn, schema, create_schema=False) as conn:
+    async with _locked_connection(dsn, schema, create_schema=False, ssl=ssl) as conn:
         applied = await _applied(conn, schema)
         _check_unchanged(migrations, applied)
         unknown = sorted(v for v in applied if v > head)
@@ -291,10 +316,10 @@ async def migrate_down(
                     done.append(migration)
         except asyncpg.DependentObjectsStillExistError as exc:
             raise translate_error(exc, dsn, permanent=MigrationError) from exc
-        except asyncpg.PostgresError as exc:
+        except DATABASE_ERRORS as exc:
             failed = pending[len(done)].label if len(done) < len(pending) else "?"
-            raise MigrationError(
-                f"rollback of {failed} failed; nothing was rolled back: {exc}".replace("\n", " ")
+            raise _not_done(
+                exc, f"rollback of {failed} failed; nothing was rolled back", dsn
             ) from exc
         if on_progress:
             for migration, elapsed in zip(done, timings, strict=True):
@@ -303,12 +328,12 @@ async def migrate_down(
 
 
 async def migration_status(
-    dsn: str, *, schema: str = "public", directory: Path | None = None
+    dsn: str, *, schema: str = "public", directory: Path | None = None, ssl: Any = None
 ) -> list[MigrationStatus]:
     """Each known or applied migration with its state; ``changed`` marks an edited file."""
     migrations = load_migrations(directory)
     async with connection(
-        dsn, application_name="debug-sink-migrate", permanent=MigrationError
+        dsn, application_name="debug-sink-migrate", ssl=ssl, permanent=MigrationError
     ) as conn:
         applied = await _applied(conn, schema)
     result: list[MigrationStatus] = []
