@@ -178,6 +178,9 @@ def _not_done(exc: BaseException, what: str, dsn: str) -> DebugSinkError:
     """The error of a migration (or rollback) whose transaction failed, ``what`` saying
     what was and was not done: transient (exit 3, run it again) when the connection was
     lost or the server is going away, else a :class:`MigrationError`."""
+    cause = exc.__context__
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(cause, DATABASE_ERRORS):
+        exc = cause  # the transaction's exit on a dead connection: say why it died
     message = str(exc).replace("\n", " ") or type(exc).__name__
     if is_transient(exc):
         return DatabaseUnavailable(
