@@ -10,6 +10,7 @@ idempotent producer or transactions (not every Kafka-protocol broker has them).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any, TypeVar
 
@@ -45,6 +46,12 @@ async def start_client(client: KafkaClient, settings: Settings) -> KafkaClient:
     (transient: the caller may wait it out), and the half-started client is stopped."""
     try:
         await client.start()
+    except asyncio.CancelledError:
+        # A stop while connecting (a broker that never answers): close the half-started
+        # client rather than leave it to the garbage collector's "Unclosed" error.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.stop(), 5)
+        raise
     except KafkaError as exc:
         with contextlib.suppress(Exception):
             await client.stop()

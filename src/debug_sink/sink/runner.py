@@ -9,7 +9,9 @@ holds the correctness contract) -- plus the periodic jobs, metrics and health, a
 stop.
 
 Stop (SIGTERM/SIGINT or :meth:`Sink.stop`): fetching stops, the batch being built and the one
-in flight are written and committed within ``shutdown_timeout``, then everything closes.
+in flight are written and committed within ``shutdown_timeout``, then everything closes. A stop
+while still waiting for PostgreSQL or the broker at start-up (down, or hung: accepting
+connections and never answering) ends the wait at once; :meth:`Sink.run` returns normally.
 
 Guarantees: a crash of any task ends :meth:`Sink.run` with that task's exception -- never a
 silent half-dead sink. Not guaranteed: that the batch in flight commits when the stop times
@@ -26,7 +28,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from debug_sink.backoff import retry_until_ready
+from debug_sink.backoff import StopRequested, retry_until_ready
 from debug_sink.db.migrate import require_schema
 from debug_sink.db.pg import redact_dsn, translating
 from debug_sink.errors import ConfigurationError
@@ -170,8 +172,17 @@ class Sink:
         }
 
     async def run(self) -> None:
+        log.info("sink_starting", settings=self.settings.safe_summary())
+        try:
+            await self._serve()
+        except StopRequested as stopped:
+            # Stopped while still waiting for a service: nothing started, nothing to finish.
+            log.info("sink_stopped", batches=0, waiting_for=stopped.what)
+            return
+        log.info("sink_stopped", batches=self.committed_batches)
+
+    async def _serve(self) -> None:
         settings = self.settings
-        log.info("sink_starting", settings=settings.safe_summary())
         async with contextlib.AsyncExitStack() as stack:
             if settings.metrics_port:
                 self._http = HttpServer(
@@ -227,7 +238,6 @@ class Sink:
                 for task in (*side, fetch, write):
                     task.cancel()
                 await asyncio.gather(*side, fetch, write, return_exceptions=True)
-        log.info("sink_stopped", batches=self.committed_batches)
 
     # -- composition ----------------------------------------------------------------------
 
