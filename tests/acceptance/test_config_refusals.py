@@ -119,3 +119,20 @@ async def test_replay_since_before_1970_plans_every_record(db_dsn: str, kafka: A
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert json.loads(result.stdout)["events"] == 1
+
+
+def test_a_server_that_never_answers_is_reported_within_the_connect_timeout() -> None:
+    """A PostgreSQL address that accepts connections and never answers (a hung server, a
+    firewall dropping the replies): the read commands give up after the 10 s connect
+    timeout every other command has, not asyncpg's pool default of 60 s."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    try:
+        dsn = f"postgresql://sink:pw-77c1@127.0.0.1:{hung.getsockname()[1]}/x"
+        result = bounded(["workflows"], s.cli_env(dsn), 30)
+    finally:
+        hung.close()
+    line = one_line_error(result, code=3)
+    assert "cannot reach PostgreSQL" in line
+    assert "pw-77c1" not in result.stderr + result.stdout

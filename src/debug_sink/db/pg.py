@@ -269,10 +269,12 @@ async def create_pool(
     init: Callable[[asyncpg.Connection[Any]], Awaitable[None]] | None = None,
     reset: Callable[[asyncpg.Connection[Any]], Awaitable[None]] | None = None,
     command_timeout: float | None = None,
+    timeout: float = 10.0,
 ) -> asyncpg.Pool:
     """A pool of :func:`connect`-alike connections, each set up by ``init``; ``reset``
     replaces asyncpg's session reset on release (an open transaction is rolled back
-    either way)."""
+    either way). ``timeout`` bounds each connection attempt, as in :func:`connect` (not
+    asyncpg's pool default of 60 s)."""
     with translating(dsn):
         pool: asyncpg.Pool | None = await asyncpg.create_pool(
             dsn,
@@ -281,6 +283,7 @@ async def create_pool(
             init=init,  # type: ignore[arg-type]
             reset=reset,
             ssl=ssl,
+            timeout=timeout,
             command_timeout=command_timeout,
             server_settings=_server_settings(schema, application_name),
         )
