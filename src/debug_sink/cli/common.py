@@ -132,14 +132,21 @@ def read(settings: Settings, query: Callable[[DebugQueries], Awaitable[T]]) -> T
 # -- lengths of time ----------------------------------------------------------------------
 
 
+#: The largest count a flag takes: PostgreSQL's ``integer``, what the queries' limits are.
+MAX_COUNT: Final = 2**31 - 1
+
+
 def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (a usage error otherwise)."""
+    """An argparse type: a whole number from 1 to :data:`MAX_COUNT` (a usage error
+    otherwise, not a query argument PostgreSQL refuses)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT}, got {value}")
     return value
 
 

@@ -11,7 +11,13 @@ import argparse
 import asyncio
 import sys
 
-from debug_sink.cli.common import Subparsers, add_bootstrap_flag, configure, settings_from
+from debug_sink.cli.common import (
+    Subparsers,
+    add_bootstrap_flag,
+    configure,
+    positive_int,
+    settings_from,
+)
 
 __all__ = ["register"]
 
@@ -36,7 +42,11 @@ def register(sub: Subparsers) -> None:
         description="Emit realistic synthetic agent workflows through the SDK into Kafka, "
         "until SIGTERM or Ctrl-C.",
     )
-    parser.add_argument("--workflows", type=int, metavar="N", help="stop after N workflows")
-    parser.add_argument("--concurrency", type=int, default=4, help="agents working at once")
+    parser.add_argument(
+        "--workflows", type=positive_int, metavar="N", help="stop after N workflows"
+    )
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=4, help="agents working at once"
+    )
     add_bootstrap_flag(parser)
     parser.set_defaults(handler=_demo)
