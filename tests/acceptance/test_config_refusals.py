@@ -136,3 +136,14 @@ def test_a_server_that_never_answers_is_reported_within_the_connect_timeout() ->
     line = one_line_error(result, code=3)
     assert "cannot reach PostgreSQL" in line
     assert "pw-77c1" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("command", [["workflows"], ["migrate", "status"], ["run"]])
+def test_a_password_with_an_unencoded_question_mark(command: list[str]) -> None:
+    """asyncpg read what follows the ``?`` as the query and raised ``ValueError: bad query
+    field: 'REST-OF-PASSWORD@host/x'``: a traceback printing most of the password."""
+    env = s.cli_env("postgresql://sink:12?Sekr3tX@127.0.0.1:9/x", DEBUG_SINK_METRICS_PORT="0")
+    result = bounded(command, env, 30)
+    line = one_line_error(result)
+    assert "DEBUG_SINK_POSTGRES_DSN" in line
+    assert "Sekr3tX" not in result.stderr + result.stdout

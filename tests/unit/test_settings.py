@@ -130,3 +130,43 @@ class TestTlsAndSaslThatCannotWork:
         ).kafka_client_options()
         assert options["sasl_plain_username"] == "sink"
         assert options["sasl_plain_password"] == "pw"
+
+
+class TestDsnWithAnUnencodedPassword:
+    """A password holding ``?``, ``#`` or ``/`` that was not percent-encoded splits the URL
+    at the wrong place: what follows lands in the query, the fragment or the database name.
+    Refused when the settings load, with a hint and no part of the DSN in the message --
+    not asyncpg's ``ValueError: bad query field: 'REST-OF-PASSWORD@db/x'`` as a traceback,
+    nor a connection to host ``sink``, port 12, named in every message."""
+
+    @pytest.mark.parametrize(
+        "dsn",
+        [
+            "postgresql://sink:12?Sekr3tX@db:5432/debug",
+            "postgresql://sink:Sekr3tX?@db/debug",
+            "postgresql://sink:12#Sekr3tX@db/debug",
+            "postgresql://sink:1234/Sekr3tX@db/debug",
+            "postgresql://sink@db/debug?Sekr3tX",
+        ],
+    )
+    def test_refused_without_echoing_it(self, dsn: str) -> None:
+        with pytest.raises(ConfigurationError, match="POSTGRES_DSN") as caught:
+            load_settings(postgres_dsn=dsn)
+        assert "Sekr3tX" not in str(caught.value)
+        assert "percent-encoded" in str(caught.value) or "port" in str(caught.value)
+
+    @pytest.mark.parametrize(
+        "dsn",
+        [
+            "postgresql://sink:12%3FSekr3tX@db:5432/debug",
+            "postgresql://sink:a%2Fb%23c%40d@db/debug?sslmode=disable&application_name=x",
+            "postgresql://sink@/debug?host=/var/run/postgresql",
+            "host=db user=sink password='12?Sekr3tX/#@' dbname=debug",
+        ],
+    )
+    def test_encoded_and_key_value_forms_are_kept(self, dsn: str) -> None:
+        assert load_settings(postgres_dsn=dsn).postgres_dsn is not None
+
+
+def test_a_user_name_with_an_at_sign_in_the_query_is_kept() -> None:
+    assert load_settings(postgres_dsn="postgresql://db/debug?user=sink@server").postgres_dsn

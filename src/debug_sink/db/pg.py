@@ -85,6 +85,12 @@ def parse_conninfo(dsn: str) -> dict[str, str]:
     return pairs
 
 
+#: Appended to the refusal of a URL DSN whose parts are not where they should be.
+_ENCODE_HINT: Final = (
+    " (a ?, #, / or @ in the password must be percent-encoded: %3F, %23, %2F, %40)"
+)
+
+
 def normalise_dsn(dsn: str) -> str:
     """``dsn`` as a ``postgresql://`` URL, the form asyncpg reads; a libpq key=value DSN
     is converted. Raises ValueError (with no part of the DSN in its message) when the DSN
@@ -109,9 +115,23 @@ def normalise_dsn(dsn: str) -> str:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        raise ValueError("the DSN's port is not a number between 0 and 65535") from None
+        raise ValueError(
+            f"the DSN's port is not a number between 0 and 65535{_ENCODE_HINT}"
+        ) from None
     if parts.scheme not in ("postgresql", "postgres"):
         raise ValueError("the DSN must start with postgresql:// (or be libpq key=value pairs)")
+    # A password with a raw ?, # or / ends the host part early: the rest of it becomes the
+    # query (asyncpg: "bad query field: '<rest of the password>'"), the fragment or the
+    # database name. An '@' in the database name or the fragment is the sign of it (the
+    # query may hold one: ?user=name@server).
+    if "@" in parts.path or "@" in parts.fragment:
+        raise ValueError(f"the DSN has an '@' after its host{_ENCODE_HINT}")
+    try:
+        parse_qs(parts.query, strict_parsing=True)
+    except ValueError:
+        raise ValueError(
+            "the DSN's query (after '?') is not key=value pairs joined by '&'" + _ENCODE_HINT
+        ) from None
     return text
 
 
