@@ -298,9 +298,10 @@ class Settings(BaseSettings):
     @field_validator("ui_metrics_urls")
     @classmethod
     def _urls_are_http(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for url in value:
+        for number, url in enumerate(value, 1):
             if not re.match(r"https?://[^/\s]+", url):
-                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+                # Not quoted back: a URL may carry a password or a token.
+                raise ValueError(f"URL number {number} is not an http:// or https:// URL")
         return value
 
     @field_validator("postgres_dsn")

@@ -147,3 +147,14 @@ def test_a_password_with_an_unencoded_question_mark(command: list[str]) -> None:
     line = one_line_error(result)
     assert "DEBUG_SINK_POSTGRES_DSN" in line
     assert "Sekr3tX" not in result.stderr + result.stdout
+
+
+def test_a_refused_metrics_url_does_not_echo_its_credentials() -> None:
+    env = s.cli_env(
+        "postgresql://u@127.0.0.1:9/x",
+        DEBUG_SINK_UI_METRICS_URLS='["ftp://admin:UrlSecret77@sink:9464/metrics"]',
+    )
+    result = bounded(["ui"], env, 30)
+    line = one_line_error(result)
+    assert "DEBUG_SINK_UI_METRICS_URLS" in line
+    assert "UrlSecret77" not in result.stderr + result.stdout
