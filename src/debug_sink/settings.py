@@ -32,6 +32,9 @@ from debug_sink.wire.validation import MAX_DEPTH_LIMIT
 
 ENV_PREFIX = "DEBUG_SINK_"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: A topic name Kafka accepts.
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_TOPIC_RULE = "a Kafka topic name is 1-249 of A-Z a-z 0-9 . _ -"
 
 #: Topic suffix per event kind; the topic is ``topic_prefix + suffix``.
 TOPIC_SUFFIXES: dict[EventKind, str] = {
@@ -288,6 +291,44 @@ class Settings(BaseSettings):
         default="auto", description="json, console, or auto (console on a TTY)."
     )
 
+    @field_validator(
+        "postgres_ssl_ca",
+        "postgres_ssl_cert",
+        "postgres_ssl_key",
+        "kafka_ssl_ca",
+        "kafka_ssl_cert",
+        "kafka_ssl_key",
+        "hook_dir",
+        "ui_tls_cert",
+        "ui_tls_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_path_is_unset(cls, value: Any) -> Any:
+        """``VAR=`` (a compose file's ``${CA:-}``) means no file, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dead_letter_topic")
+    @classmethod
+    def _topic_is_valid(cls, value: str) -> str:
+        if not _TOPIC.fullmatch(value):
+            raise ValueError(_TOPIC_RULE)
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_makes_valid_topics(cls, value: str) -> str:
+        if not all(_TOPIC.fullmatch(value + suffix) for suffix in TOPIC_SUFFIXES.values()):
+            raise ValueError(f"PREFIX + state_snapshots (...) must be topic names: {_TOPIC_RULE}")
+        return value
+
+    @field_validator("group_id")
+    @classmethod
+    def _group_is_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name the consumer group")
+        return value
+
     @field_validator("db_schema")
     @classmethod
     def _schema_is_identifier(cls, value: str) -> str:
@@ -355,6 +396,9 @@ class Settings(BaseSettings):
     def _otlp_topics_are_their_own(
         cls, value: dict[str, Encoding] | None, info: ValidationInfo
     ) -> dict[str, Encoding] | None:
+        invalid = [topic for topic in value or {} if not _TOPIC.fullmatch(topic)]
+        if invalid:
+            raise ValueError(f"{invalid[0]!r}: {_TOPIC_RULE}")
         prefix = info.data.get("topic_prefix", "")
         taken = {prefix + suffix for suffix in TOPIC_SUFFIXES.values()}
         taken.add(info.data.get("dead_letter_topic", ""))

@@ -170,3 +170,41 @@ class TestDsnWithAnUnencodedPassword:
 
 def test_a_user_name_with_an_at_sign_in_the_query_is_kept() -> None:
     assert load_settings(postgres_dsn="postgresql://db/debug?user=sink@server").postgres_dsn
+
+
+class TestNamesKafkaRefuses:
+    """A topic name Kafka refuses, or an empty consumer group, was met only when the sink
+    used it: the dead-letter topic at the first invalid event -- the batch then retried
+    for ever ("' ' is not a valid topic name"), nothing after it stored."""
+
+    @pytest.mark.parametrize("name", ["", " ", "☃", "a/b", "x" * 250])
+    def test_dead_letter_topic(self, name: str) -> None:
+        with pytest.raises(ConfigurationError, match="DEAD_LETTER_TOPIC"):
+            load_settings(dead_letter_topic=name)
+
+    @pytest.mark.parametrize("prefix", [" ", "debug ", "☃.", "a/"])
+    def test_topic_prefix(self, prefix: str) -> None:
+        with pytest.raises(ConfigurationError, match="TOPIC_PREFIX"):
+            load_settings(topic_prefix=prefix)
+
+    def test_otlp_topic(self) -> None:
+        with pytest.raises(ConfigurationError, match="OTLP_TOPICS"):
+            load_settings(otlp_topics={"otlp spans": "auto"})
+
+    @pytest.mark.parametrize("group", ["", "  "])
+    def test_group_id(self, group: str) -> None:
+        with pytest.raises(ConfigurationError, match="GROUP_ID"):
+            load_settings(group_id=group)
+
+    @pytest.mark.parametrize("field", ["postgres_ssl_ca", "kafka_ssl_cert", "hook_dir"])
+    def test_an_empty_path_is_unset(self, field: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``DEBUG_SINK_POSTGRES_SSL_CA=`` (a compose file's ``${CA:-}``) is no file, not
+        the current directory."""
+        monkeypatch.setenv(f"DEBUG_SINK_{field.upper()}", "")
+        assert getattr(load_settings(), field) is None
+
+    def test_valid_names_are_kept(self) -> None:
+        settings = load_settings(
+            dead_letter_topic="debug-sink.dead_letters", topic_prefix="", group_id="g 1"
+        )
+        assert settings.topic_for(next(iter(settings.topics.values()))).isascii()
