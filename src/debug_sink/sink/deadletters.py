@@ -157,6 +157,7 @@ class Letters:
         if key is not None:
             key, _ = redact.redact_bytes(key[:_MAX_KEY])
         truncated = None
+        withheld = False
         if value is not None:
             room = self.max_bytes - len(key or b"") - _headers_size(safe_headers)
             room = max(0, room - _ENVELOPE)
@@ -164,15 +165,16 @@ class Letters:
             # Redacted whole, then cut: a cut message is no JSON, and its secrets by key
             # would be out of reach of the scan of text.
             safe = self._safe_value(origin.topic, value)
-            if safe is None:
-                reason = f"{reason[: _MAX_REASON - len(_WITHHELD)]}{_WITHHELD}"
-                value = b""
-            else:
-                value = safe
+            withheld = safe is None
+            value = b"" if safe is None else safe
             if safe is None or len(value) > room:
                 truncated = (len(original), hashlib.sha256(original).hexdigest())
                 value = value[:room]
-        text, _ = redact.redact_text(reason.replace("\x00", "\\x00")[:_MAX_REASON])
+        # The note goes on after the reason is cut: NULs written as "\x00" lengthen it.
+        chars = _MAX_REASON - (len(_WITHHELD) if withheld else 0)
+        text, _ = redact.redact_text(reason.replace("\x00", "\\x00")[:chars])
+        if withheld:
+            text += _WITHHELD
         if (topic := safe_name(origin.topic)) != origin.topic:
             origin = dataclasses.replace(origin, topic=topic)
         return DeadLetter(

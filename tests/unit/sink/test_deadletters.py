@@ -62,3 +62,21 @@ def test_a_token_sent_as_a_header_name() -> None:
     names = [name for name, _ in made.headers]
     assert TOKEN not in " ".join(names)
     assert "note" in names
+
+
+def test_a_withheld_message_says_so_whatever_its_reason_holds() -> None:
+    """The note that the message is not kept survives a reason made longer by its NULs
+    (each written as four characters) and cut to size."""
+    made = Letters(max_bytes=900_000).make(
+        ORIGIN,
+        key=None,
+        value=b'{"password": 123456, "x": ',  # broken JSON naming a secret: not kept
+        headers=(),
+        timestamp_ms=None,
+        error_class="not_json",
+        reason="bad\x00" * 2000,
+    )
+    assert made.value == b""
+    assert made.reason.endswith("SHA-256 are in debug-sink.truncated]")
+    assert "\x00" not in made.reason
+    assert len(made.reason) <= 4000
