@@ -161,12 +161,13 @@ async def _within(call: Coroutine[Any, Any, Any], timeout: float) -> bool:
     ignored (a producer stopping raises what its tasks met, cancellations included); past
     ``timeout`` it is cancelled, without waiting for it to wind down."""
     task = asyncio.ensure_future(call)
+    # Retrieved whatever happens here, a cancellation of this call included.
+    task.add_done_callback(_retrieve)
     try:
         await asyncio.wait({task}, timeout=max(0.0, timeout))
     finally:
         if not task.done():
             task.cancel()
-    task.add_done_callback(_retrieve)
     return task.done() and not task.cancelled()
 
 

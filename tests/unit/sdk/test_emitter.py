@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ from structlog.testing import capture_logs
 
 from debug_sink.errors import ConfigurationError
 from debug_sink.sdk import drops as drop_log_module
+from debug_sink.sdk import producer as producer_module
 from debug_sink.sdk.emitter import EmitterConfig, EmitterStats, MemoryEmitter, OutgoingMessage
 from debug_sink.settings import Settings
 from debug_sink.wire.events import SnapshotEvent, StepEvent
@@ -506,6 +508,36 @@ class TestCancellation:
         assert emitter.stats.dropped_by_reason == {"cancelled": 5}
         assert emitter.stats.queued == 0
         assert any(e.get("reason") == "cancelled" for e in logs)
+
+    async def test_a_producer_stop_cut_off_by_a_cancellation_leaves_no_unretrieved_error(
+        self,
+    ) -> None:
+        """Stopping the producer raises what its tasks met; when the close waiting for it is
+        itself cancelled, that error is still retrieved (no "Task exception was never
+        retrieved" at the end of the agent's loop)."""
+
+        async def stop_that_fails() -> None:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                raise RuntimeError("the sender failed while stopping") from None
+
+        reported: list[str] = []
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx["message"]))
+        try:
+            bounded = asyncio.ensure_future(producer_module._within(stop_that_fails(), 5))
+            await asyncio.sleep(0.01)
+            bounded.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await bounded
+            await asyncio.sleep(0.01)
+            gc.collect()
+            await asyncio.sleep(0)
+        finally:
+            loop.set_exception_handler(previous)
+        assert reported == []
 
 
 class TestSenderYields:
