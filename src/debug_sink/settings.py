@@ -432,6 +432,42 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _tls_settings_agree(self) -> Settings:
+        """TLS files that the other settings would silently ignore or contradict are
+        refused: the operator meant something these settings do not do."""
+        e = ENV_PREFIX
+        pg_files = [
+            f"{e}POSTGRES_SSL_{n.upper()}"
+            for n in ("ca", "cert", "key")
+            if getattr(self, f"postgres_ssl_{n}") is not None
+        ]
+        if self.postgres_ssl_mode == "disable" and pg_files:
+            raise ValueError(
+                f"{e}POSTGRES_SSL_MODE=disable contradicts {', '.join(pg_files)}: unset "
+                "them, or choose another mode"
+            )
+        for system in ("postgres", "kafka"):
+            if (
+                getattr(self, f"{system}_ssl_key") is not None
+                and getattr(self, f"{system}_ssl_cert") is None
+            ):
+                name = f"{e}{system.upper()}_SSL"
+                raise ValueError(
+                    f"{name}_KEY is set without {name}_CERT, the certificate it is for"
+                )
+        kafka_files = [
+            f"{e}KAFKA_SSL_{n.upper()}"
+            for n in ("ca", "cert", "key")
+            if getattr(self, f"kafka_ssl_{n}") is not None
+        ]
+        if kafka_files and self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(
+                f"{', '.join(kafka_files)} would be ignored: {e}KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol} (TLS is SSL or SASL_SSL)"
+            )
+        return self
+
     # -- derived views handed to components ---------------------------------------------
 
     @property

@@ -122,6 +122,50 @@ class TestTlsAndSaslThatCannotWork:
             load_settings(kafka_security_protocol=protocol, **given)
         assert "pw-not-shown" not in str(caught.value)
 
+    @pytest.mark.parametrize(
+        ("given", "named"),
+        [
+            (
+                {"postgres_ssl_mode": "disable", "postgres_ssl_ca": "/etc/ca.pem"},
+                "POSTGRES_SSL_MODE=disable contradicts DEBUG_SINK_POSTGRES_SSL_CA",
+            ),
+            ({"postgres_ssl_key": "/etc/k.pem"}, "POSTGRES_SSL_KEY is set without"),
+            (
+                {"kafka_security_protocol": "SSL", "kafka_ssl_key": "/etc/k.pem"},
+                "KAFKA_SSL_KEY is set without",
+            ),
+            ({"kafka_ssl_ca": "/etc/ca.pem"}, "KAFKA_SSL_CA would be ignored"),
+            (
+                {
+                    "kafka_security_protocol": "SASL_PLAINTEXT",
+                    "kafka_sasl_username": "u",
+                    "kafka_sasl_password": "p",
+                    "kafka_ssl_cert": "/etc/c.pem",
+                },
+                "KAFKA_SSL_CERT would be ignored",
+            ),
+        ],
+    )
+    def test_tls_settings_that_would_be_ignored_or_contradict(
+        self, given: dict[str, str], named: str
+    ) -> None:
+        """TLS files the other settings would silently ignore (or use against the mode
+        asked for: a CA with ``disable`` still meant TLS) are refused, naming them."""
+        with pytest.raises(ConfigurationError, match=named):
+            load_settings(**given)
+
+    def test_tls_settings_that_agree(self) -> None:
+        settings = load_settings(
+            postgres_ssl_mode="verify-full",
+            postgres_ssl_ca="/etc/ca.pem",
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_username="u",
+            kafka_sasl_password="p",
+            kafka_ssl_ca="/etc/ca.pem",
+        )
+        assert settings.postgres_ssl_ca is not None
+        assert settings.kafka_ssl_ca is not None
+
     def test_sasl_with_its_credentials(self) -> None:
         options = load_settings(
             kafka_security_protocol="SASL_PLAINTEXT",
