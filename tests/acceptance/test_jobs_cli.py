@@ -3,13 +3,18 @@ subprocess configured through DEBUG_SINK_* variables."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
 import subprocess
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from debug_sink.dev.embedded import free_port
 from tests import support as s
 
 
@@ -186,3 +191,64 @@ class TestCommands:
         )
         assert setting.returncode == 1
         assert "DEBUG_SINK_CORRELATOR_INTERVAL" in setting.stderr, setting.stderr
+
+
+async def test_the_correlator_loop_waits_out_a_database_that_is_down(
+    db_dsn: str, conn: asyncpg.Connection
+) -> None:
+    """``debug-sink correlate`` (the loop, as a sidecar runs it) started while PostgreSQL is
+    unreachable keeps trying, as the service's own correlator does, makes its links once
+    the database answers, and stops cleanly on SIGTERM -- it used to exit 3 at once."""
+    await seed(conn)
+    writer = urlsplit(s.as_writer(db_dsn))
+    port = free_port()  # nothing listens here yet: connections are refused
+    host = writer.hostname or "127.0.0.1"
+    behind = urlunsplit(
+        writer._replace(netloc=writer.netloc.replace(f":{writer.port}", f":{port}"))
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *s.CLI,
+        "correlate",
+        "--interval=0.3",
+        env=s.cli_env(behind, DEBUG_SINK_LOG_FORMAT="json", DEBUG_SINK_LOG_LEVEL="warning"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+    async def forward(reader: asyncio.StreamReader, writer_: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, writer.port)
+
+        async def pipe(a: asyncio.StreamReader, b: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await a.read(65536):
+                    b.write(data)
+                    await b.drain()
+            b.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer_))
+
+    try:
+        await asyncio.sleep(2.0)
+        assert proc.returncode is None, "the loop ended while the database was down"
+        server = await asyncio.start_server(forward, "127.0.0.1", port)
+        try:
+            await s.eventually(
+                lambda: _links(conn),
+                timeout=30,
+                what="the correlator made its links once the database answered",
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+            server.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"job_retry" in err, err.decode()[-2000:]
+    assert b"Traceback" not in err
+
+
+async def _links(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval("SELECT count(*) >= 3 FROM debug_error_success_correlation"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -39,7 +38,7 @@ from debug_sink.errors import ConfigurationError
 from debug_sink.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
-    from debug_sink.jobs.correlator import Correlator
+    from debug_sink.jobs.periodic import Job
 
 __all__ = ["parse_age", "register"]
 
@@ -56,7 +55,7 @@ def parse_age(text: str) -> timedelta:
 
 
 def _correlate(args: argparse.Namespace) -> int:
-    from debug_sink.jobs.correlator import Correlator
+    from debug_sink.jobs.correlator import Correlator, correlator_job
 
     settings = settings_from(args)
     configure(settings)
@@ -86,12 +85,12 @@ def _correlate(args: argparse.Namespace) -> int:
                 f"recovered, in {result.duration_s * 1000:.0f} ms"
             )
         return 0
-    interval = args.interval if args.interval is not None else settings.correlator_interval
-    if interval <= 0:
+    job = correlator_job(settings, interval=args.interval)
+    if job is None:
         raise ConfigurationError(
             "the correlator interval is 0 (disabled): pass --once or --interval SECONDS"
         )
-    asyncio.run(_correlate_forever(correlator, interval))
+    asyncio.run(_correlate_forever(job))
     return 0
 
 
@@ -148,16 +147,16 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-async def _correlate_forever(correlator: Correlator, interval: float) -> None:
+async def _correlate_forever(job: Job) -> None:
+    """Run the correlator until a signal, as the service's job: a database outage is waited
+    out (retried at the next tick, logged), never the end of the command."""
+    from debug_sink.jobs.periodic import run_periodically
     from debug_sink.signals import run_until_signal
 
     stopping = asyncio.Event()
 
     async def loop() -> None:
-        while not stopping.is_set():
-            await correlator.run_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
+        await run_periodically(job, stopping, first_at_once=True)
 
     await run_until_signal(loop, stopping.set)
 

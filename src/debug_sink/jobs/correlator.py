@@ -468,14 +468,19 @@ def export_agreement(metrics: Any, agreement: Agreement) -> None:
             metrics.correlator_inference.labels(measure).set(value)
 
 
-def correlator_job(settings: Settings, *, metrics: Any = None) -> Job | None:
-    """The ``run`` service's periodic job, or None when ``correlator_interval`` is 0.
+def correlator_job(
+    settings: Settings, *, metrics: Any = None, interval: float | None = None
+) -> Job | None:
+    """The ``run`` service's periodic job (also what ``debug-sink correlate`` runs without
+    ``--once``), every ``interval`` seconds (default ``correlator_interval``), or None when
+    that is 0.
 
     After each run it exports the agreement of inference with stated links
     (:func:`export_agreement`). Transient failures propagate (the service retries at the next
     tick); a permanent one is logged and counted, and the sink keeps ingesting.
     """
-    if settings.correlator_interval <= 0:
+    every = settings.correlator_interval if interval is None else interval
+    if every <= 0:
         return None
     correlator = Correlator.from_settings(settings)
 
@@ -497,4 +502,4 @@ def correlator_job(settings: Settings, *, metrics: Any = None) -> Job | None:
         if result.ran and metrics is not None:
             export_agreement(metrics, result.agreement)
 
-    return Job("correlator", settings.correlator_interval, job)
+    return Job("correlator", every, job)

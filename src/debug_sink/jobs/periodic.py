@@ -38,12 +38,20 @@ class Job(NamedTuple):
 
 
 async def run_periodically(
-    job: Job, stopping: asyncio.Event, metrics: Metrics | None = None
+    job: Job,
+    stopping: asyncio.Event,
+    metrics: Metrics | None = None,
+    *,
+    first_at_once: bool = False,
 ) -> None:
-    """Run ``job`` every ``job.interval`` seconds until ``stopping`` is set."""
+    """Run ``job`` every ``job.interval`` seconds until ``stopping`` is set (the first run
+    at once with ``first_at_once``, else after one interval)."""
+    wait = not first_at_once
     while not stopping.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), job.interval)
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), job.interval)
+        wait = True
         if stopping.is_set():
             return
         try:
