@@ -154,8 +154,7 @@ class Committer:
         m.batches.inc()
         m.batch_seconds.observe(result.duration_s)
         m.batch_events.observe(len(batch))
-        for kind, count in result.rows.items():
-            m.written.labels(kind).inc(count)
+        self._count_rows(result)
         self._count_dead_letters(result)
         m.parked.inc(result.parked)
         m.released.inc(result.released)
@@ -177,6 +176,11 @@ class Committer:
             interleave_forced=self.forced_takes(),
         )
 
+    def _count_rows(self, result: WriteResult) -> None:
+        """Rows the tables gained: a batch's, and a release's (parked events written)."""
+        for kind, count in result.rows.items():
+            self.metrics.written.labels(kind).inc(count)
+
     def _count_dead_letters(self, result: WriteResult) -> None:
         for letter in result.dead_letters:
             topic = self.metrics.topic(letter.origin.topic)
@@ -194,6 +198,7 @@ class Committer:
             self.report_db(False)
             raise
         self.report_db(True)
+        self._count_rows(result)
         self._count_dead_letters(result)
         if result.released or result.dangling:
             self.metrics.released.inc(result.released)
@@ -209,14 +214,20 @@ class Committer:
     async def release_all_parked(self) -> bool:
         """Release until nothing more can be released; True if anything was (or a transient
         failure says: look again later) -- i.e. the sink is not idle yet."""
-        total = 0
+        done = 0
         try:
-            while (result := await self.writer.release_parked()).released:
+            while True:
+                result = await self.writer.release_parked()
+                # Every release's rows and dead letters are counted, the last one's too (a
+                # parked event PostgreSQL refused is a dead letter, not a release).
+                self._count_rows(result)
                 self._count_dead_letters(result)
-                total += result.released
                 self.metrics.released.inc(result.released)
                 self.metrics.dangling.inc(result.dangling)
+                if not result.released and not result.dead_letters:
+                    break
+                done += result.released + len(result.dead_letters)
         except TransientError as exc:
             log.warning("parked_release_retry", error=str(exc))
             return True
-        return total > 0
+        return done > 0
