@@ -41,6 +41,11 @@ SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part
 -- re-planned. Each awaited id is looked up once, however many events wait for it, in index
 -- order (locality in the parents' primary keys); the expired ones come from their index
 -- (statement_timestamp(): a volatile clock_timestamp() cannot be an index condition).
+-- Ids are per kind: an awaited id counts only where stored as the kind the event awaits --
+-- the kind of the reference field holding it (each field names one kind), or a snapshot for
+-- a parked snapshot (a duplicate waits for its original, in no field). Else an event whose
+-- reference is the id of a row of another kind would be planned and parked again on every
+-- run, and could fill the limit ahead of the events that are ready.
 WITH present AS (
   SELECT a.parent_id
     FROM (SELECT DISTINCT parent_id FROM sink_parked_waits) AS a
@@ -50,6 +55,24 @@ WITH present AS (
       OR EXISTS (SELECT 1 FROM debug_workflow_steps t WHERE t.id = a.parent_id)
       OR EXISTS (SELECT 1 FROM agent_transformation_events t WHERE t.id = a.parent_id)
       OR EXISTS (SELECT 1 FROM sink_snapshot_aliases t WHERE t.alias_id = a.parent_id)
+), ready AS (
+  SELECT w.parked_id
+    FROM present JOIN sink_parked_waits w USING (parent_id)
+         JOIN sink_parked_events e ON e.id = w.parked_id
+         CROSS JOIN LATERAL (SELECT w.parent_id::text AS id) AS x
+   WHERE ((x.id IN (e.event->>'state_snapshot_id', e.event->>'pre_state_snapshot_id',
+                    e.event->>'post_state_snapshot_id', e.event->>'parent_snapshot_id')
+           OR (e.kind = 'snapshot' AND x.id IS DISTINCT FROM e.event->>'transformation_event_id'))
+          AND (EXISTS (SELECT 1 FROM debug_state_snapshots t WHERE t.id = w.parent_id)
+               OR EXISTS (SELECT 1 FROM sink_snapshot_aliases t WHERE t.alias_id = w.parent_id)))
+      OR (x.id = e.event->>'error_event_id'
+          AND EXISTS (SELECT 1 FROM debug_error_events t WHERE t.id = w.parent_id))
+      OR (x.id = e.event->>'success_event_id'
+          AND EXISTS (SELECT 1 FROM debug_success_events t WHERE t.id = w.parent_id))
+      OR (x.id = e.event->>'parent_step_id'
+          AND EXISTS (SELECT 1 FROM debug_workflow_steps t WHERE t.id = w.parent_id))
+      OR (x.id = e.event->>'transformation_event_id'
+          AND EXISTS (SELECT 1 FROM agent_transformation_events t WHERE t.id = w.parent_id))
 )
 SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part,
        p.expires_at <= statement_timestamp() AS expired
@@ -57,7 +80,7 @@ SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part,
  WHERE p.id = ANY (ARRAY(
          SELECT e.id FROM sink_parked_events e WHERE e.expires_at <= statement_timestamp()
           UNION
-         SELECT w.parked_id FROM present JOIN sink_parked_waits w USING (parent_id)))
+         SELECT parked_id FROM ready))
  ORDER BY p.id
  LIMIT $1
    FOR UPDATE OF p SKIP LOCKED
