@@ -62,9 +62,10 @@ async def park(conn: Conn, parked: Iterable[Parked], *, grace_s: float) -> None:
         )
 
 
-async def waiting_for(conn: Conn, written: Iterable[UUID]) -> list[Pending]:
-    """Parked events waiting for any of the ``written`` ids, locked for this transaction."""
-    rows = await conn.fetch(_sql("waiting_for_written"), list(written))
+async def waiting_for(conn: Conn, written: Iterable[UUID], *, limit: int) -> list[Pending]:
+    """Parked events waiting for any of the ``written`` ids, at most ``limit`` (the first
+    parked), locked for this transaction."""
+    rows = await conn.fetch(_sql("waiting_for_written"), list(written), limit)
     return [_pending_of(r) for r in rows]
 
 

@@ -19,7 +19,8 @@ its steps marked ``# Step N`` in the code. For each batch:
    the events inside the transaction (savepoints) until the offenders are isolated; they
    become dead letters and the rest lands;
 4. release parked events whose parents this transaction wrote (through the index
-   ``sink_parked_waits``; repeated while any are released);
+   ``sink_parked_waits``; repeated while any are released), at most ``release_limit`` in
+   all: the periodic release writes the rest, whose parents are stored by then;
 5. dead letters (:mod:`debug_sink.sink.deadletters`): produced to the dead-letter topic, then
    stored in the table;
 6. offsets (:mod:`debug_sink.sink.offsets`): the next offset of every partition in the batch;
@@ -90,6 +91,9 @@ _EVENT_TABLES = frozenset(TABLES.values())
 _RACE_ATTEMPTS = 5
 #: How many rounds of "release what waited for what was just written" one transaction runs.
 _RELEASE_ROUNDS = 16
+#: At most this many parked events released by one transaction's rounds (BatchWriter's
+#: ``release_limit``): the rest, their parents stored, are the periodic release's.
+_RELEASE_LIMIT = 5000
 
 #: The lookups are planned again each time the rows a writer has written double, from this
 #: many rows on (:meth:`BatchWriter._lookup_sql`).
@@ -145,7 +149,9 @@ class BatchWriter:
     ``group_id``: whose offsets it stores; ``park_grace``: seconds an event waits for a
     missing parent; ``publish_dead_letters``: step 5's topic half (None: table only);
     ``mirror_offsets``: step 8 (None: no Kafka mirror); ``letters``: how dead letters are
-    made (redacted, bounded).
+    made (redacted, bounded); ``release_limit``: at most this many parked events released
+    by one transaction's step 4 (memory and time bounded, however many events a parent
+    written has waiting; the periodic release writes the rest).
     """
 
     pool: asyncpg.Pool
@@ -155,6 +161,7 @@ class BatchWriter:
     publish_dead_letters: DeadLetterPublisher | None = None
     mirror_offsets: OffsetMirror | None = None
     letters: Letters = field(default_factory=Letters)
+    release_limit: int = _RELEASE_LIMIT
     _rows_written: int = field(default=0, init=False, repr=False)
     #: PostgreSQL refused a row of the last batch written isolating (_write_once).
     _isolating: bool = field(default=False, init=False, repr=False)
@@ -407,13 +414,17 @@ class BatchWriter:
             raise asyncpg.DataError(f"a value of {TABLES[kind]} cannot be encoded: {exc}") from exc
 
     async def _release_loop(self, conn: Conn, written: set[UUID], result: WriteResult) -> None:
-        """Write parked events waiting for ids written in this transaction, transitively."""
+        """Write parked events waiting for ids written in this transaction, transitively,
+        at most ``release_limit`` of them (the rest, their parents stored, are the periodic
+        release's)."""
+        budget = self.release_limit
         for _ in range(_RELEASE_ROUNDS):
-            if not written:
+            if not written or budget <= 0:
                 return
-            pending = await parking.waiting_for(conn, written)
+            pending = await parking.waiting_for(conn, written, limit=budget)
             if not pending:
                 return
+            budget -= len(pending)
             before = set(result.written)
             await self._write_bisecting(conn, pending, result, parked_rejects=True)
             # Only what was written: ids of events parked again release nothing (a duplicate

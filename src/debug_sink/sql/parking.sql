@@ -27,12 +27,15 @@ UPDATE sink_parked_events p
 -- Parked events waiting for any of the ids $1 (written by this transaction), through the
 -- index of sink_parked_waits. `id = ANY (ARRAY(...))` rather than `IN`: the planner then looks
 -- each id up in the primary key (in id order, for ORDER BY) instead of walking the whole key
--- to merge-join with the matches -- O(matches), not O(parked).
+-- to merge-join with the matches -- O(matches), not O(parked). At most $2 (the rest, their
+-- parent stored, are the periodic release's): a parent awaited by 100,000 parked events
+-- must not load them all into one batch's transaction.
 SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part
   FROM sink_parked_events p
  WHERE p.id = ANY (ARRAY(SELECT w.parked_id FROM sink_parked_waits w
                           WHERE w.parent_id = ANY ($1::uuid[])))
  ORDER BY p.id
+ LIMIT $2
    FOR UPDATE OF p SKIP LOCKED
 
 -- name: releasable
