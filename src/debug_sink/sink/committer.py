@@ -48,6 +48,10 @@ class Writer(Protocol):
 #: After this many failed attempts of the last batch during a stop, give up (it is re-read).
 _STOP_ATTEMPTS = 50
 
+#: At most this many release transactions in one periodic release (each of at most the
+#: writer's release limit), so that the parked-rows gauge is refreshed now and then.
+_RELEASE_RUNS = 100
+
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
     try:
@@ -189,15 +193,25 @@ class Committer:
     # -- parked events --------------------------------------------------------------------
 
     async def release_parked(self) -> None:
-        """One periodic release: parents now stored, or grace periods over. Also what tells
-        health whether PostgreSQL is reachable while no batch is written (an idle sink)."""
+        """One periodic release: parents now stored, or grace periods over -- transaction
+        after transaction while each was full (up to :data:`_RELEASE_RUNS`), so that the
+        release keeps up with events parked faster than one transaction's limit per
+        interval. Also what tells health whether PostgreSQL is reachable while no batch is
+        written (an idle sink)."""
         try:
-            result = await self.writer.release_parked()
+            for _ in range(_RELEASE_RUNS):
+                result = await self.writer.release_parked()
+                self._record_release(result)
+                if not result.more or self.stopping.is_set():
+                    break
             parked = await self.writer.parked_count()
         except DatabaseUnavailable:
             self.report_db(False)
             raise
         self.report_db(True)
+        self.metrics.parked_rows.set(parked)
+
+    def _record_release(self, result: WriteResult) -> None:
         self._count_rows(result)
         self._count_dead_letters(result)
         if result.released or result.dangling:
@@ -209,7 +223,6 @@ class Committer:
                 expired=result.dangling,
                 rows=result.rows,
             )
-        self.metrics.parked_rows.set(parked)
 
     async def release_all_parked(self) -> bool:
         """Release until nothing more can be released; True if anything was (or a transient

@@ -124,6 +124,8 @@ class WriteResult:
     #: Ids of the rows (and snapshot aliases) written so far that parked events may await
     #: (of the kinds in plan.PARENT_KINDS).
     written: set[UUID] = field(default_factory=set)
+    #: A release that took as many parked events as its limit allowed: more may be ready.
+    more: bool = False
 
     def add_plan(self, plan: Plan) -> None:
         for kind, rows in plan.rows.items():
@@ -224,12 +226,15 @@ class BatchWriter:
         # Step 7: committed (the transaction block ended without an exception).
         return result
 
-    async def release_parked(self, *, limit: int = 5000) -> WriteResult:
+    async def release_parked(self, *, limit: int | None = None) -> WriteResult:
         """Write parked events whose parents have arrived (e.g. through another replica) and
-        those past their grace period (references NULL, originals kept in metadata)."""
+        those past their grace period (references NULL, originals kept in metadata), at
+        most ``limit`` (default ``release_limit``) and what waited for them; ``more`` when
+        the limit was reached (call again)."""
         started = time.perf_counter()
+        most = self.release_limit if limit is None else limit
         with _database_failures("releasing parked events"):
-            result = await _retrying_lost_races(lambda: self._release_once(limit))
+            result = await _retrying_lost_races(lambda: self._release_once(most))
         self._rows_written += sum(result.rows.values())
         result.duration_s = time.perf_counter() - started
         return result
@@ -241,6 +246,7 @@ class BatchWriter:
             fresh, expired = await parking.releasable(conn, limit=limit)
             if not fresh and not expired:
                 return result
+            result.more = len(fresh) + len(expired) >= limit
             if fresh:
                 await self._write_bisecting(conn, fresh, result, parked_rejects=True)
             if expired:

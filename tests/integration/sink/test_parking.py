@@ -5,11 +5,15 @@ release, expiry and dead-lettering."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 
 from debug_sink.db import sqlfiles
+from debug_sink.metrics import Metrics
 from debug_sink.sink import parking
+from debug_sink.sink.committer import Committer
+from debug_sink.sink.handoff import Handoff
 from debug_sink.sink.plan import REFERENCES
 from debug_sink.sink.writer import BatchWriter
 from tests import support as s
@@ -273,6 +277,50 @@ class TestPeriodicRelease:
         assert row is not None
         assert row["state_snapshot_id"] is None
         assert await sink.waits() == set()
+
+    async def test_one_periodic_run_keeps_up_with_more_than_its_limit(self, sink: Sink) -> None:
+        """12 events past their grace period and a release limited to 5 per transaction:
+        one periodic run (the committer's job) writes all 12, in transactions of 5, 5 and 2.
+        (From a red team's tests: one transaction of 5,000 per run -- every 5 s with the
+        default grace -- released at most 1,000 events/s, so a producer whose events'
+        parents never come, at more than that, grew the parked table without bound.)"""
+        corr = s.uid()
+        errors = [s.error(corr, state_snapshot_id=s.uid()) for _ in range(12)]
+        await sink.write(*((ER, e) for e in errors), park_grace=0)
+        writer = BatchWriter(sink.pool, group_id="parking", park_grace=0, release_limit=5)
+        committer = Committer(
+            writer,
+            handoff=Handoff(),
+            metrics=Metrics(),
+            current_generation=lambda: 0,
+            after_batch=lambda: None,
+            stopping=asyncio.Event(),
+            fetch_done=asyncio.Event(),
+        )
+        await committer.release_parked()
+        assert await sink.conn.fetchval("SELECT count(*) FROM sink_parked_events") == 0
+        assert (
+            await sink.conn.fetchval(
+                "SELECT count(*) FROM debug_error_events WHERE correlation_id = $1::uuid", corr
+            )
+            == 12
+        )
+        released = committer.metrics.registry.get_sample_value("debug_sink_events_released_total")
+        assert released == 12
+        assert committer.metrics.registry.get_sample_value("debug_sink_parked_rows") == 0
+
+    async def test_a_full_release_says_there_may_be_more(self, sink: Sink) -> None:
+        corr = s.uid()
+        await sink.write(
+            *((ER, s.error(corr, state_snapshot_id=s.uid())) for _ in range(7)), park_grace=0
+        )
+        writer = BatchWriter(sink.pool, group_id="parking", park_grace=0, release_limit=5)
+        first, second, third = [await writer.release_parked() for _ in range(3)]
+        assert [(r.released, r.more) for r in (first, second, third)] == [
+            (5, True),
+            (2, False),
+            (0, False),
+        ]
 
     async def test_a_parent_id_stored_as_another_kind_is_not_ready(self, sink: Sink) -> None:
         """Ids are per kind: an error whose state_snapshot_id is the id of a stored *error*

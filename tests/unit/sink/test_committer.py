@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 from debug_sink.metrics import Metrics
+from debug_sink.sink import committer as committer_module
 from debug_sink.sink.batch import Origin
 from debug_sink.sink.committer import Committer
 from debug_sink.sink.deadletters import DeadLetter
@@ -79,3 +80,17 @@ async def test_periodic_release_counts_its_rows() -> None:
     await committer.release_parked()
     assert _value(committer, "debug_sink_rows_written_total", kind="step") == 3
     assert _value(committer, "debug_sink_references_expired_total") == 3
+
+
+async def test_periodic_release_runs_until_a_release_is_not_full() -> None:
+    """Full releases (``more``) are followed by another at once, in the same periodic run, up
+    to a bound; a release that is not full ends it."""
+    full = [WriteResult(rows={"error": 5}, released=5, more=True) for _ in range(3)]
+    committer = _committer(_Releases(*full, WriteResult(rows={"error": 1}, released=1)))
+    await committer.release_parked()
+    assert _value(committer, "debug_sink_rows_written_total", kind="error") == 16
+
+    endless = [WriteResult(released=1, more=True) for _ in range(10_000)]
+    bounded = _committer(_Releases(*endless))
+    await bounded.release_parked()
+    assert _value(bounded, "debug_sink_events_released_total") == committer_module._RELEASE_RUNS
