@@ -154,9 +154,16 @@ def _step_merge_sql() -> str:
     # The staged rows are deleted as they are merged (in the merge's own statement: one
     # round trip, and a plan asyncpg prepares once where TRUNCATE would plan the merge on
     # every run). The dead rows go with the table's truncation at commit.
+    # The plan stages one row per (id, workflow): a row of another workflow than the stored
+    # row's changes nothing, so it is left out here -- merged beside the owner's, it would
+    # make the statement update one row twice, which PostgreSQL refuses (a cardinality
+    # violation: the batch would fail for good).
+    table = TABLES[EventKind.STEP]
     head = (
         f"WITH staged AS (DELETE FROM {STEP_STAGE} RETURNING {cols}) "
-        f"INSERT INTO {TABLES[EventKind.STEP]} AS t ({cols}) SELECT {cols} FROM staged"
+        f"INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM staged "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} o "
+        "WHERE o.id = staged.id AND o.correlation_id <> staged.correlation_id)"
     )
     terminal = "EXCLUDED.status <> 'started'"
     folded = {

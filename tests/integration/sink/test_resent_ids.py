@@ -126,3 +126,25 @@ class TestSteps:
             "completed",
             "me",
         )
+
+    async def test_another_workflows_event_after_the_owners_in_a_batch(self, sink: Sink) -> None:
+        """The owner's completion, then another workflow's event with the same id, in one
+        batch, the step stored already: the owner's completion lands, the other changes
+        nothing. (From a red team's tests: both were merged by one statement, which
+        PostgreSQL refuses -- "ON CONFLICT DO UPDATE command cannot affect row a second
+        time", not a data error -- so the batch failed for good, and again after every
+        restart: a crash loop on valid events.)"""
+        corr = s.uid()
+        mine = s.step(corr, 1, "started", agent_name="me")
+        await sink.write((ST, mine))
+        done = {**s.step(corr, 1, "completed", agent_name="me"), "id": mine["id"]}
+        theirs = {**s.step(s.uid(), 7, "failed", agent_name="mallory"), "id": mine["id"]}
+        result = await sink.write((ST, done), (ST, theirs))
+        assert (result.dead_letters, result.rows) == ([], {})
+        row = await sink.row(ST, mine)
+        assert row is not None
+        assert (str(row["correlation_id"]), row["status"], row["agent_name"]) == (
+            corr,
+            "completed",
+            "me",
+        )
