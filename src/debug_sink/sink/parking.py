@@ -71,11 +71,13 @@ async def waiting_for(conn: Conn, written: Iterable[UUID], *, limit: int) -> lis
 
 async def releasable(conn: Conn, *, limit: int) -> tuple[list[Pending], list[Pending]]:
     """(events with an awaited parent now stored, events past their grace period), at most
-    ``limit`` in all, locked for this transaction."""
-    rows = await conn.fetch(_sql("releasable"), limit)
-    fresh = [_pending_of(r) for r in rows if not r["expired"]]
-    expired = [_pending_of(r) for r in rows if r["expired"]]
-    return fresh, expired
+    ``limit`` in all, locked for this transaction. The expired come first, through their
+    index; the scan of every awaited id (O(parked)) runs only if they leave room."""
+    expired = [_pending_of(r) for r in await conn.fetch(_sql("expired"), limit)]
+    if len(expired) >= limit:
+        return [], expired
+    rows = await conn.fetch(_sql("ready"), limit - len(expired))
+    return [_pending_of(r) for r in rows], expired
 
 
 async def delete(conn: Conn, parked_ids: Sequence[int]) -> None:

@@ -38,12 +38,27 @@ SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part
  LIMIT $2
    FOR UPDATE OF p SKIP LOCKED
 
--- name: releasable
--- Parked events worth another look (at most $1): expired, or at least one awaited parent now
--- stored (written by another replica, or aliased). The rest keep waiting without being
--- re-planned. Each awaited id is looked up once, however many events wait for it, in index
--- order (locality in the parents' primary keys); the expired ones come from their index
--- (statement_timestamp(): a volatile clock_timestamp() cannot be an index condition).
+-- name: expired
+-- Parked events past their grace period, at most $1: the first to expire, through their
+-- index (LIMIT stops it: O($1), however many are parked), then in parking order (id), as
+-- a batch is planned. statement_timestamp(): a volatile clock_timestamp() cannot be an index
+-- condition.
+SELECT x.* FROM (
+  SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part
+    FROM sink_parked_events p
+   WHERE p.expires_at <= statement_timestamp()
+   ORDER BY p.expires_at
+   LIMIT $1
+     FOR UPDATE OF p SKIP LOCKED
+) AS x
+ ORDER BY x.id
+
+-- name: ready
+-- Parked events still in their grace period with at least one awaited parent now stored
+-- (written by another replica, or aliased), at most $1; the rest keep waiting without
+-- being re-planned. Each awaited id is looked up once, however many events wait for it, in
+-- index order (locality in the parents' primary keys): a scan of every awaited id, so the
+-- release runs it only when the expired events leave room (parking.releasable).
 -- Ids are per kind: an awaited id counts only where stored as the kind the event awaits --
 -- the kind of the reference field holding it (each field names one kind), or a snapshot for
 -- a parked snapshot (a duplicate waits for its original, in no field). Else an event whose
@@ -77,13 +92,10 @@ WITH present AS (
       OR (x.id = e.event->>'transformation_event_id'
           AND EXISTS (SELECT 1 FROM agent_transformation_events t WHERE t.id = w.parent_id))
 )
-SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part,
-       p.expires_at <= statement_timestamp() AS expired
+SELECT p.id, p.kind, p.event, p.topic, p.partition, p."offset", p.part
   FROM sink_parked_events p
- WHERE p.id = ANY (ARRAY(
-         SELECT e.id FROM sink_parked_events e WHERE e.expires_at <= statement_timestamp()
-          UNION
-         SELECT parked_id FROM ready))
+ WHERE p.id = ANY (ARRAY(SELECT parked_id FROM ready))
+   AND p.expires_at > statement_timestamp()
  ORDER BY p.id
  LIMIT $1
    FOR UPDATE OF p SKIP LOCKED
