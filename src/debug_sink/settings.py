@@ -491,6 +491,15 @@ class Settings(BaseSettings):
         names = "|".join(re.escape(t) for t in sorted(extra))
         return f"(?:{self.topic_pattern})|^(?:{names})$"
 
+    def require_dead_letters_unsubscribed(self) -> None:
+        """Refuse a subscription that matches the dead-letter topic: its letters would be
+        consumed again, and rejected again, into the topic they came from."""
+        if re.search(self.subscription_pattern, self.dead_letter_topic):
+            raise ConfigurationError(
+                f"the dead-letter topic {self.dead_letter_topic!r} matches the subscription "
+                f"pattern {self.subscription_pattern!r}: dead letters would be consumed again"
+            )
+
     def topic_for(self, kind: EventKind) -> str:
         return self.topic_prefix + TOPIC_SUFFIXES[kind]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 
 from debug_sink.wire.events import EventKind
@@ -61,3 +62,44 @@ async def test_an_offset_past_the_end_is_said(db_dsn: str, kafka: Any) -> None:
     )
     assert code == 0, err
     assert f"note: {topic}[0]: offset 1000000 asked is past the end; read from 5" in out
+
+
+async def test_a_selection_holding_the_dead_letter_topic_is_refused_before_anything(
+    db_dsn: str, kafka: Any
+) -> None:
+    # (From a red team's tests: the dry run listed the dead-letter topic as to be read, and
+    # the run itself refused only after storing the group's start offsets.)
+    await s.create_topics(kafka, partitions=1, kinds=[EventKind.HOOK])
+    hooks = s.topic(kafka, EventKind.HOOK)
+    await s.produce(kafka, [(hooks, s.hook(s.uid())), (hooks, b"{not json")])
+    settings = s.sink_settings(db_dsn, kafka)
+    await s.run_sink(settings.model_copy(update={"kafka_session_timeout_ms": 3000}), idle_grace=3)
+    everything = "^" + kafka.dead_letter_topic.split(".")[0]  # the events and the letters
+    for args in (["--dry-run"], ["--group-id", "letters-1"]):
+        code, out, err = await replay_cli(
+            settings, *args, "--from-beginning", "--topics", everything
+        )
+        assert code == 1, out
+        assert f"the dead-letter topic {kafka.dead_letter_topic!r} matches" in err
+        assert len(err.strip().splitlines()) == 1, err
+        assert "to read" not in out
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        groups = await conn.fetchval(
+            "SELECT count(*) FROM sink_offsets WHERE group_id <> $1", kafka.group_id
+        )
+    finally:
+        await conn.close()
+    assert groups == 0, "a refused replay stores no offsets"
+
+
+async def test_a_selection_matching_no_topic_is_an_error(db_dsn: str, kafka: Any) -> None:
+    # (From a red team's tests: a mistyped --topics replayed nothing, said "every event was
+    # already stored", and exited 0.)
+    await s.create_topics(kafka, partitions=1, kinds=[EventKind.HOOK])
+    code, out, err = await replay_cli(
+        s.sink_settings(db_dsn, kafka), "--from-beginning", "--topics", "^no-such-topic$"
+    )
+    assert code == 1, out
+    assert "no topic matches" in err
+    assert "already stored" not in out

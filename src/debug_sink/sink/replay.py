@@ -19,7 +19,9 @@ timestamp, per partition). Without one: a group that has stored offsets resumes 
 group starts at the beginning.
 
 Guarantees: the live sink's group is never touched (a replay refuses to run in it); a
-``--dry-run`` reads only Kafka metadata and writes nothing anywhere.
+``--dry-run`` reads only Kafka metadata and writes nothing anywhere; a selection that matches
+the dead-letter topic (letters would loop back into it) or no topic at all is refused at
+planning, before any offset is stored.
 
 Not guaranteed: a precise stop. The batch in flight when the end is reached may go past
 it (those events are written exactly once, like the rest, and are no-ops for the live
@@ -246,7 +248,11 @@ async def log_ends(
 async def plan_replay(
     settings: Settings, spec: StartSpec, *, stored: Mapping[tuple[str, int], int] | None = None
 ) -> list[PartitionPlan]:
-    """Read the matching partitions' offsets from Kafka and resolve the plan."""
+    """Read the matching partitions' offsets from Kafka and resolve the plan.
+
+    A selection that matches the dead-letter topic, or no topic at all, is refused (a
+    :class:`~debug_sink.errors.ConfigurationError`) before anything is stored."""
+    settings.require_dead_letters_unsubscribed()
     consumer = await kafka.start_client(kafka.reader(settings), settings)
     try:
         pattern = re.compile(settings.subscription_pattern)
@@ -257,7 +263,9 @@ async def plan_replay(
             for p in sorted(consumer.partitions_for_topic(t) or ())
         ]
         if not tps:
-            return []
+            raise ConfigurationError(
+                f"no topic matches {settings.subscription_pattern!r}: nothing to replay"
+            )
         beginnings = await consumer.beginning_offsets(tps)
         ends = await log_ends(consumer, tps)
         at_time: dict[tuple[str, int], int | None] = {}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -31,7 +30,6 @@ import structlog
 from debug_sink.backoff import StopRequested, retry_until_ready
 from debug_sink.db.migrate import require_schema
 from debug_sink.db.pg import redact_dsn, translating
-from debug_sink.errors import ConfigurationError
 from debug_sink.jobs.periodic import Job, run_periodically
 from debug_sink.metrics import HttpServer, Metrics
 from debug_sink.settings import Settings
@@ -119,11 +117,7 @@ class Sink:
         jobs: Sequence[Job] = (),
         backends: Backends | None = None,
     ) -> None:
-        if re.search(settings.subscription_pattern, settings.dead_letter_topic):
-            raise ConfigurationError(
-                f"the dead-letter topic {settings.dead_letter_topic!r} matches the subscription "
-                f"pattern {settings.subscription_pattern!r}: dead letters would be consumed again"
-            )
+        settings.require_dead_letters_unsubscribed()
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.metrics.topics = frozenset(settings.topics) | frozenset(settings.otlp_topic_encodings)
