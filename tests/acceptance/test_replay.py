@@ -258,3 +258,32 @@ class TestPlan:
         assert summary["events_read"] == 5
         ids = await s.table_ids(db_dsn)
         assert ids["hook_events"] == {m["id"] for m in late}
+
+
+async def test_events_left_waiting_for_their_parents_are_reported(db_dsn: str, kafka: Any) -> None:
+    # (From a red team's tests: a replay whose every event was parked, waiting for a parent
+    # the selection did not include, said "every event was already stored: nothing changed".)
+    await s.create_topics(kafka, partitions=1)
+    await s.produce(kafka, s.mixed_workload(kafka, 5, seed=3).messages)
+    transformations = s.topic(kafka, EventKind.TRANSFORMATION)
+    only = ["--from-beginning", "--topics", "^" + transformations.replace(".", r"\.") + "$"]
+    settings = s.sink_settings(db_dsn, kafka)
+
+    code, summary, err = await replay(settings, *only)
+    assert code == 0, err[-3000:]
+    assert summary["events_read"] == 5
+    assert summary["rows_added"]["agent_transformation_events"] == 0
+    assert summary["rows_added"]["sink_parked_events"] == 5
+
+    proc = await asyncio.create_subprocess_exec(
+        *REPLAY,
+        *only,
+        env=s.sink_env(settings.model_copy(update={"kafka_session_timeout_ms": 3000})),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err_bytes = await asyncio.wait_for(proc.communicate(), 90)
+    text = out.decode()
+    assert proc.returncode == 0, err_bytes.decode()[-3000:]
+    assert "nothing changed" not in text
+    assert "5 events are parked" in text, text

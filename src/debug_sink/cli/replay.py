@@ -231,8 +231,14 @@ def _print_summary(summary: ReplaySummary) -> None:
     )
     print("rows added to the tables meanwhile (by this replay and any live sink):")
     for table, count in summary.rows_added.items():
-        print(f"  {table:<30} +{count}")
-    if not any(summary.rows_added.values()):
+        print(f"  {table:<30} {count:+d}")
+    if summary.parked:
+        print(
+            f"{summary.parked} events are parked in sink_parked_events, waiting for a parent "
+            "that is not stored: a running sink writes them when it arrives, or after "
+            f"{ENV_PREFIX}PARK_GRACE_SECONDS with the reference NULL"
+        )
+    elif not any(summary.rows_added.values()):
         print("every event was already stored: nothing changed")
     print(
         f"resume or extend later with: debug-sink replay --group-id {summary.group_id}; "

@@ -66,7 +66,8 @@ __all__ = [
 ]
 
 #: Tables whose growth during the replay the summary reports (rows after - rows before: what
-#: this replay wrote, plus what a live sink wrote meanwhile).
+#: this replay wrote, plus what a live sink wrote meanwhile; the parked events' count falls
+#: when their parents arrive).
 SUMMARY_TABLES = (
     "debug_state_snapshots",
     "debug_error_events",
@@ -75,6 +76,7 @@ SUMMARY_TABLES = (
     "agent_transformation_events",
     "hook_events",
     "sink_dead_letters",
+    "sink_parked_events",
 )
 
 
@@ -123,6 +125,9 @@ class ReplaySummary:
     rows_added: dict[str, int]
     seconds: float
     interrupted: bool = False
+    #: Events parked in the database when the replay ended, waiting for a parent that is not
+    #: stored (read and committed, not yet in their table).
+    parked: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +136,7 @@ class ReplaySummary:
             "events_planned": sum(p.count for p in self.plan),
             "events_read": self.read,
             "rows_added": self.rows_added,
+            "parked": self.parked,
             "seconds": round(self.seconds, 3),
             "partitions": [p.as_dict() for p in self.plan],
         }
@@ -400,4 +406,5 @@ async def run_replay(
         rows_added={t: after[t] - before[t] for t in SUMMARY_TABLES},
         seconds=time.monotonic() - started,
         interrupted=interrupted,
+        parked=after["sink_parked_events"],
     )
