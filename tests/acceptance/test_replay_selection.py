@@ -7,6 +7,7 @@ subscribes to beside its pattern; an offset past the end was a silent no-op.)"""
 from __future__ import annotations
 
 import asyncio
+import shlex
 from typing import Any
 
 import asyncpg
@@ -103,3 +104,24 @@ async def test_a_selection_matching_no_topic_is_an_error(db_dsn: str, kafka: Any
     assert code == 1, out
     assert "no topic matches" in err
     assert "already stored" not in out
+
+
+async def test_the_printed_resume_command_keeps_the_selection(db_dsn: str, kafka: Any) -> None:
+    # (From a red team's tests: after `replay --topics X`, the printed "resume with" command
+    # left --topics out, so following it replayed every topic from its log start.)
+    await s.create_topics(kafka, partitions=1, kinds=[EventKind.HOOK, EventKind.ERROR])
+    hooks, errors = s.topic(kafka, EventKind.HOOK), s.topic(kafka, EventKind.ERROR)
+    await s.produce(kafka, [(hooks, s.hook(s.uid())), (errors, s.error(s.uid()))])
+    settings = s.sink_settings(db_dsn, kafka)
+    pattern = "^" + hooks.replace(".", r"\.") + "$"
+    code, out, err = await replay_cli(
+        settings, "--from-beginning", "--group-id", "narrow-1", "--topics", pattern
+    )
+    assert code == 0, err[-3000:]
+    hint = next(line for line in out.splitlines() if "resume or extend later with:" in line)
+    command = shlex.split(hint.split("with:", 1)[1].split(";", 1)[0])
+    assert command[:2] == ["debug-sink", "replay"], hint
+    code, out, err = await replay_cli(settings, *command[2:], "--dry-run")
+    assert code == 0, err
+    assert hooks in out
+    assert errors not in out, "the resumed replay reads what the first one selected"

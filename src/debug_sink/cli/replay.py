@@ -4,8 +4,9 @@ Owns the command's flags, its settings (the replay's own consumer group, never t
 sink's), the printed plan, the progress display and the summary. Planning and running a
 replay, and what it guarantees, are :mod:`debug_sink.sink.replay`'s.
 
-Exit codes: 0 done, 130 interrupted (run it again with the same ``--group-id`` to resume),
-1 or 3 for an error (:attr:`~debug_sink.errors.DebugSinkError.exit_code`).
+Exit codes: 0 done, 130 interrupted (run it again with the same ``--group-id`` and
+``--topics`` to resume: the summary prints that command), 1 or 3 for an error
+(:attr:`~debug_sink.errors.DebugSinkError.exit_code`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -217,13 +219,20 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary.as_dict())
     else:
-        _print_summary(summary)
+        _print_summary(summary, _resume_command(summary.group_id, args.topics))
     return code
 
 
-def _print_summary(summary: ReplaySummary) -> None:
+def _resume_command(group_id: str, topics: str | None) -> str:
+    """The command that resumes this replay: the same group and the same selection (without
+    ``--topics``, a resume would read every other topic from its log start)."""
+    command = f"debug-sink replay --group-id {shlex.quote(group_id)}"
+    return command if topics is None else f"{command} --topics {shlex.quote(topics)}"
+
+
+def _print_summary(summary: ReplaySummary, resume: str) -> None:
     if summary.interrupted:
-        print(f"interrupted: resume with debug-sink replay --group-id {summary.group_id}")
+        print(f"interrupted: resume with {resume}")
     rate = summary.read / summary.seconds if summary.seconds > 0 else 0.0
     print(
         f"replayed {summary.read} events in {summary.seconds:.1f} s ({rate:,.0f} events/s) "
@@ -241,7 +250,7 @@ def _print_summary(summary: ReplaySummary) -> None:
     elif not any(summary.rows_added.values()):
         print("every event was already stored: nothing changed")
     print(
-        f"resume or extend later with: debug-sink replay --group-id {summary.group_id}; "
+        f"resume or extend later with: {resume}; "
         f"forget it with: DELETE FROM sink_offsets WHERE group_id = '{summary.group_id}'"
     )
 

@@ -15,8 +15,9 @@ Start points: ``--from-beginning`` (the log start of every partition), ``--from-
 topic:partition:offset,...`` (listed partitions from there, the others are skipped: they
 start at their end), ``--since TIME`` (the first record at or after TIME, by record
 timestamp, per partition). Without one: a group that has stored offsets resumes from them
-(an interrupted replay is resumed by running it again with the same ``--group-id``), a new
-group starts at the beginning.
+(an interrupted replay is resumed by running it again with the same ``--group-id`` and
+``--topics``: a selected partition the group has no offset for starts at its log start), a
+new group starts at the beginning.
 
 Guarantees: the live sink's group is never touched (a replay refuses to run in it); a
 ``--dry-run`` reads only Kafka metadata and writes nothing anywhere; a selection that matches
