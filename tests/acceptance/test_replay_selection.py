@@ -125,3 +125,17 @@ async def test_the_printed_resume_command_keeps_the_selection(db_dsn: str, kafka
     assert code == 0, err
     assert hooks in out
     assert errors not in out, "the resumed replay reads what the first one selected"
+
+
+async def test_a_clamped_offset_is_said_by_the_replay_itself(db_dsn: str, kafka: Any) -> None:
+    # (From a red team's tests: only --dry-run printed the note; the replay itself read
+    # nothing and said "every event was already stored".)
+    await s.create_topics(kafka, partitions=1, kinds=[EventKind.HOOK])
+    topic = s.topic(kafka, EventKind.HOOK)
+    await s.produce(kafka, [(topic, s.hook(s.uid())) for _ in range(5)])
+    code, out, err = await replay_cli(
+        s.sink_settings(db_dsn, kafka), "--from-offsets", f"{topic}:0:1000000"
+    )
+    assert code == 0, err[-3000:]
+    assert f"note: {topic}[0]: offset 1000000 asked is past the end; read from 5" in out
+    assert "already stored" not in out

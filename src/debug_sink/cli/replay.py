@@ -102,6 +102,11 @@ def _print_plan(plan: Sequence[PartitionPlan], out: TextIO) -> None:
             file=out,
         )
     print(f"total: {sum(per_topic.values())} events in {len(plan)} partitions", file=out)
+    _print_notes(plan, out)
+
+
+def _print_notes(plan: Sequence[PartitionPlan], out: TextIO) -> None:
+    """A ``note:`` line for each ``--from-offsets`` offset that was clamped."""
     for p in plan:
         if p.asked is not None:
             where = "past the end" if p.asked > p.end else "below the log start"
@@ -210,6 +215,7 @@ def _replay(args: argparse.Namespace) -> int:
                 f"{sum(p.count for p in plan)} events in {len(plan)} partitions",
                 flush=True,
             )
+            _print_notes(plan, sys.stdout)
         callback, display = _progress_printer(args.json)
         with display:
             return await run_replay(settings, plan, on_progress=callback)
@@ -247,6 +253,8 @@ def _print_summary(summary: ReplaySummary, resume: str) -> None:
             "that is not stored: a running sink writes them when it arrives, or after "
             f"{ENV_PREFIX}PARK_GRACE_SECONDS with the reference NULL"
         )
+    elif not summary.read:
+        print("nothing was read")
     elif not any(summary.rows_added.values()):
         print("every event was already stored: nothing changed")
     print(
