@@ -322,25 +322,6 @@ async def _write_events(dsn: str, events: list) -> None:
         await pool.close()
 
 
-async def _many_steps(dsn: str, corr: uuid.UUID, n: int) -> None:
-    """``n`` completed steps of one workflow, one millisecond apart, written in one INSERT
-    (a fleet's long-running workflow, faster than through the sink)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO debug_workflow_steps (correlation_id, step_number, step_type, "
-            "agent_name, operation_name, status, started_at, completed_at) "
-            "SELECT $1::uuid, g, 'execution', 'agent', 'op' || g, 'completed', "
-            "$2::timestamptz + g * interval '1 ms', $2::timestamptz + g * interval '1 ms' "
-            "FROM generate_series(1, $3::integer) AS g",
-            corr,
-            s.T0,
-            n,
-        )
-    finally:
-        await conn.close()
-
-
 class TestLargeWorkflows:
     """A workflow of thousands of events, or of large states: the bounded reads."""
 
@@ -348,7 +329,7 @@ class TestLargeWorkflows:
         self, db_dsn: str, queries: DebugQueries
     ) -> None:
         corr = uuid.uuid4()
-        await _many_steps(db_dsn, corr, 3000)
+        await s.store_completed_steps(db_dsn, corr, 3000)
         entries, more = await queries.timeline_head(corr, 100)
         assert more
         assert [e.step_number for e in entries] == list(range(1, 101))

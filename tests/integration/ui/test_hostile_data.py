@@ -222,20 +222,7 @@ async def store_long_workflow(db_dsn: str, steps: int) -> uuid.UUID:
     long-running workflow), then one error with a 100,000-character message whose state
     differs from a good snapshot before it in 2,000 keys."""
     corr = uuid.uuid4()
-    conn = await asyncpg.connect(db_dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO debug_workflow_steps (correlation_id, step_number, step_type, "
-            "agent_name, operation_name, status, started_at, completed_at) "
-            "SELECT $1::uuid, g, 'execution', 'agent', 'op' || g, 'completed', "
-            "$2::timestamptz + g * interval '1 ms', $2::timestamptz + g * interval '1 ms' "
-            "FROM generate_series(1, $3::integer) AS g",
-            corr,
-            s.T0,
-            steps,
-        )
-    finally:
-        await conn.close()
+    await s.store_completed_steps(db_dsn, corr, steps)
     good = s.snapshot(str(corr), {f"k{n}": n for n in range(2000)}, captured_at=s.ts(-2))
     state = s.snapshot(
         str(corr),
