@@ -4,7 +4,8 @@ Owns :func:`create_app`: the pages of :mod:`.pages` on their paths, the static f
 stylesheet and the one small script, served from the package: no CDN, no build step), the
 middlewares of :mod:`.security` (outermost first: security headers on every response, GET
 and HEAD only, credentials or a loopback ``Host``), and the error pages: 400 for a parameter
-a page cannot use, 404 for an unknown path or id, 503 when the database is unavailable, 500
+a page cannot use, 404 for an unknown path or id, 503 when the database is unavailable or
+a page has no answer within its deadline (waiting for a pool connection included), 500
 for anything else -- each a page of the view, never a traceback.
 
 Guarantees: no route accepts a method that writes; an error page names the problem, not
@@ -14,7 +15,10 @@ guaranteed: anything about the pages' content (:mod:`.pages`).
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 import structlog
 from starlette.applications import Starlette
@@ -39,9 +43,14 @@ from debug_sink.ui.security import (
 )
 from debug_sink.version import package_version
 
-__all__ = ["create_app"]
+__all__ = ["PAGE_DEADLINE_S", "create_app"]
 
 log = structlog.get_logger("debug_sink")
+
+#: A page's answer within this many seconds, or a 503 (see :func:`create_app`).
+PAGE_DEADLINE_S: Final = 20.0
+
+_Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 async def _home(request: Request) -> Response:
@@ -95,20 +104,46 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(queries: DebugQueries, pool: Any, *, access: Access, scraper: Scraper) -> Starlette:
+def _within(deadline_s: float, endpoint: _Endpoint) -> _Endpoint:
+    """``endpoint`` cut off after ``deadline_s`` seconds: its ``TimeoutError`` is the 503 of
+    :func:`_unavailable` (the waits it cuts are the database's: a pool connection, a query;
+    a cancelled query is cancelled on the server too)."""
+
+    @functools.wraps(endpoint)
+    async def page(request: Request) -> Response:
+        async with asyncio.timeout(deadline_s):
+            return await endpoint(request)
+
+    return page
+
+
+def create_app(
+    queries: DebugQueries,
+    pool: Any,
+    *,
+    access: Access,
+    scraper: Scraper,
+    deadline_s: float = PAGE_DEADLINE_S,
+) -> Starlette:
     """The web view over ``queries`` (and ``pool``, the same read-only pool, for the dead
-    letters); ``scraper`` reads the sinks' ``/metrics`` for the Live page."""
+    letters); ``scraper`` reads the sinks' ``/metrics`` for the Live page. Each page answers
+    within ``deadline_s`` seconds, waiting for a pool connection included, or is a 503: with
+    the database slow, requests beyond the pool's size must not queue without a bound."""
+
+    def route(path: str, endpoint: _Endpoint) -> Route:
+        return Route(path, _within(deadline_s, endpoint))
+
     routes = [
         Route("/", _home),
-        Route("/workflows", pages.workflows),
-        Route("/workflows/{correlation_id}", pages.workflow),
-        Route("/events/{event_id}", pages.event),
-        Route("/events/{event_id}/json", pages.event_json),
-        Route("/known-fixes", pages.known_fixes),
-        Route("/dead-letters", pages.dead_letters),
-        Route("/dead-letters/{letter_id}", pages.dead_letter),
-        Route("/live", pages.live),
-        Route("/healthz", pages.healthz),
+        route("/workflows", pages.workflows),
+        route("/workflows/{correlation_id}", pages.workflow),
+        route("/events/{event_id}", pages.event),
+        route("/events/{event_id}/json", pages.event_json),
+        route("/known-fixes", pages.known_fixes),
+        route("/dead-letters", pages.dead_letters),
+        route("/dead-letters/{letter_id}", pages.dead_letter),
+        route("/live", pages.live),
+        route("/healthz", pages.healthz),
         Mount("/static", StaticFiles(packages=[("debug_sink.ui", "static")]), name="static"),
     ]
     app = Starlette(

@@ -32,7 +32,7 @@ from debug_sink.errors import ConfigurationError
 from debug_sink.lifecycle import Lifecycle
 from debug_sink.read.queries import DebugQueries, init_read_only
 from debug_sink.settings import ENV_PREFIX, Settings
-from debug_sink.ui.app import create_app
+from debug_sink.ui.app import PAGE_DEADLINE_S, create_app
 from debug_sink.ui.live import Scraper
 from debug_sink.ui.security import Access, check_bind
 
@@ -45,6 +45,10 @@ _POOL_SIZE: Final = 4
 #: A page's query that runs longer is cancelled (the page says so): a view must not pile up
 #: slow queries on a busy database.
 _STATEMENT_TIMEOUT_S: Final = 15.0
+#: A page with no answer within this many seconds, waiting for one of the pool's connections
+#: included, is a 503: with the database slow (a lock held on a table), the requests beyond
+#: the pool's size would otherwise queue a statement timeout per batch of ``_POOL_SIZE``.
+_PAGE_DEADLINE_S: Final = PAGE_DEADLINE_S
 
 
 async def init_view_connection(conn: asyncpg.Connection) -> None:
@@ -118,6 +122,7 @@ class WebView(Lifecycle):
                 self._pool,
                 access=self.access,
                 scraper=Scraper(settings.ui_metrics_urls),
+                deadline_s=_PAGE_DEADLINE_S,
             )
             config = uvicorn.Config(
                 app,
