@@ -348,7 +348,16 @@ class TestEveryRecordAccountedFor:
         topics, consumer group, database and sink run. Not shrunk: one example is a sink
         run of several seconds; a failure prints the generated list."""
         async with _database(pg_dsn, template_db) as db_dsn:
-            await _account(db_dsn, kafka_names(kafka_bootstrap), specs)
+            # A record the broker misplaced (checked before the sink runs) is the broker's
+            # flake, not the sink's: the example is produced again on fresh topics, at most
+            # twice more; a broker that keeps misplacing still fails the test.
+            for attempt in range(3):
+                try:
+                    await _account(db_dsn, kafka_names(kafka_bootstrap), specs)
+                    break
+                except h.MisplacedByBroker:
+                    if attempt == 2:
+                        raise
 
 
 class TestRegressions:
