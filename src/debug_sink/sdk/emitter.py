@@ -71,7 +71,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -188,6 +188,10 @@ class EmitterStats:
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
 
+_OWN_LOOP_POLL: Final = 0.05
+"""Seconds between checks that the loop another thread's call was handed to still runs."""
+
+
 class Emitter(Lifecycle):
     """Sends event models to Kafka through a bounded queue; see the module docstring.
 
@@ -258,7 +262,7 @@ class Emitter(Lifecycle):
                 return False
             self._epoch += 1
             task, self._task = self._task, None
-            if task is not None and not task.done():
+            if task is not None and not task.done() and not task.get_loop().is_closed():
                 task.cancel()  # on a loop that no longer runs: it never resumes
             self._abandon_transport()
             self._queue.bind(loop)
@@ -273,10 +277,36 @@ class Emitter(Lifecycle):
         self._loop = self._task = None
         self._abandon_transport()
 
-    async def _on_own_loop(self, call: Coroutine[Any, Any, T]) -> T:
-        """Run ``call`` on the emitter's loop, which runs in another thread."""
-        assert self._loop is not None
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call, self._loop))
+    async def _on_own_loop(self, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run ``call()`` on the emitter's loop, which runs in another thread.
+
+        That loop may end meanwhile: its ``asyncio.run`` cancels what is left on it, or it
+        stops before it ran ``call()`` at all. Then, unless this caller was cancelled
+        itself, ``call()`` runs again from here, where the emitter is free for this loop to
+        take over (:meth:`_bind`). Cancelling this caller cancels ``call()`` over there.
+        """
+        loop = self._loop
+        assert loop is not None
+        work = call()
+        try:
+            future = asyncio.run_coroutine_threadsafe(work, loop)
+        except RuntimeError:  # that loop is closed
+            work.close()
+            return await call()
+        waiting = asyncio.wrap_future(future)
+        try:
+            while not waiting.done():
+                await asyncio.wait({waiting}, timeout=_OWN_LOOP_POLL)
+                if not waiting.done() and not loop.is_running():
+                    future.cancel()  # it never runs there now
+                    return await call()
+        except BaseException:
+            future.cancel()
+            raise
+        try:
+            return waiting.result()
+        except asyncio.CancelledError:  # by that loop's shutdown: this caller was not
+            return await call()
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event emitted so far is acknowledged or dropped.
@@ -286,7 +316,7 @@ class Emitter(Lifecycle):
         if self._queue.count == 0:
             return True
         if not self._bind():
-            return await self._on_own_loop(self.flush(timeout))
+            return await self._on_own_loop(lambda: self.flush(timeout))
         self._ensure_started()
         try:
             await asyncio.wait_for(self._queue.wait_until_empty(), timeout)
@@ -308,7 +338,7 @@ class Emitter(Lifecycle):
         if self._closed:
             return
         if not self._bind():
-            await self._on_own_loop(self.close(timeout))
+            await self._on_own_loop(lambda: self.close(timeout))
             return
         wait = self.config.close_timeout if timeout is None else timeout
         self._stop_by = time.monotonic() + wait

@@ -469,6 +469,46 @@ class TestThreads:
         assert max(at_once) == 1, f"{max(at_once)} loops bound the emitter at once"
         assert emitter.stats.sent == threads * calls, emitter.stats
 
+    def test_a_flush_handed_to_a_loop_that_ends_finishes_on_the_callers_loop(self) -> None:
+        """Thread B's flush runs on thread A's loop, which holds the emitter; A's
+        ``asyncio.run`` then ends and cancels it there. B was not cancelled: its flush goes
+        on from B's loop (which takes the emitter over) and returns True, where it raised
+        CancelledError in B's agent before."""
+        emitter = MemoryEmitter(SETTINGS)
+        emitter.paused = True  # nothing is sent while A holds the emitter
+        bound, handed, a_ended = threading.Event(), threading.Event(), threading.Event()
+
+        async def agent_a() -> None:
+            await emitter.emit(snapshot(0))
+            bound.set()
+            await asyncio.to_thread(handed.wait, 10)
+
+        async def agent_b() -> bool:
+            await asyncio.to_thread(bound.wait, 10)
+            await emitter.emit(snapshot(1))
+            flushing = asyncio.ensure_future(emitter.flush(timeout=10))
+            await asyncio.sleep(0.2)  # the flush now waits on A's loop
+            assert emitter._loop is not asyncio.get_running_loop()
+            handed.set()
+            await asyncio.to_thread(a_ended.wait, 10)
+            emitter.paused = False
+            return await flushing
+
+        def run_a() -> None:
+            try:
+                asyncio.run(agent_a())
+            finally:
+                a_ended.set()
+
+        a = threading.Thread(target=run_a)
+        a.start()
+        try:
+            assert in_thread(lambda: asyncio.run(agent_b())) is True
+        finally:
+            handed.set()
+            a.join(10)
+        assert emitter.stats.sent == 2, emitter.stats
+
 
 class TestCancellation:
     """What a cancellation interrupts is counted (``cancelled``), and it propagates."""
