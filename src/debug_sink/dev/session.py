@@ -43,10 +43,10 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
@@ -58,6 +58,7 @@ from debug_sink.dev.embedded import (
     check_run_as,
     free_port,
     port_in_use,
+    stop_signals_held,
 )
 from debug_sink.dev.status import StatusLine
 from debug_sink.errors import EmbeddedServiceError
@@ -65,6 +66,8 @@ from debug_sink.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
     from debug_sink.dev.demo import DemoFleet
+
+T = TypeVar("T")
 
 log = structlog.get_logger("debug_sink.dev")
 
@@ -536,7 +539,7 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
         signals.check()
         settings = _dev_settings(pg, kafka, metrics_port)
         with steps.step("schema") as result:
-            applied, released = asyncio.run(_prepare_database(settings))
+            applied, released = _run(_prepare_database(settings))
             result[0] = f"migrated ({applied} applied)" if applied else "up to date"
             if released:
                 result[0] += f"; wrote {released} events parked by an earlier run"
@@ -547,7 +550,7 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
             result[0] = f"ready on {kafka.bootstrap_servers} (Tansu, in memory)"
         signals.check()
         with steps.step("topics") as result:
-            count = asyncio.run(_create_topics(settings, DEV_PARTITIONS))
+            count = _run(_create_topics(settings, DEV_PARTITIONS))
             result[0] = f"{count} topics x {DEV_PARTITIONS} partitions"
         signals.check()
         ui = _ui_settings(settings, ui_port) if ui_port is not None else None
@@ -555,7 +558,7 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
         # From here on SIGINT/SIGTERM are handled by the event loop (orderly stop).
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)
-        left = asyncio.run(_serve(settings, options, out, banner=banner, ui=ui))
+        left = _run(_serve(settings, options, out, banner=banner, ui=ui))
         if left is None:
             out.write("  could not tell whether events were still unread in the topics\n")
         elif left:
@@ -575,6 +578,30 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
         stack.close()
         out.write("debug-sink dev stopped\n")
         out.flush()
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, with the loop made and closed while SIGINT and SIGTERM are held.
+
+    During start-up a signal raises at once, wherever the process is (:class:`_StartUpSignals`).
+    Raised inside the loop's constructor, it left a half-made loop whose ``__del__`` printed
+    a traceback ("Exception ignored in BaseEventLoop.__del__") under the orderly stop's
+    output. Held, the signal arrives right after, and ends the start-up the same way.
+    """
+    loop: asyncio.AbstractEventLoop | None = None
+    runner = None
+    try:
+        with stop_signals_held():
+            loop = asyncio.new_event_loop()
+        runner = asyncio.Runner(loop_factory=lambda: loop)
+        return runner.run(main)
+    finally:
+        with stop_signals_held():
+            if runner is not None:
+                runner.close()
+            if loop is not None and not loop.is_closed():
+                loop.close()
+            main.close()  # never awaited when a signal came first: no warning about it
 
 
 def _stopping(out: TextIO, what: str, stop: Callable[[], None]) -> None:
