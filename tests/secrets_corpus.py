@@ -30,6 +30,8 @@ SECRETS: dict[str, str] = {
     "url_password": "hunter2-URL-pass",
     "dsn_password": "s3cr3t-DSN-pass",
     "pem": "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw",
+    "mysql_password": "Myq-pw_7Hq2xLr9",
+    "curl_password": "cUrl-pw_4Kd8mZt1",
 }
 
 
@@ -51,6 +53,8 @@ def carriers() -> dict[str, str]:
         "url_password": f"connect to postgresql://agent:{s['url_password']}@db:5432/app",
         "dsn_password": f"host=db user=agent password={s['dsn_password']} dbname=app",
         "pem": f"-----BEGIN RSA PRIVATE KEY-----\n{s['pem']}\n-----END RSA PRIVATE KEY-----",
+        "mysql_password": f"mysql -h db -u agent -p{s['mysql_password']} app < dump.sql",
+        "curl_password": f"curl -sS -u agent:{s['curl_password']} https://api.example.com/v1",
     }
 
 

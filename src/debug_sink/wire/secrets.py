@@ -15,6 +15,8 @@ The formats:
   ``AIza…``), the secret that follows an AWS access key id, ``Authorization``/``Bearer``/
   ``Basic`` values, whole PEM private-key blocks, and ``key=value`` / ``key: value`` pairs in
   text whose key is a secret's name (libpq DSNs ``password=…``, query strings, log lines);
+- passwords given on command lines by the options of well-known tools (``mysql -pX``,
+  ``curl -u user:X``, ``sshpass -p X``, ``docker login -p X``: :mod:`~debug_sink.wire.commands`);
 - operator-configured extra patterns (``DEBUG_SINK_REDACT_VALUE_PATTERNS``).
 
 Guarantees: only the secret is replaced (``Bearer [REDACTED]``, ``postgresql://u:[REDACTED]@h``),
@@ -28,10 +30,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from debug_sink.errors import ConfigurationError
+from debug_sink.wire import commands
 
 __all__ = [
     "REDACTED",
@@ -199,6 +202,8 @@ PREFILTER: Final = (
     r"|(?:hf|npm|dop_v1|shpat|shpss)_[A-Za-z0-9_-]{20,}"
     rf"|(?i:(?:bearer|basic|digest){_WS}+[A-Za-z0-9._~+/=-]{{8,}})"
     r"|PRIVATE KEY|PuTTY-User-Key-File"
+    # A tool whose options carry passwords on a command line (mysql -pX, curl -u u:X).
+    rf"|{commands.PREFILTER}"
     # Secret-named pairs: a name with a secret word where is_secret_key looks for it
     # (db_password1, client_secrets, Set-Cookie, X-Api-Key, api_key_id), then "=" or ":"
     # -- or, after the escaped quote of a JSON text inside a string, "," too: ["X-Api-Key",
@@ -311,10 +316,12 @@ class SecretScrubber:
         for pattern, by_group in self._patterns:
             if pattern.search(result) is not None:
                 result = pattern.sub(_replace if by_group else _replace_all, result)
+        if commands.has_tool(result):
+            result = _replaced(result, _command_spans(result))
         if ("=" in result or ":" in result or "-" in result) and _PAIR_NAME.search(
             result
         ) is not None:
-            result = _scrub_pairs(result)
+            result = _replaced(result, _pair_spans(result))
         return text if result == text else result
 
     def scrub_bytes(self, data: bytes) -> bytes:
@@ -325,16 +332,13 @@ class SecretScrubber:
         return data if scrubbed is text else scrubbed.encode("latin-1", "replace")
 
 
-def _scrub_pairs(text: str) -> str:
-    """``text`` with the value of every secret-named pair replaced."""
+def _replaced(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
+    """``text`` with each span ``(start, end, replacement)`` (in order; one starting inside
+    the previous is skipped) replaced; the same object when there is none."""
     out: list[str] = []
     last = 0
-    for match in _PAIR_NAME.finditer(text):
-        if match.start() < last or not is_secret_key(match.group(3)):
-            continue  # inside a value replaced already, or not a secret's name
-        start = match.end()
-        end, replacement = _pair_value(text, start)
-        if end == start or "REDACTED" in text[start:end]:
+    for start, end, replacement in spans:
+        if start < last:
             continue
         out.append(text[last:start])
         out.append(replacement)
@@ -343,6 +347,27 @@ def _scrub_pairs(text: str) -> str:
         return text
     out.append(text[last:])
     return "".join(out)
+
+
+def _command_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """The passwords that tools' options carry on a command line, not replaced yet."""
+    for start, end in commands.secret_spans(text, is_secret_key):
+        if text[start:end] != REDACTED:
+            yield start, end, REDACTED
+
+
+def _pair_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """The value of every secret-named pair, and what replaces it."""
+    last = 0
+    for match in _PAIR_NAME.finditer(text):
+        if match.start() < last or not is_secret_key(match.group(3)):
+            continue  # inside a value replaced already, or not a secret's name
+        start = match.end()
+        end, replacement = _pair_value(text, start)
+        if end == start or "REDACTED" in text[start:end]:
+            continue
+        yield start, end, replacement
+        last = end
 
 
 def _pair_value(text: str, start: int) -> tuple[int, str]:

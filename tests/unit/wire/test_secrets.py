@@ -271,6 +271,122 @@ class TestPairs:
         assert b"arr-6y5t4r3e2w" not in redacted
 
 
+class TestCommandLines:
+    """Passwords that the options of well-known tools carry on a command line, where no
+    secret's name appears (debug_sink.wire.commands)."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("mysql -h db -u root -pS3cret9 app", "mysql -h db -u root -p[REDACTED] app"),
+            ("mysqldump -uroot -p'Two Words' app", "mysqldump -uroot -p'[REDACTED]' app"),
+            ("mariadb-dump -pS3cret9 app", "mariadb-dump -p[REDACTED] app"),
+            ("curl -u admin:S3cret9 https://x", "curl -u admin:[REDACTED] https://x"),
+            ("curl --user=admin:S3cret9 x", "curl --user=admin:[REDACTED] x"),
+            ("curl -sSu 'admin:S3 cret' x", "curl -sSu 'admin:[REDACTED]' x"),
+            ("curl -fsSLuadmin:S3cret9 x", "curl -fsSLuadmin:[REDACTED] x"),
+            ("mysql -upostgres -pS3cret9", "mysql -upostgres -p[REDACTED]"),
+            ("curl -U proxy:S3cret9 x", "curl -U proxy:[REDACTED] x"),
+            ("curl -u 'admin:S3 cret' x", "curl -u 'admin:[REDACTED]' x"),
+            ("sshpass -p S3cret9 ssh host", "sshpass -p [REDACTED] ssh host"),
+            ("sshpass -pS3cret9 ssh host", "sshpass -p[REDACTED] ssh host"),
+            ("redis-cli -h cache -a S3cret9 ping", "redis-cli -h cache -a [REDACTED] ping"),
+            ("mongosh -u admin -p S3cret9", "mongosh -u admin -p [REDACTED]"),
+            ("docker login -u me -p S3cret9 reg.io", "docker login -u me -p [REDACTED] reg.io"),
+            (
+                "docker -H tcp://d:2375 login -p S3cret9",
+                "docker -H tcp://d:2375 login -p [REDACTED]",
+            ),
+            ("helm registry login -p S3cret9 r.io", "helm registry login -p [REDACTED] r.io"),
+            ("htpasswd -b .htpasswd alice S3cret9", "htpasswd -b .htpasswd alice [REDACTED]"),
+            ("htpasswd -nb alice S3cret9", "htpasswd -nb alice [REDACTED]"),
+            ("htpasswd -C 10 -Bb f alice S3cret9", "htpasswd -C 10 -Bb f alice [REDACTED]"),
+            ("smbclient -U corp/bob%S3cret9 //h/s", "smbclient -U corp/bob%[REDACTED] //h/s"),
+            ("lftp -u bob,S3cret9 ftp://h", "lftp -u bob,[REDACTED] ftp://h"),
+            ("zip -P S3cret9 a.zip f", "zip -P [REDACTED] a.zip f"),
+            ("unzip -P S3cret9 a.zip", "unzip -P [REDACTED] a.zip"),
+            ("7z a -pS3cret9 a.7z f", "7z a -p[REDACTED] a.7z f"),
+            ("openssl enc -aes256 -k S3cret9 -in f", "openssl enc -aes256 -k [REDACTED] -in f"),
+            ("sqlcmd -S h -U sa -P S3cret9 -Q x", "sqlcmd -S h -U sa -P [REDACTED] -Q x"),
+            (
+                "ldapsearch -x -D cn=a -w S3cret9 -b dc=x",
+                "ldapsearch -x -D cn=a -w [REDACTED] -b dc=x",
+            ),
+            ("ssh-keygen -t ed25519 -N S3cret9 -f k", "ssh-keygen -t ed25519 -N [REDACTED] -f k"),
+            (
+                "nmcli dev wifi connect Home password S3cret9",
+                "nmcli dev wifi connect Home password [REDACTED]",
+            ),
+            (
+                "aws configure set aws_secret_access_key S3cret9",
+                "aws configure set aws_secret_access_key [REDACTED]",
+            ),
+            ("aws configure set region eu-west-1", "aws configure set region eu-west-1"),
+            ("npm config set _authToken S3cret9", "npm config set _authToken [REDACTED]"),
+            ("gh secret set API --body S3cret9", "gh secret set API --body [REDACTED]"),
+            (
+                "kubectl create secret generic db --from-literal=pw=S3cret9",
+                "kubectl create secret generic db --from-literal=pw=[REDACTED]",
+            ),
+            # The tool inside another command's words, after a path, across a continuation.
+            ("sudo /usr/bin/mysql -pS3cret9", "sudo /usr/bin/mysql -p[REDACTED]"),
+            ('bash -c "mysql -uroot -pS3cret9"', 'bash -c "mysql -uroot -p[REDACTED]"'),
+            ("docker exec -it db mysql -pS3cret9", "docker exec -it db mysql -p[REDACTED]"),
+            (
+                "sshpass -p S3cret9 ssh h mysql -pS3cret8",
+                "sshpass -p [REDACTED] ssh h mysql -p[REDACTED]",
+            ),
+            ("mysql \\\n  -pS3cret9 app", "mysql \\\n  -p[REDACTED] app"),
+            ("mysql.exe -pS3cret9", "mysql.exe -p[REDACTED]"),
+            ("cd /app && mysql -pS3cret9; ls -p x", "cd /app && mysql -p[REDACTED]; ls -p x"),
+        ],
+    )
+    def test_the_password_option_of_a_tool(self, text: str, expected: str) -> None:
+        scrubber = SecretScrubber()
+        assert scrubber.may_contain(orjson.dumps({"command": text}))
+        assert scrubber.scrub(text) == expected
+        assert scrubber.scrub(expected) == expected  # idempotent
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "ssh -p 2222 host",
+            "docker run -p 8080:80 nginx",
+            "mkdir -p /tmp/x && cp -a src dst",
+            "mysql -p app",  # prompts: the next word is the database
+            "curl -u admin https://x",  # prompts for the password
+            "zip -r a.zip dir",
+            "curl -sSo out.txt -H x:y https://x",  # -o's value, not a cluster with -u
+            "curl -sX POST -d u:p https://x",
+            "7z a -r a.7z dir",
+            "I use mysql -- and curl -- every day",
+            "docker login registry.example.com",
+            "ls -p | mysql",
+            "mysql; -pNotAnOption",
+        ],
+    )
+    def test_other_options_and_prose_are_kept(self, text: str) -> None:
+        assert SecretScrubber().scrub(text) is text
+
+    def test_many_commands_in_one_text(self) -> None:
+        """Every command of a long script is walked (each word read a bounded number of
+        times), and none of its passwords is left."""
+        text = "\n".join(
+            f"mysql -u u{i} -pPw{i:05d}x db{i}; curl -u a:Cu{i:05d}y h" for i in range(5000)
+        )
+        out = SecretScrubber().scrub(text)
+        assert "Pw0" not in out
+        assert "Cu0" not in out
+        assert out.count(REDACTED) == 10_000
+
+    def test_a_word_list_longer_than_a_walk(self) -> None:
+        """A walk reads at most MAX_WORDS words; the tool named again later starts another."""
+        filler = " -v" * 100
+        text = f"mysql{filler} -pLost1234 ; mysql{filler[:30]} -pFound123"
+        out = SecretScrubber().scrub(text)
+        assert "Found123" not in out
+
+
 class TestSafeName:
     def test_a_name_with_a_secret_in_it(self) -> None:
         assert safe_name("debug.sk-proj-Zq7Wx3Rt9Yp2Lm5Nb8Vc4Kd6") == "debug.[REDACTED]"
