@@ -188,8 +188,8 @@ class EmitterStats:
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
 
-_OWN_LOOP_POLL: Final = 0.05
-"""Seconds between checks that the loop another thread's call was handed to still runs."""
+_OWN_LOOP_POLL: Final = 0.01
+"""Seconds between looks, from another thread's loop, at the emitter's loop and queue."""
 
 
 class Emitter(Lifecycle):
@@ -316,12 +316,27 @@ class Emitter(Lifecycle):
         if self._queue.count == 0:
             return True
         if not self._bind():
-            return await self._on_own_loop(lambda: self.flush(timeout))
+            return await self._flush_from_another_thread(timeout)
         self._ensure_started()
         try:
             await asyncio.wait_for(self._queue.wait_until_empty(), timeout)
         except TimeoutError:
             return False
+        return True
+
+    async def _flush_from_another_thread(self, timeout: float | None) -> bool:
+        """:meth:`flush` while the emitter's loop runs in another thread: its queue is
+        watched from here, so nothing is left on that loop (a flush handed to it was
+        cancelled, or never run, when that loop ended first). When that loop ends, this
+        one takes the emitter over and the flush goes on here."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue.count:
+            if self._bind():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                return await self.flush(left)
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_OWN_LOOP_POLL)
         return True
 
     async def close(self, timeout: float | None = None) -> None:
