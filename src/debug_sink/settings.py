@@ -176,7 +176,8 @@ class Settings(BaseSettings):
         ge=4096,
         le=64 << 20,
         description="Largest dead letter kept (value, key and headers): a larger one is cut, "
-        "with its size and SHA-256 in its headers. Keep it under the broker's message limit.",
+        "with its size (and SHA-256, when nothing was redacted) in its headers. Keep it under "
+        "the broker's message limit.",
     )
 
     # References, jobs

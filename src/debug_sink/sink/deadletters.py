@@ -15,9 +15,11 @@ What a letter keeps of its message (:class:`Letters`):
   redacted and re-encoded: :func:`~debug_sink.otlp.redact.redact_request`). The raw bytes of
   a message that held a secret are not kept anywhere. A value that cannot be read well
   enough to redact (broken JSON, binary data) and that names a secret is not kept at all:
-  the letter says so, with the value's size and SHA-256 (``debug-sink.truncated``);
+  the letter says so, with the value's size (``debug-sink.truncated``);
 - at most ``max_bytes`` of value, key and headers together: a larger message is cut, and its
-  headers say so (``debug-sink.truncated``: the original size and SHA-256);
+  headers say so (``debug-sink.truncated``: the original size, and its SHA-256 when nothing
+  in it was redacted -- a hash of a message that held a secret would let anyone who can
+  guess the rest confirm a guess of the secret);
 - headers as text that PostgreSQL's jsonb stores: invalid UTF-8 and NUL escaped (``\\xNN``),
   a null value kept as null, repeated keys kept in order; values redacted;
 - the reason, redacted, never more than a few thousand characters;
@@ -64,7 +66,8 @@ DLQ_HEADERS = (
     "__connect.errors.exception.message",
 )
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-#: Set when a letter's value was cut: ``original_bytes=N sha256=HEX``.
+#: Set when a letter's value was cut: ``original_bytes=N sha256=HEX``, without ``sha256``
+#: when the value was redacted or withheld.
 TRUNCATED_HEADER: Final = "debug-sink.truncated"
 #: Set when the letter is one event of a message that carries several (an OTLP span): its
 #: index among them.
@@ -79,7 +82,7 @@ _SHRINK_ATTEMPTS: Final = 6
 #: Added to the reason of a letter whose value is not kept (:meth:`Letters.make`).
 _WITHHELD: Final = (
     " [the message is not kept: it cannot be read well enough to redact (not JSON, or "
-    "binary) and it names a secret; its size and SHA-256 are in debug-sink.truncated]"
+    "binary) and it names a secret; its size is in debug-sink.truncated]"
 )
 
 
@@ -99,8 +102,9 @@ class DeadLetter:
     timestamp_ms: int | None
     error_class: str
     reason: str
-    #: ``(original size, SHA-256 hex)`` when the value was cut.
-    truncated: tuple[int, str] | None = None
+    #: ``(original size, SHA-256 hex)`` when the value was cut; no SHA-256 (None) when the
+    #: value was redacted or withheld.
+    truncated: tuple[int, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +172,11 @@ class Letters:
             withheld = safe is None
             value = b"" if safe is None else safe
             if safe is None or len(value) > room:
-                truncated = (len(original), hashlib.sha256(original).hexdigest())
+                unchanged = safe is not None and safe == original
+                truncated = (
+                    len(original),
+                    hashlib.sha256(original).hexdigest() if unchanged else None,
+                )
                 value = value[:room]
         # The note goes on after the reason is cut: NULs written as "\x00" lengthen it.
         chars = _MAX_REASON - (len(_WITHHELD) if withheld else 0)
@@ -297,8 +305,13 @@ def _kafka_headers(d: DeadLetter, value: bytes | None) -> list[tuple[str, bytes 
     if note is None and value is not None and d.value is not None and len(value) < len(d.value):
         note = (len(d.value), hashlib.sha256(d.value).hexdigest())  # cut to fit the broker
     if note is not None:
-        headers.append((TRUNCATED_HEADER, f"original_bytes={note[0]} sha256={note[1]}".encode()))
+        headers.append((TRUNCATED_HEADER, _truncated_note(note).encode()))
     return headers
+
+
+def _truncated_note(note: tuple[int, str | None]) -> str:
+    size, digest = note
+    return f"original_bytes={size}" + ("" if digest is None else f" sha256={digest}")
 
 
 def _record_time(timestamp_ms: int | None) -> datetime | None:
@@ -326,8 +339,7 @@ def _headers_json(letter: DeadLetter) -> dict[str, Any] | None:
         else:
             out[key] = text
     if letter.truncated is not None:
-        size, digest = letter.truncated
-        out[TRUNCATED_HEADER] = f"original_bytes={size} sha256={digest}"
+        out[TRUNCATED_HEADER] = _truncated_note(letter.truncated)
     return out or None
 
 

@@ -4,10 +4,12 @@ PostgreSQL in tests/integration."""
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 
 from debug_sink.sink.batch import Origin
-from debug_sink.sink.deadletters import DeadLetter, Letters
+from debug_sink.sink.deadletters import TRUNCATED_HEADER, DeadLetter, Letters, _headers_json
 
 ORIGIN = Origin("debug.error_events", 0, 7)
 TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
@@ -77,6 +79,27 @@ def test_a_withheld_message_says_so_whatever_its_reason_holds() -> None:
         reason="bad\x00" * 2000,
     )
     assert made.value == b""
-    assert made.reason.endswith("SHA-256 are in debug-sink.truncated]")
+    assert made.reason.endswith("its size is in debug-sink.truncated]")
+    assert made.truncated == (26, None)
     assert "\x00" not in made.reason
     assert len(made.reason) <= 4000
+
+
+def test_a_cut_letter_hashes_its_message_only_when_nothing_was_redacted() -> None:
+    """The SHA-256 in debug-sink.truncated identifies the message as sent. Of a message
+    that held a secret it would let anyone who can guess the rest confirm a guess of the
+    secret (a short password in a known template), so such a letter gives only the size."""
+    clean = orjson.dumps({"error_message": "x" * 50_000})
+    made = letter(clean, max_bytes=10_000)
+    assert made.truncated == (len(clean), hashlib.sha256(clean).hexdigest())
+    assert _headers_json(made) == {
+        TRUNCATED_HEADER: f"original_bytes={len(clean)} sha256={hashlib.sha256(clean).hexdigest()}"
+    }
+
+    secret = orjson.dumps({"password": "1234", "error_message": "x" * 50_000})
+    made = letter(secret, max_bytes=10_000)
+    assert made.value is not None
+    assert b"1234" not in made.value
+    assert made.truncated == (len(secret), None)
+    assert _headers_json(made) == {TRUNCATED_HEADER: f"original_bytes={len(secret)}"}
+    assert hashlib.sha256(secret).hexdigest() not in str(made)
