@@ -194,6 +194,7 @@ def decode(
         what = "null (a tombstone)" if value is None else "empty"
         return Rejected(ErrorClass.EMPTY, f"the message value is {what}")
 
+    value = _unframed(value)
     try:
         obj = parse_json(value)
     except orjson.JSONDecodeError as exc:
@@ -374,6 +375,24 @@ def _metadata_with_ids(
     if session_id is not None:
         result["session_id"] = session_id
     return result
+
+
+#: A UTF-8 byte order mark, which some encoders write first (.NET's UTF8Encoding(true),
+#: Windows tools); JSON allows a reader to ignore it (RFC 8259, 8.1), orjson refuses it.
+_BOM: Final = b"\xef\xbb\xbf"
+#: Confluent Schema Registry's framing: a zero magic byte and a 4-byte schema id before the
+#: JSON (what its JSON Schema serializers produce, in every language).
+_SCHEMA_REGISTRY_HEADER: Final = 5
+
+
+def _unframed(value: bytes) -> bytes:
+    """The JSON of a message: without a Schema Registry header or a byte order mark. Valid
+    JSON starts with neither a zero byte nor a BOM's, so no message is read differently."""
+    if value[0] == 0 and len(value) > _SCHEMA_REGISTRY_HEADER:
+        value = value[_SCHEMA_REGISTRY_HEADER:]
+    if value[:3] == _BOM:
+        value = value[3:]
+    return value
 
 
 def _not_json(value: bytes, exc: orjson.JSONDecodeError, config: ValidationConfig) -> Rejected:

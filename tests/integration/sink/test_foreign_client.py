@@ -224,6 +224,40 @@ async def test_confluent_kafka_producer_accepted_the_same(
     assert orjson.loads(letter["headers"])["trace-id"].startswith("segment-")
 
 
+async def test_schema_registry_framing_and_a_byte_order_mark_are_read_as_plain_json(
+    db_dsn: str, other_db: str, kafka: Any, kafka_bootstrap: str
+) -> None:
+    """A producer using Confluent Schema Registry's JSON serializer sends a zero byte and a
+    4-byte schema id before the JSON; some encoders write a UTF-8 byte order mark first.
+    Sent framed by librdkafka, the events become the rows the same JSON sent plain by
+    aiokafka becomes -- not dead letters (what they were before)."""
+    other = kafka_names(kafka_bootstrap)
+    await s.create_topics(kafka, partitions=1)
+    await s.create_topics(other, partitions=1)
+    plain = [m for m in _segment(0) if m[1] is not None and m[1].endswith(b"}")]
+    frames = [b"\x00" + (7).to_bytes(4, "big"), b"\xef\xbb\xbf", b"\x00\x00\x01\x00\x00"]
+    framed = [
+        (kind, frames[i % len(frames)] + value, key, headers)
+        for i, (kind, value, key, headers) in enumerate(plain)
+        if value is not None
+    ]
+    await asyncio.to_thread(
+        _confluent_produce, kafka.bootstrap_servers, kafka.topic_prefix, [("none", framed)]
+    )
+    await _aiokafka_produce(kafka_bootstrap, other.topic_prefix, [("none", plain)])
+
+    await asyncio.gather(
+        s.run_sink(s.sink_settings(db_dsn, kafka)), s.run_sink(s.sink_settings(other_db, other))
+    )
+    foreign = await _contents(db_dsn, kafka.topic_prefix)
+    native = await _contents(other_db, other.topic_prefix)
+    assert foreign["sink_dead_letters"] == []
+    # 9 sent: a snapshot's twin (an alias), a step's two states (one row), an error twice
+    assert sum(len(foreign[t]) for t in s.EVENT_TABLES) == 6
+    for table in (*s.EVENT_TABLES, "sink_snapshot_aliases"):
+        assert foreign[table] == native[table], table
+
+
 def test_every_librdkafka_compression_codec_is_decodable() -> None:
     """Producers built on librdkafka commonly compress with snappy, lz4 or zstd; the sink's
     Kafka client must be able to decompress each (else their partition never advances)."""

@@ -131,6 +131,39 @@ class TestAccepts:
         result = accepted(ERRORS, message(ERRORS, occurred_at="2025-10-11T16:03:27.512+02:00"))
         assert result.event.occurred_at == RECORD_TIME  # type: ignore[union-attr]
 
+    @pytest.mark.parametrize("topic", sorted(EXAMPLES))
+    @pytest.mark.parametrize(
+        "frame",
+        [
+            b"\x00\x00\x00\x00\x07",  # Confluent Schema Registry: magic 0, schema id 7
+            b"\x00\x7f\xff\xff\xff",
+            b"\xef\xbb\xbf",  # a UTF-8 byte order mark
+            b"\x00\x00\x00\x01\x00\xef\xbb\xbf",
+        ],
+    )
+    def test_a_framed_message_is_read_as_its_json(self, topic: str, frame: bytes) -> None:
+        """Producers of other ecosystems frame JSON: Schema Registry serializers put a zero
+        byte and a schema id first, some encoders a byte order mark. The event is the one
+        the plain JSON gives."""
+        plain = accepted(topic, EXAMPLES[topic])
+        framed = accepted(topic, frame + orjson.dumps(EXAMPLES[topic]))
+        assert framed.event == plain.event
+        assert framed.kind is plain.kind
+
+    @pytest.mark.parametrize(
+        ("value", "error_class"),
+        [
+            (b"\x00\x00\x00\x00\x07", ErrorClass.NOT_JSON),  # a header and nothing after it
+            (b"\x00\x00\x00\x00\x07[1]", ErrorClass.NOT_OBJECT),
+            (b"\xef\xbb\xbf", ErrorClass.EMPTY),
+            (b"\x00{}", ErrorClass.NOT_JSON),  # too short for a header
+        ],
+    )
+    def test_a_frame_around_no_event_is_still_rejected(
+        self, value: bytes, error_class: ErrorClass
+    ) -> None:
+        assert rejected(ERRORS, value).error_class is error_class
+
 
 class TestRecordTimestamp:
     """An event's own timestamp, when absent, is the Kafka record timestamp."""
