@@ -289,8 +289,8 @@ def register(sub: Subparsers) -> None:
     )
     parser.add_argument(
         "--group-id",
-        help="the replay's consumer group (default: debug-sink-replay-<UTC timestamp>); "
-        "an existing replay group without a start option resumes",
+        help="the replay's consumer group (default: debug-sink-replay-<UTC timestamp>-<6 random "
+        "hex digits>); an existing replay group without a start option resumes",
     )
     parser.add_argument(
         "--topics",

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -147,8 +148,11 @@ class ReplaySummary:
 
 
 def default_group_id(now: datetime | None = None) -> str:
+    """A new replay's own group: the time, and 6 random hex digits so that two replays
+    started in the same second (of other topics, by two operators) never share a group
+    (they would split its partitions and its stored offsets between them)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"debug-sink-replay-{stamp}"
+    return f"debug-sink-replay-{stamp}-{secrets.token_hex(3)}"
 
 
 def parse_offsets(text: str) -> dict[tuple[str, int], int]:

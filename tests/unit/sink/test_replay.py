@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -96,6 +97,10 @@ class TestResolveStarts:
         assert plan[0] == PartitionPlan("debug.error_events", 0, 100, 100)
 
 
-def test_default_group_id_is_timestamped() -> None:
+def test_default_group_id_is_timestamped_and_unique() -> None:
+    """Two replays started in the same second get groups of their own."""
     when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-    assert default_group_id(when) == "debug-sink-replay-20260304T050607Z"
+    ids = {default_group_id(when) for _ in range(50)}
+    assert len(ids) == 50
+    for group in ids:
+        assert re.fullmatch(r"debug-sink-replay-20260304T050607Z-[0-9a-f]{6}", group), group
