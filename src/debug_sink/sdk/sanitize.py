@@ -16,14 +16,14 @@ Guarantees:
   strings and keys, and in text (:func:`fit`, :func:`free_text`); a surrogate pair becomes
   the character it encodes. The rest of the value is kept.
 - **No entry is lost to a key made a string.** A key that becomes equal to another key of
-  its object gets a suffix (``"(0, 1) #2"``), as the redactor does with keys it scrubs.
-  (Not covered: an integer key equal to a string key, ``{1: .., "1": ..}``, which orjson
-  writes twice and the last one wins.)
+  its object gets a suffix (``"(0, 1) #2"``), as the redactor does with keys it scrubs --
+  an integer key equal to a string key (``{1: .., "1": ..}``) included.
 - **A value that cannot be JSON at all** (a reference cycle, an integer beyond 64 bits)
   becomes ``{"_unserialisable": true, "_error": ..., "_type": ...}``, logged
   (``sdk_value_unserialisable``).
 - **Cheap when nothing needs mending.** Keys that are not strings and lone surrogates are
-  found and mended only when orjson refuses the value: the value is then walked once.
+  found and mended only when orjson refuses the value (it refuses every key that is not a
+  string): the value is then walked once.
 - **The sink finds nothing to change.** Secrets are redacted with the sink's
   :class:`~debug_sink.wire.redact.Redactor` and a state's hash is
   :func:`~debug_sink.wire.canonical.state_hash` of the redacted state.
@@ -92,6 +92,10 @@ _NUL_ESCAPE: Final = b"\\u0000"
 _REPLACEMENT: Final = "\ufffd"
 _ELLIPSIS: Final = "…"
 _OPTIONS: Final = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+#: For the first try: keys that are not strings refused, so that they are made strings by
+#: the walk, which keeps two keys that would be written alike apart (orjson would write
+#: ``{1: .., "1": ..}`` with the key twice, and a reader keeps the last).
+_STRICT: Final = orjson.OPT_SERIALIZE_NUMPY
 # Containers nested deeper are not walked: orjson refuses more than 254 levels anyway.
 _MAX_MEND_DEPTH: Final = 256
 
@@ -242,7 +246,7 @@ def plain_json(value: Any) -> tuple[Any, bytes]:
     "_error": ..., "_type": ...}``, logged.
     """
     try:
-        data = orjson.dumps(value, default=_default, option=_OPTIONS)
+        data = orjson.dumps(value, default=_default, option=_STRICT)
     except TypeError as refused:
         data = _mended_json(value, refused)
     tree = orjson.loads(data)
@@ -301,7 +305,7 @@ def _mended(value: Any, depth: int, active: set[int]) -> Any:
         finally:
             active.discard(id(value))
     try:
-        orjson.dumps(value, default=_default, option=_OPTIONS)
+        orjson.dumps(value, default=_default, option=_STRICT)
     except TypeError:
         pass
     else:

@@ -252,6 +252,13 @@ class TestKeysAndSurrogates:
         assert tree["k\ufffd"] == "clean key"
         assert tree["k\ufffd #2"] == "mended key"
 
+    def test_an_integer_key_equal_to_a_string_key_keeps_both(self) -> None:
+        """orjson writes {1: .., "1": ..} with "1" twice (a reader keeps the last): the
+        integer key gets a suffix instead, also inside objects orjson writes itself."""
+        tree, data = plain_json({1: "int", "1": "str", "n": [{2: "a", "2": "b"}]})
+        assert tree == {"1 #2": "int", "1": "str", "n": [{"2 #2": "a", "2": "b"}]}
+        assert data.count(b'"1"') == 1
+
     def test_nul_keys_that_collide_keep_both(self) -> None:
         tree, _ = plain_json({"k\x00": 1, "k\ufffd": 2})
         assert tree == {"k\ufffd #2": 1, "k\ufffd": 2}
@@ -267,7 +274,7 @@ class TestKeysAndSurrogates:
             raise AssertionError("walked")
 
         monkeypatch.setattr(sanitize, "_mended", no_walk)
-        tree, _ = plain_json({"a": [1, "é", {2: (3,)}], "when": date(2026, 1, 2)})
+        tree, _ = plain_json({"a": [1, "é", {"2": (3,)}], "when": date(2026, 1, 2)})
         assert tree == {"a": [1, "é", {"2": [3]}], "when": "2026-01-02"}
 
     @pytest.mark.parametrize("levels", [300, 5000])
