@@ -581,7 +581,8 @@ def run_session(options: DevOptions, out: TextIO, *, log_to: Callable[[TextIO], 
 
 
 def _run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)``, with the loop made and closed while SIGINT and SIGTERM are held.
+    """``asyncio.run(main)``, with the loop made (and finally closed) while SIGINT and
+    SIGTERM are held; the runner's own shutdown (cancelling what is left) is not held.
 
     During start-up a signal raises at once, wherever the process is (:class:`_StartUpSignals`).
     Raised inside the loop's constructor, it left a half-made loop whose ``__del__`` printed
@@ -596,12 +597,14 @@ def _run(main: Coroutine[Any, Any, T]) -> T:
         runner = asyncio.Runner(loop_factory=lambda: loop)
         return runner.run(main)
     finally:
-        with stop_signals_held():
+        try:
             if runner is not None:
-                runner.close()
-            if loop is not None and not loop.is_closed():
-                loop.close()
-            main.close()  # never awaited when a signal came first: no warning about it
+                runner.close()  # not held: a shutdown that hangs still stops on a signal
+        finally:
+            with stop_signals_held():
+                if loop is not None and not loop.is_closed():
+                    loop.close()
+                main.close()  # never awaited when a signal came first: no warning about it
 
 
 def _stopping(out: TextIO, what: str, stop: Callable[[], None]) -> None:

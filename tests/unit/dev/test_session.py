@@ -6,6 +6,8 @@ import asyncio
 import gc
 import signal
 import sys
+import threading
+import time
 import warnings
 from asyncio import selector_events
 from collections.abc import Iterator
@@ -41,7 +43,7 @@ def test_a_signal_while_the_loop_is_made_leaves_no_half_made_loop(
     monkeypatch.setattr(
         asyncio, "get_event_loop_policy", asyncio.DefaultEventLoopPolicy
     )  # the selector loop whose constructor is patched, whatever policy the suite set
-    make_pipe = selector_events.BaseSelectorEventLoop._make_self_pipe
+    make_pipe = selector_events.BaseSelectorEventLoop._make_self_pipe  # type: ignore[attr-defined]
 
     def interrupted(self: Any) -> None:
         signal.raise_signal(signal.SIGINT)  # delivered here unless held
@@ -75,3 +77,35 @@ def test_a_step_runs_and_its_loop_is_closed() -> None:
 
     assert session._run(step()) == 7
     assert loops[0].is_closed()
+
+
+@pytest.mark.usefixtures("raising_sigint")
+def test_a_signal_during_a_slow_shutdown_is_not_held_back() -> None:
+    """Cancelling what a step left behind may take long: a signal then still stops it at
+    once (the signals are held only while the loop is made and closed)."""
+    started = time.monotonic()
+    left: list[asyncio.Task[None]] = []
+
+    async def step() -> None:
+        async def slow_cleanup() -> None:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                await asyncio.sleep(3)  # cleanup that takes its time
+
+        left.append(asyncio.get_running_loop().create_task(slow_cleanup()))
+        await asyncio.sleep(0)
+
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))  # as Ctrl-C does
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            session._run(step())
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 2.5
+    for task in left:  # interrupted for good: no "destroyed but pending" later, elsewhere
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        task.get_coro().close()
