@@ -66,6 +66,7 @@ key, and the uncached pure-Python hash cost more than the rest of the send path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import threading
@@ -246,6 +247,11 @@ class Emitter(Lifecycle):
                 self._run(self._epoch), name="debug-sink-emitter"
             )
 
+    def _start_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The sender started, from a callback on ``loop``, if that is still the emitter's."""
+        if loop is self._loop:
+            self._ensure_started()
+
     def _bind(self) -> bool:
         """Whether the running loop is the emitter's, after moving the emitter to it when
         its own loop has ended; False with no running loop, or while the emitter's loop runs
@@ -334,6 +340,12 @@ class Emitter(Lifecycle):
             if self._bind():
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 return await self.flush(left)
+            task, loop = self._task, self._loop
+            if (task is None or task.done()) and loop is not None and not self._closed:
+                # No sender (a shutdown handler cancelled every task of that loop): start
+                # one there, as a flush on that loop would -- a callback, not a task.
+                with contextlib.suppress(RuntimeError):  # that loop closed meanwhile
+                    loop.call_soon_threadsafe(self._start_on, loop)
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(_OWN_LOOP_POLL)

@@ -509,6 +509,38 @@ class TestThreads:
             a.join(10)
         assert emitter.stats.sent == 2, emitter.stats
 
+    def test_a_flush_from_another_thread_restarts_a_sender_that_is_gone(self) -> None:
+        """The emitter's loop keeps running but its sender was cancelled (a shutdown handler
+        that cancels every task): a flush from another thread's loop starts a sender there,
+        as a flush on that loop does, instead of waiting for ever."""
+        emitter = MemoryEmitter(SETTINGS)
+        bound, done = threading.Event(), threading.Event()
+
+        async def owner() -> None:
+            emitter.paused = True
+            await emitter.emit(snapshot(0))
+            await asyncio.sleep(0.05)
+            assert emitter._task is not None
+            emitter._task.cancel()  # the sender is gone; this loop runs on
+            await asyncio.sleep(0.05)
+            emitter.paused = False
+            bound.set()
+            await asyncio.to_thread(done.wait, 10)
+
+        async def other() -> bool:
+            await asyncio.to_thread(bound.wait, 10)
+            await emitter.emit(snapshot(1))
+            return await emitter.flush(timeout=5)
+
+        a = threading.Thread(target=lambda: asyncio.run(owner()))
+        a.start()
+        try:
+            assert in_thread(lambda: asyncio.run(other())) is True
+        finally:
+            done.set()
+            a.join(10)
+        assert emitter.stats.sent == 2, emitter.stats
+
 
 class TestCancellation:
     """What a cancellation interrupts is counted (``cancelled``), and it propagates."""
