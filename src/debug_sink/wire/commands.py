@@ -52,6 +52,11 @@ class Tool:
     secret_positional: Callable[[str, list[str], Callable[[str], bool]], bool] | None = None
     """Whether the next positional word is a secret, given the short flags seen, the
     positional words before it and the secret-name classifier."""
+    login: bool = False
+    """The first positional word may be ``user/password[@database]`` (``sqlplus``)."""
+    wraps: bool = False
+    """The first positional word is another command: this tool's options end there
+    (``sshpass -p X ssh -p 2222 host``: ssh's ``-p`` is a port)."""
 
 
 def _htpasswd(flags: str, before: list[str], _: Callable[[str], bool]) -> bool:
@@ -65,12 +70,17 @@ def _config_set(flags: str, before: list[str], secret_name: Callable[[str], bool
     return len(before) == 1 and secret_name(before[0])
 
 
+_NO_OPTIONS: Final = Tool()
 _MYSQL: Final = Tool({"-p": ATTACHED})
 _LOGIN: Final = Tool({"-p": VALUE})
 _CONTAINERS: Final = Tool(
     subcommands={"login": _LOGIN, "registry": Tool(subcommands={"login": _LOGIN})}
 )
-_CONFIG: Final = Tool(subcommands={"set": Tool(secret_positional=_config_set)})
+_PROFILE: Final = frozenset({"--profile", "--region", "--location"})
+_CONFIG: Final = Tool(
+    subcommands={"set": Tool(secret_positional=_config_set, takes_value=_PROFILE)},
+    takes_value=_PROFILE,
+)
 _LDAP: Final = Tool({"-w": VALUE})
 
 TOOLS: Final[Mapping[str, Tool]] = {
@@ -83,7 +93,11 @@ TOOLS: Final[Mapping[str, Tool]] = {
     "rpcclient": Tool({"-U": "%", "--user": "%"}),
     "smbcacls": Tool({"-U": "%", "--user": "%"}),
     "smbget": Tool({"-U": "%", "--user": "%"}),
-    "sshpass": Tool({"-p": VALUE}),
+    "sshpass": Tool({"-p": VALUE}, wraps=True),
+    "ipmitool": Tool({"-P": VALUE}),
+    "sqlplus": Tool(login=True),
+    "oc": Tool(subcommands={"login": _LOGIN}),
+    "az": Tool(subcommands={"login": _LOGIN}),
     "redis-cli": Tool({"-a": VALUE}),
     "valkey-cli": Tool({"-a": VALUE}),
     "keydb-cli": Tool({"-a": VALUE}),
@@ -129,8 +143,8 @@ TOOLS: Final[Mapping[str, Tool]] = {
         _CONTAINERS,
     ),
     "htpasswd": Tool(takes_value=frozenset({"-C", "-r"}), secret_positional=_htpasswd),
-    "zip": Tool({"-P": VALUE, "--password": VALUE}),
-    "unzip": Tool({"-P": VALUE}),
+    "zip": Tool({"-P": VALUE, "--password": VALUE}, flags="0123456789ADFJKLRSTXcdefgjklmoqruvwyz"),
+    "unzip": Tool({"-P": VALUE}, flags="aAbBcCfFhjKlLMnoqsTuUvVWXz"),
     "zipcloak": Tool({"-P": VALUE}),
     **dict.fromkeys(("7z", "7za", "7zr", "rar", "unrar"), Tool({"-p": ATTACHED})),
     "openssl": Tool({"-k": VALUE}),
@@ -178,17 +192,21 @@ _TOOL: Final = re.compile(rf"(?<![\w.@-])({_NAMES})(?:\.exe)?(?=[ \t]|\\\r?\n)")
 #: characters, backslash escapes and quoted strings, up to a blank or a separator.
 _WORD: Final = re.compile(r"""(?:[ \t]|\\\r?\n)+((?:[^\s;|&()`"'\\]|\\.|"[^"\n]*"|'[^'\n]*')+)""")
 
-#: For the RE2 prefilter of :mod:`debug_sink.wire.secrets` (which reads JSON as sent: a tab
-#: may be written ``\\t``): a tool's name with a blank after it -- a superset, no left
-#: context. ``docker`` and its kind count only before ``login``: every one of them needs it.
+#: For the RE2 prefilter of :mod:`debug_sink.wire.secrets` (which reads JSON as sent): a
+#: tool's name, then a space, a tab or a backslash (a tab, a newline or a line continuation
+#: as JSON writes them) -- a superset, no left context. The tools whose secrets come only
+#: after ``login`` (docker, oc, az, ...) are found by ``login``.
 PREFILTER: Final = (
     "(?:"
     + "|".join(
         re.escape(name)
         for name in sorted(TOOLS, key=len, reverse=True)
-        if TOOLS[name] is not _CONTAINERS
+        if set(TOOLS[name].subcommands) - {"login", "registry"}
+        or TOOLS[name].options
+        or TOOLS[name].secret_positional
+        or TOOLS[name].login
     )
-    + r"|login)(?:\.exe)?(?:[ \t]|\\[tn])"
+    + r"|login)(?:\.exe)?[ \t\\]"
 )
 
 
@@ -208,9 +226,26 @@ def _value_span(how: str, start: int, end: int, text: str) -> tuple[int, int] | 
     """The secret part of an option's value ``text[start:end]``."""
     start, end = _unquoted(start, end, text)
     if how in (VALUE, ATTACHED):
-        return (start, end) if end > start else None
+        # "-" is no password: unrar -p- means "do not ask for one".
+        return (start, end) if end > start and text[start:end] != "-" else None
     at = text.find(how, start, end)  # user<sep>password, name=secret
-    return (at + 1, end) if 0 <= at < end - 1 else None
+    if at < 0:
+        return None
+    if at == end - 1:
+        # curl -u KEY: -- an API key as the user name, with an empty password.
+        return (start, at) if how == ":" and at > start else None
+    return at + 1, end
+
+
+def _login_span(start: int, end: int, text: str) -> tuple[int, int] | None:
+    """The password of ``user/password[@database]``."""
+    start, end = _unquoted(start, end, text)
+    slash = text.find("/", start, end)
+    if slash <= start:
+        return None
+    at = text.find("@", slash, end)
+    stop = end if at < 0 else at
+    return (slash + 1, stop) if stop > slash + 1 else None
 
 
 def _in_cluster(tool: Tool, token: str) -> tuple[str, int] | None:
@@ -248,11 +283,12 @@ def _walk(
         start, end = word.span(1)
         token = word.group(1)
         if pending is not None:
-            span = _value_span(pending, start, end, text)
-            if span is not None:
-                yield span
-            pending = None
-            continue
+            how, pending = pending, None
+            if not (token.startswith("-") and len(token) > 1):  # else: another option
+                span = _value_span(how, start, end, text)
+                if span is not None:
+                    yield span
+                continue
         if skip:
             skip = False
             continue
@@ -295,5 +331,12 @@ def _walk(
             flags, positionals, secret_name
         ):
             yield _unquoted(start, end, text)
+        elif tool.login and not positionals:
+            span = _login_span(start, end, text)
+            if span is not None:
+                yield span
+        if tool.wraps:
+            tool, flags, positionals = _NO_OPTIONS, "", []
+            continue
         positionals.append(token)
     return pos

@@ -339,6 +339,24 @@ class TestCommandLines:
             ("mysql \\\n  -pS3cret9 app", "mysql \\\n  -p[REDACTED] app"),
             ("mysql.exe -pS3cret9", "mysql.exe -p[REDACTED]"),
             ("cd /app && mysql -pS3cret9; ls -p x", "cd /app && mysql -p[REDACTED]; ls -p x"),
+            # Found in review: an API key as curl's user name, clusters of zip's flags,
+            # options before aws's secret name, a wrapped command's own options, more tools.
+            ("curl -u sk9Key0abcdef: https://x", "curl -u [REDACTED]: https://x"),
+            ("zip -rP S3cret9 a.zip d", "zip -rP [REDACTED] a.zip d"),
+            ("unzip -oP S3cret9 a.zip", "unzip -oP [REDACTED] a.zip"),
+            (
+                "aws configure set --profile prod aws_secret_access_key S3cret9",
+                "aws configure set --profile prod aws_secret_access_key [REDACTED]",
+            ),
+            ("sshpass -p S3cret9 ssh -p 2222 h", "sshpass -p [REDACTED] ssh -p 2222 h"),
+            ("oc login -u dev -p S3cret9 https://api", "oc login -u dev -p [REDACTED] https://api"),
+            ("az login -u me -p S3cret9", "az login -u me -p [REDACTED]"),
+            (
+                "ipmitool -H bmc -U admin -P S3cret9 power on",
+                "ipmitool -H bmc -U admin -P [REDACTED] power on",
+            ),
+            ("sqlplus scott/S3cret9@orcl @run.sql", "sqlplus scott/[REDACTED]@orcl @run.sql"),
+            ("sqlplus -s scott/S3cret9", "sqlplus -s scott/[REDACTED]"),
         ],
     )
     def test_the_password_option_of_a_tool(self, text: str, expected: str) -> None:
@@ -363,10 +381,29 @@ class TestCommandLines:
             "docker login registry.example.com",
             "ls -p | mysql",
             "mysql; -pNotAnOption",
+            "mongosh -p --authenticationDatabase admin",  # -p prompts: the next word is an option
+            "unrar x -p- a.rar",  # "-": do not ask for a password
+            "sqlplus /nolog",
+            "sqlplus / as sysdba",
         ],
     )
     def test_other_options_and_prose_are_kept(self, text: str) -> None:
         assert SecretScrubber().scrub(text) is text
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b'{"e": "mysql\\\\\\n  -uroot -pS3cret9 app"}',  # a line continuation
+            b'{"e": "mysql\\u0009-pS3cret9 app"}',  # a tab written as \u0009
+            b'{"e": "mysql\\t-pS3cret9 app"}',
+        ],
+    )
+    def test_the_prefilter_passes_a_tool_followed_by_an_escape(self, raw: bytes) -> None:
+        """The linear-time pass reads JSON as sent: a tool's name may be followed by a
+        JSON escape, and the message must still get the precise scan."""
+        assert SecretScrubber().may_contain(raw)
+        redacted, _ = REDACTOR.redact_bytes(raw)
+        assert b"S3cret9" not in redacted
 
     def test_many_commands_in_one_text(self) -> None:
         """Every command of a long script is walked (each word read a bounded number of
