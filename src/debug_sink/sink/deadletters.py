@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,7 @@ from debug_sink.otlp.redact import redact_request
 from debug_sink.sink.batch import Item, Origin
 from debug_sink.wire.redact import REDACTED, Redactor
 from debug_sink.wire.secrets import safe_name
+from debug_sink.wire.validation import unframed
 
 log = structlog.get_logger("debug_sink")
 
@@ -195,7 +197,15 @@ class Letters:
             redacted = redact_request(value, self.redactor)
             if redacted is not None:
                 return redacted
-        return self.redactor.redact_payload(value)
+        # A Schema Registry header or a BOM would make the JSON after it unreadable as
+        # JSON (and as good as binary to the scan): redact the JSON, keep the frame.
+        body = unframed(value)
+        safe = self.redactor.redact_payload(body)
+        if safe is None:
+            return None
+        if safe is not body:
+            safe = _without_sent_hash(safe)
+        return value[: len(value) - len(body)] + safe if len(body) < len(value) else safe
 
     def _header(self, key: Any, value: Any) -> tuple[str, bytes | None]:
         name = key if isinstance(key, str) else bytes(key or b"").decode("utf-8", "replace")
@@ -208,6 +218,17 @@ class Letters:
             return name, REDACTED.encode()
         data, _ = self.redactor.redact_bytes(data)
         return name, data
+
+
+#: A producer's ``state_hash`` member as sent (the hex of a SHA-256), in JSON or its remains.
+_SENT_HASH: Final = re.compile(rb'("state_hash"\s*:\s*")[0-9A-Fa-f]{64}(?=")')
+
+
+def _without_sent_hash(redacted: bytes) -> bytes:
+    """A redacted message without the ``state_hash`` its producer computed over the state
+    as sent: with the rest of the state known, that hash confirms a guess of what was
+    redacted (a short password). Also in a cut or broken message."""
+    return _SENT_HASH.sub(rb"\1" + REDACTED.encode(), redacted)
 
 
 def _text(data: bytes) -> str:

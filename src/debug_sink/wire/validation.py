@@ -63,6 +63,7 @@ __all__ = [
     "Rejected",
     "ValidationConfig",
     "decode",
+    "unframed",
     "validate_object",
 ]
 
@@ -194,7 +195,7 @@ def decode(
         what = "null (a tombstone)" if value is None else "empty"
         return Rejected(ErrorClass.EMPTY, f"the message value is {what}")
 
-    value = _unframed(value)
+    value = unframed(value)
     try:
         obj = parse_json(value)
     except orjson.JSONDecodeError as exc:
@@ -385,10 +386,10 @@ _BOM: Final = b"\xef\xbb\xbf"
 _SCHEMA_REGISTRY_HEADER: Final = 5
 
 
-def _unframed(value: bytes) -> bytes:
+def unframed(value: bytes) -> bytes:
     """The JSON of a message: without a Schema Registry header or a byte order mark. Valid
     JSON starts with neither a zero byte nor a BOM's, so no message is read differently."""
-    if value[0] == 0 and len(value) > _SCHEMA_REGISTRY_HEADER:
+    if value[:1] == b"\x00" and len(value) > _SCHEMA_REGISTRY_HEADER:
         value = value[_SCHEMA_REGISTRY_HEADER:]
     if value[:3] == _BOM:
         value = value[3:]

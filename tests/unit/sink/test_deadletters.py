@@ -103,3 +103,45 @@ def test_a_cut_letter_hashes_its_message_only_when_nothing_was_redacted() -> Non
     assert made.truncated == (len(secret), None)
     assert _headers_json(made) == {TRUNCATED_HEADER: f"original_bytes={len(secret)}"}
     assert hashlib.sha256(secret).hexdigest() not in str(made)
+
+
+def test_the_producers_state_hash_goes_when_its_state_was_redacted() -> None:
+    """A state_hash computed over the state as sent would let anyone who knows the rest of
+    the state confirm a guess of the redacted password (a 4-digit PIN: 10,000 tries)."""
+    state = {"db": {"host": "db", "password": "1234"}}
+    sent_hash = hashlib.sha256(orjson.dumps(state)).hexdigest()
+    message = {"agent_state": state, "state_hash": sent_hash, "snapshot_type": 7}
+    made = letter(orjson.dumps(message))
+    assert made.value is not None
+    kept = orjson.loads(made.value)
+    assert kept["agent_state"]["db"] == {"host": "db", "password": "[REDACTED]"}
+    assert kept["state_hash"] == "[REDACTED]"
+    assert sent_hash.encode() not in made.value
+    # Cut, or broken JSON: the same.
+    cut = letter(orjson.dumps(message)[:-5])
+    assert cut.value is not None
+    assert sent_hash.encode() not in cut.value
+    # Nothing redacted: the hash stays (it reveals nothing).
+    clean = {"agent_state": {"db": {"host": "db"}}, "state_hash": sent_hash}
+    assert sent_hash.encode() in (letter(orjson.dumps(clean)).value or b"")
+
+
+def test_a_framed_message_is_redacted_as_the_json_it_frames() -> None:
+    """A Schema Registry header (or a BOM) before the JSON made the scan read the message as
+    binary: any secret-sounding key ("total_tokens") then withheld the whole value. The JSON
+    after the frame is redacted as JSON, and the frame kept."""
+    frame = b"\x00\x00\x00\x00\x07"
+    body = orjson.dumps(
+        {"usage": {"total_tokens": 12}, "error_message": TOKEN, "error_severity": "urgent"}
+    )
+    made = letter(frame + body)
+    assert made.value is not None
+    assert made.value.startswith(frame)
+    assert TOKEN.encode() not in made.value
+    assert orjson.loads(made.value[len(frame) :])["usage"] == {"total_tokens": 12}
+    assert made.truncated is None
+
+
+def test_an_empty_or_tiny_value_is_kept_as_it_is() -> None:
+    for value in (b"", b"\x00", b"\xef\xbb", b"\x00\x00\x00\x00\x07"):
+        assert letter(value).value == value
