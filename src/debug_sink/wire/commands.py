@@ -19,11 +19,18 @@ tool is searched from there: every character is read a bounded number of times.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["MAX_WORDS", "PREFILTER", "has_tool", "secret_spans"]
+__all__ = [
+    "MAX_WORDS",
+    "PREFILTER",
+    "argv_has_tool",
+    "argv_secret_spans",
+    "has_tool",
+    "secret_spans",
+]
 
 #: Words read after a tool's name before the walk gives up on that command.
 MAX_WORDS: Final = 64
@@ -194,10 +201,12 @@ _WORD: Final = re.compile(r"""(?:[ \t]|\\\r?\n)+((?:[^\s;|&()`"'\\]|\\.|"[^"\n]*
 
 #: For the RE2 prefilter of :mod:`debug_sink.wire.secrets` (which reads JSON as sent): a
 #: tool's name, then a space, a tab or a backslash (a tab, a newline or a line continuation
-#: as JSON writes them) -- a superset, no left context. The tools whose secrets come only
-#: after ``login`` (docker, oc, az, ...) are found by ``login``.
+#: as JSON writes them), or the end of an array's string (``["mysql", "-pX"]``); not
+#: inside a longer word (``high``, ``my-gh``), as the precise scan has it -- but after a
+#: newline or a tab written as a JSON escape (``\\nmysql``), which ends in a letter. The
+#: tools whose secrets come only after ``login`` (docker, oc, az, ...) are found by it.
 PREFILTER: Final = (
-    "(?:"
+    r"(?:^|[^\w.@-]|\\[nrt])(?:"
     + "|".join(
         re.escape(name)
         for name in sorted(TOOLS, key=len, reverse=True)
@@ -206,8 +215,38 @@ PREFILTER: Final = (
         or TOOLS[name].secret_positional
         or TOOLS[name].login
     )
-    + r"|login)(?:\.exe)?[ \t\\]"
+    + r'|login)(?:\.exe)?(?:[ \t\\]|"\s*,)'
 )
+
+
+def argv_has_tool(items: Sequence[object]) -> bool:
+    """Whether a list of strings is a command's words naming one of the tools
+    (``["mysql", "-uroot", "-pX"]``, as subprocess and MCP configurations write them)."""
+    return any(
+        type(item) is str and item.rsplit("/", 1)[-1].removesuffix(".exe") in TOOLS
+        for item in items
+    )
+
+
+def argv_secret_spans(
+    items: Sequence[str], secret_name: Callable[[str], bool]
+) -> Iterator[tuple[int, int, int]]:
+    """The secrets in a command's words given one per item: ``(item, start, end)``. The
+    words are walked as one line, one space between them; a secret runs to the end of its
+    item (an item is one word, spaces and all: ``["redis-cli", "-a", "two words"]``)."""
+    starts: list[int] = []
+    at = 0
+    for item in items:
+        starts.append(at)
+        at += len(item) + 1
+    line = " ".join(items)
+    index = 0
+    for start, _end in secret_spans(line, secret_name):
+        while index + 1 < len(starts) and starts[index + 1] <= start:
+            index += 1
+        offset = starts[index]
+        if start < offset + len(items[index]):
+            yield index, start - offset, len(items[index])
 
 
 def has_tool(text: str) -> bool:

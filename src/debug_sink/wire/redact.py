@@ -38,6 +38,7 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from debug_sink.errors import ConfigurationError
+from debug_sink.wire import commands
 from debug_sink.wire.canonical import nested_deeper_than, parse_json
 from debug_sink.wire.secrets import (
     REDACTED,
@@ -409,7 +410,16 @@ class Redactor:
         if not values and _SCALARS.issuperset(map(type, items)):
             return items
         copy: list[Any] | None = None
-        for index, item in enumerate(items):
+        if values and len(items) > 1 and commands.argv_has_tool(items):
+            # A command as a list of words: its options' passwords are in the word after.
+            words = [item if type(item) is str else "" for item in items]
+            scrubbed = self._scrubber.scrub_argv(words)
+            if scrubbed is not words:
+                copy = [
+                    new if new is not old else item
+                    for item, old, new in zip(items, words, scrubbed, strict=True)
+                ]
+        for index, item in enumerate(items if copy is None else copy):
             if isinstance(item, _CONTAINERS) or (values and type(item) is str):
                 new = self._walk(item, values, depth + 1)
                 if new is not item:

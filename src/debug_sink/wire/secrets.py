@@ -324,6 +324,20 @@ class SecretScrubber:
             result = _replaced(result, _pair_spans(result))
         return text if result == text else result
 
+    def scrub_argv(self, items: list[str]) -> list[str]:
+        """A command given as a list of words (``["mysql", "-uroot", "-pX"]``) with the
+        passwords its tools' options carry replaced; the same list if none."""
+        out: list[str] | None = None
+        spans: dict[int, list[tuple[int, int, str]]] = {}
+        for index, start, end in commands.argv_secret_spans(items, is_secret_key):
+            if items[index][start:end] != REDACTED:
+                spans.setdefault(index, []).append((start, end, REDACTED))
+        for index, item_spans in spans.items():
+            if out is None:
+                out = list(items)
+            out[index] = _replaced(items[index], item_spans)
+        return items if out is None else out
+
     def scrub_bytes(self, data: bytes) -> bytes:
         """Bytes of unknown encoding: every format is ASCII, so scanning the latin-1 reading
         (one character per byte) finds them in UTF-8 text and in binary data alike."""

@@ -396,6 +396,9 @@ class TestCommandLines:
             b'{"e": "mysql\\\\\\n  -uroot -pS3cret9 app"}',  # a line continuation
             b'{"e": "mysql\\u0009-pS3cret9 app"}',  # a tab written as \u0009
             b'{"e": "mysql\\t-pS3cret9 app"}',
+            b'{"e": "cd /app\\nmysql -pS3cret9 app"}',  # after a newline written \n
+            b'{"e": "x\\tcurl -u a:S3cret9 h"}',
+            b'{"args": ["/usr/bin/mysql", "-pS3cret9"]}',
         ],
     )
     def test_the_prefilter_passes_a_tool_followed_by_an_escape(self, raw: bytes) -> None:
@@ -404,6 +407,32 @@ class TestCommandLines:
         assert SecretScrubber().may_contain(raw)
         redacted, _ = REDACTOR.redact_bytes(raw)
         assert b"S3cret9" not in redacted
+
+    @pytest.mark.parametrize(
+        ("argv", "expected"),
+        [
+            (["mysql", "-uroot", "-pS3cret9", "db"], ["mysql", "-uroot", "-p[REDACTED]", "db"]),
+            (
+                ["curl", "-u", "admin:S3cret9", "https://x"],
+                ["curl", "-u", "admin:[REDACTED]", "https://x"],
+            ),
+            (
+                ["/usr/bin/sshpass", "-p", "S3cret9", "ssh", "-p", "2222", "h"],
+                ["/usr/bin/sshpass", "-p", "[REDACTED]", "ssh", "-p", "2222", "h"],
+            ),
+            (["redis-cli", "-a", "two words", "ping"], ["redis-cli", "-a", "[REDACTED]", "ping"]),
+            (["ssh", "-p", "2222", "host"], ["ssh", "-p", "2222", "host"]),
+            (["mysql", 3, "-pS3cret9"], ["mysql", 3, "-p[REDACTED]"]),
+        ],
+    )
+    def test_a_command_given_as_a_list_of_words(self, argv: list[Any], expected: list[Any]) -> None:
+        """subprocess arguments and MCP server configurations give a command one word per
+        string: the word after an option is its value there too."""
+        raw = orjson.dumps({"server": {"command": argv[0], "args": argv}})
+        assert SecretScrubber().may_contain(raw) or argv == expected
+        redacted, _ = REDACTOR.redact_bytes(raw)
+        assert orjson.loads(redacted)["server"]["args"] == expected
+        assert REDACTOR.redact({"args": argv})[0] == {"args": expected}
 
     def test_many_commands_in_one_text(self) -> None:
         """Every command of a long script is walked (each word read a bounded number of
