@@ -19,7 +19,7 @@ tool is searched from there: every character is read a bounded number of times.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -38,6 +38,9 @@ MAX_WORDS: Final = 64
 #: How an option carries its secret.
 VALUE: Final = "value"
 """The option's value, attached (``-pX``, ``--opt=X``) or the next word (``-p X``)."""
+OPTIONAL: Final = "optional"
+"""A value that may be left out (``mongosh -p`` prompts): a next word that is an option is
+not it. (Other options take the next word whatever it starts with, as getopt does.)"""
 ATTACHED: Final = "attached"
 """Only an attached value: with a space after it, the option prompts (``mysql -p``)."""
 # Any other string: the value is ``user<sep>password`` and what follows the first <sep> is
@@ -143,7 +146,7 @@ TOOLS: Final[Mapping[str, Tool]] = {
             "mongotop",
             "mongofiles",
         ),
-        Tool({"-p": VALUE}),
+        Tool({"-p": OPTIONAL}),
     ),
     **dict.fromkeys(
         ("docker", "podman", "nerdctl", "buildah", "skopeo", "helm", "oras", "crane"),
@@ -203,10 +206,11 @@ _WORD: Final = re.compile(r"""(?:[ \t]|\\\r?\n)+((?:[^\s;|&()`"'\\]|\\.|"[^"\n]*
 #: tool's name, then a space, a tab or a backslash (a tab, a newline or a line continuation
 #: as JSON writes them), or the end of an array's string (``["mysql", "-pX"]``); not
 #: inside a longer word (``high``, ``my-gh``), as the precise scan has it -- but after a
-#: newline or a tab written as a JSON escape (``\\nmysql``), which ends in a letter. The
+#: character written as a JSON escape (``\\nmysql``, ``\\u3000mysql``), which ends in a
+#: letter or a digit. The
 #: tools whose secrets come only after ``login`` (docker, oc, az, ...) are found by it.
 PREFILTER: Final = (
-    r"(?:^|[^\w.@-]|\\[nrt])(?:"
+    r"(?:^|[^\w.@-]|\\[bfnrt]|\\u[0-9A-Fa-f]{4})(?:"
     + "|".join(
         re.escape(name)
         for name in sorted(TOOLS, key=len, reverse=True)
@@ -215,7 +219,7 @@ PREFILTER: Final = (
         or TOOLS[name].secret_positional
         or TOOLS[name].login
     )
-    + r'|login)(?:\.exe)?(?:[ \t\\]|"\s*,)'
+    + r'|login)(?:\.exe)?(?:[ \t\\]|"\s*[,}\]])'
 )
 
 
@@ -231,22 +235,20 @@ def argv_has_tool(items: Sequence[object]) -> bool:
 def argv_secret_spans(
     items: Sequence[str], secret_name: Callable[[str], bool]
 ) -> Iterator[tuple[int, int, int]]:
-    """The secrets in a command's words given one per item: ``(item, start, end)``. The
-    words are walked as one line, one space between them; a secret runs to the end of its
-    item (an item is one word, spaces and all: ``["redis-cli", "-a", "two words"]``)."""
+    """The secrets in a command's words given one per item: ``(item, start, end)``. Each
+    item is one word as it is, spaces, quotes and ``&`` included (no shell reads it)."""
     starts: list[int] = []
     at = 0
     for item in items:
         starts.append(at)
         at += len(item) + 1
-    line = " ".join(items)
+    line = " ".join(items)  # only for positions: the words are the items
+    words = ((item, start, start + len(item)) for item, start in zip(items, starts, strict=True))
     index = 0
-    for start, _end in secret_spans(line, secret_name):
+    for start, end in _walk(line, words, None, secret_name):
         while index + 1 < len(starts) and starts[index + 1] <= start:
             index += 1
-        offset = starts[index]
-        if start < offset + len(items[index]):
-            yield index, start - offset, len(items[index])
+        yield index, start - starts[index], end - starts[index]
 
 
 def has_tool(text: str) -> bool:
@@ -264,7 +266,7 @@ def _unquoted(start: int, end: int, text: str) -> tuple[int, int]:
 def _value_span(how: str, start: int, end: int, text: str) -> tuple[int, int] | None:
     """The secret part of an option's value ``text[start:end]``."""
     start, end = _unquoted(start, end, text)
-    if how in (VALUE, ATTACHED):
+    if how in (VALUE, ATTACHED, OPTIONAL):
         # "-" is no password: unrar -p- means "do not ask for one".
         return (start, end) if end > start and text[start:end] != "-" else None
     at = text.find(how, start, end)  # user<sep>password, name=secret
@@ -280,7 +282,7 @@ def _login_span(start: int, end: int, text: str) -> tuple[int, int] | None:
     """The password of ``user/password[@database]``."""
     start, end = _unquoted(start, end, text)
     slash = text.find("/", start, end)
-    if slash <= start:
+    if slash <= start or text[start] == "@":  # sqlplus @dir/script.sql runs a script
         return None
     at = text.find("@", slash, end)
     stop = end if at < 0 else at
@@ -303,27 +305,44 @@ def secret_spans(text: str, secret_name: Callable[[str], bool]) -> Iterator[tupl
     """The spans of ``text`` that are secrets given by a tool's options, in order."""
     pos = 0
     while (found := _TOOL.search(text, pos)) is not None:
-        pos = yield from _walk(text, found.end(), TOOLS[found.group(1)], secret_name)
+        words = _TextWords(text, found.end())
+        yield from _walk(text, iter(words), TOOLS[found.group(1)], secret_name)
+        pos = words.pos
+
+
+class _TextWords:
+    """The words of one command in text from ``pos``: to a separator, at most
+    :data:`MAX_WORDS`; ``pos`` is where the last one read ends."""
+
+    def __init__(self, text: str, pos: int) -> None:
+        self.text, self.pos = text, pos
+
+    def __iter__(self) -> Iterator[tuple[str, int, int]]:
+        for _ in range(MAX_WORDS):
+            word = _WORD.match(self.text, self.pos)
+            if word is None:
+                return
+            self.pos = word.end()
+            yield word.group(1), word.start(1), word.end(1)
 
 
 def _walk(
-    text: str, pos: int, tool: Tool, secret_name: Callable[[str], bool]
-) -> Generator[tuple[int, int], None, int]:
-    """Yield the secret spans of one command's words from ``pos``; return where it ended."""
+    text: str,
+    words: Iterator[tuple[str, int, int]],
+    tool: Tool | None,
+    secret_name: Callable[[str], bool],
+) -> Iterator[tuple[int, int]]:
+    """The secret spans among one command's ``words`` (each with its span in ``text``).
+    ``tool`` None: the first word names it (a command given as a list of words)."""
+    tool = tool or _NO_OPTIONS
     pending: str | None = None  # an option whose value is the next word
     skip = False  # the next word is another option's value
     flags = ""
     positionals: list[str] = []
-    for _ in range(MAX_WORDS):
-        word = _WORD.match(text, pos)
-        if word is None:
-            break
-        pos = word.end()
-        start, end = word.span(1)
-        token = word.group(1)
+    for token, start, end in words:
         if pending is not None:
             how, pending = pending, None
-            if not (token.startswith("-") and len(token) > 1):  # else: another option
+            if how != OPTIONAL or not (token.startswith("-") and len(token) > 1):
                 span = _value_span(how, start, end, text)
                 if span is not None:
                     yield span
@@ -378,4 +397,3 @@ def _walk(
             tool, flags, positionals = _NO_OPTIONS, "", []
             continue
         positionals.append(token)
-    return pos

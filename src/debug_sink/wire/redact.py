@@ -338,6 +338,19 @@ class Redactor:
             return mapping
         pair_value = self._pair_value_key(mapping) if pairs else None
         copy: dict[Any, Any] | None = None
+        if values and type(mapping.get("command")) is str and isinstance(mapping.get("args"), list):
+            # {"command": "mysql", "args": ["-pX"]}: how MCP and process configurations
+            # give a command. Its words are read together (the walk below still scans them).
+            args = mapping["args"]
+            words = [mapping["command"], *(a if type(a) is str else "" for a in args)]
+            scrubbed = self._scrubber.scrub_argv(words)
+            if scrubbed is not words:
+                copy = dict(mapping)
+                copy["args"] = [
+                    new if new is not old else arg
+                    for arg, old, new in zip(args, words[1:], scrubbed[1:], strict=True)
+                ]
+                mapping = copy
         for key, value in mapping.items():
             if (secret and key in secret) or key == pair_value:
                 if type(value) is str and value == REDACTED:

@@ -423,6 +423,24 @@ class TestCommandLines:
             (["redis-cli", "-a", "two words", "ping"], ["redis-cli", "-a", "[REDACTED]", "ping"]),
             (["ssh", "-p", "2222", "host"], ["ssh", "-p", "2222", "host"]),
             (["mysql", 3, "-pS3cret9"], ["mysql", 3, "-p[REDACTED]"]),
+            # Each item is one word as it is: no shell reads &, ; or spaces in it.
+            (
+                ["curl", "https://x/i?page=1&limit=10", "-u", "admin:S3cret9"],
+                ["curl", "https://x/i?page=1&limit=10", "-u", "admin:[REDACTED]"],
+            ),
+            (
+                ["mysql", "-e", "DROP DATABASE x; CREATE DATABASE x", "-pS3cret9"],
+                ["mysql", "-e", "DROP DATABASE x; CREATE DATABASE x", "-p[REDACTED]"],
+            ),
+            (
+                ["htpasswd", "-b", "/Users/me/My Site/.htpasswd", "alice", "S3cret9"],
+                ["htpasswd", "-b", "/Users/me/My Site/.htpasswd", "alice", "[REDACTED]"],
+            ),
+            (["mysql", "-e", "SELECT a -price FROM t"], ["mysql", "-e", "SELECT a -price FROM t"]),
+            (
+                ["sshpass", "-p", None, "ssh", "-p", "2222"],
+                ["sshpass", "-p", None, "ssh", "-p", "2222"],
+            ),
         ],
     )
     def test_a_command_given_as_a_list_of_words(self, argv: list[Any], expected: list[Any]) -> None:
@@ -433,6 +451,48 @@ class TestCommandLines:
         redacted, _ = REDACTOR.redact_bytes(raw)
         assert orjson.loads(redacted)["server"]["args"] == expected
         assert REDACTOR.redact({"args": argv})[0] == {"args": expected}
+
+    @pytest.mark.parametrize("order", ["command first", "args first"])
+    def test_a_command_and_its_args_given_apart(self, order: str) -> None:
+        """MCP and process configurations name the program in "command" and give its words
+        in "args"."""
+        server = {"command": "mysql", "args": ["-uroot", "-pS3cret9", "db"], "env": {}}
+        if order == "args first":
+            server = {"args": server["args"], "command": "mysql"}
+        raw = orjson.dumps({"mcpServers": {"db": server}})
+        assert SecretScrubber().may_contain(raw)
+        redacted, _ = REDACTOR.redact_bytes(raw)
+        assert orjson.loads(redacted)["mcpServers"]["db"]["args"] == [
+            "-uroot",
+            "-p[REDACTED]",
+            "db",
+        ]
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "redis-cli -a -S3cret9 ping",  # getopt gives a required value any next word
+            "sshpass -p -S3cret9 ssh host",
+            "docker login -u me -p -S3cret9",
+        ],
+    )
+    def test_a_password_that_starts_with_a_dash(self, text: str) -> None:
+        assert "S3cret9" not in SecretScrubber().scrub(text)
+
+    def test_sqlplus_running_a_script_is_kept(self) -> None:
+        for text in ("sqlplus @scripts/setup.sql", "sqlplus -s @dir/x.sql"):
+            assert SecretScrubber().scrub(text) is text
+
+    @pytest.mark.parametrize(
+        "before", ["\\u00a0", "\\u3000", "\\uff1a", "\\u2028", "\\b", "\\f", "\\u000a"]
+    )
+    def test_the_prefilter_passes_a_tool_after_any_escaped_character(self, before: str) -> None:
+        """Python's json.dumps writes every non-ASCII character as a \\u escape: a prompt in
+        Chinese with full-width punctuation puts one right before the tool's name."""
+        raw = ('{"cmd": "' + before + 'mysql -uroot -pS3cret9"}').encode()
+        assert SecretScrubber().may_contain(raw)
+        redacted, _ = REDACTOR.redact_bytes(raw)
+        assert b"S3cret9" not in redacted
 
     def test_many_commands_in_one_text(self) -> None:
         """Every command of a long script is walked (each word read a bounded number of
