@@ -220,8 +220,9 @@ class Letters:
         return name, data
 
 
-#: A producer's ``state_hash`` member as sent (the hex of a SHA-256), in JSON or its remains.
-_SENT_HASH: Final = re.compile(rb'("state_hash"\s*:\s*")[0-9A-Fa-f]{64}(?=")')
+#: A producer's ``state_hash`` member as sent (the hex of a SHA-256, or what a cut left of
+#: it), in JSON, in its remains, or in JSON held in a string (quotes escaped).
+_SENT_HASH: Final = re.compile(rb'(\\?"state_hash\\?"\s*:\s*\\?")[0-9A-Fa-f]{1,64}')
 
 
 def _without_sent_hash(redacted: bytes) -> bytes:

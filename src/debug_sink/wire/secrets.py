@@ -159,11 +159,13 @@ _OWN_PATTERNS: Final[tuple[str, ...]] = (
 #: not part of the match, so that the search goes on inside it: in ``login failed:
 #: password=x`` the pair after the label is found too.
 _PAIR_NAME: Final = re.compile(
-    r"""(?<![\w-])(?:(-{1,2})(?=[A-Za-z_]))?(["']?)([A-Za-z_][\w.-]{0,60}?)\2"""
+    r"""(?<![\w-])(?:(-{1,2})(?=[A-Za-z_]))?(\\["']|["']?)([A-Za-z_][\w.-]{0,60}?)\2"""
     r"""(?:\s*(?:=|:(?!//))\s*|(?<=[\w.-])(?(1)[ \t]+(?=[^\s-])|(?!)))"""
 )
 #: Group 1: a command-line flag's dashes (``--password=x``, ``--token x``: a flag's value
-#: may follow a space); group 3: the name; ``=`` or ``:`` (not a URL's ``://``) after it.
+#: may follow a space); group 2: the name's quote, also escaped (``\\"password\\":`` in
+#: JSON held in a JSON string, read as text when the message is broken); group 3: the name;
+#: ``=`` or ``:`` (not a URL's ``://``) after it.
 #: A value that is not quoted or bracketed: up to the next separator.
 _BARE_VALUE: Final = re.compile(r"""[^\s"',;&}\]]+""")
 
@@ -389,6 +391,8 @@ def _pair_value(text: str, start: int) -> tuple[int, str]:
     its closing quote (escaped quotes skipped; an unclosed one to the end of the line), an
     array or object to its closing bracket (of a cut text: to the end), else a bare token."""
     first = text[start : start + 1]
+    if first == "\\" and text[start + 1 : start + 2] in ('"', "'"):
+        return _escaped_string_value(text, start)
     if first in ('"', "'"):
         at = start + 1
         while at < len(text):
@@ -406,6 +410,25 @@ def _pair_value(text: str, start: int) -> tuple[int, str]:
         return _closing(text, start), REDACTED
     bare = _BARE_VALUE.match(text, start)
     return (start, "") if bare is None else (bare.end(), REDACTED)
+
+
+def _escaped_string_value(text: str, start: int) -> tuple[int, str]:
+    """A string written with escaped quotes (``\\"1234\\"``: JSON held in a JSON string)
+    from ``start`` to its escaped closing quote (an unclosed one to the end of the line)."""
+    quote = text[start : start + 2]
+    at = start + 2
+    while at < len(text):
+        if text.startswith("\\\\", at):
+            # An escaped backslash; with an escaped quote after it, a quote inside the
+            # string (\\\\\\" is the inner string's \\").
+            at += 4 if text.startswith(quote, at + 2) else 2
+            continue
+        if text.startswith(quote, at):
+            return at + 2, quote + REDACTED + quote
+        if text[at] in "\r\n":
+            break
+        at += 1
+    return min(at, len(text)), quote + REDACTED
 
 
 def _closing(text: str, start: int) -> int:
