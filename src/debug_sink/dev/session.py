@@ -598,13 +598,27 @@ def _run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
     finally:
         try:
-            if runner is not None:
-                runner.close()  # not held: a shutdown that hangs still stops on a signal
+            if loop is not None and not loop.is_closed():
+                _shut_down(loop)  # not held: a shutdown that hangs still stops on a signal
         finally:
             with stop_signals_held():
+                if runner is not None:
+                    runner.close()  # what is left of it: closing the loop
                 if loop is not None and not loop.is_closed():
                     loop.close()
                 main.close()  # never awaited when a signal came first: no warning about it
+
+
+def _shut_down(loop: asyncio.AbstractEventLoop) -> None:
+    """What ``asyncio.Runner.close`` does before it closes the loop: cancel what is left
+    and wait for it, then async generators and the default executor."""
+    left = asyncio.all_tasks(loop)
+    for task in left:
+        task.cancel()
+    if left:
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
 
 
 def _stopping(out: TextIO, what: str, stop: Callable[[], None]) -> None:

@@ -336,12 +336,15 @@ class Emitter(Lifecycle):
         cancelled, or never run, when that loop ended first). When that loop ends, this
         one takes the emitter over and the flush goes on here."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        restarted = False
         while self._queue.count:
             if self._bind():
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 return await self.flush(left)
             task, loop = self._task, self._loop
-            if (task is None or task.done()) and loop is not None and not self._closed:
+            gone = task is None or task.done()
+            if gone and not restarted and loop is not None and not self._closed:
+                restarted = True  # once: not again and again into a loop shutting down
                 # No sender (a shutdown handler cancelled every task of that loop): start
                 # one there, as a flush on that loop would -- a callback, not a task.
                 with contextlib.suppress(RuntimeError):  # that loop closed meanwhile
