@@ -5,7 +5,9 @@
 run such commands (a coding agent's shell tool, a hook's ``tool_input.command``), and no
 secret's *name* appears in them, so neither the secret-named pairs nor the token formats of
 :mod:`debug_sink.wire.secrets` find them. Here each such tool names the options whose value is
-a secret, and :func:`secret_spans` walks the words after the tool's name to find them.
+a secret, and :func:`secret_spans` walks the words after the tool's name to find them;
+:func:`argv_secret_spans` does the same for a command given as a list of words
+(``["mysql", "-pX"]``: subprocess arguments, MCP server configurations).
 
 Only what a tool documents is taken: ``mysql -p`` followed by a space prompts (the next word is
 the database), so only an attached value (``-pS3cret``) is a password; ``-p`` of ``docker run``,
