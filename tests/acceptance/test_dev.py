@@ -39,6 +39,30 @@ DEV_TOPICS = [
 ]
 
 
+class ExitedEarly(AssertionError):
+    """`debug-sink dev` ended before it printed what a test waited for."""
+
+    def __init__(self, code: int, output: str, err: str) -> None:
+        super().__init__(f"exited early ({code}):\n{output}\nstderr:\n{err}")
+        self.err = err
+
+
+async def start_dev_up(data_dir: Path, *extra: str) -> DevProcess:
+    """:func:`start_dev` on free ports until it is up: another test may take a port between
+    its choice and dev's start (xdist workers share the machine), which dev refuses at once
+    ("already in use")."""
+    for attempt in range(3):
+        dev = await start_dev(data_dir, *extra)
+        try:
+            await dev.wait_for_output("debug-sink dev is up")
+        except ExitedEarly as early:
+            if "already in use" not in early.err or attempt == 2:
+                raise
+            continue
+        return dev
+    raise AssertionError("unreachable")
+
+
 class DevProcess:
     """A running `debug-sink dev` whose stdout is collected as it comes."""
 
@@ -67,7 +91,8 @@ class DevProcess:
 
     async def wait_for_output(self, text: str, timeout: float = 60) -> None:
         async def printed() -> bool:
-            assert self.proc.returncode is None, f"exited early:\n{self.output}"
+            if self.proc.returncode is not None:
+                raise ExitedEarly(self.proc.returncode, self.output, await self._stderr())
             return text in self.output
 
         await s.eventually(printed, timeout=timeout, what=repr(text), details=lambda: self.output)
@@ -96,6 +121,12 @@ class DevProcess:
                 f"open:\n{self.output}"
             ) from None
         return self.proc.returncode, err.decode(errors="replace")
+
+    async def _stderr(self) -> str:
+        assert self.proc.stderr is not None
+        with contextlib.suppress(TimeoutError):
+            return (await asyncio.wait_for(self.proc.stderr.read(), 5)).decode(errors="replace")
+        return "<stderr still open>"
 
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
@@ -211,8 +242,7 @@ class TestDevSession:
     ) -> None:
         data_dir = tmp_path / "dev"
         demo = ("--demo", "--demo-workflows", str(DEMO_WORKFLOWS))
-        async with running(await start_dev(data_dir, *demo)) as dev:
-            await dev.wait_for_output("debug-sink dev is up")
+        async with running(await start_dev_up(data_dir, *demo)) as dev:
             assert dev.dsn in dev.output
             assert "psql" in dev.output
             assert f"127.0.0.1:{dev.ports['metrics']}/metrics" in dev.output
