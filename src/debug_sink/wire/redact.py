@@ -341,15 +341,9 @@ class Redactor:
         if values and type(mapping.get("command")) is str and isinstance(mapping.get("args"), list):
             # {"command": "mysql", "args": ["-pX"]}: how MCP and process configurations
             # give a command. Its words are read together (the walk below still scans them).
-            args = mapping["args"]
-            words = [mapping["command"], *(a if type(a) is str else "" for a in args)]
-            scrubbed = self._scrubber.scrub_argv(words)
-            if scrubbed is not words:
-                copy = dict(mapping)
-                copy["args"] = [
-                    new if new is not old else arg
-                    for arg, old, new in zip(args, words[1:], scrubbed[1:], strict=True)
-                ]
+            scrubbed = self._scrubber.scrub_argv([mapping["command"], *mapping["args"]])
+            if scrubbed is not None:
+                copy = {**mapping, "args": scrubbed[1:]}
                 mapping = copy
         for key, value in mapping.items():
             if (secret and key in secret) or key == pair_value:
@@ -425,13 +419,7 @@ class Redactor:
         copy: list[Any] | None = None
         if values and len(items) > 1 and commands.argv_has_tool(items):
             # A command as a list of words: its options' passwords are in the word after.
-            words = [item if type(item) is str else "" for item in items]
-            scrubbed = self._scrubber.scrub_argv(words)
-            if scrubbed is not words:
-                copy = [
-                    new if new is not old else item
-                    for item, old, new in zip(items, words, scrubbed, strict=True)
-                ]
+            copy = self._scrubber.scrub_argv(items)
         for index, item in enumerate(items if copy is None else copy):
             if isinstance(item, _CONTAINERS) or (values and type(item) is str):
                 new = self._walk(item, values, depth + 1)

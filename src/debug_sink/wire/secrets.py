@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from debug_sink.errors import ConfigurationError
@@ -326,19 +326,21 @@ class SecretScrubber:
             result = _replaced(result, _pair_spans(result))
         return text if result == text else result
 
-    def scrub_argv(self, items: list[str]) -> list[str]:
+    def scrub_argv(self, items: Sequence[Any]) -> list[Any] | None:
         """A command given as a list of words (``["mysql", "-uroot", "-pX"]``) with the
-        passwords its tools' options carry replaced; the same list if none."""
-        out: list[str] | None = None
+        passwords its tools' options carry replaced (an item that is no string is an empty
+        word, kept as it is); None if there is none."""
+        words = [item if type(item) is str else "" for item in items]
         spans: dict[int, list[tuple[int, int, str]]] = {}
-        for index, start, end in commands.argv_secret_spans(items, is_secret_key):
-            if items[index][start:end] != REDACTED:
+        for index, start, end in commands.argv_secret_spans(words, is_secret_key):
+            if words[index][start:end] != REDACTED:
                 spans.setdefault(index, []).append((start, end, REDACTED))
+        if not spans:
+            return None
+        out = list(items)
         for index, item_spans in spans.items():
-            if out is None:
-                out = list(items)
-            out[index] = _replaced(items[index], item_spans)
-        return items if out is None else out
+            out[index] = _replaced(words[index], item_spans)
+        return out
 
     def scrub_bytes(self, data: bytes) -> bytes:
         """Bytes of unknown encoding: every format is ASCII, so scanning the latin-1 reading
