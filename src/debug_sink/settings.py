@@ -271,6 +271,14 @@ class Settings(BaseSettings):
         default=None,
         description="HTTP basic auth for the web view: DEBUG_SINK_UI_USERNAME with this password.",
     )
+    ui_failed_logins: int = Field(
+        default=10,
+        ge=0,
+        le=1_000_000,
+        description="Failed logins a client address may make in 5 minutes (an IPv6 address "
+        "counted by its /64); beyond, all its requests get 429 until the oldest is 5 minutes "
+        "old. 0: no limit.",
+    )
     ui_tls_cert: Path | None = Field(
         default=None,
         description="Certificate (PEM) to serve the web view over HTTPS, with "

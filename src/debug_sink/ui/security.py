@@ -11,11 +11,18 @@ three ASGI middlewares every response goes through, outermost first:
   string could smuggle in would run), ``frame-ancestors 'none'``, ``nosniff``, no referrer,
   and ``no-store`` on pages (what they show may be sensitive);
 - :class:`Authenticate` -- with credentials configured, ``401`` (``WWW-Authenticate:
-  Basic``) unless the request carries them; without, only requests addressed to a loopback
-  name (``Host: localhost``, ``127.0.0.1``, ``[::1]``) are served, so a web page elsewhere
-  cannot read the view through DNS rebinding.
+  Basic``) unless the request carries them, and ``429`` (``Retry-After``) for a client
+  address that made too many failed logins lately (:class:`FailedLogins`), whatever it
+  carries now; without credentials, only requests addressed to a loopback name (``Host:
+  localhost``, ``127.0.0.1``, ``[::1]``) are served, so a web page elsewhere cannot read the
+  view through DNS rebinding.
 
-Guarantees: secrets are compared in constant time and never logged or echoed. Not
+Guarantees: secrets are compared in constant time and never logged or echoed; a client
+address gets at most ``Access.failed_logins`` wrong guesses per :data:`LOGIN_WINDOW_S`
+seconds (an IPv6 address is counted by its /64, which one host may hold whole), and while
+it is refused the answer does not depend on what it sent. Not guaranteed: that a client
+behind the same proxy or NAT as a guesser is served meanwhile (it shares the address), nor
+a limit across several view processes (each counts its own). Not
 guaranteed: confidentiality on the wire -- basic auth and tokens travel in clear over plain
 HTTP; serve over TLS (``DEBUG_SINK_UI_TLS_CERT``) or behind a TLS proxy beyond loopback.
 """
@@ -26,10 +33,14 @@ import base64
 import binascii
 import hmac
 import ipaddress
-from collections.abc import Iterable
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,8 +49,11 @@ from debug_sink.settings import ENV_PREFIX, Settings
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
+    "DEFAULT_FAILED_LOGINS",
+    "LOGIN_WINDOW_S",
     "Access",
     "Authenticate",
+    "FailedLogins",
     "ReadOnlyMethods",
     "SecurityHeaders",
     "add_security_headers",
@@ -65,6 +79,16 @@ _READ_METHODS: Final = frozenset({"GET", "HEAD"})
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.", "ip6-localhost"})
 _REALM: Final = 'Basic realm="debug-sink", charset="UTF-8"'
 
+log = structlog.get_logger("debug_sink")
+
+#: Failed logins of a client address count for this many seconds.
+LOGIN_WINDOW_S: Final = 300.0
+#: Failed logins a client address may make per window (``DEBUG_SINK_UI_FAILED_LOGINS``).
+DEFAULT_FAILED_LOGINS: Final = 10
+#: Client addresses whose failures are remembered at most; the one that failed least
+#: recently is forgotten first (memory stays bounded whatever the number of guessers).
+_MAX_CLIENTS: Final = 10_000
+
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (an address or a name, IPv6 with or without brackets) is this machine
@@ -87,6 +111,8 @@ class Access:
     token: str | None = None
     username: str | None = None
     password: str | None = None
+    #: Failed logins a client address may make per :data:`LOGIN_WINDOW_S` (0: no limit).
+    failed_logins: int = DEFAULT_FAILED_LOGINS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
@@ -94,6 +120,7 @@ class Access:
             token=settings.ui_token.get_secret_value() if settings.ui_token else None,
             username=settings.ui_username if settings.ui_password else None,
             password=settings.ui_password.get_secret_value() if settings.ui_password else None,
+            failed_logins=settings.ui_failed_logins,
         )
 
     @property
@@ -132,6 +159,64 @@ class Access:
 
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+class FailedLogins:
+    """Failed logins by client address over the last ``window_s`` seconds (a sliding
+    window): an address with ``limit`` of them is refused until the oldest is ``window_s``
+    old, so a guesser gets ``limit`` guesses per window however fast it asks. Successes
+    reset nothing (they would let a guesser that shares an address with a user go on)."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float = LOGIN_WINDOW_S,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = _MAX_CLIENTS,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._max_clients = max_clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0: now)."""
+        times = self._failures.get(_client_key(client))
+        if not self.limit or times is None or len(times) < self.limit:
+            return 0.0
+        return max(0.0, times[0] + self.window_s - self._clock())
+
+    def failed(self, client: str) -> bool:
+        """Count a failed login of ``client``; True when it used the last one it had."""
+        if not self.limit:
+            return False
+        key = _client_key(client)
+        now = self._clock()
+        times = self._failures.pop(key, None) or deque(maxlen=self.limit)
+        while times and times[0] + self.window_s <= now:
+            times.popleft()
+        times.append(now)
+        self._failures[key] = times  # the most recently failing last
+        while len(self._failures) > self._max_clients:
+            self._failures.popitem(last=False)
+        return len(times) >= self.limit
+
+
+def _client_key(client: str) -> str:
+    """IPv4 addresses (and names) as they are; IPv6 by /64, the smallest block one host
+    may be given (a guesser would otherwise have 2**64 addresses to take turns with)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def check_bind(host: str, access: Access) -> None:
@@ -203,6 +288,7 @@ class Authenticate:
     def __init__(self, app: ASGIApp, access: Access) -> None:
         self.app = app
         self.access = access
+        self.failures = FailedLogins(access.failed_logins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -210,7 +296,30 @@ class Authenticate:
             return
         headers = Headers(scope=scope)
         if self.access.required:
-            if not self.access.allows(headers.get("authorization")):
+            client = scope["client"][0] if scope.get("client") else ""
+            wait = self.failures.retry_after(client)
+            if wait > 0:
+                # Whatever the request carries: an answer that depended on it would tell the
+                # guesser which guess was right.
+                seconds = max(1, math.ceil(wait))
+                await _plain(
+                    send,
+                    429,
+                    f"too many failed logins from this address: try again in {seconds} s\n",
+                    [("retry-after", str(seconds))],
+                )
+                return
+            authorization = headers.get("authorization")
+            if not self.access.allows(authorization):
+                # A request without credentials is a browser asking what to send, not a guess.
+                if authorization is not None and self.failures.failed(client):
+                    log.warning(
+                        "ui_failed_logins",
+                        client=client,
+                        failures=self.failures.limit,
+                        window_s=self.failures.window_s,
+                        refused_s=round(self.failures.retry_after(client)),
+                    )
                 await _plain(send, 401, "credentials required\n", [("www-authenticate", _REALM)])
                 return
         elif not is_loopback(_host_name(headers.get("host", ""))):

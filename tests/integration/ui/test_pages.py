@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+import structlog.testing
 
 from debug_sink.read.queries import DebugQueries, init_read_only
 from debug_sink.read.workflows import WORKFLOW_STATUSES
@@ -358,6 +359,43 @@ class TestSecurity:
             assert named.status_code == 200
             assert "tok-123" not in ok.text
             assert "pw-456" not in ok.text
+
+    async def test_guessing_is_refused_per_address(self, stored: Stored) -> None:
+        """After DEBUG_SINK_UI_FAILED_LOGINS wrong guesses, the address gets 429 for whatever
+        it sends (right credentials too: an answer that differed would confirm a guess);
+        another address, and requests without credentials, are not affected."""
+        settings = view_settings(stored.dsn, ui_password="pw-456", ui_failed_logins=3)
+        right = {"authorization": "Basic " + base64.b64encode(b"debug-sink:pw-456").decode()}
+        wrong = {"authorization": "Basic " + base64.b64encode(b"debug-sink:guess").decode()}
+        other = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with (
+            running_view(settings) as url,
+            httpx.AsyncClient(base_url=url) as http,
+            httpx.AsyncClient(base_url=url, transport=other) as elsewhere,
+        ):
+            with structlog.testing.capture_logs() as logs:
+                for _ in range(5):  # a browser's first request is not a guess
+                    assert (await http.get("/workflows")).status_code == 401
+                assert (await http.get("/workflows", headers=right)).status_code == 200
+                for _ in range(3):
+                    assert (await http.get("/workflows", headers=wrong)).status_code == 401
+                refused = [
+                    await http.get("/workflows", headers=headers) for headers in (right, wrong, {})
+                ]
+                assert (await elsewhere.get("/workflows", headers=right)).status_code == 200
+                assert (await elsewhere.get("/workflows", headers=wrong)).status_code == 401
+            assert {r.status_code for r in refused} == {429}
+            assert len({r.text for r in refused}) == 1
+            assert all(0 < int(r.headers["retry-after"]) <= 300 for r in refused)
+            locked = [e for e in logs if e["event"] == "ui_failed_logins"]
+            assert [e["client"] for e in locked] == ["127.0.0.1"]
+            for secret in (
+                "guess",
+                "pw-456",
+                wrong["authorization"][6:],
+                right["authorization"][6:],
+            ):
+                assert secret not in repr(logs)
 
     async def test_the_pool_cannot_write_even_as_the_owner(self, stored: Stored) -> None:
         """Every transaction of the view's pool is read-only, whatever its role may do."""

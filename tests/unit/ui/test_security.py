@@ -8,7 +8,13 @@ import pytest
 
 from debug_sink.errors import ConfigurationError
 from debug_sink.settings import Settings
-from debug_sink.ui.security import Access, _host_name, check_bind, is_loopback
+from debug_sink.ui.security import (
+    Access,
+    FailedLogins,
+    _host_name,
+    check_bind,
+    is_loopback,
+)
 
 
 def basic(user: str, password: str) -> str:
@@ -78,6 +84,73 @@ class TestBind:
     def test_allows_loopback_or_credentials(self) -> None:
         check_bind("127.0.0.1", Access())
         check_bind("0.0.0.0", Access(token="t"))
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestFailedLogins:
+    """A sliding window of failures per client address."""
+
+    def test_the_limit_then_a_wait_until_the_oldest_expires(self) -> None:
+        clock = _Clock()
+        failures = FailedLogins(3, 300, clock=clock)
+        assert not failures.failed("10.0.0.1")
+        clock.now += 100
+        assert not failures.failed("10.0.0.1")
+        assert failures.retry_after("10.0.0.1") == 0
+        clock.now += 100
+        assert failures.failed("10.0.0.1")  # the third: no guess left
+        assert failures.retry_after("10.0.0.1") == pytest.approx(100)
+        assert failures.retry_after("10.0.0.2") == 0
+        clock.now += 100  # the first is 300 s old: one guess again, not three
+        assert failures.retry_after("10.0.0.1") == 0
+        assert failures.failed("10.0.0.1")
+        assert failures.retry_after("10.0.0.1") == pytest.approx(100)
+
+    def test_a_guesser_gets_the_limit_per_window_however_fast(self) -> None:
+        clock = _Clock()
+        failures = FailedLogins(10, 300, clock=clock)
+        guesses = 0
+        for _ in range(3600):  # one hour, a request a second
+            clock.now += 1
+            if failures.retry_after("10.0.0.1") == 0:
+                guesses += 1
+                failures.failed("10.0.0.1")
+        assert guesses <= 10 * (3600 // 300 + 1)
+        assert guesses >= 10 * (3600 // 300)
+
+    def test_ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4(self) -> None:
+        failures = FailedLogins(2, 300, clock=_Clock())
+        failures.failed("2001:db8:1:2::1")
+        failures.failed("2001:db8:1:2:ffff::9")
+        assert failures.retry_after("2001:db8:1:2::77") > 0
+        assert failures.retry_after("2001:db8:1:3::1") == 0
+        failures.failed("::ffff:10.1.1.1")
+        failures.failed("10.1.1.1")
+        assert failures.retry_after("10.1.1.1") > 0
+
+    def test_memory_is_bounded_forgetting_the_least_recent(self) -> None:
+        failures = FailedLogins(1, 300, clock=_Clock(), max_clients=100)
+        for i in range(1000):
+            failures.failed(f"10.0.{i // 256}.{i % 256}")
+        assert len(failures._failures) == 100
+        assert failures.retry_after("10.0.3.231") > 0  # the 1000th, still remembered
+        assert failures.retry_after("10.0.0.0") == 0
+
+    def test_zero_is_no_limit(self) -> None:
+        failures = FailedLogins(0, 300, clock=_Clock())
+        assert not any(failures.failed("10.0.0.1") for _ in range(100))
+        assert failures.retry_after("10.0.0.1") == 0
+
+    def test_from_settings(self) -> None:
+        assert Access.from_settings(Settings(ui_failed_logins=4)).failed_logins == 4
+        assert Access.from_settings(Settings()).failed_logins == 10
 
 
 class _Broken:
