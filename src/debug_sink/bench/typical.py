@@ -102,13 +102,20 @@ def row_of(kind: EventKind, event: Any) -> tuple[Any, ...]:
 
 
 class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
         self.assigned = asyncio.Event()
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         return None
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in assigned:
+            if await self._consumer.committed(tp) is None:
+                # From offset 0, not where ListOffsets(earliest) says: Tansu at times says
+                # too much (past a log's first records), and this consumer then never
+                # reached the backlog's count (drains "stalled"). The sink does the same.
+                self._consumer.seek(tp, 0)
         self.assigned.set()
         log.info("partitions_assigned", partitions=len(assigned))
 
@@ -129,7 +136,7 @@ async def _joined(settings: Settings) -> AIOKafkaConsumer:
             heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 10),
         )
         await consumer.start()
-        listener = _Assigned()
+        listener = _Assigned(consumer)
         consumer.subscribe(pattern=settings.topic_pattern, listener=listener)
         try:
             await asyncio.wait_for(listener.assigned.wait(), _JOIN_TIMEOUT_S)

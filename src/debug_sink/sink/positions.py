@@ -1,7 +1,7 @@
 """Where the consumer reads each assigned partition: the stored offset, and how far behind.
 
 Owns positioning -- on assignment, the consumer is sought to the offset stored in PostgreSQL
-(or the log's beginning when none is stored) before the partition is fetched -- and the two
+(or the log's first record when none is stored) before the partition is fetched -- and the two
 questions the fetch side asks about positions: which partitions are *behind* (more in the
 log than fetched: the interleave waits for them) and whether everything is *caught up* (read
 and written to the end: the idle exit of ``--exit-when-idle``).
@@ -83,12 +83,7 @@ class Positions:
                 self._consumer.seek(tp, offset)
                 self._positioned(tp, offset)
         if fresh:
-            await self._consumer.seek_to_beginning(*fresh)
-            for tp in fresh:
-                try:
-                    self._positioned(tp, await self._consumer.position(tp))
-                except KafkaError:
-                    self._positioned(tp, 0)
+            await self._seek_to_log_start(fresh)
         assignment.mark_positioned(wanted)
         self._consumer.resume(*wanted)
         log.info(
@@ -96,6 +91,26 @@ class Positions:
             from_postgres=len(wanted) - len(fresh),
             from_beginning=len(fresh),
         )
+
+    async def _seek_to_log_start(self, partitions: Sequence[TopicPartition]) -> None:
+        """Position ``partitions`` (no offset stored) at the first record of their logs.
+
+        Sought to offset 0, not to what ListOffsets(earliest) answers: Tansu sometimes
+        answers it with an offset past the first records of a log that several producers
+        wrote to (seen: 166 for a partition whose records start at 0, 20 in a bench drain),
+        and a group that started there never read those records. Where the log does start
+        later (records deleted by retention), the first fetch at 0 is out of range and the
+        consumer moves to the log's start (``auto_offset_reset="earliest"``). The answer is
+        still asked for: it is where the lag and the stall check count from (an offset
+        below it that is committed moves the partition all the same)."""
+        try:
+            starts = await self._consumer.beginning_offsets(list(partitions))
+        except KafkaError:
+            starts = {}
+        for tp in partitions:
+            self._consumer.seek(tp, 0)
+            self._recovery.positioned(tp, 0)
+            self._progress.positioned((tp.topic, tp.partition), starts.get(tp, 0))
 
     def _positioned(self, tp: TopicPartition, offset: int) -> None:
         self._recovery.positioned(tp, offset)

@@ -27,6 +27,8 @@ class _Partition:
     committed: int | None = None
     end: int | None = None
     moved_at: float = 0.0
+    #: The offset of the last commit (or of the positioning): a commit of another one moved.
+    last: int | None = None
 
 
 @dataclass(slots=True)
@@ -66,7 +68,7 @@ class Progress:
     def positioned(self, key: Key, offset: int) -> None:
         """The stored offset the partition starts from (what is committed so far)."""
         state = self._partitions.setdefault(key, _Partition(moved_at=self._clock()))
-        state.committed = offset
+        state.committed = state.last = offset
 
     def committed(self, next_offsets: Mapping[Key, int]) -> None:
         """A batch committed: these partitions moved."""
@@ -75,6 +77,10 @@ class Progress:
             state = self._partitions.setdefault(key, _Partition(moved_at=now))
             if state.committed is None or offset > state.committed:
                 state.committed = offset
+            if offset != state.last:
+                # Moved, also below where it was positioned (a broker that answered
+                # ListOffsets(earliest) with an offset past the log's first records).
+                state.last = offset
                 state.moved_at = now
         self._retrying_since = None
 

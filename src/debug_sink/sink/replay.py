@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from debug_sink.db.pg import connection
 from debug_sink.errors import BrokerUnavailable, ConfigurationError, DebugSinkError
@@ -60,6 +60,7 @@ __all__ = [
     "default_group_id",
     "group_offsets",
     "log_ends",
+    "log_starts",
     "parse_offsets",
     "plan_replay",
     "resolve_starts",
@@ -226,6 +227,45 @@ def resolve_starts(
 # -- Kafka and PostgreSQL -----------------------------------------------------------------
 
 
+async def log_starts(
+    consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition], *, timeout: float = 10.0
+) -> dict[TopicPartition, int]:
+    """The first offset of each partition, right on Tansu too.
+
+    Tansu at times answers ListOffsets(earliest) with an offset past the first records of a
+    log that several producers wrote to (seen: 166 for a partition whose records start at
+    0): a replay from there would leave them out. So where the answer is not 0, offset 0 is
+    fetched (``consumer`` must have no group and reset nothing: ``auto_offset_reset=
+    "none"``): a record from there is the log's first; "out of range" confirms the answer
+    (the records before it were deleted). A partition that answers neither in ``timeout``
+    seconds keeps the answer.
+    """
+    starts: dict[TopicPartition, int] = dict(await consumer.beginning_offsets(list(tps)))
+    pending = {tp for tp in tps if starts.get(tp, 0) > 0}
+    if not pending:
+        return starts
+    probed = sorted(pending)
+    consumer.assign(probed)
+    for tp in probed:
+        consumer.seek(tp, 0)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        try:
+            records = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+        except OffsetOutOfRangeError as exc:
+            confirmed = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            if not set(confirmed) & pending:
+                break
+            pending.difference_update(confirmed)
+            continue
+        for tp, got in records.items():
+            if got:
+                starts[tp] = min(starts[tp], got[0].offset)
+                pending.discard(tp)
+    consumer.pause(*probed)  # no background prefetching between calls
+    return starts
+
+
 async def log_ends(
     consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition], *, timeout: float = 10.0
 ) -> dict[TopicPartition, int]:
@@ -264,7 +304,7 @@ async def plan_replay(
     A selection that matches the dead-letter topic, or no topic at all, is refused (a
     :class:`~debug_sink.errors.ConfigurationError`) before anything is stored."""
     settings.require_dead_letters_unsubscribed()
-    consumer = await kafka.start_client(kafka.reader(settings), settings)
+    consumer = await kafka.start_client(kafka.reader(settings, auto_offset_reset="none"), settings)
     try:
         pattern = re.compile(settings.subscription_pattern)
         topics = sorted(t for t in await consumer.topics() if pattern.search(t))
@@ -277,7 +317,7 @@ async def plan_replay(
             raise ConfigurationError(
                 f"no topic matches {settings.subscription_pattern!r}: nothing to replay"
             )
-        beginnings = await consumer.beginning_offsets(tps)
+        beginnings = await log_starts(consumer, tps)
         ends = await log_ends(consumer, tps)
         at_time: dict[tuple[str, int], int | None] = {}
         if spec.mode == "since":

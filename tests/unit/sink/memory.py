@@ -40,10 +40,15 @@ class Record:
 
 
 class MemoryLog:
-    """Topics -> partitions -> records, appended in offset order."""
+    """Topics -> partitions -> records, appended in offset order. ``starts``: a partition's
+    first offset still held (the records before it were deleted, as by retention)."""
 
     def __init__(self) -> None:
         self.records: dict[TopicPartition, list[Record]] = {}
+        self.starts: dict[TopicPartition, int] = {}
+
+    def start(self, tp: TopicPartition) -> int:
+        return self.starts.get(tp, 0)
 
     def append(self, topic: str, partition: int, value: Any, *, timestamp: int) -> Record:
         tp = TopicPartition(topic, partition)
@@ -70,6 +75,8 @@ class MemoryConsumer:
         self.commits: list[dict[TopicPartition, int]] = []
         self.max_per_fetch = 50
         self.stopped = False
+        #: What ListOffsets(earliest) answers where it is not the log's start (Tansu at times).
+        self.reported_starts: dict[TopicPartition, int] = {}
         self._pending_assignment: set[TopicPartition] | None = None
         #: Called (and awaited) at the start of every getmany: tests hook rebalances here.
         self.before_fetch: Callable[[], Awaitable[None]] | None = None
@@ -96,6 +103,9 @@ class MemoryConsumer:
             if tp in self.paused or tp not in self.positions:
                 continue
             position = self.positions[tp]
+            if position < self.log.start(tp):
+                # Out of range: auto_offset_reset="earliest" moves to the log's start.
+                position = self.positions[tp] = self.log.start(tp)
             chunk = self.log.records.get(tp, [])[position : position + self.max_per_fetch]
             if chunk:
                 out[tp] = list(chunk)
@@ -120,10 +130,8 @@ class MemoryConsumer:
         self.seeks.append((tp, offset))
         self.positions[tp] = offset
 
-    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
-        for tp in tps:
-            self.seeks.append((tp, None))
-            self.positions[tp] = 0
+    async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.reported_starts.get(tp, self.log.start(tp)) for tp in tps}
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self.log.end(tp) for tp in tps}

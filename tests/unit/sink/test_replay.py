@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 
 from debug_sink.cli.replay import time_argument as parse_since
 from debug_sink.errors import ConfigurationError
@@ -14,6 +18,7 @@ from debug_sink.sink.replay import (
     PartitionPlan,
     StartSpec,
     default_group_id,
+    log_starts,
     parse_offsets,
     resolve_starts,
 )
@@ -104,3 +109,44 @@ def test_default_group_id_is_timestamped_and_unique() -> None:
     assert len(ids) == 50
     for group in ids:
         assert re.fullmatch(r"debug-sink-replay-20260304T050607Z-[0-9a-f]{6}", group), group
+
+
+class _Probed:
+    """The calls :func:`log_starts` makes, over logs whose first held offset is ``starts``
+    while ListOffsets(earliest) answers ``answers`` (Tansu, at times, too much)."""
+
+    def __init__(self, starts: dict[TopicPartition, int], answers: dict[TopicPartition, int]):
+        self.starts, self.answers = starts, answers
+        self.positions: dict[TopicPartition, int] = {}
+        self.paused: set[TopicPartition] = set()
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.answers.get(tp, self.starts[tp]) for tp in tps}
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.positions = dict.fromkeys(tps, 0)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp] = offset
+
+    async def getmany(
+        self, *tps: TopicPartition, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Any]]:
+        for tp in tps:
+            if self.positions[tp] < self.starts[tp]:
+                raise OffsetOutOfRangeError({tp: self.positions[tp]})
+        tp = tps[0]
+        return {tp: [SimpleNamespace(offset=self.positions[tp])]}
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+
+async def test_log_starts_checks_a_start_past_zero_by_reading_offset_0() -> None:
+    """A start ListOffsets put past the first records is corrected; one that retention
+    made is confirmed by "out of range"; 0 needs no probe."""
+    over, deleted, plain = (TopicPartition("debug.x", p) for p in range(3))
+    consumer = _Probed({over: 0, deleted: 40, plain: 0}, answers={over: 166})
+    starts = await log_starts(consumer, [over, deleted, plain])  # type: ignore[arg-type]
+    assert starts == {over: 0, deleted: 40, plain: 0}
+    assert consumer.paused == {over, deleted}

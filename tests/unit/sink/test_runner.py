@@ -136,9 +136,32 @@ class TestPositioning:
         backends = MemoryBackends(log, store)
         await drain(Sink(settings(), exit_when_idle=True, idle_grace=0, backends=backends))
         seeks = dict(backends.kafka_consumer.seeks)
-        assert seeks == {TopicPartition(TOPIC, 0): 15, TopicPartition(TOPIC, 1): None}
+        assert seeks == {TopicPartition(TOPIC, 0): 15, TopicPartition(TOPIC, 1): 0}
         assert sorted(o.offset for o in store.written if o.partition == 0) == list(range(15, 20))
         assert len([o for o in store.written if o.partition == 1]) == 20
+
+    async def test_a_new_group_reads_from_the_first_record_whatever_list_offsets_says(
+        self,
+    ) -> None:
+        """Tansu at times answers ListOffsets(earliest) with an offset past a log's first
+        records: a new group read from there lost them (20 events of a bench drain). It
+        starts at offset 0; where the log does start later (retention), it reads from
+        there, neither stalled nor lagging when it has read everything."""
+        log = MemoryLog()
+        fill(log, partitions=4, per_partition=30)
+        log.starts[TopicPartition(TOPIC, 2)] = 12  # records 0-11 deleted
+        log.starts[TopicPartition(TOPIC, 3)] = 30  # every record deleted
+        store = MemoryStore()
+        backends = MemoryBackends(log, store)
+        backends.kafka_consumer.reported_starts[TopicPartition(TOPIC, 1)] = 20  # wrong
+        sink = Sink(settings(), exit_when_idle=True, idle_grace=0, backends=backends)
+        await drain(sink)
+        written = {p: sorted(o.offset for o in store.written if o.partition == p) for p in range(4)}
+        assert written == {0: list(range(30)), 1: list(range(30)), 2: list(range(12, 30)), 3: []}
+        assert store.offsets == {(TOPIC, 0): 30, (TOPIC, 1): 30, (TOPIC, 2): 30}
+        progress = sink._progress
+        assert progress.lag() == {(TOPIC, p): 0 for p in range(4)}
+        assert not progress.stalls(0.0)
 
     async def test_ready_only_once_positioned(self) -> None:
         """/healthz says ready only when every assigned partition is positioned."""
@@ -259,7 +282,7 @@ class TestRevocation:
             origins, key=lambda o: (o.partition, o.offset)
         )
         # Re-positioned after the rebalance: from the beginning (nothing was stored).
-        beginnings = [tp for tp, offset in consumer.seeks if offset is None]
+        beginnings = [tp for tp, offset in consumer.seeks if offset == 0]
         assert len(beginnings) == 4
 
 

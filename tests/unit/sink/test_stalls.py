@@ -140,6 +140,25 @@ class TestProgress:
         assert not progress.stalls(2.0)
         assert progress.lag() == {("t", 0): 6, ("t", 1): 0}
 
+    def test_commits_below_the_positioned_offset_are_progress(self) -> None:
+        """Positioned where a broker said the log starts, but read from offset 0 (it said
+        too much): commits below that offset move the partition; the same one again does
+        not."""
+        clock = Clock()
+        progress = Progress(clock)
+        progress.assigned([("t", 0)])
+        progress.positioned(("t", 0), 20)
+        progress.log_end(("t", 0), 40)
+        for offset in (5, 10):
+            clock.now += 1.5
+            progress.committed({("t", 0): offset})
+            clock.now += 1.5
+            assert not progress.stalls(2.0)
+        clock.now += 1.5
+        progress.committed({("t", 0): 10})
+        assert progress.stalls(2.0).partitions == {"t[0]": 3.0}
+        assert progress.lag() == {("t", 0): 20}
+
     def test_a_topic_named_with_a_secret_is_shown_without_it(self) -> None:
         """/healthz shows stalled partitions by topic; producers may create topics, so a
         token in a topic's name is replaced there as in the metric labels."""
