@@ -36,7 +36,7 @@ import pytest
 
 from debug_sink.db.migrate import migrate_up
 from debug_sink.dev.embedded import EmbeddedPostgres
-from debug_sink.sink.deadletters import DLQ_HEADERS
+from debug_sink.sink.deadletters import DLQ_HEADERS, TRUNCATED_HEADER
 from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.acceptance.test_sink_faults import SinkProcess, budget
@@ -260,6 +260,17 @@ def _plan(kafka: Any, seed: int, workflows: int) -> Plan:
                 for o in out
                 if not o.raw
             )
+        if w % 11 == 2:
+            # At the very end: the same ids with other content, from this workflow and from
+            # another one -- the first stored wins, another workflow's step changes nothing.
+            other = s.uid()
+            changed = {**err, "error_message": "a different copy", "error_severity": "low"}
+            impostor = {**end, "correlation_id": other, "status": "failed", "attempt": 9}
+            for kind, body in ((ER, changed), (ST, impostor)):
+                send(kind, body, to=final)
+            rows["debug_error_events"][err["id"]]["error_severity"] = "high"
+            rows["debug_workflow_steps"][sid]["correlation_id"] = corr
+            rows["debug_workflow_steps"][sid]["attempt"] = 1
         (early if w % 3 else late if w % 6 == 0 else early).extend(out)
 
     unknown = kafka.topic_prefix + "unknown_things"
@@ -465,9 +476,29 @@ async def _chaos(server: EmbeddedPostgres, dsn: str, kafka: Any, plan: Plan, see
     await produce(plan.phases[0])
     rounds = 6
     pg_round = 2 + seed % 2  # round of the PostgreSQL restart
+    down_round = 4  # PostgreSQL is down when the sink starts; one sink is killed waiting
     for n in range(rounds):
+        if n == down_round:
+            await asyncio.to_thread(server.stop)
+            report.pg_restarts += 1
+            waiting_sink = await SinkProcess.start(settings)
+            try:
+                assert await waiting_sink.wait_for_log(
+                    "waiting_for_service", "seek_waiting_for_postgres", timeout=left()
+                ), waiting_sink.output[-3000:]
+                await asyncio.sleep(rng.uniform(0.0, 2.0))
+                assert waiting_sink.proc.returncode is None, waiting_sink.output[-3000:]
+                report.kills += 1
+            finally:
+                await waiting_sink.kill()
+                report.logs.append(waiting_sink.output)
         sink = await SinkProcess.start(settings)
         try:
+            if n == down_round:
+                assert await sink.wait_for_log(
+                    "waiting_for_service", "seek_waiting_for_postgres", timeout=left()
+                ), sink.output[-3000:]
+                await asyncio.to_thread(server.start)
             committed = await sink.wait_for_log(
                 "batch_committed", count=rng.randint(1, 3), timeout=left()
             )
@@ -560,7 +591,8 @@ async def _check(dsn: str, kafka: Any, plan: Plan, report: Report) -> dict[str, 
             problems.append(f"{len(parked)} still parked: {[dict(p) for p in parked[:5]]}")
         # Every hostile record exactly one dead letter, with its class and a reason.
         letters = await conn.fetch(
-            'SELECT topic, partition, "offset", error_class, reason FROM sink_dead_letters'
+            'SELECT topic, partition, "offset", error_class, reason, headers, '
+            "octet_length(value) AS size FROM sink_dead_letters"
         )
         by_origin = Counter((r["topic"], r["partition"], r["offset"]) for r in letters)
         doubled = [o for o, c in by_origin.items() if c > 1]
@@ -582,6 +614,16 @@ async def _check(dsn: str, kafka: Any, plan: Plan, report: Report) -> dict[str, 
                     f"{r.label}: error_class {letter['error_class']} != {r.expect}: "
                     f"{letter['reason'][:200]}"
                 )
+            headers = orjson.loads(letter["headers"]) if letter["headers"] else {}
+            label = r.label if r is not None else ""
+            if label == "broken JSON with a password" and (
+                headers.get("x") != "\\xfe" or "Authorization" not in headers
+            ):
+                problems.append(f"{label}: headers stored as {headers}")
+            if label == "a header key that is not UTF-8" and headers.get("\\xffkey") != ["v", None]:
+                problems.append(f"{label}: headers stored as {headers}")
+            if r is not None and r.label.startswith("1.1 MB") and (letter["size"] or 0) > 900_000:
+                problems.append(f"{r.label}: a dead letter of {letter['size']} bytes")
             if not letter["reason"].strip():
                 problems.append(f"a dead letter without a reason: {origin}")
         # Offsets at the end of every partition.
@@ -609,6 +651,7 @@ async def _check(dsn: str, kafka: Any, plan: Plan, report: Report) -> dict[str, 
     # The dead-letter topic: every hostile record at least once, nothing else, no secret.
     dlq = await s.read_topic(kafka.bootstrap_servers, kafka.dead_letter_topic, timeout=60)
     on_topic: Counter[tuple[str, int, int]] = Counter()
+    hostile_at = {(r.topic, r.partition, r.offset): r for r in hostile}
     for message in dlq:
         headers = dict(message.headers)
         origin = (
@@ -617,6 +660,12 @@ async def _check(dsn: str, kafka: Any, plan: Plan, report: Report) -> dict[str, 
             int(headers[DLQ_HEADERS[2]]),
         )
         on_topic[origin] += 1
+        if len(message.value or b"") > 900_000 or (
+            origin in hostile_at
+            and hostile_at[origin].label.startswith("1.1 MB")
+            and TRUNCATED_HEADER not in headers
+        ):
+            problems.append(f"an uncut dead letter of {len(message.value or b'')} bytes: {origin}")
         blob = (message.key or b"") + (message.value or b"")
         blob += b"".join(k.encode() + (v or b"") for k, v in message.headers)
         for secret in PLANTED:
