@@ -130,9 +130,11 @@ async def consumer_rival(
     the throughput backlog into it, then the per-row consumer drains its smaller backlog
     into the same database. Their figures, as :func:`~.backlogs.drain_figures` gives them.
 
-    A rival has no stall recovery, and now and then one stops receiving mid-drain (seen twice
-    against Tansu). A drain that commits nothing for :data:`_STALL_S` is thrown away and run
-    again from the start, into a fresh copy with a new group; ``stalled`` counts them."""
+    A rival has no stall recovery, and now and then one stopped receiving mid-drain (seen
+    twice against Tansu; others were the broker's wrong ListOffsets(earliest), which the
+    typical consumer now sidesteps as the sink does). A drain that commits nothing for
+    :data:`_STALL_S` is thrown away and run again from the start, into a fresh copy with a
+    new group; ``stalled`` counts them."""
     stalled = 0
     for attempt in range(_RIVAL_ATTEMPTS):
         try:
