@@ -550,7 +550,10 @@ async def read_partitions(
         if not tps:
             return records
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            # Offset 0, not ListOffsets(earliest): Tansu at times answers it with an offset
+            # past the first records (sink/positions.py); nothing is deleted in tests.
+            consumer.seek(tp, 0)
 
         async def at_end() -> bool:
             for tp in tps:
