@@ -72,18 +72,22 @@ class Positions:
             await asyncio.sleep(0.5)
             return
         self._report_db(True)
+        fresh = [tp for tp in wanted if (tp.topic, tp.partition) not in stored]
+        starts = await self._log_starts(fresh) if fresh else {}
+        # No await from here on: the partitions are sought in the assignment they were
+        # asked for, or not at all.
         if generation != assignment.generation or wanted != assignment.unpositioned:
             return  # a rebalance happened meanwhile
-        fresh = []
         for tp in wanted:
             offset = stored.get((tp.topic, tp.partition))
             if offset is None:
-                fresh.append(tp)
+                # Offset 0, not the answer to ListOffsets(earliest): see _log_starts.
+                self._consumer.seek(tp, 0)
+                self._recovery.positioned(tp, 0)
+                self._progress.positioned((tp.topic, tp.partition), starts.get(tp, 0))
             else:
                 self._consumer.seek(tp, offset)
                 self._positioned(tp, offset)
-        if fresh:
-            await self._seek_to_log_start(fresh)
         assignment.mark_positioned(wanted)
         self._consumer.resume(*wanted)
         log.info(
@@ -92,25 +96,20 @@ class Positions:
             from_beginning=len(fresh),
         )
 
-    async def _seek_to_log_start(self, partitions: Sequence[TopicPartition]) -> None:
-        """Position ``partitions`` (no offset stored) at the first record of their logs.
-
-        Sought to offset 0, not to what ListOffsets(earliest) answers: Tansu sometimes
-        answers it with an offset past the first records of a log that several producers
-        wrote to (seen: 166 for a partition whose records start at 0, 20 in a bench drain),
-        and a group that started there never read those records. Where the log does start
-        later (records deleted by retention), the first fetch at 0 is out of range and the
-        consumer moves to the log's start (``auto_offset_reset="earliest"``). The answer is
-        still asked for: it is where the lag and the stall check count from (an offset
-        below it that is committed moves the partition all the same)."""
+    async def _log_starts(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Where the broker says the logs of ``partitions`` (no offset stored) start: where
+        the lag and the stall check count from. Not where they are read from: that is
+        offset 0. Tansu at times answers ListOffsets(earliest) with an offset past the first
+        records of a log that several producers wrote to (seen: 166 for a partition whose
+        records start at 0, 20 in a bench drain), and a group that started there never read
+        those records. Where a log does start later (records deleted by retention), the
+        first fetch at 0 is out of range and the consumer moves to the log's start
+        (``auto_offset_reset="earliest"``); a commit below the answer moves the partition
+        all the same (:meth:`Progress.committed`)."""
         try:
-            starts = await self._consumer.beginning_offsets(list(partitions))
+            return dict(await self._consumer.beginning_offsets(list(partitions)))
         except KafkaError:
-            starts = {}
-        for tp in partitions:
-            self._consumer.seek(tp, 0)
-            self._recovery.positioned(tp, 0)
-            self._progress.positioned((tp.topic, tp.partition), starts.get(tp, 0))
+            return {}
 
     def _positioned(self, tp: TopicPartition, offset: int) -> None:
         self._recovery.positioned(tp, offset)

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from debug_sink.errors import DatabaseUnavailable
 from debug_sink.settings import Settings
@@ -77,6 +78,8 @@ class MemoryConsumer:
         self.stopped = False
         #: What ListOffsets(earliest) answers where it is not the log's start (Tansu at times).
         self.reported_starts: dict[TopicPartition, int] = {}
+        #: Called (and awaited) before ListOffsets is answered: tests hook rebalances here.
+        self.before_list_offsets: Callable[[], Awaitable[None]] | None = None
         self._pending_assignment: set[TopicPartition] | None = None
         #: Called (and awaited) at the start of every getmany: tests hook rebalances here.
         self.before_fetch: Callable[[], Awaitable[None]] | None = None
@@ -127,10 +130,14 @@ class MemoryConsumer:
         self.paused.difference_update(tps)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp not in self.assigned:  # as aiokafka
+            raise IllegalStateError(f"No current assignment for partition {tp}")
         self.seeks.append((tp, offset))
         self.positions[tp] = offset
 
     async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        if self.before_list_offsets is not None:
+            await self.before_list_offsets()
         return {tp: self.reported_starts.get(tp, self.log.start(tp)) for tp in tps}
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:

@@ -140,6 +140,28 @@ class TestPositioning:
         assert sorted(o.offset for o in store.written if o.partition == 0) == list(range(15, 20))
         assert len([o for o in store.written if o.partition == 1]) == 20
 
+    async def test_a_rebalance_while_asking_where_logs_start(self) -> None:
+        """The partitions revoked while ListOffsets was asked are not sought (aiokafka
+        refuses to seek a partition it no longer holds): the new assignment is positioned."""
+        log = MemoryLog()
+        fill(log, partitions=2, per_partition=10)
+        store = MemoryStore()
+        backends = MemoryBackends(log, store)
+        consumer = backends.kafka_consumer
+        rebalanced = False
+
+        async def rebalance_once() -> None:
+            nonlocal rebalanced
+            if not rebalanced:
+                rebalanced = True
+                await consumer.rebalance({TopicPartition(TOPIC, 1)})
+
+        consumer.before_list_offsets = rebalance_once
+        await drain(Sink(settings(), exit_when_idle=True, idle_grace=0, backends=backends))
+        assert rebalanced
+        assert sorted(o.offset for o in store.written if o.partition == 1) == list(range(10))
+        assert [o for o in store.written if o.partition == 0] == []
+
     async def test_a_new_group_reads_from_the_first_record_whatever_list_offsets_says(
         self,
     ) -> None:
