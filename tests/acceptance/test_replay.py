@@ -259,6 +259,39 @@ class TestPlan:
         ids = await s.table_ids(db_dsn)
         assert ids["hook_events"] == {m["id"] for m in late}
 
+    async def test_since_reads_records_of_a_producer_whose_clock_runs_ahead(
+        self, db_dsn: str, kafka: Any
+    ) -> None:
+        """Records dated after `since` by a producer whose clock runs 100 s ahead of the
+        broker's are replayed, whenever the broker appended them. Tansu looks times up by
+        its own append time: it answered the offset of the batch it appended after `since`
+        (skipping the records dated 100 s ahead before it) or, with no batch appended that
+        late, "nothing", and the plan left those records out."""
+        await s.create_topics(kafka, partitions=1)
+        hooks, errors = s.topic(kafka, EventKind.HOOK), s.topic(kafka, EventKind.ERROR)
+        now = time.time_ns() // 1_000_000
+        await s.produce(kafka, [(t, s.hook(s.uid())) for t in (hooks, errors) for _ in range(3)])
+        ahead = [(t, s.hook(s.uid())) for t in (hooks, errors) for _ in range(4)]
+        await s.produce(kafka, ahead, first_timestamp_ms=now + 100_000)
+        since_ms = time.time_ns() // 1_000_000 + 5
+
+        async def clock_passed_since() -> bool:
+            return time.time_ns() // 1_000_000 > since_ms + 5
+
+        await s.eventually(clock_passed_since, timeout=5, interval=0.001, what="the clock")
+        # Appended after `since`, dated by the broker's clock: on the errors topic only.
+        await s.produce(kafka, [(errors, s.hook(s.uid())) for _ in range(2)])
+        since = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=since_ms)
+        stamp = since.isoformat().replace("+00:00", "Z")
+
+        code, plan, err = await replay(
+            s.sink_settings(db_dsn, kafka), "--dry-run", "--since", stamp
+        )
+        assert code == 0, err
+        by_topic = {p["topic"]: (p["start"], p["count"]) for p in plan["partitions"]}
+        assert by_topic[hooks] == (3, 4)
+        assert by_topic[errors] == (3, 6)
+
 
 async def test_events_left_waiting_for_their_parents_are_reported(db_dsn: str, kafka: Any) -> None:
     # (From a red team's tests: a replay whose every event was parked, waiting for a parent

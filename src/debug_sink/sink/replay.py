@@ -61,6 +61,7 @@ __all__ = [
     "group_offsets",
     "log_ends",
     "log_starts",
+    "offsets_at_time",
     "parse_offsets",
     "plan_replay",
     "resolve_starts",
@@ -296,6 +297,115 @@ async def log_ends(
     return ends
 
 
+async def offsets_at_time(
+    consumer: AIOKafkaConsumer,
+    tps: Sequence[TopicPartition],
+    since_ms: int,
+    starts: Mapping[TopicPartition, int],
+    ends: Mapping[TopicPartition, int],
+    *,
+    timeout: float = 60.0,
+) -> dict[TopicPartition, int | None]:
+    """The first offset of each partition whose record is dated ``since_ms`` or later
+    (None: no record is), right on Tansu too.
+
+    Kafka answers ListOffsets(timestamp) from the records' own timestamps. Tansu answers
+    from the time *it* appended each batch (the offset of the first batch appended at or
+    after the time, dated by its own clock) and ``(0, -1)`` when it appended none that late:
+    a record whose producer's clock runs ahead of the broker's, or that names its own
+    timestamp, was left out of a ``--since`` replay (seen: records of +103 s skipped by a
+    replay since +3.1 s, and a whole partition by one since +6.1 s). So an answer is taken
+    as is only in Kafka's shape: None, or the record at the answer carries the answer's
+    timestamp (one record fetched). Otherwise the partition is read from ``starts`` up to
+    the answer (to ``ends`` for ``(0, -1)``) for the first record that recent; where none
+    is, the answer stands. ``consumer`` must have no group (it is assigned these
+    partitions). A partition not read through in ``timeout`` seconds starts where the
+    reading stopped: everything before it was read and is older.
+    """
+    found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+    result: dict[TopicPartition, int | None] = {}
+    # Where to read from, up to where, and what holds when nothing there is that recent.
+    scan: dict[TopicPartition, tuple[int, int, int | None]] = {}
+    verify: dict[TopicPartition, Any] = {}
+    for tp in tps:
+        hit = found.get(tp)
+        if hit is None:
+            result[tp] = None
+        elif hit.timestamp < 0:
+            scan[tp] = (starts.get(tp, 0), ends.get(tp, 0), None)
+        else:
+            verify[tp] = hit
+    deadline = time.monotonic() + timeout
+    if verify:
+        consumer.assign(sorted(verify))
+        for tp, hit in verify.items():
+            consumer.seek(tp, hit.offset)
+        pending = set(verify)
+        while pending and time.monotonic() < deadline:
+            records = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+            for tp, got in records.items():
+                if tp not in pending or not got:
+                    continue
+                pending.discard(tp)
+                hit = verify[tp]
+                if got[0].offset == hit.offset and got[0].timestamp == hit.timestamp:
+                    result[tp] = hit.offset  # Kafka's answer: the record's own time
+                else:
+                    scan[tp] = (starts.get(tp, 0), hit.offset, hit.offset)
+        for tp in pending:  # not fetched in time: check what precedes it
+            scan[tp] = (starts.get(tp, 0), verify[tp].offset, verify[tp].offset)
+        consumer.pause(*verify)
+    if scan:
+        result.update(await _first_at_time(consumer, scan, since_ms, deadline))
+    return result
+
+
+async def _first_at_time(
+    consumer: AIOKafkaConsumer,
+    scan: Mapping[TopicPartition, tuple[int, int, int | None]],
+    since_ms: int,
+    deadline: float,
+) -> dict[TopicPartition, int | None]:
+    """Read each partition of ``scan`` over ``[start, limit)`` for its first record dated
+    ``since_ms`` or later; see :func:`offsets_at_time`."""
+    result: dict[TopicPartition, int | None] = {}
+    pending = set()
+    for tp, (start, limit, otherwise) in scan.items():
+        if start >= limit:
+            result[tp] = otherwise
+        else:
+            pending.add(tp)
+    if not pending:
+        return result
+    probed = sorted(pending)
+    consumer.assign(probed)
+    for tp in probed:
+        consumer.seek(tp, scan[tp][0])
+    while pending and time.monotonic() < deadline:
+        records = await consumer.getmany(*pending, timeout_ms=200)
+        for tp, got in records.items():
+            if tp not in pending:
+                continue
+            _, limit, otherwise = scan[tp]
+            for record in got:
+                if record.offset >= limit:
+                    result[tp] = otherwise
+                    pending.discard(tp)
+                    break
+                if record.timestamp >= since_ms:
+                    result[tp] = record.offset
+                    pending.discard(tp)
+                    break
+        for tp in list(pending):
+            if await consumer.position(tp) >= scan[tp][1]:
+                result[tp] = scan[tp][2]
+                pending.discard(tp)
+    for tp in pending:  # out of time: start where the reading stopped
+        result[tp] = await consumer.position(tp)
+    consumer.pause(*probed)  # no background prefetching between calls
+    return result
+
+
 async def plan_replay(
     settings: Settings, spec: StartSpec, *, stored: Mapping[tuple[str, int], int] | None = None
 ) -> list[PartitionPlan]:
@@ -325,13 +435,8 @@ async def plan_replay(
             # Record timestamps start at the epoch: an earlier time means every record
             # (Kafka refuses a negative target time).
             since_ms = max(0, int(spec.since.timestamp() * 1000))
-            found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
-            for tp in tps:
-                hit = found.get(tp)
-                # Kafka answers None when no record is that recent; Tansu answers
-                # (offset 0, timestamp -1). Both mean: nothing to read here.
-                ok = hit is not None and hit.timestamp >= since_ms
-                at_time[(tp.topic, tp.partition)] = hit.offset if ok else None
+            found = await offsets_at_time(consumer, tps, since_ms, beginnings, ends)
+            at_time = {(tp.topic, tp.partition): offset for tp, offset in found.items()}
     except KafkaError as exc:
         raise BrokerUnavailable(f"cannot read offsets from Kafka: {exc}") from exc
     finally:

@@ -19,6 +19,7 @@ from debug_sink.sink.replay import (
     StartSpec,
     default_group_id,
     log_starts,
+    offsets_at_time,
     parse_offsets,
     resolve_starts,
 )
@@ -150,3 +151,97 @@ async def test_log_starts_checks_a_start_past_zero_by_reading_offset_0() -> None
     starts = await log_starts(consumer, [over, deleted, plain])  # type: ignore[arg-type]
     assert starts == {over: 0, deleted: 40, plain: 0}
     assert consumer.paused == {over, deleted}
+
+
+class _Timed:
+    """The calls :func:`offsets_at_time` makes, over one partition's records (offset =
+    index, ``timestamps`` the records' own) while ListOffsets(timestamp) answers
+    ``answer`` -- Kafka's (the first record at or after the time, with its timestamp; None)
+    or Tansu's (the first batch *appended* at or after the time, with the broker's append
+    time; ``(0, -1)`` when it appended none that late)."""
+
+    def __init__(self, timestamps: list[int], answer: Any) -> None:
+        self.timestamps, self.answer = timestamps, answer
+        self.positions: dict[TopicPartition, int] = {}
+        self.paused: set[TopicPartition] = set()
+        self.fetched = 0
+
+    async def offsets_for_times(
+        self, query: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, Any]:
+        return dict.fromkeys(query, self.answer)
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        self.positions = dict.fromkeys(tps, 0)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.positions[tp] = offset
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    async def getmany(
+        self, *tps: TopicPartition, timeout_ms: int, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Any]]:
+        out = {}
+        for tp in tps:
+            at = self.positions[tp]
+            got = [
+                SimpleNamespace(offset=o, timestamp=self.timestamps[o])
+                for o in range(at, min(len(self.timestamps), at + (max_records or 4)))
+            ]
+            self.fetched += len(got)
+            self.positions[tp] = at + len(got)
+            if got:
+                out[tp] = got
+        return out
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+
+#: Five batches of three records appended 1.5 s apart (at 0, 1500, 3000, 4500, 6000); the
+#: third batch's producer clock runs 100 s ahead, the fourth's 100 s behind.
+_TIMESTAMPS = [0, 1, 2, 1504, 1505, 1506, 103007, 103008, 103009, -95490, -95489, -95488]
+_TIMESTAMPS += [6013, 6014, 6015]
+_TP = TopicPartition("debug.x", 0)
+
+
+@pytest.mark.parametrize(
+    ("since", "answer", "expected"),
+    [
+        # Seen on Tansu: the batch appended after 3100 ms is the fourth (offset 9), but
+        # offsets 6-8 are records of 103 s.
+        (3100, SimpleNamespace(offset=9, timestamp=4511), 6),
+        # Seen on Tansu: nothing was appended after 6100 ms; Kafka answers offset 6.
+        (6100, SimpleNamespace(offset=0, timestamp=-1), 6),
+        (50_000, SimpleNamespace(offset=0, timestamp=-1), 6),
+        # Nothing is that recent: the partition is not read.
+        (200_000, SimpleNamespace(offset=0, timestamp=-1), None),
+        # An answer before the first record at the time: read from there (no loss).
+        (1600, SimpleNamespace(offset=6, timestamp=3008), 6),
+    ],
+)
+async def test_offsets_at_time_finds_records_a_broker_dated_by_append_time(
+    since: int, answer: Any, expected: int | None
+) -> None:
+    """An answer that is not Kafka's (the record at it carries another timestamp, or
+    ``(0, -1)``) is checked by reading the partition: every record at or after the time is
+    replayed, whatever the clock of the broker that appended it."""
+    consumer = _Timed(_TIMESTAMPS, answer)
+    found = await offsets_at_time(consumer, [_TP], since, {_TP: 0}, {_TP: len(_TIMESTAMPS)})  # type: ignore[arg-type]
+    assert found == {_TP: expected}
+    assert consumer.paused == {_TP}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [(SimpleNamespace(offset=6, timestamp=103007), 6), (None, None)],
+)
+async def test_offsets_at_time_takes_kafkas_answer(answer: Any, expected: int | None) -> None:
+    """Kafka's answer (the record's own timestamp; None) is taken: at most the one record at
+    the answer is fetched to check it, the partition is not scanned."""
+    consumer = _Timed(_TIMESTAMPS, answer)
+    found = await offsets_at_time(consumer, [_TP], 1600, {_TP: 0}, {_TP: len(_TIMESTAMPS)})  # type: ignore[arg-type]
+    assert found == {_TP: expected}
+    assert consumer.fetched <= 1
