@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from debug_sink.db.migrate import migrate_up
@@ -238,3 +239,38 @@ class TestDatabaseOutage:
         finally:
             with contextlib.suppress(Exception):
                 server.stop()
+
+    async def test_read_only_while_failing_over(self, db_dsn: str, kafka: Any) -> None:
+        """The database turns read-only under the sink (a primary demoted in a failover, or
+        the DSN's address on a standby for a while: writes fail with SQLSTATE 25006). The
+        sink waits it out like an outage -- it neither exits nor drops the batch -- and
+        once writes are accepted again every event is one row."""
+        workload = s.mixed_workload(kafka, 400, seed=23)
+        half = len(workload.messages) // 2
+        await s.produce(kafka, workload.messages[:half])
+        settings = s.sink_settings(db_dsn, kafka, batch_max_events=200)
+        sink = await SinkProcess.start(settings, "--exit-when-idle")
+        assert await sink.wait_for_log("batch_committed", timeout=60), sink.output[-3000:]
+        database = db_dsn.rsplit("/", 1)[1].split("?", maxsplit=1)[0]
+        admin = await asyncpg.connect(db_dsn)
+        try:
+            await admin.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
+            )
+            # The sink's connections pick the setting up when they are made again.
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            await s.produce(kafka, workload.messages[half:])
+            waiting = await sink.wait_for_log("batch_retry", count=3, timeout=60)
+            if not waiting or sink.proc.returncode is not None:
+                _, err = await sink.finish(10)
+                pytest.fail(f"the sink must wait for a writable database, not exit: {err[-3000:]}")
+            assert "read-only" in sink.output
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        finally:
+            await admin.close()
+        code, err = await sink.finish(180)
+        assert code == 0, err[-3000:]
+        await s.assert_workload_stored(db_dsn, workload)

@@ -288,6 +288,21 @@ class TestCliErrors:
         assert "s3cret" not in result.stderr
         assert result.returncode == 3
 
+    async def test_a_read_only_server(self, empty_db_dsn: str) -> None:
+        """A standby, or a primary being failed over: one line saying the server is
+        read-only and to run it again against the primary; exit 3 (transient)."""
+        database = empty_db_dsn.rsplit("/", 1)[1].split("?")[0]
+        admin = await asyncpg.connect(empty_db_dsn)
+        try:
+            await admin.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
+            )
+        finally:
+            await admin.close()
+        result = run_cli("migrate", "up", "--dsn", empty_db_dsn)
+        self.assert_one_line_error(result, "is read-only", "against the primary")
+        assert result.returncode == 3
+
     async def test_bad_credentials(self, pg_dsn: str) -> None:
         admin = await asyncpg.connect(pg_dsn)
         try:

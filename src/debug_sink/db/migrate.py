@@ -41,6 +41,7 @@ from debug_sink.db.pg import (
     close_quietly,
     connect,
     connection,
+    is_read_only,
     is_transient,
     redact_dsn,
     translate_error,
@@ -182,6 +183,11 @@ def _not_done(exc: BaseException, what: str, dsn: str) -> DebugSinkError:
     if isinstance(exc, asyncpg.InterfaceError) and isinstance(cause, DATABASE_ERRORS):
         exc = cause  # the transaction's exit on a dead connection: say why it died
     message = str(exc).replace("\n", " ") or type(exc).__name__
+    if is_read_only(exc):
+        return DatabaseUnavailable(
+            f"{what}: PostgreSQL at {redact_dsn(dsn)} is read-only (a standby, or a failover "
+            f"in progress: {message}); run the command again against the primary"
+        )
     if is_transient(exc):
         return DatabaseUnavailable(
             f"{what}: the connection to PostgreSQL at {redact_dsn(dsn)} was lost ({message}); "

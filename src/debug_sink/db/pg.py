@@ -54,8 +54,11 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.
 _TRANSIENT_CLASSES = ("08", "53", "57", "58")
 #: Specific transient SQLSTATEs outside those classes: serialization failure, deadlock, a
 #: lock not granted within lock_timeout (another session holds it: an operator's LOCK TABLE,
-#: a long migration).
-_TRANSIENT_STATES = ("40001", "40P01", "55P03")
+#: a long migration), a read-only server (below).
+_TRANSIENT_STATES = ("40001", "40P01", "55P03", "25006")
+#: A write refused by a read-only server: a standby, or a primary demoted in a failover while
+#: the DSN's address moves to the new one. Waited out like an outage; the message says so.
+READ_ONLY_STATE: Final = "25006"
 
 
 #: libpq ``key=value`` pairs: a value is a bare word or single-quoted with ``\\`` escapes.
@@ -160,6 +163,11 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def is_read_only(exc: BaseException) -> bool:
+    """True for a write the server refused because it is read-only (SQLSTATE 25006)."""
+    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate == READ_ONLY_STATE
+
+
 def is_data_error(exc: BaseException) -> bool:
     """True for errors caused by the rows themselves: SQLSTATE classes 22 (data) and 23
     (integrity constraint). A batch failing with one of these can be bisected."""
@@ -202,6 +210,10 @@ def translate_error(
         return MigrationError(
             f"rollback blocked: {message}{detail}. Drop or change the dependent "
             "objects first; nothing was rolled back."
+        )
+    if is_read_only(exc):
+        return DatabaseUnavailable(
+            f"PostgreSQL{at} is read-only (a standby, or a failover in progress): {message}"
         )
     if is_transient(exc):
         return DatabaseUnavailable(f"cannot reach PostgreSQL{at}: {message}")
