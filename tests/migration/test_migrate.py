@@ -291,7 +291,7 @@ class TestCliErrors:
     async def test_a_read_only_server(self, empty_db_dsn: str) -> None:
         """A standby, or a primary being failed over: one line saying the server is
         read-only and to run it again against the primary; exit 3 (transient)."""
-        database = empty_db_dsn.rsplit("/", 1)[1].split("?")[0]
+        database = empty_db_dsn.rsplit("/", 1)[1].split("?", maxsplit=1)[0]
         admin = await asyncpg.connect(empty_db_dsn)
         try:
             await admin.execute(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, TypeAlias
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
@@ -152,8 +152,9 @@ def redact_dsn(dsn: str) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors that should clear by themselves (connection loss, restart, overload).
-    Not a DSN the driver refuses to use (``sslmode=bogus``): that never clears."""
-    if isinstance(exc, asyncpg.ClientConfigurationError):
+    Not a DSN the driver refuses to use (``sslmode=bogus``), nor one whose startup
+    parameters a pooler refuses (:func:`_refused_parameter`): those never clear."""
+    if isinstance(exc, asyncpg.ClientConfigurationError) or _refused_parameter(exc):
         return False
     if isinstance(exc, CONNECTION_ERRORS):
         return True
@@ -161,6 +162,13 @@ def is_transient(exc: BaseException) -> bool:
         state = exc.sqlstate or ""
         return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES
     return False
+
+
+def _refused_parameter(exc: BaseException) -> bool:
+    """PgBouncer refusing the connection for a startup parameter it does not pass on (e.g.
+    ``options`` in the DSN): SQLSTATE 08P01, which would otherwise read as a lost
+    connection and be waited for forever."""
+    return isinstance(exc, asyncpg.PostgresError) and "unsupported startup parameter" in str(exc)
 
 
 def is_read_only(exc: BaseException) -> bool:
@@ -201,6 +209,11 @@ def translate_error(
         return ConfigurationError(f"PostgreSQL at {where} rejected the credentials: {message}")
     if isinstance(exc, asyncpg.ClientConfigurationError):
         return ConfigurationError(f"the PostgreSQL DSN cannot work: {message}")
+    if _refused_parameter(exc):
+        return ConfigurationError(
+            f"PostgreSQL{at} (a pooler: PgBouncer) refused the connection: {message}; remove "
+            "that parameter from the DSN, or list it in the pooler's ignore_startup_parameters"
+        )
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return ConfigurationError(f"PostgreSQL at {where}: {message}")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
@@ -239,11 +252,26 @@ def translating(
         raise translate_error(exc, dsn, permanent=permanent, doing=doing) from exc
 
 
-def _server_settings(schema: str | None, application_name: str) -> dict[str, str]:
-    settings = {"application_name": application_name}
-    if schema is not None:
-        settings["search_path"] = schema
-    return settings
+def _server_settings(application_name: str) -> dict[str, str]:
+    # Only what a pooler passes on: PgBouncer refuses a connection whose startup packet
+    # names any other parameter ("unsupported startup parameter: search_path"), so the
+    # schema is set by a statement once connected (_session).
+    return {"application_name": application_name}
+
+
+def _session(schema: str | None, statements: Sequence[str] = ()) -> str:
+    """The statements that set a session up: ``search_path`` to ``schema`` (a string
+    literal: one schema, whatever its name holds), then ``statements``."""
+    parts = [] if schema is None else ["SET search_path TO '" + schema.replace("'", "''") + "'"]
+    parts.extend(statements)
+    return ";\n".join(parts)
+
+
+#: What a pooled connection's release runs when the caller gives no ``reset``: asyncpg's
+#: own reset (session locks, cursors, listeners, settings), after which the session's
+#: set-up is run again in the same round trip -- ``RESET ALL`` undoes a ``SET``, so a
+#: read-only session would have left the pool able to write after its first release.
+_RESET: Final = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL"
 
 
 async def connect(
@@ -263,8 +291,14 @@ async def connect(
             timeout=timeout,
             ssl=ssl,
             command_timeout=command_timeout,
-            server_settings=_server_settings(schema, application_name),
+            server_settings=_server_settings(application_name),
         )
+        if schema is not None:
+            try:
+                await conn.execute(_session(schema))
+            except BaseException:
+                conn.terminate()
+                raise
     return conn
 
 
@@ -300,24 +334,38 @@ async def create_pool(
     max_size: int = 4,
     init: Callable[[asyncpg.Connection[Any]], Awaitable[None]] | None = None,
     reset: Callable[[asyncpg.Connection[Any]], Awaitable[None]] | None = None,
+    session: Sequence[str] = (),
     command_timeout: float | None = None,
     timeout: float = 10.0,
 ) -> asyncpg.Pool:
-    """A pool of :func:`connect`-alike connections, each set up by ``init``; ``reset``
-    replaces asyncpg's session reset on release (an open transaction is rolled back
-    either way). ``timeout`` bounds each connection attempt, as in :func:`connect` (not
-    asyncpg's pool default of 60 s)."""
+    """A pool of :func:`connect`-alike connections, each set up by ``session`` (statements
+    such as ``SET``, after ``search_path``) and then ``init``. ``reset`` replaces the
+    session reset on release (an open transaction is rolled back either way); without it,
+    a release resets the session as asyncpg does and runs ``session`` again, so what it
+    sets holds for every use of the connection. ``timeout`` bounds each connection attempt,
+    as in :func:`connect` (not asyncpg's pool default of 60 s)."""
+    setup = _session(schema, session)
+
+    async def set_up(conn: asyncpg.Connection[Any]) -> None:
+        if setup:
+            await conn.execute(setup)
+        if init is not None:
+            await init(conn)
+
+    async def reset_session(conn: asyncpg.Connection[Any]) -> None:
+        await conn.execute(f"{_RESET};\n{setup}" if setup else _RESET)
+
     with translating(dsn):
         pool: asyncpg.Pool | None = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
-            init=init,  # type: ignore[arg-type]
-            reset=reset,
+            init=set_up,
+            reset=reset if reset is not None else reset_session,
             ssl=ssl,
             timeout=timeout,
             command_timeout=command_timeout,
-            server_settings=_server_settings(schema, application_name),
+            server_settings=_server_settings(application_name),
         )
     assert pool is not None
     return pool

@@ -98,11 +98,17 @@ def _float(value: Any) -> float | None:
         return None
 
 
+#: Every transaction of the session read-only: defence in depth under the reader role (a
+#: DSN of the owner given by mistake still cannot write). A pool runs it again after each
+#: release's reset (``create_pool(session=...)``).
+READ_ONLY_SESSION: Final = ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",)
+
+
 async def init_read_only(conn: asyncpg.Connection) -> None:
-    """:func:`init_connection`, and every transaction of the session read-only: defence in
-    depth under the reader role (a DSN of the owner given by mistake still cannot write)."""
+    """:func:`init_connection`, and :data:`READ_ONLY_SESSION`."""
     await init_connection(conn)
-    await conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    for statement in READ_ONLY_SESSION:
+        await conn.execute(statement)
 
 
 def _read_json(text: str) -> Any:
@@ -243,6 +249,7 @@ class DebugQueries(Lifecycle):
             min_size=min_size,
             max_size=max_size,
             init=init_read_only if read_only else init_connection,
+            session=READ_ONLY_SESSION if read_only else (),
             command_timeout=command_timeout,
         )
         return cls(pool, owns_pool=True)

@@ -30,13 +30,13 @@ import uvicorn
 from debug_sink.db.pg import create_pool
 from debug_sink.errors import ConfigurationError
 from debug_sink.lifecycle import Lifecycle
-from debug_sink.read.queries import DebugQueries, init_read_only
+from debug_sink.read.queries import READ_ONLY_SESSION, DebugQueries, init_connection
 from debug_sink.settings import ENV_PREFIX, Settings
 from debug_sink.ui.app import PAGE_DEADLINE_S, create_app
 from debug_sink.ui.live import Scraper
 from debug_sink.ui.security import Access, check_bind
 
-__all__ = ["WebView", "init_view_connection"]
+__all__ = ["VIEW_SESSION", "WebView", "create_view_pool"]
 
 log = structlog.get_logger("debug_sink")
 
@@ -51,13 +51,34 @@ _STATEMENT_TIMEOUT_S: Final = 15.0
 _PAGE_DEADLINE_S: Final = PAGE_DEADLINE_S
 
 
-async def init_view_connection(conn: asyncpg.Connection) -> None:
-    """A connection of the view's pool: read-only (:func:`init_read_only`), and generic plans
-    for the prepared statements. The pages' queries are index lookups whatever their values;
-    planning their many subqueries on every call cost more than running them (the workflow
-    list's rows: 12 -> 10 ms at 1M events)."""
-    await init_read_only(conn)
-    await conn.execute("SET plan_cache_mode = force_generic_plan")
+#: The view's sessions: read-only (:data:`READ_ONLY_SESSION`), and generic plans for the
+#: prepared statements. The pages' queries are index lookups whatever their values; planning
+#: their many subqueries on every call cost more than running them (the workflow list's
+#: rows: 12 -> 10 ms at 1M events). Run again after each release's reset.
+VIEW_SESSION: Final = (*READ_ONLY_SESSION, "SET plan_cache_mode = force_generic_plan")
+
+
+async def create_view_pool(
+    dsn: str,
+    *,
+    schema: str = "public",
+    ssl: Any = None,
+    max_size: int = _POOL_SIZE,
+    application_name: str = "debug-sink-ui",
+) -> asyncpg.Pool:
+    """The view's pool: sessions set up as :data:`VIEW_SESSION` says, after every release
+    too, with the read side's codecs (:func:`init_connection`)."""
+    return await create_pool(
+        dsn,
+        schema=schema,
+        application_name=application_name,
+        ssl=ssl,
+        min_size=1,
+        max_size=max_size,
+        init=init_connection,
+        session=VIEW_SESSION,
+        command_timeout=_STATEMENT_TIMEOUT_S,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -107,15 +128,8 @@ class WebView(Lifecycle):
         self._socket = _bind(settings.ui_host, settings.ui_port)
         self._port = self._socket.getsockname()[1]
         try:
-            self._pool = await create_pool(
-                settings.require_dsn(),
-                schema=settings.db_schema,
-                application_name="debug-sink-ui",
-                ssl=settings.postgres_ssl(),
-                min_size=1,
-                max_size=_POOL_SIZE,
-                init=init_view_connection,
-                command_timeout=_STATEMENT_TIMEOUT_S,
+            self._pool = await create_view_pool(
+                settings.require_dsn(), schema=settings.db_schema, ssl=settings.postgres_ssl()
             )
             app = create_app(
                 DebugQueries(self._pool),

@@ -26,6 +26,7 @@ import structlog.testing
 from debug_sink.read.queries import DebugQueries, init_read_only
 from debug_sink.read.workflows import WORKFLOW_STATUSES
 from debug_sink.ui.security import CONTENT_SECURITY_POLICY
+from debug_sink.ui.server import create_view_pool
 from tests import support as s
 from tests.sdk_support import correlate
 from tests.ui_support import (
@@ -398,7 +399,9 @@ class TestSecurity:
                 assert secret not in repr(logs)
 
     async def test_the_pool_cannot_write_even_as_the_owner(self, stored: Stored) -> None:
-        """Every transaction of the view's pool is read-only, whatever its role may do."""
+        """Every transaction of the view's pool is read-only, whatever its role may do --
+        also after a connection went back to the pool (whose reset, ``RESET ALL``, undid
+        the session's settings: the second use could write, and lost its generic plans)."""
         conn = await asyncpg.connect(stored.dsn)
         try:
             await init_read_only(conn)
@@ -406,6 +409,21 @@ class TestSecurity:
                 await conn.execute("DELETE FROM sink_dead_letters")
         finally:
             await conn.close()
+        queries = await DebugQueries.connect(stored.dsn, max_size=1, read_only=True)
+        for pool, plans in (
+            (await create_view_pool(stored.dsn, max_size=1), "force_generic_plan"),
+            (queries._pool, "auto"),
+        ):
+            try:
+                for _ in range(3):
+                    async with pool.acquire() as conn:
+                        assert await conn.fetchval("SHOW default_transaction_read_only") == "on"
+                        assert await conn.fetchval("SHOW plan_cache_mode") == plans
+                        assert await conn.fetchval("SHOW search_path") == "public"
+                        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                            await conn.execute("DELETE FROM sink_dead_letters")
+            finally:
+                await pool.close()
 
 
 class TestKnownFixes:

@@ -115,13 +115,12 @@ def asgi_client(app: Any) -> Get:
 
 
 async def _measure(h: Harness, dsn: str, workflows: int) -> dict[str, Any]:
-    import asyncpg
 
     from debug_sink.read.queries import DebugQueries
     from debug_sink.ui.app import create_app
     from debug_sink.ui.live import Scraper
     from debug_sink.ui.security import Access
-    from debug_sink.ui.server import init_view_connection
+    from debug_sink.ui.server import create_view_pool
 
     q = sqlfiles.load("bench.sql")
     n = h.cfg.query_samples
@@ -132,7 +131,7 @@ async def _measure(h: Harness, dsn: str, workflows: int) -> dict[str, Any]:
             for r in await conn.fetch("SELECT DISTINCT error_type FROM debug_error_events LIMIT 20")
         ]
     random.Random(h.cfg.seed).shuffle(ids)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_view_connection)
+    pool = await create_view_pool(dsn, max_size=4, application_name="debug-sink-bench")
     try:
         app = create_app(DebugQueries(pool), pool, access=Access(), scraper=Scraper(()))
         get = asgi_client(app)
