@@ -254,10 +254,7 @@ async def log_starts(
         try:
             records = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
         except OffsetOutOfRangeError as exc:
-            confirmed = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-            if not set(confirmed) & pending:
-                break
-            pending.difference_update(confirmed)
+            _settle(pending, exc)  # deleted before the answer: it stands
             continue
         for tp, got in records.items():
             if got:
@@ -265,6 +262,16 @@ async def log_starts(
                 pending.discard(tp)
     consumer.pause(*probed)  # no background prefetching between calls
     return starts
+
+
+def _settle(pending: set[TopicPartition], exc: OffsetOutOfRangeError) -> None:
+    """The partitions ``exc`` found out of range are settled: no longer ``pending`` (all of
+    them when it does not say which, so that a probe never loops on it)."""
+    named = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    if set(named) & pending:
+        pending.difference_update(named)
+    else:
+        pending.clear()
 
 
 async def log_ends(
@@ -287,7 +294,12 @@ async def log_ends(
     probed = sorted(pending)
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
-        records = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+        try:
+            records = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+        except OffsetOutOfRangeError as exc:
+            # Every record before the end was deleted (retention): the answer stands.
+            _settle(pending, exc)
+            continue
         for tp in records:
             highwater = consumer.highwater(tp)
             if highwater is not None:

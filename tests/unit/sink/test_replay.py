@@ -18,6 +18,7 @@ from debug_sink.sink.replay import (
     PartitionPlan,
     StartSpec,
     default_group_id,
+    log_ends,
     log_starts,
     offsets_at_time,
     parse_offsets,
@@ -118,6 +119,7 @@ class _Probed:
 
     def __init__(self, starts: dict[TopicPartition, int], answers: dict[TopicPartition, int]):
         self.starts, self.answers = starts, answers
+        self.ends: dict[TopicPartition, int] = {}
         self.positions: dict[TopicPartition, int] = {}
         self.paused: set[TopicPartition] = set()
 
@@ -141,6 +143,12 @@ class _Probed:
 
     def pause(self, *tps: TopicPartition) -> None:
         self.paused.update(tps)
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.ends[tp]
 
 
 async def test_log_starts_checks_a_start_past_zero_by_reading_offset_0() -> None:
@@ -199,6 +207,12 @@ class _Timed:
     def pause(self, *tps: TopicPartition) -> None:
         self.paused.update(tps)
 
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.ends[tp]
+
 
 #: Five batches of three records appended 1.5 s apart (at 0, 1500, 3000, 4500, 6000); the
 #: third batch's producer clock runs 100 s ahead, the fourth's 100 s behind.
@@ -245,3 +259,13 @@ async def test_offsets_at_time_takes_kafkas_answer(answer: Any, expected: int | 
     found = await offsets_at_time(consumer, [_TP], 1600, {_TP: 0}, {_TP: len(_TIMESTAMPS)})  # type: ignore[arg-type]
     assert found == {_TP: expected}
     assert consumer.fetched <= 1
+
+
+async def test_log_ends_of_a_partition_whose_records_were_all_deleted() -> None:
+    """Its last record is gone too: the probe's fetch is out of range (the consumer resets
+    nothing), and the answer stands -- no error, no wait."""
+    emptied, full = TopicPartition("debug.x", 0), TopicPartition("debug.x", 1)
+    consumer = _Probed({emptied: 40, full: 0}, answers={})
+    consumer.ends = {emptied: 40, full: 25}
+    ends = await log_ends(consumer, [emptied, full], timeout=5)  # type: ignore[arg-type]
+    assert ends == {emptied: 40, full: 25}
