@@ -36,6 +36,8 @@ PGBOUNCER = shutil.which("pgbouncer") or next(
     (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None
 )
 
+OPENSSL = shutil.which("openssl")
+
 pytestmark = pytest.mark.skipif(
     PGBOUNCER is None, reason="needs PgBouncer (Debian: apt-get install pgbouncer)"
 )
@@ -53,9 +55,10 @@ def _through(dsn: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _configure(root: Path, dsn: str, port: int) -> list[str]:
+def _configure(root: Path, dsn: str, port: int, *, tls: bool = False) -> list[str]:
     """PgBouncer's files under ``root`` (session pooling, trust, in front of ``dsn``'s
-    server); the command that starts it."""
+    server; with ``tls``, clients must use TLS, with the certificate :func:`_certificates`
+    made); the command that starts it."""
     assert PGBOUNCER is not None
     server = urlsplit(dsn)
     root.chmod(0o755)
@@ -63,29 +66,77 @@ def _configure(root: Path, dsn: str, port: int) -> list[str]:
     names = {server.username or "postgres", s.WRITER_ROLE, s.READER_ROLE}
     users.write_text("".join(f'"{name}" ""\n' for name in sorted(names)))
     ini = root / "pgbouncer.ini"
+    owned = [root, users, ini]
+    client_tls = ""
+    if tls:
+        key, cert = _certificates(root)
+        owned += [key, cert]
+        client_tls = (
+            f"client_tls_sslmode = require\nclient_tls_key_file = {key}\n"
+            f"client_tls_cert_file = {cert}\n"
+        )
     ini.write_text(
         "[databases]\n"
         f"* = host={server.hostname} port={server.port}\n"
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {users}\npool_mode = session\n"
-        f"logfile = {root / 'pgbouncer.log'}\n"
+        f"logfile = {root / 'pgbouncer.log'}\n{client_tls}"
     )
     args = [PGBOUNCER]
     if os.geteuid() == 0:  # PgBouncer will not run as root
         args += ["-u", SUGGESTED_PG_USER]
-        for path in (root, users, ini):
+        for path in owned:
             shutil.chown(path, SUGGESTED_PG_USER)
     return [*args, str(ini)]
+
+
+def _certificates(root: Path) -> tuple[Path, Path]:
+    """Under ``root``: ``ca.crt`` (the CA that signs the server's certificate),
+    ``other-ca.crt`` (a CA that does not), and the server's key and certificate (for
+    127.0.0.1), which are returned."""
+    assert OPENSSL is not None
+
+    def openssl(*args: str) -> None:
+        subprocess.run([OPENSSL, *args], cwd=root, check=True, capture_output=True)
+
+    new_key = ["-newkey", "rsa:2048", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", *new_key, "-days", "2", "-subj", f"/CN={ca}",
+                "-keyout", f"{ca}.key", "-out", f"{ca}.crt")  # fmt: skip
+    openssl("req", *new_key, "-subj", "/CN=127.0.0.1",
+            "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (root / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    signed = ["-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"]
+    openssl("x509", "-req", "-in", "server.csr", *signed,
+            "-extfile", "san.cnf", "-out", "server.crt")  # fmt: skip
+    (root / "server.key").chmod(0o600)
+    return root / "server.key", root / "server.crt"
 
 
 @pytest_asyncio.fixture
 async def bouncer(db_dsn: str) -> AsyncIterator[int]:
     """PgBouncer (session pooling) in front of ``db_dsn``'s server; its port."""
-    port = _free_port()
+    async for port in _bouncer(db_dsn, tls=None):
+        yield port
+
+
+@pytest_asyncio.fixture
+async def tls_bouncer(db_dsn: str) -> AsyncIterator[tuple[int, Path]]:
+    """PgBouncer that requires TLS of its clients; its port and the directory of the CA
+    files (``ca.crt`` signed its certificate, ``other-ca.crt`` did not)."""
+    if OPENSSL is None:
+        pytest.skip("needs the openssl command to make certificates")
     root = Path(tempfile.mkdtemp(prefix="debug-sink-test-pgbouncer-"))
+    async for port in _bouncer(db_dsn, tls=root):
+        yield port, root
+
+
+async def _bouncer(db_dsn: str, *, tls: Path | None) -> AsyncIterator[int]:
+    port = _free_port()
+    root = tls or Path(tempfile.mkdtemp(prefix="debug-sink-test-pgbouncer-"))
     try:
-        command = _configure(root, db_dsn, port)
+        command = _configure(root, db_dsn, port, tls=tls is not None)
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
 
@@ -142,3 +193,37 @@ async def test_a_parameter_the_pooler_refuses_is_a_configuration_error(
     settings = s.sink_settings(db_dsn, kafka, postgres_dsn=writer)
     with pytest.raises(ConfigurationError, match="ignore_startup_parameters"):
         await s.run_sink(settings, timeout=30)
+
+
+async def test_tls_the_sink_cannot_use_is_one_line_not_an_endless_wait(
+    db_dsn: str, kafka: Any, tls_bouncer: tuple[int, Path]
+) -> None:
+    """A server (here PgBouncer) that requires TLS: with the CA that signed its certificate
+    the sink works; a certificate TLS refuses (another CA), or no TLS at all, never clears,
+    and is one line at once -- the sink used to wait for them as for a server that is
+    down."""
+    port, certs = tls_bouncer
+    writer = _through(s.as_writer(db_dsn), port)
+    refusals = [
+        ({"postgres_ssl_mode": "verify-full", "postgres_ssl_ca": certs / "other-ca.crt"},
+         "TLS refused the server's certificate"),
+        ({"postgres_ssl_mode": "verify-ca", "postgres_ssl_ca": certs / "other-ca.crt"},
+         "TLS refused the server's certificate"),
+        ({"postgres_ssl_mode": "disable"}, "requires TLS"),
+    ]  # fmt: skip
+    for tls, refusal in refusals:
+        settings = s.sink_settings(db_dsn, kafka, postgres_dsn=writer, **tls)
+        with pytest.raises(ConfigurationError, match=refusal):
+            await s.run_sink(settings, timeout=30)
+
+    workload = s.mixed_workload(kafka, 5, seed=9)
+    await s.produce(kafka, workload.messages)
+    settings = s.sink_settings(
+        db_dsn,
+        kafka,
+        postgres_dsn=writer,
+        postgres_ssl_mode="verify-full",
+        postgres_ssl_ca=certs / "ca.crt",
+    )
+    await s.run_sink(settings, timeout=90, idle_grace=1.0)
+    await s.assert_workload_stored(db_dsn, workload)

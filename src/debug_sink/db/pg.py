@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, TypeAlias
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -152,9 +153,16 @@ def redact_dsn(dsn: str) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors that should clear by themselves (connection loss, restart, overload).
-    Not a DSN the driver refuses to use (``sslmode=bogus``), nor one whose startup
-    parameters a pooler refuses (:func:`_refused_parameter`): those never clear."""
-    if isinstance(exc, asyncpg.ClientConfigurationError) or _refused_parameter(exc):
+    Not a DSN the driver refuses to use (``sslmode=bogus``), one whose startup parameters
+    or plain-text connection a pooler refuses (:func:`_refused_parameter`,
+    :func:`_tls_required`), nor a server certificate that TLS verification refuses (a CA
+    that did not sign it, another host name): those never clear, though each reaches the
+    client as a failed connection."""
+    if (
+        isinstance(exc, asyncpg.ClientConfigurationError | ssl.SSLCertVerificationError)
+        or _refused_parameter(exc)
+        or _tls_required(exc)
+    ):
         return False
     if isinstance(exc, CONNECTION_ERRORS):
         return True
@@ -169,6 +177,13 @@ def _refused_parameter(exc: BaseException) -> bool:
     ``options`` in the DSN): SQLSTATE 08P01, which would otherwise read as a lost
     connection and be waited for forever."""
     return isinstance(exc, asyncpg.PostgresError) and "unsupported startup parameter" in str(exc)
+
+
+def _tls_required(exc: BaseException) -> bool:
+    """PgBouncer refusing a connection without TLS (``client_tls_sslmode = require``):
+    SQLSTATE 08P01, "SSL required". (PostgreSQL itself says so through pg_hba.conf, as an
+    authorization error.)"""
+    return isinstance(exc, asyncpg.PostgresError) and str(exc).strip() == "SSL required"
 
 
 def is_read_only(exc: BaseException) -> bool:
@@ -213,6 +228,18 @@ def translate_error(
         return ConfigurationError(
             f"PostgreSQL{at} (a pooler: PgBouncer) refused the connection: {message}; remove "
             "that parameter from the DSN, or list it in the pooler's ignore_startup_parameters"
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ConfigurationError(
+            f"PostgreSQL at {where}: TLS refused the server's certificate: {message}; check "
+            "DEBUG_SINK_POSTGRES_SSL_CA (the CA that signed it) and the DSN's host name, or "
+            "DEBUG_SINK_POSTGRES_SSL_MODE"
+        )
+    if _tls_required(exc):
+        return ConfigurationError(
+            f"PostgreSQL{at} (a pooler: PgBouncer) requires TLS: {message}; set "
+            "DEBUG_SINK_POSTGRES_SSL_MODE=require (or verify-full with "
+            "DEBUG_SINK_POSTGRES_SSL_CA)"
         )
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return ConfigurationError(f"PostgreSQL at {where}: {message}")
