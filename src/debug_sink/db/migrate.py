@@ -43,6 +43,7 @@ from debug_sink.db.pg import (
     connection,
     is_read_only,
     is_transient,
+    lift_timeouts,
     redact_dsn,
     translate_error,
 )
@@ -163,6 +164,8 @@ async def _locked_connection(
     )
     try:
         await conn.execute("SET lock_timeout = 0; SET client_min_messages = warning")
+        # A migration cancelled by a DBA's statement timeout fails the same way every time.
+        await lift_timeouts(conn)
         await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", _LOCK_CLASS, schema)
         if create_schema:
             exists = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)

@@ -329,6 +329,29 @@ async def connect(
     return conn
 
 
+#: What a session of work that is long by design runs once connected (see
+#: :func:`lift_timeouts`); ``transaction_timeout`` exists from PostgreSQL 17 on.
+_NO_TIMEOUTS: Final = "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0"
+_NO_TRANSACTION_TIMEOUT: Final = "SET transaction_timeout = 0"
+
+
+async def lift_timeouts(conn: Conn) -> None:
+    """Turn off, for ``conn``'s session only, the timeouts a DBA may set per role or
+    database (``ALTER ROLE ... SET statement_timeout``): ``statement_timeout``,
+    ``idle_in_transaction_session_timeout`` and ``transaction_timeout``, as pg_dump does.
+
+    For work that is long by design and bounds itself -- a migration, a correlator run (one
+    transaction over every new event), a retention pass: under a timeout shorter than it
+    needs, such work is cancelled the same way at every attempt, and retrying can never
+    finish it. The sink's batches keep the DBA's timeouts (short by design, and a cancelled
+    batch is retried). Lock waits stay bounded by each job's own ``lock_timeout``."""
+    statements = _NO_TIMEOUTS
+    version = conn.get_server_version()
+    if version.major >= 17:
+        statements += "; " + _NO_TRANSACTION_TIMEOUT
+    await conn.execute(statements)
+
+
 async def close_quietly(conn: asyncpg.Connection[Any]) -> None:
     """Close ``conn``; a connection that cannot close cleanly is terminated (gone either way)."""
     try:

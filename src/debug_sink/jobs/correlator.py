@@ -188,7 +188,7 @@ import asyncpg
 import structlog
 
 from debug_sink.db import sqlfiles
-from debug_sink.db.pg import close_quietly, connect, translating
+from debug_sink.db.pg import close_quietly, connect, lift_timeouts, translating
 from debug_sink.errors import PermanentError, TransientError
 from debug_sink.jobs.examples import StatsKey, keys_of, refresh_examples
 from debug_sink.jobs.locks import CORRELATOR_LOCK, STATS_LOCK, lock, try_lock, unlock
@@ -343,9 +343,19 @@ class Correlator:
             await close_quietly(conn)
 
     async def _connect(self) -> asyncpg.Connection:
-        return await connect(
+        """A connection for one run: a run is one transaction over every new event, so a
+        DBA's statement or transaction timeout shorter than it would cancel every attempt
+        (:func:`~debug_sink.db.pg.lift_timeouts`)."""
+        conn = await connect(
             self._dsn, schema=self._schema, ssl=self._ssl, application_name="debug-sink-correlator"
         )
+        try:
+            with translating(self._dsn):
+                await lift_timeouts(conn)
+        except BaseException:
+            await close_quietly(conn)
+            raise
+        return conn
 
     async def _locked_run(self, conn: asyncpg.Connection) -> CorrelatorResult:
         if not await try_lock(conn, self._schema, CORRELATOR_LOCK):

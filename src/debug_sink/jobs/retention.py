@@ -54,7 +54,7 @@ import asyncpg
 import structlog
 
 from debug_sink.db import sqlfiles
-from debug_sink.db.pg import close_quietly, connect, translating
+from debug_sink.db.pg import close_quietly, connect, lift_timeouts, translating
 from debug_sink.errors import ConfigurationError, PermanentError
 from debug_sink.jobs.examples import keys_of, refresh_examples
 from debug_sink.jobs.locks import RETENTION_LOCK, STATS_LOCK, lock_in_transaction, try_lock, unlock
@@ -162,6 +162,9 @@ class Retention:
         )
         try:
             with translating(self._dsn):
+                # A batch cancelled by a DBA's statement timeout would be the first batch
+                # of every later pass too: the purge could never get past it.
+                await lift_timeouts(conn)
                 if not await try_lock(conn, self._schema, RETENTION_LOCK):
                     log.info("retention_skipped", reason="another purge is running")
                     return PurgeResult(ran=False)
