@@ -191,6 +191,12 @@ def _not_done(exc: BaseException, what: str, dsn: str) -> DebugSinkError:
             f"{what}: PostgreSQL at {redact_dsn(dsn)} is read-only (a standby, or a failover "
             f"in progress: {message}); run the command again against the primary"
         )
+    if is_transient(exc) and isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        if not state.startswith("08"):  # the server answered (a lock timeout, a shutdown)
+            return DatabaseUnavailable(
+                f"{what}: {translate_error(exc, dsn)}; run the command again"
+            )
     if is_transient(exc):
         return DatabaseUnavailable(
             f"{what}: the connection to PostgreSQL at {redact_dsn(dsn)} was lost ({message}); "

@@ -55,8 +55,13 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.
 _TRANSIENT_CLASSES = ("08", "53", "57", "58")
 #: Specific transient SQLSTATEs outside those classes: serialization failure, deadlock, a
 #: lock not granted within lock_timeout (another session holds it: an operator's LOCK TABLE,
-#: a long migration), a read-only server (below).
-_TRANSIENT_STATES = ("40001", "40P01", "55P03", "25006")
+#: a long migration), a read-only server (below), a session the server ended for
+#: idle_in_transaction_session_timeout or transaction_timeout (a fresh one may succeed).
+_TRANSIENT_STATES = ("40001", "40P01", "55P03", "25006", "25P03", "25P04")
+#: Transient SQLSTATEs of a server that answered, but did not do the work: not "cannot
+#: reach", which sends an operator looking for a network fault that is not there.
+_CONFLICT_STATES = ("40001", "40P01", "55P03")
+_SESSION_ENDED_STATES = ("57P01", "57P02", "57P03", "57P05", "25P03", "25P04")
 #: A write refused by a read-only server: a standby, or a primary demoted in a failover while
 #: the DSN's address moves to the new one. Waited out like an outage; the message says so.
 READ_ONLY_STATE: Final = "25006"
@@ -215,7 +220,7 @@ def translate_error(
     missing objects; ``doing`` (e.g. ``"query timeline"``) prefixes the message."""
     where = redact_dsn(dsn) if dsn else "the server"
     at = f" at {where}" if dsn else ""
-    message = str(exc).replace("\n", " ") or type(exc).__name__
+    message = _message(exc)
     if doing:
         message = f"{doing} failed: {message}"
     if isinstance(
@@ -256,12 +261,49 @@ def translate_error(
             f"PostgreSQL{at} is read-only (a standby, or a failover in progress): {message}"
         )
     if is_transient(exc):
-        return DatabaseUnavailable(f"cannot reach PostgreSQL{at}: {message}")
+        return DatabaseUnavailable(_transient_message(exc, at, message))
     if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _UNDEFINED_STATES:
         return ConfigurationError(
             f"PostgreSQL{at}: {message}. Is the schema migrated? Run `debug-sink migrate up`"
         )
     return permanent(f"PostgreSQL error{' on ' + where if dsn else ''}: {message}")
+
+
+def _message(exc: BaseException) -> str:
+    """``exc``'s text on one line. A transaction's exit on a connection the server closed
+    says only that ("cannot call Transaction.__aexit__(): the underlying connection is
+    closed"): the server's reason is the error it interrupted, and is added."""
+    message = str(exc).replace("\n", " ") or type(exc).__name__
+    cause = exc.__context__
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(cause, DATABASE_ERRORS):
+        reason = str(cause).replace("\n", " ")
+        if reason and reason not in message:
+            message = f"{message} ({reason})"
+    return message
+
+
+def _transient_message(exc: BaseException, at: str, message: str) -> str:
+    state = exc.sqlstate if isinstance(exc, asyncpg.PostgresError) else None
+    if state is None or state.startswith("08"):
+        return f"cannot reach PostgreSQL{at}: {message}"
+    if state == "57014":
+        return (
+            f"PostgreSQL{at} cancelled a statement (statement_timeout, or an operator's "
+            f"pg_cancel_backend): {message}"
+        )
+    if state == "53300":
+        return (
+            f"PostgreSQL{at} refused a connection: {message} (a `debug-sink run` replica "
+            "opens up to DEBUG_SINK_POSTGRES_POOL_SIZE + 2: its pool, the correlator and "
+            "the retention purge)"
+        )
+    if state.startswith("53"):
+        return f"PostgreSQL{at} is out of resources: {message}"
+    if state in _CONFLICT_STATES:
+        return f"PostgreSQL{at} gave up on a lock or a conflict: {message}"
+    if state in _SESSION_ENDED_STATES:
+        return f"PostgreSQL{at} ended the session: {message}"
+    return f"PostgreSQL{at} could not do it now: {message}"
 
 
 @contextlib.contextmanager
