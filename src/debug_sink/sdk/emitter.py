@@ -51,8 +51,14 @@ Guarantees:
   without waiting, :meth:`flush` and :meth:`close` run on the emitter's loop (when loops of
   two threads find the emitter's loop ended at once, one takes it over, under a lock).
 
+- **Exit.** At a normal exit of the process (the main module returns, ``sys.exit``, an
+  uncaught exception; a ``multiprocessing`` child returning) an emitter that was not closed
+  but still holds events is closed then, on a loop of its own: what is queued is delivered
+  within ``close_timeout``, the rest counted and logged (``close_timeout``). Nothing is lost
+  without a trace because the agent forgot ``close()``.
+
 Not guaranteed: order across topics, delivery of what is still queued when the process
-dies, and events captured from a thread while no loop has ever used the emitter (dropped as
+is killed (a signal without a handler, ``os._exit``), and events captured from a thread while no loop has ever used the emitter (dropped as
 ``closed``: nothing could send them). The idempotent producer is off
 (``enable_idempotence=False``): the embedded broker does not support it, and the sink's
 event-id idempotency makes it unnecessary.
@@ -66,8 +72,10 @@ key, and the uncached pure-Python hash cost more than the rest of the send path.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
+import multiprocessing.util
 import os
 import threading
 import time
@@ -119,6 +127,31 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _close_all_at_exit() -> None:
+    """At the process's exit: close every emitter still holding events (see
+    :meth:`Emitter._close_at_exit`)."""
+    for emitter in list(_EMITTERS):
+        emitter._close_at_exit()
+
+
+# A normal exit runs atexit: a return from the main module, sys.exit, an uncaught exception.
+atexit.register(_close_all_at_exit)
+
+
+class _MultiprocessingChild:
+    """A multiprocessing child leaves through ``os._exit``, past atexit, after running
+    multiprocessing's own finalizers -- which it clears when it starts: the exit hook is
+    registered there again, in each child (``register_after_fork`` runs after the clearing)."""
+
+    @staticmethod
+    def started(_: object) -> None:
+        multiprocessing.util.Finalize(None, _close_all_at_exit, exitpriority=100)
+
+
+_MULTIPROCESSING_CHILD = _MultiprocessingChild()
+multiprocessing.util.register_after_fork(_MULTIPROCESSING_CHILD, _MultiprocessingChild.started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +315,27 @@ class Emitter(Lifecycle):
         self._bind_lock = threading.Lock()
         self._loop = self._task = None
         self._abandon_transport()
+
+    def _close_at_exit(self) -> None:
+        """:meth:`close` at the process's exit, when the agent did not: what is queued is
+        delivered within ``close_timeout`` on a loop of its own, or counted as dropped.
+        Nothing is done for an emitter that is closed or holds nothing."""
+        if self._closed or self._queue.count == 0:
+            return
+        log.info("emitter_closing_at_exit", queued=self._queue.count)
+        if asyncio._get_running_loop() is not None:  # exiting from inside a running loop
+            self._closed = True
+            if self._task is not None:
+                self._task.cancel()
+            self._finish(DropReason.CLOSE_TIMEOUT)
+            return
+        try:
+            asyncio.run(self.close())
+        except BaseException as exc:  # never fail the process's exit
+            log.warning("emitter_close_at_exit_failed", error=describe(exc))
+            if not self._finished:
+                self._closed = True
+                self._finish(DropReason.CLOSE_TIMEOUT)
 
     async def _on_own_loop(self, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``call()`` on the emitter's loop, which runs in another thread.

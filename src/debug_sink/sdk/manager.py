@@ -41,8 +41,10 @@ of the same agent in the workflow (``parent_snapshot_id``), and captures inside
 :meth:`~DebugStateManager.step` carry its step number and parent step -- which is what
 keeps ``DebugQueries.timeline`` causal when agents' clocks disagree.
 
-Not guaranteed: delivery of events still queued when the process dies (call
-:meth:`~DebugStateManager.close`, or use ``async with``).
+Not guaranteed: delivery of events still queued when the process is killed (SIGTERM
+without a handler, ``os._exit``). At a normal exit without :meth:`~DebugStateManager.close`
+the emitter closes itself (within ``close_timeout``); calling ``close`` or using ``async
+with`` is still the way to choose when, and how long, delivery may take.
 """
 
 from __future__ import annotations
