@@ -58,10 +58,10 @@ Guarantees:
   without a trace because the agent forgot ``close()``.
 
 Not guaranteed: order across topics, delivery of what is still queued when the process
-is killed (a signal without a handler, ``os._exit``), and events captured from a thread while no loop has ever used the emitter (dropped as
-``closed``: nothing could send them). The idempotent producer is off
-(``enable_idempotence=False``): the embedded broker does not support it, and the sink's
-event-id idempotency makes it unnecessary.
+is killed (a signal without a handler, ``os._exit``), and events captured from a thread
+while no loop has ever used the emitter (dropped as ``closed``: nothing could send them).
+The idempotent producer is off (``enable_idempotence=False``): the embedded broker does not
+support it, and the sink's event-id idempotency makes it unnecessary.
 
 Producer tuning, measured on this machine: see :class:`EmitterConfig`. The partitioner is
 aiokafka's default (murmur2 of the key, like the Java client) with a per-key cache
