@@ -35,6 +35,10 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: A topic name Kafka accepts.
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _TOPIC_RULE = "a Kafka topic name is 1-249 of A-Z a-z 0-9 . _ -"
+#: The web view's path prefix: ``/``-led segments of characters a URL path takes as they are
+#: (RFC 3986's unreserved), none of them ``.`` or ``..``; empty for none. Nothing in it needs
+#: escaping in a URL or in HTML, and ``//host`` (another origin) cannot be written.
+UI_ROOT_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+){0,32}")
 
 #: Topic suffix per event kind; the topic is ``topic_prefix + suffix``.
 TOPIC_SUFFIXES: dict[EventKind, str] = {
@@ -259,6 +263,14 @@ class Settings(BaseSettings):
     ui_port: int = Field(
         default=9470, ge=0, le=65535, description="Port of the web view (0: any free port)."
     )
+    ui_root_path: str = Field(
+        default="",
+        max_length=255,
+        description="The path prefix a reverse proxy publishes the web view under, e.g. "
+        "/debug-sink (the proxy strips it before forwarding): every link, asset, form and "
+        "redirect of the view starts with it. Starts with /, no trailing /; letters, digits "
+        "and . _ ~ - only.",
+    )
     ui_token: SecretStr | None = Field(
         default=None,
         description="A token the web view requires: 'Authorization: Bearer TOKEN', or as "
@@ -343,6 +355,16 @@ class Settings(BaseSettings):
     def _schema_is_identifier(cls, value: str) -> str:
         if not _IDENTIFIER.fullmatch(value):
             raise ValueError("must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, <= 63 chars)")
+        return value
+
+    @field_validator("ui_root_path")
+    @classmethod
+    def _root_path_is_a_plain_path(cls, value: str) -> str:
+        if not UI_ROOT_PATH.fullmatch(value):
+            raise ValueError(
+                "a path such as /debug-sink: starts with /, no trailing /, no empty, . or .. "
+                "segment, only letters, digits and . _ ~ - (nothing a URL path escapes)"
+            )
         return value
 
     @field_validator("ui_metrics_urls")

@@ -252,3 +252,38 @@ class TestNamesKafkaRefuses:
             dead_letter_topic="debug-sink.dead_letters", topic_prefix="", group_id="g 1"
         )
         assert settings.topic_for(next(iter(settings.topics.values()))).isascii()
+
+
+class TestUiRootPath:
+    """DEBUG_SINK_UI_ROOT_PATH is written before every URL of the web view's pages: a plain
+    path, nothing a URL or HTML would escape, no way to name another origin."""
+
+    @pytest.mark.parametrize("path", ["", "/debug-sink", "/tools/debug_sink.v2", "/a/~b/c-d"])
+    def test_plain_paths(self, path: str) -> None:
+        assert Settings(ui_root_path=path).ui_root_path == path
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/",
+            "debug-sink",
+            "/debug-sink/",
+            "//evil.example",
+            "/a//b",
+            "/a/../b",
+            "/..",
+            "/.",
+            "/a b",
+            "/a%2Fb",
+            '/a"><script>',
+            "/a?b",
+            "/a#b",
+            "/a\\b",
+            "https://evil.example",
+            "/caf\u00e9",
+            "/a\n",
+        ],
+    )
+    def test_refused(self, path: str) -> None:
+        with pytest.raises(ConfigurationError, match="UI_ROOT_PATH"):
+            load_settings(ui_root_path=path)
