@@ -6,7 +6,9 @@ middlewares of :mod:`.security` (outermost first: security headers on every resp
 and HEAD only, credentials or a loopback ``Host``), and the error pages: 400 for a parameter
 a page cannot use, 404 for an unknown path or id, 503 when the database is unavailable or
 a page has no answer within its deadline (waiting for a pool connection included), 500
-for anything else -- each a page of the view, never a traceback.
+for anything else -- each a page of the view, never a traceback. Routes are the view's own
+paths; every URL a page or a redirect writes starts with the ASGI ``root_path``
+(``DEBUG_SINK_UI_ROOT_PATH``, see :mod:`.formatting`).
 
 Guarantees: no route accepts a method that writes; an error page names the problem, not
 the internals (the log has the error's class, never a request's values or a row). Not
@@ -32,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 from debug_sink.errors import DatabaseUnavailable, TransientError
 from debug_sink.read.queries import DebugQueries
 from debug_sink.ui import pages
-from debug_sink.ui.formatting import environment
+from debug_sink.ui.formatting import environment, root_path
 from debug_sink.ui.live import Scraper
 from debug_sink.ui.security import (
     Access,
@@ -54,7 +56,7 @@ _Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 async def _home(request: Request) -> Response:
-    return RedirectResponse("/workflows", status_code=303)
+    return RedirectResponse(root_path(request.scope) + "/workflows", status_code=303)
 
 
 def _error(request: Request, status: int, title: str, message: str) -> Response:

@@ -6,12 +6,21 @@ written by whoever can produce to the topics), ``StrictUndefined`` (a misspelt v
 error, not an empty string). No template marks data safe: every piece of markup comes from a
 template file.
 
+URLs: :func:`link`, :func:`workflow_url` and :func:`event_url` give a page's path within the
+view (``/workflows/ID``); every URL a page *writes* starts with the view's root path (the
+ASGI ``root_path``, ``DEBUG_SINK_UI_ROOT_PATH``: the prefix a reverse proxy publishes it
+under). In a template that is the globals ``url`` (a path of the view, or one of the above's
+results, under the root) and ``link`` / ``workflow_url`` / ``event_url`` (the same, under
+the root); the root comes from the ``root_path`` of the page's context
+(:func:`~debug_sink.ui.pages.render` puts it there, from :func:`root_path`), never from a
+request's header.
+
 Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,6 +30,7 @@ import jinja2
 
 from debug_sink.durations import show_ms
 from debug_sink.read.text import escape_controls
+from debug_sink.settings import UI_ROOT_PATH
 from debug_sink.ui.statediff import json_text
 
 __all__ = [
@@ -32,6 +42,8 @@ __all__ = [
     "number",
     "percent",
     "printable",
+    "root_path",
+    "route_path",
     "short",
     "when",
 ]
@@ -133,6 +145,50 @@ def event_url(event_id: UUID | str) -> str:
     return "/events/" + quote(str(event_id), safe="")
 
 
+def root_path(scope: Mapping[str, Any]) -> str:
+    """The view's root path in an ASGI ``scope`` (``""`` or e.g. ``/debug-sink``): the
+    app's, also inside a mount (Starlette keeps it as ``app_root_path`` there). One that is
+    not a plain path of :data:`~debug_sink.settings.UI_ROOT_PATH` is an error, not written
+    into a page: the setting is checked where it is read, this is for whatever else sets
+    the scope's."""
+    root = str(scope.get("app_root_path", scope.get("root_path", "")) or "")
+    if not UI_ROOT_PATH.fullmatch(root):
+        raise ValueError("the ASGI root_path is not a plain path such as /debug-sink")
+    return root
+
+
+def route_path(scope: Mapping[str, Any]) -> str:
+    """The path a request asked for within the view: its ``path`` without the root path
+    (uvicorn puts the root in front of the path it received)."""
+    path = str(scope.get("path", ""))
+    root = root_path(scope)
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :] or "/"
+    return path
+
+
+def _rooted(build: Callable[..., str]) -> Callable[..., str]:
+    """``build`` for templates: its path under the page's ``root_path``."""
+
+    @jinja2.pass_context
+    def rooted(context: jinja2.runtime.Context, *args: Any, **kwargs: Any) -> str:
+        # Not .get(): a page (or macros imported without context) that lacks the root
+        # would write links that leave the proxy's prefix.
+        if "root_path" not in context:
+            raise jinja2.UndefinedError("root_path: render pages with pages.render")
+        return str(context["root_path"]) + build(*args, **kwargs)
+
+    return rooted
+
+
+def _path(path: str) -> str:
+    """A path of the view (a template's ``url``): it must start with ``/``, whatever follows
+    comes from this package, so the root cannot be glued to another name."""
+    if not path.startswith("/"):
+        raise ValueError(f"not a path of the view: {path!r}")
+    return path
+
+
 def environment(extra_globals: Mapping[str, Any] | None = None) -> jinja2.Environment:
     """The templates of ``debug_sink/ui/templates`` with the filters of this module."""
     env = jinja2.Environment(
@@ -158,9 +214,10 @@ def environment(extra_globals: Mapping[str, Any] | None = None) -> jinja2.Enviro
     )
     env.globals.update(
         {
-            "link": link,
-            "workflow_url": workflow_url,
-            "event_url": event_url,
+            "url": _rooted(_path),
+            "link": _rooted(link),
+            "workflow_url": _rooted(workflow_url),
+            "event_url": _rooted(event_url),
             **(extra_globals or {}),
         }
     )

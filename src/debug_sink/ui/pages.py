@@ -38,7 +38,7 @@ from debug_sink.read.queries import DebugQueries
 from debug_sink.read.timeline import TimelineEntry
 from debug_sink.read.workflows import WORKFLOW_STATUSES, cursor, parse_cursor
 from debug_sink.sink import deadletters
-from debug_sink.ui.formatting import link, workflow_url
+from debug_sink.ui.formatting import link, root_path, route_path, workflow_url
 from debug_sink.ui.statediff import diff_rows, json_text
 from debug_sink.ui.waterfall import build_waterfall
 
@@ -85,9 +85,13 @@ class NotFound(LookupError):
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    """The page ``template`` with ``context`` (plus the request's path for the navigation)."""
+    """The page ``template`` with ``context``, plus the request's path within the view (for
+    the navigation) and the view's root path (every URL the page writes starts with it:
+    :mod:`.formatting`)."""
     env = request.app.state.templates
-    html = env.get_template(template).render(path=request.url.path, **context)
+    html = env.get_template(template).render(
+        path=route_path(request.scope), root_path=root_path(request.scope), **context
+    )
     return Response(html, status_code=status_code, media_type="text/html; charset=utf-8")
 
 
@@ -226,7 +230,7 @@ async def _find(request: Request, text: str) -> Response:
             "search: a correlation id or the first digits of one (hex, e.g. 5f0c2a8e)"
         ) from None
     if len(ids) == 1:
-        return RedirectResponse(workflow_url(ids[0]), status_code=303)
+        return RedirectResponse(root_path(request.scope) + workflow_url(ids[0]), status_code=303)
     return render(request, "find.html", title="Find a workflow", query=text, ids=ids)
 
 

@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from debug_sink.errors import ConfigurationError
 from debug_sink.settings import ENV_PREFIX, Settings
+from debug_sink.ui.formatting import route_path
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -272,7 +273,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = str(scope.get("path", "")).startswith("/static/")
+        static = route_path(scope).startswith("/static/")
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -6,7 +6,10 @@ nothing beyond loopback without credentials), open the read-only pool (the reade
 DSN, every transaction read-only), bind the socket itself (a taken port is an error with the
 address, before anything is served; port 0 gives a free one, :attr:`WebView.url` says which),
 then serve the app (:func:`~debug_sink.ui.app.create_app`) with uvicorn in the caller's event
-loop until :meth:`WebView.close`.
+loop until :meth:`WebView.close`. ``DEBUG_SINK_UI_ROOT_PATH`` is uvicorn's ASGI ``root_path``:
+the prefix a reverse proxy publishes the view under and strips before forwarding; the routes
+stay where they are, the pages write every URL under it (:mod:`.formatting`). Proxy headers
+(``X-Forwarded-*``, ``X-Forwarded-Prefix``) are not read: a client could forge them.
 
 Guarantees: :meth:`WebView.start` returns once the socket accepts connections; ``close``
 stops accepting, lets requests in flight finish (at most ``shutdown_timeout`` seconds) and
@@ -145,6 +148,10 @@ class WebView(Lifecycle):
                 access_log=False,
                 server_header=False,
                 proxy_headers=False,
+                # The prefix a reverse proxy publishes the view under (it strips it before
+                # forwarding): the routes stay where they are, every URL a page writes,
+                # redirect included, starts with it (pages.render, formatting).
+                root_path=settings.ui_root_path,
                 timeout_graceful_shutdown=self.shutdown_timeout,
                 ssl_certfile=settings.ui_tls_cert,
                 ssl_keyfile=settings.ui_tls_key,
