@@ -25,6 +25,7 @@ def _ui(args: argparse.Namespace) -> int:
     overrides = {
         "ui_host": args.host,
         "ui_port": args.port,
+        "ui_root_path": args.root_path,
         "ui_metrics_urls": tuple(args.metrics_url) if args.metrics_url else None,
     }
     settings = settings_from(args, **overrides)
@@ -35,7 +36,8 @@ def _ui(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         async with view:
             auth = "credentials required" if view.access.required else "localhost only"
-            print(f"debug-sink ui: {view.url} ({auth}; Ctrl-C stops it)", flush=True)
+            where = f", its links under {settings.ui_root_path}/" if settings.ui_root_path else ""
+            print(f"debug-sink ui: {view.url} ({auth}{where}; Ctrl-C stops it)", flush=True)
             await run_until_signal(stop.wait, stop.set)
 
     asyncio.run(main())
@@ -63,6 +65,13 @@ def register(sub: Subparsers) -> None:
         "--port",
         type=int,
         help=f"port to listen on (default: ${ENV_PREFIX}UI_PORT or 9470; 0 = any free port)",
+    )
+    parser.add_argument(
+        "--root-path",
+        metavar="PATH",
+        help="the path prefix a reverse proxy publishes the view under, e.g. /debug-sink "
+        "(the proxy strips it before forwarding; every link, asset, form and redirect starts "
+        f"with it; default: ${ENV_PREFIX}UI_ROOT_PATH or none)",
     )
     parser.add_argument(
         "--metrics-url",
