@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -264,3 +265,55 @@ async def test_without_a_root_path_urls_are_the_routes(stored: Stored) -> None:
         assert values
         assert all(v.startswith("/") and not v.startswith(PREFIX) for v in values)
         assert (await http.get("/")).headers["location"] == "/workflows"
+
+
+async def test_a_person_clicks_through_behind_the_prefix(published: Published) -> None:
+    """In Chromium, through the proxy: the root leads to the list, styled (the stylesheet
+    and script load, nothing is refused); the filter form, a workflow, its raw event and
+    the navigation all stay under the prefix; the Live page's script refreshes from it."""
+    from playwright.async_api import async_playwright
+
+    from tests.integration.ui.test_browser import chromium
+
+    executable = chromium()
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    errors: list[str] = []
+    requested: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=args)
+        try:
+            page = await browser.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("request", lambda request: requested.append(request.url))
+
+            await page.goto(published.base + "/")
+            assert page.url == published.base + "/workflows"
+            # the stylesheet applied: the top bar is laid out as a flex row
+            header = page.locator("header.top")
+            assert await header.evaluate("e => getComputedStyle(e).display") == "flex"
+
+            await page.get_by_label("Status").select_option("failed")
+            await page.get_by_role("button", name="Apply").click()
+            await page.wait_for_url(published.base + "/workflows?*status=failed*")
+            first = page.locator("#workflows tbody a.id").first
+            title = await first.get_attribute("title")
+            await first.click()
+            await page.wait_for_url(f"{published.base}/workflows/{title}")
+            await page.get_by_role("link", name="Raw event (with stack trace)").first.click()
+            await page.wait_for_url(published.base + "/events/*")
+
+            await (
+                page.get_by_role("navigation", name="Pages")
+                .get_by_role("link", name="Live")
+                .click()
+            )
+            await page.wait_for_url(published.base + "/live")
+            await page.get_by_role("button", name="Pause").wait_for()  # app.js ran
+            async with page.expect_request(published.base + "/live", timeout=12_000):
+                pass  # the 5 s refresh, fetched under the prefix
+        finally:
+            await browser.close()
+    assert not errors, errors
+    outside = [u for u in requested if not u.startswith(published.base + "/")]
+    assert not outside, outside
