@@ -9,8 +9,9 @@ With arguments it is the hook's administration (``--flush``, ``--status``, ``--s
 
 Guarantees for the hook path: exit status 0 always (a broken setting, disk or broker is
 reported once on stderr and in the local log, never by the exit status); standard output
-holds the answer's JSON or nothing; the process ends within :data:`HARD_LIMIT_S` of its
-creation -- Python's start-up included, on Linux (elsewhere of the moment this module runs) --
+holds the answer's JSON (ASCII, so UTF-8 whatever the locale's encoding) or nothing; the
+process ends within :data:`HARD_LIMIT_S` of its creation -- Python's start-up included, on
+Linux (elsewhere of the moment this module runs) --
 even if a file system blocks it interruptibly (a timer ends it; a process stuck in the kernel,
 uninterruptible, is beyond any timer). An input given up at the bound before its events were
 spooled is counted (``time_limit``, in the spool's counters ``--status`` shows) and said on
@@ -117,8 +118,10 @@ def run_hook() -> int:
         if output is not None:
             import json
 
-            sys.stdout.write(json.dumps(output, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
+            # Bytes, all ASCII (escapes for the rest): Claude Code reads UTF-8 JSON, and the
+            # text stream's encoding is the locale's (ISO-8859-1, EUC-JP on some machines).
+            sys.stdout.buffer.write(json.dumps(output).encode("ascii") + b"\n")
+            sys.stdout.buffer.flush()
     except BaseException as exc:  # the hook must never fail Claude Code
         _report(directory, exc)
     finally:

@@ -8,15 +8,21 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from debug_sink.hooks.fixes import write_cache
 from tests import hook_payloads as p
 from tests.support import cli_env
 
 SESSION = "5d3f1c2a-8b7e-4f60-9a1d-2c3b4a5e6f70"
+#: A known fix whose strategy is not ASCII (a tool's or a user's words).
+UNICODE_ROWS = [
+    {"recovery_strategy": "retry → after Read ✓", "success_count": 3, "success_rate": 0.75}
+]
 
 #: Modules the hook path must not import: each costs tens to hundreds of milliseconds.
 HEAVY = (
@@ -116,6 +122,29 @@ class TestCommand:
         assert result.returncode == 0
         assert result.stdout == b""
         assert b"debug-sink hook: failed" in result.stderr
+
+    @pytest.mark.parametrize("encoding", ["latin-1", "euc_jp", "ascii"])
+    def test_the_answer_is_utf8_json_whatever_the_locale(
+        self, hook_dir: str, encoding: str
+    ) -> None:
+        """Claude Code reads a hook's stdout as UTF-8 JSON. A developer's locale may be
+        ISO-8859-1 or EUC-JP (``PYTHONIOENCODING`` stands in for it: Python takes the
+        standard streams' encoding from the locale): the known fixes must still arrive,
+        whole, and not as an encoding error counted as the hook's failure."""
+        write_cache(hook_dir, "Edit: old_string not found", "Edit", UNICODE_ROWS, time.time())
+        try:
+            result = hook(
+                hook_dir,
+                json.dumps(p.failure(SESSION, "t1")).encode(),
+                PYTHONIOENCODING=f"{encoding}:strict",
+            )
+        finally:
+            stop_shipper(hook_dir)
+        assert result.returncode == 0
+        assert result.stderr == b""
+        answer = json.loads(result.stdout.decode("utf-8"))
+        context = answer["hookSpecificOutput"]["additionalContext"]
+        assert "1. retry → after Read ✓: 3/4 (75%)" in context
 
     def test_the_settings_block(self, hook_dir: str) -> None:
         result = hook(hook_dir, b"", "--settings")
