@@ -24,7 +24,9 @@ Guarantees: one shipper per directory (``shipper.lock``, taken by the caller bef
 heavy is imported); a record's position is committed only after the broker acknowledged it
 (so a record may be sent twice, never lost -- the sink stores it once by its id); records it
 must drop (the broker refuses them for good, or they are not valid events) are counted and
-logged. Not guaranteed: order across topics; known fixes when PostgreSQL is slow (a lookup
+logged; a hook directory removed (or replaced) while it runs is left to the shipper the next
+hook starts for the new one -- this one stops, and touches neither its socket nor its status.
+Not guaranteed: order across topics; known fixes when PostgreSQL is slow (a lookup
 has :data:`LOOKUP_TIMEOUT_S`).
 """
 
@@ -118,6 +120,9 @@ class Shipper:
         self._broker_down_since: float | None = None
         self._seen_size = 0
         self._server: asyncio.AbstractServer | None = None
+        #: The directory this shipper serves, held open: while it is, its inode cannot be
+        #: reused, so a directory removed and made again at the same path is told apart.
+        self._dir_fd = -1
 
     # -- the run --------------------------------------------------------------------------
 
@@ -133,6 +138,8 @@ class Shipper:
         return ShipResult(self._shipped, self._dropped, self._pending())
 
     async def _start(self) -> None:
+        with contextlib.suppress(OSError):
+            self._dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         SessionStore(self.directory).expire()
         _expire_fixes(self.directory)
         self._offset = self.spool.start()
@@ -158,10 +165,12 @@ class Shipper:
         log.info("hook_shipper_started", directory=self.directory, pending=self._pending())
 
     async def _close(self) -> None:
+        own = self._own_directory()
         if self._server is not None:
             self._server.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(control.socket_path(self.directory))
+            if own:  # else the socket there is another shipper's
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(control.socket_path(self.directory))
         for task in (self._db_task, self._prefetch_task):
             if task is not None:
                 task.cancel()
@@ -174,10 +183,14 @@ class Shipper:
         # What the emitter still holds was never committed: the next shipper sends it again
         # (the emitter counts it as dropped on close; it is not lost).
         await self._emitter.close(timeout=0 if self._broker_down_since else 1.0)
-        if self._broker_down_since is not None:
-            self._write_status(state="stopped", **_broker_problem(self.settings))
-        else:
-            self._write_status(state="stopped")
+        if own:  # else the status there is another shipper's
+            if self._broker_down_since is not None:
+                self._write_status(state="stopped", **_broker_problem(self.settings))
+            else:
+                self._write_status(state="stopped")
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
         for waiter in self._flush_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -187,6 +200,13 @@ class Shipper:
 
     async def _ship_loop(self) -> None:
         while not self._stopping:
+            if not self._own_directory():
+                log.warning(
+                    "hook_shipper_directory_gone",
+                    directory=self.directory,
+                    detail="removed or replaced: the next hook starts a shipper for the new one",
+                )
+                return
             lines, next_offset = self.spool.read(self._offset)
             if lines:
                 self._last_activity = time.monotonic()
@@ -265,7 +285,10 @@ class Shipper:
         the spool once it is all shipped. On a full disk the position lives on in memory --
         this shipper goes on from it, sends nothing twice, and tries to write it again every
         :data:`_COMMIT_RETRY_S` -- and emptying the spool (which needs no room) writes it
-        as 0. Said once in the log, and once more when it is written again."""
+        as 0. Said once in the log, and once more when it is written again. Nothing is
+        written into a directory that is no longer this shipper's."""
+        if not self._own_directory():
+            return
         try:
             if self._offset >= self.spool.size() and self.spool.compact(self._offset):
                 self._offset = 0
@@ -285,6 +308,19 @@ class Shipper:
         if self._uncommitted:
             log.info("hook_spool_position_saved", offset=self._offset)
         self._uncommitted = False
+
+    def _own_directory(self) -> bool:
+        """Whether :attr:`directory` is still the one this shipper started in: not removed
+        (``rm -rf`` of the hook dir while it runs), nor replaced by a new one at the same
+        path -- whose spool, socket and status belong to the shipper the next hook starts."""
+        if self._dir_fd < 0:
+            return True  # could not be opened: nothing to compare
+        try:
+            held = os.fstat(self._dir_fd)
+            there = os.stat(self.directory)
+        except OSError:
+            return False
+        return held.st_nlink > 0 and (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
     def _drained(self) -> None:
         for waiter in self._flush_waiters:
