@@ -242,26 +242,41 @@ async def log_starts(
     seconds keeps the answer.
     """
     starts: dict[TopicPartition, int] = dict(await consumer.beginning_offsets(list(tps)))
-    pending = {tp for tp in tps if starts.get(tp, 0) > 0}
-    if not pending:
-        return starts
-    probed = sorted(pending)
+    at_zero = dict.fromkeys((tp for tp in tps if starts.get(tp, 0) > 0), 0)
+    for tp, record in (await _records_at(consumer, at_zero, timeout)).items():
+        starts[tp] = min(starts[tp], record.offset)
+    return starts
+
+
+async def _records_at(
+    consumer: AIOKafkaConsumer, at: Mapping[TopicPartition, int], timeout: float
+) -> dict[TopicPartition, Any]:
+    """The first record each partition of ``at`` holds from its offset on: one record
+    fetched each, for at most ``timeout`` seconds. A partition out of range there (its
+    records deleted) or silent that long has none. ``consumer`` must have no group and reset
+    nothing (``auto_offset_reset="none"``): it is assigned these partitions, and paused
+    after (no background prefetching between calls)."""
+    found: dict[TopicPartition, Any] = {}
+    if not at:
+        return found
+    probed = sorted(at)
     consumer.assign(probed)
     for tp in probed:
-        consumer.seek(tp, 0)
+        consumer.seek(tp, at[tp])
+    pending = set(probed)
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         try:
             records = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
         except OffsetOutOfRangeError as exc:
-            _settle(pending, exc)  # deleted before the answer: it stands
+            _settle(pending, exc)
             continue
         for tp, got in records.items():
-            if got:
-                starts[tp] = min(starts[tp], got[0].offset)
+            if tp in pending and got:
+                found[tp] = got[0]
                 pending.discard(tp)
-    consumer.pause(*probed)  # no background prefetching between calls
-    return starts
+    consumer.pause(*probed)
+    return found
 
 
 def _settle(pending: set[TopicPartition], exc: OffsetOutOfRangeError) -> None:
@@ -285,27 +300,12 @@ async def log_ends(
     assigned these partitions) and the larger of the two answers is taken.
     """
     ends: dict[TopicPartition, int] = dict(await consumer.end_offsets(list(tps)))
-    pending = {tp for tp in tps if ends.get(tp, 0) > 0}
-    if not pending:
-        return ends
-    consumer.assign(sorted(pending))
-    for tp in pending:
-        consumer.seek(tp, ends[tp] - 1)
-    probed = sorted(pending)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        try:
-            records = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
-        except OffsetOutOfRangeError as exc:
-            # Every record before the end was deleted (retention): the answer stands.
-            _settle(pending, exc)
-            continue
-        for tp in records:
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                ends[tp] = max(ends[tp], highwater)
-                pending.discard(tp)
-    consumer.pause(*probed)  # no background prefetching between calls
+    # Out of range before the end: every record was deleted (retention), the answer stands.
+    last = {tp: ends[tp] - 1 for tp in tps if ends.get(tp, 0) > 0}
+    for tp in await _records_at(consumer, last, timeout):
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            ends[tp] = max(ends[tp], highwater)
     return ends
 
 
