@@ -248,7 +248,7 @@ class DebugQueries(Lifecycle):
             ssl=ssl,
             min_size=min_size,
             max_size=max_size,
-            init=init_read_only if read_only else init_connection,
+            init=init_connection,
             session=READ_ONLY_SESSION if read_only else (),
             command_timeout=command_timeout,
         )
