@@ -113,24 +113,36 @@ def test_default_group_id_is_timestamped_and_unique() -> None:
         assert re.fullmatch(r"debug-sink-replay-20260304T050607Z-[0-9a-f]{6}", group), group
 
 
-class _Probed:
-    """The calls :func:`log_starts` makes, over logs whose first held offset is ``starts``
-    while ListOffsets(earliest) answers ``answers`` (Tansu, at times, too much)."""
+class _Reader:
+    """What the fake readers below share: a consumer without a group, assigned partitions,
+    sought and paused as the replay's probes do."""
 
-    def __init__(self, starts: dict[TopicPartition, int], answers: dict[TopicPartition, int]):
-        self.starts, self.answers = starts, answers
-        self.ends: dict[TopicPartition, int] = {}
+    def __init__(self) -> None:
         self.positions: dict[TopicPartition, int] = {}
         self.paused: set[TopicPartition] = set()
-
-    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self.answers.get(tp, self.starts[tp]) for tp in tps}
 
     def assign(self, tps: list[TopicPartition]) -> None:
         self.positions = dict.fromkeys(tps, 0)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.positions[tp] = offset
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+
+class _Probed(_Reader):
+    """The calls :func:`log_starts` and :func:`log_ends` make, over logs whose first held
+    offset is ``starts`` while ListOffsets(earliest) answers ``answers`` (Tansu, at times,
+    too much) and whose ends are ``ends``."""
+
+    def __init__(self, starts: dict[TopicPartition, int], answers: dict[TopicPartition, int]):
+        super().__init__()
+        self.starts, self.answers = starts, answers
+        self.ends: dict[TopicPartition, int] = {}
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.answers.get(tp, self.starts[tp]) for tp in tps}
 
     async def getmany(
         self, *tps: TopicPartition, timeout_ms: int, max_records: int
@@ -140,9 +152,6 @@ class _Probed:
                 raise OffsetOutOfRangeError({tp: self.positions[tp]})
         tp = tps[0]
         return {tp: [SimpleNamespace(offset=self.positions[tp])]}
-
-    def pause(self, *tps: TopicPartition) -> None:
-        self.paused.update(tps)
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self.ends[tp] for tp in tps}
@@ -161,7 +170,7 @@ async def test_log_starts_checks_a_start_past_zero_by_reading_offset_0() -> None
     assert consumer.paused == {over, deleted}
 
 
-class _Timed:
+class _Timed(_Reader):
     """The calls :func:`offsets_at_time` makes, over one partition's records (offset =
     index, ``timestamps`` the records' own) while ListOffsets(timestamp) answers
     ``answer`` -- Kafka's (the first record at or after the time, with its timestamp; None)
@@ -169,21 +178,14 @@ class _Timed:
     time; ``(0, -1)`` when it appended none that late)."""
 
     def __init__(self, timestamps: list[int], answer: Any) -> None:
+        super().__init__()
         self.timestamps, self.answer = timestamps, answer
-        self.positions: dict[TopicPartition, int] = {}
-        self.paused: set[TopicPartition] = set()
         self.fetched = 0
 
     async def offsets_for_times(
         self, query: dict[TopicPartition, int]
     ) -> dict[TopicPartition, Any]:
         return dict.fromkeys(query, self.answer)
-
-    def assign(self, tps: list[TopicPartition]) -> None:
-        self.positions = dict.fromkeys(tps, 0)
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.positions[tp] = offset
 
     async def position(self, tp: TopicPartition) -> int:
         return self.positions[tp]
@@ -203,15 +205,6 @@ class _Timed:
             if got:
                 out[tp] = got
         return out
-
-    def pause(self, *tps: TopicPartition) -> None:
-        self.paused.update(tps)
-
-    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self.ends[tp] for tp in tps}
-
-    def highwater(self, tp: TopicPartition) -> int:
-        return self.ends[tp]
 
 
 #: Five batches of three records appended 1.5 s apart (at 0, 1500, 3000, 4500, 6000); the
