@@ -34,6 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from debug_sink.dev.embedded import SUGGESTED_PG_USER, prepare_run_as
 from debug_sink.settings import TOPIC_SUFFIXES, Settings
+from debug_sink.sink import offsets
 from debug_sink.sink.batch import Batch, Item, Origin
 from debug_sink.sink.runner import Sink
 from debug_sink.wire.events import DEFAULT_TOPICS, TABLES, EventKind
@@ -234,6 +235,15 @@ async def run_sink(settings: Settings, timeout: float = 90.0, **kwargs: Any) -> 
     sink = Sink(settings, exit_when_idle=True, idle_grace=kwargs.pop("idle_grace", 20.0), **kwargs)
     await asyncio.wait_for(sink.run(), timeout)
     return sink
+
+
+async def stored_offsets(dsn: str, group_id: str) -> dict[tuple[str, int], int]:
+    """Every offset ``group_id`` stored in ``dsn``'s database, as the sink reads them back."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await offsets.of_group(conn, group_id)
+    finally:
+        await conn.close()
 
 
 async def fetch_counts(dsn: str) -> dict[str, int]:

@@ -417,20 +417,6 @@ async def _produce(bootstrap: str, records: list[Out]) -> None:
     assert all(r.offset >= 0 for r in records)
 
 
-async def _offsets(dsn: str, group: str) -> dict[tuple[str, int], int]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {
-            (r["topic"], r["partition"]): r["next_offset"]
-            for r in await conn.fetch(
-                "SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1",
-                group,
-            )
-        }
-    finally:
-        await conn.close()
-
-
 def _ends(records: list[Out]) -> dict[tuple[str, int], int]:
     ends: dict[tuple[str, int], int] = {}
     for r in records:
@@ -531,7 +517,7 @@ async def _chaos(server: EmbeddedPostgres, dsn: str, kafka: Any, plan: Plan, see
             # Why: a random point in the next batch's cycle, not synchronisation.
             await asyncio.sleep(rng.uniform(0.0, 0.4))
             assert sink.proc.returncode is None, sink.output[-3000:]
-            if await _offsets(dsn, kafka.group_id) != _ends(produced):
+            if await s.stored_offsets(dsn, kafka.group_id) != _ends(produced):
                 report.mid_drain_kills += 1
             report.kills += 1
             await sink.kill()
@@ -627,7 +613,7 @@ async def _check(dsn: str, kafka: Any, plan: Plan, report: Report) -> dict[str, 
             if not letter["reason"].strip():
                 problems.append(f"a dead letter without a reason: {origin}")
         # Offsets at the end of every partition.
-        stored = await _offsets(dsn, kafka.group_id)
+        stored = await s.stored_offsets(dsn, kafka.group_id)
         if stored != _ends(records):
             problems.append(f"offsets {stored} != ends {_ends(records)}")
         # No secret in any table.

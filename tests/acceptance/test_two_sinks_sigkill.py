@@ -66,20 +66,6 @@ def _workload(
     return workload, messages, poison
 
 
-async def _stored_offsets(dsn: str, group: str) -> dict[tuple[str, int], int]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {
-            (r["topic"], r["partition"]): r["next_offset"]
-            for r in await conn.fetch(
-                "SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1",
-                group,
-            )
-        }
-    finally:
-        await conn.close()
-
-
 async def _assert_exact(
     dsn: str, kafka: Any, workload: s.Workload, poison: int, ends: dict[tuple[str, int], int]
 ) -> None:
@@ -112,7 +98,7 @@ async def _assert_exact(
     assert aliases == len(workload.expected["debug_error_events"])  # one duplicate per workflow
     assert open_steps == 0
     assert dangling == 0
-    assert await _stored_offsets(dsn, kafka.group_id) == ends
+    assert await s.stored_offsets(dsn, kafka.group_id) == ends
 
 
 async def _drained(
@@ -122,7 +108,7 @@ async def _drained(
         for sink in sinks:
             if sink.proc.returncode is not None:
                 pytest.fail(f"a sink exited: {sink.output[-3000:]}")
-        return await _stored_offsets(dsn, group) == ends
+        return await s.stored_offsets(dsn, group) == ends
 
     await s.eventually(
         done,
@@ -159,7 +145,7 @@ class TestTwoSinks:
             assert a.proc.returncode is None
             await a.kill()
             # The kill was mid-drain: work was left for the others.
-            assert await _stored_offsets(db_dsn, kafka.group_id) != ends
+            assert await s.stored_offsets(db_dsn, kafka.group_id) != ends
             c = await SinkProcess.start(settings)
             await _drained(db_dsn, kafka.group_id, ends, left, b, c)
             await _stop(b, c)
@@ -194,7 +180,7 @@ class TestTwoSinks:
                 )
                 await a.kill()
                 survivor = b
-            assert await _stored_offsets(db_dsn, kafka.group_id) != ends  # mid-drain
+            assert await s.stored_offsets(db_dsn, kafka.group_id) != ends  # mid-drain
             c = await SinkProcess.start(settings)
             await _drained(db_dsn, kafka.group_id, ends, left, survivor, c)
             await _stop(survivor, c)

@@ -32,6 +32,7 @@ from aiokafka.protocol.produce import ProduceRequest
 # subclass can hand it any bytes (see _RawHeaderKey) and it computes the CRC over them.
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 
+from debug_sink.sink import offsets as sink_offsets
 from debug_sink.sink import records as sink_records
 from debug_sink.sink.deadletters import DLQ_HEADERS
 from debug_sink.wire.events import TABLES, EventKind
@@ -275,13 +276,7 @@ async def read_outcome(dsn: str, kafka: Any, group_id: str | None = None) -> Out
             )
         }
         letters = [dict(r) for r in await conn.fetch("SELECT * FROM sink_dead_letters")]
-        offsets = {
-            (r["topic"], r["partition"]): r["next_offset"]
-            for r in await conn.fetch(
-                "SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1",
-                group_id or kafka.group_id,
-            )
-        }
+        offsets = await sink_offsets.of_group(conn, group_id or kafka.group_id)
     finally:
         await conn.close()
     dlq: dict[tuple[str, int, int], list[Any]] = collections.defaultdict(list)

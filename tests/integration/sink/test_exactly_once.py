@@ -128,15 +128,6 @@ async def _digests(conn: asyncpg.Connection) -> dict[str, str]:
     return {table: await conn.fetchval(sql) for table, sql in DIGESTS.items()}
 
 
-async def _offsets(conn: asyncpg.Connection, group_id: str) -> dict[tuple[str, int], int]:
-    return {
-        (r["topic"], r["partition"]): r["next_offset"]
-        for r in await conn.fetch(
-            "SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1", group_id
-        )
-    }
-
-
 def _consumed(sink: Sink) -> float:
     return sum(
         sample.value
@@ -219,11 +210,11 @@ async def _run_scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
             mp.setattr(offsets, "mirror_to_kafka", no_kafka_commit)
             await s.run_sink(settings)
         committed = await _kafka_committed(kafka_bootstrap, kafka.group_id, topics)
-        offsets_after_crash = await _offsets(conn, kafka.group_id)
+        offsets_after_crash = await offsets.of_group(conn, kafka.group_id)
 
         await _produce(kafka, set_b, ends)
         sink2 = await s.run_sink(settings)
-        offsets_g = await _offsets(conn, kafka.group_id)
+        offsets_g = await offsets.of_group(conn, kafka.group_id)
 
         # The orphan's grace period ends (as if 10 minutes had passed); a release pass writes
         # it with its reference NULL.
@@ -251,8 +242,8 @@ async def _run_scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
         replay = s.sink_settings(module_db, kafka, group_id=kafka.group_id + "-replay")
         sink3 = await s.run_sink(replay)
         after = await _digests(conn)
-        offsets_g_after = await _offsets(conn, kafka.group_id)
-        offsets_replay = await _offsets(conn, replay.group_id)
+        offsets_g_after = await offsets.of_group(conn, kafka.group_id)
+        offsets_replay = await offsets.of_group(conn, replay.group_id)
     finally:
         await conn.close()
     return Scenario(

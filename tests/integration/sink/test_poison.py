@@ -25,6 +25,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from debug_sink.metrics import OTHER_TOPIC
+from debug_sink.sink import offsets
 from debug_sink.wire.events import EventKind
 from tests import support as s
 from tests.conftest import kafka_names
@@ -397,13 +398,7 @@ async def _run_scenario(module_db: str, kafka_bootstrap: str) -> Scenario:
         )
         await s.run_sink(replay)
         after = await _tables(conn)
-        replay_offsets = {
-            (r["topic"], r["partition"]): r["next_offset"]
-            for r in await conn.fetch(
-                "SELECT topic, partition, next_offset FROM sink_offsets WHERE group_id = $1",
-                replay.group_id,
-            )
-        }
+        replay_offsets = await offsets.of_group(conn, replay.group_id)
     finally:
         await conn.close()
     end_offsets: dict[tuple[str, int], int] = {}
