@@ -16,6 +16,7 @@ import pytest
 
 from debug_sink.hooks.fixes import write_cache
 from tests import hook_payloads as p
+from tests.hook_support import hook, stop_shipper
 from tests.support import cli_env
 
 SESSION = "5d3f1c2a-8b7e-4f60-9a1d-2c3b4a5e6f70"
@@ -51,36 +52,6 @@ HEAVY = (
 def hook_dir() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="dsh-") as d:
         yield d
-
-
-def hook(
-    directory: str, stdin: bytes, *args: str, **env: str
-) -> subprocess.CompletedProcess[bytes]:
-    """``python -m debug_sink.hooks`` with a broker that is not there (nothing to ship to)."""
-    variables = {
-        "DEBUG_SINK_HOOK_DIR": directory,
-        "DEBUG_SINK_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
-        "DEBUG_SINK_HOOK_IDLE_SECONDS": "1",
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "debug_sink.hooks", *args],
-        input=stdin,
-        capture_output=True,
-        env=cli_env(**variables),
-        timeout=60,
-        check=False,
-    )
-
-
-def stop_shipper(directory: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "debug_sink.hooks", "--stop", "--dir", directory],
-        env=cli_env(),
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
 
 
 class TestCommand:

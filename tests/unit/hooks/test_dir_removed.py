@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,23 +16,17 @@ import pytest
 
 from debug_sink.hooks import control
 from tests import hook_payloads as p
-from tests.support import cli_env
+from tests.hook_support import hook as run_hook
+from tests.hook_support import stop_shipper
 
 SESSION = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
 
 
 def hook(directory: str, n: int, idle_s: int) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "debug_sink.hooks"],
-        input=json.dumps(p.session(SESSION)[n % 4]).encode(),
-        capture_output=True,
-        env=cli_env(
-            DEBUG_SINK_HOOK_DIR=directory,
-            DEBUG_SINK_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9",
-            DEBUG_SINK_HOOK_IDLE_SECONDS=str(idle_s),
-        ),
-        timeout=60,
-        check=False,
+    done = run_hook(
+        directory,
+        json.dumps(p.session(SESSION)[n % 4]).encode(),
+        DEBUG_SINK_HOOK_IDLE_SECONDS=str(idle_s),
     )
     assert done.returncode == 0, done.stderr
 
@@ -65,13 +57,7 @@ def hook_dir(tmp_path: Path) -> Iterator[str]:
     directory = str(tmp_path / "hooks")
     yield directory
     for _ in range(2):
-        subprocess.run(
-            [sys.executable, "-m", "debug_sink.hooks", "--stop", "--dir", directory],
-            env=cli_env(),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        stop_shipper(directory)
 
 
 def test_the_old_shipper_leaves_the_new_directory_s_shipper_reachable(hook_dir: str) -> None:
