@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -130,6 +131,26 @@ async def store_injection(dsn: str) -> uuid.UUID:
     assert isinstance(emitter, MemoryEmitter)
     await write_direct(settings_for(dsn), emitter.messages)
     return corr
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a module of the view's tests stored: the demo workflows, the markup-laden one
+    (:func:`store_injection`) and the ids of its dead letters."""
+
+    dsn: str
+    demo: list[uuid.UUID]
+    injected: uuid.UUID
+    letters: list[int]
+
+
+async def store_fleet(dsn: str, *, workflows: int) -> tuple[list[uuid.UUID], uuid.UUID]:
+    """``workflows`` demo workflows (:func:`load_demo`) and the markup-laden one
+    (:func:`store_injection`), correlated: the demo's ids and the injected one's."""
+    demo = await load_demo(dsn, workflows=workflows)
+    injected = await store_injection(dsn)
+    await correlate(dsn)
+    return demo, injected
 
 
 @contextlib.contextmanager

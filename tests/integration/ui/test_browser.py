@@ -30,13 +30,11 @@ import pytest_asyncio
 
 from debug_sink.read.queries import DebugQueries
 from tests import support as s
-from tests.sdk_support import correlate
 from tests.ui_support import (
     INJECTION,
-    load_demo,
     running_view,
     store_dead_letter,
-    store_injection,
+    store_fleet,
     view_settings,
 )
 
@@ -126,9 +124,7 @@ async def site(module_db: str) -> AsyncIterator[Site]:
         from playwright.async_api import async_playwright
     except ImportError:
         pytest.skip("playwright is not installed: pip install -e '.[dev]'")
-    await load_demo(module_db, workflows=30)
-    injected = await store_injection(module_db)
-    await correlate(module_db)
+    _, injected = await store_fleet(module_db, workflows=30)
     await store_dead_letter(
         module_db,
         value=b'{"error_severity": "urgent", "api_key": "[REDACTED]"}',

@@ -13,7 +13,6 @@ import base64
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,14 +27,13 @@ from debug_sink.read.workflows import WORKFLOW_STATUSES
 from debug_sink.ui.security import CONTENT_SECURITY_POLICY
 from debug_sink.ui.server import create_view_pool
 from tests import support as s
-from tests.sdk_support import correlate
 from tests.ui_support import (
     IMG_INJECTION,
     INJECTION,
-    load_demo,
+    Stored,
     running_view,
     store_dead_letter,
-    store_injection,
+    store_fleet,
     view_settings,
 )
 
@@ -45,19 +43,9 @@ LINK = re.compile(r'href="/workflows/([0-9a-f-]{36})"')
 TIME = re.compile(r'<time datetime="([^"]+)"')
 
 
-@dataclass(frozen=True)
-class Stored:
-    dsn: str
-    demo: list[uuid.UUID]
-    injected: uuid.UUID
-    letters: list[int]
-
-
 @pytest_asyncio.fixture(scope="module")
 async def stored(module_db: str) -> Stored:
-    demo = await load_demo(module_db, workflows=30)
-    injected = await store_injection(module_db)
-    await correlate(module_db)
+    demo, injected = await store_fleet(module_db, workflows=30)
     letters = [
         await store_dead_letter(
             module_db,

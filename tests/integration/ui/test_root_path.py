@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -25,13 +24,12 @@ import pytest
 import pytest_asyncio
 
 from debug_sink.ui.security import CONTENT_SECURITY_POLICY
-from tests.sdk_support import correlate
 from tests.ui_support import (
     INJECTION,
-    load_demo,
+    Stored,
     running_view,
     store_dead_letter,
-    store_injection,
+    store_fleet,
     view_settings,
 )
 
@@ -40,19 +38,9 @@ PREFIX = "/debug-sink"
 CRAWL_LIMIT = 160
 
 
-@dataclass(frozen=True)
-class Stored:
-    dsn: str
-    demo: list[uuid.UUID]
-    injected: uuid.UUID
-    letters: list[int]
-
-
 @pytest_asyncio.fixture(scope="module")
 async def stored(module_db: str) -> Stored:
-    demo = await load_demo(module_db, workflows=12)
-    injected = await store_injection(module_db)
-    await correlate(module_db)
+    demo, injected = await store_fleet(module_db, workflows=12)
     letters = [
         await store_dead_letter(
             module_db, value=b'{"note": "' + INJECTION.encode() + b'"}', reason="schema", offset=n
