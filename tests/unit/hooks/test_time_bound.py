@@ -22,6 +22,7 @@ import pytest
 from debug_sink.hooks import command
 from debug_sink.hooks.command import HARD_LIMIT_S
 from debug_sink.hooks.spool import Spool
+from tests.hook_support import stop_shipper
 from tests.support import cli_env
 
 SESSION = "2b7c4d1e-9f8a-4b6c-8d5e-1f2a3b4c5d6e"
@@ -42,13 +43,7 @@ SLACK_S = 0.9
 def hook_dir() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="dsh-bound-") as d:
         yield d
-        subprocess.run(
-            [sys.executable, "-m", "debug_sink.hooks", "--stop", "--dir", d],
-            env=cli_env(),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        stop_shipper(d)
 
 
 def _env(directory: str) -> dict[str, str]:
