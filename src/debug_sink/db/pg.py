@@ -53,18 +53,20 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.
 
 #: SQLSTATE classes that mean "the server is going away or not there yet": retry.
 _TRANSIENT_CLASSES = ("08", "53", "57", "58")
-#: Specific transient SQLSTATEs outside those classes: serialization failure, deadlock, a
-#: lock not granted within lock_timeout (another session holds it: an operator's LOCK TABLE,
-#: a long migration), a read-only server (below), a session the server ended for
-#: idle_in_transaction_session_timeout or transaction_timeout (a fresh one may succeed).
-_TRANSIENT_STATES = ("40001", "40P01", "55P03", "25006", "25P03", "25P04")
-#: Transient SQLSTATEs of a server that answered, but did not do the work: not "cannot
-#: reach", which sends an operator looking for a network fault that is not there.
+#: Transient SQLSTATEs of a server that answered, but did not do the work (their messages
+#: do not say "cannot reach", which sends an operator looking for a network fault that is
+#: not there): serialization failure, deadlock, a lock not granted within lock_timeout
+#: (another session holds it: an operator's LOCK TABLE, a long migration) ...
 _CONFLICT_STATES = ("40001", "40P01", "55P03")
-_SESSION_ENDED_STATES = ("57P01", "57P02", "57P03", "57P05", "25P03", "25P04")
+#: ... and a session the server ended for idle_in_transaction_session_timeout or
+#: transaction_timeout (a fresh one may succeed), besides class 57's.
+_TIMEOUT_ENDED_STATES = ("25P03", "25P04")
+_SESSION_ENDED_STATES = ("57P01", "57P02", "57P03", "57P05", *_TIMEOUT_ENDED_STATES)
 #: A write refused by a read-only server: a standby, or a primary demoted in a failover while
 #: the DSN's address moves to the new one. Waited out like an outage; the message says so.
 READ_ONLY_STATE: Final = "25006"
+#: Specific transient SQLSTATEs outside the transient classes.
+_TRANSIENT_STATES = (*_CONFLICT_STATES, READ_ONLY_STATE, *_TIMEOUT_ENDED_STATES)
 
 
 #: libpq ``key=value`` pairs: a value is a bare word or single-quoted with ``\\`` escapes.
