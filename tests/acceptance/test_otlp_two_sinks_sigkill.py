@@ -17,7 +17,7 @@ import pytest
 from tests import otlp_support as o
 from tests import support as s
 from tests.acceptance.test_sink_faults import SinkProcess, budget
-from tests.acceptance.test_two_sinks_sigkill import _drained, _stop, _stored_offsets
+from tests.acceptance.test_two_sinks_sigkill import _drained, _stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -103,7 +103,7 @@ async def test_otlp_sigkill_one_of_two_sinks_mid_drain(db_dsn: str, kafka: Any) 
         assert await a.wait_for_log("batch_committed", count=3, timeout=left())
         assert a.proc.returncode is None
         await a.kill()
-        assert await _stored_offsets(db_dsn, kafka.group_id) != ends  # killed mid-drain
+        assert await s.stored_offsets(db_dsn, kafka.group_id) != ends  # killed mid-drain
         c = await SinkProcess.start(settings)
         await _drained(db_dsn, kafka.group_id, ends, left, b, c)
 
